@@ -1,0 +1,419 @@
+"""Scenario files: the schema, loading and validation.
+
+A scenario is a YAML file describing one retailer, one vendor and the world they live in: products,
+fulfillment centers (FCs), demand regions, vendor origins, lanes, costs, the demand and forecast model,
+the planning horizon, the number of simulated weeks, the seed and policy parameters.
+
+What a user may do:
+
+* ``load_scenario("default")`` or ``load_scenario("path/to/file.yaml")`` returns a validated
+  :class:`Scenario`; built-in scenario names are listed by :func:`builtin_scenarios`.
+* ``scenario.model_copy(update=...)`` or :meth:`Scenario.with_overrides` derives variants for sweeps.
+* ``dump_scenario(scenario, path)`` writes the *resolved* scenario (generated products materialised),
+  which reloads to the identical object: a results folder stores it so a run can be repeated exactly.
+
+Schema version 1. Every field is documented on the model below; unknown fields are errors, so a typo
+never silently falls back to a default. Problems raise :class:`sim.errors.ScenarioError` whose message
+names the file, the field (as a dotted path) and the offending value.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sim.errors import ScenarioError
+
+SCHEMA_VERSION = 1
+
+NonNeg = Annotated[float, Field(ge=0)]
+Pos = Annotated[float, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Product(_Strict):
+    """A product (ASIN). Costs are per unit; ``holding_cost`` is per unit and week at an FC."""
+
+    name: str
+    wholesale_price: NonNeg = Field(description="w_k, paid by the retailer to the vendor per unit shipped")
+    holding_cost: NonNeg = Field(description="h_k, retailer holding cost per unit-week at an FC")
+    lost_sales_penalty: NonNeg = Field(description="pi_k, per unit of unmet demand (per week if backlogged)")
+    volume: Pos = Field(1.0, description="vol_k, truck volume one unit takes")
+    base_demand: NonNeg = Field(description="mean weekly demand summed over regions, before multipliers")
+    cv: NonNeg | None = Field(None, description="coefficient of variation of weekly regional demand; default demand.cv")
+
+
+class FC(_Strict):
+    """A retailer fulfillment center."""
+
+    name: str
+    receiving_cost: NonNeg = Field(0.0, description="a_f, per unit received")
+    lead_time: int = Field(1, ge=1, description="l_f, nominal weeks from vendor shipment to arrival")
+    receiving_capacity: NonNeg | None = Field(None, description="max units shipped to this FC per week")
+    initial_stock: dict[str, NonNeg] = Field(default_factory=dict, description="product -> units on hand")
+
+
+class Origin(_Strict):
+    """A vendor plant or warehouse."""
+
+    name: str
+    capacity: NonNeg = Field(description="P_o, units produced per week (all products)")
+    production_cost: NonNeg | dict[str, NonNeg] = Field(
+        description="c_prod[o,k] per unit: one number for all products or a product -> cost map"
+    )
+    holding_cost: NonNeg = Field(0.0, description="h^V, vendor holding cost per unit-week at this origin")
+    initial_stock: dict[str, NonNeg] = Field(default_factory=dict, description="product -> units on hand")
+
+
+class Delay(_Strict):
+    """Distribution of the random extra delay (whole weeks) on a lane, added to the FC's lead time."""
+
+    values: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0])
+    probs: list[NonNeg] = Field(default_factory=lambda: [1.0])
+
+    @model_validator(mode="after")
+    def _check(self) -> "Delay":
+        if len(self.values) != len(self.probs):
+            raise ValueError(f"values has {len(self.values)} entries but probs has {len(self.probs)}")
+        if not self.values:
+            raise ValueError("needs at least one value")
+        total = float(sum(self.probs))
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"probs sum to {total:g}, not 1")
+        return self
+
+
+class Lane(_Strict):
+    """An origin -> FC lane. Its weekly cost is convex piecewise linear in the volume shipped:
+    the first ``spare_volume`` units of volume ride a scheduled truck at ``spare_cost`` per unit of
+    volume, the rest costs ``truckload_cost`` per unit of volume (full-truckload rates)."""
+
+    origin: str
+    fc: str
+    spare_volume: NonNeg = 0.0
+    spare_cost: NonNeg = 0.0
+    truckload_cost: NonNeg
+    delay: Delay = Field(default_factory=Delay)
+
+    @model_validator(mode="after")
+    def _convex(self) -> "Lane":
+        if self.spare_volume > 0 and self.spare_cost > self.truckload_cost:
+            raise ValueError(
+                f"spare_cost {self.spare_cost:g} exceeds truckload_cost {self.truckload_cost:g}; the lane cost must be convex"
+            )
+        return self
+
+
+class Revision(_Strict):
+    """Martingale model of forecast evolution: the variance of a week's demand is revealed in
+    ``horizon`` revisions; ``shares[j]`` is the fraction revealed when the week is ``j`` weeks away
+    (j = 0 is the realisation itself). Default: equal shares."""
+
+    shares: list[NonNeg] | None = None
+
+
+class Demand(_Strict):
+    """Demand model. Mean demand of product k in region r in week s is
+    ``base_demand_k * region_weights[r] * multipliers[s mod len] * (1 + trend * s)``; the realisation
+    adds mean-zero normal revisions with total standard deviation ``cv * mean`` and is clipped at 0.
+    ``model`` is a label for the shape (``stationary``, ``trend``, ``seasonal``, ``vadk``, ``trace``)
+    and checks that the matching parameters are given."""
+
+    model: Literal["stationary", "trend", "seasonal", "vadk", "trace"] = "stationary"
+    cv: NonNeg = 0.2
+    region_weights: dict[str, NonNeg] | None = Field(None, description="region -> weight; default uniform")
+    multipliers: list[NonNeg] = Field(default_factory=lambda: [1.0])
+    trend: float = 0.0
+    revision: Revision = Field(default_factory=Revision)
+    deterministic: bool = Field(False, description="if true, demand equals its mean and forecasts are exact")
+    trace_dir: str | None = Field(None, description="folder of a recorded trace (model: trace)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Demand":
+        if not self.multipliers:
+            raise ValueError("multipliers must not be empty")
+        if self.model == "trace" and not self.trace_dir:
+            raise ValueError("model 'trace' needs trace_dir")
+        if self.model == "stationary" and (self.trend != 0 or len(set(self.multipliers)) > 1):
+            raise ValueError("model 'stationary' takes no trend and constant multipliers; use 'trend' or 'seasonal'")
+        return self
+
+
+class ProductGenerator(_Strict):
+    """Products drawn from the clusters of the public Flo Pro V-ADK calibration (DESIGN section 4).
+    Base demand of a product: cluster chosen with probability ``mix``, then normal with the cluster's
+    mean and CV (floored at 1); holding cost uniform on ``holding_cost_range``."""
+
+    count: int = Field(ge=1)
+    cluster_means: list[Pos] = Field(default_factory=lambda: [133.31, 1573.45, 185.36])
+    cluster_cvs: list[NonNeg] = Field(default_factory=lambda: [0.297, 0.302, 0.658])
+    mix: list[NonNeg] = Field(default_factory=lambda: [0.745, 0.042, 0.212])
+    holding_cost_range: tuple[NonNeg, NonNeg] = (0.006, 0.100)
+    wholesale_price: NonNeg = 5.0
+    lost_sales_penalty: NonNeg = 10.0
+    volume: Pos = 1.0
+    name_prefix: str = "P"
+
+    @model_validator(mode="after")
+    def _check(self) -> "ProductGenerator":
+        n = len(self.cluster_means)
+        if len(self.cluster_cvs) != n or len(self.mix) != n:
+            raise ValueError("cluster_means, cluster_cvs and mix must have the same length")
+        if abs(sum(self.mix) - 1.0) > 1e-6:
+            raise ValueError(f"mix sums to {sum(self.mix):g}, not 1")
+        lo, hi = self.holding_cost_range
+        if lo > hi:
+            raise ValueError(f"holding_cost_range {list(self.holding_cost_range)} is not increasing")
+        return self
+
+
+class Scenario(_Strict):
+    """A complete, validated scenario. See the module docstring for how to load one."""
+
+    schema_version: Literal[1] = 1
+    name: str
+    description: str = ""
+    weeks: int = Field(8, ge=1, description="weeks simulated")
+    horizon: int = Field(6, ge=1, description="H, planning horizon in weeks")
+    seed: int = Field(0, ge=0, description="root seed of every random number in a run")
+    unmet_demand: Literal["lost", "backlog"] = "lost"
+    terminal_value: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.5, description="end-of-horizon FC stock is credited at this fraction of its wholesale price in plans"
+    )
+    regions: list[str]
+    fcs: list[FC]
+    outbound_cost: dict[str, dict[str, NonNeg]] = Field(description="c_out: FC -> region -> cost per unit")
+    products: list[Product] = Field(default_factory=list)
+    product_generator: ProductGenerator | None = None
+    origins: list[Origin]
+    lanes: list[Lane]
+    demand: Demand = Field(default_factory=Demand)
+    policies: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="policy name -> parameters passed to that policy"
+    )
+
+    @model_validator(mode="after")
+    def _references(self) -> "Scenario":
+        _unique("regions", self.regions)
+        _unique("fcs", [f.name for f in self.fcs])
+        _unique("origins", [o.name for o in self.origins])
+        if not self.products and self.product_generator is None:
+            raise ValueError("give products or a product_generator")
+        if self.products and self.product_generator is not None:
+            raise ValueError("give products or a product_generator, not both")
+        _unique("products", [p.name for p in self.products])
+        fcs = {f.name for f in self.fcs}
+        origins = {o.name for o in self.origins}
+        regions = set(self.regions)
+        products = {p.name for p in self.products}
+        for i, lane in enumerate(self.lanes):
+            if lane.origin not in origins:
+                raise _FieldError(f"lanes.{i}.origin", lane.origin, f"unknown origin (known: {sorted(origins)})")
+            if lane.fc not in fcs:
+                raise _FieldError(f"lanes.{i}.fc", lane.fc, f"unknown FC (known: {sorted(fcs)})")
+        _unique("lanes", [f"{lane.origin}->{lane.fc}" for lane in self.lanes])
+        for f in self.fcs:
+            if f.name not in self.outbound_cost:
+                raise _FieldError("outbound_cost", f.name, "FC has no outbound costs")
+        for fc_name, row in self.outbound_cost.items():
+            if fc_name not in fcs:
+                raise _FieldError(f"outbound_cost.{fc_name}", fc_name, f"unknown FC (known: {sorted(fcs)})")
+            for r in row:
+                if r not in regions:
+                    raise _FieldError(f"outbound_cost.{fc_name}.{r}", r, f"unknown region (known: {sorted(regions)})")
+        if not any(self.outbound_cost[f].get(r) is not None for f in fcs for r in regions):
+            raise ValueError("no FC can serve any region")
+        if self.demand.region_weights is not None:
+            for r in self.demand.region_weights:
+                if r not in regions:
+                    raise _FieldError(f"demand.region_weights.{r}", r, "unknown region")
+        if self.demand.revision.shares is not None and len(self.demand.revision.shares) != self.horizon:
+            raise _FieldError(
+                "demand.revision.shares", self.demand.revision.shares, f"needs {self.horizon} entries (one per horizon week)"
+            )
+        if products:
+            for where, stock in [(f"fcs.{f.name}", f.initial_stock) for f in self.fcs] + [
+                (f"origins.{o.name}", o.initial_stock) for o in self.origins
+            ]:
+                for k in stock:
+                    if k not in products:
+                        raise _FieldError(f"{where}.initial_stock.{k}", k, "unknown product")
+            for o in self.origins:
+                if isinstance(o.production_cost, dict):
+                    missing = products - set(o.production_cost)
+                    if missing:
+                        raise _FieldError(
+                            f"origins.{o.name}.production_cost", sorted(missing), "products without a production cost"
+                        )
+        return self
+
+    # -- derived conveniences -------------------------------------------------------------------
+    @property
+    def product_names(self) -> list[str]:
+        return [p.name for p in self.products]
+
+    def with_overrides(self, overrides: dict[str, Any], source: str = "<overrides>") -> "Scenario":
+        """Return a copy with dotted-path overrides applied (``{"demand.cv": 0.4, "weeks": 4}``),
+        validated like a file. Lists are indexed by position or, for named items, by name
+        (``"lanes.0.spare_volume"``, ``"fcs.PHX.lead_time"``)."""
+        data = self.model_dump(mode="json")
+        for path, value in overrides.items():
+            _set_dotted(data, path, value, source)
+        return scenario_from_dict(data, source)
+
+
+class _FieldError(ValueError):
+    def __init__(self, field: str, value: Any, problem: str) -> None:
+        super().__init__(f"{problem}")
+        self.field = field
+        self.value = value
+        self.problem = problem
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise _FieldError(what, n, "duplicate name")
+        seen.add(n)
+
+
+def _set_dotted(data: Any, path: str, value: Any, source: str) -> None:
+    parts = path.split(".")
+    node = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            idx = None
+            if part.lstrip("-").isdigit():
+                idx = int(part)
+            else:
+                for j, item in enumerate(node):
+                    if isinstance(item, dict) and item.get("name") == part:
+                        idx = j
+            if idx is None or not -len(node) <= idx < len(node):
+                raise ScenarioError(f"{source}: field '{path}': no item '{part}'")
+            if last:
+                node[idx] = value
+            else:
+                node = node[idx]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if part not in node or node[part] is None:
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise ScenarioError(f"{source}: field '{path}': '{part}' is not inside a mapping or list")
+
+
+def _format_validation_error(source: str, exc: ValidationError, data: Any) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        ctx_err = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _FieldError):
+            field = ".".join(p for p in (loc, ctx_err.field) if p)
+            lines.append(f"{source}: field '{field}' = {ctx_err.value!r}: {ctx_err.problem}")
+            continue
+        value = err.get("input")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif err["type"] == "missing":
+            lines.append(f"{source}: field '{loc}': required field is missing")
+            continue
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        shown = value if not isinstance(value, dict | list) or len(repr(value)) < 120 else "<...>"
+        lines.append(f"{source}: field '{loc or '<top>'}' = {shown!r}: {msg}")
+    return "\n".join(lines)
+
+
+def _generate_products(gen: ProductGenerator, seed: int) -> list[dict[str, Any]]:
+    """Materialise the V-ADK product generator; deterministic in ``seed``."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x50524F44]))  # 'PROD' stream
+    clusters = rng.choice(len(gen.mix), size=gen.count, p=np.asarray(gen.mix) / np.sum(gen.mix))
+    means = np.asarray(gen.cluster_means)[clusters]
+    cvs = np.asarray(gen.cluster_cvs)[clusters]
+    base = np.maximum(1.0, rng.normal(means, means * cvs))
+    lo, hi = gen.holding_cost_range
+    holding = rng.uniform(lo, hi, size=gen.count)
+    width = len(str(gen.count))
+    return [
+        {
+            "name": f"{gen.name_prefix}{i:0{width}d}",
+            "wholesale_price": gen.wholesale_price,
+            "holding_cost": round(float(holding[i]), 6),
+            "lost_sales_penalty": gen.lost_sales_penalty,
+            "volume": gen.volume,
+            "base_demand": round(float(base[i]), 3),
+            "cv": float(cvs[i]),
+        }
+        for i in range(gen.count)
+    ]
+
+
+def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
+    """Validate a mapping (as read from YAML) into a resolved :class:`Scenario`."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: the top level must be a mapping of fields, not {type(data).__name__}")
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ScenarioError(f"{source}: field 'schema_version' = {version!r}: this flosim reads version {SCHEMA_VERSION}")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_format_validation_error(source, exc, data)) from None
+    if scenario.product_generator is not None:
+        resolved = scenario.model_dump(mode="json")
+        resolved["products"] = _generate_products(scenario.product_generator, scenario.seed)
+        resolved["product_generator"] = None
+        return scenario_from_dict(resolved, source)
+    return scenario
+
+
+def builtin_scenarios() -> list[str]:
+    """Names of the scenarios shipped with flosim."""
+    folder = resources.files("sim") / "scenarios"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a built-in scenario by name or a YAML file by path, validated and resolved."""
+    text: str
+    source = str(name_or_path)
+    path = Path(name_or_path)
+    if isinstance(name_or_path, str) and name_or_path in builtin_scenarios() and not path.exists():
+        text = (resources.files("sim") / "scenarios" / f"{name_or_path}.yaml").read_text()
+        source = f"scenario '{name_or_path}'"
+    else:
+        if not path.exists():
+            raise ScenarioError(
+                f"{source}: no such file, and not a built-in scenario (built-in: {', '.join(builtin_scenarios())})"
+            )
+        if path.is_dir():
+            raise ScenarioError(f"{source}: is a folder, expected a YAML scenario file")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"{source}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
+    return scenario_from_dict(data, source)
+
+
+def dump_scenario(scenario: Scenario, path: str | Path) -> None:
+    """Write the resolved scenario as YAML; :func:`load_scenario` reads it back to an equal object."""
+    Path(path).write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False))
