@@ -1,0 +1,107 @@
+"""``flosim run``: simulate policies on one scenario with common random numbers, write a results folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from policies.registry import available_policies
+from sim.errors import FlosimError
+from sim.metrics import component_table, summarize
+from sim.results import default_results_dir, write_results
+from sim.runner import RunResult, run_policies
+from sim.scenario import load_scenario
+
+DEFAULT_POLICIES = ("jit", "first-best", "cpp", "cpp-vcg", "menu")
+
+
+def _positive_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if value < (0 if name == "--seed" else 1):
+            raise argparse.ArgumentTypeError(f"{name} must be {'>= 0' if name == '--seed' else '>= 1'}, got {value}")
+        return value
+
+    return parse
+
+
+def add_scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", default="default", help="built-in scenario name or YAML file (default: default)")
+    p.add_argument("--weeks", type=_positive_int("--weeks"), help="weeks to simulate (default: the scenario's)")
+    p.add_argument("--seed", type=_positive_int("--seed"), help="root seed (default: the scenario's)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="simulate policies on a scenario and write a results folder")
+    add_scenario_args(p)
+    p.add_argument(
+        "--policy",
+        action="append",
+        metavar="P",
+        help="policy name or module:Class; repeat for several (default: all built-ins available)",
+    )
+    p.add_argument("--out", help="results folder (default: results/run-<timestamp>)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    p.set_defaults(func=main)
+
+
+def run_summary(result: RunResult, results_dir: str, scenario_label: str) -> dict[str, Any]:
+    return {
+        "scenario": scenario_label,
+        "weeks": result.weeks,
+        "seed": result.seed,
+        "results_dir": results_dir,
+        "policies": summarize(result.ledger, result.flows, result.decisions),
+        **({"error": result.error} if result.error else {}),
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    policies = args.policy or [p for p in DEFAULT_POLICIES if p in available_policies()]
+    out = args.out or str(default_results_dir("run"))
+    started = time.perf_counter()
+    failures: list[str] = []
+    result = run_policies(
+        scenario,
+        policies,
+        weeks=args.weeks,
+        seed=args.seed,
+        on_error=lambda name, exc: failures.append(f"{name}: {type(exc).__name__}: {exc}"),
+    )
+    result.timings["total_s"] = time.perf_counter() - started
+    summary = run_summary(result, out, scenario.name)
+    write_results(
+        out,
+        tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
+        summary=summary,
+        scenario=result.scenario,
+        seed=result.seed,
+        timings=result.timings,
+    )
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_table(summary, result)
+    if result.error:
+        raise FlosimError(f"{result.error}; results of the finished policies are in {out}")
+    return 0
+
+
+def _print_table(summary: dict[str, Any], result: RunResult) -> None:
+    print(f"scenario {summary['scenario']}, {summary['weeks']} weeks, seed {summary['seed']}")
+    cols = ["social_cost", "retailer_net_cost", "vendor_net_cost", "transfers", "fill_rate", "saving_vs_jit"]
+    print(f"{'policy':<14}" + "".join(f"{c:>19}" for c in cols))
+    for name, t in summary["policies"].items():
+        cells = "".join(f"{t.get(c, float('nan')) if t.get(c) is not None else float('nan'):>19.2f}" for c in cols)
+        print(f"{name:<14}{cells}")
+    print()
+    print(component_table(result.ledger).round(1).to_string())
+    print(f"\nresults: {summary['results_dir']}")

@@ -1,0 +1,25 @@
+"""Stochastic lead times: the random extra delay of each lane's weekly shipment.
+
+All units a lane carries in one week ride the same truck, so they share one delay ``delays[t, l]``
+drawn from the lane's distribution. Drawing per (week, lane) rather than per shipment keeps the
+random numbers common to all policies: the same truck is late whatever it carries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.scenario import Scenario
+
+
+def draw_delays(s: Scenario, weeks: int, rng: np.random.Generator) -> np.ndarray:
+    """Extra delay in whole weeks, ``[weeks, L]`` (integers >= 0)."""
+    out = np.zeros((weeks, len(s.lanes)), dtype=np.int64)
+    for i, lane in enumerate(s.lanes):
+        out[:, i] = rng.choice(np.asarray(lane.delay.values), size=weeks, p=np.asarray(lane.delay.probs))
+    return out
+
+
+def expected_delay(s: Scenario) -> np.ndarray:
+    """Mean extra delay per lane ``[L]``."""
+    return np.array([float(np.dot(lane.delay.values, lane.delay.probs)) for lane in s.lanes])

@@ -1,0 +1,75 @@
+"""The random inputs of one simulated run, drawn once and shared by every policy.
+
+:class:`WorldInputs` holds everything random the world needs: realised demand, the forecasts the
+retailer sees each week, the unresolved forecast uncertainty, and lane delays. ``draw_inputs`` makes
+them from one ``numpy.random.Generator`` per stream, spawned from the scenario seed with
+``numpy.random.SeedSequence``; every policy in a run is simulated on the same object (common random
+numbers), so differences between policies are differences between policies, not luck.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from forecasts.delays import draw_delays
+from forecasts.demand import demand_cv, mean_demand
+from forecasts.evolution import draw_revisions, forecasts_and_demand, remaining_sd, revision_shares
+from sim.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class WorldInputs:
+    demand: np.ndarray  # [T, R, K] realised demand
+    forecasts: np.ndarray  # [T, H, R, K] forecast made in week t for week t+j
+    forecast_sd: np.ndarray  # [T, H, R, K] unresolved standard deviation of those forecasts
+    delays: np.ndarray  # [T, L] extra delay of lane l's shipment of week t
+
+    @property
+    def weeks(self) -> int:
+        return self.demand.shape[0]
+
+    def same_as(self, other: "WorldInputs") -> bool:
+        return all(
+            np.array_equal(getattr(self, n), getattr(other, n)) for n in ("demand", "forecasts", "forecast_sd", "delays")
+        )
+
+
+def input_streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators for each random stream of a run, spawned from ``seed``.
+
+    Streams are keyed by name, so adding a stream or a lane never shifts the numbers of another.
+    """
+    demand_ss, delay_ss, policy_ss = np.random.SeedSequence(seed).spawn(3)
+    return {
+        "demand": np.random.default_rng(demand_ss),
+        "delays": np.random.default_rng(delay_ss),
+        "policy": np.random.default_rng(policy_ss),
+    }
+
+
+def policy_rng(seed: int, week: int) -> np.random.Generator:
+    """The generator a policy gets in week ``week``: the same for every policy, independent of order."""
+    policy_ss = np.random.SeedSequence(seed).spawn(3)[2]
+    return np.random.default_rng(np.random.SeedSequence(policy_ss.entropy, spawn_key=(*policy_ss.spawn_key, week)))
+
+
+def draw_inputs(s: Scenario, weeks: int | None = None, seed: int | None = None) -> WorldInputs:
+    """Draw a run's inputs from the scenario's demand model and lanes."""
+    weeks = s.weeks if weeks is None else weeks
+    seed = s.seed if seed is None else seed
+    H = s.horizon
+    streams = input_streams(seed)
+    mean = mean_demand(s, weeks + H)
+    cv = demand_cv(s)
+    shares = revision_shares(H, s.demand.revision.shares)
+    if s.demand.deterministic:
+        eps = np.zeros((mean.shape[0], H, *mean.shape[1:]))
+        sd = np.zeros((weeks, H, *mean.shape[1:]))
+    else:
+        eps = draw_revisions(mean, cv, shares, streams["demand"])
+        sd = remaining_sd(mean, cv, shares, weeks, H)
+    F, D = forecasts_and_demand(mean, eps, weeks, H)
+    delays = draw_delays(s, weeks, streams["delays"])
+    return WorldInputs(demand=D, forecasts=F, forecast_sd=sd, delays=delays)

@@ -1,0 +1,70 @@
+"""Derived metrics from the tidy tables: social cost, net costs, transfers, fill rate, savings.
+
+All functions take the ledger / flows / decisions data frames (as written to and read from a results
+folder), so every number in a summary can be recomputed from saved results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per policy: social cost, each party's net cost, transfers paid by the vendor, fill rate."""
+    out: dict[str, dict[str, float]] = {}
+    for policy, rows in ledger.groupby("policy", sort=False):
+        by_party = rows.groupby("party")["value"].sum()
+        transfers = rows[(rows.party == "vendor") & (rows.component == "transfer")]["value"].sum()
+        f = flows[flows.policy == policy]
+        demand = float(f["demand"].sum())
+        out[str(policy)] = {
+            "social_cost": float(rows["value"].sum()),
+            "retailer_net_cost": float(by_party.get("retailer", 0.0)),
+            "vendor_net_cost": float(by_party.get("vendor", 0.0)),
+            "transfers": float(transfers),
+            "fill_rate": float(f["served"].sum() / demand) if demand > 0 else float("nan"),
+            "lost_units": float(f["unmet"].sum()) if "backlog_end" not in f or f["backlog_end"].sum() == 0 else float(f["backlog_end"].iloc[-1]),
+            "end_fc_stock": float(f["fc_stock_end"].iloc[-1]) if len(f) else 0.0,
+        }
+    return out
+
+
+def component_table(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Total of each (party, component) by policy: rows (party, component), one column per policy."""
+    return ledger.pivot_table(index=["party", "component"], columns="policy", values="value", aggfunc="sum", sort=False)
+
+
+def add_comparisons(totals: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Savings against JIT and the share of the first-best saving captured, where both are present."""
+    jit = totals.get("jit")
+    fb = totals.get("first-best")
+    for name, t in totals.items():
+        if jit is not None:
+            t["saving_vs_jit"] = jit["social_cost"] - t["social_cost"]
+            if fb is not None:
+                potential = jit["social_cost"] - fb["social_cost"]
+                t["share_of_first_best_saving"] = t["saving_vs_jit"] / potential if abs(potential) > 1e-9 else float("nan")
+    return totals
+
+
+def summarize(ledger: pd.DataFrame, flows: pd.DataFrame, decisions: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The ``policies`` part of a run summary: totals and comparisons per policy."""
+    totals = add_comparisons(policy_totals(ledger, flows))
+    if decisions is not None and len(decisions):
+        for name, d in decisions.groupby("policy", sort=False):
+            t = totals.setdefault(str(name), {})
+            for col in ("iterations", "converged", "gap"):
+                if col in d and d[col].notna().any():
+                    t[f"mean_{col}" if col != "converged" else "weeks_converged"] = float(
+                        d[col].sum() if col == "converged" else d[col].mean()
+                    )
+    return {k: {kk: _clean(vv) for kk, vv in v.items()} for k, v in totals.items()}
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, (float, np.floating)):
+        return None if not np.isfinite(v) else float(v)
+    return v

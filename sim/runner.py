@@ -1,0 +1,106 @@
+"""Running several policies on common random numbers.
+
+``run_policies(scenario, ["jit", "first-best"])`` draws the run's random inputs once, simulates each
+policy on them in its own :class:`~sim.world.World`, and returns a :class:`RunResult` of tidy tables:
+``ledger`` (run, policy, week, party, component, value), ``flows`` (units by week) and ``decisions``
+(transfers, planned costs and policy diagnostics by week).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+from tqdm import tqdm
+
+from forecasts.inputs import WorldInputs, draw_inputs
+from policies.base import Policy
+from policies.registry import make_policy
+from sim.scenario import Scenario
+from sim.world import World
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    seed: int
+    weeks: int
+    ledger: pd.DataFrame
+    flows: pd.DataFrame
+    decisions: pd.DataFrame
+    policies: list[str]
+    inputs: WorldInputs | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None  # set when a policy failed part way; tables hold the finished ones
+
+
+def run_policies(
+    scenario: Scenario,
+    policies: Sequence[str | Policy],
+    *,
+    weeks: int | None = None,
+    seed: int | None = None,
+    inputs: WorldInputs | None = None,
+    run_id: str = "run",
+    progress: bool | None = None,
+    on_error: Callable[[str, BaseException], None] | None = None,
+) -> RunResult:
+    """Simulate each policy on the same random inputs; see the module docstring.
+
+    ``progress``: show a progress bar on stderr (default: only when stderr is a terminal, and only for
+    runs that last more than two seconds). ``on_error``: if given, a policy that raises is reported to
+    it and the finished policies' results are returned with ``error`` set, instead of raising.
+    """
+    import time
+
+    weeks = scenario.weeks if weeks is None else weeks
+    seed = scenario.seed if seed is None else seed
+    if seed != scenario.seed:
+        scenario = scenario.model_copy(update={"seed": seed})
+    if weeks != scenario.weeks:
+        scenario = scenario.model_copy(update={"weeks": weeks})
+    built = [make_policy(p, scenario) for p in policies]
+    names = [p.name for p in built]
+    if len(set(names)) != len(names):
+        raise ValueError(f"policy names must be unique in a run, got {names}")
+    t0 = time.perf_counter()
+    inputs = inputs if inputs is not None else draw_inputs(scenario, weeks=weeks, seed=seed)
+    timings = {"draw_inputs_s": time.perf_counter() - t0}
+    ledger, flows, decisions = [], [], []
+    error = None
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=weeks * len(built), desc="simulating", unit="week", file=sys.stderr, disable=not show, delay=2.0)
+    try:
+        for policy in built:
+            bar.set_postfix_str(policy.name)
+            started = time.perf_counter()
+            world = World(scenario, policy, inputs, run_id=run_id, on_week=lambda _t: bar.update(1))
+            try:
+                rec = world.run(weeks)
+            except Exception as exc:  # noqa: BLE001 - reported, finished results are kept
+                if on_error is None:
+                    raise
+                on_error(policy.name, exc)
+                error = f"policy {policy.name!r} failed: {type(exc).__name__}: {exc}"
+                break
+            timings[f"{policy.name}_s"] = time.perf_counter() - started
+            ledger += rec.ledger
+            flows += rec.flows
+            decisions += rec.decisions
+    finally:
+        bar.close()
+    done = [n for n in names if f"{n}_s" in timings]
+    return RunResult(
+        scenario=scenario,
+        seed=seed,
+        weeks=weeks,
+        ledger=pd.DataFrame(ledger, columns=["run", "policy", "week", "party", "component", "value"]),
+        flows=pd.DataFrame(flows),
+        decisions=pd.DataFrame(decisions),
+        policies=done,
+        inputs=inputs,
+        timings=timings,
+        error=error,
+    )
