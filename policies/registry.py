@@ -9,6 +9,9 @@ policy (``scenario.policies[name]``, as keyword arguments) and must satisfy
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import sys
 from typing import Any
 
 from policies.base import Policy
@@ -39,6 +42,8 @@ def _load(target: str, spec: str) -> type:
     module_name, _, cls_name = target.partition(":")
     if not module_name or not cls_name:
         raise FlosimError(f"policy '{spec}': expected a built-in name ({', '.join(available_policies())}) or 'module:Class'")
+    if os.getcwd() not in sys.path:  # a user's module in the working directory, as with `python -m`
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
