@@ -164,23 +164,49 @@ class RetailerAgent:
         return {"stock": inv, "outbound": y, "unmet": u}
 
     def _lp(self, state: RetailerState | None = None, demand: np.ndarray | None = None) -> tuple[LinearProgram, np.ndarray]:
+        horizon = self.public.horizon if demand is None else int(np.shape(demand)[0])
         b = LPBuilder()
-        x = b.add_var(self.public.shape)
+        x = b.add_var((horizon, self.public.F, self.public.K))
         self.add_block(b, x, state, demand)
         return b.build(), x
+
+    def state_after(self, po: np.ndarray, demand: np.ndarray, state: RetailerState | None = None) -> RetailerState:
+        """The retailer's state at the start of next week if this week's PO is ``po`` ``[F, K]`` and this
+        week's demand is ``demand`` ``[R, K]``: stock after serving demand plus next week's arrivals,
+        the pipeline shifted by a week with ``po`` added at its nominal arrival, carried backlog."""
+        state = state or self.state
+        y, unmet = self.serve_demand(state.stock, demand + state.backlog)
+        stock = np.maximum(state.stock - y.sum(axis=1), 0.0)
+        H = state.pipeline.shape[0]
+        pipeline = np.zeros_like(state.pipeline)
+        pipeline[: H - 1] = state.pipeline[1:]
+        for f, lead in enumerate(self.public.lead_time):
+            if lead - 1 < H:
+                pipeline[lead - 1, f] += po[f]
+        stock = stock + pipeline[0]
+        pipeline[0] = 0.0
+        backlog = unmet if self.public.backlog else np.zeros_like(unmet)
+        return RetailerState(stock, pipeline, backlog)
+
+    def cost_to_go(self, state: RetailerState, demand: np.ndarray) -> float:
+        """``V^R``: the retailer's cost of the weeks of ``demand`` ``[H', R, K]`` when it follows its own
+        (JIT) plan from ``state``, knowing that demand."""
+        H = int(demand.shape[0])
+        trimmed = RetailerState(state.stock, state.pipeline[:H], state.backlog)
+        return self.preferred_plan(trimmed, demand).total
 
     # -- queries ----------------------------------------------------------------------------------
     def preferred_plan(self, state: RetailerState | None = None, demand: np.ndarray | None = None) -> PlanCost:
         """The retailer's own optimal plan ``x^J = argmin C_R`` (JIT), and its cost."""
         lp, x = self._lp(state, demand)
         sol = solve_lp(lp)
-        return _plan_cost(sol.values(x), sol.cost_breakdown(), RETAILER, self.public.horizon)
+        return _plan_cost(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[0])
 
     def evaluate(self, plan: np.ndarray, state: RetailerState | None = None, demand: np.ndarray | None = None) -> PlanCost:
         """The retailer's cost if the vendor ships ``plan`` (it still routes outbound optimally)."""
         lp, x = self._lp(state, demand)
         sol = solve_lp(lp.with_bounds(x, plan, plan))
-        return _plan_cost(np.asarray(plan, dtype=float), sol.cost_breakdown(), RETAILER, self.public.horizon)
+        return _plan_cost(np.asarray(plan, dtype=float), sol.cost_breakdown(), RETAILER, x.shape[0])
 
     def serve_demand(self, stock: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Execution: serve this week's regional demand ``[R, K]`` from FC ``stock`` ``[F, K]`` at least
@@ -278,16 +304,20 @@ class VendorAgent:
         b.add_terms("ub", cap[:, :, None], p, 1.0)
         return {"lane_units": q, "produced": p, "stock": s, "spare": v1, "truckload": v2}
 
-    def evaluate(self, plan: np.ndarray, state: VendorState | None = None) -> PlanCost:
-        """The vendor's cost of shipping ``plan`` (net of wholesale revenue); infinite if it cannot."""
+    def evaluate(self, plan: np.ndarray, state: VendorState | None = None, *, allow_short: bool = False) -> PlanCost:
+        """The vendor's cost of shipping ``plan`` (net of wholesale revenue); infinite if it cannot.
+
+        ``allow_short=True``: the vendor may ship less than planned, as under JIT, and ships what is
+        worth shipping to it; always feasible. ``PlanCost.plan`` is then what it would ship."""
         b = LPBuilder()
         x = b.add_var(self.public.shape)
         self.add_block(b, x, state)
-        lp = b.build().with_bounds(x, plan, plan)
+        lp = b.build().with_bounds(x, 0.0 if allow_short else plan, plan)
         sol = solve_lp(lp, raise_on_fail=False)
         if not sol.ok:
             return PlanCost.infeasible(np.asarray(plan, dtype=float), self.public.horizon)
-        return _plan_cost(np.asarray(plan, dtype=float), sol.cost_breakdown(), VENDOR, self.public.horizon)
+        shipped = sol.values(x) if allow_short else np.asarray(plan, dtype=float)
+        return _plan_cost(shipped, sol.cost_breakdown(), VENDOR, self.public.horizon)
 
     def fulfil(self, po: np.ndarray, *, committed: bool) -> Fulfilment:
         """Ship this week's PO ``[F, K]`` from the origins at least cost.

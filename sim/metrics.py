@@ -68,3 +68,58 @@ def _clean(v: Any) -> Any:
     if isinstance(v, (float, np.floating)):
         return None if not np.isfinite(v) else float(v)
     return v
+
+
+PARTIES = ("retailer", "vendor")
+
+
+def _tolerance(ledger: pd.DataFrame) -> float:
+    """Absolute tolerance for margins: solver precision on the scale of a week's costs."""
+    weekly = ledger.groupby(["policy", "week"])["value"].apply(lambda v: v.abs().sum())
+    return 1e-6 * float(weekly.max()) + 1e-6 if len(weekly) else 1e-6
+
+
+def weekly_net_costs(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Net cost by policy, week and party (columns: policy, week, party, value)."""
+    return ledger.groupby(["policy", "week", "party"], as_index=False)["value"].sum()
+
+
+def participation(ledger: pd.DataFrame, decisions: pd.DataFrame, reference: str = "jit") -> dict[str, dict[str, dict[str, Any]]]:
+    """Participation checks (DESIGN section 5) per policy and party.
+
+    *Ex ante*: the policy's planned margin over JIT for the week's decision (diagnostics
+    ``ex_ante_margin_<party>``; positive = better off than JIT). *Ex post*: realised weekly net cost in
+    the ``reference`` (JIT) world on the same random numbers minus the policy's (positive = better off).
+    ``worst_margin`` is the worst weekly ex post margin, ``cumulative_margin`` the run's total.
+    A week violates a check when its margin is below minus a solver tolerance.
+    """
+    tol = _tolerance(ledger)
+    net = weekly_net_costs(ledger)
+    ref = net[net.policy == reference].set_index(["week", "party"])["value"]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for policy in ledger["policy"].unique():
+        if policy == reference:
+            continue
+        per_party: dict[str, dict[str, Any]] = {}
+        d = decisions[decisions.policy == policy] if len(decisions) else decisions
+        mine = net[net.policy == policy].set_index(["week", "party"])["value"]
+        for party in PARTIES:
+            col = f"ex_ante_margin_{party}"
+            ante = d[col].astype(float).dropna() if col in d else pd.Series(dtype=float)
+            entry: dict[str, Any] = {
+                "ex_ante_weeks_violated": int((ante < -tol).sum()) if len(ante) else None,
+                "ex_ante_worst_margin": _clean(float(ante.min())) if ante.notna().any() else None,
+            }
+            if len(ref):
+                margin = (ref.xs(party, level="party") - mine.xs(party, level="party")).dropna()
+                entry.update(
+                    ex_post_weeks_violated=int((margin < -tol).sum()),
+                    worst_margin=_clean(float(margin.min())),
+                    cumulative_margin=_clean(float(margin.sum())),
+                    cumulative_violated=bool(margin.sum() < -tol),
+                )
+            else:
+                entry.update(ex_post_weeks_violated=None, worst_margin=None, cumulative_margin=None, cumulative_violated=None)
+            per_party[party] = entry
+        out[str(policy)] = per_party
+    return out

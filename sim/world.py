@@ -66,6 +66,7 @@ class World:
         *,
         run_id: str = "run",
         on_week: Callable[[int], None] | None = None,
+        reports: dict[str, Any] | None = None,
     ) -> None:
         self.scenario = scenario
         self.policy = policy
@@ -75,6 +76,12 @@ class World:
         self.public, retailer_data, vendor_data = split_scenario(scenario)
         self.retailer = RetailerAgent(self.public, retailer_data)
         self.vendor = VendorAgent(self.public, vendor_data)
+        # What each party's agent answers with when the policy queries it. By default the truth; the
+        # incentive audit passes misreported cost data here. Execution and the ledger always use the
+        # true models above.
+        reports = reports or {}
+        self.retailer_report = RetailerAgent(self.public, reports["retailer"]) if "retailer" in reports else self.retailer
+        self.vendor_report = VendorAgent(self.public, reports["vendor"]) if "vendor" in reports else self.vendor
         self._lane_fc = vendor_data.lane_fc
         self.env = simpy.Environment()
         # physical state
@@ -129,13 +136,15 @@ class World:
             expected = max(s.nominal_arrival, t + 1)  # overdue trucks are expected next week
             if expected - t < H:
                 pipeline[expected - t, s.fc] += s.units
-        self.retailer.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy()), self.inputs.forecasts[t])
-        self.vendor.observe(VendorState(self.vendor_stock.copy()))
+        for agent in {id(a): a for a in (self.retailer, self.retailer_report)}.values():
+            agent.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy()), self.inputs.forecasts[t])
+        for agent in {id(a): a for a in (self.vendor, self.vendor_report)}.values():
+            agent.observe(VendorState(self.vendor_stock.copy()))
         return PlanningContext(
             week=t,
             public=self.public,
-            retailer=self.retailer,
-            vendor=self.vendor,
+            retailer=self.retailer_report,
+            vendor=self.vendor_report,
             rng=policy_rng(self.scenario.seed, t),
             forecast_sd=self.inputs.forecast_sd[t],
             discount=float(self.scenario.policies.get("cpp-vcg", {}).get("discount", 1.0)),

@@ -10,7 +10,7 @@ from typing import Any
 
 from policies.registry import available_policies
 from sim.errors import FlosimError
-from sim.metrics import component_table, summarize
+from sim.metrics import component_table, participation, summarize
 from sim.results import default_results_dir, write_results
 from sim.runner import RunResult, run_policies
 from sim.scenario import load_scenario
@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--policy",
         action="append",
         metavar="P",
-        help="policy name or module:Class; repeat for several (default: all built-ins available)",
+        help="policy name or module:Class; repeat for several (default: all built-ins available); "
+        "jit always runs as the reference for savings and participation",
     )
     p.add_argument("--out", help="results folder (default: results/run-<timestamp>)")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
@@ -58,6 +59,7 @@ def run_summary(result: RunResult, results_dir: str, scenario_label: str) -> dic
         "seed": result.seed,
         "results_dir": results_dir,
         "policies": summarize(result.ledger, result.flows, result.decisions),
+        "participation": participation(result.ledger, result.decisions) if "jit" in result.policies else {},
         **({"error": result.error} if result.error else {}),
     }
 
@@ -65,6 +67,8 @@ def run_summary(result: RunResult, results_dir: str, scenario_label: str) -> dic
 def main(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     policies = args.policy or [p for p in DEFAULT_POLICIES if p in available_policies()]
+    if "jit" not in policies:  # the reference world for savings and ex post participation
+        policies = ["jit", *policies]
     out = args.out or str(default_results_dir("run"))
     started = time.perf_counter()
     failures: list[str] = []

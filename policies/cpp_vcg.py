@@ -1,0 +1,126 @@
+"""CPP-VCG (Flo Pro) and the split-savings comparator (DESIGN section 3).
+
+``cpp-vcg``: each week the agents negotiate the efficient plan ``x*`` (CPP, or a central solve when
+``solver: central``), the retailer's own plan ``x^J`` is the counterfactual without the vendor, the PO
+is ``x*``'s first week and the vendor pays the retailer the cost-benefit transfer of
+:mod:`policies.cbt`. Truthful answers are a dominant strategy for the vendor: its cost plus the CBT
+equals the social cost up to terms it cannot influence.
+
+``split-savings``: the same efficient plan, but the binding week's planned saving over JIT (the
+vendor's reported saving less the retailer's extra cost) is split 50/50 through the transfer. Its transfer depends on the vendor's reported costs, so it is *not* incentive compatible:
+the incentive audit shows lies that pay.
+
+Parameters (scenario ``policies: {cpp-vcg: {...}}`` or keyword arguments): ``discount`` (delta),
+``risk_aversion`` (gamma, 0 = expectation), ``scenarios`` (demand paths for the certainty equivalent),
+``two_way`` (allow negative transfers), ``solver`` (``cpp`` or ``central``), ``cpp`` (ADMM options).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from policies.base import Decision, PlanningContext
+from policies.cbt import cost_benefit_transfer
+from sim.agents import joint_plan
+from sim.errors import FlosimError
+
+
+def efficient_plan(ctx: PlanningContext, solver: str, cpp_options: dict[str, Any]) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """``x*`` by CPP negotiation (default) or the central oracle; ``None`` if CPP did not converge."""
+    if solver == "central":
+        return joint_plan(ctx.retailer, ctx.vendor).plan, {"solver": "central"}
+    from policies.cpp import negotiate_efficient_plan
+
+    plan, result = negotiate_efficient_plan(ctx, cpp_options)
+    diag = {"solver": "cpp", "iterations": result.iterations, "converged": result.status == "converged", "status": result.status}
+    return (plan if result.status == "converged" else None), diag
+
+
+def _check_params(name: str, discount: float, risk_aversion: float, scenarios: int, solver: str) -> None:
+    if not 0 < discount <= 1:
+        raise FlosimError(f"policy '{name}': discount must be in (0, 1], got {discount}")
+    if risk_aversion < 0:
+        raise FlosimError(f"policy '{name}': risk_aversion must be >= 0, got {risk_aversion}")
+    if scenarios < 1:
+        raise FlosimError(f"policy '{name}': scenarios must be >= 1, got {scenarios}")
+    if solver not in ("cpp", "central"):
+        raise FlosimError(f"policy '{name}': solver must be 'cpp' or 'central', got {solver!r}")
+
+
+class CPPVCGPolicy:
+    name = "cpp-vcg"
+
+    def __init__(
+        self,
+        discount: float = 1.0,
+        risk_aversion: float = 0.0,
+        scenarios: int = 16,
+        two_way: bool = False,
+        solver: str = "central",
+        cpp: dict[str, Any] | None = None,
+    ) -> None:
+        _check_params(self.name, discount, risk_aversion, scenarios, solver)
+        self.discount, self.risk_aversion, self.scenarios = discount, risk_aversion, scenarios
+        self.two_way, self.solver, self.cpp_options = two_way, solver, dict(cpp or {})
+
+    def decide(self, ctx: PlanningContext) -> Decision:
+        own = ctx.retailer.preferred_plan()
+        plan, diag = efficient_plan(ctx, self.solver, self.cpp_options)
+        if plan is None:  # never a silent wrong answer: flag the week and fall back to JIT
+            vendor = ctx.vendor.evaluate(own.plan)
+            return Decision(own.plan, 0.0, False, {"retailer": own.total, "vendor": vendor.total}, {**diag, "fallback": "jit"})
+        cbt = cost_benefit_transfer(
+            ctx, plan, own.plan, discount=self.discount, risk_aversion=self.risk_aversion,
+            scenarios=self.scenarios, two_way=self.two_way,
+        )
+        r_eff = ctx.retailer.evaluate(plan)
+        v_eff = ctx.vendor.evaluate(plan)
+        v_jit = ctx.vendor.evaluate(own.plan)
+        diag.update(
+            cbt_immediate=cbt.immediate,
+            cbt_future_ce=cbt.future_ce,
+            cbt_future_mean=cbt.future_mean,
+            cbt_raw=cbt.raw,
+            # ex ante participation: expected gain over JIT from this week's decision
+            ex_ante_margin_retailer=cbt.paid - (cbt.immediate + cbt.future_mean),
+            ex_ante_margin_vendor=(v_jit.total - v_eff.total) - cbt.paid,
+            planned_social=r_eff.total + v_eff.total,
+            jit_planned_social=own.total + v_jit.total,
+        )
+        return Decision(plan, cbt.paid, True, {"retailer": r_eff.total - cbt.paid, "vendor": v_eff.total + cbt.paid}, diag)
+
+
+class SplitSavingsPolicy:
+    """The efficient plan with the planned saving over JIT split equally (not incentive compatible)."""
+
+    name = "split-savings"
+
+    def __init__(self, share: float = 0.5, solver: str = "central", cpp: dict[str, Any] | None = None) -> None:
+        if not 0 <= share <= 1:
+            raise FlosimError(f"policy '{self.name}': share must be in [0, 1], got {share}")
+        _check_params(self.name, 1.0, 0.0, 1, solver)
+        self.share, self.solver, self.cpp_options = share, solver, dict(cpp or {})
+
+    def decide(self, ctx: PlanningContext) -> Decision:
+        own = ctx.retailer.preferred_plan()
+        plan, diag = efficient_plan(ctx, self.solver, self.cpp_options)
+        v_jit = ctx.vendor.evaluate(own.plan, allow_short=True)  # what the vendor would do under JIT
+        if plan is None:
+            return Decision(own.plan, 0.0, False, {"retailer": own.total, "vendor": v_jit.total}, {**diag, "fallback": "jit"})
+        r_eff, v_eff = ctx.retailer.evaluate(plan), ctx.vendor.evaluate(plan)
+        # the binding week's planned costs: retailer's extra cost and vendor's saving from x*_t over x^J_t,
+        # the vendor's as it reports them (which is what makes the rule manipulable)
+        retailer_extra = float(r_eff.by_week[0] - own.by_week[0])
+        vendor_saving = float(v_jit.by_week[0] - v_eff.by_week[0])
+        saving = vendor_saving - retailer_extra
+        transfer = retailer_extra + self.share * saving  # retailer ends `share` of the week's saving better off
+        diag.update(
+            planned_saving=saving,
+            ex_ante_margin_retailer=transfer - retailer_extra,
+            ex_ante_margin_vendor=vendor_saving - transfer,
+            planned_social=r_eff.total + v_eff.total,
+            jit_planned_social=own.total + v_jit.total,
+        )
+        return Decision(plan, transfer, True, {"retailer": r_eff.total - transfer, "vendor": v_eff.total + transfer}, diag)
