@@ -7,8 +7,11 @@ Each week the vendor pays the retailer
 
 the retailer's immediate cost of deviating from its own (JIT) PO ``x^J_t`` to the efficient PO ``x*_t``
 plus the certainty equivalent of what that deviation does to the retailer's later weeks, evaluated on
-demand scenarios ``w`` drawn from the forecast distribution. It is the Clarke pivot of the dynamic
-pivot mechanism: the vendor pays the externality its presence imposes on the retailer.
+demand scenarios ``w`` drawn from the forecast distribution. ``c^R_t`` and ``V^R_{t+1}`` come from one
+LP per demand path: the retailer's cost by week with this week's PO fixed and its own optimal (JIT)
+plan afterwards, so week ``t``'s outbound decisions are made with the later weeks in view. With known
+demand, ``delta = 1`` and ``gamma = 0`` the CBT is exactly ``R(x*_t) - R(x^J_t)``, the Clarke pivot of
+the dynamic pivot mechanism: the vendor pays the externality its presence imposes on the retailer.
 
 What a user may do: :func:`certainty_equivalent` on any sample of costs; :func:`cost_benefit_transfer`
 given the context and the two plans; :class:`CBTBreakdown` records every term for the ledger.
@@ -62,17 +65,18 @@ def cost_benefit_transfer(
 ) -> CBTBreakdown:
     """The week's CBT; see the module docstring. Queries only the retailer's agent."""
     retailer = ctx.retailer
-    c_eff = float(retailer.evaluate(efficient_plan).by_week[0])
-    c_jit = float(retailer.evaluate(jit_plan).by_week[0])
+    # immediate term on the forecast: week t's cost with each PO, the retailer re-planning optimally after
+    eff = retailer.cost_with_first_week(efficient_plan[0])
+    jit = retailer.cost_with_first_week(jit_plan[0])
+    c_eff, c_jit = float(eff.by_week[0]), float(jit.by_week[0])
+    # future term on demand scenarios: V^R_{t+1} is the retailer's JIT cost of weeks t+1.. from the
+    # state each PO leads to, i.e. the later weeks of the same fixed-PO problem on that scenario
     paths = sample_demand_paths(retailer.forecast, ctx.forecast_sd, scenarios, ctx.rng)
     dv = np.empty(paths.shape[0])
     for i, path in enumerate(paths):
-        if path.shape[0] < 2:  # a one-week horizon has no later weeks
-            dv[i] = 0.0
-            continue
-        s_eff = retailer.state_after(efficient_plan[0], path[0])
-        s_jit = retailer.state_after(jit_plan[0], path[0])
-        dv[i] = discount * (retailer.cost_to_go(s_eff, path[1:]) - retailer.cost_to_go(s_jit, path[1:]))
+        v_eff = retailer.cost_with_first_week(efficient_plan[0], path).by_week[1:].sum()
+        v_jit = retailer.cost_with_first_week(jit_plan[0], path).by_week[1:].sum()
+        dv[i] = discount * (v_eff - v_jit)
     future_ce = certainty_equivalent(dv, risk_aversion)
     raw = clarke_pivot_payment(others_cost_at_efficient=c_eff + future_ce, others_cost_without_agent=c_jit)
     return CBTBreakdown(

@@ -170,30 +170,13 @@ class RetailerAgent:
         self.add_block(b, x, state, demand)
         return b.build(), x
 
-    def state_after(self, po: np.ndarray, demand: np.ndarray, state: RetailerState | None = None) -> RetailerState:
-        """The retailer's state at the start of next week if this week's PO is ``po`` ``[F, K]`` and this
-        week's demand is ``demand`` ``[R, K]``: stock after serving demand plus next week's arrivals,
-        the pipeline shifted by a week with ``po`` added at its nominal arrival, carried backlog."""
-        state = state or self.state
-        y, unmet = self.serve_demand(state.stock, demand + state.backlog)
-        stock = np.maximum(state.stock - y.sum(axis=1), 0.0)
-        H = state.pipeline.shape[0]
-        pipeline = np.zeros_like(state.pipeline)
-        pipeline[: H - 1] = state.pipeline[1:]
-        for f, lead in enumerate(self.public.lead_time):
-            if lead - 1 < H:
-                pipeline[lead - 1, f] += po[f]
-        stock = stock + pipeline[0]
-        pipeline[0] = 0.0
-        backlog = unmet if self.public.backlog else np.zeros_like(unmet)
-        return RetailerState(stock, pipeline, backlog)
-
-    def cost_to_go(self, state: RetailerState, demand: np.ndarray) -> float:
-        """``V^R``: the retailer's cost of the weeks of ``demand`` ``[H', R, K]`` when it follows its own
-        (JIT) plan from ``state``, knowing that demand."""
-        H = int(demand.shape[0])
-        trimmed = RetailerState(state.stock, state.pipeline[:H], state.backlog)
-        return self.preferred_plan(trimmed, demand).total
+    def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: RetailerState | None = None) -> PlanCost:
+        """The retailer's cost by week when this week's PO is ``po`` ``[F, K]`` and it follows its own
+        (JIT) plan afterwards, on ``demand`` ``[H, R, K]`` (default: its forecast). Week 0 of the result
+        is ``c^R_t``; the later weeks sum to ``V^R_{t+1}`` from the state that ``po`` leads to."""
+        lp, x = self._lp(state, demand)
+        sol = solve_lp(lp.with_bounds(x[0], po, po))
+        return _plan_cost(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[0])
 
     # -- queries ----------------------------------------------------------------------------------
     def preferred_plan(self, state: RetailerState | None = None, demand: np.ndarray | None = None) -> PlanCost:

@@ -1,0 +1,254 @@
+"""Incentive audit: does any party gain by misreporting its costs? (DESIGN section 6)
+
+For each mechanism, party and lie, the party's agent answers the mechanism's queries with a
+misreported cost model while its *true* outcome is measured. ``gain = truthful net cost - lying net
+cost``: positive means lying pays. Two modes:
+
+* ``round`` (default): the theory's test. At each audited planning week (states reached under JIT),
+  the mechanism decides once with truthful and once with lying answers. A party's true net cost of a
+  round is what it pays this week plus its continuation under the mechanism (dynamic pivot): for the
+  retailer ``R(x_t) - T``, its least true cost over the horizon with the PO fixed to ``x_t``, less the
+  transfer it receives; for the vendor ``S(x_t) - R(x_t) + T``, where ``S`` is the least true social
+  cost with the PO fixed. Both are exact LPs. Under CPP-VCG with a two-way transfer, ``gamma = 0`` and
+  demand known, the vendor's net cost is ``S(x_t)`` minus terms it cannot influence, so truth is optimal.
+* ``run``: the world is simulated over the whole run with the lie told every week, and realised
+  ledger net costs are compared on the same random numbers. Useful but not a test of the theory:
+  costs stop at the last simulated week while stock carries on, and the rolling plan on point
+  forecasts is not optimal in a noisy world, so a lie can lower realised social cost.
+
+Lies (a family each, applied to the agent's private data):
+
+* vendor: scale all its costs by alpha on a grid; inflate one lane (the one with spare truck volume);
+  hide its spare truck volume; understate its production capacity;
+* retailer: inflate its holding cost; inflate its lost-sales penalty.
+
+Theory: under ``cpp-vcg`` the vendor's cost plus the CBT equals the social cost up to terms it cannot
+influence, so no vendor lie should pay beyond solver and rolling-horizon error; under
+``split-savings`` the transfer depends on the vendor's reported saving, so some lies pay. The
+one-directional CBT makes no such promise for the retailer, whose reported costs set the transfer it
+receives: the audit reports what happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecasts.inputs import draw_inputs
+from policies.registry import make_policy
+from sim.agents import RetailerAgent, VendorAgent
+from sim.data import RetailerData, VendorData, split_scenario
+from sim.lp import LPBuilder, solve_lp
+from sim.scenario import Scenario
+from sim.world import World, planning_context
+
+ALPHAS = (0.5, 0.8, 1.25, 2.0)
+
+
+@dataclass(frozen=True)
+class Lie:
+    party: str  # "vendor" or "retailer"
+    name: str
+    apply: Callable[[Any], Any]  # private data -> misreported private data
+
+
+def _scale_vendor(alpha: float) -> Callable[[VendorData], VendorData]:
+    return lambda d: replace(
+        d,
+        production=d.production * alpha,
+        holding=d.holding * alpha,
+        spare_cost=d.spare_cost * alpha,
+        truckload_cost=d.truckload_cost * alpha,
+    )
+
+
+def vendor_lies(data: VendorData) -> list[Lie]:
+    lies = [Lie("vendor", f"scale_costs_x{a:g}", _scale_vendor(a)) for a in ALPHAS]
+    spare = np.flatnonzero(data.spare_volume > 0)
+    lane = int(spare[0]) if spare.size else int(np.argmin(data.truckload_cost))
+
+    def inflate(d: VendorData) -> VendorData:
+        bump = np.ones(d.L)
+        bump[lane] = 3.0
+        return replace(d, spare_cost=d.spare_cost * bump, truckload_cost=d.truckload_cost * bump)
+
+    lies.append(Lie("vendor", f"inflate_lane_{data.lane_names[lane]}_x3", inflate))
+    lies.append(Lie("vendor", "hide_spare_volume", lambda d: replace(d, spare_volume=np.zeros_like(d.spare_volume))))
+    lies.append(Lie("vendor", "understate_capacity_x0.7", lambda d: replace(d, capacity=d.capacity * 0.7)))
+    return lies
+
+
+def retailer_lies(data: RetailerData) -> list[Lie]:
+    return [
+        Lie("retailer", "inflate_holding_x3", lambda d: replace(d, holding=d.holding * 3.0)),
+        Lie("retailer", "inflate_lost_sales_x1.5", lambda d: replace(d, penalty=d.penalty * 1.5)),
+    ]
+
+
+def _net_costs(ledger: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
+    df = pd.DataFrame(ledger)
+    by_party = df.groupby("party")["value"].sum()
+    return {p: float(by_party.get(p, 0.0)) for p in ("retailer", "vendor")}, float(df["value"].sum())
+
+
+def _run_audit(
+    scenario: Scenario,
+    mechanisms: Sequence[str] = ("cpp-vcg", "split-savings"),
+    *,
+    weeks: int | None = None,
+    seed: int | None = None,
+    parties: Sequence[str] = ("vendor", "retailer"),
+    policy_overrides: dict[str, dict[str, Any]] | None = None,
+    on_run: Callable[[], None] | None = None,
+) -> pd.DataFrame:
+    """Whole-run audit (mode ``run``)."""
+    weeks = scenario.weeks if weeks is None else weeks
+    seed = scenario.seed if seed is None else seed
+    scenario = scenario.model_copy(update={"seed": seed, "weeks": weeks})
+    inputs = draw_inputs(scenario, weeks=weeks, seed=seed)
+    _, retailer_data, vendor_data = split_scenario(scenario)
+    lies = [lie for lie in vendor_lies(vendor_data) + retailer_lies(retailer_data) if lie.party in parties]
+    rows = []
+    for mech in mechanisms:
+        overrides = (policy_overrides or {}).get(mech, {})
+        truth_party, truth_social = _net_costs(
+            World(scenario, make_policy(mech, scenario, **overrides), inputs).run(weeks).ledger
+        )
+        if on_run:
+            on_run()
+        for lie in lies:
+            true_data = vendor_data if lie.party == "vendor" else retailer_data
+            world = World(scenario, make_policy(mech, scenario, **overrides), inputs, reports={lie.party: lie.apply(true_data)})
+            lie_party, lie_social = _net_costs(world.run(weeks).ledger)
+            if on_run:
+                on_run()
+            gain = truth_party[lie.party] - lie_party[lie.party]
+            rows.append(
+                {
+                    "mechanism": mech,
+                    "party": lie.party,
+                    "lie": lie.name,
+                    "gain": gain,
+                    "relative_gain": gain / abs(truth_social) if truth_social else float("nan"),
+                    "truthful_net_cost": truth_party[lie.party],
+                    "lying_net_cost": lie_party[lie.party],
+                    "truthful_social_cost": truth_social,
+                    "lying_social_cost": lie_social,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def audit_steps(scenario: Scenario, mechanisms: Sequence[str], parties: Sequence[str], mode: str, weeks: int) -> int:
+    """Number of progress steps :func:`run_audit` reports through ``on_run``."""
+    _, rd, vd = split_scenario(scenario)
+    n = sum(1 for lie in vendor_lies(vd) + retailer_lies(rd) if lie.party in parties)
+    return len(mechanisms) * (1 + n) * (weeks if mode == "round" else 1)
+
+
+def _fixed_first_week_cost(retailer: RetailerAgent, vendor: VendorAgent | None, po: np.ndarray) -> float:
+    """Least true cost over the horizon with week 0 of the plan fixed to ``po``: the retailer's alone
+    (``vendor`` None) or the social cost of both."""
+    b = LPBuilder()
+    x = b.add_var(retailer.public.shape)
+    retailer.add_block(b, x)
+    if vendor is not None:
+        vendor.add_block(b, x)
+    lp = b.build().with_bounds(x[0], po, po)
+    sol = solve_lp(lp, raise_on_fail=False)
+    if not sol.ok:
+        return float("inf")
+    return sol.objective
+
+
+def _round_audit(
+    scenario: Scenario,
+    mechanisms: Sequence[str],
+    *,
+    weeks: int,
+    seed: int,
+    parties: Sequence[str],
+    policy_overrides: dict[str, dict[str, Any]] | None,
+    on_run: Callable[[], None] | None,
+) -> pd.DataFrame:
+    scenario = scenario.model_copy(update={"seed": seed, "weeks": max(weeks, 1)})
+    public, retailer_data, vendor_data = split_scenario(scenario)
+    lies = [lie for lie in vendor_lies(vendor_data) + retailer_lies(retailer_data) if lie.party in parties]
+    contexts = [planning_context(scenario, week=w) for w in range(weeks)]
+    acc: dict[tuple[str, str, str], list[float]] = {}
+    social: dict[str, float] = {}
+    for mech in mechanisms:
+        overrides = (policy_overrides or {}).get(mech, {})
+        for ctx in contexts:
+            truth_decision = make_policy(mech, scenario, **overrides).decide(ctx)
+
+            def true_costs(decision) -> dict[str, float]:
+                po, transfer = decision.po, decision.transfer
+                r = _fixed_first_week_cost(ctx.retailer, None, po)
+                s_ = _fixed_first_week_cost(ctx.retailer, ctx.vendor, po)
+                return {"retailer": r - transfer, "vendor": s_ - r + transfer, "social": s_}
+
+            truth = true_costs(truth_decision)
+            social[mech] = social.get(mech, 0.0) + truth["social"]
+            if on_run:
+                on_run()
+            for lie in lies:
+                if lie.party == "vendor":
+                    liar = VendorAgent(public, lie.apply(vendor_data))
+                    liar.observe(ctx.vendor.state)
+                    lie_ctx = replace(ctx, vendor=liar)
+                else:
+                    liar = RetailerAgent(public, lie.apply(retailer_data))
+                    liar.observe(ctx.retailer.state, ctx.retailer.forecast)
+                    lie_ctx = replace(ctx, retailer=liar)
+                lied = true_costs(make_policy(mech, scenario, **overrides).decide(lie_ctx))
+                key = (mech, lie.party, lie.name)
+                a = acc.setdefault(key, [0.0, 0.0, 0.0])
+                a[0] += truth[lie.party]
+                a[1] += lied[lie.party]
+                a[2] += lied["social"]
+                if on_run:
+                    on_run()
+    rows = []
+    for (mech, party, name), (truth_cost, lie_cost, lie_social) in acc.items():
+        gain = truth_cost - lie_cost
+        rows.append(
+            {
+                "mechanism": mech,
+                "party": party,
+                "lie": name,
+                "gain": gain,
+                "relative_gain": gain / abs(social[mech]) if social[mech] else float("nan"),
+                "truthful_net_cost": truth_cost,
+                "lying_net_cost": lie_cost,
+                "truthful_social_cost": social[mech],
+                "lying_social_cost": lie_social,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def run_audit(
+    scenario: Scenario,
+    mechanisms: Sequence[str] = ("cpp-vcg", "split-savings"),
+    *,
+    mode: str = "round",
+    weeks: int | None = None,
+    seed: int | None = None,
+    parties: Sequence[str] = ("vendor", "retailer"),
+    policy_overrides: dict[str, dict[str, Any]] | None = None,
+    on_run: Callable[[], None] | None = None,
+) -> pd.DataFrame:
+    """The audit table: one row per mechanism, party and lie, gains summed over the audited weeks
+    (``round``) or the simulated run (``run``); see the module docstring."""
+    seed = scenario.seed if seed is None else seed
+    if mode == "run":
+        return _run_audit(scenario, mechanisms, weeks=weeks, seed=seed, parties=parties,
+                          policy_overrides=policy_overrides, on_run=on_run)
+    if mode != "round":
+        raise ValueError(f"audit mode must be 'round' or 'run', got {mode!r}")
+    return _round_audit(scenario, mechanisms, weeks=3 if weeks is None else weeks, seed=seed, parties=parties,
+                        policy_overrides=policy_overrides, on_run=on_run)
