@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from forecasts.inputs import draw_inputs
+from forecasts.inputs import draw_inputs, policy_rng
 from policies.registry import make_policy
 from sim.agents import RetailerAgent, VendorAgent
 from sim.data import RetailerData, VendorData, split_scenario
@@ -183,7 +183,9 @@ def _round_audit(
     for mech in mechanisms:
         overrides = (policy_overrides or {}).get(mech, {})
         for ctx in contexts:
-            truth_decision = make_policy(mech, scenario, **overrides).decide(ctx)
+            # every decision of a round sees the same demand scenarios: a fresh generator per call
+            fresh = lambda c: replace(c, rng=policy_rng(seed, c.week))  # noqa: E731
+            truth_decision = make_policy(mech, scenario, **overrides).decide(fresh(ctx))
 
             def true_costs(decision) -> dict[str, float]:
                 po, transfer = decision.po, decision.transfer
@@ -204,7 +206,7 @@ def _round_audit(
                     liar = RetailerAgent(public, lie.apply(retailer_data))
                     liar.observe(ctx.retailer.state, ctx.retailer.forecast)
                     lie_ctx = replace(ctx, retailer=liar)
-                lied = true_costs(make_policy(mech, scenario, **overrides).decide(lie_ctx))
+                lied = true_costs(make_policy(mech, scenario, **overrides).decide(fresh(lie_ctx)))
                 key = (mech, lie.party, lie.name)
                 a = acc.setdefault(key, [0.0, 0.0, 0.0])
                 a[0] += truth[lie.party]
