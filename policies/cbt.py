@@ -53,6 +53,76 @@ class CBTBreakdown:
     retailer_cost_jit: float  # c^R_t(x^J_t)
 
 
+class TransferPricer:
+    """Prices plans at the CBT their first week would carry, against one JIT counterfactual.
+
+    The JIT side (its immediate cost and its cost on every demand scenario) is computed once, so
+    pricing many candidate plans (a menu) costs one LP per scenario and plan. Queries only the
+    retailer's agent.
+    """
+
+    def __init__(
+        self,
+        ctx: PlanningContext,
+        jit_plan: np.ndarray,
+        *,
+        discount: float = 1.0,
+        risk_aversion: float = 0.0,
+        scenarios: int = 16,
+        two_way: bool = False,
+    ) -> None:
+        self.retailer = ctx.retailer
+        self.discount, self.risk_aversion, self.two_way = discount, risk_aversion, two_way
+        self.jit_plan = np.asarray(jit_plan, dtype=float)
+        self.jit_po = self.jit_plan[0]
+        # immediate term on the forecast; future term on demand scenarios drawn from the forecast
+        self.c_jit = float(self.retailer.cost_with_first_week(self.jit_po).by_week[0])
+        self.paths = sample_demand_paths(self.retailer.forecast, ctx.forecast_sd, scenarios, ctx.rng)
+        self.v_jit = np.array([self._future(self.jit_po, path) for path in self.paths])
+
+    def _future(self, po: np.ndarray, path: np.ndarray) -> float:
+        # V^R_{t+1}: the retailer's JIT cost of weeks t+1.. from the state `po` leads to, on this path:
+        # the later weeks of the fixed-PO problem, so week t's outbound is planned with them in view
+        return float(self.retailer.cost_with_first_week(po, path).by_week[1:].sum())
+
+    def price(self, plan: np.ndarray) -> CBTBreakdown:
+        """The CBT of ``plan``'s first week (the CPP-VCG rule)."""
+        po = np.asarray(plan)[0]
+        c_eff = float(self.retailer.cost_with_first_week(po).by_week[0])
+        dv = self.discount * (np.array([self._future(po, path) for path in self.paths]) - self.v_jit)
+        return self._breakdown(c_eff, dv)
+
+    def price_plan(self, plan: np.ndarray) -> CBTBreakdown:
+        """The transfer for committing to the whole ``plan``: the retailer's cost of the plan's first week
+        on the forecast plus the certainty equivalent of its later weeks on the scenarios, against JIT's.
+        This is the static Clarke pivot over the plan; a menu of whole plans needs it, because with
+        first-week prices a vendor prefers items whose unpriced later weeks suit it."""
+        plan = np.asarray(plan)
+        if not hasattr(self, "_jit_plan_costs"):
+            self._jit_plan_costs = (
+                float(self.retailer.evaluate(self.jit_plan).by_week[0]),
+                np.array([self.retailer.evaluate(self.jit_plan, demand=p).by_week[1:].sum() for p in self.paths]),
+            )
+        c_jit, v_jit = self._jit_plan_costs
+        c_eff = float(self.retailer.evaluate(plan).by_week[0])
+        v_eff = np.array([self.retailer.evaluate(plan, demand=p).by_week[1:].sum() for p in self.paths])
+        return self._breakdown(c_eff, self.discount * (v_eff - v_jit), c_jit)
+
+    def _breakdown(self, c_eff: float, dv: np.ndarray, c_jit: float | None = None) -> CBTBreakdown:
+        c_jit = self.c_jit if c_jit is None else c_jit
+        future_ce = certainty_equivalent(dv, self.risk_aversion)
+        raw = clarke_pivot_payment(others_cost_at_efficient=c_eff + future_ce, others_cost_without_agent=c_jit)
+        return CBTBreakdown(
+            immediate=c_eff - c_jit,
+            future_ce=future_ce,
+            future_mean=float(dv.mean()),
+            raw=raw,
+            paid=raw if self.two_way else max(raw, 0.0),
+            retailer_cost_efficient=c_eff,
+            retailer_cost_jit=c_jit,
+        )
+
+
 def cost_benefit_transfer(
     ctx: PlanningContext,
     efficient_plan: np.ndarray,
@@ -63,28 +133,6 @@ def cost_benefit_transfer(
     scenarios: int = 16,
     two_way: bool = False,
 ) -> CBTBreakdown:
-    """The week's CBT; see the module docstring. Queries only the retailer's agent."""
-    retailer = ctx.retailer
-    # immediate term on the forecast: week t's cost with each PO, the retailer re-planning optimally after
-    eff = retailer.cost_with_first_week(efficient_plan[0])
-    jit = retailer.cost_with_first_week(jit_plan[0])
-    c_eff, c_jit = float(eff.by_week[0]), float(jit.by_week[0])
-    # future term on demand scenarios: V^R_{t+1} is the retailer's JIT cost of weeks t+1.. from the
-    # state each PO leads to, i.e. the later weeks of the same fixed-PO problem on that scenario
-    paths = sample_demand_paths(retailer.forecast, ctx.forecast_sd, scenarios, ctx.rng)
-    dv = np.empty(paths.shape[0])
-    for i, path in enumerate(paths):
-        v_eff = retailer.cost_with_first_week(efficient_plan[0], path).by_week[1:].sum()
-        v_jit = retailer.cost_with_first_week(jit_plan[0], path).by_week[1:].sum()
-        dv[i] = discount * (v_eff - v_jit)
-    future_ce = certainty_equivalent(dv, risk_aversion)
-    raw = clarke_pivot_payment(others_cost_at_efficient=c_eff + future_ce, others_cost_without_agent=c_jit)
-    return CBTBreakdown(
-        immediate=c_eff - c_jit,
-        future_ce=future_ce,
-        future_mean=float(dv.mean()),
-        raw=raw,
-        paid=raw if two_way else max(raw, 0.0),
-        retailer_cost_efficient=c_eff,
-        retailer_cost_jit=c_jit,
-    )
+    """The week's CBT for moving from ``jit_plan`` to ``efficient_plan``; see the module docstring."""
+    pricer = TransferPricer(ctx, jit_plan, discount=discount, risk_aversion=risk_aversion, scenarios=scenarios, two_way=two_way)
+    return pricer.price(efficient_plan)

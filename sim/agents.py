@@ -179,9 +179,43 @@ class RetailerAgent:
         return _plan_cost(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[0])
 
     # -- queries ----------------------------------------------------------------------------------
-    def preferred_plan(self, state: RetailerState | None = None, demand: np.ndarray | None = None) -> PlanCost:
-        """The retailer's own optimal plan ``x^J = argmin C_R`` (JIT), and its cost."""
-        lp, x = self._lp(state, demand)
+    def preferred_plan(
+        self,
+        state: RetailerState | None = None,
+        demand: np.ndarray | None = None,
+        *,
+        inbound_discount: np.ndarray | None = None,
+        discount_cap: np.ndarray | None = None,
+    ) -> PlanCost:
+        """The retailer's own optimal plan ``x^J = argmin C_R`` (JIT), and its cost.
+
+        ``inbound_discount`` ``[F]``: a virtual discount on units shipped to each FC, as a fraction (< 1)
+        of each product's wholesale price, used to generate alternative plans (menu candidates); with
+        ``discount_cap`` ``[F]`` it applies only to the first ``cap`` units of truck volume per week. The
+        returned cost is the true ``C_R`` of the plan."""
+        if inbound_discount is None:
+            lp, x = self._lp(state, demand)
+        else:
+            disc = np.asarray(inbound_discount, dtype=float)
+            if np.any(disc < 0) or np.any(disc >= 1):
+                raise ValueError(f"inbound_discount fractions must be in [0, 1), got {disc}")
+            b = LPBuilder()
+            horizon = self.public.horizon if demand is None else int(np.shape(demand)[0])
+            shape = (horizon, self.public.F, self.public.K)
+            x = b.add_var(shape)
+            self.add_block(b, x, state, demand)
+            # e: discounted units, at most the units shipped; their volume at most the cap per week
+            e = b.add_var(shape)
+            b.add_cost(e, -disc[None, :, None] * self.public.wholesale[None, None, :], (RETAILER, "_incentive", 0))
+            own = b.new_rows("ub", shape)
+            b.add_terms("ub", own, e, 1.0)
+            b.add_terms("ub", own, x, -1.0)
+            if discount_cap is not None:
+                cap = np.asarray(discount_cap, dtype=float)
+                capped = np.flatnonzero(np.isfinite(cap))
+                rows = b.new_rows("ub", (horizon, capped.size), cap[capped][None, :])
+                b.add_terms("ub", rows[:, :, None], e[:, capped, :], self.public.volume[None, None, :])
+            lp = b.build()
         sol = solve_lp(lp)
         return _plan_cost(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[0])
 
@@ -301,6 +335,18 @@ class VendorAgent:
             return PlanCost.infeasible(np.asarray(plan, dtype=float), self.public.horizon)
         shipped = sol.values(x) if allow_short else np.asarray(plan, dtype=float)
         return _plan_cost(shipped, sol.cost_breakdown(), VENDOR, self.public.horizon)
+
+    def coarse_preference(self) -> list[str]:
+        """A coarse disclosure the vendor may make: the FCs it would rather ship to (names only, no
+        costs). Those reached by a lane with spare truck volume, cheapest first; else the FC with the
+        cheapest lane."""
+        d = self._data
+        spare = np.flatnonzero(d.spare_volume > 0)
+        if spare.size:
+            order = spare[np.argsort(d.spare_cost[spare], kind="stable")]
+        else:
+            order = np.argsort(d.truckload_cost, kind="stable")[:1]
+        return list(dict.fromkeys(self.public.fcs[int(d.lane_fc[lane])] for lane in order))
 
     def fulfil(self, po: np.ndarray, *, committed: bool) -> Fulfilment:
         """Ship this week's PO ``[F, K]`` from the origins at least cost.
