@@ -348,6 +348,37 @@ def fit_lstsq(providers: Sequence[tuple[float, float, float]]) -> np.ndarray:
     return np.linalg.lstsq(design_matrix(d[:, 0], d[:, 1]), d[:, 2], rcond=None)[0]
 
 
+def _small_qp(hess: np.ndarray, lin: np.ndarray, g_mat: np.ndarray, h_vec: np.ndarray) -> np.ndarray:
+    """Exact minimiser of ``1/2 x'Hx - lin'x`` s.t. ``G x <= h`` (``H`` positive definite) by active sets.
+
+    Enumerates every set of at most ``dim`` active constraints, solves its KKT system and keeps the
+    point that is primal feasible with non-negative multipliers (unique for a strictly convex QP).
+    Meant for a handful of variables and constraints, where it is exact to linear-algebra precision.
+    """
+    dim = hess.shape[0]
+    m = g_mat.shape[0]
+    scale = max(1.0, float(np.max(np.abs(h_vec))) if m else 1.0)
+    best, best_val = None, np.inf
+    for size in range(min(dim, m) + 1):
+        for active in itertools.combinations(range(m), size):
+            ga = g_mat[list(active)]
+            kkt = np.block([[hess, ga.T], [ga, np.zeros((size, size))]])
+            rhs = np.r_[lin, h_vec[list(active)]]
+            try:
+                sol = np.linalg.solve(kkt, rhs)
+            except np.linalg.LinAlgError:
+                continue
+            x, lam = sol[:dim], sol[dim:]
+            if np.any(lam < -1e-9 * scale) or np.any(g_mat @ x > h_vec + 1e-9 * scale):
+                continue
+            val = 0.5 * x @ hess @ x - lin @ x
+            if val < best_val:
+                best, best_val = x, val
+    if best is None:
+        raise FlosimError("fit: the shape constraints admit no cost function")
+    return best
+
+
 def fit_cost(
     providers: Sequence[tuple[float, float, float]],
     mu_bounds: tuple[float, float],
@@ -361,28 +392,26 @@ def fit_cost(
     non-increasing in ``sigma`` (checked at the four corners, exact because ``d nu / d sigma`` is
     affine), convex in ``sigma`` (``a4 >= 0``, which the exact solver needs), non-negative (checked at
     ``sigma = high``, where a non-increasing cost is lowest, at both ``mu`` ends). With
-    ``monotone_mu`` also non-increasing in ``mu``. A tiny ridge term picks one solution when there
-    are fewer providers than coefficients.
+    ``monotone_mu`` also non-increasing in ``mu``. A small ridge term (``ridge`` times the squared
+    norm of the coefficients) picks one fit when there are fewer providers than coefficients. The
+    quadratic programme is solved exactly by enumerating active sets.
     """
-    import cvxpy as cp  # local import: only fitting needs it
-
     d = np.asarray(providers, dtype=float)
     a_mat = design_matrix(d[:, 0], d[:, 1])
-    a = cp.Variable(5)
-    cons = [a[4] >= 0]
+    rows, rhs = [[0, 0, 0, 0, -1.0]], [0.0]  # a4 >= 0
     for m in mu_bounds:
         for s in sigma_bounds:
-            cons.append(a[2] + a[3] * m + 2 * a[4] * s <= 0)
-        cons.append(design_matrix(np.array([m]), np.array([sigma_bounds[1]]))[0] @ a >= 0)
+            rows.append([0, 0, 1.0, m, 2 * s])  # d nu / d sigma <= 0
+            rhs.append(0.0)
+        rows.append(list(-design_matrix(np.array([m]), np.array([sigma_bounds[1]]))[0]))  # nu >= 0
+        rhs.append(0.0)
     if monotone_mu:
         for s in sigma_bounds:
-            cons.append(a[1] + a[3] * s <= 0)
-    prob = cp.Problem(cp.Minimize(cp.sum_squares(a_mat @ a - d[:, 2]) + ridge * cp.sum_squares(a)), cons)
-    prob.solve()
-    if a.value is None:
-        raise FlosimError(f"fit: the shape-constrained fit failed ({prob.status})")
-    coef = np.asarray(a.value, dtype=float)
-    coef[4] = max(coef[4], 0.0)  # remove solver round-off below zero
+            rows.append([0, 1.0, 0, s, 0])  # d nu / d mu <= 0
+            rhs.append(0.0)
+    hess = 2 * (a_mat.T @ a_mat + ridge * np.eye(5))
+    coef = _small_qp(hess, 2 * a_mat.T @ d[:, 2], np.array(rows), np.array(rhs))
+    coef[np.abs(coef) < 1e-12] = 0.0
     return coef
 
 
@@ -391,14 +420,15 @@ def assumption4_violations(coef: np.ndarray, mu_bounds: tuple[float, float], sig
     """Which of 'non-negative', 'non-increasing in sigma', 'non-increasing in mu', 'convex in sigma' fail on the box."""
     mu, sg = np.meshgrid(np.linspace(*mu_bounds, points), np.linspace(*sigma_bounds, points), indexing="ij")
     a0, a1, a2, a3, a4 = coef
+    tol = 1e-6 * max(1.0, float(np.max(np.abs(coef))))  # the fit's solver tolerance
     out = []
-    if np.min(cost(coef, mu, sg)) < -1e-9:
+    if np.min(cost(coef, mu, sg)) < -tol:
         out.append(f"negative cost (min {np.min(cost(coef, mu, sg)):.2f})")
-    if np.max(a2 + a3 * mu + 2 * a4 * sg) > 1e-9:
+    if np.max(a2 + a3 * mu + 2 * a4 * sg) > tol:
         out.append("increasing in sigma somewhere")
-    if np.max(a1 + a3 * sg) > 1e-9:
+    if np.max(a1 + a3 * sg) > tol:
         out.append("increasing in mu somewhere")
-    if a4 < 0:
+    if a4 < -tol:
         out.append(f"concave in sigma (a4 = {a4:.2f})")
     return out
 

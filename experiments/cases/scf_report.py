@@ -58,7 +58,7 @@ def _statements(paper: dict, audit_dsic: dict, audit_eq20: dict, totals: dict, o
         )
     fails.append(
         "Eq. (20) adds the other echelons' costs to an echelon's payment while eq. (19) subtracts them "
-        "(the dAGVA term for values was carried over to costs without the sign change). "
+        "(as if the dAGVA term, written for values, were carried over to costs without changing its sign). "
         f"Sampled misreports gain up to {max(audit_eq20['max_gain']):.2f} under eq. (20) with q = 1 "
         f"versus {max(audit_dsic['max_gain']):.2e} under DSIC, so eq. (20) as printed is not incentive compatible."
     )
