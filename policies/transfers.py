@@ -172,7 +172,11 @@ class DagvaResult:
         return float(total)
 
     def bic_violation(self) -> float:
-        """Largest gain any type of any agent gets from its best misreport (<= 0 up to rounding)."""
+        """Largest gain any type of any agent gets from its best report over truth-telling.
+
+        Zero (up to rounding) exactly when the mechanism is Bayesian incentive compatible: the truthful
+        report is among the candidates, so the value is never negative.
+        """
         worst = -np.inf
         for i in range(self.n_agents):
             m = len(self.priors[i])
