@@ -56,7 +56,15 @@ def policy_rng(seed: int, week: int) -> np.random.Generator:
 
 
 def draw_inputs(s: Scenario, weeks: int | None = None, seed: int | None = None) -> WorldInputs:
-    """Draw a run's inputs from the scenario's demand model and lanes."""
+    """Draw a run's inputs from the scenario's demand model and lanes.
+
+    A ``demand.model: trace`` scenario reads its inputs from ``demand.trace_dir`` instead
+    (:mod:`forecasts.traces`); the seed then only drives the policies' own randomness.
+    """
+    if s.demand.model == "trace":
+        from forecasts.traces import load_trace_inputs
+
+        return load_trace_inputs(s, weeks)
     weeks = s.weeks if weeks is None else weeks
     seed = s.seed if seed is None else seed
     H = s.horizon
