@@ -9,7 +9,9 @@ cost``: positive means lying pays. Two modes:
   round is what it pays this week plus its continuation under the mechanism (dynamic pivot): for the
   retailer ``R(x_t) - T``, its least true cost over the horizon with the PO fixed to ``x_t``, less the
   transfer it receives; for the vendor ``S(x_t) - R(x_t) + T``, where ``S`` is the least true social
-  cost with the PO fixed. Both are exact LPs. Under CPP-VCG with a two-way transfer, ``gamma = 0`` and
+  cost with the PO fixed. Both are exact LPs. A mechanism whose price covers a whole plan (the menu
+  with plan pricing, ``diagnostics["contract"] == "plan"``) is valued as that contract instead: each
+  party's true cost of the plan, plus or minus the price. Under CPP-VCG with a two-way transfer, ``gamma = 0`` and
   demand known, the vendor's net cost is ``S(x_t)`` minus terms it cannot influence, so truth is optimal.
 * ``run``: the world is simulated over the whole run with the lie told every week, and realised
   ledger net costs are compared on the same random numbers. Useful but not a test of the theory:
@@ -189,6 +191,11 @@ def _round_audit(
 
             def true_costs(decision) -> dict[str, float]:
                 po, transfer = decision.po, decision.transfer
+                if decision.diagnostics.get("contract") == "plan":
+                    # the price covers the whole plan (menu with plan pricing): value the plan as the contract
+                    r_plan = ctx.retailer.evaluate(decision.plan).total
+                    v_plan = ctx.vendor.evaluate(decision.plan).total
+                    return {"retailer": r_plan - transfer, "vendor": v_plan + transfer, "social": r_plan + v_plan}
                 r = _fixed_first_week_cost(ctx.retailer, None, po)
                 s_ = _fixed_first_week_cost(ctx.retailer, ctx.vendor, po)
                 return {"retailer": r - transfer, "vendor": s_ - r + transfer, "social": s_}

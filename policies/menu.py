@@ -24,8 +24,9 @@ Candidates (``method``):
 
 Tailoring. When the vendor declares a coarse preference (a set of FCs it would rather ship to, names
 only; ``preference: auto`` asks its agent, or give a list), the menu concentrates on it: shifts of
-volume towards the preferred FCs and discounts there, both capped at a grid of weekly volumes (a spare
-truck is worth filling only up to its size), then plain discounts and shifts towards them.
+volume towards the preferred FCs, and "steer" items (the retailer's own plan under a surcharge at
+another FC and a discount at the preferred one), both capped at a grid of weekly volumes (a spare
+truck is worth filling only up to its size); then plain discounts and shifts towards them.
 
 Menus are nested: a larger menu contains every item of a smaller one with the same parameters.
 Parameters: ``size`` (items including ``x^J``), ``method``, ``preference``, ``levels``, ``pricing``,
@@ -46,7 +47,9 @@ from sim.errors import FlosimError
 
 DEFAULT_LEVELS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
 SHIFT_FRACTIONS = (0.25, 0.5, 1.0)
-CAP_MULTIPLES = (1.1, 1.25, 1.4, 1.55, 1.7, 1.85, 2.0)
+CAP_MULTIPLES = (1.25, 1.4, 1.1, 1.55, 1.7, 1.85, 2.0)
+STEER_SURCHARGES = (0.2, 0.1)
+STEER_DISCOUNT = 0.1
 
 
 @dataclass(frozen=True)
@@ -118,19 +121,24 @@ def _capped_shift_items(ctx: PlanningContext, jit: np.ndarray, targets: Sequence
                     yield MenuItem(plan, f"shift {ctx.public.fcs[a]}->{ctx.public.fcs[b]} up to {mult:g}x volume, {how}")
 
 
-def _capped_discount_items(ctx: PlanningContext, jit: np.ndarray, fcs: Sequence[int], levels: Sequence[float]) -> Iterator[MenuItem]:
-    """Discounts at a preferred FC that apply only up to a weekly volume cap, on a grid of caps."""
+def _steer_items(ctx: PlanningContext, jit: np.ndarray, targets: Sequence[int]) -> Iterator[MenuItem]:
+    """Steer volume from another FC ``a`` to a preferred FC ``b``: the retailer's own optimal plan under
+    a surcharge at ``a`` and a discount at ``b`` that applies only up to a weekly volume cap (a grid of
+    multiples of ``b``'s largest weekly JIT volume). The retailer chooses which demand to move, so
+    the plan stays consistent with its own outbound costs."""
     vol = ctx.public.volume
     for mult in CAP_MULTIPLES:
-        for f in fcs:
-            base = float(_weekly_volume(jit, f, vol).max()) or float(vol.mean())
-            for level in levels:
-                d = np.zeros(ctx.public.F)
-                d[f] = level
+        for surcharge in STEER_SURCHARGES:
+            for b in targets:
                 cap = np.full(ctx.public.F, np.inf)
-                cap[f] = mult * base
-                plan = ctx.retailer.preferred_plan(inbound_discount=d, discount_cap=cap).plan
-                yield MenuItem(plan, f"discount {ctx.public.fcs[f]}={level:g} up to {mult:g}x volume")
+                cap[b] = mult * (float(_weekly_volume(jit, b, vol).max()) or float(vol.mean()))
+                for a in range(ctx.public.F):
+                    if a == b:
+                        continue
+                    d = np.zeros(ctx.public.F)
+                    d[a], d[b] = -surcharge, STEER_DISCOUNT
+                    plan = ctx.retailer.preferred_plan(inbound_discount=d, discount_cap=cap).plan
+                    yield MenuItem(plan, f"steer {ctx.public.fcs[a]}->{ctx.public.fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
 
 
 def build_menu(
@@ -155,7 +163,7 @@ def build_menu(
         if method in ("shift", "mixed"):
             gens.append(_capped_shift_items(ctx, jit_plan, fcs))
         if method in ("discount", "mixed"):
-            gens.append(_capped_discount_items(ctx, jit_plan, fcs, levels))
+            gens.append(_steer_items(ctx, jit_plan, fcs))
     if method in ("discount", "mixed"):
         gens.append(_discount_items(ctx, fcs, levels))
     if method in ("shift", "mixed"):
@@ -227,6 +235,7 @@ class MenuPolicy:
             committed=True,
             planned={"retailer": r_item - quote.paid, "vendor": totals[pick]},
             diagnostics={
+                "contract": "plan" if self.pricing == "plan" else "first-week",
                 "menu_size": len(items),
                 "menu_pick": pick,
                 "menu_item": item.kind,

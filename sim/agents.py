@@ -189,24 +189,27 @@ class RetailerAgent:
     ) -> PlanCost:
         """The retailer's own optimal plan ``x^J = argmin C_R`` (JIT), and its cost.
 
-        ``inbound_discount`` ``[F]``: a virtual discount on units shipped to each FC, as a fraction (< 1)
-        of each product's wholesale price, used to generate alternative plans (menu candidates); with
-        ``discount_cap`` ``[F]`` it applies only to the first ``cap`` units of truck volume per week. The
-        returned cost is the true ``C_R`` of the plan."""
+        ``inbound_discount`` ``[F]``: a virtual discount on units shipped to each FC, as a fraction of each
+        product's wholesale price in (-1, 1), used to generate alternative plans (menu candidates). A
+        positive entry applies, with ``discount_cap`` ``[F]``, only to the first ``cap`` units of truck
+        volume per week; a negative entry is a surcharge on every unit. The returned cost is the true
+        ``C_R`` of the plan."""
         if inbound_discount is None:
             lp, x = self._lp(state, demand)
         else:
             disc = np.asarray(inbound_discount, dtype=float)
-            if np.any(disc < 0) or np.any(disc >= 1):
-                raise ValueError(f"inbound_discount fractions must be in [0, 1), got {disc}")
+            if np.any(np.abs(disc) >= 1):
+                raise ValueError(f"inbound_discount fractions must be in (-1, 1), got {disc}")
             b = LPBuilder()
             horizon = self.public.horizon if demand is None else int(np.shape(demand)[0])
             shape = (horizon, self.public.F, self.public.K)
+            w = self.public.wholesale[None, None, :]
             x = b.add_var(shape)
             self.add_block(b, x, state, demand)
+            b.add_cost(x, np.minimum(disc, 0.0)[None, :, None] * -w, (RETAILER, "_incentive", 0))
             # e: discounted units, at most the units shipped; their volume at most the cap per week
             e = b.add_var(shape)
-            b.add_cost(e, -disc[None, :, None] * self.public.wholesale[None, None, :], (RETAILER, "_incentive", 0))
+            b.add_cost(e, -np.maximum(disc, 0.0)[None, :, None] * w, (RETAILER, "_incentive", 0))
             own = b.new_rows("ub", shape)
             b.add_terms("ub", own, e, 1.0)
             b.add_terms("ub", own, x, -1.0)
