@@ -28,10 +28,10 @@ def test_constraint_audit_catches_violations() -> None:
     grid = ins.value_grid("uniform", 30)
     model = ins.InspectionModel()
     # Always allocate and keep the whole bid: the top type gains v_max - v_min by bidding the lowest value.
-    greedy = ins.Mechanism(grid, model, np.ones(grid.n), grid.values.copy())
+    greedy = ins.Mechanism.from_total(grid, model, np.ones(grid.n), grid.values.copy())
     assert ins.constraint_violations(greedy)["ic"] == pytest.approx(grid.values[-1] - grid.values[0])
     # A flat fee of 0.5 for the item breaks participation of the lowest types by almost 0.5.
-    flat = ins.Mechanism(grid, model, np.ones(grid.n), np.full(grid.n, 0.5))
+    flat = ins.Mechanism.from_total(grid, model, np.ones(grid.n), np.full(grid.n, 0.5))
     assert ins.constraint_violations(flat)["ir"] == pytest.approx(0.5 - grid.values[0])
 
 
@@ -65,7 +65,7 @@ def test_optimal_allocation_is_increasing_and_continuous(dist: str) -> None:
 def test_optimal_allocation_is_unique_on_the_optimal_face() -> None:
     grid = ins.value_grid("uniform", 60)
     mech = ins.optimal_mechanism(grid)
-    assert ins.allocation_spread(grid, mech.model, mech.revenue) < 1e-3
+    assert ins.allocation_spread(mech) < 1e-3
 
 
 @pytest.mark.parametrize("dist", ["uniform", "triangular", "beta25", "exponential", "uniform12"])
@@ -84,11 +84,28 @@ def test_lp_beats_a_hand_built_mechanism() -> None:
     best = 0.0
     for c in np.linspace(0.5, 1.0, 11):
         q = np.minimum(1.0, grid.values / c)
-        hand = ins.Mechanism(grid, ins.InspectionModel(), q, grid.values * q - np.maximum(0.0, grid.values - c))
+        hand = ins.Mechanism.from_total(grid, ins.InspectionModel(), q,
+                                       grid.values * q - np.maximum(0.0, grid.values - c))
         assert max(ins.constraint_violations(hand).values()) <= 1e-12
         best = max(best, hand.revenue)
     assert best == pytest.approx(0.375, abs=2e-3)
     assert ins.optimal_mechanism(grid).revenue >= best - 1e-9
+
+
+def test_winner_only_inspection_variant() -> None:
+    # If only the winner's value can be observed, an unallocated liar keeps its deposit: less revenue
+    # than inspecting everybody, still more than Myerson, and the allocation is still continuous.
+    coarse, fine = ins.value_grid("uniform", 80), ins.value_grid("uniform", 160)
+    model = ins.InspectionModel(inspect_losers=False)
+    m_coarse, m_fine = ins.optimal_mechanism(coarse, model), ins.optimal_mechanism(fine, model)
+    assert max(ins.constraint_violations(m_fine).values()) <= 1e-7
+    everyone = ins.optimal_mechanism(fine)
+    assert ins.myerson_posted_price(fine)[1] + 0.05 < m_fine.revenue < everyone.revenue - 0.005
+    s_coarse, s_fine = ins.shape_diagnostics(coarse, m_coarse.allocation), ins.shape_diagnostics(fine, m_fine.allocation)
+    assert s_fine["increasing"] and s_fine["max_jump"] <= 0.6 * s_coarse["max_jump"]
+    # An unallocated liar is not caught: the all-inspected mechanism is not IC under this variant.
+    moved = ins.Mechanism(fine, model, everyone.allocation, everyone.payment_win, everyone.payment_lose)
+    assert ins.constraint_violations(moved)["ic"] > 1e-3
 
 
 def test_inspection_cost_and_deposit_are_parameters() -> None:

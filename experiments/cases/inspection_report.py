@@ -34,26 +34,37 @@ def run_case(
     inspection_prob: float = 1.0,
     deposit_factor: float = 1.0,
     inspection_cost: float = 0.0,
+    inspect: str = "all",
 ) -> dict:
-    """Everything ``flosim case inspection`` reports, as a JSON-ready dict."""
-    model = ins.InspectionModel(inspection_prob, deposit_factor, inspection_cost)
+    """Everything ``flosim case inspection`` reports, as a JSON-ready dict.
+
+    ``inspect``: ``"all"`` (every bidder's value is observed, the paper's setting) or ``"winners"``
+    (only the winner's value is observed).
+    """
+    if inspect not in ("all", "winners"):
+        raise FlosimError(f"--inspect: use 'all' or 'winners', got {inspect!r}")
+    model = ins.InspectionModel(inspection_prob, deposit_factor, inspection_cost, inspect_losers=(inspect == "all"))
     grid = ins.value_grid(dist, grid_points)
     if grid_points_two < 4 or grid_points_two > 120:
         raise FlosimError(f"--grid2: need an integer between 4 and 120, got {grid_points_two}")
     mech = ins.optimal_mechanism(grid, model)
     off = ins.optimal_mechanism(grid, ins.InspectionModel(0.0, deposit_factor))
+    other = ins.optimal_mechanism(grid, ins.InspectionModel(inspection_prob, deposit_factor, inspection_cost,
+                                                            inspect_losers=not model.inspect_losers))
     price, rev_myerson = ins.myerson_posted_price(grid)
     shape = ins.shape_diagnostics(grid, mech.allocation)
     coarse = ins.value_grid(dist, max(grid_points // 2, 2))
-    shape_coarse = ins.shape_diagnostics(coarse, ins.optimal_mechanism(coarse, model).allocation)
+    mech_coarse = ins.optimal_mechanism(coarse, model)
+    shape_coarse = ins.shape_diagnostics(coarse, mech_coarse.allocation)
     shape_off = ins.shape_diagnostics(grid, off.allocation)
     viol = ins.constraint_violations(mech)
-    spread = ins.allocation_spread(grid, model, mech.revenue)
+    spread = ins.allocation_spread(mech_coarse)  # on the half grid: the check costs two more LPs
     full = mech.allocation >= 1 - 1e-7
     distinct_full = int(len(np.unique(np.round(mech.payment[full], 6)))) if full.any() else 0
     sweep = {}
     for th in (0.25, 0.5, 0.75, 1.0):
-        m = mech if th == inspection_prob else ins.optimal_mechanism(grid, ins.InspectionModel(th, deposit_factor))
+        m = mech if th == inspection_prob else ins.optimal_mechanism(
+            grid, ins.InspectionModel(th, deposit_factor, inspect_losers=model.inspect_losers))
         sweep[str(th)] = _r(m.revenue)
     continuous = _is_continuous(shape["max_jump"], shape_coarse["max_jump"])
 
@@ -67,6 +78,7 @@ def run_case(
         two[label] = (opt, hb)
     opt, hb = two["grid"]
     opt0 = ins.optimal_two_bidders(g2, ins.InspectionModel(0.0, deposit_factor), "ex_post")
+    inspections = model.inspected_per_bidder(mech.allocation, grid.probs)
     reserve, rev_spa, q_spa = ins.second_price_with_reserve(g2)
     gap = (opt.revenue - hb.revenue) / opt.revenue
     gap_half = (two["half_grid"][0].revenue - two["half_grid"][1].revenue) / two["half_grid"][0].revenue
@@ -103,7 +115,7 @@ def run_case(
         "dist": dist,
         "description": ins.DISTRIBUTIONS[dist][2],
         "model": {"inspection_prob": inspection_prob, "deposit_factor": deposit_factor,
-                  "inspection_cost": inspection_cost},
+                  "inspection_cost": inspection_cost, "inspect": inspect},
         "grid": [_r(x) for x in grid.values],
         "probs": [float(f"{x:.6g}") for x in grid.probs],
         "allocation": [_r(x) for x in mech.allocation],
@@ -115,10 +127,11 @@ def run_case(
             "myerson": _r(rev_myerson),
             "lp_without_inspection": _r(off.revenue),
             "full_surplus": _r(grid.mean()),
+            ("inspection_winners_only" if model.inspect_losers else "inspection_all_bidders"): _r(other.revenue),
         },
         "myerson_price": _r(price),
         "revenue_by_inspection_prob": sweep,
-        "break_even_inspection_cost": _r(mech.revenue - rev_myerson) if inspection_prob > 0 else None,
+        "break_even_inspection_cost": _r((mech.revenue - rev_myerson) / inspections) if inspections > 0 else None,
         "checks": {
             "constraint_violations": {k: float(f"{v:.3g}") for k, v in viol.items()},
             "increasing": shape["increasing"],
@@ -127,7 +140,7 @@ def run_case(
             "myerson_max_jump": _r(shape_off["max_jump"]),
             "continuous": continuous,
             "first_full_allocation": shape["first_full_allocation"],
-            "allocation_spread_on_optimal_face": float(f"{spread:.3g}"),
+            "allocation_spread_on_optimal_face_half_grid": float(f"{spread:.3g}"),
             "distinct_payments_at_full_allocation": distinct_full,
             "revenue_at_least_myerson": bool(mech.net_revenue >= rev_myerson - 1e-9),
             "lp_off_recovers_posted_price": bool(abs(off.revenue - rev_myerson) <= 1e-7),
@@ -162,15 +175,16 @@ def render_text(rep: dict) -> str:
     lines = [
         f"Deferred inspection and reward -- {rep['description']}, {len(rep['grid'])} grid points",
         f"  inspection prob {m['inspection_prob']}, deposit = {m['deposit_factor']} x bid, "
-        f"inspection cost {m['inspection_cost']} per bidder",
+        f"inspection cost {m['inspection_cost']} per inspection, inspected: {m['inspect']} bidders",
         "",
         "One bidder: revenue",
         f"  with inspection (LP)      {r['inspection']:.4f}   net of inspection cost {r['inspection_net']:.4f}",
         f"  Myerson posted price      {r['myerson']:.4f}   (price {rep['myerson_price']:.4f})",
         f"  LP, inspection off        {r['lp_without_inspection']:.4f}",
         f"  full surplus E[v]         {r['full_surplus']:.4f}",
+        *[f"  {k.replace('_', ' '):<25} {v:.4f}" for k, v in r.items() if k.startswith("inspection_") and k != "inspection_net"],
         "  by inspection prob:       " + ", ".join(f"{k}: {v:.4f}" for k, v in rep["revenue_by_inspection_prob"].items()),
-        f"  break-even inspection cost per bidder: {rep['break_even_inspection_cost']}",
+        f"  break-even cost per inspection (vs Myerson): {rep['break_even_inspection_cost']}",
         "",
         "  optimal allocation q(b) (every ~10th grid point):",
     ]
@@ -180,7 +194,7 @@ def render_text(rep: dict) -> str:
     lines.append(f"  checks: constraint violations {c['constraint_violations']}")
     lines.append(f"          increasing {c['increasing']}, max step {c['max_jump']} (half grid {c['max_jump_half_grid']},"
                  f" Myerson {c['myerson_max_jump']}), q = 1 from b = {c['first_full_allocation']}, "
-                 f"allocation spread on the optimal face {c['allocation_spread_on_optimal_face']}")
+                 f"allocation spread on the optimal face (half grid) {c['allocation_spread_on_optimal_face_half_grid']}")
     t = rep["two_bidders"]
     lines += ["", f"Two i.i.d. bidders ({t['grid_points']} grid points): revenue"]
     for k, v in t["revenue"].items():

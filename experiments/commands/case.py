@@ -71,7 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--inspection-prob", default="1", help="probability a lie is detected, 0..1 (default: 1)")
     i.add_argument("--deposit-factor", default="1",
                    help="deposit as a multiple of the bid; a detected liar forfeits it (default: 1, the paper's)")
-    i.add_argument("--inspection-cost", default="0", help="cost per bidder inspected (default: 0)")
+    i.add_argument("--inspection-cost", default="0", help="cost per inspection (default: 0)")
+    i.add_argument("--inspect", default="all",
+                   help="whose value is observed: 'all' bidders (default, the paper's) or only 'winners'")
     i.add_argument("--out", help="folder for the figure and report.json (default: results/case-inspection)")
     i.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     i.set_defaults(func=run_inspection)
@@ -126,6 +128,7 @@ def run_inspection(args: argparse.Namespace) -> int:
         inspection_prob=_num(args.inspection_prob, "--inspection-prob", float, 0.0, 1.0),
         deposit_factor=_num(args.deposit_factor, "--deposit-factor", float, 0.0, 100.0),
         inspection_cost=_num(args.inspection_cost, "--inspection-cost", float, 0.0, None),
+        inspect=args.inspect,
     )
     out = Path(args.out) if args.out else Path("results") / "case-inspection"
     return _finish(report, out, inspection_report.plot_allocations, inspection_report.render_text, args.json)
