@@ -1,0 +1,159 @@
+"""Bad input through the real command: one clear message naming the file, the field and the value,
+exit status 2, no traceback, and no results folder."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from experiments.cli import main
+
+DEFAULT = yaml.safe_load((resources.files("sim") / "scenarios" / "default.yaml").read_text())
+
+
+def _write(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None]) -> Path:
+    data = copy.deepcopy(DEFAULT)
+    change(data)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _run(capsys, tmp_path: Path, scenario: str, *extra: str) -> tuple[int, str, str, Path]:
+    out = tmp_path / "results"
+    code = main(["run", "--scenario", scenario, "--policy", "jit", "--weeks", "1", "--json", "--out", str(out), *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err, out
+
+
+def _assert_clear(code: int, out: str, err: str, results: Path, *needles: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err and "Traceback" not in out
+    assert err.startswith("flosim: error: ") and err.count("flosim: error") == 1, err
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in {err!r}"
+    assert out == ""  # no JSON summary for a run that never started
+    assert not results.exists()  # and no results folder
+
+
+def _delete(key: str) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d.pop(key)
+
+
+# (file name, change, strings the message must contain: the field and the offending value)
+SCHEMA_CASES = [
+    ("unknown_top.yaml", lambda d: d.update(colour="red"), ["colour", "red", "unknown field"]),
+    ("unknown_nested.yaml", lambda d: d["fcs"][0].update(recieving_cost=0.3), ["fcs.0.recieving_cost", "0.3", "unknown field"]),
+    ("negative_holding.yaml", lambda d: d["products"][1].update(holding_cost=-0.5), ["products.1.holding_cost", "-0.5"]),
+    ("negative_lane.yaml", lambda d: d["lanes"][2].update(truckload_cost=-1.25), ["lanes.2.truckload_cost", "-1.25"]),
+    ("negative_outbound.yaml", lambda d: d["outbound_cost"]["DAL"].update(SouthWest=-1.5), ["outbound_cost.DAL.SouthWest", "-1.5"]),
+    ("negative_production.yaml", lambda d: d["origins"][1].update(production_cost=-2.3), ["origins.1.production_cost", "-2.3"]),
+    ("lane_unknown_fc.yaml", lambda d: d["lanes"][3].update(fc="SEA"), ["lanes.3.fc", "SEA", "unknown FC"]),
+    ("lane_unknown_origin.yaml", lambda d: d["lanes"][1].update(origin="DET"), ["lanes.1.origin", "DET", "unknown origin"]),
+    ("delay_probs.yaml", lambda d: d["lanes"][0]["delay"].update(probs=[0.5, 0.4]), ["lanes.0.delay", "probs", "0.9", "[0.5, 0.4]"]),
+    ("delay_probs_over.yaml", lambda d: d["lanes"][5]["delay"].update(probs=[0.85, 0.25]), ["lanes.5.delay", "probs", "1.1"]),
+    ("horizon_zero.yaml", lambda d: d.update(horizon=0), ["'horizon'", "= 0"]),
+    ("horizon_negative.yaml", lambda d: d.update(horizon=-3), ["'horizon'", "-3"]),
+    ("weeks_zero.yaml", lambda d: d.update(weeks=0), ["'weeks'", "= 0"]),
+    ("not_a_number.yaml", lambda d: d["products"][0].update(wholesale_price="cheap"), ["products.0.wholesale_price", "cheap"]),
+    ("missing_regions.yaml", _delete("regions"), ["'regions'", "missing"]),
+    ("lead_time_zero.yaml", lambda d: d["fcs"][1].update(lead_time=0), ["fcs.1.lead_time", "0"]),
+    ("schema_version.yaml", lambda d: d.update(schema_version=7), ["schema_version", "7"]),
+]
+
+
+@pytest.mark.parametrize("name, change, needles", SCHEMA_CASES, ids=[c[0] for c in SCHEMA_CASES])
+def test_invalid_scenario_file(capsys, tmp_path, name, change, needles):
+    path = _write(tmp_path, name, change)
+    code, out, err, results = _run(capsys, tmp_path, str(path))
+    _assert_clear(code, out, err, results, str(path), *needles)
+
+
+def test_malformed_yaml(capsys, tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: broken\nweeks: 4\nfcs: [DAL, PHX\nregions: {a: b\n")
+    code, out, err, results = _run(capsys, tmp_path, str(path))
+    _assert_clear(code, out, err, results, str(path), "not valid YAML", "line ")
+
+
+def test_missing_file(capsys, tmp_path):
+    path = tmp_path / "nowhere" / "scenario.yaml"
+    code, out, err, results = _run(capsys, tmp_path, str(path))
+    _assert_clear(code, out, err, results, str(path), "no such file", "default")  # lists the built-ins
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [("", "mapping"), ("- 1\n- 2\n", "mapping"), ("just a string\n", "mapping")],
+    ids=["empty", "list", "scalar"],
+)
+def test_file_that_is_not_a_mapping(capsys, tmp_path, content, needle):
+    path = tmp_path / "odd.yaml"
+    path.write_text(content)
+    code, out, err, results = _run(capsys, tmp_path, str(path))
+    _assert_clear(code, out, err, results, str(path), needle)
+
+
+def test_folder_instead_of_file(capsys, tmp_path):
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    code, out, err, results = _run(capsys, tmp_path, str(folder))
+    _assert_clear(code, out, err, results, str(folder), "folder")
+
+
+def test_binary_file(capsys, tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00\x81garbage")
+    code, out, err, results = _run(capsys, tmp_path, str(path))
+    _assert_clear(code, out, err, results, str(path))
+
+
+def test_unknown_policy(capsys, tmp_path):
+    code, out, err, results = _run(capsys, tmp_path, "default", "--policy", "telepathy")
+    _assert_clear(code, out, err, results, "telepathy", "jit")  # names the built-ins
+
+
+def test_policy_module_that_does_not_exist(capsys, tmp_path):
+    code, out, err, results = _run(capsys, tmp_path, "default", "--policy", "no_such_module_xyz:Policy")
+    _assert_clear(code, out, err, results, "no_such_module_xyz")
+
+
+@pytest.mark.parametrize("args, needle", [(["--weeks", "0"], "--weeks"), (["--seed", "-4"], "--seed"), (["--weeks", "two"], "two")])
+def test_bad_command_line_values(args, needle, tmp_path, capsys):
+    """argparse errors are the command line's own: usage plus one message, exit 2, no traceback."""
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--policy", "jit", "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert needle in err and "Traceback" not in err and err.count("error:") == 1
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "name, change, needles",
+    [SCHEMA_CASES[1], SCHEMA_CASES[8]],
+    ids=["unknown_nested", "delay_probs"],
+)
+def test_real_process_reports_bad_scenario(tmp_path, name, change, needles):
+    """The same through a separate process, as a user runs it."""
+    path = _write(tmp_path, name, change)
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "run", "--scenario", str(path), "--policy", "jit", "--json",
+         "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stdout == ""
+    for needle in [str(path), *needles]:
+        assert needle in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -1,0 +1,96 @@
+"""``flosim run``: the JSON summary, the results folder, and re-running a run from its folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from experiments.cli import main
+from sim.results import load_results
+from sim.scenario import load_scenario
+
+SUMMARY_KEYS = {"social_cost", "retailer_net_cost", "vendor_net_cost", "transfers", "fill_rate"}
+
+
+@pytest.fixture(scope="module")
+def json_run(tmp_path_factory):
+    """One real ``flosim run --json`` in a separate process (stdout must hold only the JSON)."""
+    out = tmp_path_factory.mktemp("cli") / "run1"
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "run", "--policy", "first-best", "--weeks", "3", "--seed", "5",
+         "--json", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout), out
+
+
+def test_json_summary_shape(json_run):
+    summary, out = json_run
+    assert {"scenario", "weeks", "seed", "results_dir", "policies"} <= set(summary)
+    assert summary["scenario"] == "default" and summary["weeks"] == 3 and summary["seed"] == 5
+    assert summary["results_dir"] == str(out)
+    assert set(summary["policies"]) == {"jit", "first-best"}  # jit always runs as the reference
+    for name, totals in summary["policies"].items():
+        assert SUMMARY_KEYS <= set(totals), name
+        assert all(isinstance(totals[k], float) for k in SUMMARY_KEYS), name
+        assert totals["social_cost"] == pytest.approx(totals["retailer_net_cost"] + totals["vendor_net_cost"])
+        assert 0.0 <= totals["fill_rate"] <= 1.0
+        assert totals["transfers"] == 0.0  # neither policy pays a transfer
+
+
+def test_results_folder_contents(json_run):
+    summary, out = json_run
+    for name in ("ledger.parquet", "summary.json", "scenario.yaml", "metadata.json"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "summary.json").read_text()) == summary
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["seed"] == 5 and meta["scenario"] == "default"
+    assert {"numpy", "scipy", "simpy", "python"} <= set(meta["versions"])
+    assert "timings" in meta and "command" in meta
+    ledger = pd.read_parquet(out / "ledger.parquet")
+    assert list(ledger.columns) == ["run", "policy", "week", "party", "component", "value"]
+    assert set(ledger.week) == {0, 1, 2}
+    # the summary is recomputable from the saved ledger
+    for name, totals in summary["policies"].items():
+        rows = ledger[ledger.policy == name]
+        assert totals["social_cost"] == pytest.approx(rows.value.sum(), rel=1e-12)
+        assert totals["retailer_net_cost"] == pytest.approx(rows[rows.party == "retailer"].value.sum(), rel=1e-12)
+
+
+def test_saved_scenario_reloads_equal_and_reruns_bit_for_bit(json_run, tmp_path, capsys):
+    summary, out = json_run
+    saved = load_scenario(out / "scenario.yaml")
+    expected = load_scenario("default").with_overrides({"weeks": 3, "seed": 5})
+    assert saved == expected  # the resolved scenario, with the command line's weeks and seed
+    assert load_results(out).scenario == saved
+    again = tmp_path / "again"
+    code = main(["run", "--scenario", str(out / "scenario.yaml"), "--policy", "first-best", "--json", "--out", str(again)])
+    assert code == 0
+    rerun = json.loads(capsys.readouterr().out)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "ledger.parquet"), pd.read_parquet(again / "ledger.parquet"), check_exact=True
+    )
+    assert rerun["policies"] == summary["policies"]
+
+
+def test_table_output_without_json(tmp_path, capsys):
+    out = tmp_path / "table"
+    assert main(["run", "--policy", "jit", "--weeks", "1", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "jit" in text and str(out) in text and "social_cost" in text
+    assert (out / "ledger.parquet").exists()
+
+
+def test_out_folder_that_cannot_be_created(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["run", "--policy", "jit", "--weeks", "1", "--out", str(blocker / "sub")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and str(blocker / "sub") in err
