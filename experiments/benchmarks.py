@@ -1,0 +1,223 @@
+"""Benchmarks: how much a CPP negotiation costs compared with solving the same problem centrally.
+
+Three sizes, built programmatically (no files needed):
+
+* ``small``: the built-in default scenario (3 FCs x 3 products x 6 weeks).
+* ``pilot``: the public Flo Pro V-ADK calibration: 330 products drawn by the V-ADK product generator,
+  5 FCs, 5 regions with regional weights [0.247, 0.158, 0.233, 0.131, 0.231], 2 vendor origins,
+  lanes from both origins to every FC, some with spare scheduled-truck volume, 6 weeks.
+* ``large``: 2,000 products x 20 FCs (8 regions, 4 origins), 6 weeks.
+
+For each size :func:`run_benchmark` times, in one process and on the same planning round (week 0,
+scenario's initial stock, mean demand as the forecast):
+
+* the joint first-best LP: model build and HiGHS solve separately (``build_s``, ``central_s``);
+* the CPP negotiation (:func:`sim.coordinator.ConsensusADMM.negotiate` between the two agents'
+  negotiators, including building their best-response solvers: ``cpp_s``), its iterations, and the
+  relative social-cost gap of the plan it returns to the first-best.
+
+What a user may do: ``flosim bench --sizes small,pilot`` (or call :func:`run_benchmark`), and build the
+same scenarios with :func:`benchmark_scenario` for their own experiments.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from sim.agents import RetailerAgent, RetailerState, VendorAgent, VendorState
+from sim.data import split_scenario
+from sim.errors import FlosimError
+from sim.scenario import Scenario, load_scenario, scenario_from_dict
+
+SIZES = ("small", "pilot", "large")
+VADK_REGION_WEIGHTS = [0.247, 0.158, 0.233, 0.131, 0.231]
+
+
+def _grid_scenario(name: str, *, products: int, fcs: int, regions: int, origins: int, weights: list[float] | None, seed: int) -> dict[str, Any]:
+    """A synthetic network: FCs and regions on a line (outbound cost grows with distance, far pairs
+    unreachable), every origin ships to every FC, about a third of the lanes carry spare volume."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xBE7C]))
+    region_names = [f"R{r}" for r in range(regions)]
+    fc_names = [f"FC{f:02d}" for f in range(fcs)]
+    origin_names = [f"O{o}" for o in range(origins)]
+    fc_pos = np.linspace(0.0, regions - 1.0, fcs)
+    outbound: dict[str, dict[str, float]] = {}
+    for f, fname in enumerate(fc_names):
+        row = {}
+        for r, rname in enumerate(region_names):
+            dist = abs(fc_pos[f] - r)
+            if dist <= 2.0:
+                row[rname] = round(0.3 + 0.45 * dist + float(rng.uniform(0, 0.1)), 3)
+        outbound[fname] = row
+    w = np.asarray(weights if weights is not None else np.full(regions, 1.0 / regions))
+    # the V-ADK cluster mix [0.745, 0.042, 0.212] sums to 0.999; normalised here (the schema wants 1)
+    mix = np.array([0.745, 0.042, 0.212])
+    gen = {"count": products, "mix": [float(m) for m in mix / mix.sum()]}
+    # mean weekly demand of the generator is about 0.745*133 + 0.042*1573 + 0.212*185 ~ 205 per product
+    total = 205.0 * products
+    # each region is served mostly by its nearest FCs: an FC's share of total demand (for initial stock)
+    near = np.exp(-2.0 * np.abs(fc_pos[:, None] - np.arange(regions)[None, :]))
+    fc_share = (near / near.sum(axis=0, keepdims=True)) @ (w / w.sum())
+    lead = rng.choice([1, 2], size=fcs, p=[0.6, 0.4])
+    fc_list = [
+        {"name": fname, "receiving_cost": 0.2, "lead_time": int(lead[f]), "initial_stock": {}}
+        for f, fname in enumerate(fc_names)
+    ]
+    capacity = 0.65 * total  # per origin: two origins cover demand with ~30% slack
+    if origins != 2:
+        capacity = 1.3 * total / origins
+    origin_list = [
+        {"name": oname, "capacity": round(capacity, 1), "production_cost": round(2.0 + 0.3 * o, 2), "holding_cost": 0.02}
+        for o, oname in enumerate(origin_names)
+    ]
+    lanes = []
+    for o, oname in enumerate(origin_names):
+        o_pos = (o + 0.5) * (regions - 1) / origins
+        for f, fname in enumerate(fc_names):
+            dist = abs(o_pos - fc_pos[f])
+            lane: dict[str, Any] = {"origin": oname, "fc": fname, "truckload_cost": round(0.4 + 0.5 * dist, 3)}
+            if rng.uniform() < 0.35:
+                lane["spare_volume"] = round(float(total * fc_share[f] * rng.uniform(0.1, 0.4)), 1)
+                lane["spare_cost"] = 0.05
+            lanes.append(lane)
+    data = {
+        "name": name,
+        "description": f"benchmark network: {products} products, {fcs} FCs, {regions} regions, {origins} origins",
+        "weeks": 6,
+        "horizon": 6,
+        "seed": seed,
+        "regions": region_names,
+        "fcs": fc_list,
+        "outbound_cost": outbound,
+        "product_generator": gen,
+        "origins": origin_list,
+        "lanes": lanes,
+        "demand": {"model": "vadk", "cv": 0.3, "region_weights": dict(zip(region_names, map(float, w), strict=True)),
+                   "multipliers": [1.014, 0.980, 0.989, 1.000, 1.015, 1.001]},
+    }
+    scenario = scenario_from_dict(data, f"benchmark '{name}'")
+    # initial FC stock: about 1.2 weeks of each product's demand, split by FC share
+    stock_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x570C]))
+    resolved = scenario.model_dump(mode="json")
+    base = np.array([p["base_demand"] for p in resolved["products"]])
+    for f, fc in enumerate(resolved["fcs"]):
+        units = base * fc_share[f] * stock_rng.uniform(0.6, 1.8, size=base.size)
+        fc["initial_stock"] = {p["name"]: round(float(u), 1) for p, u in zip(resolved["products"], units, strict=True)}
+    return resolved
+
+
+def benchmark_scenario(size: str) -> Scenario:
+    """The scenario of a benchmark size (``small``, ``pilot`` or ``large``)."""
+    if size == "small":
+        return load_scenario("default")
+    if size == "pilot":
+        return scenario_from_dict(_grid_scenario("bench-pilot", products=330, fcs=5, regions=5, origins=2,
+                                                 weights=VADK_REGION_WEIGHTS, seed=330), "benchmark 'pilot'")
+    if size == "large":
+        return scenario_from_dict(_grid_scenario("bench-large", products=2000, fcs=20, regions=8, origins=4,
+                                                 weights=None, seed=2000), "benchmark 'large'")
+    raise FlosimError(f"unknown benchmark size {size!r} (choose from {', '.join(SIZES)})")
+
+
+def mean_demand(scenario: Scenario, start_week: int = 0) -> np.ndarray:
+    """Mean regional demand ``[H, R, K]`` for weeks ``start_week .. start_week + H - 1`` (the demand
+    model's expectation; used as the forecast of a single planning round)."""
+    d = scenario.demand
+    R, H = len(scenario.regions), scenario.horizon
+    if d.region_weights is None:
+        w = np.full(R, 1.0 / R)
+    else:
+        w = np.array([d.region_weights.get(r, 0.0) for r in scenario.regions])
+        w = w / w.sum() if w.sum() > 0 else w
+    base = np.array([p.base_demand for p in scenario.products])
+    weeks = start_week + np.arange(H)
+    mult = np.array([d.multipliers[s % len(d.multipliers)] * (1.0 + d.trend * s) for s in weeks])
+    return np.maximum(0.0, mult[:, None, None] * w[None, :, None] * base[None, None, :])
+
+
+def planning_round(scenario: Scenario) -> tuple[RetailerAgent, VendorAgent]:
+    """The two agents at the start of week 0: the scenario's initial stock, nothing in transit, and
+    mean demand as the forecast. A single planning round needs no simulated world."""
+    public, rdata, vdata = split_scenario(scenario)
+    retailer, vendor = RetailerAgent(public, rdata), VendorAgent(public, vdata)
+    H, F, K = public.shape
+    retailer.observe(RetailerState(rdata.initial_stock.copy(), np.zeros((H, F, K)), np.zeros((public.R, K))),
+                     mean_demand(scenario))
+    vendor.observe(VendorState(vdata.initial_stock.copy()))
+    return retailer, vendor
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One benchmark size: sizes, timings (seconds) and the CPP plan's relative gap to first-best."""
+
+    size: str
+    n_public: int
+    n_lp_vars: int
+    build_s: float
+    central_s: float
+    cpp_s: float
+    ratio: float
+    iterations: int
+    status: str
+    gap: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_benchmark(size: str, options: dict[str, Any] | None = None) -> BenchRow:
+    """Time the central joint LP (build and HiGHS solve separately) and a CPP negotiation on the
+    same planning round; the gap is ``(social cost of the CPP plan - first best) / |first best|``."""
+    from policies.base import PlanningContext
+    from policies.cpp import executable_plan
+    from sim.best_response import negotiator_for
+    from sim.coordinator import ConsensusADMM
+    from sim.lp import LPBuilder, solve_lp
+    from policies.cpp import admm_options
+
+    scenario = benchmark_scenario(size)
+    retailer, vendor = planning_round(scenario)
+    t0 = time.perf_counter()
+    b = LPBuilder()
+    x = b.add_var(retailer.public.shape)
+    retailer.add_block(b, x)
+    vendor.add_block(b, x)
+    lp = b.build()
+    t1 = time.perf_counter()
+    first_best = solve_lp(lp).objective
+    t2 = time.perf_counter()
+    negotiators = [negotiator_for(retailer), negotiator_for(vendor)]
+    result = ConsensusADMM(admm_options(options, "flosim bench")).negotiate(negotiators, retailer.public.shape)
+    t3 = time.perf_counter()
+    ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendor=vendor, rng=np.random.default_rng(0))
+    plan = executable_plan(result, ctx)
+    social = retailer.evaluate(plan).total + vendor.evaluate(plan).total
+    return BenchRow(
+        size=size,
+        n_public=int(np.prod(retailer.public.shape)),
+        n_lp_vars=lp.n,
+        build_s=t1 - t0,
+        central_s=t2 - t1,
+        cpp_s=t3 - t2,
+        ratio=(t3 - t2) / max(t2 - t1, 1e-9),
+        iterations=result.iterations,
+        status=result.status,
+        gap=(social - first_best) / max(abs(first_best), 1e-9),
+    )
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """A plain-text table of benchmark rows."""
+    head = f"{'size':<7}{'n_public':>10}{'LP vars':>10}{'build_s':>9}{'central_s':>11}{'cpp_s':>9}{'ratio':>8}{'iters':>7}  {'status':<14}{'gap':>10}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r.size:<7}{r.n_public:>10}{r.n_lp_vars:>10}{r.build_s:>9.3f}{r.central_s:>11.3f}{r.cpp_s:>9.2f}"
+            f"{r.ratio:>8.1f}{r.iterations:>7}  {r.status:<14}{r.gap:>10.2e}"
+        )
+    return "\n".join(lines)

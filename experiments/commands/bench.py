@@ -1,0 +1,43 @@
+"""``flosim bench``: CPP negotiation time against a centralized solve of the same problem.
+
+    flosim bench [--sizes small,pilot,large] [--json]
+
+Per size, in one process: the number of public (plan) variables, the joint LP's build and HiGHS solve
+times, the CPP negotiation's time and iterations, the ratio CPP/centralized, and the relative gap of
+the CPP plan's social cost to the first best. Sizes are described in :mod:`experiments.benchmarks`.
+``--json`` prints a list of rows with keys ``size, n_public, central_s, cpp_s, ratio, iterations, gap``
+(and a few more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from sim.errors import FlosimError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="benchmark CPP against a centralized solve",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="small,pilot", help="comma-separated sizes: small, pilot, large (default small,pilot)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments.benchmarks import SIZES, format_table, run_benchmark
+
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if not sizes or unknown:
+        raise FlosimError(f"--sizes: unknown size(s) {unknown or sizes!r} (choose from {', '.join(SIZES)})")
+    rows = []
+    for size in sizes:
+        row = run_benchmark(size)
+        rows.append(row)
+        if not args.json:
+            print(format_table([row]).splitlines()[-1] if len(rows) > 1 else format_table([row]), flush=True)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    return 0

@@ -1,0 +1,102 @@
+"""``cpp``: the Consensus Planning Protocol alone: the negotiated efficient plan as the PO, no transfers.
+
+Each week the retailer's and the vendor's agents negotiate ``x* = argmin C_R + C_V`` through the
+ADMM coordinator (:mod:`sim.coordinator`), each answering only best-response queries
+(:mod:`sim.best_response` builds those answers from the agent's own cost model, on its side).
+This is the efficiency half of CPP-VCG: it shows what coordination gains before any transfer.
+
+The plan sent as the PO must be one both parties can execute: it is the **vendor's last answer**
+(always feasible for the vendor), with any week-FC total above the FC's public receiving capacity
+scaled down (shipping less never makes the vendor infeasible). Its social cost is the two agents'
+evaluated costs; diagnostics carry the negotiation's iterations, status, residuals and wall time.
+
+A week whose negotiation does **not converge** is never presented as an agreement: by default
+(``fallback: jit``) the policy sends the retailer's JIT plan, uncommitted, and records
+``fallback: "jit"`` and the status; ``fallback: none`` sends the unconverged vendor answer
+uncommitted, flagged the same way.
+
+Parameters (scenario ``policies: {cpp: {...}}``): any field of :class:`sim.coordinator.ADMMOptions`
+(``max_iter``, ``eps_rel``, ``rho``, ``anderson`` ...) and ``fallback`` (``jit`` or ``none``).
+:func:`negotiate_efficient_plan` is the shared "negotiate a plan" step, also used by ``cpp-vcg``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from policies.base import Decision, PlanningContext
+from sim.best_response import negotiator_for
+from sim.coordinator import ADMMOptions, ConsensusADMM, NegotiationResult
+from sim.errors import FlosimError
+
+
+def admm_options(options: ADMMOptions | dict[str, Any] | None, where: str = "policy 'cpp'") -> ADMMOptions:
+    """Validate ADMM options given as a mapping (scenario parameters) into :class:`ADMMOptions`."""
+    if isinstance(options, ADMMOptions):
+        return options
+    try:
+        return ADMMOptions(**dict(options or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise FlosimError(f"{where}: bad ADMM options: {problems}") from None
+
+
+def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor_index: int = 1) -> np.ndarray:
+    """The vendor's answer, clipped at zero and scaled down to the FCs' public receiving capacities."""
+    plan = np.maximum(np.asarray(result.answers[vendor_index], dtype=float), 0.0)
+    cap = np.asarray(ctx.public.receiving_capacity, dtype=float)
+    if np.any(np.isfinite(cap)):
+        total = plan.sum(axis=2)  # [H, F]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(total > cap[None, :], cap[None, :] / np.where(total > 0, total, 1.0), 1.0)
+        plan = plan * factor[:, :, None]
+    return plan
+
+
+def negotiate_efficient_plan(
+    ctx: PlanningContext, options: ADMMOptions | dict[str, Any] | None = None
+) -> tuple[np.ndarray, NegotiationResult]:
+    """Negotiate ``argmin C_R + C_V`` between the context's agents; returns the executable plan and
+    the negotiation result (check ``result.converged`` before treating the plan as agreed)."""
+    opts = admm_options(options)
+    negotiators = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
+    result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape)
+    return executable_plan(result, ctx), result
+
+
+class CPPPolicy:
+    """The negotiated plan as a committed PO; no transfer. See the module docstring."""
+
+    name = "cpp"
+
+    def __init__(self, fallback: str = "jit", **admm: Any) -> None:
+        if fallback not in ("jit", "none"):
+            raise FlosimError(f"policy 'cpp': fallback must be 'jit' or 'none', got {fallback!r}")
+        self.fallback = fallback
+        self.options = admm_options(admm)
+
+    def decide(self, ctx: PlanningContext) -> Decision:
+        plan, result = negotiate_efficient_plan(ctx, self.options)
+        diagnostics: dict[str, Any] = result.diagnostics()
+        if result.converged:
+            committed = True
+        elif self.fallback == "jit":
+            plan = ctx.retailer.preferred_plan().plan
+            committed = False
+            diagnostics["fallback"] = "jit"
+        else:
+            committed = False
+            diagnostics["fallback"] = "none"
+        retailer = ctx.retailer.evaluate(plan)
+        vendor = ctx.vendor.evaluate(plan)
+        diagnostics["vendor_plan_feasible"] = vendor.feasible
+        return Decision(
+            plan=plan,
+            transfer=0.0,
+            committed=committed,
+            planned={"retailer": retailer.total, "vendor": vendor.total},
+            diagnostics=diagnostics,
+        )

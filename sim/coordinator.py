@@ -1,0 +1,265 @@
+"""The CPP coordinator: consensus ADMM with residual balancing and safeguarded Anderson acceleration.
+
+The coordinator finds a plan all agents agree on, ``argmin_x sum_i C_i(x)``, without seeing any
+``C_i``. Each round it sends agent ``i`` the consensus plan ``z``, its prices ``y_i`` and the penalty
+``rho``; the agent answers its best response ``x_i = argmin C_i(x) + y_i·x + (rho/2)||x - z||²``
+(:class:`sim.protocol.Negotiator`). The coordinator then sets
+
+    z ← mean_i (x_i + y_i/rho),        y_i ← y_i + rho (x_i - z)
+
+(prices sum to zero after the first round, so ``z`` is the average answer) and checks the primal
+residual ``r = sqrt(sum_i ||x_i - z||²)`` and dual residual ``s = rho sqrt(N) ||z - z_prev||``
+against relative tolerances (Boyd et al. 2011, section 3.3):
+
+    eps_pri  = sqrt(N n) eps_abs + eps_rel max(sqrt(sum ||x_i||²), sqrt(N) ||z||)
+    eps_dual = sqrt(N n) eps_abs + eps_rel sqrt(sum ||y_i||²)
+
+Speed-ups, both optional (:class:`ADMMOptions`):
+
+* **Residual balancing** of ``rho``: every ``rho_interval`` rounds, if ``r/eps_pri`` and ``s/eps_dual``
+  differ by more than ``rho_mu``, ``rho`` is scaled by ``sqrt`` of their ratio (clipped to
+  ``[1/rho_tau_max, rho_tau_max]``). Prices are unscaled, so they stay valid across a change.
+* **Anderson acceleration** (type II, memory ``anderson_memory``) of the fixed-point map
+  ``(z, y/rho) → ADMM round``. An accelerated point is kept only if the combined residual
+  ``||u - G(u)||`` of the next round is not larger than ``anderson_safeguard`` times that of the
+  last plain round; otherwise the coordinator returns to the plain ADMM iterate (safeguard), so
+  acceleration can never make convergence worse than plain ADMM by more than the rejected rounds.
+
+Status is ``"converged"`` (both residuals within tolerance), ``"iteration_cap"`` (``max_iter`` rounds
+without converging) or ``"failed"`` (an agent raised or answered with non-finite numbers). A result
+that did not converge is never presented as an agreement: callers check :attr:`NegotiationResult.converged`.
+
+What a user may do: ``ConsensusADMM(ADMMOptions(...)).negotiate(negotiators, shape)`` with any
+objects implementing the protocol; pass ``record_transcript=True`` to keep everything that left an
+agent (:mod:`sim.transcript`). Only ``best_response`` is ever called on a negotiator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from sim.protocol import Negotiator
+from sim.transcript import Transcript
+
+Status = Literal["converged", "iteration_cap", "failed"]
+
+
+class ADMMOptions(BaseModel):
+    """Options of :class:`ConsensusADMM`; every field has a default, unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rho: float | None = Field(None, gt=0, description="initial penalty; None: chosen from the agents' first answers")
+    max_iter: int = Field(500, ge=1, description="cap on negotiation rounds (agent queries per agent)")
+    eps_abs: float = Field(1e-3, ge=0, description="absolute tolerance per plan component (units)")
+    eps_rel: float = Field(1e-4, ge=0, description="relative tolerance on residual norms")
+    adaptive_rho: bool = Field(True, description="residual balancing of rho")
+    rho_mu: float = Field(5.0, gt=1, description="rebalance when normalised residuals differ by this factor")
+    rho_tau_max: float = Field(10.0, gt=1, description="largest factor of one rho change")
+    rho_interval: int = Field(5, ge=1, description="rounds between rho changes")
+    anderson: bool = Field(True, description="safeguarded Anderson acceleration")
+    anderson_memory: int = Field(8, ge=1)
+    anderson_reg: float = Field(1e-10, ge=0, description="Tikhonov regularisation of the least-squares step")
+    anderson_safeguard: float = Field(1.0, gt=0, description="accept an accelerated point if its residual <= this times the plain one")
+    record_transcript: bool = Field(False, description="keep every round's z, prices, rho, answers and residuals")
+
+
+@dataclass
+class NegotiationResult:
+    """Outcome of one negotiation. ``answers[i]`` and ``prices[i]`` belong to ``negotiators[i]``."""
+
+    z: np.ndarray
+    answers: list[np.ndarray]
+    prices: list[np.ndarray]
+    rho: float
+    iterations: int
+    status: Status
+    primal_residual: float
+    dual_residual: float
+    wall_s: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    message: str = ""
+    transcript: Transcript | None = None
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "converged"
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Scalars for the ledger."""
+        return {
+            "iterations": self.iterations,
+            "converged": self.converged,
+            "status": self.status,
+            "primal_residual": self.primal_residual,
+            "dual_residual": self.dual_residual,
+            "rho": self.rho,
+            "wall_s": self.wall_s,
+        }
+
+
+class _Failed(Exception):
+    pass
+
+
+class ConsensusADMM:
+    """Consensus ADMM over any number of :class:`~sim.protocol.Negotiator` objects."""
+
+    def __init__(self, options: ADMMOptions | None = None) -> None:
+        self.options = options or ADMMOptions()
+
+    def negotiate(
+        self,
+        negotiators: Sequence[Negotiator],
+        shape: tuple[int, ...],
+        z0: np.ndarray | None = None,
+        prices0: Sequence[np.ndarray] | None = None,
+    ) -> NegotiationResult:
+        """Run the negotiation; see the module docstring. ``z0``/``prices0`` warm-start it."""
+        opt = self.options
+        start = time.perf_counter()
+        N = len(negotiators)
+        if N == 0:
+            raise ValueError("negotiate needs at least one negotiator")
+        n = int(np.prod(shape))
+        transcript = Transcript(shape=tuple(int(s) for s in shape), n_agents=N) if opt.record_transcript else None
+        history: list[dict[str, float]] = []
+        calls = 0
+
+        def query(z: np.ndarray, Y: np.ndarray, rho: float) -> np.ndarray:
+            nonlocal calls
+            X = np.empty((N, n))
+            for i, agent in enumerate(negotiators):
+                try:
+                    ans = agent.best_response(z.reshape(shape), Y[i].reshape(shape), float(rho))
+                except Exception as exc:  # an agent that fails is reported, not hidden
+                    raise _Failed(f"agent {i} raised {type(exc).__name__}: {exc}") from exc
+                a = np.asarray(ans, dtype=float)
+                if a.size != n or not np.all(np.isfinite(a)):
+                    raise _Failed(f"agent {i} answered with {'non-finite values' if a.size == n else f'shape {a.shape}'}")
+                X[i] = a.ravel()
+            calls += 1
+            return X
+
+        z = np.zeros(n) if z0 is None else np.asarray(z0, dtype=float).ravel().copy()
+        Y = np.zeros((N, n)) if prices0 is None else np.array([np.asarray(p, dtype=float).ravel() for p in prices0])
+        rho = opt.rho
+        X = np.zeros((N, n))
+        status: Status = "iteration_cap"
+        message = ""
+        r = s = np.inf
+        try:
+            if rho is None:
+                # probe: each agent's (nearly unregularised) preference gives the plan's scale, and a
+                # first consensus; rho then makes the penalty of a typical disagreement comparable
+                # to a typical unit cost (1 per unit), and residual balancing takes over.
+                probe = query(z, Y, 1e-6)
+                z = probe.mean(axis=0)
+                scale = max(1.0, float(np.sqrt(np.mean(probe**2))))
+                rho = 1.0 / scale
+            rho = float(rho)
+            # Anderson state on u = (z, Y/rho)
+            mem_u: list[np.ndarray] = []
+            mem_f: list[np.ndarray] = []
+            plain_next: np.ndarray | None = None  # G(u) of the last accepted point, for the safeguard
+            ref_res = np.inf
+            last_rho_change = 0
+            k = 0
+            while k < opt.max_iter:
+                k += 1
+                X = query(z, Y, rho)
+                z_new = (X + Y / rho).mean(axis=0)
+                Y_new = Y + rho * (X - z_new)
+                r = float(np.sqrt(np.sum((X - z_new) ** 2)))
+                s = float(rho * np.sqrt(N) * np.linalg.norm(z_new - z))
+                eps_pri = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * max(float(np.linalg.norm(X)), np.sqrt(N) * float(np.linalg.norm(z_new)))
+                eps_dual = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * float(np.linalg.norm(Y_new))
+                u = np.concatenate([z, (Y / rho).ravel()])
+                g = np.concatenate([z_new, (Y_new / rho).ravel()])
+                f = g - u
+                res = float(np.linalg.norm(f))
+                step = "plain"
+                if transcript is not None:
+                    transcript.record(k, z, Y, rho, X, r, s)
+                if r <= eps_pri and s <= eps_dual:
+                    z, Y = z_new, Y_new
+                    status = "converged"
+                    history.append(_hist(k, rho, r, s, eps_pri, eps_dual, "plain"))
+                    break
+                if opt.anderson and plain_next is not None and res > opt.anderson_safeguard * ref_res:
+                    # the accelerated point did worse than the plain round it replaced: go back
+                    u_next = plain_next
+                    mem_u.clear()
+                    mem_f.clear()
+                    step = "rejected"
+                else:
+                    u_next = g
+                    if opt.anderson:
+                        mem_u.append(g)
+                        mem_f.append(f)
+                        if len(mem_u) > opt.anderson_memory + 1:
+                            mem_u.pop(0)
+                            mem_f.pop(0)
+                        if len(mem_u) >= 2:
+                            u_next = _anderson(mem_u, mem_f, opt.anderson_reg)
+                            step = "anderson"
+                    ref_res = res
+                plain_next = g if step == "anderson" else None
+                history.append(_hist(k, rho, r, s, eps_pri, eps_dual, step))
+                z = u_next[:n].copy()
+                Y = u_next[n:].reshape(N, n) * rho
+                # residual balancing
+                if opt.adaptive_rho and k - last_rho_change >= opt.rho_interval and step != "rejected":
+                    ratio = (r / max(eps_pri, 1e-300)) / max(s / max(eps_dual, 1e-300), 1e-300)
+                    if ratio > opt.rho_mu or ratio < 1.0 / opt.rho_mu:
+                        factor = float(np.clip(np.sqrt(ratio), 1.0 / opt.rho_tau_max, opt.rho_tau_max))
+                        rho *= factor
+                        last_rho_change = k
+                        mem_u.clear()
+                        mem_f.clear()
+                        plain_next = None
+            iterations = k
+        except _Failed as exc:
+            status = "failed"
+            message = str(exc)
+            iterations = len(history)
+        return NegotiationResult(
+            z=z.reshape(shape),
+            answers=[X[i].reshape(shape) for i in range(N)],
+            prices=[Y[i].reshape(shape) for i in range(N)],
+            rho=float(rho) if rho is not None else float("nan"),
+            iterations=iterations,
+            status=status,
+            primal_residual=r,
+            dual_residual=s,
+            wall_s=time.perf_counter() - start,
+            history=history,
+            message=message or ("" if status == "converged" else f"not converged after {iterations} rounds"),
+            transcript=transcript,
+        )
+
+
+def _hist(k: int, rho: float, r: float, s: float, ep: float, ed: float, step: str) -> dict[str, Any]:
+    return {"iteration": k, "rho": rho, "primal": r, "dual": s, "eps_pri": float(ep), "eps_dual": float(ed), "step": step}
+
+
+def _anderson(mem_u: list[np.ndarray], mem_f: list[np.ndarray], reg: float) -> np.ndarray:
+    """Type-II Anderson step from the stored map values ``g_j = G(u_j)`` and residuals ``f_j``."""
+    G = np.stack(mem_u, axis=1)  # [d, m+1]
+    F = np.stack(mem_f, axis=1)
+    dG = np.diff(G, axis=1)
+    dF = np.diff(F, axis=1)
+    f = F[:, -1]
+    M = dF.T @ dF
+    M += (reg * max(1.0, float(np.trace(M)))) * np.eye(M.shape[0])
+    try:
+        gamma = np.linalg.solve(M, dF.T @ f)
+    except np.linalg.LinAlgError:
+        return G[:, -1]
+    return G[:, -1] - dG @ gamma

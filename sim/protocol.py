@@ -1,0 +1,46 @@
+"""The Consensus Planning Protocol (CPP) as seen by the coordinator: what an agent must answer.
+
+An agent in a CPP negotiation keeps its cost model to itself. The coordinator sends it three things,
+a consensus plan ``z``, the agent's own prices ``y`` (both shaped like the plan, ``(H, F, K)``) and a
+penalty ``rho > 0``, and the agent answers with its *best response*
+
+    x = argmin_x  C(x) + y·x + (rho/2) ||x - z||²
+
+where ``C`` is its private cost of plan ``x``. Nothing else crosses the boundary: the coordinator
+holds only objects that implement :class:`Negotiator` and exchanges only arrays with them.
+
+What a user may do: write any class with a ``best_response`` method of this signature (for example
+an agent built on another solver, or a human-in-the-loop stub) and hand instances to
+:meth:`sim.coordinator.ConsensusADMM.negotiate`. Agents written for the amzn/FloPro SDK contract plug
+in through :mod:`sim.flopro_adapter`. :mod:`sim.best_response` builds fast negotiators from flosim's
+own agents.
+
+A negotiator may also offer ``own_cost(x) -> float`` (its private cost of a plan) for diagnostics
+(:class:`CostReporter`); the coordinator never needs or calls it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Negotiator(Protocol):
+    """Anything that answers a CPP query with its best response (an array shaped like ``z``)."""
+
+    def best_response(self, z: np.ndarray, prices: np.ndarray, rho: float) -> np.ndarray:
+        """``argmin_x C(x) + prices·x + (rho/2)||x - z||²`` for this agent's private cost ``C``."""
+        ...
+
+
+@runtime_checkable
+class CostReporter(Protocol):
+    """Optional, for diagnostics only: an agent willing to state its own cost of a plan."""
+
+    def own_cost(self, x: np.ndarray) -> float: ...
+
+
+#: The only attribute the coordinator may use on a negotiator.
+PROTOCOL_METHODS: tuple[str, ...] = ("best_response",)
