@@ -52,7 +52,8 @@ def _statements(paper: dict, audit_dsic: dict, audit_eq20: dict, totals: dict, o
         fails.append(
             f"Table 4 itself: its point leaves both capability constraints slack (C_p = {cap['cp']} > 1.8, "
             f"C_pk = {cap['cpk']} > 1.08). With costs non-increasing in sigma (the paper's assumption 4) raising "
-            "a sigma would not cost more, so the fitted costs must increase in sigma there; the fits are not "
+            "a sigma would not cost more, so Table 4 is the unique optimum only if the fitted costs rise with "
+            "sigma near it, contrary to that assumption; the fits are not "
             "given (casting has 4 providers for 5 coefficients, so no fit is unique) and nu_1 = 161.56 exceeds "
             "every casting provider's cost (at most 105). Table 4 cannot be recomputed from the text."
         )
@@ -257,7 +258,7 @@ def plot_payments(rep: dict, out_dir: Path) -> Path:
     ax.set_xticks(x, names)
     ax.set_xlabel("echelon")
     ax.set_ylabel(f"payment received ({PAYMENT_UNITS})")
-    ax.set_title("SCF payments at the project's optimum (Tables 1-3, shape-constrained fit)")
+    ax.set_title(f"SCF payments at the project's optimum (Tables 1-3, fit '{rep['fit']['name']}')")
     ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
     path = out_dir / "scf_payments.png"
