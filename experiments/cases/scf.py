@@ -27,9 +27,10 @@ it tractable and the method exact up to a one-dimensional search:
    multiplier ``lambda``).
 
 So the solver enumerates the ``n 2^(n-1)`` bound patterns, searches ``mu_k`` globally on a fine grid
-(default 401 points) with the exact convex solve inside, and polishes the best grid points with a
-bounded Brent search. :func:`brute_force` evaluates every point of a grid over all ``2n`` variables;
-the tests check the solver is never worse than it. Reports with ``a4 < 0`` (concave in ``sigma``) are
+(default 401 points) with the exact convex solve inside, and polishes the best grid minima by
+repeated zooming (a 21-point grid on the neighbouring interval, nine rounds). :func:`brute_force`
+evaluates every point of a grid over all ``2n`` variables; the tests check the solver is never worse
+than it. Reports with ``a4 < 0`` (concave in ``sigma``) are
 rejected by :func:`solve` (use :func:`brute_force` for those).
 """
 
