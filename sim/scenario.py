@@ -19,6 +19,7 @@ names the file, the field (as a dotted path) and the offending value.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -316,10 +317,47 @@ def _set_dotted(data: Any, path: str, value: Any, source: str) -> None:
             raise ScenarioError(f"{source}: field '{path}': '{part}' is not inside a mapping or list")
 
 
+#: Location parts pydantic adds for the members of a union (``production_cost: float | dict``).
+_UNION_TAG = re.compile(r"^(constrained-)?(float|int|str|bool)$|^(dict|list|tuple)\[.*\]$")
+
+
+def _union_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Report a union field once, in the user's terms: drop pydantic's member tags from locations,
+    keep only the deepest failures (``production_cost.detergent = -1``, not also "not a number"), prefer a
+    broken bound to a wrong type, and join the alternatives when a value fits none (``should be a valid
+    number ... or a valid dictionary``). Other errors pass unchanged, in their order."""
+    cleaned = []
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+        clean = tuple(p for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p)))
+        cleaned.append(({**err, "loc": clean}, clean != loc))
+    tagged = [e for e, is_union in cleaned if is_union]
+
+    def mismatch(e: dict[str, Any]) -> bool:
+        return e["type"].endswith(("_type", "_parsing"))
+
+    out: list[dict[str, Any]] = []
+    for err, is_union in cleaned:
+        if not is_union:
+            out.append(err)
+            continue
+        loc = err["loc"]
+        if any(o["loc"][: len(loc)] == loc and len(o["loc"]) > len(loc) for o in tagged):
+            continue  # a member that got further explains the problem better
+        if mismatch(err) and any(o["loc"] == loc and not mismatch(o) for o in tagged):
+            continue  # the value has a right type but breaks a bound: say only that
+        same = next((o for o in out if o["loc"] == loc and o.get("_union")), None)
+        if same is None:
+            out.append({**err, "_union": True})
+        elif err["msg"] not in same["msg"]:
+            same["msg"] = f"{same['msg']}, or {err['msg'][0].lower()}{err['msg'][1:]}"
+    return out
+
+
 def _format_validation_error(source: str, exc: ValidationError, data: Any) -> str:
     lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+    for err in _union_errors(exc.errors()):
+        loc = ".".join(str(p) for p in err["loc"])
         ctx_err = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_err, _FieldError):
             field = ".".join(p for p in (loc, ctx_err.field) if p)

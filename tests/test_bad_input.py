@@ -54,7 +54,15 @@ SCHEMA_CASES = [
     ("negative_holding.yaml", lambda d: d["products"][1].update(holding_cost=-0.5), ["products.1.holding_cost", "-0.5"]),
     ("negative_lane.yaml", lambda d: d["lanes"][2].update(truckload_cost=-1.25), ["lanes.2.truckload_cost", "-1.25"]),
     ("negative_outbound.yaml", lambda d: d["outbound_cost"]["DAL"].update(SouthWest=-1.5), ["outbound_cost.DAL.SouthWest", "-1.5"]),
-    ("negative_production.yaml", lambda d: d["origins"][1].update(production_cost=-2.3), ["origins.1.production_cost", "-2.3"]),
+    ("negative_production.yaml", lambda d: d["origins"][1].update(production_cost=-2.3), ["'origins.1.production_cost' = -2.3"]),
+    (
+        "negative_production_map.yaml",
+        lambda d: d["origins"][0].update(production_cost={"detergent": 2.0, "paper_towels": -1.0, "razors": 2.0}),
+        ["'origins.0.production_cost.paper_towels' = -1.0", "greater than or equal to 0"],
+    ),
+    ("production_not_a_number.yaml", lambda d: d["origins"][2].update(production_cost="cheap"), ["'origins.2.production_cost' = 'cheap'"]),
+    ("negative_initial_stock.yaml", lambda d: d["fcs"][2]["initial_stock"].update(razors=-5), ["fcs.2.initial_stock.razors", "-5"]),
+    ("negative_delay_prob.yaml", lambda d: d["lanes"][1].update(delay={"values": [0, 1], "probs": [1.2, -0.2]}), ["lanes.1.delay.probs.1", "-0.2"]),
     ("lane_unknown_fc.yaml", lambda d: d["lanes"][3].update(fc="SEA"), ["lanes.3.fc", "SEA", "unknown FC"]),
     ("lane_unknown_origin.yaml", lambda d: d["lanes"][1].update(origin="DET"), ["lanes.1.origin", "DET", "unknown origin"]),
     ("delay_probs.yaml", lambda d: d["lanes"][0]["delay"].update(probs=[0.5, 0.4]), ["lanes.0.delay", "probs", "0.9", "[0.5, 0.4]"]),
@@ -74,6 +82,8 @@ def test_invalid_scenario_file(capsys, tmp_path, name, change, needles):
     path = _write(tmp_path, name, change)
     code, out, err, results = _run(capsys, tmp_path, str(path))
     _assert_clear(code, out, err, results, str(path), *needles)
+    assert len(err.strip().splitlines()) == 1, err  # one problem, one line (no pydantic internals)
+    assert "constrained-" not in err and "dict[" not in err
 
 
 def test_malformed_yaml(capsys, tmp_path):
