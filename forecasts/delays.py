@@ -15,8 +15,10 @@ from sim.scenario import Scenario
 def draw_delays(s: Scenario, weeks: int, rng: np.random.Generator) -> np.ndarray:
     """Extra delay in whole weeks, ``[weeks, L]`` (integers >= 0)."""
     out = np.zeros((weeks, len(s.lanes)), dtype=np.int64)
-    for i, lane in enumerate(s.lanes):
-        out[:, i] = rng.choice(np.asarray(lane.delay.values), size=weeks, p=np.asarray(lane.delay.probs))
+    # one child stream per lane: lane l's delays of week t depend neither on the run's length nor on
+    # the other lanes
+    for i, (lane, child) in enumerate(zip(s.lanes, rng.spawn(len(s.lanes)))):
+        out[:, i] = child.choice(np.asarray(lane.delay.values), size=weeks, p=np.asarray(lane.delay.probs))
     return out
 
 

@@ -67,7 +67,8 @@ def make_policy(spec: str | Policy, scenario: Scenario, **overrides: Any) -> Pol
     else:
         raise FlosimError(f"unknown policy '{spec}' (built-in: {', '.join(available_policies())}; or give 'module:Class')")
     cls = _load(target, spec)
-    params = dict(scenario.policies.get(spec, {}))
+    # parameters are keyed by the policy's name (`policies: {half-jit: {...}}`), or by the spec itself
+    params = dict(scenario.policies.get(spec, scenario.policies.get(str(getattr(cls, "name", spec)), {})))
     params.update(overrides)
     try:
         policy = cls(**params)

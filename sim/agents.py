@@ -351,25 +351,33 @@ class VendorAgent:
             order = np.argsort(d.truckload_cost, kind="stable")[:1]
         return list(dict.fromkeys(self.public.fcs[int(d.lane_fc[lane])] for lane in order))
 
-    def fulfil(self, po: np.ndarray, *, committed: bool) -> Fulfilment:
+    def fulfil(self, po: np.ndarray, *, committed: bool, later: np.ndarray | None = None) -> Fulfilment:
         """Ship this week's PO ``[F, K]`` from the origins at least cost.
 
-        Uncommitted (JIT): the vendor ships only units whose wholesale price covers their marginal
-        cost and capacity allows, and shorts the rest. Committed (an agreed plan): it ships all it can.
+        Uncommitted (JIT): the vendor knows only this PO; it ships the units whose wholesale price covers
+        their marginal cost and capacity allows, and shorts the rest. Committed (an agreed plan): it ships
+        all it can, and with the plan's ``later`` weeks ``[H-1, F, K]`` it plans production over the
+        horizon, so stock is built ahead of a capacity-bound peak the plan foresees. Only this week's
+        production and shipments are executed.
         """
         pub, d = self.public, self._data
+        po = np.maximum(np.asarray(po, dtype=float), 0.0)
+        plan = po[None] if later is None or not committed else np.concatenate([po[None], np.maximum(later, 0.0)])
         b = LPBuilder()
-        x = b.add_var((1, pub.F, pub.K), ub=np.maximum(np.asarray(po, dtype=float), 0.0)[None])
+        x = b.add_var(plan.shape, ub=plan)
         blocks = self.add_block(b, x)
         if committed:
             big = 1e3 * (1.0 + float(np.max(d.production, initial=0)) + float(np.max(d.truckload_cost, initial=0))
                           * float(np.max(pub.volume)) + float(np.max(pub.wholesale, initial=0)))
-            b.add_cost(x, -big, _CONTRACT_LABEL)
+            # this week's PO first, then the later weeks of the agreed plan
+            b.add_cost(x[0], -2 * big, _CONTRACT_LABEL)
+            if plan.shape[0] > 1:
+                b.add_cost(x[1:], -big, _CONTRACT_LABEL)
         sol = solve_lp(b.build())
         costs = {
             comp: v
-            for (party, comp, _), v in sol.cost_breakdown().items()
-            if party == VENDOR and comp in ("production", "inbound_transport", "vendor_holding")
+            for (party, comp, week), v in sol.cost_breakdown().items()
+            if party == VENDOR and week == 0 and comp in ("production", "inbound_transport", "vendor_holding")
         }
         return Fulfilment(
             shipped=sol.values(x)[0],

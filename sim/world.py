@@ -151,7 +151,8 @@ class World:
         )
 
     def _execute(self, t: int, decision: Decision) -> None:
-        ful = self.vendor.fulfil(decision.po, committed=decision.committed)
+        later = decision.plan[1:] if decision.committed else None
+        ful = self.vendor.fulfil(decision.po, committed=decision.committed, later=later)
         self.vendor_stock = ful.end_stock.copy()
         for lane in range(ful.lane_units.shape[0]):
             units = ful.lane_units[lane]
@@ -259,6 +260,6 @@ def planning_context(scenario: Scenario, week: int = 0, seed: int | None = None)
         scenario = scenario.model_copy(update={"seed": seed})
     inputs = draw_inputs(scenario, weeks=max(scenario.weeks, week + 1))
     world = World(scenario, JITPolicy(), inputs)
-    if week > 0:
-        world.run(week)
+    world.env.process(world._weeks(week))
+    world.env.run(until=week + FORECAST)  # earlier weeks, then this week's arrivals (t + 0.0)
     return world.context(week)
