@@ -195,7 +195,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None) -> BenchRow:
     result = ConsensusADMM(admm_options(options, "flosim bench")).negotiate(negotiators, retailer.public.shape)
     t3 = time.perf_counter()
     ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendor=vendor, rng=np.random.default_rng(0))
-    plan = executable_plan(result, ctx)
+    plan = executable_plan(result, ctx, negotiators[1])
     social = retailer.evaluate(plan).total + vendor.evaluate(plan).total
     return BenchRow(
         size=size,

@@ -7,7 +7,8 @@ This is the efficiency half of CPP-VCG: it shows what coordination gains before 
 
 The plan sent as the PO must be one both parties can execute: it is the **vendor's last answer**
 (always feasible for the vendor), with any week-FC total above the FC's public receiving capacity
-scaled down (shipping less never makes the vendor infeasible). Its social cost is the two agents'
+scaled down (shipping less never makes the vendor infeasible), then confirmed by the vendor's
+side (the most of it the vendor can ship exactly; best responses are solved to a tolerance). Its social cost is the two agents'
 evaluated costs; diagnostics carry the negotiation's iterations, status, residuals and wall time.
 
 A week whose negotiation does **not converge** is never presented as an agreement: by default
@@ -44,8 +45,9 @@ def admm_options(options: ADMMOptions | dict[str, Any] | None, where: str = "pol
         raise FlosimError(f"{where}: bad ADMM options: {problems}") from None
 
 
-def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor_index: int = 1) -> np.ndarray:
-    """The vendor's answer, clipped at zero and scaled down to the FCs' public receiving capacities."""
+def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor: Any = None, vendor_index: int = 1) -> np.ndarray:
+    """The vendor's answer, scaled down to the FCs' public receiving capacities and confirmed by the
+    vendor's negotiator (``vendor.confirm``: the most it can ship exactly, never more than asked)."""
     plan = np.maximum(np.asarray(result.answers[vendor_index], dtype=float), 0.0)
     cap = np.asarray(ctx.public.receiving_capacity, dtype=float)
     if np.any(np.isfinite(cap)):
@@ -53,6 +55,8 @@ def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor_inde
         with np.errstate(divide="ignore", invalid="ignore"):
             factor = np.where(total > cap[None, :], cap[None, :] / np.where(total > 0, total, 1.0), 1.0)
         plan = plan * factor[:, :, None]
+    if vendor is not None and hasattr(vendor, "confirm"):
+        plan = vendor.confirm(plan)
     return plan
 
 
@@ -64,7 +68,7 @@ def negotiate_efficient_plan(
     opts = admm_options(options)
     negotiators = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
     result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape)
-    return executable_plan(result, ctx), result
+    return executable_plan(result, ctx, negotiators[1]), result
 
 
 class CPPPolicy:

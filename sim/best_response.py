@@ -40,6 +40,8 @@ import scipy.sparse as sp
 
 from sim.lp import LinearProgram, LPBuilder, solve_lp
 
+_OSQP_RAISE = "raise_error" in osqp.OSQP.solve.__code__.co_varnames
+
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,14 @@ class LPBestResponse:
             P.eliminate_zeros()
             self._solver = osqp.OSQP()
             self._solver.setup(P, q, self._A, self._l, self._u, verbose=False, eps_abs=opt.abs_tol, eps_rel=opt.rel_tol,
-                               polish=opt.polish, max_iter=opt.max_iter, scaling=10, check_termination=10)
+                               polishing=opt.polish, max_iter=opt.max_iter, scaling=10, check_termination=10)
             self._rho = rho
         else:
             if rho != self._rho:
                 self._solver.update(Px=np.full(self._x.size, rho))
                 self._rho = rho
             self._solver.update(q=q)
-        res = self._solver.solve()
+        res = self._solver.solve(raise_error=False) if _OSQP_RAISE else self._solver.solve()
         self.stats["queries"] += 1
         self.stats["osqp_iterations"] += int(res.info.iter)
         if res.info.status_polish == 1:
@@ -112,6 +114,21 @@ class LPBestResponse:
             self.stats["inexact"] += 1
         x = np.clip(res.x[self._x], self._lp.lb[self._x], self._lp.ub[self._x])
         return x.reshape(self.shape)
+
+    def confirm(self, x: np.ndarray) -> np.ndarray:
+        """The largest plan ``x' <= x`` (componentwise, most units in total) the agent can carry out
+        exactly. Iterative solvers answer within a tolerance; an agent confirms a plan before it is
+        executed. Not part of the protocol: the coordinator never calls it."""
+        from dataclasses import replace
+
+        cap = np.maximum(np.asarray(x, dtype=float).ravel(), 0.0)
+        c = np.zeros(self._lp.n)
+        c[self._x] = -1.0
+        lp = replace(self._lp, c=c, terms=(), const_terms=()).with_bounds(self._x, 0.0, cap)
+        sol = solve_lp(lp, raise_on_fail=False)
+        if not sol.ok:
+            raise BestResponseError(f"cannot confirm any plan below the answer: {sol.status}")
+        return np.minimum(sol.x[self._x], cap).reshape(self.shape)
 
     def own_cost(self, x: np.ndarray) -> float:
         """The agent's private cost ``C(x)`` of plan ``x`` (``inf`` if it cannot carry it out).

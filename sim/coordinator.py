@@ -16,9 +16,10 @@ against relative tolerances (Boyd et al. 2011, section 3.3):
 
 Speed-ups, both optional (:class:`ADMMOptions`):
 
-* **Residual balancing** of ``rho``: every ``rho_interval`` rounds, if ``r/eps_pri`` and ``s/eps_dual``
-  differ by more than ``rho_mu``, ``rho`` is scaled by ``sqrt`` of their ratio (clipped to
-  ``[1/rho_tau_max, rho_tau_max]``). Prices are unscaled, so they stay valid across a change.
+* **Residual balancing** of ``rho``: if ``r/eps_pri`` and ``s/eps_dual`` differ by more than ``rho_mu``,
+  ``rho`` is scaled by ``sqrt`` of their ratio (clipped to ``[1/rho_tau_max, rho_tau_max]``). The first
+  change may happen after ``rho_interval`` rounds, and the wait doubles after each change, so ``rho``
+  settles and plain ADMM's convergence guarantee applies. Prices are unscaled, so they stay valid.
 * **Anderson acceleration** (type II, memory ``anderson_memory``) of the fixed-point map
   ``(z, y/rho) → ADMM round``. An accelerated point is kept only if the combined residual
   ``||u - G(u)||`` of the next round is not larger than ``anderson_safeguard`` times that of the
@@ -62,7 +63,7 @@ class ADMMOptions(BaseModel):
     adaptive_rho: bool = Field(True, description="residual balancing of rho")
     rho_mu: float = Field(5.0, gt=1, description="rebalance when normalised residuals differ by this factor")
     rho_tau_max: float = Field(10.0, gt=1, description="largest factor of one rho change")
-    rho_interval: int = Field(5, ge=1, description="rounds between rho changes")
+    rho_interval: int = Field(5, ge=1, description="rounds before the first rho change; the wait doubles after each change")
     anderson: bool = Field(True, description="safeguarded Anderson acceleration")
     anderson_memory: int = Field(8, ge=1)
     anderson_reg: float = Field(1e-10, ge=0, description="Tikhonov regularisation of the least-squares step")
@@ -170,6 +171,7 @@ class ConsensusADMM:
             plain_next: np.ndarray | None = None  # G(u) of the last accepted point, for the safeguard
             ref_res = np.inf
             last_rho_change = 0
+            rho_wait = opt.rho_interval
             k = 0
             while k < opt.max_iter:
                 k += 1
@@ -215,12 +217,13 @@ class ConsensusADMM:
                 z = u_next[:n].copy()
                 Y = u_next[n:].reshape(N, n) * rho
                 # residual balancing
-                if opt.adaptive_rho and k - last_rho_change >= opt.rho_interval and step != "rejected":
+                if opt.adaptive_rho and k - last_rho_change >= rho_wait and step != "rejected":
                     ratio = (r / max(eps_pri, 1e-300)) / max(s / max(eps_dual, 1e-300), 1e-300)
                     if ratio > opt.rho_mu or ratio < 1.0 / opt.rho_mu:
                         factor = float(np.clip(np.sqrt(ratio), 1.0 / opt.rho_tau_max, opt.rho_tau_max))
                         rho *= factor
                         last_rho_change = k
+                        rho_wait *= 2  # geometric back-off: finitely many changes, so ADMM's convergence holds
                         mem_u.clear()
                         mem_f.clear()
                         plain_next = None

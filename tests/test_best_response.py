@@ -1,0 +1,70 @@
+"""Best responses built from an agent's LP: they solve the CPP query's QP, and report own costs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from experiments.benchmarks import planning_round
+from sim.best_response import negotiator_for
+
+
+def _qp_reference(br, z, y, rho):
+    """The same QP solved by an interior-point method (Clarabel), independently of OSQP."""
+    import clarabel
+
+    lp, xi = br._lp, br._x
+    n = lp.n
+    pd = np.zeros(n)
+    pd[xi] = rho
+    fub = np.flatnonzero(np.isfinite(lp.ub))
+    A = sp.vstack([lp.A_eq, lp.A_ub, -sp.eye(n, format="csr"), sp.eye(n, format="csr")[fub]]).tocsc()
+    b = np.concatenate([lp.b_eq, lp.b_ub, -lp.lb, lp.ub[fub]])
+    cones = [clarabel.ZeroConeT(lp.A_eq.shape[0]), clarabel.NonnegativeConeT(A.shape[0] - lp.A_eq.shape[0])]
+    q = lp.c.copy()
+    q[xi] += y.ravel() - rho * z.ravel()
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    sol = clarabel.DefaultSolver(sp.diags(pd).tocsc(), q, A, b, cones, settings).solve()
+    return np.asarray(sol.x)[xi].reshape(z.shape), float(sol.obj_val)
+
+
+def _objective(br, x, z, y, rho):
+    return br.own_cost(x) + float(np.sum(y * x)) + rho / 2 * float(np.sum((x - z) ** 2))
+
+
+@pytest.mark.parametrize("party", ["retailer", "vendor"])
+def test_best_response_solves_the_query(small_scenario, party) -> None:
+    retailer, vendor = planning_round(small_scenario)
+    agent = retailer if party == "retailer" else vendor
+    br = negotiator_for(agent)
+    rng = np.random.default_rng(1)
+    shape = agent.public.shape
+    for rho in (0.05, 1.0):  # the second query re-solves warm with a new rho
+        z = rng.uniform(0, 60, size=shape)
+        y = rng.normal(0, 1.0, size=shape)
+        x = br.best_response(z, y, rho)
+        assert x.shape == shape and np.all(x >= 0)
+        ref, _ = _qp_reference(br, z, y, rho)
+        # the QP is rho-strongly convex in x: the answer is unique
+        np.testing.assert_allclose(x, ref, atol=1e-2 * max(1.0, float(np.abs(ref).max())))
+        # the confirmed answer is executable and as good as the reference (up to the tolerance)
+        ok = br.confirm(x)
+        assert np.all(ok <= np.maximum(x, 0) + 1e-12)
+        assert _objective(br, ok, z, y, rho) == pytest.approx(_objective(br, ref, z, y, rho), rel=1e-4, abs=1e-2)
+
+
+def test_own_cost_matches_the_agent(small_scenario) -> None:
+    retailer, vendor = planning_round(small_scenario)
+    plan = retailer.preferred_plan().plan
+    assert negotiator_for(retailer).own_cost(plan) == pytest.approx(retailer.evaluate(plan).total, rel=1e-9)
+    assert negotiator_for(vendor).own_cost(plan) == pytest.approx(vendor.evaluate(plan).total, rel=1e-9)
+
+
+def test_rho_must_be_positive(small_scenario) -> None:
+    retailer, _ = planning_round(small_scenario)
+    br = negotiator_for(retailer)
+    z = np.zeros(retailer.public.shape)
+    with pytest.raises(ValueError):
+        br.best_response(z, z, 0.0)

@@ -1,0 +1,73 @@
+"""The ``cpp`` policy, ``flosim plan`` and ``flosim bench``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments.cli import main
+from policies.cpp import CPPPolicy, negotiate_efficient_plan
+from sim.agents import joint_plan
+from sim.errors import FlosimError
+from sim.world import planning_context
+
+
+@pytest.fixture(scope="module")
+def ctx(default_scenario):
+    return planning_context(default_scenario, week=0)
+
+
+def test_cpp_policy_commits_to_a_near_first_best_plan(ctx) -> None:
+    d = CPPPolicy().decide(ctx)
+    assert d.committed and d.transfer == 0.0
+    assert d.diagnostics["converged"] and d.diagnostics["status"] == "converged"
+    for key in ("iterations", "primal_residual", "wall_s"):
+        assert key in d.diagnostics
+    social = d.planned["retailer"] + d.planned["vendor"]
+    best = joint_plan(ctx.retailer, ctx.vendor).social_cost
+    assert (social - best) / abs(best) <= 1e-3
+    assert d.plan.shape == ctx.public.shape and np.all(d.plan >= 0)
+
+
+def test_unconverged_week_falls_back_to_jit(ctx) -> None:
+    d = CPPPolicy(max_iter=2, rho=1e6, adaptive_rho=False).decide(ctx)
+    assert not d.committed
+    assert d.diagnostics["fallback"] == "jit" and d.diagnostics["converged"] is False
+    np.testing.assert_allclose(d.plan, ctx.retailer.preferred_plan().plan)
+
+
+def test_shared_negotiation_step(ctx) -> None:
+    plan, result = negotiate_efficient_plan(ctx, {"eps_rel": 1e-4})
+    assert result.converged and plan.shape == ctx.public.shape
+
+
+def test_bad_options_are_user_errors() -> None:
+    with pytest.raises(FlosimError):
+        CPPPolicy(max_iterations=5)
+    with pytest.raises(FlosimError):
+        CPPPolicy(fallback="maybe")
+
+
+def test_flosim_plan_json(capsys) -> None:
+    assert main(["plan", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("policy", "social_cost", "first_best_social_cost", "gap", "iterations", "converged", "transfer", "wall_s", "planned", "plan"):
+        assert key in out
+    assert out["policy"] == "cpp" and out["converged"] is True and out["gap"] <= 1e-3
+    assert np.asarray(out["plan"]).shape == tuple(out["shape"])
+
+
+def test_flosim_bench_small_json(capsys) -> None:
+    assert main(["bench", "--sizes", "small", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["size"] for r in rows] == ["small"]
+    for key in ("size", "n_public", "central_s", "cpp_s", "ratio", "iterations", "gap"):
+        assert key in rows[0]
+    assert rows[0]["n_public"] == 54 and rows[0]["gap"] <= 1e-3
+
+
+def test_flosim_bench_rejects_unknown_size(capsys) -> None:
+    assert main(["bench", "--sizes", "huge"]) == 2
+    assert "huge" in capsys.readouterr().err
