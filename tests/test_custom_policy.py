@@ -130,13 +130,6 @@ def test_policy_parameters_keyed_by_module_class(user_module, monkeypatch):
     assert (res.decisions.fraction == 0.3).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: README ('Constructor parameters come from the scenario's `policies: {half-jit: {fraction: 0.3}}`') "
-    "disagrees with policies/registry.py make_policy, which looks up scenario.policies[spec] with spec = "
-    "'module:Class', so parameters keyed by the policy's name are silently ignored",
-)
 def test_policy_parameters_keyed_by_name_as_the_readme_says(user_module, monkeypatch, capsys):
     from importlib import resources
 

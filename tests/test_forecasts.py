@@ -162,16 +162,20 @@ def test_demand_of_early_weeks_does_not_depend_on_run_length(small_scenario):
     np.testing.assert_array_equal(a.forecasts, b.forecasts[:3])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: forecasts/delays.py draw_delays draws each lane's `weeks` delays in turn from one stream, "
-    "so lane l>0's delays in week t depend on how many weeks are simulated: `--weeks 4` and an 8-week "
-    "run of the same scenario and seed face different trucks in weeks 0-3",
-)
 def test_delays_of_early_weeks_do_not_depend_on_run_length(small_scenario):
     a, b = draw_inputs(small_scenario, weeks=8), draw_inputs(small_scenario, weeks=40)
     np.testing.assert_array_equal(a.delays, b.delays[:8])
+
+
+def test_a_lanes_delays_do_not_depend_on_the_other_lanes(small_scenario):
+    a = draw_inputs(small_scenario, weeks=30)
+    assert len(np.unique(a.delays[:, 2])) > 1  # lane 2 is random: the comparison means something
+    changed = small_scenario.with_overrides({"lanes.0.delay": {"values": [0, 1, 2, 3], "probs": [0.25] * 4}})
+    np.testing.assert_array_equal(draw_inputs(changed, weeks=30).delays[:, 1:], a.delays[:, 1:])
+    more = small_scenario.with_overrides(
+        {"lanes": [lane.model_dump() for lane in small_scenario.lanes] + [{"origin": "O2", "fc": "E1", "truckload_cost": 1.0}]}
+    )
+    np.testing.assert_array_equal(draw_inputs(more, weeks=30).delays[:, :3], a.delays)
 
 
 def test_generated_products_feed_demand(small_dict):

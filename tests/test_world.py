@@ -193,12 +193,6 @@ def test_policy_sees_this_weeks_forecast_and_stock_after_arrivals(default4):
         assert stock.sum() == pytest.approx(row.fc_stock_start + row.arrivals)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: sim/world.py planning_context() runs env.run(until=week), which stops before the arrivals "
-    "due at time `week`; the returned context misses that week's arrivals (they show up as pipeline at tau=1)",
-)
 def test_planning_context_matches_the_world_after_earlier_weeks(default4):
     s = default4.with_overrides({"demand.deterministic": True})
     seen = {}
@@ -316,13 +310,6 @@ def test_the_invariant_checks_catch_a_lost_unit_and_a_wrong_price(traces, defaul
         checks.money(trace, default4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: sim/agents.py VendorAgent.fulfil executes a committed PO with a one-week LP, so the plan's "
-    "production for later weeks (origin stock built ahead of a capacity-bound peak) is never made; "
-    "first-best then loses the peak it planned to serve",
-)
 def test_first_best_builds_stock_ahead_of_a_capacity_bound_peak():
     """Deterministic demand peaking above the vendor's weekly capacity, trucks on time: the first-best
     plan produces ahead and stores at the origin (cheap) to serve the peak, and the world should
