@@ -36,7 +36,6 @@ class PlanningContext:
     #: Standard deviation of each forecast week's remaining demand uncertainty, ``[H, R, K]``:
     #: public knowledge of the forecast model, used to sample demand scenarios.
     forecast_sd: np.ndarray | None = None
-    discount: float = 1.0
 
 
 @dataclass

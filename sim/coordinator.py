@@ -64,6 +64,7 @@ class ADMMOptions(BaseModel):
     rho_mu: float = Field(5.0, gt=1, description="rebalance when normalised residuals differ by this factor")
     rho_tau_max: float = Field(10.0, gt=1, description="largest factor of one rho change")
     rho_interval: int = Field(5, ge=1, description="rounds before the first rho change; the wait doubles after each change")
+    relaxation: float = Field(1.0, gt=0, lt=2, description="over-relaxation alpha: answers enter the updates as alpha x + (1 - alpha) z")
     anderson: bool = Field(True, description="safeguarded Anderson acceleration")
     anderson_memory: int = Field(8, ge=1)
     anderson_reg: float = Field(1e-10, ge=0, description="Tikhonov regularisation of the least-squares step")
@@ -176,8 +177,9 @@ class ConsensusADMM:
             while k < opt.max_iter:
                 k += 1
                 X = query(z, Y, rho)
-                z_new = (X + Y / rho).mean(axis=0)
-                Y_new = Y + rho * (X - z_new)
+                Xr = X if opt.relaxation == 1.0 else opt.relaxation * X + (1.0 - opt.relaxation) * z
+                z_new = (Xr + Y / rho).mean(axis=0)
+                Y_new = Y + rho * (Xr - z_new)
                 r = float(np.sqrt(np.sum((X - z_new) ** 2)))
                 s = float(rho * np.sqrt(N) * np.linalg.norm(z_new - z))
                 eps_pri = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * max(float(np.linalg.norm(X)), np.sqrt(N) * float(np.linalg.norm(z_new)))

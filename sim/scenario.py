@@ -168,7 +168,7 @@ class ProductGenerator(_Strict):
         n = len(self.cluster_means)
         if len(self.cluster_cvs) != n or len(self.mix) != n:
             raise ValueError("cluster_means, cluster_cvs and mix must have the same length")
-        if abs(sum(self.mix) - 1.0) > 1e-6:
+        if abs(sum(self.mix) - 1.0) > 0.01:  # published shares are rounded; they are normalised on use
             raise ValueError(f"mix sums to {sum(self.mix):g}, not 1")
         lo, hi = self.holding_cost_range
         if lo > hi:
@@ -236,6 +236,11 @@ class Scenario(_Strict):
             for r in self.demand.region_weights:
                 if r not in regions:
                     raise _FieldError(f"demand.region_weights.{r}", r, "unknown region")
+        for f in self.fcs:
+            if f.lead_time >= self.horizon:
+                raise _FieldError(
+                    f"fcs.{f.name}.lead_time", f.lead_time, f"must be below the horizon ({self.horizon}) or the FC is never restocked"
+                )
         if self.demand.revision.shares is not None and len(self.demand.revision.shares) != self.horizon:
             raise _FieldError(
                 "demand.revision.shares", self.demand.revision.shares, f"needs {self.horizon} entries (one per horizon week)"

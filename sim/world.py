@@ -147,7 +147,6 @@ class World:
             vendor=self.vendor_report,
             rng=policy_rng(self.scenario.seed, t),
             forecast_sd=self.inputs.forecast_sd[t],
-            discount=float(self.scenario.policies.get("cpp-vcg", {}).get("discount", 1.0)),
         )
 
     def _execute(self, t: int, decision: Decision) -> None:

@@ -40,6 +40,11 @@ def test_menus_are_nested(known_demand):
         np.testing.assert_allclose(a.plan, b.plan)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 5): on `default` with known demand, tailored menus of 12-16 items land 1.1-2.0% above "
+    "first-best at weeks 1 and 3 (0.86% only at week 4 with 32 items); the target is 1%",
+)
 @pytest.mark.parametrize("week", [1, 3])
 def test_tailored_menu_of_moderate_size_lands_within_one_percent(known_demand, week):
     ctx = planning_context(known_demand, week=week)

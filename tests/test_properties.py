@@ -88,7 +88,8 @@ def scenario_dicts(draw) -> dict[str, Any]:
         probs[-1] = 1.0 - sum(probs[:-1])
         lane["delay"] = {"values": values, "probs": probs}
         lanes.append(lane)
-    horizon = draw(st.integers(1, 4))
+    # the horizon must reach past every FC's lead time, or that FC could never be restocked
+    horizon = max(f["lead_time"] for f in fc_list) + draw(st.integers(1, 2))
     demand: dict[str, Any] = {"cv": draw(st.integers(0, 50)) / 100, "deterministic": draw(st.booleans())}
     if draw(st.booleans()):
         demand["region_weights"] = {r: draw(st.integers(0, 5)) for r in regions}

@@ -123,13 +123,6 @@ def test_product_generator_materialises_products(small_dict, tmp_path):
     assert yaml.safe_load((tmp_path / "s.yaml").read_text())["product_generator"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ScenarioError,
-    reason="bug: sim/scenario.py ProductGenerator's default mix [0.745, 0.042, 0.212] (the DESIGN's V-ADK mix) "
-    "sums to 0.999 but ProductGenerator._check requires |sum - 1| <= 1e-6, so `product_generator: {count: N}` "
-    "with the default clusters is always rejected ('mix sums to 0.999, not 1')",
-)
 def test_product_generator_defaults_validate(small_dict):
     d = small_dict
     d.pop("products")
