@@ -58,7 +58,7 @@ class CPPVCGPolicy:
         risk_aversion: float = 0.0,
         scenarios: int = 16,
         two_way: bool = False,
-        solver: str = "central",
+        solver: str = "cpp",
         cpp: dict[str, Any] | None = None,
     ) -> None:
         _check_params(self.name, discount, risk_aversion, scenarios, solver)
@@ -97,7 +97,7 @@ class SplitSavingsPolicy:
 
     name = "split-savings"
 
-    def __init__(self, share: float = 0.5, solver: str = "central", cpp: dict[str, Any] | None = None) -> None:
+    def __init__(self, share: float = 0.5, solver: str = "cpp", cpp: dict[str, Any] | None = None) -> None:
         if not 0 <= share <= 1:
             raise FlosimError(f"policy '{self.name}': share must be in [0, 1], got {share}")
         _check_params(self.name, 1.0, 0.0, 1, solver)
