@@ -408,7 +408,7 @@ class SweepReport:
 
 def _holds_sweep(out: Path) -> bool:
     runs = out / "runs"
-    return (out / "sweep.json").exists() or (runs.is_dir() and any(p for p in runs.iterdir() if not p.name.startswith(".")))
+    return runs.is_dir() and any(p for p in runs.iterdir() if not p.name.startswith("."))
 
 
 def run_sweep(
