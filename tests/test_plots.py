@@ -117,3 +117,25 @@ def test_bad_folders_exit_2(tmp_path, capsys):
     assert "not a results folder (no ledger.parquet)" in err and "Traceback" not in err
     with pytest.raises(FlosimError, match="--format 'gif'"):
         make_plots(tmp_path / "empty", formats=["gif"])
+
+
+def test_cpp_convergence_reads_saved_transcripts(tmp_path):
+    """A results folder holding CPP transcripts gets their residual histories plotted."""
+    import shutil
+
+    import numpy as np
+    from sim.transcript import Transcript
+
+    folder = tmp_path / "run"
+    assert cli(["run", "--weeks", "1", "--policy", "jit", "--policy", "first-best", "--out", str(folder)]) == 0
+    t = Transcript(shape=(2,), n_agents=2)
+    for k in range(1, 30):
+        t.record(k, np.ones(2), np.zeros((2, 2)), 1.0, np.ones((2, 2)), primal=10.0 * 0.7**k, dual=5.0 * 0.8**k)
+    (folder / "transcripts").mkdir()
+    t.save(folder / "transcripts" / "week0.parquet")
+    result = make_plots(folder)
+    made = {spec.stem: paths for spec, paths in result.made}
+    assert "cpp_convergence" in made
+    _non_trivial_png(made["cpp_convergence"][0])
+    shutil.rmtree(folder / "transcripts")
+    assert "cpp_convergence" in {spec.stem for spec, _ in make_plots(folder).skipped}

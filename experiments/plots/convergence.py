@@ -33,15 +33,20 @@ def _transcript_history(path) -> pd.DataFrame:
 
 
 def plot_cpp_convergence(data: PlotData) -> "plt.Figure | None":
-    """Left: ADMM rounds per week (mean across replications). Right: final primal and dual residuals
-    per week (log scale), or the residual history of each saved transcript."""
+    """Left: ADMM rounds per week (mean across replications). Right (when known): final primal and dual
+    residuals per week (log scale), or the residual history of each saved transcript."""
     policies = _cpp_policies(data)
     files = transcripts(data.folder)
     if not policies and not files:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
-    ax = axes[0]
     d = data.decisions
+    has_residuals = any(col in d and d.loc[d.policy == p, col].notna().any() for p in policies for col in RESIDUALS)
+    if files or has_residuals:
+        fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    else:  # only rounds are known (e.g. CPP-VCG reports no residuals): one panel, no empty axes
+        fig, ax0 = plt.subplots(figsize=(5.2, 3.4))
+        axes = [ax0]
+    ax = axes[0]
     for p in policies:
         s = data.across(d[d.policy == p].dropna(subset=["iterations"]), "iterations", ["week"]).sort_values("week")
         ax.plot(s.week, s["mean"], marker="o", ms=3, color=policy_color(p, data.policies), label=p)
@@ -57,6 +62,9 @@ def plot_cpp_convergence(data: PlotData) -> "plt.Figure | None":
         ax.set_ylim(bottom=0)
     else:
         ax.text(0.5, 0.5, "no per-week CPP diagnostics", ha="center", va="center", transform=ax.transAxes)
+    if len(axes) == 1:
+        fig.tight_layout()
+        return fig
     ax = axes[1]
     if files:
         for i, path in enumerate(files[:8]):
