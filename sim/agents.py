@@ -120,7 +120,9 @@ class RetailerAgent:
         weeks = np.arange(H)
         for tau in weeks:  # cost terms are labelled by the week they fall in
             b.add_cost(x[tau], pub.wholesale[None, :], (RETAILER, "wholesale", int(tau)))
-            b.add_cost(x[tau], d.receiving[:, None], (RETAILER, "receiving", int(tau)))
+            for f in range(F):  # receiving is paid on arrival, as in the ledger (after the horizon: its last week)
+                arrival = min(int(tau + pub.lead_time[f]), H - 1)
+                b.add_cost(x[tau, f], d.receiving[f], (RETAILER, "receiving", arrival))
             b.add_cost(inv[tau], d.holding[None, :], (RETAILER, "holding", int(tau)))
             b.add_cost(y[tau], np.where(arc, d.outbound, 0.0)[:, :, None], (RETAILER, "outbound", int(tau)))
             b.add_cost(u[tau], d.penalty[None, :], (RETAILER, "lost_sales", int(tau)))
