@@ -12,9 +12,10 @@ For each size :func:`run_benchmark` times, in one process and on the same planni
 scenario's initial stock, mean demand as the forecast):
 
 * the joint first-best LP: model build and HiGHS solve separately (``build_s``, ``central_s``);
-* the CPP negotiation (:func:`sim.coordinator.ConsensusADMM.negotiate` between the two agents'
-  negotiators, including building their best-response solvers: ``cpp_s``), its iterations, and the
-  relative social-cost gap of the plan it returns to the first-best.
+* the CPP negotiation as the ``cpp`` policy runs it (:func:`policies.cpp.negotiate_efficient_plan`:
+  building both agents' best-response solvers, in their own processes from 5,000 plan components
+  on, the ADMM rounds, and the vendor's confirmation of the plan: ``cpp_s``), its iterations, and
+  the relative social-cost gap of the plan it returns to the first best.
 
 What a user may do: ``flosim bench --sizes small,pilot`` (or call :func:`run_benchmark`), and build the
 same scenarios with :func:`benchmark_scenario` for their own experiments.
@@ -174,11 +175,8 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None) -> BenchRow:
     """Time the central joint LP (build and HiGHS solve separately) and a CPP negotiation on the
     same planning round; the gap is ``(social cost of the CPP plan - first best) / |first best|``."""
     from policies.base import PlanningContext
-    from policies.cpp import executable_plan
-    from sim.best_response import negotiator_for
-    from sim.coordinator import ConsensusADMM
+    from policies.cpp import admm_options, negotiate_efficient_plan
     from sim.lp import LPBuilder, solve_lp
-    from policies.cpp import admm_options
 
     scenario = benchmark_scenario(size)
     retailer, vendor = planning_round(scenario)
@@ -191,11 +189,9 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None) -> BenchRow:
     t1 = time.perf_counter()
     first_best = solve_lp(lp).objective
     t2 = time.perf_counter()
-    negotiators = [negotiator_for(retailer), negotiator_for(vendor)]
-    result = ConsensusADMM(admm_options(options, "flosim bench")).negotiate(negotiators, retailer.public.shape)
-    t3 = time.perf_counter()
     ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendor=vendor, rng=np.random.default_rng(0))
-    plan = executable_plan(result, ctx, negotiators[1])
+    plan, result = negotiate_efficient_plan(ctx, admm_options(options, "flosim bench"))
+    t3 = time.perf_counter()
     social = retailer.evaluate(plan).total + vendor.evaluate(plan).total
     return BenchRow(
         size=size,

@@ -5,10 +5,12 @@ ADMM coordinator (:mod:`sim.coordinator`), each answering only best-response que
 (:mod:`sim.best_response` builds those answers from the agent's own cost model, on its side).
 This is the efficiency half of CPP-VCG: it shows what coordination gains before any transfer.
 
-The plan sent as the PO must be one both parties can execute: it is the **vendor's last answer**
-(always feasible for the vendor), with any week-FC total above the FC's public receiving capacity
-scaled down (shipping less never makes the vendor infeasible), then confirmed by the vendor's
-side (the most of it the vendor can ship exactly; best responses are solved to a tolerance). Its social cost is the two agents'
+The plan sent as the PO must be one both parties can execute: it is the **retailer's last answer**
+(what the retailer asks for at the agreed prices), with any week-FC total above the FC's public
+receiving capacity scaled down, then **confirmed by the vendor's side**: the most of it the vendor
+can ship exactly (never more than asked; best responses are solved to a tolerance, so the answers
+differ by the primal residual). At convergence the answers agree; of the candidates (either
+answer or ``z``, confirmed), this one measured the smallest gap to first best. Its social cost is the two agents'
 evaluated costs; diagnostics carry the negotiation's iterations, status, residuals and wall time.
 
 A week whose negotiation does **not converge** is never presented as an agreement: by default
@@ -29,7 +31,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from policies.base import Decision, PlanningContext
-from sim.best_response import negotiator_for
+from sim.best_response import ProcessNegotiator, negotiator_for
 from sim.coordinator import ADMMOptions, ConsensusADMM, NegotiationResult
 from sim.errors import FlosimError
 
@@ -45,10 +47,11 @@ def admm_options(options: ADMMOptions | dict[str, Any] | None, where: str = "pol
         raise FlosimError(f"{where}: bad ADMM options: {problems}") from None
 
 
-def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor: Any = None, vendor_index: int = 1) -> np.ndarray:
-    """The vendor's answer, scaled down to the FCs' public receiving capacities and confirmed by the
-    vendor's negotiator (``vendor.confirm``: the most it can ship exactly, never more than asked)."""
-    plan = np.maximum(np.asarray(result.answers[vendor_index], dtype=float), 0.0)
+def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor: Any = None, retailer_index: int = 0) -> np.ndarray:
+    """The retailer's last answer, scaled down to the FCs' public receiving capacities and confirmed
+    by the vendor's negotiator (``vendor.confirm``: the most of it the vendor can ship exactly, never
+    more than asked)."""
+    plan = np.maximum(np.asarray(result.answers[retailer_index], dtype=float), 0.0)
     cap = np.asarray(ctx.public.receiving_capacity, dtype=float)
     if np.any(np.isfinite(cap)):
         total = plan.sum(axis=2)  # [H, F]
@@ -60,15 +63,32 @@ def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor: Any
     return plan
 
 
+#: Plans with at least this many components are negotiated with each agent in its own process.
+PROCESS_THRESHOLD = 5000
+
+
 def negotiate_efficient_plan(
-    ctx: PlanningContext, options: ADMMOptions | dict[str, Any] | None = None
+    ctx: PlanningContext, options: ADMMOptions | dict[str, Any] | None = None, processes: bool | None = None
 ) -> tuple[np.ndarray, NegotiationResult]:
     """Negotiate ``argmin C_R + C_V`` between the context's agents; returns the executable plan and
-    the negotiation result (check ``result.converged`` before treating the plan as agreed)."""
+    the negotiation result (check ``result.converged`` before treating the plan as agreed).
+
+    ``processes``: run each agent's negotiator in its own process, so the two answer each round in
+    parallel (``None``: when the plan has at least :data:`PROCESS_THRESHOLD` components)."""
     opts = admm_options(options)
-    negotiators = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
-    result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape)
-    return executable_plan(result, ctx, negotiators[1]), result
+    if processes is None:
+        processes = int(np.prod(ctx.public.shape)) >= PROCESS_THRESHOLD
+    if processes:
+        negotiators: list[Any] = [ProcessNegotiator(ctx.retailer), ProcessNegotiator(ctx.vendor)]
+    else:
+        negotiators = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
+    try:
+        result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape)
+        return executable_plan(result, ctx, negotiators[1]), result
+    finally:
+        for neg in negotiators:
+            if hasattr(neg, "close"):
+                neg.close()
 
 
 class CPPPolicy:

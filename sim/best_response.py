@@ -31,6 +31,7 @@ on the agent's side: it holds the agent's private LP, and hands the coordinator 
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,3 +150,84 @@ def negotiator_for(agent: Any, options: BestResponseOptions | None = None) -> LP
     x = b.add_var(agent.public.shape)
     agent.add_block(b, x)
     return LPBestResponse(b.build(), x, options)
+
+
+def _serve(conn: Any, agent: Any, options: BestResponseOptions | None) -> None:
+    """Worker loop of :class:`ProcessNegotiator`: build the negotiator here, answer calls until told to stop."""
+    try:
+        negotiator = negotiator_for(agent, options)
+        conn.send((True, None))
+    except Exception as exc:  # report set-up failures to the parent
+        conn.send((False, f"{type(exc).__name__}: {exc}"))
+        return
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        method, args = msg
+        try:
+            conn.send((True, getattr(negotiator, method)(*args)))
+        except Exception as exc:
+            conn.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+class ProcessNegotiator:
+    """An agent's negotiator running in its own process: the agent's data moves there and stays.
+
+    This is how separate parties run in practice (each on its own machine), and it lets the agents
+    answer a round in parallel: the coordinator's query threads wait on pipes, not on the GIL. The
+    object offers ``best_response`` (the protocol) plus ``confirm`` and ``own_cost`` (agent side).
+    Use it as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, agent: Any, options: BestResponseOptions | None = None, start_method: str = "spawn") -> None:
+        ctx = mp.get_context(start_method)
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, agent, options), daemon=True)
+        self._proc.start()
+        child.close()
+        self._ready = False
+        self.shape = tuple(agent.public.shape)
+
+    def _call(self, method: str, *args: Any) -> Any:
+        if not self._ready:
+            ok, err = self._conn.recv()
+            if not ok:
+                raise BestResponseError(f"agent process failed to start: {err}")
+            self._ready = True
+        self._conn.send((method, args))
+        ok, value = self._conn.recv()
+        if not ok:
+            raise BestResponseError(value)
+        return value
+
+    def best_response(self, z: np.ndarray, prices: np.ndarray, rho: float) -> np.ndarray:
+        return self._call("best_response", np.asarray(z, dtype=float), np.asarray(prices, dtype=float), float(rho))
+
+    def confirm(self, x: np.ndarray) -> np.ndarray:
+        return self._call("confirm", np.asarray(x, dtype=float))
+
+    def own_cost(self, x: np.ndarray) -> float:
+        return self._call("own_cost", np.asarray(x, dtype=float))
+
+    def close(self) -> None:
+        """Stop the worker process (idempotent)."""
+        if self._proc.is_alive():
+            try:
+                self._conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self._proc.join(timeout=5)
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join()
+        self._conn.close()
+
+    def __enter__(self) -> "ProcessNegotiator":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -17,9 +17,9 @@ against relative tolerances (Boyd et al. 2011, section 3.3):
 Speed-ups, both optional (:class:`ADMMOptions`):
 
 * **Residual balancing** of ``rho``: if ``r/eps_pri`` and ``s/eps_dual`` differ by more than ``rho_mu``,
-  ``rho`` is scaled by ``sqrt`` of their ratio (clipped to ``[1/rho_tau_max, rho_tau_max]``). The first
-  change may happen after ``rho_interval`` rounds, and the wait doubles after each change, so ``rho``
-  settles and plain ADMM's convergence guarantee applies. Prices are unscaled, so they stay valid.
+  ``rho`` is scaled by ``sqrt`` of their ratio (clipped to ``[1/rho_tau_max, rho_tau_max]``). Changes are
+  at least ``rho_interval`` rounds apart, and that wait doubles after every ``rho_backoff`` changes,
+  so ``rho`` settles and plain ADMM's convergence guarantee applies. Prices are unscaled, so they stay valid.
 * **Anderson acceleration** (type II, memory ``anderson_memory``) of the fixed-point map
   ``(z, y/rho) → ADMM round``. An accelerated point is kept only if the combined residual
   ``||u - G(u)||`` of the next round is not larger than ``anderson_safeguard`` times that of the
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -63,13 +64,15 @@ class ADMMOptions(BaseModel):
     adaptive_rho: bool = Field(True, description="residual balancing of rho")
     rho_mu: float = Field(5.0, gt=1, description="rebalance when normalised residuals differ by this factor")
     rho_tau_max: float = Field(10.0, gt=1, description="largest factor of one rho change")
-    rho_interval: int = Field(5, ge=1, description="rounds before the first rho change; the wait doubles after each change")
+    rho_interval: int = Field(5, ge=1, description="rounds between rho changes; the wait doubles after every rho_backoff changes")
+    rho_backoff: int = Field(4, ge=1, description="changes of rho after which the wait between changes doubles")
     relaxation: float = Field(1.0, gt=0, lt=2, description="over-relaxation alpha: answers enter the updates as alpha x + (1 - alpha) z")
     anderson: bool = Field(True, description="safeguarded Anderson acceleration")
     anderson_memory: int = Field(8, ge=1)
     anderson_reg: float = Field(1e-10, ge=0, description="Tikhonov regularisation of the least-squares step")
     anderson_safeguard: float = Field(1.0, gt=0, description="accept an accelerated point if its residual <= this times the plain one")
     record_transcript: bool = Field(False, description="keep every round's z, prices, rho, answers and residuals")
+    parallel: bool = Field(True, description="query the agents of a round concurrently (threads; pays off when agents run in their own processes)")
 
 
 @dataclass
@@ -134,14 +137,24 @@ class ConsensusADMM:
         history: list[dict[str, float]] = []
         calls = 0
 
+        pool = ThreadPoolExecutor(max_workers=N) if opt.parallel and N > 1 else None
+
+        def ask(i: int, z: np.ndarray, Y: np.ndarray, rho: float) -> Any:
+            try:
+                return negotiators[i].best_response(z.reshape(shape), Y[i].reshape(shape), float(rho))
+            except Exception as exc:  # an agent that fails is reported, not hidden
+                return _Failed(f"agent {i} raised {type(exc).__name__}: {exc}")
+
         def query(z: np.ndarray, Y: np.ndarray, rho: float) -> np.ndarray:
             nonlocal calls
             X = np.empty((N, n))
-            for i, agent in enumerate(negotiators):
-                try:
-                    ans = agent.best_response(z.reshape(shape), Y[i].reshape(shape), float(rho))
-                except Exception as exc:  # an agent that fails is reported, not hidden
-                    raise _Failed(f"agent {i} raised {type(exc).__name__}: {exc}") from exc
+            if pool is not None:
+                answers = list(pool.map(lambda i: ask(i, z, Y, rho), range(N)))
+            else:
+                answers = [ask(i, z, Y, rho) for i in range(N)]
+            for i, ans in enumerate(answers):
+                if isinstance(ans, _Failed):
+                    raise ans
                 a = np.asarray(ans, dtype=float)
                 if a.size != n or not np.all(np.isfinite(a)):
                     raise _Failed(f"agent {i} answered with {'non-finite values' if a.size == n else f'shape {a.shape}'}")
@@ -173,6 +186,7 @@ class ConsensusADMM:
             ref_res = np.inf
             last_rho_change = 0
             rho_wait = opt.rho_interval
+            rho_changes = 0
             k = 0
             while k < opt.max_iter:
                 k += 1
@@ -225,7 +239,9 @@ class ConsensusADMM:
                         factor = float(np.clip(np.sqrt(ratio), 1.0 / opt.rho_tau_max, opt.rho_tau_max))
                         rho *= factor
                         last_rho_change = k
-                        rho_wait *= 2  # geometric back-off: finitely many changes, so ADMM's convergence holds
+                        rho_changes += 1
+                        if rho_changes % opt.rho_backoff == 0:
+                            rho_wait *= 2  # geometric back-off: rho settles, so ADMM's convergence holds
                         mem_u.clear()
                         mem_f.clear()
                         plain_next = None
@@ -234,6 +250,9 @@ class ConsensusADMM:
             status = "failed"
             message = str(exc)
             iterations = len(history)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         return NegotiationResult(
             z=z.reshape(shape),
             answers=[X[i].reshape(shape) for i in range(N)],
