@@ -109,9 +109,10 @@ class LPBestResponse:
         self.stats["osqp_iterations"] += int(res.info.iter)
         if res.info.status_polish == 1:
             self.stats["polished"] += 1
-        if res.info.status_val not in (1, 2):  # solved, solved inaccurate
+        # solved; solved inaccurate; iteration or time limit (the iterate is still the best estimate)
+        if res.info.status_val not in (1, 2, -2, -6) or res.x is None or not np.all(np.isfinite(res.x)):
             raise BestResponseError(f"OSQP: {res.info.status}")
-        if res.info.status_val == 2:
+        if res.info.status_val != 1:
             self.stats["inexact"] += 1
         x = np.clip(res.x[self._x], self._lp.lb[self._x], self._lp.ub[self._x])
         return x.reshape(self.shape)

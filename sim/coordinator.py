@@ -57,7 +57,7 @@ class ADMMOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rho: float | None = Field(None, gt=0, description="initial penalty; None: chosen from the agents' first answers")
+    rho: float | None = Field(None, gt=0, description="initial penalty; None: 1/(rms of the first round's answers)")
     max_iter: int = Field(500, ge=1, description="cap on negotiation rounds (agent queries per agent)")
     eps_abs: float = Field(1e-3, ge=0, description="absolute tolerance per plan component (units)")
     eps_rel: float = Field(1e-4, ge=0, description="relative tolerance on residual norms")
@@ -170,14 +170,12 @@ class ConsensusADMM:
         message = ""
         r = s = np.inf
         try:
-            if rho is None:
-                # probe: each agent's (nearly unregularised) preference gives the plan's scale, and a
-                # first consensus; rho then makes the penalty of a typical disagreement comparable
-                # to a typical unit cost (1 per unit), and residual balancing takes over.
-                probe = query(z, Y, 1e-6)
-                z = probe.mean(axis=0)
-                scale = max(1.0, float(np.sqrt(np.mean(probe**2))))
-                rho = 1.0 / scale
+            auto_rho = rho is None
+            if auto_rho:
+                # first round at a moderate rho; its answers give the plan's scale, and rho is then
+                # set so that a typical disagreement costs about one unit of money per unit
+                # (residual balancing takes over from there)
+                rho = 1e-2
             rho = float(rho)
             # Anderson state on u = (z, Y/rho)
             mem_u: list[np.ndarray] = []
@@ -232,6 +230,12 @@ class ConsensusADMM:
                 history.append(_hist(k, rho, r, s, eps_pri, eps_dual, step))
                 z = u_next[:n].copy()
                 Y = u_next[n:].reshape(N, n) * rho
+                if auto_rho and k == 1:
+                    rho = 1.0 / max(1.0, float(np.sqrt(np.mean(X**2))))
+                    mem_u.clear()
+                    mem_f.clear()
+                    plain_next = None
+                    continue
                 # residual balancing
                 if opt.adaptive_rho and k - last_rho_change >= rho_wait and step != "rejected":
                     ratio = (r / max(eps_pri, 1e-300)) / max(s / max(eps_dual, 1e-300), 1e-300)
