@@ -88,8 +88,13 @@ class DaskExecutor:
                 raise FlosimError(f"--scheduler {self.scheduler}: cannot connect: {exc}") from None
             except ValueError as exc:
                 raise FlosimError(f"--scheduler {self.scheduler!r}: not a scheduler address ({exc})") from None
-        cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        import dask
+
+        # non-daemonic workers: a policy may start processes of its own (CPP runs each agent in its own
+        # process on large plans), which daemonic processes may not do
+        with dask.config.set({"distributed.worker.daemon": False}):
+            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
         return Client(cluster), cluster
 
     def run(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[T, R | BaseException]]:
