@@ -81,3 +81,22 @@ def test_split_savings_splits_the_weeks_saving_equally():
 def test_bad_parameters_are_user_errors(kwargs):
     with pytest.raises(FlosimError):
         CPPVCGPolicy(**kwargs)
+
+
+def test_story_holds_with_the_negotiated_plan():
+    """The same planning round with CPP negotiating (the default solver): the agreed plan is within the
+    coordinator's tolerance of first-best, ships more to Dallas than JIT, and the vendor pays a CBT >= 0."""
+    from sim.agents import joint_plan
+    from sim.world import planning_context
+
+    s = load_scenario("default").with_overrides({"demand.deterministic": True})
+    ctx = planning_context(s, week=1)
+    d = CPPVCGPolicy(scenarios=1).decide(ctx)
+    assert d.committed and d.diagnostics["converged"], d.diagnostics
+    fb = joint_plan(ctx.retailer, ctx.vendor).social_cost
+    assert d.diagnostics["planned_social"] <= fb * (1 + 1e-3)
+    dal = ctx.public.fcs.index("DAL")
+    vol = ctx.public.volume
+    jit = ctx.retailer.preferred_plan().plan
+    assert (d.po[dal] * vol).sum() > (jit[0, dal] * vol).sum() + 1.0
+    assert d.transfer >= 0
