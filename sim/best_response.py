@@ -5,23 +5,26 @@ variables (``agent.add_block(builder, x)``). Its CPP best response is the QP
 
     min_v  c·v + y·x + (rho/2)||x - z||²     over the agent's polytope,   x = v[idx]
 
-solved every negotiation round with new ``(z, y, rho)``. General QP solvers are either slow to
-re-solve (interior point: no warm start) or inaccurate on LP-like problems (first-order methods).
-:class:`LPBestResponse` instead keeps **one HiGHS LP alive for the whole negotiation** and models the
-separable quadratic by tangent cuts, refined on demand:
+solved every negotiation round with new ``(z, y, rho)``. :class:`LPBestResponse` builds that QP
+**once** and keeps one OSQP solver alive for the whole negotiation: ``P = rho S'S`` (``S`` selects
+the plan variables), ``q = c + S'(y - rho z)``, constraints ``[A_eq; A_ub; I]`` with the LP's bounds.
+A query only updates ``q``, and OSQP warm-starts from the previous primal-dual answer, which late in
+a negotiation is close. Sparse LDL factorisation exploits the structure for free: the retailer's LP
+separates by product, so its KKT matrix is block diagonal.
 
-* each plan variable ``x_j`` gets an epigraph variable ``t_j >= x_j²/(2 s_j)`` (``s_j`` a fixed scale),
-  represented by cuts ``t_j >= (a/s_j) x_j - a²/(2 s_j)`` at tangent points ``a``;
-* a query only changes objective coefficients (``c_x + y - rho z`` on ``x``, ``rho s_j`` on ``t``), so
-  HiGHS re-solves from the previous optimal basis (a few hundred simplex pivots);
-* after each solve, every ``j`` whose ``x_j²/(2 s_j) - t_j`` exceeds the tolerance gets a cut at the
-  current ``x_j`` and the LP is re-solved (dual simplex, warm). Cuts persist, so late rounds of a
-  negotiation, where answers move little, need no new cuts at all.
+Accuracy is OSQP's (``BestResponseOptions``: ``abs_tol``, ``rel_tol``, optional polishing), not
+exact: an answer may violate the agent's constraints by about the tolerance. :meth:`LPBestResponse.confirm`
+returns the most of a plan the agent can carry out *exactly*; the ``cpp`` policy has the vendor
+confirm the plan before it becomes a PO.
 
-The answer is the QP's solution up to ``delta_j = max(abs_tol, rel_tol |x_j|)`` per component (the
-cut model is exact to ``rho delta_j²/2`` at the answer, and the QP is ``rho``-strongly convex in
-``x``). Structure is exploited for free: the retailer's LP separates by product, and the simplex
-basis update only touches the products whose prices moved.
+Measured alternatives (kept out): HiGHS's QP solver (active set) stalled on warm re-solves; an
+interior-point QP (Clarabel) is exact but cannot warm-start (about 1 s per pilot-size query); a
+HiGHS LP with the quadratic modelled by tangent cuts refined on demand converged like bisection and
+grew the LP by tens of thousands of rows per query.
+
+``rho`` may also be an array shaped like the plan (one penalty per component, as FloPro-style
+coordinators send); a change of ``rho`` updates ``P``'s values and refactorises once.
+:class:`ProcessNegotiator` runs a negotiator in its own process (agents answer a round in parallel).
 
 What a user may do: ``negotiator_for(agent)`` for a :class:`~sim.agents.RetailerAgent` or
 :class:`~sim.agents.VendorAgent` (or anything with ``public.shape`` and ``add_block``), or
@@ -31,7 +34,12 @@ on the agent's side: it holds the agent's private LP, and hands the coordinator 
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,17 +55,16 @@ _OSQP_RAISE = "raise_error" in osqp.OSQP.solve.__code__.co_varnames
 
 @dataclass(frozen=True)
 class BestResponseOptions:
-    """Accuracy and effort of :class:`LPBestResponse`.
-
-    ``abs_tol``/``rel_tol``: an answer component is accepted when it is within
-    ``max(abs_tol, rel_tol |x_j|)`` of a tangent point of the cut model. ``max_rounds``: cut
-    rounds per query before the answer is returned as it stands (``stats['inexact']`` counts those).
-    """
+    """Accuracy and effort of :class:`LPBestResponse`: OSQP's absolute and relative tolerances, its
+    iteration cap per query (an answer at the cap is returned and counted in ``stats['inexact']``),
+    solution polishing, and further OSQP settings as ``(name, value)`` pairs."""
 
     abs_tol: float = 1e-4
     rel_tol: float = 1e-6
     max_iter: int = 20000
     polish: bool = True
+    #: further OSQP settings (``adaptive_rho_interval``, ``sigma``, ``scaling`` ...), passed as given
+    osqp: tuple[tuple[str, Any], ...] = ()
 
 
 class BestResponseError(RuntimeError):
@@ -82,27 +89,34 @@ class LPBestResponse:
 
     def best_response(self, z: np.ndarray, prices: np.ndarray, rho: float) -> np.ndarray:
         """``argmin C(x) + prices·x + (rho/2)||x - z||²`` (see the module docstring for the accuracy)."""
-        if not rho > 0:
+        rho_x = np.broadcast_to(np.asarray(rho, dtype=float), self.shape).ravel() if np.ndim(rho) else None
+        if rho_x is not None:
+            if not np.all(rho_x > 0):
+                raise ValueError("rho must be positive")
+        elif not rho > 0:
             raise ValueError(f"rho must be positive, got {rho!r}")
         z = np.asarray(z, dtype=float).ravel()
         y = np.asarray(prices, dtype=float).ravel()
         opt = self.options
         q = self._lp.c.copy()
-        q[self._x] += y - rho * z
+        r_vec = rho_x if rho_x is not None else np.full(self._x.size, float(rho))
+        q[self._x] += y - r_vec * z
         n = self._lp.n
         if self._solver is None:
             pd = np.zeros(n)
-            pd[self._x] = rho
+            pd[self._x] = r_vec
             P = sp.diags(pd).tocsc()
             P.eliminate_zeros()
             self._solver = osqp.OSQP()
             self._solver.setup(P, q, self._A, self._l, self._u, verbose=False, eps_abs=opt.abs_tol, eps_rel=opt.rel_tol,
-                               polishing=opt.polish, max_iter=opt.max_iter, scaling=10, check_termination=10)
-            self._rho = rho
+                               polishing=opt.polish, max_iter=opt.max_iter, scaling=10, check_termination=10,
+                               **dict(opt.osqp))
+            self._rho = r_vec
         else:
-            if rho != self._rho:
-                self._solver.update(Px=np.full(self._x.size, rho))
-                self._rho = rho
+            if not np.array_equal(r_vec, self._rho):
+                order = np.argsort(self._x)  # P's nonzeros are stored in column order
+                self._solver.update(Px=r_vec[order])
+                self._rho = r_vec
             self._solver.update(q=q)
         res = self._solver.solve(raise_error=False) if _OSQP_RAISE else self._solver.solve()
         self.stats["queries"] += 1
@@ -153,26 +167,50 @@ def negotiator_for(agent: Any, options: BestResponseOptions | None = None) -> LP
     return LPBestResponse(b.build(), x, options)
 
 
-def _serve(conn: Any, agent: Any, options: BestResponseOptions | None) -> None:
-    """Worker loop of :class:`ProcessNegotiator`: build the negotiator here, answer calls until told to stop."""
+def _send(stream: Any, obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("<Q", len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _recv(stream: Any) -> Any:
+    head = stream.read(8)
+    if len(head) < 8:
+        raise EOFError("agent process closed its pipe")
+    (size,) = struct.unpack("<Q", head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("agent process closed its pipe")
+    return pickle.loads(data)
+
+
+def _worker_main() -> None:
+    """Entry point of a :class:`ProcessNegotiator` worker: read the agent, build its negotiator, answer
+    calls until told to stop. The protocol runs on the original stdin/stdout; anything a library
+    prints goes to stderr."""
+    inp = os.fdopen(os.dup(0), "rb")
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     try:
+        agent, options = _recv(inp)
         negotiator = negotiator_for(agent, options)
-        conn.send((True, None))
+        _send(out, (True, None))
     except Exception as exc:  # report set-up failures to the parent
-        conn.send((False, f"{type(exc).__name__}: {exc}"))
+        _send(out, (False, f"{type(exc).__name__}: {exc}"))
         return
     while True:
         try:
-            msg = conn.recv()
+            msg = _recv(inp)
         except EOFError:
             return
         if msg is None:
             return
         method, args = msg
         try:
-            conn.send((True, getattr(negotiator, method)(*args)))
+            _send(out, (True, getattr(negotiator, method)(*args)))
         except Exception as exc:
-            conn.send((False, f"{type(exc).__name__}: {exc}"))
+            _send(out, (False, f"{type(exc).__name__}: {exc}"))
 
 
 class ProcessNegotiator:
@@ -180,33 +218,42 @@ class ProcessNegotiator:
 
     This is how separate parties run in practice (each on its own machine), and it lets the agents
     answer a round in parallel: the coordinator's query threads wait on pipes, not on the GIL. The
-    object offers ``best_response`` (the protocol) plus ``confirm`` and ``own_cost`` (agent side).
-    Use it as a context manager or call :meth:`close`.
+    worker is a fresh ``python`` started with :mod:`subprocess` (no fork of a multi-threaded parent,
+    no re-import of the user's main script); the agent is sent to it pickled. The object offers
+    ``best_response`` (the protocol) plus ``confirm`` and ``own_cost`` (agent side). Use it as a
+    context manager or call :meth:`close`.
     """
 
-    def __init__(self, agent: Any, options: BestResponseOptions | None = None, start_method: str = "spawn") -> None:
-        ctx = mp.get_context(start_method)
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, agent, options), daemon=True)
-        self._proc.start()
-        child.close()
+    def __init__(self, agent: Any, options: BestResponseOptions | None = None) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "from sim.best_response import _worker_main; _worker_main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._lock = threading.Lock()
+        _send(self._proc.stdin, (agent, options))
         self._ready = False
         self.shape = tuple(agent.public.shape)
 
     def _call(self, method: str, *args: Any) -> Any:
-        if not self._ready:
-            ok, err = self._conn.recv()
-            if not ok:
-                raise BestResponseError(f"agent process failed to start: {err}")
-            self._ready = True
-        self._conn.send((method, args))
-        ok, value = self._conn.recv()
+        with self._lock:
+            try:
+                if not self._ready:
+                    ok, err = _recv(self._proc.stdout)
+                    if not ok:
+                        raise BestResponseError(f"agent process failed to start: {err}")
+                    self._ready = True
+                _send(self._proc.stdin, (method, args))
+                ok, value = _recv(self._proc.stdout)
+            except (EOFError, BrokenPipeError, OSError) as exc:
+                raise BestResponseError(f"agent process died: {exc}") from exc
         if not ok:
             raise BestResponseError(value)
         return value
 
-    def best_response(self, z: np.ndarray, prices: np.ndarray, rho: float) -> np.ndarray:
-        return self._call("best_response", np.asarray(z, dtype=float), np.asarray(prices, dtype=float), float(rho))
+    def best_response(self, z: np.ndarray, prices: np.ndarray, rho: Any) -> np.ndarray:
+        return self._call("best_response", np.asarray(z, dtype=float), np.asarray(prices, dtype=float),
+                          rho if np.ndim(rho) else float(rho))
 
     def confirm(self, x: np.ndarray) -> np.ndarray:
         return self._call("confirm", np.asarray(x, dtype=float))
@@ -214,21 +261,37 @@ class ProcessNegotiator:
     def own_cost(self, x: np.ndarray) -> float:
         return self._call("own_cost", np.asarray(x, dtype=float))
 
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
     def close(self) -> None:
         """Stop the worker process (idempotent)."""
-        if self._proc.is_alive():
+        if self._proc.poll() is None:
             try:
-                self._conn.send(None)
-            except (BrokenPipeError, OSError):
+                _send(self._proc.stdin, None)
+                self._proc.stdin.close()
+            except (BrokenPipeError, OSError, ValueError):
                 pass
-            self._proc.join(timeout=5)
-            if self._proc.is_alive():
-                self._proc.terminate()
-                self._proc.join()
-        self._conn.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for stream in (self._proc.stdin, self._proc.stdout):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
 
     def __enter__(self) -> "ProcessNegotiator":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass

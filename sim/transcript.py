@@ -43,7 +43,7 @@ class Transcript:
         """Append one round: ``prices`` and ``answers`` are ``[n_agents, ...]``."""
         self.rows.append((iteration, COORDINATOR, "z", np.array(z, dtype=float).ravel()))
         for name, value in (("rho", rho), ("primal", primal), ("dual", dual)):
-            self.rows.append((iteration, COORDINATOR, name, np.array([value], dtype=float)))
+            self.rows.append((iteration, COORDINATOR, name, np.array(value, dtype=float).ravel()))
         for i in range(self.n_agents):
             self.rows.append((iteration, i, "prices", np.array(prices[i], dtype=float).ravel()))
             self.rows.append((iteration, i, "answer", np.array(answers[i], dtype=float).ravel()))

@@ -17,13 +17,13 @@ def _qp_reference(br, z, y, rho):
     lp, xi = br._lp, br._x
     n = lp.n
     pd = np.zeros(n)
-    pd[xi] = rho
+    pd[xi] = np.broadcast_to(rho, z.shape).ravel()
     fub = np.flatnonzero(np.isfinite(lp.ub))
     A = sp.vstack([lp.A_eq, lp.A_ub, -sp.eye(n, format="csr"), sp.eye(n, format="csr")[fub]]).tocsc()
     b = np.concatenate([lp.b_eq, lp.b_ub, -lp.lb, lp.ub[fub]])
     cones = [clarabel.ZeroConeT(lp.A_eq.shape[0]), clarabel.NonnegativeConeT(A.shape[0] - lp.A_eq.shape[0])]
     q = lp.c.copy()
-    q[xi] += y.ravel() - rho * z.ravel()
+    q[xi] += y.ravel() - (np.broadcast_to(rho, z.shape) * z).ravel()
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     sol = clarabel.DefaultSolver(sp.diags(pd).tocsc(), q, A, b, cones, settings).solve()
@@ -31,7 +31,7 @@ def _qp_reference(br, z, y, rho):
 
 
 def _objective(br, x, z, y, rho):
-    return br.own_cost(x) + float(np.sum(y * x)) + rho / 2 * float(np.sum((x - z) ** 2))
+    return br.own_cost(x) + float(np.sum(y * x)) + float(np.sum(np.asarray(rho) / 2 * (x - z) ** 2))
 
 
 @pytest.mark.parametrize("party", ["retailer", "vendor"])
@@ -68,3 +68,31 @@ def test_rho_must_be_positive(small_scenario) -> None:
     z = np.zeros(retailer.public.shape)
     with pytest.raises(ValueError):
         br.best_response(z, z, 0.0)
+
+
+def test_per_component_penalties(small_scenario) -> None:
+    """FloPro-style agents get a penalty per variable; flosim's best responses accept that too."""
+    retailer, _ = planning_round(small_scenario)
+    br = negotiator_for(retailer)
+    rng = np.random.default_rng(2)
+    shape = retailer.public.shape
+    z, y = rng.uniform(0, 60, size=shape), rng.normal(0, 1.0, size=shape)
+    rho = rng.uniform(0.05, 2.0, size=shape)
+    x = br.best_response(z, y, rho)
+    ref, _ = _qp_reference(br, z, y, rho)
+    np.testing.assert_allclose(x, ref, atol=1e-2 * max(1.0, float(np.abs(ref).max())))
+    # a constant array is the scalar case
+    np.testing.assert_allclose(br.best_response(z, y, np.full(shape, 0.5)), br.best_response(z, y, 0.5), atol=1e-3)
+
+
+def test_process_negotiator_answers_like_the_in_process_one(small_scenario) -> None:
+    from sim.best_response import ProcessNegotiator
+
+    _, vendor = planning_round(small_scenario)
+    shape = vendor.public.shape
+    z, y = np.full(shape, 20.0), np.zeros(shape)
+    with ProcessNegotiator(vendor) as remote:
+        far = remote.best_response(z, y, 0.3)
+        np.testing.assert_allclose(far, negotiator_for(vendor).best_response(z, y, 0.3), atol=1e-9)
+        assert remote.own_cost(remote.confirm(far)) < np.inf
+    assert not remote.alive
