@@ -151,7 +151,7 @@ def audit_steps(scenario: Scenario, mechanisms: Sequence[str], parties: Sequence
     return len(mechanisms) * (1 + n) * (weeks if mode == "round" else 1)
 
 
-def _fixed_first_week_cost(retailer: RetailerAgent, vendor: VendorAgent | None, po: np.ndarray) -> float:
+def fixed_first_week_cost(retailer: RetailerAgent, vendor: VendorAgent | None, po: np.ndarray) -> float:
     """Least true cost over the horizon with week 0 of the plan fixed to ``po``: the retailer's alone
     (``vendor`` None) or the social cost of both."""
     b = LPBuilder()
@@ -196,8 +196,8 @@ def _round_audit(
                     r_plan = ctx.retailer.evaluate(decision.plan).total
                     v_plan = ctx.vendor.evaluate(decision.plan).total
                     return {"retailer": r_plan - transfer, "vendor": v_plan + transfer, "social": r_plan + v_plan}
-                r = _fixed_first_week_cost(ctx.retailer, None, po)
-                s_ = _fixed_first_week_cost(ctx.retailer, ctx.vendor, po)
+                r = fixed_first_week_cost(ctx.retailer, None, po)
+                s_ = fixed_first_week_cost(ctx.retailer, ctx.vendor, po)
                 return {"retailer": r - transfer, "vendor": s_ - r + transfer, "social": s_}
 
             truth = true_costs(truth_decision)

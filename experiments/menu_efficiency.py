@@ -1,9 +1,13 @@
 """Efficiency of the menu of contracts against its size, tailored and untailored.
 
 For each planning context (weeks of a scenario, reached under JIT, optionally several scenarios) and
-each menu size, the vendor picks from the menu and the plan's social cost is compared with JIT's and
-the first-best's: ``share = (social(JIT) - social(pick)) / (social(JIT) - social(first-best))``,
-the share of the first-best saving the menu captures. ``tailored`` menus use the vendor's coarse
+each menu size, the vendor picks from the menu. On a rolling horizon only the week's PO binds, so a
+decision is scored by ``S(x_t)``, the least social cost over the horizon with that PO fixed (later
+weeks re-planned efficiently): ``share = (S(x^J_t) - S(x_t)) / (S(x^J_t) - first-best)``, the share of
+the first-best saving the menu's binding decision captures; ``gap = S(x_t) / first-best - 1``.
+``share_plan`` and ``gap_plan`` score the picked item as the menu models it (its plan's social cost,
+against JIT's plan): that is the vendor's own criterion under the menu's pricing, so with known
+demand it never falls as a nested menu grows; ``share`` may, because the vendor does not see ``S``. ``tailored`` menus use the vendor's coarse
 preference (:meth:`sim.agents.VendorAgent.coarse_preference`).
 """
 
@@ -14,6 +18,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from policies.menu import MenuPolicy
+from experiments.audit import fixed_first_week_cost
 from sim.agents import joint_plan
 from sim.scenario import Scenario
 from sim.world import planning_context
@@ -29,19 +34,21 @@ def menu_efficiency(
     scenarios_for_prices: int = 4,
     on_step: Callable[[], None] | None = None,
 ) -> pd.DataFrame:
-    """Rows ``(scenario, week, tailored, size, share, gap, social, first_best, jit)``."""
+    """Rows ``(scenario, week, tailored, size, share, gap, share_plan, gap_plan, social, first_best, jit)``."""
     rows = []
     for scenario in scenarios:
         for week in weeks:
             ctx = planning_context(scenario, week=week)
             fb = joint_plan(ctx.retailer, ctx.vendor).social_cost
             own = ctx.retailer.preferred_plan()
-            jit = own.total + ctx.vendor.evaluate(own.plan).total
+            jit = fixed_first_week_cost(ctx.retailer, ctx.vendor, own.plan[0])
+            jit_plan = own.total + ctx.vendor.evaluate(own.plan).total
             for tailored in (False, True):
                 for size in sizes:
                     policy = MenuPolicy(size=size, preference="auto" if tailored else None, scenarios=scenarios_for_prices)
                     d = policy.decide(ctx)
-                    social = d.diagnostics["planned_social"]
+                    social = fixed_first_week_cost(ctx.retailer, ctx.vendor, d.po)
+                    social_plan = d.diagnostics["planned_social"]
                     rows.append(
                         {
                             "scenario": scenario.name,
@@ -52,6 +59,8 @@ def menu_efficiency(
                             "item": d.diagnostics["menu_item"],
                             "share": (jit - social) / (jit - fb) if jit - fb > 1e-9 else float("nan"),
                             "gap": (social - fb) / abs(fb),
+                            "share_plan": (jit_plan - social_plan) / (jit_plan - fb) if jit_plan - fb > 1e-9 else float("nan"),
+                            "gap_plan": (social_plan - fb) / abs(fb),
                             "social": social,
                             "first_best": fb,
                             "jit": jit,

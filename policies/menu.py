@@ -6,13 +6,18 @@ offers the menu. The vendor picks the item minimising its own cost plus price; t
 first week. No cost model is revealed: the retailer sees only which item was picked, the vendor only
 plans and prices.
 
-Pricing. ``pricing: plan`` (default) charges the retailer's deviation cost over the whole item, the
-first week on the forecast plus the certainty equivalent of later weeks on demand scenarios: the
-Clarke pivot over the plan. The vendor's cost plus price is then the social cost up to a constant,
-so it picks the best item for the supply chain. ``pricing: first-week`` charges only what the item's
-first week would carry under CPP-VCG; menu items, unlike the efficient plan, need not be efficient in
-their later weeks, so a vendor then prefers items whose unpriced later weeks suit it (the tool shows
-this: the captured share can even turn negative).
+Commitment and pricing. ``commitment: week`` (default): only the first week of an item binds, as
+with CPP-VCG; each candidate is cut to its first week and completed with the retailer's own optimal
+continuation, and priced at the CBT its first week carries (the CPP-VCG rule). For such items that
+price equals the retailer's deviation cost over the whole completed plan, so the vendor's cost plus
+price is the social cost of the item up to a constant: the vendor picks the best item for the supply
+chain, and pays only for what binds. ``commitment: plan``: items are whole six-week plans priced as
+whole plans (``pricing: plan``: the retailer's deviation cost over the plan, first week on the
+forecast, later weeks as a certainty equivalent); the pick is aligned too, but re-priced every week
+on a rolling horizon the vendor pays for the same later weeks again and again (on ``pilot`` it ends
+worse off than under JIT). ``commitment: plan`` with ``pricing: first-week`` prices whole plans at
+their first week only: a vendor then prefers items whose unpriced later weeks suit it, and the
+menu can do worse than JIT; it is kept to show that.
 
 Candidates (``method``):
 
@@ -29,8 +34,8 @@ another FC and a discount at the preferred one), both capped at a grid of weekly
 truck is worth filling only up to its size); then plain discounts and shifts towards them.
 
 Menus are nested: a larger menu contains every item of a smaller one with the same parameters.
-Parameters: ``size`` (items including ``x^J``), ``method``, ``preference``, ``levels``, ``pricing``,
-and the CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way``.
+Parameters: ``size`` (items including ``x^J``), ``method``, ``preference``, ``levels``,
+``commitment``, ``pricing``, and the CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way``.
 """
 
 from __future__ import annotations
@@ -188,6 +193,7 @@ class MenuPolicy:
         preference: str | list[str] | None = None,
         levels: Sequence[float] = DEFAULT_LEVELS,
         pricing: str = "plan",
+        commitment: str = "week",
         discount: float = 1.0,
         risk_aversion: float = 0.0,
         scenarios: int = 8,
@@ -197,6 +203,9 @@ class MenuPolicy:
             raise FlosimError(f"policy 'menu': size must be >= 1, got {size}")
         if method not in ("discount", "shift", "mixed"):
             raise FlosimError(f"policy 'menu': method must be 'discount', 'shift' or 'mixed', got {method!r}")
+        if commitment not in ("plan", "week"):
+            raise FlosimError(f"policy 'menu': commitment must be 'plan' or 'week', got {commitment!r}")
+        self.commitment = commitment
         if pricing not in ("plan", "first-week"):
             raise FlosimError(f"policy 'menu': pricing must be 'plan' or 'first-week', got {pricing!r}")
         if any(not 0 < lv < 1 for lv in levels):
@@ -219,6 +228,15 @@ class MenuPolicy:
         items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=preferred, levels=self.levels)
         pricer = TransferPricer(ctx, own.plan, **self.cbt)
         quote = pricer.price_plan if self.pricing == "plan" else pricer.price
+        if self.commitment == "week":
+            # an item is its first week; the rest is the retailer's own optimal continuation, and the
+            # price is the first week's CBT (what binds), which then equals the plan's price
+            completed: list[MenuItem] = [MenuItem(own.plan, "jit")]
+            for item in items[1:]:
+                plan = ctx.retailer.cost_with_first_week(item.plan[0]).plan
+                if not any(np.allclose(plan, o.plan, atol=1e-6) for o in completed):
+                    completed.append(MenuItem(plan, f"{item.kind}, first week"))
+            items, quote = completed, pricer.price
         return items, [quote(item.plan) for item in items], own
 
     def decide(self, ctx: PlanningContext) -> Decision:
@@ -235,7 +253,7 @@ class MenuPolicy:
             committed=True,
             planned={"retailer": r_item - quote.paid, "vendor": totals[pick]},
             diagnostics={
-                "contract": "plan" if self.pricing == "plan" else "first-week",
+                "contract": "plan" if self.pricing == "plan" and self.commitment == "plan" else "first-week",
                 "menu_size": len(items),
                 "menu_pick": pick,
                 "menu_item": item.kind,

@@ -42,26 +42,31 @@ def test_menus_are_nested(known_demand):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="open (issue 5): on `default` with known demand, tailored menus of 12-16 items land 1.1-2.0% above "
-    "first-best at weeks 1 and 3 (0.86% only at week 4 with 32 items); the target is 1%",
+    reason="open (issue 5): on `default` with known demand, the binding decision of a tailored 12-item menu "
+    "lands 0.6-1.25% above first-best (weeks 0, 1, 3); 4-item menus land within 1% (0.18-0.88%), larger ones "
+    "not always, because the vendor picks by the completed plan, not by the binding week's social cost",
 )
 @pytest.mark.parametrize("week", [1, 3])
 def test_tailored_menu_of_moderate_size_lands_within_one_percent(known_demand, week):
+    from experiments.audit import fixed_first_week_cost
+
     ctx = planning_context(known_demand, week=week)
     fb = joint_plan(ctx.retailer, ctx.vendor).social_cost
     d = MenuPolicy(size=12, preference="auto", scenarios=1).decide(ctx)
-    assert d.diagnostics["planned_social"] <= 1.01 * fb
+    assert fixed_first_week_cost(ctx.retailer, ctx.vendor, d.po) <= 1.01 * fb
 
 
 def test_captured_share_does_not_fall_as_the_menu_grows(known_demand):
     table = menu_efficiency([known_demand], sizes=[1, 2, 4, 8, 16], weeks=[1], scenarios_for_prices=1)
     for _, t in table.groupby("tailored"):
-        shares = t.sort_values("size")["share"].to_numpy()
-        assert shares[0] == pytest.approx(0.0, abs=1e-9)  # a menu of one is JIT
+        t = t.sort_values("size")
+        assert t["share"].iloc[0] == pytest.approx(0.0, abs=1e-9)  # a menu of one is JIT
+        shares = t["share_plan"].to_numpy()  # the vendor's own criterion
         assert np.all(np.diff(shares) >= -1e-9), shares
-    tailored = table[table.tailored].set_index("size")["share"]
-    untailored = table[~table.tailored].set_index("size")["share"]
-    assert tailored[16] >= untailored[16] - 1e-9
+    tailored = table[table.tailored].set_index("size")
+    untailored = table[~table.tailored].set_index("size")
+    assert tailored.loc[16, "share_plan"] >= untailored.loc[16, "share_plan"] - 1e-9
+    assert tailored.loc[4, "share"] > untailored.loc[4, "share"]  # tailoring helps the binding decision
 
 
 def test_participation_ex_ante_for_both_parties():
@@ -81,11 +86,11 @@ def test_no_vendor_lie_pays_under_the_menu(known_demand):
 
 
 def test_first_week_pricing_can_mislead_the_vendor(known_demand):
-    # the reason plan pricing is the default: with first-week prices some menu sizes do worse than JIT
+    # whole plans priced at their first week's CBT mislead the vendor: some menu sizes do worse than JIT
     ctx = planning_context(known_demand, week=1)
     own = ctx.retailer.preferred_plan()
     jit = own.total + ctx.vendor.evaluate(own.plan).total
-    socials = [MenuPolicy(size=n, pricing="first-week", scenarios=1).decide(ctx).diagnostics["planned_social"] for n in (16, 24)]
+    socials = [MenuPolicy(size=n, commitment="plan", pricing="first-week", scenarios=1).decide(ctx).diagnostics["planned_social"] for n in (16, 24)]
     assert max(socials) > jit
 
 

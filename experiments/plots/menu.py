@@ -22,7 +22,7 @@ def plot_menu_efficiency(table: pd.DataFrame, path: str | Path, title: str = "Me
         ax.fill_between(mean.index, 100 * lo.values, 100 * hi.values, color=style["color"], alpha=0.15)
     ax.axhline(100, color="black", lw=0.8, ls="--", label="first-best")
     ax.set_xlabel("menu size (items offered, including JIT)")
-    ax.set_ylabel("share of first-best saving captured (%)")
+    ax.set_ylabel("share of first-best saving captured\nby the binding week's PO (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
