@@ -59,10 +59,10 @@ class BestResponseOptions:
     iteration cap per query (an answer at the cap is returned and counted in ``stats['inexact']``),
     solution polishing, and further OSQP settings as ``(name, value)`` pairs."""
 
-    abs_tol: float = 1e-4
-    rel_tol: float = 1e-6
+    abs_tol: float = 1e-3
+    rel_tol: float = 1e-5
     max_iter: int = 20000
-    polish: bool = True
+    polish: bool = False
     #: further OSQP settings (``adaptive_rho_interval``, ``sigma``, ``scaling`` ...), passed as given
     osqp: tuple[tuple[str, Any], ...] = ()
 
