@@ -19,7 +19,9 @@ A week whose negotiation does **not converge** is never presented as an agreemen
 uncommitted, flagged the same way.
 
 Parameters (scenario ``policies: {cpp: {...}}``): any field of :class:`sim.coordinator.ADMMOptions`
-(``max_iter``, ``eps_rel``, ``rho``, ``anderson`` ...) and ``fallback`` (``jit`` or ``none``).
+(``max_iter``, ``eps_rel``, ``rho``, ``anderson`` ...), ``fallback`` (``jit`` or ``none``) and
+``warm_start`` (default true: each week's negotiation starts from last week's converged consensus
+plan and prices, shifted one week, and its ``rho``; a rolling horizon changes little from week to week).
 :func:`negotiate_efficient_plan` is the shared "negotiate a plan" step, also used by ``cpp-vcg``.
 """
 
@@ -63,19 +65,36 @@ def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor: Any
     return plan
 
 
+def shift_week(a: np.ndarray) -> np.ndarray:
+    """A plan-shaped array one week on: week ``tau + 1`` becomes week ``tau``, the last week repeats."""
+    a = np.asarray(a, dtype=float)
+    return np.concatenate([a[1:], a[-1:]], axis=0) if a.shape[0] > 1 else a.copy()
+
+
 #: Plans with at least this many components are negotiated with each agent in its own process.
 PROCESS_THRESHOLD = 5000
 
 
 def negotiate_efficient_plan(
-    ctx: PlanningContext, options: ADMMOptions | dict[str, Any] | None = None, processes: bool | None = None
+    ctx: PlanningContext,
+    options: ADMMOptions | dict[str, Any] | None = None,
+    processes: bool | None = None,
+    warm: NegotiationResult | None = None,
 ) -> tuple[np.ndarray, NegotiationResult]:
     """Negotiate ``argmin C_R + C_V`` between the context's agents; returns the executable plan and
     the negotiation result (check ``result.converged`` before treating the plan as agreed).
 
     ``processes``: run each agent's negotiator in its own process, so the two answer each round in
-    parallel (``None``: when the plan has at least :data:`PROCESS_THRESHOLD` components)."""
+    parallel (``None``: when the plan has at least :data:`PROCESS_THRESHOLD` components).
+    ``warm``: last week's result; its consensus plan and prices, shifted one week (the last week
+    repeated), and its ``rho`` start this negotiation (see :func:`shift_week`)."""
     opts = admm_options(options)
+    z0 = prices0 = None
+    if warm is not None and warm.converged and warm.z.shape == tuple(ctx.public.shape):
+        z0 = shift_week(warm.z)
+        prices0 = [shift_week(p) for p in warm.prices]
+        if opts.rho is None:
+            opts = opts.model_copy(update={"rho": warm.rho})
     if processes is None:
         processes = int(np.prod(ctx.public.shape)) >= PROCESS_THRESHOLD
     if processes:
@@ -83,7 +102,7 @@ def negotiate_efficient_plan(
     else:
         negotiators = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
     try:
-        result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape)
+        result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape, z0=z0, prices0=prices0)
         return executable_plan(result, ctx, negotiators[1]), result
     finally:
         for neg in negotiators:
@@ -96,15 +115,20 @@ class CPPPolicy:
 
     name = "cpp"
 
-    def __init__(self, fallback: str = "jit", **admm: Any) -> None:
+    def __init__(self, fallback: str = "jit", warm_start: bool = True, **admm: Any) -> None:
         if fallback not in ("jit", "none"):
             raise FlosimError(f"policy 'cpp': fallback must be 'jit' or 'none', got {fallback!r}")
         self.fallback = fallback
+        self.warm_start = bool(warm_start)
         self.options = admm_options(admm)
+        self._last: NegotiationResult | None = None
 
     def decide(self, ctx: PlanningContext) -> Decision:
-        plan, result = negotiate_efficient_plan(ctx, self.options)
+        warm = self._last if self.warm_start else None
+        plan, result = negotiate_efficient_plan(ctx, self.options, warm=warm)
+        self._last = result
         diagnostics: dict[str, Any] = result.diagnostics()
+        diagnostics["warm_start"] = warm is not None and warm.converged
         if result.converged:
             committed = True
         elif self.fallback == "jit":

@@ -71,3 +71,16 @@ def test_flosim_bench_small_json(capsys) -> None:
 def test_flosim_bench_rejects_unknown_size(capsys) -> None:
     assert main(["bench", "--sizes", "huge"]) == 2
     assert "huge" in capsys.readouterr().err
+
+
+def test_next_week_starts_from_last_weeks_prices(default_scenario) -> None:
+    policy = CPPPolicy()
+    first = policy.decide(planning_context(default_scenario, week=0))
+    ctx1 = planning_context(default_scenario, week=1)
+    warm = policy.decide(ctx1)
+    cold = CPPPolicy(warm_start=False).decide(ctx1)
+    assert first.diagnostics["warm_start"] is False and warm.diagnostics["warm_start"] is True
+    assert warm.committed and cold.committed
+    best = joint_plan(ctx1.retailer, ctx1.vendor).social_cost
+    for d in (warm, cold):
+        assert (d.planned["retailer"] + d.planned["vendor"] - best) / abs(best) <= 1e-3
