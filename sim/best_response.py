@@ -79,12 +79,28 @@ class LPBestResponse:
         self._lp = lp
         self.shape = tuple(np.shape(x_idx))
         self._x = np.asarray(x_idx, dtype=np.int64).ravel()
-        n = lp.n
-        self._rho: float | None = None
+        self._rho: np.ndarray | None = None
         self.stats: dict[str, Any] = {"queries": 0, "osqp_iterations": 0, "inexact": 0, "polished": 0}
-        self._A = sp.vstack([lp.A_eq, lp.A_ub, sp.eye(n, format="csr")]).tocsc()
-        self._l = np.concatenate([lp.b_eq, np.full(lp.A_ub.shape[0], -np.inf), lp.lb])
-        self._u = np.concatenate([lp.b_eq, lp.b_ub, lp.ub])
+        # presolve: private variables fixed by their bounds (for example outbound arcs that do not
+        # exist) leave the QP; their values move to the right-hand sides
+        fixed_mask = lp.lb == lp.ub
+        fixed_mask[self._x] = False
+        cols = np.flatnonzero(~fixed_mask)
+        fixed = np.flatnonzero(fixed_mask)
+        pos = np.full(lp.n, -1, dtype=np.int64)
+        pos[cols] = np.arange(cols.size)
+        self._xr = pos[self._x]  # plan variables in the reduced QP
+        A_eq, A_ub = lp.A_eq.tocsc(), lp.A_ub.tocsc()
+        b_eq = lp.b_eq - A_eq[:, fixed] @ lp.lb[fixed]
+        b_ub = lp.b_ub - A_ub[:, fixed] @ lp.lb[fixed]
+        A_eq, A_ub = A_eq[:, cols], A_ub[:, cols]
+        keep_ub = np.diff(A_ub.tocsr().indptr) > 0  # rows left without variables are slack (b_ub >= 0)
+        A_ub, b_ub = A_ub.tocsr()[keep_ub], b_ub[keep_ub]
+        self._c = lp.c[cols]
+        self._n = cols.size
+        self._A = sp.vstack([A_eq.tocsr(), A_ub, sp.eye(self._n, format="csr")]).tocsc()
+        self._l = np.concatenate([b_eq, np.full(A_ub.shape[0], -np.inf), lp.lb[cols]])
+        self._u = np.concatenate([b_eq, b_ub, lp.ub[cols]])
         self._solver: osqp.OSQP | None = None
 
     def best_response(self, z: np.ndarray, prices: np.ndarray, rho: float) -> np.ndarray:
@@ -98,13 +114,13 @@ class LPBestResponse:
         z = np.asarray(z, dtype=float).ravel()
         y = np.asarray(prices, dtype=float).ravel()
         opt = self.options
-        q = self._lp.c.copy()
+        q = self._c.copy()
         r_vec = rho_x if rho_x is not None else np.full(self._x.size, float(rho))
-        q[self._x] += y - r_vec * z
-        n = self._lp.n
+        q[self._xr] += y - r_vec * z
+        n = self._n
         if self._solver is None:
             pd = np.zeros(n)
-            pd[self._x] = r_vec
+            pd[self._xr] = r_vec
             P = sp.diags(pd).tocsc()
             P.eliminate_zeros()
             self._solver = osqp.OSQP()
@@ -114,7 +130,7 @@ class LPBestResponse:
             self._rho = r_vec
         else:
             if not np.array_equal(r_vec, self._rho):
-                order = np.argsort(self._x)  # P's nonzeros are stored in column order
+                order = np.argsort(self._xr)  # P's nonzeros are stored in column order
                 self._solver.update(Px=r_vec[order])
                 self._rho = r_vec
             self._solver.update(q=q)
@@ -128,7 +144,7 @@ class LPBestResponse:
             raise BestResponseError(f"OSQP: {res.info.status}")
         if res.info.status_val != 1:
             self.stats["inexact"] += 1
-        x = np.clip(res.x[self._x], self._lp.lb[self._x], self._lp.ub[self._x])
+        x = np.clip(res.x[self._xr], self._lp.lb[self._x], self._lp.ub[self._x])
         return x.reshape(self.shape)
 
     def confirm(self, x: np.ndarray) -> np.ndarray:
