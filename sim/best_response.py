@@ -61,6 +61,11 @@ class BestResponseOptions:
 
     abs_tol: float = 1e-3
     rel_tol: float = 1e-5
+    #: inexact early answers: OSQP's tolerances are loosened to ``adaptive * rms change of the
+    #: query`` (between ``abs_tol`` and ``max_tol``) while the negotiation still moves a lot;
+    #: 0 turns this off
+    adaptive: float = 0.03
+    max_tol: float = 0.1
     max_iter: int = 20000
     polish: bool = False
     #: further OSQP settings (``adaptive_rho_interval``, ``sigma``, ``scaling`` ...), passed as given
@@ -102,6 +107,8 @@ class LPBestResponse:
         self._l = np.concatenate([b_eq, np.full(A_ub.shape[0], -np.inf), lp.lb[cols]])
         self._u = np.concatenate([b_eq, b_ub, lp.ub[cols]])
         self._solver: osqp.OSQP | None = None
+        self._last_query: tuple[np.ndarray, np.ndarray] | None = None
+        self._tol = self.options.abs_tol
 
     def best_response(self, z: np.ndarray, prices: np.ndarray, rho: float) -> np.ndarray:
         """``argmin C(x) + prices·x + (rho/2)||x - z||²`` (see the module docstring for the accuracy)."""
@@ -134,6 +141,14 @@ class LPBestResponse:
                 self._solver.update(Px=r_vec[order])
                 self._rho = r_vec
             self._solver.update(q=q)
+            if opt.adaptive > 0 and self._last_query is not None:
+                z0, y0 = self._last_query
+                move = float(np.sqrt(np.mean((z - z0) ** 2)) + np.sqrt(np.mean(((y - y0) / r_vec) ** 2)))
+                tol = float(np.clip(opt.adaptive * move, opt.abs_tol, opt.max_tol))
+                if tol != self._tol:
+                    self._solver.update_settings(eps_abs=tol, eps_rel=opt.rel_tol * tol / opt.abs_tol)
+                    self._tol = tol
+        self._last_query = (z, y)
         res = self._solver.solve(raise_error=False) if _OSQP_RAISE else self._solver.solve()
         self.stats["queries"] += 1
         self.stats["osqp_iterations"] += int(res.info.iter)
