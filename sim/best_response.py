@@ -108,7 +108,7 @@ class LPBestResponse:
         self._u = np.concatenate([b_eq, b_ub, lp.ub[cols]])
         self._solver: osqp.OSQP | None = None
         self._last_query: tuple[np.ndarray, np.ndarray] | None = None
-        self._tol = self.options.abs_tol
+        self._tol = self.options.max_tol if self.options.adaptive > 0 else self.options.abs_tol
 
     def best_response(self, z: np.ndarray, prices: np.ndarray, rho: float) -> np.ndarray:
         """``argmin C(x) + prices·x + (rho/2)||x - z||²`` (see the module docstring for the accuracy)."""
@@ -144,7 +144,8 @@ class LPBestResponse:
             if opt.adaptive > 0 and self._last_query is not None:
                 z0, y0 = self._last_query
                 move = float(np.sqrt(np.mean((z - z0) ** 2)) + np.sqrt(np.mean(((y - y0) / r_vec) ** 2)))
-                tol = float(np.clip(opt.adaptive * move, opt.abs_tol, opt.max_tol))
+                # never looser than before: a negotiation that stalls must not keep answers noisy
+                tol = float(np.clip(opt.adaptive * move, opt.abs_tol, min(opt.max_tol, self._tol)))
                 if tol != self._tol:
                     self._solver.update_settings(eps_abs=tol, eps_rel=opt.rel_tol * tol / opt.abs_tol)
                     self._tol = tol

@@ -14,7 +14,11 @@ against relative tolerances (Boyd et al. 2011, section 3.3):
     eps_pri  = sqrt(N n) eps_abs + eps_rel max(sqrt(sum ||x_i||²), sqrt(N) ||z||)
     eps_dual = sqrt(N n) eps_abs + eps_rel sqrt(sum ||y_i||²)
 
-Speed-ups, both optional (:class:`ADMMOptions`):
+Speed-ups, both optional (:class:`ADMMOptions`). With ``rho=None`` (default) the first round runs
+at ``rho = 0.01`` and ``rho`` is then set to ``1 / rms(answers)``, so a typical disagreement costs
+about one unit of money per unit of plan. (On the pilot benchmark, turning residual balancing off
+after that measured fewer rounds; on some small random instances the first-round ``rho`` is off by
+two orders of magnitude and balancing is what makes them converge, so it is on by default.)
 
 * **Residual balancing** of ``rho``: if ``r/eps_pri`` and ``s/eps_dual`` differ by more than ``rho_mu``,
   ``rho`` is scaled by ``sqrt`` of their ratio (clipped to ``[1/rho_tau_max, rho_tau_max]``). Changes are
@@ -23,8 +27,9 @@ Speed-ups, both optional (:class:`ADMMOptions`):
 * **Anderson acceleration** (type II, memory ``anderson_memory``) of the fixed-point map
   ``(z, y/rho) → ADMM round``. An accelerated point is kept only if the combined residual
   ``||u - G(u)||`` of the next round is not larger than ``anderson_safeguard`` times that of the
-  last plain round; otherwise the coordinator returns to the plain ADMM iterate (safeguard), so
-  acceleration can never make convergence worse than plain ADMM by more than the rejected rounds.
+  last plain round; otherwise the coordinator returns to the plain ADMM iterate (safeguard) and
+  pauses acceleration for 1, 2, 4 ... plain rounds after consecutive rejections, so acceleration
+  costs little when it does not help. Every evaluated point, accepted or not, feeds the memory.
 
 Status is ``"converged"`` (both residuals within tolerance), ``"iteration_cap"`` (``max_iter`` rounds
 without converging) or ``"failed"`` (an agent raised or answered with non-finite numbers). A result
@@ -182,6 +187,7 @@ class ConsensusADMM:
             mem_f: list[np.ndarray] = []
             plain_next: np.ndarray | None = None  # G(u) of the last accepted point, for the safeguard
             ref_res = np.inf
+            aa_pause, aa_backoff = 0, 1
             last_rho_change = 0
             rho_wait = opt.rho_interval
             rho_changes = 0
@@ -208,23 +214,29 @@ class ConsensusADMM:
                     status = "converged"
                     history.append(_hist(k, rho, r, s, eps_pri, eps_dual, "plain"))
                     break
+                if opt.anderson:
+                    # every evaluated pair (u, G(u)) informs the secant model, accepted or not
+                    mem_u.append(g)
+                    mem_f.append(f)
+                    if len(mem_u) > opt.anderson_memory + 1:
+                        mem_u.pop(0)
+                        mem_f.pop(0)
                 if opt.anderson and plain_next is not None and res > opt.anderson_safeguard * ref_res:
-                    # the accelerated point did worse than the plain round it replaced: go back
+                    # the accelerated point did worse than the plain round it replaced: go back, and
+                    # pause acceleration (longer after each consecutive rejection), so that a map on
+                    # which it does not help costs little more than plain ADMM
                     u_next = plain_next
-                    mem_u.clear()
-                    mem_f.clear()
                     step = "rejected"
+                    aa_pause = aa_backoff
+                    aa_backoff = min(2 * aa_backoff, 64)
                 else:
+                    if plain_next is not None:
+                        aa_backoff = 1  # the accelerated point was accepted
                     u_next = g
-                    if opt.anderson:
-                        mem_u.append(g)
-                        mem_f.append(f)
-                        if len(mem_u) > opt.anderson_memory + 1:
-                            mem_u.pop(0)
-                            mem_f.pop(0)
-                        if len(mem_u) >= 2:
-                            u_next = _anderson(mem_u, mem_f, opt.anderson_reg)
-                            step = "anderson"
+                    if opt.anderson and len(mem_u) >= 2 and aa_pause == 0:
+                        u_next = _anderson(mem_u, mem_f, opt.anderson_reg)
+                        step = "anderson"
+                    aa_pause = max(0, aa_pause - 1)
                     ref_res = res
                 plain_next = g if step == "anderson" else None
                 history.append(_hist(k, rho, r, s, eps_pri, eps_dual, step))
