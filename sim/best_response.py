@@ -144,8 +144,7 @@ class LPBestResponse:
             if opt.adaptive > 0 and self._last_query is not None:
                 z0, y0 = self._last_query
                 move = float(np.sqrt(np.mean((z - z0) ** 2)) + np.sqrt(np.mean(((y - y0) / r_vec) ** 2)))
-                # never looser than before: a negotiation that stalls must not keep answers noisy
-                tol = float(np.clip(opt.adaptive * move, opt.abs_tol, min(opt.max_tol, self._tol)))
+                tol = float(np.clip(opt.adaptive * move, opt.abs_tol, opt.max_tol))
                 if tol != self._tol:
                     self._solver.update_settings(eps_abs=tol, eps_rel=opt.rel_tol * tol / opt.abs_tol)
                     self._tol = tol
