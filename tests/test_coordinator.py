@@ -60,9 +60,10 @@ def _gap(retailer, vendor, plan) -> float:
 TIGHT = dict(eps_rel=1e-4, eps_abs=1e-4, max_iter=1500)
 
 
-@settings(max_examples=6, deadline=None)
-@given(seed=st.integers(0, 10_000), anderson=st.booleans())
-def test_cpp_reaches_first_best_on_random_instances(seed: int, anderson: bool) -> None:
+@pytest.mark.parametrize("anderson", [False, True])
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_cpp_reaches_first_best_on_random_instances(anderson: bool, seed: int) -> None:
     retailer, vendor = planning_round(random_scenario(seed))
     result = ConsensusADMM(ADMMOptions(anderson=anderson, **TIGHT)).negotiate(
         [negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape
