@@ -57,11 +57,11 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sim.errors import FlosimError, SpecError
 from sim.scenario import Scenario, builtin_scenarios, dump_scenario, load_scenario, scenario_from_dict
+from sim.validation import format_validation_error, read_yaml
 
 SPEC_VERSION = 1
 TABLES = ("ledger", "flows", "decisions")
@@ -144,22 +144,6 @@ class LoadedSpec:
     source: str  # the spec file, for messages
 
 
-def _format_errors(source: str, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        if err["type"] == "missing":
-            lines.append(f"{source}: field '{loc}': required field is missing")
-            continue
-        value = err.get("input")
-        shown = value if len(repr(value)) < 120 else "<...>"
-        lines.append(f"{source}: field '{loc or '<top>'}' = {shown!r}: {msg}")
-    return "\n".join(lines)
-
-
 def _check_path(base: dict[str, Any], path: str) -> str | None:
     """Why ``path`` does not name a field of the scenario, or None if it does."""
     node: Any = base
@@ -224,16 +208,7 @@ def load_spec(path: str | Path) -> LoadedSpec:
     """Read, validate and resolve a sweep spec file."""
     path = Path(path)
     source = str(path)
-    if not path.exists():
-        raise SpecError(f"{source}: no such sweep spec file")
-    if path.is_dir():
-        raise SpecError(f"{source}: is a folder, expected a YAML sweep spec")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{source}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: not valid YAML: {exc}") from None
+    data = read_yaml(path, SpecError, "a YAML sweep spec")
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the top level must be a mapping of fields, not {type(data).__name__}")
     version = data.get("spec_version", SPEC_VERSION)
@@ -242,7 +217,7 @@ def load_spec(path: str | Path) -> LoadedSpec:
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_format_errors(source, exc)) from None
+        raise SpecError(format_validation_error(source, exc)) from None
     return validate_spec(spec, source, path.resolve().parent)
 
 

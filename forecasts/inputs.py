@@ -36,23 +36,27 @@ class WorldInputs:
         )
 
 
-def input_streams(seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators for each random stream of a run, spawned from ``seed``.
+_STREAMS = ("demand", "delays", "policy")  # order fixes each stream's spawn position: append only
 
-    Streams are keyed by name, so adding a stream or a lane never shifts the numbers of another.
+
+def _stream_seeds(seed: int) -> dict[str, np.random.SeedSequence]:
+    return dict(zip(_STREAMS, np.random.SeedSequence(seed).spawn(len(_STREAMS))))
+
+
+def input_streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators for the world's random streams (demand, delays), spawned from ``seed``.
+
+    Each stream has a fixed spawn position, so drawing more or fewer numbers from one never shifts
+    another; new streams are appended to ``_STREAMS``.
     """
-    demand_ss, delay_ss, policy_ss = np.random.SeedSequence(seed).spawn(3)
-    return {
-        "demand": np.random.default_rng(demand_ss),
-        "delays": np.random.default_rng(delay_ss),
-        "policy": np.random.default_rng(policy_ss),
-    }
+    seeds = _stream_seeds(seed)
+    return {name: np.random.default_rng(seeds[name]) for name in ("demand", "delays")}
 
 
 def policy_rng(seed: int, week: int) -> np.random.Generator:
     """The generator a policy gets in week ``week``: the same for every policy, independent of order."""
-    policy_ss = np.random.SeedSequence(seed).spawn(3)[2]
-    return np.random.default_rng(np.random.SeedSequence(policy_ss.entropy, spawn_key=(*policy_ss.spawn_key, week)))
+    ss = _stream_seeds(seed)["policy"]
+    return np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, week)))
 
 
 def draw_inputs(s: Scenario, weeks: int | None = None, seed: int | None = None) -> WorldInputs:

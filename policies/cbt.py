@@ -20,6 +20,7 @@ given the context and the two plans; :class:`CBTBreakdown` records every term fo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.special import logsumexp
@@ -98,15 +99,17 @@ class TransferPricer:
         This is the static Clarke pivot over the plan; a menu of whole plans needs it, because with
         first-week prices a vendor prefers items whose unpriced later weeks suit it."""
         plan = np.asarray(plan)
-        if not hasattr(self, "_jit_plan_costs"):
-            self._jit_plan_costs = (
-                float(self.retailer.evaluate(self.jit_plan).by_week[0]),
-                np.array([self.retailer.evaluate(self.jit_plan, demand=p).by_week[1:].sum() for p in self.paths]),
-            )
         c_jit, v_jit = self._jit_plan_costs
         c_eff = float(self.retailer.evaluate(plan).by_week[0])
         v_eff = np.array([self.retailer.evaluate(plan, demand=p).by_week[1:].sum() for p in self.paths])
         return self._breakdown(c_eff, self.discount * (v_eff - v_jit), c_jit)
+
+    @cached_property
+    def _jit_plan_costs(self) -> tuple[float, np.ndarray]:
+        """JIT plan's first-week cost on the forecast and later-week costs on each path (plan fixed)."""
+        first = float(self.retailer.evaluate(self.jit_plan).by_week[0])
+        later = np.array([self.retailer.evaluate(self.jit_plan, demand=p).by_week[1:].sum() for p in self.paths])
+        return first, later
 
     def _breakdown(self, c_eff: float, dv: np.ndarray, c_jit: float | None = None) -> CBTBreakdown:
         c_jit = self.c_jit if c_jit is None else c_jit

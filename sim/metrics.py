@@ -26,10 +26,18 @@ def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[s
             "vendor_net_cost": float(by_party.get("vendor", 0.0)),
             "transfers": float(transfers),
             "fill_rate": float(f["served"].sum() / demand) if demand > 0 else float("nan"),
-            "lost_units": float(f["unmet"].sum()) if "backlog_end" not in f or f["backlog_end"].sum() == 0 else float(f["backlog_end"].iloc[-1]),
+            "lost_units": _unserved_units(f),
             "end_fc_stock": float(f["fc_stock_end"].iloc[-1]) if len(f) else 0.0,
         }
     return out
+
+
+def _unserved_units(f: pd.DataFrame) -> float:
+    """Units not served: lost over the run under lost sales; still owed at the end under backlog
+    (where ``unmet`` is each week's carried backlog, so summing it would count units repeatedly)."""
+    if len(f) and f["backlog_end"].sum() > 0:
+        return float(f["backlog_end"].iloc[-1])
+    return float(f["unmet"].sum())
 
 
 def component_table(ledger: pd.DataFrame) -> pd.DataFrame:

@@ -9,8 +9,9 @@ policy on them in its own :class:`~sim.world.World`, and returns a :class:`RunRe
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 from tqdm import tqdm
@@ -53,8 +54,6 @@ def run_policies(
     runs that last more than two seconds). ``on_error``: if given, a policy that raises is reported to
     it and the finished policies' results are returned with ``error`` set, instead of raising.
     """
-    import time
-
     weeks = scenario.weeks if weeks is None else weeks
     seed = scenario.seed if seed is None else seed
     if seed != scenario.seed:

@@ -19,7 +19,6 @@ names the file, the field (as a dotted path) and the offending value.
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +28,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sim.errors import ScenarioError
+from sim.validation import FieldError as _FieldError
+from sim.validation import format_validation_error, read_yaml
 
 SCHEMA_VERSION = 1
 
@@ -276,14 +277,6 @@ class Scenario(_Strict):
         return scenario_from_dict(data, source)
 
 
-class _FieldError(ValueError):
-    def __init__(self, field: str, value: Any, problem: str) -> None:
-        super().__init__(f"{problem}")
-        self.field = field
-        self.value = value
-        self.problem = problem
-
-
 def _unique(what: str, names: list[str]) -> None:
     seen: set[str] = set()
     for n in names:
@@ -322,66 +315,6 @@ def _set_dotted(data: Any, path: str, value: Any, source: str) -> None:
             raise ScenarioError(f"{source}: field '{path}': '{part}' is not inside a mapping or list")
 
 
-#: Location parts pydantic adds for the members of a union (``production_cost: float | dict``).
-_UNION_TAG = re.compile(r"^(constrained-)?(float|int|str|bool)$|^(dict|list|tuple)\[.*\]$")
-
-
-def _union_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Report a union field once, in the user's terms: drop pydantic's member tags from locations,
-    keep only the deepest failures (``production_cost.detergent = -1``, not also "not a number"), prefer a
-    broken bound to a wrong type, and join the alternatives when a value fits none (``should be a valid
-    number ... or a valid dictionary``). Other errors pass unchanged, in their order."""
-    cleaned = []
-    for err in errors:
-        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-        clean = tuple(p for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p)))
-        cleaned.append(({**err, "loc": clean}, clean != loc))
-    tagged = [e for e, is_union in cleaned if is_union]
-
-    def mismatch(e: dict[str, Any]) -> bool:
-        return e["type"].endswith(("_type", "_parsing"))
-
-    out: list[dict[str, Any]] = []
-    for err, is_union in cleaned:
-        if not is_union:
-            out.append(err)
-            continue
-        loc = err["loc"]
-        if any(o["loc"][: len(loc)] == loc and len(o["loc"]) > len(loc) for o in tagged):
-            continue  # a member that got further explains the problem better
-        if mismatch(err) and any(o["loc"] == loc and not mismatch(o) for o in tagged):
-            continue  # the value has a right type but breaks a bound: say only that
-        same = next((o for o in out if o["loc"] == loc and o.get("_union")), None)
-        if same is None:
-            out.append({**err, "_union": True})
-        elif err["msg"] not in same["msg"]:
-            same["msg"] = f"{same['msg']}, or {err['msg'][0].lower()}{err['msg'][1:]}"
-    return out
-
-
-def _format_validation_error(source: str, exc: ValidationError, data: Any) -> str:
-    lines = []
-    for err in _union_errors(exc.errors()):
-        loc = ".".join(str(p) for p in err["loc"])
-        ctx_err = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, _FieldError):
-            field = ".".join(p for p in (loc, ctx_err.field) if p)
-            lines.append(f"{source}: field '{field}' = {ctx_err.value!r}: {ctx_err.problem}")
-            continue
-        value = err.get("input")
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif err["type"] == "missing":
-            lines.append(f"{source}: field '{loc}': required field is missing")
-            continue
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        shown = value if not isinstance(value, dict | list) or len(repr(value)) < 120 else "<...>"
-        lines.append(f"{source}: field '{loc or '<top>'}' = {shown!r}: {msg}")
-    return "\n".join(lines)
-
-
 def _generate_products(gen: ProductGenerator, seed: int) -> list[dict[str, Any]]:
     """Materialise the V-ADK product generator; deterministic in ``seed``."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x50524F44]))  # 'PROD' stream
@@ -416,7 +349,7 @@ def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_format_validation_error(source, exc, data)) from None
+        raise ScenarioError(format_validation_error(source, exc)) from None
     if scenario.product_generator is not None:
         resolved = scenario.model_dump(mode="json")
         resolved["products"] = _generate_products(scenario.product_generator, scenario.seed)
@@ -433,28 +366,15 @@ def builtin_scenarios() -> list[str]:
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """Load a built-in scenario by name or a YAML file by path, validated and resolved."""
-    text: str
-    source = str(name_or_path)
     path = Path(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in builtin_scenarios() and not path.exists():
         text = (resources.files("sim") / "scenarios" / f"{name_or_path}.yaml").read_text()
-        source = f"scenario '{name_or_path}'"
-    else:
-        if not path.exists():
-            raise ScenarioError(
-                f"{source}: no such file, and not a built-in scenario (built-in: {', '.join(builtin_scenarios())})"
-            )
-        if path.is_dir():
-            raise ScenarioError(f"{source}: is a folder, expected a YAML scenario file")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ScenarioError(f"{source}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
-    return scenario_from_dict(data, source)
+        return scenario_from_dict(yaml.safe_load(text), f"scenario '{name_or_path}'")
+    if not path.exists():
+        raise ScenarioError(
+            f"{name_or_path}: no such file, and not a built-in scenario (built-in: {', '.join(builtin_scenarios())})"
+        )
+    return scenario_from_dict(read_yaml(path, ScenarioError, "a YAML scenario file"), str(name_or_path))
 
 
 def dump_scenario(scenario: Scenario, path: str | Path) -> None:

@@ -376,3 +376,16 @@ def checks():
         ledger_by = staticmethod(ledger_by)
 
     return _Checks
+
+
+def with_product_generator(d: dict, **generator) -> dict:
+    """``d`` (a scenario dict) with its products replaced by a V-ADK product generator: stocks and
+    production costs no longer name products, so they are cleared or made uniform."""
+    d.pop("products")
+    d["product_generator"] = generator
+    for f in d["fcs"]:
+        f["initial_stock"] = {}
+    for o in d["origins"]:
+        o["initial_stock"] = {}
+        o["production_cost"] = 1.0
+    return d

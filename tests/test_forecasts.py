@@ -10,6 +10,7 @@ from forecasts.delays import draw_delays, expected_delay
 from forecasts.demand import mean_demand, region_weights
 from forecasts.inputs import draw_inputs, policy_rng
 from forecasts.sampling import sample_demand_paths
+from conftest import with_product_generator
 from sim.scenario import scenario_from_dict
 
 H = 5
@@ -179,14 +180,7 @@ def test_a_lanes_delays_do_not_depend_on_the_other_lanes(small_scenario):
 
 
 def test_generated_products_feed_demand(small_dict):
-    d = small_dict
-    d.pop("products")
-    d["product_generator"] = {"count": 40, "mix": [0.745, 0.043, 0.212]}
-    for f in d["fcs"]:
-        f["initial_stock"] = {}
-    for o in d["origins"]:
-        o["initial_stock"] = {}
-        o["production_cost"] = 1.0
+    d = with_product_generator(small_dict, count=40, mix=[0.745, 0.043, 0.212])
     s = scenario_from_dict(d)
     mu = mean_demand(s, 1)
     np.testing.assert_allclose(mu[0].sum(axis=0), [p.base_demand for p in s.products])

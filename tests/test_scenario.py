@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import with_product_generator
 from sim.data import split_scenario
 from sim.errors import FlosimError, ScenarioError
 from sim.scenario import (
@@ -102,14 +103,7 @@ def test_invalid_scenarios_name_the_field(small_dict, change, field):
 
 
 def test_product_generator_materialises_products(small_dict, tmp_path):
-    d = small_dict
-    d.pop("products")
-    d["product_generator"] = {"count": 12, "mix": [0.7, 0.1, 0.2], "holding_cost_range": [0.01, 0.02]}
-    for f in d["fcs"]:
-        f["initial_stock"] = {}
-    for o in d["origins"]:
-        o["initial_stock"] = {}
-        o["production_cost"] = 1.0
+    d = with_product_generator(small_dict, count=12, mix=[0.7, 0.1, 0.2], holding_cost_range=[0.01, 0.02])
     s = scenario_from_dict(d)
     assert s.product_generator is None and len(s.products) == 12
     assert len({p.name for p in s.products}) == 12
