@@ -10,8 +10,9 @@ Commitment and pricing. ``commitment: week`` (default): only the first week of a
 with CPP-VCG; each candidate is cut to its first week and completed with the retailer's own optimal
 continuation, and priced at the CBT its first week carries (the CPP-VCG rule). For such items that
 price equals the retailer's deviation cost over the whole completed plan, so the vendor's cost plus
-price is the social cost of the item up to a constant: the vendor picks the best item for the supply
-chain, and pays only for what binds. ``commitment: plan``: items are whole six-week plans priced as
+price is the social cost of the completed item up to a constant: the vendor picks the item best for
+the supply chain *if the later weeks follow the retailer's continuation* (not quite the binding
+week's value; see below), and pays only for what binds. ``commitment: plan``: items are whole six-week plans priced as
 whole plans (``pricing: plan``: the retailer's deviation cost over the plan, first week on the
 forecast, later weeks as a certainty equivalent); the pick is aligned too, but re-priced every week
 on a rolling horizon the vendor pays for the same later weeks again and again (on ``pilot`` it ends
@@ -27,22 +28,54 @@ Candidates (``method``):
   in lead times so that moved units arrive in the week they were planned to;
 * ``mixed`` (default): both, interleaved.
 
-Tailoring. When the vendor declares a coarse preference (a set of FCs it would rather ship to, names
-only; ``preference: auto`` asks its agent, or give a list), the menu concentrates on it: shifts of
-volume towards the preferred FCs, and "steer" items (the retailer's own plan under a surcharge at
-another FC and a discount at the preferred one), both capped at a grid of weekly volumes (a spare
-truck is worth filling only up to its size); then plain discounts and shifts towards them.
+Tailoring. When the vendor declares a coarse preference the menu concentrates on it.
+``preference: auto`` asks the vendor's agent; with ``disclosure: volume`` (default) it discloses the
+FCs it would rather ship to *and* the weekly volume it has room for at each (its spare truck volume,
+rounded to ``volume_step``, default 100; no costs): "room for about 700 a week to DAL"
+(:meth:`sim.agents.VendorAgent.coarse_volumes`). With ``disclosure: names`` it names the FCs only.
+A list of FC names, or a mapping ``{FC: weekly volume}``, can also be given. Items, in this order:
 
+1. with a disclosed volume: "steer" items aimed at it (the retailer's own plan under a surcharge at
+   another FC and a discount at the preferred one that applies only up to the disclosed volume), one
+   per surcharge in ``ROOM_SURCHARGES`` and source FC, then shifts of ``x^J`` filling the preferred
+   FC up to that volume (same-week only under weekly commitment: a re-timed shift's first week is
+   only a cut);
+2. steer items and capped shifts on a grid of caps (``CAP_MULTIPLES`` of the preferred FC's largest
+   weekly JIT volume), then plain discounts and shifts towards the preferred FCs.
+
+Under weekly commitment items are distinct by their first week, so ``size`` is the number offered.
 Menus are nested: a larger menu contains every item of a smaller one with the same parameters.
-Parameters: ``size`` (items including ``x^J``), ``method``, ``preference``, ``levels``,
-``commitment``, ``pricing``, and the CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way``.
+
+Measured on ``default`` with known demand (``flosim menu --deterministic --weeks 0,1,2,3,4,5,6,7
+--sizes 1,2,4,8,12,16,24``, binding week scored by ``S``, the least social cost with the PO fixed):
+tailored menus with the volume disclosed land 0.00-0.19% above first-best from 2 items on at weeks
+1-3, 5-7 and 0.06-0.56% at weeks 0 and 4 with 12 items (0.94% at week 0 with 24); with names only
+0.72-1.25% at weeks 1-3 with 12 items; untailored 0.47-1.58%. See ``docs/mechanisms.md``.
+
+What the vendor optimises, and why the binding share need not grow with the menu. The vendor's
+criterion is its cost of the completed plan plus the price, ``V(x_0, c_R(x_0)) + R*(x_0) - R(x^J)``:
+the social cost of the completed plan, in which the later weeks are the retailer's own (JIT)
+continuation ``c_R``. The binding week's social value is ``S(x_0) = min_c R(x_0, c) + V(x_0, c)``,
+with the later weeks efficient. The two differ by the inefficiency of the JIT continuation, which
+depends on ``x_0``: on ``default`` a full DAL truck this week makes the retailer's continuation order
+less at DAL, where the vendor ships cheaply, so the vendor's criterion undervalues it and may prefer a
+smaller shift (week 0: a same-week shift with ``S`` 0.56% above first-best beats the steer item at
+0.06%). Whenever the menu adds an item that is better on the vendor's criterion and worse on ``S``,
+the binding share falls; the retailer cannot screen such items out (both need the vendor's costs),
+so no generation rule guarantees monotonicity; ``share_plan`` (the vendor's criterion) is monotone.
+Letting the vendor value an item by its own best cost given the first week (free continuation) or
+by its first week alone was tried and aligned worse (``docs/mechanisms.md``).
+
+Parameters: ``size`` (items including ``x^J``), ``method``, ``preference``, ``disclosure``,
+``volume_step``, ``levels``, ``commitment``, ``pricing``, and the CBT parameters ``discount``,
+``risk_aversion``, ``scenarios``, ``two_way``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import zip_longest
-from typing import Any, Iterator, Sequence
+from itertools import chain, zip_longest
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -54,6 +87,7 @@ DEFAULT_LEVELS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
 SHIFT_FRACTIONS = (0.25, 0.5, 1.0)
 CAP_MULTIPLES = (1.25, 1.4, 1.1, 1.55, 1.7, 1.85, 2.0)
 STEER_SURCHARGES = (0.2, 0.1)
+ROOM_SURCHARGES = (0.3, 0.2, 0.5)
 STEER_DISCOUNT = 0.1
 
 
@@ -98,52 +132,96 @@ def _shift_items(ctx: PlanningContext, jit: np.ndarray, targets: Sequence[int]) 
                     yield MenuItem(plan, f"shift {ctx.public.fcs[a]}->{ctx.public.fcs[b]} {frac:g}")
 
 
-def _capped_shift_items(ctx: PlanningContext, jit: np.ndarray, targets: Sequence[int]) -> Iterator[MenuItem]:
-    """Move volume towards a preferred FC until its weekly volume reaches a cap, on a grid of caps
-    (multiples of its largest weekly JIT volume). Each cap comes re-timed (moved units arrive when
-    planned) and un-timed (shipped the same week, arriving early where ``b``'s lead time is shorter)."""
+def _capped_shift_plan(ctx: PlanningContext, jit: np.ndarray, a: int, b: int, cap: float, retime: bool) -> np.ndarray:
+    """``x^J`` with volume moved from FC ``a`` to FC ``b`` until ``b``'s weekly volume reaches ``cap``,
+    re-timed (moved units arrive when planned) or in the same week (arriving early where ``b``'s lead
+    time is shorter)."""
     vol, lead = ctx.public.volume, ctx.public.lead_time
     H = jit.shape[0]
+    src = _weekly_volume(jit, a, vol)
+    shift = int(lead[a] - lead[b]) if retime else 0
+    plan = jit.copy()
+    for tau in range(H):  # fill b's room week by week
+        new = tau + shift
+        if not (0 <= new < H) or src[tau] <= 0:
+            continue
+        room = max(cap - float((plan[new, b] * vol).sum()), 0.0)
+        amount = np.zeros_like(jit[:, a, :])
+        amount[tau] = min(1.0, room / src[tau]) * jit[tau, a, :]
+        plan = _move(plan, a, b, amount, shift)
+    return plan
+
+
+def _steer_plan(ctx: PlanningContext, a: int, b: int, surcharge: float, cap: float) -> np.ndarray:
+    """The retailer's own optimal plan under a surcharge at FC ``a`` and a discount at FC ``b`` that
+    applies only to the first ``cap`` units of weekly volume there. The retailer chooses which demand
+    to move, so the plan stays consistent with its own outbound costs."""
+    d = np.zeros(ctx.public.F)
+    d[a], d[b] = -surcharge, STEER_DISCOUNT
+    caps = np.full(ctx.public.F, np.inf)
+    caps[b] = cap
+    return ctx.retailer.preferred_plan(inbound_discount=d, discount_cap=caps).plan
+
+
+def _jit_cap(jit: np.ndarray, b: int, mult: float, vol: np.ndarray) -> float:
+    return mult * (float(_weekly_volume(jit, b, vol).max()) or float(vol.mean()))
+
+
+def _capped_shift_items(ctx: PlanningContext, jit: np.ndarray, targets: Sequence[int]) -> Iterator[MenuItem]:
+    """Move volume towards a preferred FC until its weekly volume reaches a cap, on a grid of caps
+    (multiples of its largest weekly JIT volume), re-timed and same-week."""
+    fcs = ctx.public.fcs
     for mult in CAP_MULTIPLES:
         for b in targets:
-            cap = mult * (float(_weekly_volume(jit, b, vol).max()) or float(vol.mean()))
+            cap = _jit_cap(jit, b, mult, ctx.public.volume)
             for a in range(ctx.public.F):
                 if a == b:
                     continue
-                src = _weekly_volume(jit, a, vol)
                 for retime in (True, False):
-                    shift = int(lead[a] - lead[b]) if retime else 0
-                    plan = jit.copy()
-                    for tau in range(H):  # fill b's room week by week
-                        new = tau + shift
-                        if not (0 <= new < H) or src[tau] <= 0:
-                            continue
-                        room = max(cap - float((plan[new, b] * vol).sum()), 0.0)
-                        amount = np.zeros_like(jit[:, a, :])
-                        amount[tau] = min(1.0, room / src[tau]) * jit[tau, a, :]
-                        plan = _move(plan, a, b, amount, shift)
                     how = "re-timed" if retime else "same week"
-                    yield MenuItem(plan, f"shift {ctx.public.fcs[a]}->{ctx.public.fcs[b]} up to {mult:g}x volume, {how}")
+                    yield MenuItem(_capped_shift_plan(ctx, jit, a, b, cap, retime), f"shift {fcs[a]}->{fcs[b]} up to {mult:g}x volume, {how}")
 
 
 def _steer_items(ctx: PlanningContext, jit: np.ndarray, targets: Sequence[int]) -> Iterator[MenuItem]:
-    """Steer volume from another FC ``a`` to a preferred FC ``b``: the retailer's own optimal plan under
-    a surcharge at ``a`` and a discount at ``b`` that applies only up to a weekly volume cap (a grid of
-    multiples of ``b``'s largest weekly JIT volume). The retailer chooses which demand to move, so
-    the plan stays consistent with its own outbound costs."""
-    vol = ctx.public.volume
+    """Steer volume from another FC to a preferred FC (:func:`_steer_plan`), the discount capped at a
+    grid of multiples of the preferred FC's largest weekly JIT volume."""
+    fcs = ctx.public.fcs
     for mult in CAP_MULTIPLES:
         for surcharge in STEER_SURCHARGES:
             for b in targets:
-                cap = np.full(ctx.public.F, np.inf)
-                cap[b] = mult * (float(_weekly_volume(jit, b, vol).max()) or float(vol.mean()))
+                cap = _jit_cap(jit, b, mult, ctx.public.volume)
                 for a in range(ctx.public.F):
-                    if a == b:
-                        continue
-                    d = np.zeros(ctx.public.F)
-                    d[a], d[b] = -surcharge, STEER_DISCOUNT
-                    plan = ctx.retailer.preferred_plan(inbound_discount=d, discount_cap=cap).plan
-                    yield MenuItem(plan, f"steer {ctx.public.fcs[a]}->{ctx.public.fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
+                    if a != b:
+                        yield MenuItem(_steer_plan(ctx, a, b, surcharge, cap), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
+
+
+def _room_items(
+    ctx: PlanningContext, jit: np.ndarray, rooms: dict[int, float], *, steer: bool, shift: bool, first_week: bool
+) -> Iterator[MenuItem]:
+    """Items aimed at the weekly volume the vendor disclosed for a preferred FC: steer items with the
+    discount capped at that volume (one per surcharge in ``ROOM_SURCHARGES`` and source FC), then
+    shifts of ``x^J`` filling the FC up to it. For a weekly commitment (``first_week``) shifts are
+    same-week only: a re-timed shift moves units into a later week, so its first week is only a cut."""
+    fcs = ctx.public.fcs
+    for surcharge in ROOM_SURCHARGES if steer else ():
+        for b, room in rooms.items():
+            for a in range(ctx.public.F):
+                if a != b:
+                    yield MenuItem(_steer_plan(ctx, a, b, surcharge, room), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {room:g}")
+    for b, room in rooms.items() if shift else ():
+        for a in range(ctx.public.F):
+            if a != b:
+                for retime in (False,) if first_week else (True, False):
+                    how = "re-timed" if retime else "same week"
+                    yield MenuItem(_capped_shift_plan(ctx, jit, a, b, room, retime), f"shift {fcs[a]}->{fcs[b]} up to {room:g}, {how}")
+
+
+def _as_preference(preferred: Sequence[str] | Mapping[str, float | None] | None) -> dict[str, float | None]:
+    if preferred is None:
+        return {}
+    if isinstance(preferred, Mapping):
+        return dict(preferred)
+    return {name: None for name in preferred}
 
 
 def build_menu(
@@ -152,19 +230,32 @@ def build_menu(
     size: int,
     *,
     method: str = "mixed",
-    preferred: Sequence[str] | None = None,
+    preferred: Sequence[str] | Mapping[str, float | None] | None = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
+    first_week: bool = False,
 ) -> list[MenuItem]:
-    """Up to ``size`` distinct candidate plans, ``x^J`` first; see the module docstring."""
+    """Up to ``size`` distinct candidate plans, ``x^J`` first; see the module docstring.
+
+    ``preferred``: FC names, or a mapping from FC name to the weekly volume the vendor disclosed for it
+    (``None``: no volume). ``first_week``: items count as distinct only if their first weeks differ
+    (the menu of a weekly commitment)."""
     if method not in ("discount", "shift", "mixed"):
         raise FlosimError(f"menu method must be 'discount', 'shift' or 'mixed', got {method!r}")
+    pref = _as_preference(preferred)
     fcs = list(range(ctx.public.F))
+    first: Iterable[MenuItem] = ()  # items aimed at a disclosed volume come before the grids
     gens: list[Iterator[MenuItem]] = []
-    if preferred:
-        unknown = [p for p in preferred if p not in ctx.public.fcs]
+    if pref:
+        unknown = [p for p in pref if p not in ctx.public.fcs]
         if unknown:
             raise FlosimError(f"menu preference names unknown FCs {unknown} (FCs: {list(ctx.public.fcs)})")
-        fcs = [ctx.public.fcs.index(p) for p in preferred]
+        bad = {p: v for p, v in pref.items() if v is not None and not (np.isfinite(v) and v > 0)}
+        if bad:
+            raise FlosimError(f"menu preference volumes must be positive numbers, got {bad}")
+        fcs = [ctx.public.fcs.index(p) for p in pref]
+        rooms = {ctx.public.fcs.index(p): float(v) for p, v in pref.items() if v is not None}
+        if rooms:
+            first = _room_items(ctx, jit_plan, rooms, steer=method != "shift", shift=method != "discount", first_week=first_week)
         if method in ("shift", "mixed"):
             gens.append(_capped_shift_items(ctx, jit_plan, fcs))
         if method in ("discount", "mixed"):
@@ -173,13 +264,13 @@ def build_menu(
         gens.append(_discount_items(ctx, fcs, levels))
     if method in ("shift", "mixed"):
         gens.append(_shift_items(ctx, jit_plan, fcs))
+    key = (lambda p: p[0]) if first_week else (lambda p: p)
     items = [MenuItem(jit_plan, "jit")]
-    for batch in zip_longest(*gens):
-        for item in batch:
-            if len(items) >= size:
-                return items
-            if item is not None and not any(np.allclose(item.plan, o.plan, atol=1e-6) for o in items):
-                items.append(item)
+    for item in chain(first, (i for batch in zip_longest(*gens) for i in batch)):
+        if len(items) >= size:
+            break
+        if item is not None and not any(np.allclose(key(item.plan), key(o.plan), atol=1e-6) for o in items):
+            items.append(item)
     return items
 
 
@@ -190,7 +281,9 @@ class MenuPolicy:
         self,
         size: int = 12,
         method: str = "mixed",
-        preference: str | list[str] | None = None,
+        preference: str | list[str] | dict[str, float] | None = None,
+        disclosure: str = "volume",
+        volume_step: float = 100.0,
         levels: Sequence[float] = DEFAULT_LEVELS,
         pricing: str = "plan",
         commitment: str = "week",
@@ -215,17 +308,38 @@ class MenuPolicy:
                 "policy 'menu': need 0 < discount <= 1, risk_aversion >= 0, scenarios >= 1 "
                 f"(got {discount}, {risk_aversion}, {scenarios})"
             )
-        if isinstance(preference, str) and preference != "auto":
+        if disclosure not in ("volume", "names"):
+            raise FlosimError(f"policy 'menu': disclosure must be 'volume' or 'names', got {disclosure!r}")
+        if not volume_step > 0:
+            raise FlosimError(f"policy 'menu': volume_step must be > 0, got {volume_step}")
+        if isinstance(preference, dict):
+            bad = {k: v for k, v in preference.items() if not isinstance(v, (int, float)) or not v > 0}
+            if bad:
+                raise FlosimError(f"policy 'menu': preference volumes must be positive numbers, got {bad}")
+        elif isinstance(preference, str) and preference != "auto":
             preference = [preference]
+        self.disclosure, self.volume_step = disclosure, float(volume_step)
         self.size, self.method, self.preference, self.levels = size, method, preference, tuple(sorted(levels))
         self.pricing = pricing
         self.cbt: dict[str, Any] = {"discount": discount, "risk_aversion": risk_aversion, "scenarios": scenarios, "two_way": two_way}
 
+    def preferred(self, ctx: PlanningContext) -> list[str] | dict[str, float | None] | None:
+        """The vendor's coarse preference the menu is tailored to: as given, or (``auto``) what the
+        vendor's agent discloses: FC names, with (``disclosure: volume``) the weekly volume it has
+        room for at each, rounded to ``volume_step``."""
+        if self.preference != "auto":
+            return self.preference
+        names = ctx.vendor.coarse_preference()
+        if self.disclosure == "names":
+            return names
+        volumes = ctx.vendor.coarse_volumes(self.volume_step)
+        return {name: volumes.get(name) for name in names}
+
     def offer(self, ctx: PlanningContext) -> tuple[list[MenuItem], list[CBTBreakdown], Any]:
         """The week's menu and the price of each item."""
         own = ctx.retailer.preferred_plan()
-        preferred = ctx.vendor.coarse_preference() if self.preference == "auto" else self.preference
-        items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=preferred, levels=self.levels)
+        items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx),
+                           levels=self.levels, first_week=self.commitment == "week")
         pricer = TransferPricer(ctx, own.plan, **self.cbt)
         quote = pricer.price_plan if self.pricing == "plan" else pricer.price
         if self.commitment == "week":

@@ -353,6 +353,22 @@ class VendorAgent:
             order = np.argsort(d.truckload_cost, kind="stable")[:1]
         return list(dict.fromkeys(self.public.fcs[int(d.lane_fc[lane])] for lane in order))
 
+    def coarse_volumes(self, step: float = 100.0) -> dict[str, float]:
+        """A richer coarse disclosure: for each FC of :meth:`coarse_preference` that a lane with spare
+        truck volume reaches, that weekly volume (summed over such lanes), rounded to the nearest
+        ``step`` (at least one step). No costs; "room for about 700 a week to DAL". FCs without spare
+        volume are left out."""
+        if step <= 0:
+            raise ValueError(f"coarse_volumes: step must be > 0, got {step}")
+        d = self._data
+        out: dict[str, float] = {}
+        for name in self.coarse_preference():
+            f = self.public.fcs.index(name)
+            room = float(d.spare_volume[d.lane_fc == f].sum())
+            if room > 0:
+                out[name] = max(step, step * round(room / step))
+        return out
+
     def fulfil(self, po: np.ndarray, *, committed: bool, later: np.ndarray | None = None) -> Fulfilment:
         """Ship this week's PO ``[F, K]`` from the origins at least cost.
 

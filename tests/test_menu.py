@@ -40,33 +40,67 @@ def test_menus_are_nested(known_demand):
         np.testing.assert_allclose(a.plan, b.plan)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 5): on `default` with known demand, the binding decision of a tailored 12-item menu "
-    "lands 0.6-1.25% above first-best (weeks 0, 1, 3); 4-item menus land within 1% (0.18-0.88%), larger ones "
-    "not always, because the vendor picks by the completed plan, not by the binding week's social cost",
-)
-@pytest.mark.parametrize("week", [1, 3])
+@pytest.mark.parametrize("week", [0, 1, 3, 4, 5])
 def test_tailored_menu_of_moderate_size_lands_within_one_percent(known_demand, week):
+    # scored by the binding week: S(PO) = least social cost with the PO fixed, later weeks re-planned
     from experiments.audit import fixed_first_week_cost
 
     ctx = planning_context(known_demand, week=week)
     fb = joint_plan(ctx.retailer, ctx.vendor).social_cost
     d = MenuPolicy(size=12, preference="auto", scenarios=1).decide(ctx)
+    assert d.diagnostics["menu_size"] <= 12
     assert fixed_first_week_cost(ctx.retailer, ctx.vendor, d.po) <= 1.01 * fb
 
 
+def test_names_only_disclosure_is_not_enough_for_one_percent(known_demand):
+    # without the disclosed volume the capped items miss the truck's size: the 12-item menu's binding
+    # week lands more than 1% above first-best at week 1 (the old open issue); kept to show why
+    from experiments.audit import fixed_first_week_cost
+
+    ctx = planning_context(known_demand, week=1)
+    fb = joint_plan(ctx.retailer, ctx.vendor).social_cost
+    d = MenuPolicy(size=12, preference="auto", disclosure="names", scenarios=1).decide(ctx)
+    assert fixed_first_week_cost(ctx.retailer, ctx.vendor, d.po) > 1.01 * fb
+
+
+def test_auto_preference_discloses_names_and_rounded_volumes(known_demand):
+    ctx = planning_context(known_demand, week=1)
+    assert MenuPolicy(preference="auto").preferred(ctx) == {"DAL": 700.0}  # the CIN->DAL truck's spare volume
+    assert MenuPolicy(preference="auto", volume_step=300).preferred(ctx) == {"DAL": 600.0}
+    assert MenuPolicy(preference="auto", disclosure="names").preferred(ctx) == ["DAL"]
+    items = build_menu(ctx, ctx.retailer.preferred_plan().plan, 3, preferred={"DAL": 700.0}, first_week=True)
+    assert [it.kind.split(" up to")[0] for it in items] == ["jit", "steer PHX->DAL surcharge 0.3", "steer IND->DAL surcharge 0.3"]
+    with pytest.raises(FlosimError):
+        build_menu(ctx, items[0].plan, 3, preferred={"DAL": -1.0})
+
+
 def test_captured_share_does_not_fall_as_the_menu_grows(known_demand):
-    table = menu_efficiency([known_demand], sizes=[1, 2, 4, 8, 16], weeks=[1], scenarios_for_prices=1)
-    for _, t in table.groupby("tailored"):
+    table = menu_efficiency([known_demand], sizes=[1, 2, 4, 8, 16], weeks=[1, 3], scenarios_for_prices=1)
+    for (week, tailored), t in table.groupby(["week", "tailored"]):
         t = t.sort_values("size")
         assert t["share"].iloc[0] == pytest.approx(0.0, abs=1e-9)  # a menu of one is JIT
-        shares = t["share_plan"].to_numpy()  # the vendor's own criterion
-        assert np.all(np.diff(shares) >= -1e-9), shares
-    tailored = table[table.tailored].set_index("size")
-    untailored = table[~table.tailored].set_index("size")
-    assert tailored.loc[16, "share_plan"] >= untailored.loc[16, "share_plan"] - 1e-9
-    assert tailored.loc[4, "share"] > untailored.loc[4, "share"]  # tailoring helps the binding decision
+        shares = t["share_plan"].to_numpy()  # the vendor's own criterion: monotone for any nested menu
+        assert np.all(np.diff(shares) >= -1e-9), (week, tailored, shares)
+        if tailored:
+            # the binding week's share: not monotone in general (see the module docstring of
+            # policies.menu), but on `default` at these weeks it is, and close to all of the saving
+            binding = t["share"].to_numpy()
+            assert np.all(np.diff(binding) >= -1e-9), (week, binding)
+            assert binding[-1] >= 0.85, (week, binding)
+    tailored = table[table.tailored].set_index(["week", "size"])
+    untailored = table[~table.tailored].set_index(["week", "size"])
+    for week in (1, 3):
+        assert tailored.loc[(week, 16), "share_plan"] >= untailored.loc[(week, 16), "share_plan"] - 1e-9
+        assert tailored.loc[(week, 4), "share"] > untailored.loc[(week, 4), "share"]  # tailoring helps the binding decision
+
+
+def test_binding_share_can_fall_as_the_menu_grows(known_demand):
+    # why monotonicity of the binding share is not a theorem: at week 0 a same-week shift towards DAL
+    # beats the steer item on the vendor's criterion (completed plan + price) but not on S
+    table = menu_efficiency([known_demand], sizes=[2, 8], weeks=[0], scenarios_for_prices=1)
+    t = table[table.tailored].set_index("size")
+    assert t.loc[8, "share_plan"] >= t.loc[2, "share_plan"] - 1e-9
+    assert t.loc[8, "share"] < t.loc[2, "share"] - 0.1
 
 
 def test_participation_ex_ante_for_both_parties():
@@ -78,9 +112,11 @@ def test_participation_ex_ante_for_both_parties():
         assert d.transfer >= 0
 
 
-def test_no_vendor_lie_pays_under_the_menu(known_demand):
+@pytest.mark.parametrize("preference", [None, "auto"])
+def test_no_vendor_lie_pays_under_the_menu(known_demand, preference):
+    # with `auto` a lie also changes what the vendor discloses (hiding spare volume hides the room)
     table = run_audit(known_demand, ["menu"], weeks=1, parties=["vendor"],
-                      policy_overrides={"menu": {"size": 8, "preference": None, "scenarios": 1}})
+                      policy_overrides={"menu": {"size": 8, "preference": preference, "scenarios": 1}})
     assert len(table) >= 7
     assert (table["relative_gain"] <= 1e-7).all(), table[["lie", "gain"]]
 
@@ -94,7 +130,11 @@ def test_first_week_pricing_can_mislead_the_vendor(known_demand):
     assert max(socials) > jit
 
 
-@pytest.mark.parametrize("kwargs", [{"size": 0}, {"method": "magic"}, {"pricing": "free"}, {"levels": [0.0]}, {"levels": [1.5]}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"size": 0}, {"method": "magic"}, {"pricing": "free"}, {"levels": [0.0]}, {"levels": [1.5]},
+     {"disclosure": "costs"}, {"volume_step": 0}, {"preference": {"DAL": 0}}],
+)
 def test_bad_parameters_are_user_errors(kwargs):
     with pytest.raises(FlosimError):
         MenuPolicy(**kwargs)
