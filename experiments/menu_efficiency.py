@@ -7,8 +7,11 @@ weeks re-planned efficiently): ``share = (S(x^J_t) - S(x_t)) / (S(x^J_t) - first
 the first-best saving the menu's binding decision captures; ``gap = S(x_t) / first-best - 1``.
 ``share_plan`` and ``gap_plan`` score the picked item as the menu models it (its plan's social cost,
 against JIT's plan): that is the vendor's own criterion under the menu's pricing, so with known
-demand it never falls as a nested menu grows; ``share`` may, because the vendor does not see ``S``. ``tailored`` menus use the vendor's coarse
-preference (:meth:`sim.agents.VendorAgent.coarse_preference`).
+demand it never falls as a nested menu grows; ``share`` may, because the vendor's criterion is not
+``S`` (see :mod:`policies.menu`). ``tailored`` menus use the vendor's coarse preference
+(``preference: auto``); ``disclosure`` says what it discloses: ``volume`` (default: FC names and the
+weekly volume it has room for, :meth:`sim.agents.VendorAgent.coarse_volumes`) or ``names`` only
+(:meth:`sim.agents.VendorAgent.coarse_preference`).
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ def menu_efficiency(
     weeks: Sequence[int] = (1, 3),
     *,
     scenarios_for_prices: int = 4,
+    disclosure: str = "volume",
     on_step: Callable[[], None] | None = None,
 ) -> pd.DataFrame:
-    """Rows ``(scenario, week, tailored, size, share, gap, share_plan, gap_plan, social, first_best, jit)``."""
+    """Rows ``(scenario, week, tailored, size, offered, item, share, gap, share_plan, gap_plan, social,
+    first_best, jit)``; ``disclosure`` applies to the tailored menus."""
     rows = []
     for scenario in scenarios:
         for week in weeks:
@@ -45,7 +50,8 @@ def menu_efficiency(
             jit_plan = own.total + ctx.vendor.evaluate(own.plan).total
             for tailored in (False, True):
                 for size in sizes:
-                    policy = MenuPolicy(size=size, preference="auto" if tailored else None, scenarios=scenarios_for_prices)
+                    policy = MenuPolicy(size=size, preference="auto" if tailored else None, disclosure=disclosure,
+                                        scenarios=scenarios_for_prices)
                     d = policy.decide(ctx)
                     social = fixed_first_week_cost(ctx.retailer, ctx.vendor, d.po)
                     social_plan = d.diagnostics["planned_social"]

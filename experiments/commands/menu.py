@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sizes", type=_int_list, default=list(DEFAULT_SIZES), help="menu sizes, e.g. 1,2,4,8,16")
     p.add_argument("--weeks", type=_int_list, default=[1, 3], help="planning weeks to evaluate, e.g. 0,1,3")
     p.add_argument("--deterministic", action="store_true", help="known demand (prices then equal forecast costs)")
+    p.add_argument("--disclosure", choices=("volume", "names"), default="volume",
+                   help="what the vendor discloses for tailoring: FC names and weekly room (volume, default) or names only")
     p.add_argument("--out", help="folder for menu_efficiency.parquet and the plot")
     p.add_argument("--json", action="store_true", help="print the table as JSON rows")
     p.set_defaults(func=main)
@@ -49,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out or default_results_dir("menu"))
     steps = len(scenarios) * len(args.weeks) * 2 * len(args.sizes)
     with tqdm(total=steps, desc="menus", file=sys.stderr, disable=not sys.stderr.isatty(), delay=2.0) as bar:
-        table = menu_efficiency(scenarios, args.sizes, args.weeks, on_step=lambda: bar.update(1))
+        table = menu_efficiency(scenarios, args.sizes, args.weeks, disclosure=args.disclosure, on_step=lambda: bar.update(1))
     out.mkdir(parents=True, exist_ok=True)
     write_table(out / "menu_efficiency.parquet", table)
     plot_menu_efficiency(table, out / "menu_efficiency.png")
