@@ -47,10 +47,10 @@ Under weekly commitment items are distinct by their first week, so ``size`` is t
 Menus are nested: a larger menu contains every item of a smaller one with the same parameters.
 
 Measured on ``default`` with known demand (``flosim menu --deterministic --weeks 0,1,2,3,4,5,6,7
---sizes 1,2,4,8,12,16,24``, binding week scored by ``S``, the least social cost with the PO fixed):
-tailored menus with the volume disclosed land 0.00-0.19% above first-best from 2 items on at weeks
-1-3, 5-7 and 0.06-0.56% at weeks 0 and 4 with 12 items (0.94% at week 0 with 24); with names only
-0.72-1.25% at weeks 1-3 with 12 items; untailored 0.47-1.58%. See ``docs/mechanisms.md``.
+--sizes 1,2,4,8,12,16,24``, binding week scored by ``S``, the least social cost with the PO fixed),
+12-item menus: tailored with the volume disclosed 0.00-0.56% above first-best (weeks 1-3, 6, 7:
+0.18-0.19% from 2 items on; week 5: 0.00%; weeks 0 and 4: 0.56% and 0.34%); with names only
+0.34-1.25% (above 1% at weeks 1-3, 6, 7); untailored 0.50-1.58%. See ``docs/mechanisms.md``.
 
 What the vendor optimises, and why the binding share need not grow with the menu. The vendor's
 criterion is its cost of the completed plan plus the price, ``V(x_0, c_R(x_0)) + R*(x_0) - R(x^J)``:
