@@ -171,9 +171,10 @@ class BenchRow:
         return asdict(self)
 
 
-def run_benchmark(size: str, options: dict[str, Any] | None = None) -> BenchRow:
+def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: Any = None) -> BenchRow:
     """Time the central joint LP (build and HiGHS solve separately) and a CPP negotiation on the
-    same planning round; the gap is ``(social cost of the CPP plan - first best) / |first best|``."""
+    same planning round; the gap is ``(social cost of the CPP plan - first best) / |first best|``.
+    ``on_round`` is called with each negotiation round's history entry (progress)."""
     from policies.base import PlanningContext
     from policies.cpp import admm_options, negotiate_efficient_plan
     from sim.lp import LPBuilder, solve_lp
@@ -190,7 +191,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None) -> BenchRow:
     first_best = solve_lp(lp).objective
     t2 = time.perf_counter()
     ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendor=vendor, rng=np.random.default_rng(0))
-    plan, result = negotiate_efficient_plan(ctx, admm_options(options, "flosim bench"))
+    plan, result = negotiate_efficient_plan(ctx, admm_options(options, "flosim bench"), on_round=on_round)
     t3 = time.perf_counter()
     social = retailer.evaluate(plan).total + vendor.evaluate(plan).total
     return BenchRow(

@@ -80,6 +80,7 @@ def negotiate_efficient_plan(
     options: ADMMOptions | dict[str, Any] | None = None,
     processes: bool | None = None,
     warm: NegotiationResult | None = None,
+    on_round: Any = None,
 ) -> tuple[np.ndarray, NegotiationResult]:
     """Negotiate ``argmin C_R + C_V`` between the context's agents; returns the executable plan and
     the negotiation result (check ``result.converged`` before treating the plan as agreed).
@@ -87,7 +88,8 @@ def negotiate_efficient_plan(
     ``processes``: run each agent's negotiator in its own process, so the two answer each round in
     parallel (``None``: when the plan has at least :data:`PROCESS_THRESHOLD` components).
     ``warm``: last week's result; its consensus plan and prices, shifted one week (the last week
-    repeated), and its ``rho`` start this negotiation (see :func:`shift_week`)."""
+    repeated), and its ``rho`` start this negotiation (see :func:`shift_week`). ``on_round``: called
+    with each round's history entry (see :meth:`sim.coordinator.ConsensusADMM.negotiate`)."""
     opts = admm_options(options)
     z0 = prices0 = None
     if warm is not None and warm.converged and warm.z.shape == tuple(ctx.public.shape):
@@ -102,7 +104,7 @@ def negotiate_efficient_plan(
     else:
         negotiators = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
     try:
-        result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape, z0=z0, prices0=prices0)
+        result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape, z0=z0, prices0=prices0, on_round=on_round)
         return executable_plan(result, ctx, negotiators[1]), result
     finally:
         for neg in negotiators:

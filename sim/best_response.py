@@ -52,6 +52,21 @@ from sim.lp import LinearProgram, LPBuilder, solve_lp
 _OSQP_RAISE = "raise_error" in osqp.OSQP.solve.__code__.co_varnames
 
 
+def _osqp_status(name: str, legacy: int) -> int:
+    """OSQP's numeric status code by name (OSQP 1.x renumbered them; ``legacy`` is the 0.6 code)."""
+    try:
+        return int(osqp.constant(name))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return legacy
+
+
+_SOLVED = _osqp_status("OSQP_SOLVED", 1)
+#: statuses whose iterate is still the best estimate of the answer: solved, solved inaccurate,
+#: iteration or time limit
+_USABLE = frozenset({_SOLVED, _osqp_status("OSQP_SOLVED_INACCURATE", 2), _osqp_status("OSQP_MAX_ITER_REACHED", -2),
+                     _osqp_status("OSQP_TIME_LIMIT_REACHED", -6)})
+
+
 
 @dataclass(frozen=True)
 class BestResponseOptions:
@@ -66,7 +81,9 @@ class BestResponseOptions:
     #: 0 turns this off
     adaptive: float = 0.03
     max_tol: float = 0.1
-    max_iter: int = 20000
+    #: OSQP iterations per query: early queries move far and need not be exact, and a capped answer
+    #: warm-starts the next query, so the work continues there (inexact ADMM)
+    max_iter: int = 100
     polish: bool = False
     #: further OSQP settings (``adaptive_rho_interval``, ``sigma``, ``scaling`` ...), passed as given
     osqp: tuple[tuple[str, Any], ...] = ()
@@ -154,10 +171,9 @@ class LPBestResponse:
         self.stats["osqp_iterations"] += int(res.info.iter)
         if res.info.status_polish == 1:
             self.stats["polished"] += 1
-        # solved; solved inaccurate; iteration or time limit (the iterate is still the best estimate)
-        if res.info.status_val not in (1, 2, -2, -6) or res.x is None or not np.all(np.isfinite(res.x)):
+        if res.info.status_val not in _USABLE or res.x is None or not np.all(np.isfinite(res.x)):
             raise BestResponseError(f"OSQP: {res.info.status}")
-        if res.info.status_val != 1:
+        if res.info.status_val != _SOLVED:
             self.stats["inexact"] += 1
         x = np.clip(res.x[self._xr], self._lp.lb[self._x], self._lp.ub[self._x])
         return x.reshape(self.shape)

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from experiments.benchmarks import planning_round
-from sim.best_response import negotiator_for
+from sim.best_response import BestResponseOptions, negotiator_for
 
 
 def _qp_reference(br, z, y, rho):
@@ -38,7 +38,7 @@ def _objective(br, x, z, y, rho):
 def test_best_response_solves_the_query(small_scenario, party) -> None:
     retailer, vendor = planning_round(small_scenario)
     agent = retailer if party == "retailer" else vendor
-    br = negotiator_for(agent)
+    br = negotiator_for(agent, BestResponseOptions(max_iter=20000))  # solved to OSQP's tolerance
     rng = np.random.default_rng(1)
     shape = agent.public.shape
     for rho in (0.05, 1.0):  # the second query re-solves warm with a new rho
@@ -53,6 +53,28 @@ def test_best_response_solves_the_query(small_scenario, party) -> None:
         ok = br.confirm(x)
         assert np.all(ok <= np.maximum(x, 0) + 1e-12)
         assert _objective(br, ok, z, y, rho) == pytest.approx(_objective(br, ref, z, y, rho), rel=1e-4, abs=1e-2)
+
+
+@pytest.mark.parametrize("party", ["retailer", "vendor"])
+def test_capped_answers_are_flagged_and_the_work_continues_on_the_next_query(small_scenario, party) -> None:
+    """With a small cap on OSQP iterations per query a cold answer is inexact (counted in
+    ``stats['inexact']``); asking the same query again warm-starts from it, so answers converge."""
+    retailer, vendor = planning_round(small_scenario)
+    agent = retailer if party == "retailer" else vendor
+    br = negotiator_for(agent, BestResponseOptions(max_iter=10, adaptive=0.0))
+    rng = np.random.default_rng(2)
+    shape = agent.public.shape
+    z, y, rho = rng.uniform(0, 60, size=shape), rng.normal(0, 1.0, size=shape), 0.05
+    ref, _ = _qp_reference(br, z, y, rho)
+    tol = 1e-2 * max(1.0, float(np.abs(ref).max()))
+    first = br.best_response(z, y, rho)
+    assert br.stats["inexact"] == 1 and np.abs(first - ref).max() > tol
+    for _ in range(200):
+        x = br.best_response(z, y, rho)
+        if br.stats["inexact"] < br.stats["queries"]:
+            break
+    assert br.stats["inexact"] < br.stats["queries"], "a repeated query never converged"
+    np.testing.assert_allclose(x, ref, atol=tol)
 
 
 def test_own_cost_matches_the_agent(small_scenario) -> None:
@@ -73,7 +95,7 @@ def test_rho_must_be_positive(small_scenario) -> None:
 def test_per_component_penalties(small_scenario) -> None:
     """FloPro-style agents get a penalty per variable; flosim's best responses accept that too."""
     retailer, _ = planning_round(small_scenario)
-    br = negotiator_for(retailer)
+    br = negotiator_for(retailer, BestResponseOptions(max_iter=20000))  # solved to OSQP's tolerance
     rng = np.random.default_rng(2)
     shape = retailer.public.shape
     z, y = rng.uniform(0, 60, size=shape), rng.normal(0, 1.0, size=shape)

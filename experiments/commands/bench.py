@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from sim.errors import FlosimError
 
@@ -32,9 +33,17 @@ def run(args: argparse.Namespace) -> int:
     unknown = [s for s in sizes if s not in SIZES]
     if not sizes or unknown:
         raise FlosimError(f"--sizes: unknown size(s) {unknown or sizes!r} (choose from {', '.join(SIZES)})")
+    from tqdm import tqdm
+
     rows = []
     for size in sizes:
-        row = run_benchmark(size)
+        # progress on stderr (rounds of the negotiation), shown on a terminal only
+        with tqdm(desc=f"CPP rounds ({size})", unit="round", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False) as bar:
+            def progress(h: dict, bar: tqdm = bar) -> None:
+                bar.update(1)
+                bar.set_postfix(primal=f"{h['primal'] / h['eps_pri']:.2g}", dual=f"{h['dual'] / h['eps_dual']:.2g}")
+
+            row = run_benchmark(size, on_round=progress)
         rows.append(row)
         if not args.json:
             print(format_table([row]).splitlines()[-1] if len(rows) > 1 else format_table([row]), flush=True)
