@@ -71,7 +71,7 @@ _USABLE = frozenset({_SOLVED, _osqp_status("OSQP_SOLVED_INACCURATE", 2), _osqp_s
 @dataclass(frozen=True)
 class BestResponseOptions:
     """Accuracy and effort of :class:`LPBestResponse`: OSQP's absolute and relative tolerances, its
-    iteration cap per query (an answer at the cap is returned and counted in ``stats['inexact']``),
+    iteration caps per query (an answer at a cap is returned and counted in ``stats['inexact']``),
     solution polishing, and further OSQP settings as ``(name, value)`` pairs."""
 
     abs_tol: float = 1e-3
@@ -81,9 +81,12 @@ class BestResponseOptions:
     #: 0 turns this off
     adaptive: float = 0.03
     max_tol: float = 0.1
-    #: OSQP iterations per query: early queries move far and need not be exact, and a capped answer
-    #: warm-starts the next query, so the work continues there (inexact ADMM)
-    max_iter: int = 100
+    #: OSQP iterations per query while the negotiation moves far (the adaptive tolerance is at
+    #: ``max_tol``, and on the first query): such answers are discarded by the next round anyway, and
+    #: a capped answer warm-starts the next query, so the work continues there (inexact ADMM)
+    early_max_iter: int = 100
+    #: OSQP iterations per query otherwise: late answers, which decide convergence, are solved
+    max_iter: int = 20000
     polish: bool = False
     #: further OSQP settings (``adaptive_rho_interval``, ``sigma``, ``scaling`` ...), passed as given
     osqp: tuple[tuple[str, Any], ...] = ()
@@ -102,7 +105,7 @@ class LPBestResponse:
         self.shape = tuple(np.shape(x_idx))
         self._x = np.asarray(x_idx, dtype=np.int64).ravel()
         self._rho: np.ndarray | None = None
-        self.stats: dict[str, Any] = {"queries": 0, "osqp_iterations": 0, "inexact": 0, "polished": 0}
+        self.stats: dict[str, Any] = {"queries": 0, "osqp_iterations": 0, "inexact": 0, "polished": 0, "last_exact": None}
         # presolve: private variables fixed by their bounds (for example outbound arcs that do not
         # exist) leave the QP; their values move to the right-hand sides
         fixed_mask = lp.lb == lp.ub
@@ -126,6 +129,12 @@ class LPBestResponse:
         self._solver: osqp.OSQP | None = None
         self._last_query: tuple[np.ndarray, np.ndarray] | None = None
         self._tol = self.options.max_tol if self.options.adaptive > 0 else self.options.abs_tol
+        self._cap = self._iteration_cap(self._tol)
+
+    def _iteration_cap(self, tol: float) -> int:
+        opt = self.options
+        early = opt.adaptive > 0 and tol >= opt.max_tol
+        return min(opt.early_max_iter, opt.max_iter) if early else opt.max_iter
 
     def best_response(self, z: np.ndarray, prices: np.ndarray, rho: float) -> np.ndarray:
         """``argmin C(x) + prices·x + (rho/2)||x - z||²`` (see the module docstring for the accuracy)."""
@@ -149,7 +158,7 @@ class LPBestResponse:
             P.eliminate_zeros()
             self._solver = osqp.OSQP()
             self._solver.setup(P, q, self._A, self._l, self._u, verbose=False, eps_abs=opt.abs_tol, eps_rel=opt.rel_tol,
-                               polishing=opt.polish, max_iter=opt.max_iter, scaling=10, check_termination=10,
+                               polishing=opt.polish, max_iter=self._cap, scaling=10, check_termination=10,
                                **dict(opt.osqp))
             self._rho = r_vec
         else:
@@ -163,8 +172,9 @@ class LPBestResponse:
                 move = float(np.sqrt(np.mean((z - z0) ** 2)) + np.sqrt(np.mean(((y - y0) / r_vec) ** 2)))
                 tol = float(np.clip(opt.adaptive * move, opt.abs_tol, opt.max_tol))
                 if tol != self._tol:
-                    self._solver.update_settings(eps_abs=tol, eps_rel=opt.rel_tol * tol / opt.abs_tol)
-                    self._tol = tol
+                    cap = self._iteration_cap(tol)
+                    self._solver.update_settings(eps_abs=tol, eps_rel=opt.rel_tol * tol / opt.abs_tol, max_iter=cap)
+                    self._tol, self._cap = tol, cap
         self._last_query = (z, y)
         res = self._solver.solve(raise_error=False) if _OSQP_RAISE else self._solver.solve()
         self.stats["queries"] += 1
@@ -173,6 +183,7 @@ class LPBestResponse:
             self.stats["polished"] += 1
         if res.info.status_val not in _USABLE or res.x is None or not np.all(np.isfinite(res.x)):
             raise BestResponseError(f"OSQP: {res.info.status}")
+        self.stats["last_exact"] = res.info.status_val == _SOLVED
         if res.info.status_val != _SOLVED:
             self.stats["inexact"] += 1
         x = np.clip(res.x[self._xr], self._lp.lb[self._x], self._lp.ub[self._x])

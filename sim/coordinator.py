@@ -3,18 +3,22 @@
 The coordinator finds a plan all agents agree on, ``argmin_x sum_i C_i(x)``, without seeing any
 ``C_i``. Each round it sends agent ``i`` the consensus plan ``z``, its prices ``y_i`` and the penalty
 ``rho``; the agent answers its best response ``x_i = argmin C_i(x) + y_i·x + (rho/2)||x - z||²``
-(:class:`sim.protocol.Negotiator`). The coordinator then sets
+(:class:`sim.protocol.Negotiator`). With over-relaxation ``alpha`` (``relaxation``, default 1.6;
+Boyd et al. 2011, section 3.4.3) the answers enter as ``xr_i = alpha x_i + (1 - alpha) z`` and the
+coordinator sets
 
-    z ← mean_i (x_i + y_i/rho),        y_i ← y_i + rho (x_i - z)
+    z ← mean_i (xr_i + y_i/rho),        y_i ← y_i + rho (xr_i - z)
 
-(prices sum to zero after the first round, so ``z`` is the average answer) and checks the primal
-residual ``r = sqrt(sum_i ||x_i - z||²)`` and dual residual ``s = rho sqrt(N) ||z - z_prev||``
-against relative tolerances (Boyd et al. 2011, section 3.3):
+(prices sum to zero after the first round, so ``z`` is the average relaxed answer) and checks the
+primal residual ``r = sqrt(sum_i ||x_i - z||²)`` and the dual residual
+``s = sqrt(sum_i ||rho (x_i - z_prev) - (y_i - y_i_prev)||²)`` (each agent's optimality condition
+at the new prices; with ``alpha = 1`` it is ``rho sqrt(N) ||z - z_prev||``) against relative
+tolerances (Boyd et al. 2011, section 3.3):
 
     eps_pri  = sqrt(N n) eps_abs + eps_rel max(sqrt(sum ||x_i||²), sqrt(N) ||z||)
     eps_dual = sqrt(N n) eps_abs + eps_rel sqrt(sum ||y_i||²)
 
-Speed-ups, both optional (:class:`ADMMOptions`). With ``rho=None`` (default) the first round runs
+Speed-ups (:class:`ADMMOptions`). With ``rho=None`` (default) the first round runs
 at ``rho = 0.01`` and ``rho`` is then set to ``1 / rms(answers)``, so a typical disagreement costs
 about one unit of money per unit of plan. (On the pilot benchmark, turning residual balancing off
 after that measured fewer rounds; on some small random instances the first-round ``rho`` is off by
@@ -201,7 +205,9 @@ class ConsensusADMM:
                 z_new = (Xr + Y / rho).mean(axis=0)
                 Y_new = Y + rho * (Xr - z_new)
                 r = float(np.sqrt(np.sum((X - z_new) ** 2)))
-                s = float(rho * np.sqrt(N) * np.linalg.norm(z_new - z))
+                # dual residual: each agent's optimality condition at the new prices,
+                # rho (x_i - z) - (y_i_new - y_i); with relaxation 1 this is rho sqrt(N) ||z_new - z||
+                s = float(np.linalg.norm(rho * (X - z) - (Y_new - Y)))
                 eps_pri = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * max(float(np.linalg.norm(X)), np.sqrt(N) * float(np.linalg.norm(z_new)))
                 eps_dual = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * float(np.linalg.norm(Y_new))
                 u = np.concatenate([z, (Y / rho).ravel()])

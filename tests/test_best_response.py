@@ -38,7 +38,7 @@ def _objective(br, x, z, y, rho):
 def test_best_response_solves_the_query(small_scenario, party) -> None:
     retailer, vendor = planning_round(small_scenario)
     agent = retailer if party == "retailer" else vendor
-    br = negotiator_for(agent, BestResponseOptions(max_iter=20000))  # solved to OSQP's tolerance
+    br = negotiator_for(agent, BestResponseOptions(early_max_iter=20000))  # solved to OSQP's tolerance
     rng = np.random.default_rng(1)
     shape = agent.public.shape
     for rho in (0.05, 1.0):  # the second query re-solves warm with a new rho
@@ -95,7 +95,7 @@ def test_rho_must_be_positive(small_scenario) -> None:
 def test_per_component_penalties(small_scenario) -> None:
     """FloPro-style agents get a penalty per variable; flosim's best responses accept that too."""
     retailer, _ = planning_round(small_scenario)
-    br = negotiator_for(retailer, BestResponseOptions(max_iter=20000))  # solved to OSQP's tolerance
+    br = negotiator_for(retailer, BestResponseOptions(early_max_iter=20000))  # solved to OSQP's tolerance
     rng = np.random.default_rng(2)
     shape = retailer.public.shape
     z, y = rng.uniform(0, 60, size=shape), rng.normal(0, 1.0, size=shape)
