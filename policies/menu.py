@@ -33,7 +33,11 @@ Tailoring. When the vendor declares a coarse preference the menu concentrates on
 FCs it would rather ship to *and* the weekly volume it has room for at each (its spare truck volume,
 rounded to ``volume_step``, default 100; no costs): "room for about 700 a week to DAL"
 (:meth:`sim.agents.VendorAgent.coarse_volumes`). With ``disclosure: names`` it names the FCs only.
-A list of FC names, or a mapping ``{FC: weekly volume}``, can also be given. Items, in this order:
+A list of names, or a mapping ``{name: weekly volume or null}``, can also be given; a name is an FC
+or a region, and a region stands for the FCs that serve it (those with an outbound arc to it,
+cheapest outbound cost first: ``SouthWest`` on ``default`` is PHX, then DAL); a volume given for a
+region applies to each of its FCs. Unknown names are an error listing the FCs and regions. Items, in
+this order:
 
 1. with a disclosed volume: "steer" items aimed at it (the retailer's own plan under a surcharge at
    another FC and a discount at the preferred one that applies only up to the disclosed volume), one
@@ -216,12 +220,60 @@ def _room_items(
                     yield MenuItem(_capped_shift_plan(ctx, jit, a, b, room, retime), f"shift {fcs[a]}->{fcs[b]} up to {room:g}, {how}")
 
 
-def _as_preference(preferred: Sequence[str] | Mapping[str, float | None] | None) -> dict[str, float | None]:
+Preference = Sequence[str] | Mapping[str, float | None]
+
+
+def _as_preference(preferred: Preference | None) -> dict[str, float | None]:
     if preferred is None:
         return {}
+    if isinstance(preferred, str):
+        return {preferred: None}
     if isinstance(preferred, Mapping):
         return dict(preferred)
     return {name: None for name in preferred}
+
+
+def region_fcs(ctx: PlanningContext, region: str) -> list[int]:
+    """The FCs that serve ``region``: those with an outbound arc to it, cheapest outbound cost first.
+    The retailer builds the menu, and its own outbound costs are its data."""
+    outbound = ctx.retailer._data.outbound[:, ctx.public.regions.index(region)]
+    reach = np.flatnonzero(np.isfinite(outbound))
+    return [int(f) for f in reach[np.argsort(outbound[reach], kind="stable")]]
+
+
+def resolve_preference(ctx: PlanningContext, preferred: Preference | None) -> dict[int, float | None]:
+    """FC index -> disclosed weekly volume (``None``: none), in the order first named. A name is an FC
+    or a region; a region stands for the FCs serving it (:func:`region_fcs`), and a volume given for
+    a region applies to each of them (each item fills one FC). An FC named itself keeps its own
+    volume over one that comes through a region."""
+    pref = _as_preference(preferred)
+    public = ctx.public
+    unknown = [p for p in pref if p not in public.fcs and p not in public.regions]
+    if unknown:
+        shown = unknown[0] if len(unknown) == 1 else unknown
+        raise FlosimError(f"policy 'menu': preference {shown!r} is not an FC or region (FCs: {list(public.fcs)}; regions: {list(public.regions)})")
+    bad = {p: v for p, v in pref.items() if v is not None and not _positive_number(v)}
+    if bad:
+        raise FlosimError(f"policy 'menu': preference volumes must be positive numbers (or null), got {bad}")
+    out: dict[int, float | None] = {}
+    explicit: set[int] = set()
+    for name, volume in pref.items():
+        if name in public.fcs:
+            f = public.fcs.index(name)
+            out[f] = None if volume is None else float(volume)
+            explicit.add(f)
+            continue
+        fcs = region_fcs(ctx, name)
+        if not fcs:
+            raise FlosimError(f"policy 'menu': preference {name!r}: no FC serves that region")
+        for f in fcs:
+            if f not in explicit:
+                out[f] = None if volume is None else float(volume)
+    return out
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v)) and v > 0
 
 
 def build_menu(
@@ -230,30 +282,25 @@ def build_menu(
     size: int,
     *,
     method: str = "mixed",
-    preferred: Sequence[str] | Mapping[str, float | None] | None = None,
+    preferred: Preference | None = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
     first_week: bool = False,
 ) -> list[MenuItem]:
     """Up to ``size`` distinct candidate plans, ``x^J`` first; see the module docstring.
 
-    ``preferred``: FC names, or a mapping from FC name to the weekly volume the vendor disclosed for it
-    (``None``: no volume). ``first_week``: items count as distinct only if their first weeks differ
+    ``preferred``: FC or region names, or a mapping from such a name to the weekly volume the vendor
+    disclosed for it (``None``: no volume); a region stands for the FCs serving it
+    (:func:`resolve_preference`). ``first_week``: items count as distinct only if their first weeks differ
     (the menu of a weekly commitment)."""
     if method not in ("discount", "shift", "mixed"):
         raise FlosimError(f"menu method must be 'discount', 'shift' or 'mixed', got {method!r}")
-    pref = _as_preference(preferred)
     fcs = list(range(ctx.public.F))
     first: Iterable[MenuItem] = ()  # items aimed at a disclosed volume come before the grids
     gens: list[Iterator[MenuItem]] = []
+    pref = resolve_preference(ctx, preferred)
     if pref:
-        unknown = [p for p in pref if p not in ctx.public.fcs]
-        if unknown:
-            raise FlosimError(f"menu preference names unknown FCs {unknown} (FCs: {list(ctx.public.fcs)})")
-        bad = {p: v for p, v in pref.items() if v is not None and not (np.isfinite(v) and v > 0)}
-        if bad:
-            raise FlosimError(f"menu preference volumes must be positive numbers, got {bad}")
-        fcs = [ctx.public.fcs.index(p) for p in pref]
-        rooms = {ctx.public.fcs.index(p): float(v) for p, v in pref.items() if v is not None}
+        fcs = list(pref)
+        rooms = {f: v for f, v in pref.items() if v is not None}
         if rooms:
             first = _room_items(ctx, jit_plan, rooms, steer=method != "shift", shift=method != "discount", first_week=first_week)
         if method in ("shift", "mixed"):
@@ -274,6 +321,40 @@ def build_menu(
     return items
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _whole(field: str, value: Any, minimum: int) -> int:
+    """``value`` as a whole number >= ``minimum`` (``4`` or ``4.0``), else a user error naming it."""
+    if not _number(value) or float(value) != int(value) or value < minimum:
+        raise FlosimError(f"policy 'menu': {field} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_preference(preference: Any) -> str | list[str] | dict[str, float | None] | None:
+    """The ``preference`` parameter, checked for shape: ``None``, ``auto``, an FC or region name, a list
+    of names, or a mapping name -> weekly volume (a positive number, or null for none). Names are
+    checked against the scenario when the menu is built."""
+    if preference is None or preference == "auto":
+        return preference
+    if isinstance(preference, str):
+        return [preference]
+    if isinstance(preference, Mapping):
+        if not all(isinstance(k, str) for k in preference):
+            raise FlosimError(f"policy 'menu': preference names must be FC or region names, got {list(preference)}")
+        bad = {k: v for k, v in preference.items() if v is not None and not _positive_number(v)}
+        if bad:
+            raise FlosimError(f"policy 'menu': preference volumes must be positive numbers (or null), got {bad}")
+        return dict(preference)
+    if isinstance(preference, (list, tuple)) and all(isinstance(k, str) for k in preference):
+        return list(preference)
+    raise FlosimError(
+        "policy 'menu': preference must be 'auto', an FC or region name, a list of names or a mapping "
+        f"name -> weekly volume, got {preference!r}"
+    )
+
+
 class MenuPolicy:
     name = "menu"
 
@@ -281,7 +362,7 @@ class MenuPolicy:
         self,
         size: int = 12,
         method: str = "mixed",
-        preference: str | list[str] | dict[str, float] | None = None,
+        preference: str | list[str] | dict[str, float | None] | None = None,
         disclosure: str = "volume",
         volume_step: float = 100.0,
         levels: Sequence[float] = DEFAULT_LEVELS,
@@ -292,8 +373,8 @@ class MenuPolicy:
         scenarios: int = 8,
         two_way: bool = False,
     ) -> None:
-        if size < 1:
-            raise FlosimError(f"policy 'menu': size must be >= 1, got {size}")
+        size = _whole("size", size, 1)
+        scenarios = _whole("scenarios", scenarios, 1)
         if method not in ("discount", "shift", "mixed"):
             raise FlosimError(f"policy 'menu': method must be 'discount', 'shift' or 'mixed', got {method!r}")
         if commitment not in ("plan", "week"):
@@ -301,23 +382,22 @@ class MenuPolicy:
         self.commitment = commitment
         if pricing not in ("plan", "first-week"):
             raise FlosimError(f"policy 'menu': pricing must be 'plan' or 'first-week', got {pricing!r}")
-        if any(not 0 < lv < 1 for lv in levels):
-            raise FlosimError(f"policy 'menu': discount levels must be fractions in (0, 1), got {list(levels)}")
-        if not 0 < discount <= 1 or risk_aversion < 0 or scenarios < 1:
-            raise FlosimError(
-                "policy 'menu': need 0 < discount <= 1, risk_aversion >= 0, scenarios >= 1 "
-                f"(got {discount}, {risk_aversion}, {scenarios})"
-            )
+        if isinstance(levels, (str, bytes)) or not isinstance(levels, Iterable):
+            raise FlosimError(f"policy 'menu': levels must be a list of fractions in (0, 1), got {levels!r}")
+        levels = list(levels)
+        if any(not _number(lv) or not 0 < lv < 1 for lv in levels):
+            raise FlosimError(f"policy 'menu': levels must be a list of fractions in (0, 1), got {levels}")
+        if not _number(discount) or not 0 < discount <= 1:
+            raise FlosimError(f"policy 'menu': discount must be a number in (0, 1], got {discount!r}")
+        if not _number(risk_aversion) or risk_aversion < 0:
+            raise FlosimError(f"policy 'menu': risk_aversion must be a number >= 0, got {risk_aversion!r}")
+        if not isinstance(two_way, bool):
+            raise FlosimError(f"policy 'menu': two_way must be true or false, got {two_way!r}")
         if disclosure not in ("volume", "names"):
             raise FlosimError(f"policy 'menu': disclosure must be 'volume' or 'names', got {disclosure!r}")
-        if not volume_step > 0:
-            raise FlosimError(f"policy 'menu': volume_step must be > 0, got {volume_step}")
-        if isinstance(preference, dict):
-            bad = {k: v for k, v in preference.items() if not isinstance(v, (int, float)) or not v > 0}
-            if bad:
-                raise FlosimError(f"policy 'menu': preference volumes must be positive numbers, got {bad}")
-        elif isinstance(preference, str) and preference != "auto":
-            preference = [preference]
+        if not _positive_number(volume_step):
+            raise FlosimError(f"policy 'menu': volume_step must be a number > 0, got {volume_step!r}")
+        preference = _check_preference(preference)
         self.disclosure, self.volume_step = disclosure, float(volume_step)
         self.size, self.method, self.preference, self.levels = size, method, preference, tuple(sorted(levels))
         self.pricing = pricing

@@ -7,7 +7,8 @@ import pytest
 
 from experiments.audit import run_audit
 from experiments.menu_efficiency import menu_efficiency
-from policies.menu import MenuPolicy, build_menu
+from policies.menu import MenuPolicy, build_menu, resolve_preference
+from policies.registry import make_policy
 from sim.agents import joint_plan
 from sim.errors import FlosimError
 from sim.scenario import load_scenario
@@ -131,10 +132,51 @@ def test_first_week_pricing_can_mislead_the_vendor(known_demand):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"size": 0}, {"method": "magic"}, {"pricing": "free"}, {"levels": [0.0]}, {"levels": [1.5]},
-     {"disclosure": "costs"}, {"volume_step": 0}, {"preference": {"DAL": 0}}],
+    "kwargs, needle",
+    [({"size": 0}, "size"), ({"method": "magic"}, "magic"), ({"pricing": "free"}, "free"), ({"levels": [0.0]}, "levels"),
+     ({"levels": [1.5]}, "1.5"), ({"disclosure": "costs"}, "costs"), ({"volume_step": 0}, "volume_step"),
+     ({"preference": {"DAL": 0}}, "'DAL': 0"), ({"size": 2.5}, "2.5"), ({"size": "big"}, "'big'"), ({"size": True}, "True"),
+     ({"scenarios": 0}, "scenarios"), ({"scenarios": "8"}, "'8'"), ({"levels": "x"}, "'x'"), ({"levels": ["a"]}, "'a'"),
+     ({"discount": "x"}, "discount"), ({"risk_aversion": -1}, "risk_aversion"), ({"two_way": "yes"}, "two_way"),
+     ({"preference": 3}, "preference"), ({"preference": {"DAL": "lots"}}, "'lots'")],
 )
-def test_bad_parameters_are_user_errors(kwargs):
-    with pytest.raises(FlosimError):
+def test_bad_parameters_are_user_errors(kwargs, needle):
+    field = next(iter(kwargs))
+    with pytest.raises(FlosimError) as exc:
         MenuPolicy(**kwargs)
+    message = str(exc.value)
+    assert "\n" not in message and field in message and needle in message, message
+
+
+def test_good_parameters_are_accepted():
+    assert MenuPolicy(size=4.0).size == 4 and isinstance(MenuPolicy(size=4.0).size, int)
+    assert MenuPolicy(preference={"DAL": None}).preference == {"DAL": None}  # a name without a volume
+    assert MenuPolicy(preference="SouthWest").preference == ["SouthWest"]
+
+
+def test_a_region_preference_stands_for_the_fcs_serving_it(known_demand):
+    ctx = planning_context(known_demand, week=1)
+    fcs = ctx.public.fcs
+    # SouthWest is served by PHX (outbound 0.30) and DAL (1.50), cheapest first; IND cannot reach it
+    assert [fcs[f] for f in resolve_preference(ctx, ["SouthWest"])] == ["PHX", "DAL"]
+    # a region's volume applies to each of its FCs; an FC named itself keeps its own
+    assert resolve_preference(ctx, {"SouthWest": 700, "DAL": None}) == {fcs.index("PHX"): 700.0, fcs.index("DAL"): None}
+    assert resolve_preference(ctx, {"DAL": 300, "SouthWest": 700}) == {fcs.index("DAL"): 300.0, fcs.index("PHX"): 700.0}
+    own = ctx.retailer.preferred_plan().plan
+    by_region = build_menu(ctx, own, 8, preferred=["SouthWest"], first_week=True)
+    by_fcs = build_menu(ctx, own, 8, preferred=["PHX", "DAL"], first_week=True)
+    assert [it.kind for it in by_region] == [it.kind for it in by_fcs]
+    assert any("->DAL" in it.kind for it in by_region) and any("->PHX" in it.kind for it in by_region)
+    # through the scenario file's parameters, as `policies: menu: {preference: [SouthWest]}`
+    scenario = known_demand.with_overrides({"policies.menu": {"size": 8, "preference": ["SouthWest"], "scenarios": 1}})
+    d = make_policy("menu", scenario).decide(ctx)
+    assert d.diagnostics["menu_size"] == 8
+
+
+def test_an_unknown_preference_name_is_an_error_listing_fcs_and_regions(known_demand):
+    ctx = planning_context(known_demand, week=1)
+    with pytest.raises(FlosimError) as exc:
+        MenuPolicy(preference=["SouthWest", "Atlantis"], scenarios=1).decide(ctx)
+    message = str(exc.value)
+    assert "'Atlantis'" in message and "SouthWest'" in message and "'DAL'" in message and "'Midwest'" in message, message
+    assert "SouthWest" not in message.split("(")[0]  # only the unknown name is blamed
