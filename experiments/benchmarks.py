@@ -11,7 +11,10 @@ Three sizes, built programmatically (no files needed):
 For each size :func:`run_benchmark` times, in one process and on the same planning round (week 0,
 scenario's initial stock, mean demand as the forecast):
 
-* the joint first-best LP: model build and HiGHS solve separately (``build_s``, ``central_s``);
+* the joint first-best LP: model build and HiGHS solve separately (``build_s``, ``central_s``;
+  ``central_method``: HiGHS's own choice, simplex in practice, below a million LP variables, its
+  interior-point solver without crossover above, where simplex does not finish in reasonable time,
+  see :func:`sim.lp.solve_lp`);
 * the CPP negotiation as the ``cpp`` policy runs it (:func:`policies.cpp.negotiate_efficient_plan`:
   building both agents' best-response solvers, in their own processes from 5,000 plan components
   on, the ADMM rounds, and the vendor's confirmation of the plan: ``cpp_s``), its iterations, and
@@ -160,6 +163,7 @@ class BenchRow:
     n_public: int
     n_lp_vars: int
     build_s: float
+    central_method: str
     central_s: float
     cpp_s: float
     ratio: float
@@ -177,7 +181,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     ``on_round`` is called with each negotiation round's history entry (progress)."""
     from policies.base import PlanningContext
     from policies.cpp import admm_options, negotiate_efficient_plan
-    from sim.lp import LPBuilder, solve_lp
+    from sim.lp import IPM_THRESHOLD, LPBuilder, solve_lp
 
     scenario = benchmark_scenario(size)
     retailer, vendor = planning_round(scenario)
@@ -187,8 +191,9 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     retailer.add_block(b, x)
     vendor.add_block(b, x)
     lp = b.build()
+    method = "ipm" if lp.n >= IPM_THRESHOLD else "highs"
     t1 = time.perf_counter()
-    first_best = solve_lp(lp).objective
+    first_best = solve_lp(lp, method=method).objective
     t2 = time.perf_counter()
     ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendor=vendor, rng=np.random.default_rng(0))
     plan, result = negotiate_efficient_plan(ctx, admm_options(options, "flosim bench"), on_round=on_round)
@@ -199,6 +204,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
         n_public=int(np.prod(retailer.public.shape)),
         n_lp_vars=lp.n,
         build_s=t1 - t0,
+        central_method=method,
         central_s=t2 - t1,
         cpp_s=t3 - t2,
         ratio=(t3 - t2) / max(t2 - t1, 1e-9),
@@ -210,11 +216,11 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
 
 def format_table(rows: list[BenchRow]) -> str:
     """A plain-text table of benchmark rows."""
-    head = f"{'size':<7}{'n_public':>10}{'LP vars':>10}{'build_s':>9}{'central_s':>11}{'cpp_s':>9}{'ratio':>8}{'iters':>7}  {'status':<14}{'gap':>10}"
+    head = f"{'size':<7}{'n_public':>10}{'LP vars':>10}{'build_s':>9}{'central':>8}{'central_s':>11}{'cpp_s':>9}{'ratio':>8}{'iters':>7}  {'status':<14}{'gap':>10}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r.size:<7}{r.n_public:>10}{r.n_lp_vars:>10}{r.build_s:>9.3f}{r.central_s:>11.3f}{r.cpp_s:>9.2f}"
+            f"{r.size:<7}{r.n_public:>10}{r.n_lp_vars:>10}{r.build_s:>9.3f}{r.central_method:>8}{r.central_s:>11.3f}{r.cpp_s:>9.2f}"
             f"{r.ratio:>8.1f}{r.iterations:>7}  {r.status:<14}{r.gap:>10.2e}"
         )
     return "\n".join(lines)
