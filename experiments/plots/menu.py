@@ -1,4 +1,10 @@
-"""Plot: share of the first-best saving captured by the menu, against menu size."""
+"""Plot: share of the first-best saving captured by the menu, against menu size.
+
+Two panels, both against the same first-best saving: the binding week's PO (the share the 1% claim is
+about; need not grow with the menu) and the vendor's criterion (its cost plus the price; never falls
+as a nested menu grows). One line per scenario and tailoring (mean over the planning weeks), with a
+band from the least to the largest share over the weeks. Written as PNG and, beside it, PDF.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +15,79 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+PANELS = (
+    ("share", "binding week's PO: share\n(least social cost with the PO fixed; may fall)"),
+    ("share_vendor", "vendor's criterion: share_vendor\n(its cost + price on common demand scenarios; never falls)"),
+)
+TAILORING = {False: {"ls": "--", "marker": "o", "label": "untailored", "colour": "#7f8c8d"},
+             True: {"ls": "-", "marker": "s", "label": "tailored to the vendor's disclosure", "colour": "#c0392b"}}
 
 
-def plot_menu_efficiency(table: pd.DataFrame, path: str | Path, title: str = "Menu of contracts") -> Path:
-    """Mean share captured (with min-max band over weeks and scenarios), tailored vs untailored."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for tailored, style in ((False, {"color": "#7f8c8d", "marker": "o"}), (True, {"color": "#c0392b", "marker": "s"})):
-        t = table[table.tailored == tailored].groupby("size")["share"]
-        mean, lo, hi = t.mean(), t.min(), t.max()
-        label = "tailored to the vendor's coarse preference" if tailored else "untailored"
-        ax.plot(mean.index, 100 * mean.values, label=label, **style)
-        ax.fill_between(mean.index, 100 * lo.values, 100 * hi.values, color=style["color"], alpha=0.15)
-    ax.axhline(100, color="black", lw=0.8, ls="--", label="first-best")
-    ax.set_xlabel("menu size (items offered, including JIT)")
-    ax.set_ylabel("share of first-best saving captured\nby the binding week's PO (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+def _weeks_text(weeks: list[int]) -> str:
+    if len(weeks) > 2 and weeks == list(range(weeks[0], weeks[-1] + 1)):
+        return f"weeks {weeks[0]}-{weeks[-1]}"
+    return ("week " if len(weeks) == 1 else "weeks ") + ", ".join(str(w) for w in weeks)
+
+
+def menu_title(table: pd.DataFrame) -> str:
+    """Scenario(s), planning weeks, demand (known/uncertain), disclosure and method, from the table."""
+    scenarios = list(dict.fromkeys(table["scenario"]))
+    shown = ", ".join(scenarios) if len(scenarios) <= 3 else f"{len(scenarios)} scenarios"
+    weeks = sorted(int(w) for w in table["week"].unique())
+    parts = [_weeks_text(weeks)]
+    for col, fmt in (("demand", "{} demand"), ("disclosure", "disclosure: {}"), ("method", "method: {}")):
+        if col in table:
+            parts.append(fmt.format("/".join(str(v) for v in dict.fromkeys(table[col]))))
+    return f"Menu of contracts on {shown}\n" + ", ".join(parts)
+
+
+def plot_menu_efficiency(table: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+    """Mean share captured over weeks (band: min-max over weeks), per scenario, tailored vs untailored,
+    on the binding week and on the vendor's criterion; ``path`` (PNG) and the same name as PDF."""
+    scenarios = list(dict.fromkeys(table["scenario"]))
+    colours = plt.get_cmap("tab10" if len(scenarios) <= 10 else "tab20")
+    sizes = sorted(int(s) for s in table["size"].unique())
+    panels = [(col, label) for col, label in PANELS if col in table]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), sharey=True, squeeze=False)
+    for ax, (col, label) in zip(axes[0], panels):
+        for i, scenario in enumerate(scenarios):
+            for tailored, style in TAILORING.items():
+                # one scenario: a colour per tailoring; several: a colour per scenario, style per tailoring
+                colour = colours(i % colours.N) if len(scenarios) > 1 else style["colour"]
+                t = table[(table.scenario == scenario) & (table.tailored == tailored)].groupby("size")[col]
+                if not len(t):
+                    continue
+                mean, lo, hi = t.mean(), t.min(), t.max()
+                ax.plot(mean.index, 100 * mean.values, color=colour, ls=style["ls"], marker=style["marker"], ms=4)
+                ax.fill_between(mean.index, 100 * lo.values, 100 * hi.values, color=colour, alpha=0.12, lw=0)
+        ax.axhline(100, color="black", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([str(s) for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("menu size (items offered, including JIT)")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("share of the first-best saving captured (%)")
+    several = len(scenarios) > 1
+    handles = [Line2D([], [], color=colours(i % colours.N), lw=2, label=s) for i, s in enumerate(scenarios)] if several else []
+    handles += [Line2D([], [], color="black" if several else st["colour"], ls=st["ls"], marker=st["marker"], ms=4, label=st["label"])
+                for st in TAILORING.values()]
+    handles += [Patch(color="grey", alpha=0.25, label="band: min-max over weeks (line: mean)"),
+                Line2D([], [], color="black", lw=0.8, ls=":", label="first-best (100%)")]
+    ncol = min(len(handles), 3)
+    rows = -(-len(handles) // ncol)
+    fig.suptitle(title or menu_title(table), fontsize=11)
     fig.tight_layout()
+    # the legend below the panels, never over the lines
+    inch = 1 / fig.get_figheight()
+    fig.subplots_adjust(bottom=(0.75 + 0.22 * rows) * inch, top=1 - 1.05 * inch)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8.5, frameon=False, bbox_to_anchor=(0.5, 0.0))
     path = Path(path)
     fig.savefig(path, dpi=150)
+    fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
     return path
