@@ -1,4 +1,8 @@
-"""``flosim audit``: the incentive audit (see :mod:`experiments.audit`)."""
+"""``flosim audit``: the incentive audit (see :mod:`experiments.audit`).
+
+The CBT of ``cpp-vcg`` and ``menu`` is priced from the retailer's own reported costs, so those
+mechanisms are truthful for the vendor only: a retailer lie can pay, and the output says so.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +22,21 @@ from sim.results import default_results_dir, write_json, write_table
 from sim.scenario import load_scenario
 
 DEFAULT_MECHANISMS = ("cpp-vcg", "split-savings", "menu")
+CBT_MECHANISMS = ("cpp-vcg", "menu")  # transfers priced from the retailer's reports
+
+
+def audit_notes(mechanisms: list[str], parties: list[str]) -> list[str]:
+    """What the table cannot say by itself: where a mechanism promises truthfulness for one party only."""
+    cbt = [m for m in mechanisms if m in CBT_MECHANISMS]
+    if not cbt or "retailer" not in parties:
+        return []
+    return [f"{', '.join(cbt)}: the CBT is priced from the retailer's own reported costs, so the mechanism is "
+            "truthful for the vendor only; a retailer lie can pay (docs/mechanisms.md)"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("audit", help="incentive audit: does any party gain by misreporting its costs?")
+    p = sub.add_parser("audit", help="incentive audit: does any party gain by misreporting its costs?",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scenario_args(p)
     p.add_argument("--mechanism", action="append", metavar="M", help="mechanism to audit; repeat (default: cpp-vcg, split-savings, menu)")
     p.add_argument("--mode", choices=["round", "run"], default="round",
@@ -51,7 +66,8 @@ def main(args: argparse.Namespace) -> int:
     rows = table[["mechanism", "party", "lie", "gain", "relative_gain"]].to_dict(orient="records")
     write_json(out / "audit.json", {"scenario": scenario.name, "mode": args.mode, "weeks": weeks,
                                     "seed": scenario.seed if args.seed is None else args.seed,
-                                    "wall_s": time.perf_counter() - started, "rows": rows})
+                                    "wall_s": time.perf_counter() - started, "notes": audit_notes(mechanisms, parties),
+                                    "rows": rows})
     from experiments.plots.audit import plot_audit
 
     plot_audit(table, out / "audit.png", title=f"Incentive audit ({args.mode}), scenario {scenario.name}")
@@ -61,5 +77,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(f"incentive audit ({args.mode} mode, {weeks} weeks), scenario {scenario.name}: gain > 0 means lying pays")
         print(table[["mechanism", "party", "lie", "gain", "relative_gain"]].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+        for note in audit_notes(mechanisms, parties):
+            print(f"note: {note}")
         print(f"\nresults: {out}")
     return 0
