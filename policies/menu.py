@@ -66,11 +66,17 @@ less at DAL, where the vendor ships cheaply, so the vendor's criterion undervalu
 smaller shift (week 0: a same-week shift with ``S`` 0.56% above first-best beats the steer item at
 0.06%). Whenever the menu adds an item that is better on the vendor's criterion and worse on ``S``,
 the binding share falls; the retailer cannot screen such items out (both need the vendor's costs),
-so no generation rule guarantees monotonicity; ``share_plan`` (the vendor's criterion) is monotone.
+so no generation rule guarantees monotonicity. The vendor's criterion (``share_vendor`` in
+``flosim menu``, equal to ``share_plan`` with known demand) is monotone for nested menus priced on
+the same demand paths, with uncertain demand too.
 Letting the vendor value an item by its own best cost given the first week (free continuation) or
 by its first week alone was tried and aligned worse (``docs/mechanisms.md``).
 
-Parameters: ``size`` (items including ``x^J``), ``method``, ``preference``, ``disclosure``,
+Incentives. The prices are CBTs computed from the retailer's reported costs, so the menu is truthful
+for the vendor only: no vendor lie pays (audited), but the retailer gains by overstating its holding
+cost (same pick, higher price; ``docs/mechanisms.md``).
+
+Parameters: ``size`` (items including ``x^J``, a whole number >= 1), ``method``, ``preference``, ``disclosure``,
 ``volume_step``, ``levels``, ``commitment``, ``pricing``, and the CBT parameters ``discount``,
 ``risk_aversion``, ``scenarios``, ``two_way``.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from experiments.audit import run_audit
@@ -81,6 +82,7 @@ def test_captured_share_does_not_fall_as_the_menu_grows(known_demand):
         t = t.sort_values("size")
         assert t["share"].iloc[0] == pytest.approx(0.0, abs=1e-9)  # a menu of one is JIT
         shares = t["share_plan"].to_numpy()  # the vendor's own criterion: monotone for any nested menu
+        np.testing.assert_allclose(t["share_vendor"].to_numpy(), shares, atol=1e-9)  # equal with known demand
         assert np.all(np.diff(shares) >= -1e-9), (week, tailored, shares)
         if tailored:
             # the binding week's share: not monotone in general (see the module docstring of
@@ -102,6 +104,52 @@ def test_binding_share_can_fall_as_the_menu_grows(known_demand):
     t = table[table.tailored].set_index("size")
     assert t.loc[8, "share_plan"] >= t.loc[2, "share_plan"] - 1e-9
     assert t.loc[8, "share"] < t.loc[2, "share"] - 0.1
+
+
+@pytest.fixture(scope="module")
+def uncertain_table():
+    # the stochastic default at week 6, where the binding share and the completed plan's share both
+    # fall with 8 items (tailored); prices on four sampled demand paths
+    return menu_efficiency([load_scenario("default")], sizes=[1, 2, 4, 8, 16], weeks=[6], scenarios_for_prices=4)
+
+
+def test_efficiency_table_does_not_depend_on_which_sizes_are_requested(uncertain_table):
+    # every decision prices on the demand paths the policy gets that week, not on a shared generator's
+    # next draws: a size evaluated alone gives the row it gives among others (repeats are dropped)
+    alone = menu_efficiency([load_scenario("default")], sizes=[8, 8], weeks=[6, 6], scenarios_for_prices=4)
+    assert sorted(alone["size"].unique()) == [8] and len(alone) == 2
+    among = uncertain_table[uncertain_table["size"] == 8].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone.reset_index(drop=True), among)
+
+
+def test_vendor_criterion_never_worsens_as_a_nested_menu_grows_with_uncertain_demand(uncertain_table):
+    assert (uncertain_table["demand"] == "uncertain").all()
+    for tailored, t in uncertain_table.groupby("tailored"):
+        t = t.sort_values("size")
+        saving = t["vendor_saving"].to_numpy()  # JIT item's cost + price less the pick's, same paths
+        assert saving[0] == pytest.approx(0.0, abs=1e-9) and np.all(np.diff(saving) >= -1e-9), (tailored, saving)
+        assert np.all(np.diff(t["share_vendor"].to_numpy()) >= -1e-9)
+        assert saving[-1] > 0  # and the menu does find something the vendor prefers to JIT
+    tailored = uncertain_table[uncertain_table.tailored].set_index("size")
+    assert tailored.loc[16, "share_vendor"] > 0.1 and tailored.loc[2, "share"] > 0.5
+
+
+def test_the_menu_is_truthful_for_the_vendor_only(known_demand):
+    # the CBT is priced from the retailer's own reports: no vendor lie pays, but the retailer gains by
+    # inflating its holding cost (weeks 0 and 1 with known demand; docs/mechanisms.md)
+    table = run_audit(known_demand, ["menu"], weeks=2, parties=["vendor", "retailer"],
+                      policy_overrides={"menu": {"size": 4, "preference": "auto", "scenarios": 1}})
+    vendor, retailer = table[table.party == "vendor"], table[table.party == "retailer"].set_index("lie")
+    assert len(vendor) >= 7 and (vendor["relative_gain"] <= 1e-7).all(), vendor[["lie", "gain"]]
+    assert retailer.loc["inflate_holding_x3", "gain"] > 10.0, retailer[["gain"]]
+
+
+def test_audit_output_says_the_cbt_mechanisms_are_truthful_for_the_vendor_only():
+    from experiments.commands.audit import audit_notes
+
+    (note,) = audit_notes(["menu", "split-savings"], ["vendor", "retailer"])
+    assert note.startswith("menu:") and "vendor only" in note and "retailer lie can pay" in note
+    assert audit_notes(["split-savings"], ["vendor", "retailer"]) == [] and audit_notes(["menu"], ["vendor"]) == []
 
 
 def test_participation_ex_ante_for_both_parties():
