@@ -19,23 +19,34 @@ the same first-best social cost (``first_best``, known to the oracle only):
   plan. With known demand it equals ``share_vendor``; with uncertain demand the price averages the
   retailer's costs over sampled demand instead, so it may differ and need not be monotone.
 
-``tailored`` menus use the vendor's coarse preference (``preference: auto``); ``disclosure`` says
-what it discloses: ``volume`` (default: FC names and the weekly volume it has room for,
+The menu is the scenario's own: every policy starts from the scenario's ``policies.menu``
+parameters (``levels``, ``volume_step``, ``commitment``, ``pricing``, ``discount``,
+``risk_aversion``, ``scenarios``, ``two_way``, ``method``, ``disclosure``, as
+:func:`policies.registry.make_policy` builds it for ``flosim run``), and only ``size`` and the
+preference are set on top, with ``method``, ``disclosure`` and the number of price paths where
+given (``None``: the scenario's setting, else the policy's default). Untailored menus have no
+preference; ``tailored`` menus use the scenario's preference where it names FCs or regions, else the
+vendor's coarse disclosure (``preference: auto``), whose ``disclosure`` says what it discloses:
+``volume`` (FC names and the weekly volume it has room for,
 :meth:`sim.agents.VendorAgent.coarse_volumes`) or ``names`` only
-(:meth:`sim.agents.VendorAgent.coarse_preference`). ``method`` is the menu's generation method.
-Rows are labelled by ``labels`` (default: the scenarios' names, which should then be unique).
+(:meth:`sim.agents.VendorAgent.coarse_preference`). Each row records the effective ``method``,
+``disclosure``, ``preference``, ``contract`` (``first-week`` or ``plan``) and ``price_paths`` (demand
+paths each price averages over; identical with known demand). Rows are labelled by ``labels``
+(default: the scenarios' names, which should then be unique).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
 from experiments.audit import fixed_first_week_cost
 from forecasts.inputs import policy_rng
 from policies.menu import MenuPolicy
+from policies.registry import make_policy
 from sim.agents import joint_plan
 from sim.errors import FlosimError
 from sim.scenario import Scenario
@@ -49,72 +60,113 @@ def unique_sizes(values: Sequence[int]) -> list[int]:
     return sorted(dict.fromkeys(int(v) for v in values))
 
 
+def menu_parameters(
+    scenario: Scenario,
+    size: int,
+    tailored: bool,
+    *,
+    method: str | None = None,
+    disclosure: str | None = None,
+    scenarios_for_prices: int | None = None,
+) -> dict[str, Any]:
+    """The menu policy's parameters for one row: the scenario's ``policies.menu``, with ``size``, the
+    preference (none, or for ``tailored`` the scenario's named preference, else ``auto``) and, where
+    not ``None``, ``method``, ``disclosure`` and ``scenarios`` (price paths) set on top."""
+    params = dict(scenario.policies.get("menu", {}))
+    own = params.get("preference")
+    params["size"] = size
+    params["preference"] = (own if own not in (None, "auto") else "auto") if tailored else None
+    for key, value in (("method", method), ("disclosure", disclosure), ("scenarios", scenarios_for_prices)):
+        if value is not None:
+            params[key] = value
+    return params
+
+
+def menu_policy(scenario: Scenario, size: int, tailored: bool, **options: Any) -> MenuPolicy:
+    """The menu policy of one row (:func:`menu_parameters`), built as ``flosim run`` builds it, with its
+    parameters checked (one-line user errors naming the field and value)."""
+    return make_policy("menu", scenario, **menu_parameters(scenario, size, tailored, **options))  # type: ignore[return-value]
+
+
+def _shown(preference: Any) -> str:
+    if preference is None:
+        return "none"
+    return preference if isinstance(preference, str) else json.dumps(preference)
+
+
 def menu_efficiency(
     scenarios: Sequence[Scenario],
     sizes: Sequence[int] = DEFAULT_SIZES,
     weeks: Sequence[int] = (1, 3),
     *,
     labels: Sequence[str] | None = None,
-    method: str = "mixed",
-    scenarios_for_prices: int = 4,
-    disclosure: str = "volume",
+    method: str | None = None,
+    scenarios_for_prices: int | None = None,
+    disclosure: str | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> pd.DataFrame:
     """Rows ``(scenario, week, tailored, size, offered, item, share, gap, share_vendor, vendor_saving,
-    share_plan, gap_plan, social, social_plan, first_best, jit, jit_plan, demand, disclosure, method)``,
-    by scenario, week, tailored and size (sizes and weeks sorted, repeats dropped); ``disclosure``
-    applies to the tailored menus. The table does not depend on which other sizes, weeks or
-    scenarios are requested."""
+    share_plan, gap_plan, social, social_plan, first_best, jit, jit_plan, demand, disclosure, method,
+    preference, contract, price_paths)``, by scenario, week, tailored and size (sizes and weeks
+    sorted, repeats dropped). The policy is the scenario's menu with the given settings on top
+    (:func:`menu_parameters`); its parameters are checked before anything is solved. The table does
+    not depend on which other sizes, weeks or scenarios are requested."""
     labels = [s.name for s in scenarios] if labels is None else list(labels)
     if len(labels) != len(scenarios):
         raise ValueError(f"{len(labels)} labels for {len(scenarios)} scenarios")
     if len(set(labels)) != len(labels):
         raise FlosimError(f"menu efficiency: scenario labels must be unique, got {labels}")
     sizes, weeks = unique_sizes(sizes), unique_sizes(weeks)
+    options = {"method": method, "disclosure": disclosure, "scenarios_for_prices": scenarios_for_prices}
+    # every scenario's policies first: a bad parameter fails before any planning context is built
+    policies: list[dict[tuple[bool, int], MenuPolicy]] = [
+        {(tailored, size): menu_policy(scenario, size, tailored, **options) for tailored in (False, True) for size in sizes}
+        for scenario in scenarios
+    ]
     rows = []
-    for label, scenario in zip(labels, scenarios):
+    for label, scenario, menus in zip(labels, scenarios, policies):
         for week in weeks:
             ctx = planning_context(scenario, week=week)
             fb = joint_plan(ctx.retailer, ctx.vendor).social_cost
             own = ctx.retailer.preferred_plan()
             jit = fixed_first_week_cost(ctx.retailer, ctx.vendor, own.plan[0])
             jit_plan = own.total + ctx.vendor.evaluate(own.plan).total
-            for tailored in (False, True):
-                for size in sizes:
-                    policy = MenuPolicy(size=size, method=method, preference="auto" if tailored else None,
-                                        disclosure=disclosure, scenarios=scenarios_for_prices)
-                    # every decision sees the demand scenarios the policy gets this week: common random
-                    # numbers across sizes and tailoring, whatever else is evaluated
-                    d = policy.decide(replace(ctx, rng=policy_rng(scenario.seed, week)))
-                    social = fixed_first_week_cost(ctx.retailer, ctx.vendor, d.po)
-                    social_plan = d.diagnostics["planned_social"]
-                    vendor_saving = d.diagnostics["ex_ante_margin_vendor"]  # JIT item's cost + price less the pick's
-                    rows.append(
-                        {
-                            "scenario": label,
-                            "week": week,
-                            "tailored": tailored,
-                            "size": size,
-                            "offered": d.diagnostics["menu_size"],
-                            "item": d.diagnostics["menu_item"],
-                            "share": _share(jit - social, jit - fb),
-                            "gap": (social - fb) / abs(fb),
-                            "share_vendor": _share(vendor_saving, jit_plan - fb),
-                            "vendor_saving": vendor_saving,
-                            "share_plan": _share(jit_plan - social_plan, jit_plan - fb),
-                            "gap_plan": (social_plan - fb) / abs(fb),
-                            "social": social,
-                            "social_plan": social_plan,
-                            "first_best": fb,
-                            "jit": jit,
-                            "jit_plan": jit_plan,
-                            "demand": "known" if scenario.demand.deterministic else "uncertain",
-                            "disclosure": disclosure,
-                            "method": method,
-                        }
-                    )
-                    if on_step:
-                        on_step()
+            for (tailored, size), policy in menus.items():
+                # every decision sees the demand scenarios the policy gets this week: common random
+                # numbers across sizes and tailoring, whatever else is evaluated
+                d = policy.decide(replace(ctx, rng=policy_rng(scenario.seed, week)))
+                social = fixed_first_week_cost(ctx.retailer, ctx.vendor, d.po)
+                social_plan = d.diagnostics["planned_social"]
+                vendor_saving = d.diagnostics["vendor_saving"]  # JIT item's cost + price less the pick's
+                rows.append(
+                    {
+                        "scenario": label,
+                        "week": week,
+                        "tailored": tailored,
+                        "size": size,
+                        "offered": d.diagnostics["menu_size"],
+                        "item": d.diagnostics["menu_item"],
+                        "share": _share(jit - social, jit - fb),
+                        "gap": (social - fb) / abs(fb),
+                        "share_vendor": _share(vendor_saving, jit_plan - fb),
+                        "vendor_saving": vendor_saving,
+                        "share_plan": _share(jit_plan - social_plan, jit_plan - fb),
+                        "gap_plan": (social_plan - fb) / abs(fb),
+                        "social": social,
+                        "social_plan": social_plan,
+                        "first_best": fb,
+                        "jit": jit,
+                        "jit_plan": jit_plan,
+                        "demand": "known" if scenario.demand.deterministic else "uncertain",
+                        "disclosure": policy.disclosure,
+                        "method": policy.method,
+                        "preference": _shown(policy.preference),
+                        "contract": d.diagnostics["contract"],
+                        "price_paths": int(policy.cbt["scenarios"]),
+                    }
+                )
+                if on_step:
+                    on_step()
     return pd.DataFrame(rows)
 
 

@@ -79,6 +79,9 @@ class TransferPricer:
         # immediate term on the forecast; future term on demand scenarios drawn from the forecast
         self.c_jit = float(self.retailer.cost_with_first_week(self.jit_po).by_week[0])
         self.paths = sample_demand_paths(self.retailer.forecast, ctx.forecast_sd, scenarios, ctx.rng)
+        if ctx.forecast_sd is None or not np.any(ctx.forecast_sd > 0):
+            # known demand: every path is the forecast (no draws made), so one gives the same prices
+            self.paths = self.paths[:1]
         self.v_jit = np.array([self._future(self.jit_po, path) for path in self.paths])
 
     def _future(self, po: np.ndarray, path: np.ndarray) -> float:

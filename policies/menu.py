@@ -35,9 +35,12 @@ rounded to ``volume_step``, default 100; no costs): "room for about 700 a week t
 (:meth:`sim.agents.VendorAgent.coarse_volumes`). With ``disclosure: names`` it names the FCs only.
 A list of names, or a mapping ``{name: weekly volume or null}``, can also be given; a name is an FC
 or a region, and a region stands for the FCs that serve it (those with an outbound arc to it,
-cheapest outbound cost first: ``SouthWest`` on ``default`` is PHX, then DAL); a volume given for a
-region applies to each of its FCs. Unknown names are an error listing the FCs and regions. Items, in
-this order:
+cheapest outbound cost first, :meth:`sim.agents.RetailerAgent.fcs_serving`: ``SouthWest`` on
+``default`` is PHX, then DAL); a volume given for a region applies to each of its FCs. Where names
+overlap: a name that is both an FC and a region means the FC; an FC named itself keeps its own
+volume; an FC served by several named regions takes the largest of their volumes (a number over
+none; room towards one FC is not added up across regions). Unknown names are an error listing the
+FCs and regions. Items, in this order:
 
 1. with a disclosed volume: "steer" items aimed at it (the retailer's own plan under a surcharge at
    another FC and a discount at the preferred one that applies only up to the disclosed volume), one
@@ -99,6 +102,7 @@ CAP_MULTIPLES = (1.25, 1.4, 1.1, 1.55, 1.7, 1.85, 2.0)
 STEER_SURCHARGES = (0.2, 0.1)
 ROOM_SURCHARGES = (0.3, 0.2, 0.5)
 STEER_DISCOUNT = 0.1
+METHODS = ("discount", "shift", "mixed")
 
 
 @dataclass(frozen=True)
@@ -240,33 +244,59 @@ def _as_preference(preferred: Preference | None) -> dict[str, float | None]:
 
 
 def region_fcs(ctx: PlanningContext, region: str) -> list[int]:
-    """The FCs that serve ``region``: those with an outbound arc to it, cheapest outbound cost first.
-    The retailer builds the menu, and its own outbound costs are its data."""
-    outbound = ctx.retailer._data.outbound[:, ctx.public.regions.index(region)]
-    reach = np.flatnonzero(np.isfinite(outbound))
-    return [int(f) for f in reach[np.argsort(outbound[reach], kind="stable")]]
+    """Indices of the FCs that serve ``region``, cheapest outbound cost first: the retailer agent's
+    :meth:`sim.agents.RetailerAgent.fcs_serving`. The retailer builds the menu, and which of its FCs
+    serve a region is its own information. A custom retailer agent without that method cannot take a
+    region preference: a user error saying so."""
+    serving = getattr(ctx.retailer, "fcs_serving", None)
+    if not callable(serving):
+        raise FlosimError(
+            f"policy 'menu': preference {region!r} is a region, but the retailer agent "
+            f"({type(ctx.retailer).__name__}) has no fcs_serving(region) method to name the FCs serving it; "
+            "name FCs instead")
+    names = list(serving(region))
+    unknown = [n for n in names if n not in ctx.public.fcs]
+    if unknown:
+        raise FlosimError(f"policy 'menu': fcs_serving({region!r}) returned unknown FCs {unknown} (FCs: {list(ctx.public.fcs)})")
+    return [ctx.public.fcs.index(n) for n in names]
+
+
+def _check_volumes(pref: Mapping[Any, Any]) -> None:
+    """Each disclosed volume a positive number or ``None``, else one user error listing the bad ones."""
+    bad = {p: v for p, v in pref.items() if v is not None and not _positive_number(v)}
+    if bad:
+        raise FlosimError(f"policy 'menu': preference volumes must be positive numbers (or null), got {bad}")
+
+
+def _larger(a: float | None, b: float | None) -> float | None:
+    """The larger of two disclosed volumes; a number over ``None``."""
+    return b if a is None else a if b is None else max(a, b)
 
 
 def resolve_preference(ctx: PlanningContext, preferred: Preference | None) -> dict[int, float | None]:
-    """FC index -> disclosed weekly volume (``None``: none), in the order first named. A name is an FC
-    or a region; a region stands for the FCs serving it (:func:`region_fcs`), and a volume given for
-    a region applies to each of them (each item fills one FC). An FC named itself keeps its own
-    volume over one that comes through a region."""
+    """FC index -> disclosed weekly volume (``None``: none), in the order first named.
+
+    Rules. A name is an FC or a region; a name that is both means the FC (FC names take precedence:
+    name the region's FCs to mean the region). A region stands for the FCs serving it
+    (:func:`region_fcs`), and a volume given for a region applies to each of them (each item fills
+    one FC). An FC named itself keeps its own volume, whatever regions it also serves. An FC reached
+    through several named regions takes the largest of their volumes (a number over none): each
+    states the weekly room the vendor has towards that FC, and room towards one FC is not added up
+    across the regions it serves. The result does not depend on the order of the regions."""
     pref = _as_preference(preferred)
     public = ctx.public
     unknown = [p for p in pref if p not in public.fcs and p not in public.regions]
     if unknown:
         shown = unknown[0] if len(unknown) == 1 else unknown
         raise FlosimError(f"policy 'menu': preference {shown!r} is not an FC or region (FCs: {list(public.fcs)}; regions: {list(public.regions)})")
-    bad = {p: v for p, v in pref.items() if v is not None and not _positive_number(v)}
-    if bad:
-        raise FlosimError(f"policy 'menu': preference volumes must be positive numbers (or null), got {bad}")
+    _check_volumes(pref)
     out: dict[int, float | None] = {}
     explicit: set[int] = set()
     for name, volume in pref.items():
-        if name in public.fcs:
+        volume = None if volume is None else float(volume)
+        if name in public.fcs:  # an FC, even if a region has the same name
             f = public.fcs.index(name)
-            out[f] = None if volume is None else float(volume)
+            out[f] = volume
             explicit.add(f)
             continue
         fcs = region_fcs(ctx, name)
@@ -274,7 +304,7 @@ def resolve_preference(ctx: PlanningContext, preferred: Preference | None) -> di
             raise FlosimError(f"policy 'menu': preference {name!r}: no FC serves that region")
         for f in fcs:
             if f not in explicit:
-                out[f] = None if volume is None else float(volume)
+                out[f] = _larger(out[f], volume) if f in out else volume
     return out
 
 
@@ -298,8 +328,7 @@ def build_menu(
     disclosed for it (``None``: no volume); a region stands for the FCs serving it
     (:func:`resolve_preference`). ``first_week``: items count as distinct only if their first weeks differ
     (the menu of a weekly commitment)."""
-    if method not in ("discount", "shift", "mixed"):
-        raise FlosimError(f"menu method must be 'discount', 'shift' or 'mixed', got {method!r}")
+    _check_method(method)
     fcs = list(range(ctx.public.F))
     first: Iterable[MenuItem] = ()  # items aimed at a disclosed volume come before the grids
     gens: list[Iterator[MenuItem]] = []
@@ -327,6 +356,11 @@ def build_menu(
     return items
 
 
+def _check_method(method: Any) -> None:
+    if method not in METHODS:
+        raise FlosimError(f"policy 'menu': method must be 'discount', 'shift' or 'mixed', got {method!r}")
+
+
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v))
 
@@ -349,9 +383,7 @@ def _check_preference(preference: Any) -> str | list[str] | dict[str, float | No
     if isinstance(preference, Mapping):
         if not all(isinstance(k, str) for k in preference):
             raise FlosimError(f"policy 'menu': preference names must be FC or region names, got {list(preference)}")
-        bad = {k: v for k, v in preference.items() if v is not None and not _positive_number(v)}
-        if bad:
-            raise FlosimError(f"policy 'menu': preference volumes must be positive numbers (or null), got {bad}")
+        _check_volumes(preference)
         return dict(preference)
     if isinstance(preference, (list, tuple)) and all(isinstance(k, str) for k in preference):
         return list(preference)
@@ -381,8 +413,7 @@ class MenuPolicy:
     ) -> None:
         size = _whole("size", size, 1)
         scenarios = _whole("scenarios", scenarios, 1)
-        if method not in ("discount", "shift", "mixed"):
-            raise FlosimError(f"policy 'menu': method must be 'discount', 'shift' or 'mixed', got {method!r}")
+        _check_method(method)
         if commitment not in ("plan", "week"):
             raise FlosimError(f"policy 'menu': commitment must be 'plan' or 'week', got {commitment!r}")
         self.commitment = commitment
@@ -408,6 +439,13 @@ class MenuPolicy:
         self.size, self.method, self.preference, self.levels = size, method, preference, tuple(sorted(levels))
         self.pricing = pricing
         self.cbt: dict[str, Any] = {"discount": discount, "risk_aversion": risk_aversion, "scenarios": scenarios, "two_way": two_way}
+
+    def parameters(self) -> dict[str, Any]:
+        """Every parameter as checked and in effect (defaults included), keyed as in the scenario's
+        ``policies.menu``: what a results file records to say which menu ran."""
+        return {"size": self.size, "method": self.method, "preference": self.preference, "disclosure": self.disclosure,
+                "volume_step": self.volume_step, "levels": list(self.levels), "pricing": self.pricing,
+                "commitment": self.commitment, **self.cbt}
 
     def preferred(self, ctx: PlanningContext) -> list[str] | dict[str, float | None] | None:
         """The vendor's coarse preference the menu is tailored to: as given, or (``auto``) what the
@@ -460,7 +498,11 @@ class MenuPolicy:
                 "cbt_immediate": quote.immediate,
                 "cbt_future_ce": quote.future_ce,
                 "ex_ante_margin_retailer": quote.paid - (quote.immediate + quote.future_mean),
+                # against JIT without a menu (the JIT plan at no transfer)
                 "ex_ante_margin_vendor": vendor_costs[0] - totals[pick],
+                # the vendor's own criterion: its cost plus price of the JIT item less the pick's (>= 0;
+                # equal to the margin above when the JIT item's price is zero, as the CBT of x^J is)
+                "vendor_saving": totals[0] - totals[pick],
                 "planned_social": r_item + vendor_costs[pick],
                 "jit_planned_social": own.total + vendor_costs[0],
             },

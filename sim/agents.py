@@ -6,7 +6,9 @@ ships to FC ``f`` in week ``t + tau``.
 
 * :class:`RetailerAgent` models ``C_R``: wholesale and receiving cost of what is shipped, FC holding,
   outbound shipping to regions at least cost, lost sales (or backlog) penalties, and a terminal credit
-  for stock left at the end of the horizon. ``preferred_plan()`` is its JIT plan ``argmin C_R``.
+  for stock left at the end of the horizon. ``preferred_plan()`` is its JIT plan ``argmin C_R``;
+  ``fcs_serving(region)`` names the FCs with an outbound route to a region (retailer-side
+  information the retailer may use when it builds a menu; no costs).
 * :class:`VendorAgent` models ``C_V``: production within weekly capacity, origin stock, lane costs
   (a scheduled truck's spare volume at a low marginal rate, then full-truckload rates), minus the
   wholesale revenue. ``fulfil(po)`` is its response to a purchase order.
@@ -95,6 +97,20 @@ class RetailerAgent:
     def forecast(self) -> np.ndarray:
         assert self._forecast is not None, "observe() first"
         return self._forecast
+
+    def fcs_serving(self, region: str) -> list[str]:
+        """The FCs that serve ``region``: those with an outbound route to it, cheapest outbound cost
+        per unit first (ties in FC order). Empty if no FC reaches it.
+
+        This is retailer-side information: its outbound network and costs are the retailer's own data,
+        so a policy acting for the retailer may use it, for example when it builds its menu of
+        contracts (:func:`policies.menu.region_fcs`). The costs themselves are not returned."""
+        regions = list(self.public.regions)
+        if region not in regions:
+            raise ValueError(f"fcs_serving: unknown region {region!r} (regions: {regions})")
+        outbound = self._data.outbound[:, regions.index(region)]
+        reach = np.flatnonzero(np.isfinite(outbound))
+        return [self.public.fcs[int(f)] for f in reach[np.argsort(outbound[reach], kind="stable")]]
 
     # -- the cost model as an LP block ----------------------------------------------------------
     def add_block(

@@ -26,6 +26,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sim.errors import FlosimError
@@ -60,6 +61,23 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
+
+
+def jsonable(v: Any) -> Any:
+    """``v`` as plain JSON data: dicts (keys as strings), lists, numbers, strings, booleans and null.
+    NumPy arrays and scalars become lists and Python numbers, and non-finite floats (NaN, +-inf, which
+    ``json`` would write as the invalid bare ``NaN`` / ``Infinity``) become ``None`` (null)."""
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return jsonable(v.tolist())
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -228,3 +228,149 @@ def test_an_unknown_preference_name_is_an_error_listing_fcs_and_regions(known_de
     message = str(exc.value)
     assert "'Atlantis'" in message and "SouthWest'" in message and "'DAL'" in message and "'Midwest'" in message, message
     assert "SouthWest" not in message.split("(")[0]  # only the unknown name is blamed
+
+
+def test_vendor_saving_is_measured_against_the_jit_item(known_demand):
+    ctx = planning_context(known_demand, week=1)
+    policy = MenuPolicy(size=8, preference="auto", scenarios=1)
+    items, quotes, _ = policy.offer(ctx)
+    d = policy.decide(ctx)
+    totals = [ctx.vendor.evaluate(it.plan).total + q.paid for it, q in zip(items, quotes)]
+    # the vendor's own criterion: the JIT item's cost plus price less the pick's
+    assert d.diagnostics["vendor_saving"] == pytest.approx(totals[0] - min(totals), abs=1e-9)
+    assert d.diagnostics["vendor_saving"] > 1.0
+    # the margin against JIT without a menu coincides only because the JIT item is priced at zero
+    assert quotes[0].paid == pytest.approx(0.0, abs=1e-9)
+    assert d.diagnostics["ex_ante_margin_vendor"] == pytest.approx(d.diagnostics["vendor_saving"], abs=1e-9)
+
+
+class _PublicOnly:
+    """A retailer agent that offers only public methods (private attributes raise), optionally
+    without ``fcs_serving``: stands for a user's own agent."""
+
+    def __init__(self, agent, *, regions: bool = True) -> None:
+        self._agent, self._regions = agent, regions
+
+    def __getattr__(self, name):
+        if name.startswith("_") or (name == "fcs_serving" and not self._regions):
+            raise AttributeError(name)
+        return getattr(self._agent, name)
+
+
+def test_fcs_serving_is_public_retailer_information(known_demand):
+    ctx = planning_context(known_demand, week=1)
+    assert ctx.retailer.fcs_serving("SouthWest") == ["PHX", "DAL"]  # outbound 0.30, then 1.50; IND has no route
+    assert ctx.retailer.fcs_serving("SouthCentral") == ["DAL", "PHX", "IND"]
+    with pytest.raises(ValueError, match="Atlantis"):
+        ctx.retailer.fcs_serving("Atlantis")
+    # the menu resolves regions through the public method only, never the agent's private data
+    from dataclasses import replace
+
+    public = replace(ctx, retailer=_PublicOnly(ctx.retailer))
+    assert [ctx.public.fcs[f] for f in resolve_preference(public, ["SouthWest"])] == ["PHX", "DAL"]
+
+
+def test_a_region_preference_needs_a_retailer_agent_that_names_the_fcs_serving_it(known_demand):
+    from dataclasses import replace
+
+    ctx = planning_context(known_demand, week=1)
+    custom = replace(ctx, retailer=_PublicOnly(ctx.retailer, regions=False))
+    with pytest.raises(FlosimError) as exc:
+        MenuPolicy(size=4, preference=["SouthWest"], scenarios=1).decide(custom)
+    message = str(exc.value)
+    assert "\n" not in message and "'SouthWest'" in message and "fcs_serving" in message and "_PublicOnly" in message, message
+    # FC names need no region lookup
+    assert MenuPolicy(size=4, preference=["DAL"], scenarios=1).decide(custom).diagnostics["menu_size"] == 4
+
+
+def test_regions_sharing_an_fc_give_it_the_larger_volume_whatever_the_order(known_demand):
+    ctx = planning_context(known_demand, week=1)
+    dal, phx, ind = (ctx.public.fcs.index(n) for n in ("DAL", "PHX", "IND"))
+    # SouthWest is PHX then DAL, Midwest is IND then DAL: DAL is in both
+    expected = {phx: 300.0, dal: 700.0, ind: 700.0}
+    assert resolve_preference(ctx, {"SouthWest": 300, "Midwest": 700}) == expected
+    assert resolve_preference(ctx, {"Midwest": 700, "SouthWest": 300}) == expected
+    assert resolve_preference(ctx, {"SouthWest": None, "Midwest": 700})[dal] == 700.0  # a number over none
+    assert resolve_preference(ctx, {"Midwest": 700, "SouthWest": None})[dal] == 700.0
+    # an FC named itself keeps its own volume, even a smaller one
+    assert resolve_preference(ctx, {"Midwest": 700, "DAL": 100})[dal] == 100.0
+
+
+def test_a_name_that_is_both_an_fc_and_a_region_means_the_fc():
+    import yaml
+    from importlib import resources
+
+    from sim.scenario import scenario_from_dict
+
+    data = yaml.safe_load((resources.files("sim") / "scenarios" / "default.yaml").read_text())
+    data["regions"] = ["SouthCentral", "SouthWest", "IND"]  # the Midwest region renamed after the IND FC
+    for costs in data["outbound_cost"].values():
+        if "Midwest" in costs:
+            costs["IND"] = costs.pop("Midwest")
+    data["demand"]["region_weights"]["IND"] = data["demand"]["region_weights"].pop("Midwest")
+    ctx = planning_context(scenario_from_dict(data).with_overrides({"demand.deterministic": True}), week=0)
+    assert ctx.retailer.fcs_serving("IND") == ["IND", "DAL"]  # the region IND is served by two FCs
+    assert resolve_preference(ctx, ["IND"]) == {ctx.public.fcs.index("IND"): None}  # the FC alone
+
+
+def test_duplicated_checks_share_one_message(known_demand):
+    ctx = planning_context(known_demand, week=1)
+    own = ctx.retailer.preferred_plan().plan
+    messages = []
+    for call in (lambda: MenuPolicy(preference={"DAL": -1}), lambda: build_menu(ctx, own, 3, preferred={"DAL": -1})):
+        with pytest.raises(FlosimError) as exc:
+            call()
+        messages.append(str(exc.value))
+    assert messages[0] == messages[1] == "policy 'menu': preference volumes must be positive numbers (or null), got {'DAL': -1}"
+    with pytest.raises(FlosimError) as exc:
+        build_menu(ctx, own, 3, method="magic")
+    assert str(exc.value) == "policy 'menu': method must be 'discount', 'shift' or 'mixed', got 'magic'"
+
+
+def test_efficiency_table_runs_the_scenarios_own_menu(known_demand):
+    # the scenario's policies.menu parameters reach the policy; only size and preference are set on top
+    from dataclasses import replace
+
+    from experiments.menu_efficiency import menu_policy
+    from forecasts.inputs import policy_rng
+
+    scenario = known_demand.with_overrides({"policies.menu": {
+        "size": 12, "preference": "auto", "commitment": "plan", "pricing": "plan", "method": "discount",
+        "levels": [0.5], "scenarios": 3}})
+    assert menu_policy(scenario, 4, False).levels == (0.5,)
+    table = menu_efficiency([scenario], sizes=[4], weeks=[1])
+    assert set(table["contract"]) == {"plan"} and set(table["method"]) == {"discount"}
+    assert set(table["price_paths"]) == {3}
+    assert dict(zip(table["tailored"], table["preference"])) == {False: "none", True: "auto"}
+    tailored = table[table.tailored].iloc[0]
+    assert tailored["item"].startswith("steer") and not tailored["item"].endswith("first week"), tailored["item"]
+    # the row is the decision `flosim run` would make with that scenario's menu at size 4
+    ctx = planning_context(scenario, week=1)
+    d = make_policy("menu", scenario, size=4).decide(replace(ctx, rng=policy_rng(scenario.seed, 1)))
+    assert tailored["item"] == d.diagnostics["menu_item"] and tailored["offered"] == d.diagnostics["menu_size"]
+    assert tailored["vendor_saving"] == pytest.approx(d.diagnostics["vendor_saving"], abs=1e-9)
+    # with weekly commitment (the scenario's default) the same pick is only a first week
+    weekly = menu_efficiency([known_demand], sizes=[4], weeks=[1], scenarios_for_prices=1)
+    assert set(weekly["contract"]) == {"first-week"} and set(weekly["method"]) == {"mixed"}
+    assert weekly[weekly.tailored]["item"].iloc[0].endswith("first week")
+
+
+def test_efficiency_table_tailors_to_a_named_preference_and_options_win(known_demand):
+    scenario = known_demand.with_overrides({"policies.menu": {"preference": ["SouthWest"], "method": "discount"}})
+    table = menu_efficiency([scenario], sizes=[6], weeks=[1], method="shift", scenarios_for_prices=1)
+    assert dict(zip(table["tailored"], table["preference"])) == {False: "none", True: '["SouthWest"]'}
+    assert set(table["method"]) == {"shift"}  # the option over the scenario's method
+    picked = table[table.tailored]["item"].iloc[0]
+    assert picked.startswith("shift"), picked
+
+
+def test_bad_menu_parameters_in_the_scenario_fail_before_anything_is_solved(known_demand, monkeypatch):
+    import experiments.menu_efficiency as me
+
+    def no_context(*a, **k):
+        raise AssertionError("a planning context was built")
+
+    monkeypatch.setattr(me, "planning_context", no_context)
+    with pytest.raises(FlosimError) as exc:
+        menu_efficiency([known_demand.with_overrides({"policies.menu.commitment": "never"})], sizes=[2], weeks=[1])
+    assert "commitment" in str(exc.value) and "'never'" in str(exc.value)

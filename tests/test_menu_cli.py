@@ -6,12 +6,13 @@ import json
 import shutil
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from experiments.cli import main
-from experiments.commands.menu import unique_labels
+from experiments.commands.menu import point_labels, unique_labels
 
 DEFAULT_YAML = resources.files("sim") / "scenarios" / "default.yaml"
 
@@ -88,6 +89,9 @@ def test_menu_on_the_design_points_of_a_sweep_spec(tmp_path, capsys):
     assert {r["demand"] for r in rows} == {"known"}  # the spec's fixed overrides apply
     saved = json.loads((out / "menu_efficiency.json").read_text())
     assert saved["scenarios"][0]["overrides"] == {"demand.deterministic": True, "lanes.0.spare_volume": 350, "demand.cv": 0.1}
+    # and the design points are different worlds: half the truck's room costs the supply chain more
+    first_best = {r["scenario"]: r["first_best"] for r in rows}
+    assert first_best["default[lanes.0.spare_volume=350]"] > first_best["default[lanes.0.spare_volume=700]"] + 1.0
 
 
 @pytest.mark.parametrize(
@@ -150,3 +154,146 @@ def test_plan_has_no_binding_figures_for_a_whole_plan_contract(tmp_path, capsys)
     report = json.loads(stdout)
     assert report["diagnostics"]["contract"] == "plan"
     assert report["binding_social_cost"] is None and report["binding_gap"] is None and report["gap"] is not None
+
+
+def _strict_json(text: str):
+    def refuse(constant):
+        raise AssertionError(f"invalid JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_menu_runs_the_scenarios_menu_settings(tmp_path, capsys):
+    out = tmp_path / "menu"
+    code, stdout, err = _run(capsys, "menu", "--set", "policies.menu.commitment=plan", "--set", "policies.menu.scenarios=2",
+                             "--sizes", "4", "--weeks", "1", "--deterministic", "--json", "--out", str(out))
+    assert code == 0, err
+    rows = _strict_json(stdout)
+    assert {r["contract"] for r in rows} == {"plan"} and {r["price_paths"] for r in rows} == {2}
+    assert not any(r["item"].endswith("first week") for r in rows), [r["item"] for r in rows]  # whole plans
+    saved = _strict_json((out / "menu_efficiency.json").read_text())
+    menu = saved["scenarios"][0]["menu"]
+    assert menu["commitment"] == "plan" and menu["pricing"] == "plan" and menu["scenarios"] == 2
+    assert saved["price_paths"] == 2 and saved["method"] == "mixed" and saved["disclosure"] == "volume"
+    # without the override: weekly commitment, first weeks, the policy's 8 price paths
+    code, stdout, err = _run(capsys, "menu", "--sizes", "4", "--weeks", "1", "--deterministic", "--json",
+                             "--out", str(tmp_path / "weekly"))
+    assert code == 0, err
+    rows = _strict_json(stdout)
+    assert {r["contract"] for r in rows} == {"first-week"} and {r["price_paths"] for r in rows} == {8}
+    assert all(r["item"].endswith("first week") for r in rows if r["item"] != "jit")
+
+
+def test_menu_method_and_disclosure_default_to_the_scenarios(tmp_path, capsys):
+    data = yaml.safe_load(DEFAULT_YAML.read_text())
+    data["policies"]["menu"] = {"size": 12, "preference": "auto", "method": "shift", "disclosure": "names", "scenarios": 1}
+    path = tmp_path / "shifty.yaml"
+    path.write_text(yaml.safe_dump(data))
+    kinds = {"shift": ("jit", "shift"), "discount": ("jit", "discount", "steer")}  # steer items are discounts
+    for argv, method in (([], "shift"), (["--method", "discount"], "discount")):
+        code, stdout, err = _run(capsys, "menu", "--scenario", str(path), *argv, "--sizes", "2", "--weeks", "1",
+                                 "--deterministic", "--json", "--out", str(tmp_path / method))
+        assert code == 0, err
+        rows = _strict_json(stdout)
+        assert {r["method"] for r in rows} == {method} and {r["disclosure"] for r in rows} == {"names"}
+        assert all(r["item"].startswith(kinds[method]) for r in rows), [r["item"] for r in rows]
+
+
+def test_menu_json_maps_undefined_figures_to_null(tmp_path, capsys, monkeypatch):
+    import experiments.commands.menu as command
+    from experiments.menu_efficiency import menu_efficiency
+
+    def with_undefined(*args, **kwargs):
+        table = menu_efficiency(*args, **kwargs)
+        table.loc[0, "share"] = float("nan")  # JIT already first-best
+        table.loc[1, ["social", "gap"]] = float("inf")  # an infeasible PO
+        table.loc[1, "share"] = float("-inf")
+        return table
+
+    monkeypatch.setattr(command, "menu_efficiency", with_undefined)
+    out = tmp_path / "menu"
+    code, stdout, err = _run(capsys, "menu", "--sizes", "1,2", "--weeks", "1", "--deterministic", "--json", "--out", str(out))
+    assert code == 0, err
+    for rows in (_strict_json(stdout), _strict_json((out / "menu_efficiency.json").read_text())["rows"]):
+        assert rows[0]["share"] is None and rows[1]["social"] is None and rows[1]["gap"] is None and rows[1]["share"] is None
+        assert isinstance(rows[2]["share"], float) and isinstance(rows[0]["gap"], float)  # the rest stays numbers
+    table = pd.read_parquet(out / "menu_efficiency.parquet")  # the table keeps NaN and inf
+    assert pd.isna(table.loc[0, "share"]) and table.loc[1, "social"] == float("inf")
+
+
+def test_plan_json_shares_the_null_mapping():
+    from experiments.commands import plan
+    from sim.results import jsonable
+
+    assert plan.jsonable is jsonable
+    assert jsonable({"a": float("nan"), "b": [np.float64("inf"), np.array([1.0, -np.inf])], 3: np.int64(2)}) == {
+        "a": None, "b": [None, [1.0, None]], "3": 2}
+
+
+def test_menu_refuses_a_set_that_overrides_the_spec(tmp_path, capsys):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({
+        "spec_version": 1, "name": "menu-sweep", "scenario": "default", "policies": ["menu"],
+        "fixed": {"demand.deterministic": True, "demand.cv": 0.3}, "grid": {"lanes.0.spare_volume": [350, 700]},
+    }))
+    cases = [
+        (["--set", "lanes.0.spare_volume=100"], ["--set lanes.0.spare_volume", "'lanes.0.spare_volume'", "grid"]),
+        (["--set", "lanes.0={}"], ["--set lanes.0", "'lanes.0.spare_volume'", "grid"]),  # contains a swept path
+        (["--set", "demand.cv=0.5"], ["--set demand.cv", "'demand.cv'", "fixed"]),
+        (["--deterministic"], ["--deterministic", "'demand.deterministic'", "fixed"]),
+    ]
+    for argv, needles in cases:
+        out = tmp_path / "menu"
+        code, stdout, err = _run(capsys, "menu", "--spec", str(spec), *argv, "--sizes", "1", "--weeks", "0", "--out", str(out))
+        assert code == 2 and stdout == "" and err.count("\n") == 1 and "Traceback" not in err, err
+        for needle in needles:
+            assert needle in err, (needle, err)
+        assert not out.exists()
+
+
+def test_point_labels_stay_unique():
+    assert point_labels("s", [{}]) == ["s"]
+    assert point_labels("s", [{"a": 0.5, "n": 3}, {"a": 0.25, "n": 3}]) == ["s[a=0.5, n=3]", "s[a=0.25, n=3]"]
+    # two Latin-hypercube values alike to four digits: shown in full
+    assert point_labels("s", [{"a": 0.123441}, {"a": 0.123449}]) == ["s[a=0.123441]", "s[a=0.123449]"]
+    # a value repeated in the grid: the design point's index
+    assert point_labels("s", [{"a": 1}, {"a": 1}, {"a": 2}]) == ["s[a=1] #0", "s[a=1] #1", "s[a=2]"]
+
+
+def test_menu_on_design_points_alike_to_four_digits(tmp_path, capsys):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({
+        "spec_version": 1, "name": "close", "scenario": "default", "policies": ["menu"],
+        "fixed": {"demand.deterministic": True}, "grid": {"demand.cv": [0.250001, 0.250002]},
+    }))
+    code, stdout, err = _run(capsys, "menu", "--spec", str(spec), "--sizes", "1", "--weeks", "0", "--json",
+                             "--out", str(tmp_path / "menu"))
+    assert code == 0, err  # was: "scenario labels must be unique"
+    assert sorted({r["scenario"] for r in json.loads(stdout)}) == ["default[demand.cv=0.250001]", "default[demand.cv=0.250002]"]
+
+
+def test_menu_plot_formats_and_flosim_plot_rebuilds_it(tmp_path, capsys):
+    import matplotlib.image as mpimg
+
+    out = tmp_path / "menu"
+    code, _, err = _run(capsys, "menu", "--sizes", "1,2", "--weeks", "1", "--deterministic", "--format", "svg", "--out", str(out))
+    assert code == 0, err
+    assert (out / "menu_efficiency.svg").read_text().count("<svg") == 1
+    assert not (out / "menu_efficiency.png").exists() and not (out / "menu_efficiency.pdf").exists()
+    # rebuilt from the saved folder alone
+    code, stdout, err = _run(capsys, "plot", str(out), "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["files"] == [str(out / "plots" / "menu_efficiency.png")] and report["skipped"] == {}
+    pixels = mpimg.imread(out / "plots" / "menu_efficiency.png")
+    assert pixels.shape[1] > 1000 and pixels.std() > 0.05
+    # from the JSON rows too, when the parquet is gone
+    from experiments.plots.menu import load_menu_table
+
+    from_parquet = load_menu_table(out)
+    (out / "menu_efficiency.parquet").unlink()
+    pd.testing.assert_frame_equal(load_menu_table(out), from_parquet, check_dtype=False)
+    code, stdout, err = _run(capsys, "plot", str(out), "--format", "pdf", "--out", str(tmp_path / "figs"))
+    assert code == 0, err
+    assert (tmp_path / "figs" / "menu_efficiency.pdf").read_bytes().startswith(b"%PDF")
+    assert not (out / "plots" / "menu_efficiency.pdf").exists()

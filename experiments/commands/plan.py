@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from sim.errors import FlosimError
+from sim.results import jsonable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,20 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    return v
 
 
 def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int | None = None) -> dict[str, Any]:
@@ -80,7 +67,7 @@ def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int
     first_best = joint_plan(ctx.retailer, ctx.vendor).social_cost
     diag = dict(decision.diagnostics)
     binding = None if diag.get("contract") == "plan" else fixed_first_week_cost(ctx.retailer, ctx.vendor, plan[0])
-    return _jsonable({
+    return jsonable({
         "policy": getattr(pol, "name", policy),
         "scenario": scenario.name,
         "week": week,

@@ -2,7 +2,8 @@
 
 Writes social cost by policy (95% CI across replications), savings against JIT, the cost-benefit
 transfer by week, participation margins, CPP convergence and, for sweeps, savings against each swept
-parameter (see :mod:`experiments.plots.figures`) to ``RESULTS_DIR/plots/`` or ``--out``.
+parameter (see :mod:`experiments.plots.figures`) to ``RESULTS_DIR/plots/`` or ``--out``. For a
+``flosim menu`` folder it rebuilds the menu-efficiency figure from ``menu_efficiency.parquet``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from experiments.plots.style import FORMATS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="comparison figures of a results folder (run, replay or sweep)")
-    p.add_argument("results", metavar="RESULTS_DIR", help="a folder written by flosim run, replay or sweep")
+    p = sub.add_parser("plot", help="comparison figures of a results folder (run, replay, sweep or flosim menu)")
+    p.add_argument("results", metavar="RESULTS_DIR", help="a folder written by flosim run, replay, sweep or menu")
     p.add_argument("--out", help="folder for the images (default: RESULTS_DIR/plots)")
     p.add_argument("--format", action="append", choices=FORMATS, metavar="FMT",
                    help=f"image format, repeat for several: {', '.join(FORMATS)} (default: png)")

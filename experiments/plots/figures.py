@@ -15,6 +15,9 @@ file stem                    what it shows                                      
 
 A figure whose data is absent is skipped with a reason (for example CPP convergence when every
 policy solved centrally).
+
+A ``flosim menu`` folder (``menu_efficiency.parquet`` or ``.json``, no ledger) gets its one figure,
+``menu_efficiency`` (:mod:`experiments.plots.menu`), rebuilt from the saved table.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Callable, Sequence
 from experiments.plots.convergence import plot_cpp_convergence
 from experiments.plots.costs import plot_savings, plot_social_cost
 from experiments.plots.data import PlotData, load_plot_data
+from experiments.plots.menu import STEM as MENU_STEM
+from experiments.plots.menu import is_menu_folder, load_menu_table, menu_figure
 from experiments.plots.parameters import plot_savings_vs_parameters
 from experiments.plots.participation import plot_participation
 from experiments.plots.style import FORMATS, paper_style, save_figure
@@ -57,9 +62,14 @@ FIGURES: tuple[FigureSpec, ...] = (
 )
 
 
+MENU_FIGURE = FigureSpec(MENU_STEM, "Share of the first-best saving the menu of contracts captures, by menu size "
+                         "(binding week; vendor's criterion).",
+                         lambda data: None, "no rows")  # drawn from the menu table, not PlotData: see make_plots
+
+
 @dataclass
 class PlotSet:
-    data: PlotData
+    data: PlotData | None  # None for a flosim menu folder
     out_dir: Path
     made: list[tuple[FigureSpec, list[Path]]] = field(default_factory=list)
     skipped: list[tuple[FigureSpec, str]] = field(default_factory=list)
@@ -75,13 +85,21 @@ def make_plots(folder: str | Path, out: str | Path | None = None, formats: Seque
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise FlosimError(f"--format {bad[0]!r}: expected one of {', '.join(FORMATS)}")
-    data = data or load_plot_data(folder)
+    menu = data is None and is_menu_folder(folder) and not (Path(folder) / "ledger.parquet").exists()
+    table = load_menu_table(folder) if menu else None
+    data = None if menu else data or load_plot_data(folder)
     out_dir = Path(out) if out is not None else Path(folder) / "plots"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FlosimError(f"--out {out_dir}: cannot create folder: {exc}") from None
     result = PlotSet(data, out_dir)
+    if table is not None:
+        if table.empty:
+            result.skipped.append((MENU_FIGURE, MENU_FIGURE.skip_reason))
+        else:
+            result.made.append((MENU_FIGURE, save_figure(menu_figure(table), out_dir, MENU_STEM, formats)))
+        return result
     with paper_style():
         for spec in FIGURES:
             fig = spec.build(data)
