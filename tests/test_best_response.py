@@ -118,3 +118,23 @@ def test_process_negotiator_answers_like_the_in_process_one(small_scenario) -> N
         np.testing.assert_allclose(far, negotiator_for(vendor).best_response(z, y, 0.3), atol=1e-9)
         assert remote.own_cost(remote.confirm(far)) < np.inf
     assert not remote.alive
+
+
+def test_vendor_plan_is_substituted_out_and_answers_are_unchanged(small_scenario) -> None:
+    """The vendor's plan is defined by one equality row per component (x = shipments on its lanes),
+    so it leaves the QP (a smaller KKT system); the retailer's plan enters stock balances and stays.
+    Either way the answer is the query's unique solution, with scalar and per-component penalties."""
+    retailer, vendor = planning_round(small_scenario)
+    assert negotiator_for(retailer)._M is None
+    exact = BestResponseOptions(early_max_iter=20000)
+    sub = negotiator_for(vendor, exact)
+    plain = negotiator_for(vendor, BestResponseOptions(early_max_iter=20000, substitute=False))
+    assert sub._M is not None and sub._n < plain._n and sub._A.shape[0] < plain._A.shape[0]
+    rng = np.random.default_rng(3)
+    shape = vendor.public.shape
+    for rho in (0.05, 1.0, rng.uniform(0.1, 2.0, size=shape), rng.uniform(0.1, 2.0, size=shape)):
+        z, y = rng.uniform(0, 60, size=shape), rng.normal(0, 1.0, size=shape)
+        ref, _ = _qp_reference(plain, z, y, rho)
+        tol = 1e-2 * max(1.0, float(np.abs(ref).max()))
+        np.testing.assert_allclose(sub.best_response(z, y, rho), ref, atol=tol)
+        np.testing.assert_allclose(plain.best_response(z, y, rho), ref, atol=tol)

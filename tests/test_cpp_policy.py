@@ -39,8 +39,14 @@ def test_unconverged_week_falls_back_to_jit(ctx) -> None:
 
 
 def test_shared_negotiation_step(ctx) -> None:
-    plan, result = negotiate_efficient_plan(ctx, {"eps_rel": 1e-4})
+    """A tolerance ten times tighter than the default: ADMM's slow tail on LPs takes about 500
+    rounds here (38 at the default), so the round cap is raised with it; the plan gets closer to
+    first best (gap 1.2e-4 measured, 4.5e-4 at the default tolerance)."""
+    plan, result = negotiate_efficient_plan(ctx, {"eps_rel": 1e-4, "max_iter": 3000})
     assert result.converged and plan.shape == ctx.public.shape
+    best = joint_plan(ctx.retailer, ctx.vendor).social_cost
+    social = ctx.retailer.evaluate(plan).total + ctx.vendor.evaluate(plan).total
+    assert (social - best) / best <= 3e-4
 
 
 def test_bad_options_are_user_errors() -> None:
