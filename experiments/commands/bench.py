@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from sim.errors import FlosimError
 
@@ -36,12 +37,21 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     rows = []
+    tty = sys.stderr.isatty()
     for size in sizes:
-        # progress on stderr (rounds of the negotiation), shown on a terminal only
-        with tqdm(desc=f"CPP rounds ({size})", unit="round", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False) as bar:
-            def progress(h: dict, bar: tqdm = bar) -> None:
+        # progress on stderr (rounds of the negotiation): a bar on a terminal, otherwise (batch jobs,
+        # logs) a line every 10 rounds; residuals as multiples of their tolerances
+        if not tty:
+            print(f"flosim bench: {size}: central solve, then CPP", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        with tqdm(desc=f"CPP rounds ({size})", unit="round", file=sys.stderr, disable=not tty, leave=False) as bar:
+            def progress(h: dict, bar: tqdm = bar, size: str = size, started: float = started) -> None:
+                primal, dual = h["primal"] / h["eps_pri"], h["dual"] / h["eps_dual"]
                 bar.update(1)
-                bar.set_postfix(primal=f"{h['primal'] / h['eps_pri']:.2g}", dual=f"{h['dual'] / h['eps_dual']:.2g}")
+                bar.set_postfix(primal=f"{primal:.2g}", dual=f"{dual:.2g}")
+                if not tty and h["iteration"] % 10 == 0:
+                    print(f"flosim bench: {size}: round {h['iteration']}, primal {primal:.3g}, dual {dual:.3g} x tolerance,"
+                          f" {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
             row = run_benchmark(size, on_round=progress)
         rows.append(row)
