@@ -120,7 +120,8 @@ def _defining_rows(A_eq: sp.csc_matrix, A_ub: sp.csc_matrix, b_eq: np.ndarray, l
     other = A_rows.col != xr[A_rows.row]
     if np.any(is_plan[A_rows.col[other]]):
         return None
-    # x_j = (b_r - sum_i A_ri v_i) / a_j >= lb_j must follow from v >= 0 (private lower bounds 0, no caps)
+    # x_j = (b_r - sum_i A_ri v_i) / a_j >= 0 must follow from v >= 0 (private lower bounds 0; their
+    # upper bounds do not matter for this)
     if np.all(lb[xr] == -np.inf):
         return rows, coef
     if np.any(lb[xr] != 0) or np.any(b_eq[rows] / coef < 0):
@@ -167,10 +168,10 @@ class LPBestResponse:
         # on the vendor's side of the large benchmark drops by about a quarter (docs/cpp.md).
         self._M: sp.csc_matrix | None = None
         sub = _defining_rows(A_eq.tocsc(), A_ub.tocsc(), b_eq, lb, ub, self._xr) if self.options.substitute else None
-        if sub is not None:
+        keep = np.ones(cols.size, dtype=bool)
+        keep[self._xr] = False
+        if sub is not None and keep.any():  # (a plan defined by fixed variables alone keeps the plain QP)
             rows, coef = sub
-            keep = np.ones(cols.size, dtype=bool)
-            keep[self._xr] = False
             A_def = A_eq.tocsr()[rows]
             self._m0 = b_eq[rows] / coef
             M = -(sp.diags(1.0 / coef) @ A_def).tocsc()[:, keep]

@@ -208,10 +208,10 @@ def _solve_ipm(lp: LinearProgram, threads: int | None) -> tuple[str, np.ndarray]
     model = highspy.HighsLp()
     model.num_col_, model.num_row_ = lp.n, A.shape[0]
     model.col_cost_ = lp.c
-    model.col_lower_ = np.where(np.isinf(lp.lb), -inf, lp.lb)
-    model.col_upper_ = np.where(np.isinf(lp.ub), inf, lp.ub)
+    model.col_lower_ = lp.lb  # kHighsInf is IEEE infinity: infinite bounds pass as they are
+    model.col_upper_ = lp.ub
     model.row_lower_ = np.concatenate([lp.b_eq, np.full(lp.A_ub.shape[0], -inf)])
-    model.row_upper_ = np.concatenate([lp.b_eq, np.where(np.isinf(lp.b_ub), inf, lp.b_ub)])
+    model.row_upper_ = np.concatenate([lp.b_eq, lp.b_ub])
     model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     model.a_matrix_.start_ = A.indptr
     model.a_matrix_.index_ = A.indices

@@ -138,3 +138,19 @@ def test_vendor_plan_is_substituted_out_and_answers_are_unchanged(small_scenario
         tol = 1e-2 * max(1.0, float(np.abs(ref).max()))
         np.testing.assert_allclose(sub.best_response(z, y, rho), ref, atol=tol)
         np.testing.assert_allclose(plain.best_response(z, y, rho), ref, atol=tol)
+
+
+def test_a_plan_defined_by_fixed_variables_alone_keeps_the_plain_qp() -> None:
+    """Substitution would leave OSQP without variables; the plain QP answers instead."""
+    from sim.best_response import LPBestResponse
+    from sim.lp import LPBuilder
+
+    b = LPBuilder()
+    x = b.add_var((2,))
+    w = b.add_var((2,), lb=3.0, ub=3.0)  # fixed, presolved out
+    rows = b.new_rows("eq", (2,), 1.0)  # x - w = 1
+    b.add_terms("eq", rows, x, 1.0)
+    b.add_terms("eq", rows, w, -1.0)
+    br = LPBestResponse(b.build(), x, BestResponseOptions(early_max_iter=20000))
+    assert br._M is None
+    np.testing.assert_allclose(br.best_response(np.zeros(2), np.zeros(2), 1.0), [4.0, 4.0], atol=1e-3)
