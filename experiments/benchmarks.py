@@ -181,7 +181,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     ``on_round`` is called with each negotiation round's history entry (progress)."""
     from policies.base import PlanningContext
     from policies.cpp import admm_options, negotiate_efficient_plan
-    from sim.lp import IPM_THRESHOLD, LPBuilder, solve_lp
+    from sim.lp import LPBuilder, solve_lp
 
     scenario = benchmark_scenario(size)
     retailer, vendor = planning_round(scenario)
@@ -191,9 +191,9 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     retailer.add_block(b, x)
     vendor.add_block(b, x)
     lp = b.build()
-    method = "ipm" if lp.n >= IPM_THRESHOLD else "highs"
     t1 = time.perf_counter()
-    first_best = solve_lp(lp, method=method).objective
+    central = solve_lp(lp)  # simplex, or interior point from sim.lp.IPM_THRESHOLD variables on
+    first_best = central.objective
     t2 = time.perf_counter()
     ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendor=vendor, rng=np.random.default_rng(0))
     plan, result = negotiate_efficient_plan(ctx, admm_options(options, "flosim bench"), on_round=on_round)
@@ -204,7 +204,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
         n_public=int(np.prod(retailer.public.shape)),
         n_lp_vars=lp.n,
         build_s=t1 - t0,
-        central_method=method,
+        central_method=central.method,
         central_s=t2 - t1,
         cpp_s=t3 - t2,
         ratio=(t3 - t2) / max(t2 - t1, 1e-9),

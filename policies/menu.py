@@ -309,7 +309,7 @@ def resolve_preference(ctx: PlanningContext, preferred: Preference | None) -> di
 
 
 def _positive_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v)) and v > 0
+    return _number(v) and v > 0
 
 
 def build_menu(

@@ -174,15 +174,14 @@ class LPBestResponse:
             rows, coef = sub
             A_def = A_eq.tocsr()[rows]
             self._m0 = b_eq[rows] / coef
-            M = -(sp.diags(1.0 / coef) @ A_def).tocsc()[:, keep]
-            self._M = M.tocsc()
+            self._M = -(sp.diags(1.0 / coef) @ A_def).tocsc()[:, keep]
             self._c_x = c[self._xr]
             other = np.ones(A_eq.shape[0], dtype=bool)
             other[rows] = False
             A_eq, b_eq = A_eq.tocsr()[other][:, keep], b_eq[other]
             A_ub = A_ub.tocsc()[:, keep].tocsr()
             c, lb, ub = c[keep], lb[keep], ub[keep]
-            self._pairs(self._M, int(keep.sum()))
+            self._pairs(self._M)
         self._c = c
         self._n = c.size
         self._A = sp.vstack([A_eq.tocsr(), A_ub, sp.eye(self._n, format="csr")]).tocsc()
@@ -255,9 +254,10 @@ class LPBestResponse:
         x = np.clip(x, self._lp.lb[self._x], self._lp.ub[self._x])
         return x.reshape(self.shape)
 
-    def _pairs(self, M: sp.csc_matrix, n: int) -> None:
+    def _pairs(self, M: sp.csc_matrix) -> None:
         """Precompute ``P = triu(M' diag(rho) M)`` as a fixed CSC pattern: every pair ``(i <= j)`` of
         columns sharing a row ``r`` of ``M`` adds ``rho_r M_ri M_rj`` to ``P_ij``."""
+        n = M.shape[1]
         R = M.tocsr()
         R.sort_indices()
         lengths = np.diff(R.indptr)

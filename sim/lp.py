@@ -86,6 +86,7 @@ class LPSolution:
     x: np.ndarray
     objective: float
     lp: LinearProgram
+    method: str = "highs"  # the HiGHS path that ran: "highs" (simplex / HiGHS's choice) or "ipm"
 
     @property
     def ok(self) -> bool:
@@ -241,9 +242,9 @@ def solve_lp(lp: LinearProgram, *, raise_on_fail: bool = True, method: str = "au
         if status != "optimal":
             if raise_on_fail:
                 raise InfeasibleError(f"HiGHS IPM: {status}")
-            return LPSolution(status, x, np.nan, lp)
+            return LPSolution(status, x, np.nan, lp, method)
         x = np.clip(x, lp.lb, lp.ub)
-        return LPSolution("optimal", x, lp.objective(x), lp)
+        return LPSolution("optimal", x, lp.objective(x), lp, method)
     if method != "highs":
         raise ValueError(f"unknown LP method {method!r} (choose 'auto', 'highs' or 'ipm')")
     res = linprog(

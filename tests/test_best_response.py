@@ -154,3 +154,14 @@ def test_a_plan_defined_by_fixed_variables_alone_keeps_the_plain_qp() -> None:
     br = LPBestResponse(b.build(), x, BestResponseOptions(early_max_iter=20000))
     assert br._M is None
     np.testing.assert_allclose(br.best_response(np.zeros(2), np.zeros(2), 1.0), [4.0, 4.0], atol=1e-3)
+
+
+def test_exact_below_keeps_answers_capped_until_the_tolerance_falls_below_it(small_scenario) -> None:
+    """Answers are cut off at ``early_max_iter`` while the adaptive tolerance is at least
+    ``exact_below`` (default: ``max_tol``, so only at the loosest tolerance) and solved below it."""
+    _, vendor = planning_round(small_scenario)
+    default = negotiator_for(vendor, BestResponseOptions())
+    lower = negotiator_for(vendor, BestResponseOptions(exact_below=0.01))
+    assert default._iteration_cap(0.1) == lower._iteration_cap(0.1) == 100
+    assert default._iteration_cap(0.05) == 20000 and lower._iteration_cap(0.05) == 100
+    assert lower._iteration_cap(0.005) == 20000

@@ -25,7 +25,7 @@ def test_interior_point_matches_simplex(default_scenario) -> None:
     lp = _joint_lp(default_scenario)
     simplex = solve_lp(lp, method="highs")
     ipm = solve_lp(lp, method="ipm")
-    assert ipm.ok and simplex.ok
+    assert ipm.ok and simplex.ok and ipm.method == "ipm"
     assert ipm.objective == pytest.approx(simplex.objective, rel=1e-8)
     # an interior solution is feasible to the solver's tolerance
     v = ipm.x
@@ -49,7 +49,8 @@ def test_interior_point_prints_nothing_on_stdout() -> None:
 
 def test_auto_uses_simplex_on_small_problems(default_scenario) -> None:
     lp = _joint_lp(default_scenario)
-    assert np.array_equal(solve_lp(lp).x, solve_lp(lp, method="highs").x)
+    auto = solve_lp(lp)
+    assert auto.method == "highs" and np.array_equal(auto.x, solve_lp(lp, method="highs").x)
 
 
 def test_unknown_method_is_rejected(default_scenario) -> None:
