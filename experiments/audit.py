@@ -41,13 +41,15 @@ import pandas as pd
 
 from forecasts.inputs import draw_inputs, policy_rng
 from policies.registry import make_policy
-from sim.agents import RetailerAgent, VendorAgent
+from sim.agents import RetailerAgent, VendorAgent, joint_plan
 from sim.data import RetailerData, VendorData, split_scenario
 from sim.lp import LPBuilder, solve_lp
 from sim.scenario import Scenario
 from sim.world import World, planning_context
 
 ALPHAS = (0.5, 0.8, 1.25, 2.0)
+#: a gain within ``truthful_slack`` plus this much of the social cost (LP tolerance) is ``within_slack``
+SLACK_TOL = 1e-7
 
 
 @dataclass(frozen=True)
@@ -180,11 +182,15 @@ def _round_audit(
     public, retailer_data, vendor_data = split_scenario(scenario)
     lies = [lie for lie in vendor_lies(vendor_data) + retailer_lies(retailer_data) if lie.party in parties]
     contexts = [planning_context(scenario, week=w) for w in range(weeks)]
+    # the least true social cost of each round, nothing fixed: the truthful plan's distance from it
+    # bounds what any lie can gain where the mechanism is a Clarke pivot (vendor's net cost = S + const)
+    first_best = [joint_plan(ctx.retailer, ctx.vendor).social_cost for ctx in contexts]
     acc: dict[tuple[str, str, str], list[float]] = {}
     social: dict[str, float] = {}
+    slack: dict[str, float] = {}
     for mech in mechanisms:
         overrides = (policy_overrides or {}).get(mech, {})
-        for ctx in contexts:
+        for w, ctx in enumerate(contexts):
             # every decision of a round sees the same demand scenarios: a fresh generator per call
             fresh = lambda c: replace(c, rng=policy_rng(seed, c.week))  # noqa: E731
             truth_decision = make_policy(mech, scenario, **overrides).decide(fresh(ctx))
@@ -202,6 +208,7 @@ def _round_audit(
 
             truth = true_costs(truth_decision)
             social[mech] = social.get(mech, 0.0) + truth["social"]
+            slack[mech] = slack.get(mech, 0.0) + truth["social"] - first_best[w]
             if on_run:
                 on_run()
             for lie in lies:
@@ -235,6 +242,8 @@ def _round_audit(
                 "lying_net_cost": lie_cost,
                 "truthful_social_cost": social[mech],
                 "lying_social_cost": lie_social,
+                "truthful_slack": slack[mech],
+                "within_slack": bool(gain <= slack[mech] + SLACK_TOL * abs(social[mech])),
             }
         )
     return pd.DataFrame(rows)

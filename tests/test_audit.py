@@ -37,6 +37,18 @@ def test_vendor_loses_exactly_what_its_lie_costs_society(deterministic_audit):
 def test_some_lie_pays_under_split_savings(deterministic_audit):
     t = deterministic_audit[deterministic_audit.mechanism == "split-savings"]
     assert (t["relative_gain"] > 1e-4).any()
+    # and it pays more than the truthful plan's distance from first best: no pivot bounds it
+    assert not t["within_slack"].all()
+
+
+def test_truthful_slack_is_the_truthful_plans_distance_from_first_best(deterministic_audit):
+    # the central solver plans first best: no slack, so the pivot leaves no lie anything to gain
+    for mech, t in deterministic_audit.groupby("mechanism"):
+        social = t["truthful_social_cost"].iloc[0]
+        assert (t["truthful_slack"] >= -TOL * abs(social)).all(), mech  # first best is a lower bound
+    t = deterministic_audit[deterministic_audit.mechanism == "cpp-vcg"]
+    assert (t["truthful_slack"].abs() <= TOL * t["truthful_social_cost"].abs()).all()
+    assert t["within_slack"].all()
 
 
 def test_audit_command_json_and_files(tmp_path, capsys):
@@ -44,5 +56,5 @@ def test_audit_command_json_and_files(tmp_path, capsys):
     code = main(["audit", "--mechanism", "split-savings", "--weeks", "1", "--party", "vendor", "--out", str(out), "--json"])
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {"mechanism", "party", "lie", "gain", "relative_gain"} <= set(rows[0])
+    assert {"mechanism", "party", "lie", "gain", "relative_gain", "truthful_slack", "within_slack"} <= set(rows[0])
     assert (out / "audit.parquet").exists() and (out / "audit.png").stat().st_size > 10_000

@@ -63,7 +63,8 @@ def main(args: argparse.Namespace) -> int:
                           on_run=lambda: bar.update(1))
     out.mkdir(parents=True, exist_ok=True)
     write_table(out / "audit.parquet", table)
-    rows = table[["mechanism", "party", "lie", "gain", "relative_gain"]].to_dict(orient="records")
+    shown = [c for c in ("mechanism", "party", "lie", "gain", "relative_gain", "truthful_slack", "within_slack") if c in table]
+    rows = table[shown].to_dict(orient="records")
     write_json(out / "audit.json", {"scenario": scenario.name, "mode": args.mode, "weeks": weeks,
                                     "seed": scenario.seed if args.seed is None else args.seed,
                                     "wall_s": time.perf_counter() - started, "notes": audit_notes(mechanisms, parties),
@@ -76,7 +77,10 @@ def main(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(f"incentive audit ({args.mode} mode, {weeks} weeks), scenario {scenario.name}: gain > 0 means lying pays")
-        print(table[["mechanism", "party", "lie", "gain", "relative_gain"]].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+        if "truthful_slack" in table:
+            print("truthful_slack: the truthful plans' social cost above first best, the most a lie can gain where the "
+                  "vendor's net cost is the social cost plus terms it cannot move (Clarke pivot); within_slack: gain <= slack")
+        print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
         for note in audit_notes(mechanisms, parties):
             print(f"note: {note}")
         print(f"\nresults: {out}")
