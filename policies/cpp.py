@@ -21,7 +21,9 @@ uncommitted, flagged the same way.
 Parameters (scenario ``policies: {cpp: {...}}``): any field of :class:`sim.coordinator.ADMMOptions`
 (``max_iter``, ``eps_rel``, ``rho``, ``anderson`` ...), ``fallback`` (``jit`` or ``none``) and
 ``warm_start`` (default true: each week's negotiation starts from last week's converged consensus
-plan and prices, shifted one week, and its ``rho``; a rolling horizon changes little from week to week).
+plan and prices, shifted one week, and its ``rho``; a rolling horizon changes little from week to week)
+and ``certify`` (default false: when true, each week's diagnostics carry ``certified_gap``, a bound on
+the plan's gap to first best from two numbers per agent, :mod:`sim.certificate`; one LP per agent).
 :func:`negotiate_efficient_plan` is the shared "negotiate a plan" step, also used by ``cpp-vcg``.
 """
 
@@ -34,6 +36,7 @@ from pydantic import ValidationError
 
 from policies.base import Decision, PlanningContext
 from sim.best_response import ProcessNegotiator, negotiator_for
+from sim.certificate import certify as certify_plan
 from sim.coordinator import ADMMOptions, ConsensusADMM, NegotiationResult
 from sim.errors import FlosimError
 
@@ -81,6 +84,7 @@ def negotiate_efficient_plan(
     processes: bool | None = None,
     warm: NegotiationResult | None = None,
     on_round: Any = None,
+    certify: bool = False,
 ) -> tuple[np.ndarray, NegotiationResult]:
     """Negotiate ``argmin C_R + C_V`` between the context's agents; returns the executable plan and
     the negotiation result (check ``result.converged`` before treating the plan as agreed).
@@ -89,7 +93,10 @@ def negotiate_efficient_plan(
     parallel (``None``: when the plan has at least :data:`PROCESS_THRESHOLD` components).
     ``warm``: last week's result; its consensus plan and prices, shifted one week (the last week
     repeated), and its ``rho`` start this negotiation (see :func:`shift_week`). ``on_round``: called
-    with each round's history entry (see :meth:`sim.coordinator.ConsensusADMM.negotiate`)."""
+    with each round's history entry (see :meth:`sim.coordinator.ConsensusADMM.negotiate`).
+    ``certify``: after the negotiation, each agent states its cost of the executable plan and its
+    dual value at its final prices, which bound the plan's gap to first best
+    (:mod:`sim.certificate`); the result's ``certificate`` (and its diagnostics) then carry it."""
     opts = admm_options(options)
     z0 = prices0 = None
     if warm is not None and warm.converged and warm.z.shape == tuple(ctx.public.shape):
@@ -105,7 +112,10 @@ def negotiate_efficient_plan(
         negotiators = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
     try:
         result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape, z0=z0, prices0=prices0, on_round=on_round)
-        return executable_plan(result, ctx, negotiators[1]), result
+        plan = executable_plan(result, ctx, negotiators[1])
+        if certify:
+            result.certificate = certify_plan(negotiators, result.prices, plan)
+        return plan, result
     finally:
         for neg in negotiators:
             if hasattr(neg, "close"):
@@ -117,17 +127,20 @@ class CPPPolicy:
 
     name = "cpp"
 
-    def __init__(self, fallback: str = "jit", warm_start: bool = True, **admm: Any) -> None:
+    def __init__(self, fallback: str = "jit", warm_start: bool = True, certify: bool = False, **admm: Any) -> None:
         if fallback not in ("jit", "none"):
             raise FlosimError(f"policy 'cpp': fallback must be 'jit' or 'none', got {fallback!r}")
+        if not isinstance(certify, bool):
+            raise FlosimError(f"policy 'cpp': certify must be true or false, got {certify!r}")
         self.fallback = fallback
         self.warm_start = bool(warm_start)
+        self.certify = certify
         self.options = admm_options(admm)
         self._last: NegotiationResult | None = None
 
     def decide(self, ctx: PlanningContext) -> Decision:
         warm = self._last if self.warm_start else None
-        plan, result = negotiate_efficient_plan(ctx, self.options, warm=warm)
+        plan, result = negotiate_efficient_plan(ctx, self.options, warm=warm, certify=self.certify)
         self._last = result
         diagnostics: dict[str, Any] = result.diagnostics()
         diagnostics["warm_start"] = warm is not None and warm.converged

@@ -312,6 +312,22 @@ class LPBestResponse:
         sol = solve_lp(self._lp.with_bounds(self._x, flat, flat), raise_on_fail=False)
         return sol.objective if sol.ok else float("inf")
 
+    def dual_value(self, prices: np.ndarray) -> float:
+        """``min_x C(x) + prices·x``: the agent's term of the Lagrangian lower bound on first best
+        (:mod:`sim.certificate`); ``-inf`` if the prices make it unbounded below. One LP over the
+        agent's own model; not part of the protocol."""
+        from dataclasses import replace
+
+        y = np.asarray(prices, dtype=float).ravel()
+        c = self._lp.c.copy()
+        np.add.at(c, self._x, y)
+        sol = solve_lp(replace(self._lp, c=c), raise_on_fail=False)
+        if sol.ok:
+            return sol.objective
+        if "nbounded" in sol.status:
+            return float("-inf")
+        raise BestResponseError(f"dual value: {sol.status}")
+
 
 def negotiator_for(agent: Any, options: BestResponseOptions | None = None) -> LPBestResponse:
     """A best-response negotiator for a flosim agent, built from its ``add_block`` cost model.
@@ -419,6 +435,9 @@ class ProcessNegotiator:
 
     def own_cost(self, x: np.ndarray) -> float:
         return self._call("own_cost", np.asarray(x, dtype=float))
+
+    def dual_value(self, prices: np.ndarray) -> float:
+        return self._call("dual_value", np.asarray(prices, dtype=float))
 
     @property
     def alive(self) -> bool:

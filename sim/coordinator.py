@@ -100,6 +100,8 @@ class NegotiationResult:
     history: list[dict[str, float]] = field(default_factory=list)
     message: str = ""
     transcript: Transcript | None = None
+    #: set by callers that certify the plan they execute (:mod:`sim.certificate`); not the coordinator
+    certificate: Any = None
 
     @property
     def converged(self) -> bool:
@@ -115,6 +117,7 @@ class NegotiationResult:
             "dual_residual": self.dual_residual,
             "rho": self.rho,
             "wall_s": self.wall_s,
+            **(self.certificate.as_dict() if self.certificate is not None else {}),
         }
 
 

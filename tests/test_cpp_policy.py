@@ -54,6 +54,8 @@ def test_bad_options_are_user_errors() -> None:
         CPPPolicy(max_iterations=5)
     with pytest.raises(FlosimError):
         CPPPolicy(fallback="maybe")
+    with pytest.raises(FlosimError, match="certify"):
+        CPPPolicy(certify="yes")
 
 
 def test_flosim_plan_json(capsys) -> None:
@@ -72,6 +74,7 @@ def test_flosim_bench_small_json(capsys) -> None:
     for key in ("size", "n_public", "central_s", "cpp_s", "ratio", "iterations", "gap"):
         assert key in rows[0]
     assert rows[0]["n_public"] == 54 and rows[0]["gap"] <= 1e-3
+    assert rows[0]["certified_gap"] >= rows[0]["gap"] - 1e-9 and rows[0]["certify_s"] >= 0
 
 
 def test_flosim_bench_rejects_unknown_size(capsys) -> None:

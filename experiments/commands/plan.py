@@ -13,11 +13,13 @@ the picked item's first week completed with the retailer's own continuation). On
 only the first week binds and the later weeks are planned again next week, so ``binding_gap`` scores
 the binding part alone: ``binding_social_cost`` is the least social cost over the horizon with this
 week's PO fixed and the later weeks re-planned efficiently (what ``flosim menu`` and the menu's 1%
-test use). For a policy whose contract covers the whole plan (the menu with ``commitment: plan``,
+test use). ``certified_gap`` (policy ``cpp``): an upper bound on ``gap`` that the agents can
+compute without any central solver, from their costs of the plan and their dual values at the
+final prices (:mod:`sim.certificate`); null for other policies. For a policy whose contract covers the whole plan (the menu with ``commitment: plan``,
 ``pricing: plan``) both are null: the plan is what binds, and ``gap`` is the figure.
 
 ``--json`` prints all of it as one JSON object with keys ``policy, social_cost,
-first_best_social_cost, gap, binding_social_cost, binding_gap, iterations, converged, transfer,
+first_best_social_cost, gap, binding_social_cost, binding_gap, certified_gap, iterations, converged, transfer,
 wall_s, planned, plan`` (plus ``scenario``, ``week``, ``committed``, ``diagnostics``, ``shape``,
 ``fcs``, ``products``).
 """
@@ -58,7 +60,10 @@ def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int
         raise FlosimError(f"--week must be >= 0, got {week}")
     scenario = load_scenario(scenario_name)
     ctx = planning_context(scenario, week=week, seed=seed)
-    pol = make_policy(policy, scenario)
+    # cpp certifies its plan here (two numbers per agent bound the gap without a central solver),
+    # unless the scenario says otherwise
+    certify = {"certify": True} if policy == "cpp" and "certify" not in scenario.policies.get("cpp", {}) else {}
+    pol = make_policy(policy, scenario, **certify)
     t0 = time.perf_counter()
     decision = pol.decide(ctx)
     wall = time.perf_counter() - t0
@@ -76,6 +81,7 @@ def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int
         "gap": (social - first_best) / max(abs(first_best), 1e-9),
         "binding_social_cost": binding,
         "binding_gap": None if binding is None else (binding - first_best) / max(abs(first_best), 1e-9),
+        "certified_gap": diag.get("certified_gap"),
         "iterations": diag.get("iterations"),
         "converged": diag.get("converged"),
         "transfer": decision.transfer,
@@ -102,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if report["binding_social_cost"] is not None:
         print(f"  binding social   {report['binding_social_cost']:.2f}   (this week's PO fixed, later weeks re-planned efficiently)")
         print(f"  binding gap      {report['binding_gap']:.3e}   (only the first week binds on a rolling horizon)")
+    if report["certified_gap"] is not None:
+        print(f"  certified gap    {report['certified_gap']:.3e}   (bound from the agents' dual values; no central solve)")
     if report["iterations"] is not None:
         print(f"  iterations       {report['iterations']} (converged: {report['converged']})")
     print(f"  transfer         {report['transfer']:.2f}   committed: {report['committed']}")
