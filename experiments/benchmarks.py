@@ -7,6 +7,8 @@ Three sizes, built programmatically (no files needed):
   5 FCs, 5 regions with regional weights [0.247, 0.158, 0.233, 0.131, 0.231], 2 vendor origins,
   lanes from both origins to every FC, some with spare scheduled-truck volume, 6 weeks.
 * ``large``: 2,000 products x 20 FCs (8 regions, 4 origins), 6 weeks.
+* ``PxFxRxO`` (for example ``1000x5x5x2``): the same synthetic network with ``P`` products, ``F``
+  FCs, ``R`` regions (equal weights) and ``O`` origins, seeded by ``P``, for scaling studies.
 
 For each size :func:`run_benchmark` times, in one process and on the same planning round (week 0,
 scenario's initial stock, mean demand as the forecast):
@@ -29,6 +31,7 @@ same scenarios with :func:`benchmark_scenario` for their own experiments.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -117,8 +120,22 @@ def _grid_scenario(name: str, *, products: int, fcs: int, regions: int, origins:
     return resolved
 
 
+GRID_SIZE = re.compile(r"^(\d+)x(\d+)x(\d+)x(\d+)$")
+
+
+def is_size(size: str) -> bool:
+    """Whether ``size`` names a benchmark size: one of :data:`SIZES` or ``PxFxRxO``."""
+    m = GRID_SIZE.match(size)
+    return size in SIZES or (m is not None and all(int(g) >= 1 for g in m.groups()))
+
+
 def benchmark_scenario(size: str) -> Scenario:
-    """The scenario of a benchmark size (``small``, ``pilot`` or ``large``)."""
+    """The scenario of a benchmark size (``small``, ``pilot``, ``large`` or ``PxFxRxO``)."""
+    m = GRID_SIZE.match(size)
+    if m is not None and is_size(size):
+        products, fcs, regions, origins = (int(g) for g in m.groups())
+        return scenario_from_dict(_grid_scenario(f"bench-{size}", products=products, fcs=fcs, regions=regions,
+                                                 origins=origins, weights=None, seed=products), f"benchmark '{size}'")
     if size == "small":
         return load_scenario("default")
     if size == "pilot":
@@ -127,7 +144,7 @@ def benchmark_scenario(size: str) -> Scenario:
     if size == "large":
         return scenario_from_dict(_grid_scenario("bench-large", products=2000, fcs=20, regions=8, origins=4,
                                                  weights=None, seed=2000), "benchmark 'large'")
-    raise FlosimError(f"unknown benchmark size {size!r} (choose from {', '.join(SIZES)})")
+    raise FlosimError(f"unknown benchmark size {size!r} (choose from {', '.join(SIZES)}, or PxFxRxO with positive counts)")
 
 
 def mean_demand(scenario: Scenario, start_week: int = 0) -> np.ndarray:

@@ -80,6 +80,17 @@ def test_flosim_bench_small_json(capsys) -> None:
 def test_flosim_bench_rejects_unknown_size(capsys) -> None:
     assert main(["bench", "--sizes", "huge"]) == 2
     assert "huge" in capsys.readouterr().err
+    assert main(["bench", "--sizes", "0x5x5x2"]) == 2
+    assert "0x5x5x2" in capsys.readouterr().err
+
+
+def test_flosim_bench_builds_the_network_at_any_size(capsys) -> None:
+    """``PxFxRxO``: the benchmark network with P products, F FCs, R regions and O origins."""
+    assert main(["bench", "--sizes", "12x3x2x2", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["size"] == "12x3x2x2" and row["n_public"] == 6 * 3 * 12
+    assert row["status"] == "converged" and row["gap"] <= 1e-3
+    assert row["certified_gap"] >= row["gap"] - 1e-9
 
 
 def test_next_week_starts_from_last_weeks_prices(default_scenario) -> None:

@@ -4,7 +4,10 @@
 
 Per size, in one process: the number of public (plan) variables, the joint LP's build and HiGHS solve
 times, the CPP negotiation's time and iterations, the ratio CPP/centralized, and the relative gap of
-the CPP plan's social cost to the first best. Sizes are described in :mod:`experiments.benchmarks`.
+the CPP plan's social cost to the first best, and the bound on it the agents certify without a
+central solve (``certified_gap``). Sizes are described in :mod:`experiments.benchmarks`; besides
+``small``, ``pilot`` and ``large``, ``PxFxRxO`` (for example ``1000x5x5x2``) builds the benchmark
+network with that many products, FCs, regions and origins, for scaling studies.
 ``--json`` prints a list of rows with keys ``size, n_public, central_s, cpp_s, ratio, iterations, gap``
 (and a few more).
 """
@@ -22,18 +25,20 @@ from sim.errors import FlosimError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="benchmark CPP against a centralized solve",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="small,pilot", help="comma-separated sizes: small, pilot, large (default small,pilot)")
+    p.add_argument("--sizes", default="small,pilot", help="comma-separated sizes: small, pilot, large, or PxFxRxO (products x FCs x regions x origins, "
+                   "the benchmark network at another size; default small,pilot)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.benchmarks import SIZES, format_table, run_benchmark
+    from experiments.benchmarks import SIZES, format_table, is_size, run_benchmark
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    unknown = [s for s in sizes if s not in SIZES]
+    unknown = [s for s in sizes if not is_size(s)]
     if not sizes or unknown:
-        raise FlosimError(f"--sizes: unknown size(s) {unknown or sizes!r} (choose from {', '.join(SIZES)})")
+        raise FlosimError(f"--sizes: unknown size(s) {unknown or sizes!r} (choose from {', '.join(SIZES)}, "
+                          "or PxFxRxO: products x FCs x regions x origins, for example 1000x5x5x2)")
     from tqdm import tqdm
 
     rows = []
