@@ -241,13 +241,14 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     )
 
 
-def format_table(rows: list[BenchRow]) -> str:
-    """A plain-text table of benchmark rows."""
-    head = f"{'size':<7}{'n_public':>10}{'LP vars':>10}{'build_s':>9}{'central':>8}{'central_s':>11}{'cpp_s':>9}{'ratio':>8}{'iters':>7}  {'status':<14}{'gap':>10}{'certified':>11}"
+def format_table(rows: list[BenchRow], size_width: int | None = None) -> str:
+    """A plain-text table of benchmark rows (``size_width``: width of the size column, default: fit)."""
+    w = size_width or max(7, max((len(r.size) for r in rows), default=0) + 2)
+    head = f"{'size':<{w}}{'n_public':>10}{'LP vars':>10}{'build_s':>9}{'central':>8}{'central_s':>11}{'cpp_s':>9}{'ratio':>8}{'iters':>7}  {'status':<14}{'gap':>10}{'certified':>11}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r.size:<7}{r.n_public:>10}{r.n_lp_vars:>10}{r.build_s:>9.3f}{r.central_method:>8}{r.central_s:>11.3f}{r.cpp_s:>9.2f}"
+            f"{r.size:<{w}}{r.n_public:>10}{r.n_lp_vars:>10}{r.build_s:>9.3f}{r.central_method:>8}{r.central_s:>11.3f}{r.cpp_s:>9.2f}"
             f"{r.ratio:>8.1f}{r.iterations:>7}  {r.status:<14}{r.gap:>10.2e}{r.certified_gap:>11.2e}"
         )
     return "\n".join(lines)

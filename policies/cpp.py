@@ -156,6 +156,9 @@ class CPPPolicy:
         retailer = ctx.retailer.evaluate(plan)
         vendor = ctx.vendor.evaluate(plan)
         diagnostics["vendor_plan_feasible"] = vendor.feasible
+        if result.certificate is not None and not result.converged:
+            # the lower bound on first best stands; the plan it is compared with is the executed one
+            diagnostics.update(result.certificate.with_upper(retailer.total + vendor.total).as_dict())
         return Decision(
             plan=plan,
             transfer=0.0,

@@ -324,7 +324,7 @@ class LPBestResponse:
         sol = solve_lp(replace(self._lp, c=c), raise_on_fail=False)
         if sol.ok:
             return sol.objective
-        if "nbounded" in sol.status:
+        if "nbounded" in sol.status and "nfeasible" not in sol.status:
             return float("-inf")
         raise BestResponseError(f"dual value: {sol.status}")
 
@@ -395,7 +395,7 @@ class ProcessNegotiator:
     answer a round in parallel: the coordinator's query threads wait on pipes, not on the GIL. The
     worker is a fresh ``python`` started with :mod:`subprocess` (no fork of a multi-threaded parent,
     no re-import of the user's main script); the agent is sent to it pickled. The object offers
-    ``best_response`` (the protocol) plus ``confirm`` and ``own_cost`` (agent side). Use it as a
+    ``best_response`` (the protocol) plus ``confirm``, ``own_cost`` and ``dual_value`` (agent side). Use it as a
     context manager or call :meth:`close`.
     """
 

@@ -20,6 +20,7 @@ import sys
 import time
 
 from sim.errors import FlosimError
+from sim.results import jsonable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     rows = []
     tty = sys.stderr.isatty()
+    width = max(7, max(len(s) for s in sizes) + 2)
     for size in sizes:
         # progress on stderr (rounds of the negotiation): a bar on a terminal, otherwise (batch jobs,
         # logs) a line every 10 rounds; residuals as multiples of their tolerances
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             row = run_benchmark(size, on_round=progress)
         rows.append(row)
         if not args.json:
-            print(format_table([row]).splitlines()[-1] if len(rows) > 1 else format_table([row]), flush=True)
+            table = format_table([row], size_width=width)
+            print(table.splitlines()[-1] if len(rows) > 1 else table, flush=True)
     if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        print(json.dumps(jsonable([r.as_dict() for r in rows]), indent=2))
     return 0
