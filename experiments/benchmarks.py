@@ -199,14 +199,19 @@ class BenchRow:
         return asdict(self)
 
 
-def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: Any = None) -> BenchRow:
+def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: Any = None,
+                  answers: dict[str, Any] | None = None) -> BenchRow:
     """Time the central joint LP (build and HiGHS solve separately) and a CPP negotiation on the
     same planning round; the gap is ``(social cost of the CPP plan - first best) / |first best|``.
-    ``on_round`` is called with each negotiation round's history entry (progress)."""
+    ``on_round`` is called with each negotiation round's history entry (progress). ``options``: ADMM
+    options (:class:`sim.coordinator.ADMMOptions`); ``answers``: the agents' best-response settings
+    (:func:`policies.cpp.answer_options`)."""
     from policies.base import PlanningContext
-    from policies.cpp import admm_options, negotiate_efficient_plan
+    from policies.cpp import admm_options, answer_options, negotiate_efficient_plan
     from sim.lp import LPBuilder, solve_lp
 
+    opts = admm_options(options, "flosim bench")  # bad options fail before the central solve
+    answer_opts = answer_options(answers, "flosim bench")
     scenario = benchmark_scenario(size)
     retailer, vendor = planning_round(scenario)
     t0 = time.perf_counter()
@@ -220,7 +225,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     first_best = central.objective
     t2 = time.perf_counter()
     ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendor=vendor, rng=np.random.default_rng(0))
-    plan, result = negotiate_efficient_plan(ctx, admm_options(options, "flosim bench"), on_round=on_round, certify=True)
+    plan, result = negotiate_efficient_plan(ctx, opts, on_round=on_round, certify=True, answers=answer_opts)
     t3 = time.perf_counter()
     certify_s = result.certificate.wall_s  # an a-posteriori check, not part of the negotiation's time
     social = retailer.evaluate(plan).total + vendor.evaluate(plan).total

@@ -23,19 +23,22 @@ Parameters (scenario ``policies: {cpp: {...}}``): any field of :class:`sim.coord
 ``warm_start`` (default true: each week's negotiation starts from last week's converged consensus
 plan and prices, shifted one week, and its ``rho``; a rolling horizon changes little from week to week)
 and ``certify`` (default false: when true, each week's diagnostics carry ``certified_gap``, a bound on
-the plan's gap to first best from two numbers per agent, :mod:`sim.certificate`; one LP per agent).
+the plan's gap to first best from two numbers per agent, :mod:`sim.certificate`; one LP per agent)
+and ``answers`` (the agents' best-response settings, :class:`sim.best_response.BestResponseOptions`:
+``abs_tol``, ``early_max_iter``, ``exact_below`` ...; for example ``{exact_below: 0}`` caps every answer).
 :func:`negotiate_efficient_plan` is the shared "negotiate a plan" step, also used by ``cpp-vcg``.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from policies.base import Decision, PlanningContext
-from sim.best_response import ProcessNegotiator, negotiator_for
+from sim.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
 from sim.certificate import certify as certify_plan
 from sim.coordinator import ADMMOptions, ConsensusADMM, NegotiationResult
 from sim.errors import FlosimError
@@ -50,6 +53,31 @@ def admm_options(options: ADMMOptions | dict[str, Any] | None, where: str = "pol
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise FlosimError(f"{where}: bad ADMM options: {problems}") from None
+
+
+def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: str = "policy 'cpp'") -> BestResponseOptions | None:
+    """Validate the agents' answer settings (:class:`sim.best_response.BestResponseOptions`: OSQP
+    tolerances, iteration caps, ``exact_below`` ...) given as a mapping; None keeps the defaults."""
+    if options is None or isinstance(options, BestResponseOptions):
+        return options
+    if not isinstance(options, dict):
+        raise FlosimError(f"{where}: answers must be a mapping of best-response settings, got {options!r}")
+    known = {f.name: f for f in fields(BestResponseOptions)}
+    values: dict[str, Any] = {}
+    for name, value in options.items():
+        if name not in known or name == "osqp":
+            choices = ", ".join(n for n in known if n != "osqp")
+            raise FlosimError(f"{where}: unknown answer setting {name!r} (choose from {choices})")
+        default = getattr(BestResponseOptions(), name)
+        kind = type(default)
+        ok = isinstance(value, bool) if kind is bool else (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                                            and (kind is float or float(value).is_integer()))
+        if not ok:
+            raise FlosimError(f"{where}: answer setting {name} must be {kind.__name__}, got {value!r}")
+        if kind is not bool and (value <= 0 if kind is int else value < 0):
+            raise FlosimError(f"{where}: answer setting {name} must be {'> 0' if kind is int else '>= 0'}, got {value!r}")
+        values[name] = kind(value)
+    return BestResponseOptions(**values)
 
 
 def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor: Any = None, retailer_index: int = 0) -> np.ndarray:
@@ -85,6 +113,7 @@ def negotiate_efficient_plan(
     warm: NegotiationResult | None = None,
     on_round: Any = None,
     certify: bool = False,
+    answers: BestResponseOptions | dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, NegotiationResult]:
     """Negotiate ``argmin C_R + C_V`` between the context's agents; returns the executable plan and
     the negotiation result (check ``result.converged`` before treating the plan as agreed).
@@ -96,8 +125,10 @@ def negotiate_efficient_plan(
     with each round's history entry (see :meth:`sim.coordinator.ConsensusADMM.negotiate`).
     ``certify``: after the negotiation, each agent states its cost of the executable plan and its
     dual value at its final prices, which bound the plan's gap to first best
-    (:mod:`sim.certificate`); the result's ``certificate`` (and its diagnostics) then carry it."""
+    (:mod:`sim.certificate`); the result's ``certificate`` (and its diagnostics) then carry it.
+    ``answers``: the agents' best-response settings (:func:`answer_options`), for both agents."""
     opts = admm_options(options)
+    answer_opts = answer_options(answers)
     z0 = prices0 = None
     if warm is not None and warm.converged and warm.z.shape == tuple(ctx.public.shape):
         z0 = shift_week(warm.z)
@@ -107,9 +138,9 @@ def negotiate_efficient_plan(
     if processes is None:
         processes = int(np.prod(ctx.public.shape)) >= PROCESS_THRESHOLD
     if processes:
-        negotiators: list[Any] = [ProcessNegotiator(ctx.retailer), ProcessNegotiator(ctx.vendor)]
+        negotiators: list[Any] = [ProcessNegotiator(ctx.retailer, answer_opts), ProcessNegotiator(ctx.vendor, answer_opts)]
     else:
-        negotiators = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
+        negotiators = [negotiator_for(ctx.retailer, answer_opts), negotiator_for(ctx.vendor, answer_opts)]
     try:
         result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape, z0=z0, prices0=prices0, on_round=on_round)
         plan = executable_plan(result, ctx, negotiators[1])
@@ -127,7 +158,8 @@ class CPPPolicy:
 
     name = "cpp"
 
-    def __init__(self, fallback: str = "jit", warm_start: bool = True, certify: bool = False, **admm: Any) -> None:
+    def __init__(self, fallback: str = "jit", warm_start: bool = True, certify: bool = False,
+                 answers: dict[str, Any] | None = None, **admm: Any) -> None:
         if fallback not in ("jit", "none"):
             raise FlosimError(f"policy 'cpp': fallback must be 'jit' or 'none', got {fallback!r}")
         if not isinstance(certify, bool):
@@ -135,12 +167,13 @@ class CPPPolicy:
         self.fallback = fallback
         self.warm_start = bool(warm_start)
         self.certify = certify
+        self.answers = answer_options(answers)
         self.options = admm_options(admm)
         self._last: NegotiationResult | None = None
 
     def decide(self, ctx: PlanningContext) -> Decision:
         warm = self._last if self.warm_start else None
-        plan, result = negotiate_efficient_plan(ctx, self.options, warm=warm, certify=self.certify)
+        plan, result = negotiate_efficient_plan(ctx, self.options, warm=warm, certify=self.certify, answers=self.answers)
         self._last = result
         diagnostics: dict[str, Any] = result.diagnostics()
         diagnostics["warm_start"] = warm is not None and warm.converged

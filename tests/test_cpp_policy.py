@@ -104,3 +104,40 @@ def test_next_week_starts_from_last_weeks_prices(default_scenario) -> None:
     best = joint_plan(ctx1.retailer, ctx1.vendor).social_cost
     for d in (warm, cold):
         assert (d.planned["retailer"] + d.planned["vendor"] - best) / abs(best) <= 1e-3
+
+
+def test_answer_settings_are_validated() -> None:
+    from policies.cpp import answer_options
+
+    assert answer_options({"exact_below": 0, "early_max_iter": 50}).exact_below == 0.0
+    assert answer_options(None) is None
+    for bad, match in (({"exact_blow": 0}, "unknown answer setting 'exact_blow'"),
+                       ({"early_max_iter": 2.5}, "must be int"),
+                       ({"max_iter": 0}, "must be > 0"),
+                       ({"abs_tol": -1e-3}, "must be >= 0"),
+                       ({"polish": 1}, "must be bool"),
+                       ({"osqp": []}, "unknown answer setting 'osqp'")):
+        with pytest.raises(FlosimError, match=match):
+            answer_options(bad)
+    with pytest.raises(FlosimError, match="answers must be a mapping"):
+        CPPPolicy(answers=[1])
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_answer_settings_reach_the_agents(ctx, processes) -> None:
+    """One OSQP iteration per answer cannot reach agreement in 60 rounds; the defaults do (38-52)."""
+    starved = {"early_max_iter": 1, "max_iter": 1}
+    _, result = negotiate_efficient_plan(ctx, {"max_iter": 60}, processes=processes, answers=starved)
+    assert result.status == "iteration_cap"
+    _, result = negotiate_efficient_plan(ctx, {"max_iter": 60}, processes=processes)
+    assert result.converged
+
+
+def test_flosim_bench_options_are_checked_before_anything_runs(capsys) -> None:
+    assert main(["bench", "--sizes", "small", "--answer", "exact_blow=0"]) == 2
+    assert "exact_blow" in capsys.readouterr().err
+    assert main(["bench", "--sizes", "small", "--set", "eps_rell=1"]) == 2
+    assert "eps_rell" in capsys.readouterr().err
+    assert main(["bench", "--sizes", "small", "--json", "--answer", "exact_below=0", "--set", "eps_rel=2e-3"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["status"] == "converged"

@@ -1,13 +1,16 @@
 """``flosim bench``: CPP negotiation time against a centralized solve of the same problem.
 
-    flosim bench [--sizes small,pilot,large] [--json]
+    flosim bench [--sizes small,pilot,large,PxFxRxO] [--set NAME=VALUE ...] [--answer NAME=VALUE ...] [--json]
 
 Per size, in one process: the number of public (plan) variables, the joint LP's build and HiGHS solve
 times, the CPP negotiation's time and iterations, the ratio CPP/centralized, and the relative gap of
 the CPP plan's social cost to the first best, and the bound on it the agents certify without a
 central solve (``certified_gap``). Sizes are described in :mod:`experiments.benchmarks`; besides
 ``small``, ``pilot`` and ``large``, ``PxFxRxO`` (for example ``1000x5x5x2``) builds the benchmark
-network with that many products, FCs, regions and origins, for scaling studies.
+network with that many products, FCs, regions and origins, for scaling studies. ``--set`` changes an
+ADMM option of the negotiation (``--set eps_rel=3e-3``), ``--answer`` a setting of the agents' best
+responses (``--answer exact_below=0`` caps every answer at ``early_max_iter`` OSQP iterations); a
+name that does not exist, or a value of the wrong type, is an error before anything runs.
 ``--json`` prints a list of rows with keys ``size, n_public, central_s, cpp_s, ratio, iterations, gap``
 (and a few more).
 """
@@ -19,6 +22,7 @@ import json
 import sys
 import time
 
+from experiments.commands._args import name_value
 from sim.errors import FlosimError
 from sim.results import jsonable
 
@@ -28,18 +32,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="small,pilot", help="comma-separated sizes: small, pilot, large, or PxFxRxO (products x FCs x regions x origins, "
                    "the benchmark network at another size; default small,pilot)")
+    p.add_argument("--set", dest="admm", action="append", type=name_value, default=[], metavar="NAME=VALUE",
+                   help="ADMM option of the negotiation (sim.coordinator.ADMMOptions), e.g. eps_rel=3e-3; repeatable")
+    p.add_argument("--answer", dest="answers", action="append", type=name_value, default=[], metavar="NAME=VALUE",
+                   help="the agents' best-response setting (sim.best_response.BestResponseOptions), e.g. exact_below=0; repeatable")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from experiments.benchmarks import SIZES, format_table, is_size, run_benchmark
+    from policies.cpp import admm_options, answer_options
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if not is_size(s)]
     if not sizes or unknown:
         raise FlosimError(f"--sizes: unknown size(s) {unknown or sizes!r} (choose from {', '.join(SIZES)}, "
                           "or PxFxRxO: products x FCs x regions x origins, for example 1000x5x5x2)")
+    admm, answers = dict(args.admm), dict(args.answers)
+    admm_options(admm, "flosim bench --set")  # check both before any size runs
+    answer_options(answers, "flosim bench --answer")
     from tqdm import tqdm
 
     rows = []
@@ -60,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"flosim bench: {size}: round {h['iteration']}, primal {primal:.3g}, dual {dual:.3g} x tolerance,"
                           f" {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
-            row = run_benchmark(size, on_round=progress)
+            row = run_benchmark(size, admm, on_round=progress, answers=answers)
         rows.append(row)
         if not args.json:
             table = format_table([row], size_width=width)

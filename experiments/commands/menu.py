@@ -47,9 +47,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tqdm import tqdm
 
+from experiments.commands._args import name_value
 from experiments.menu_efficiency import DEFAULT_SIZES, menu_efficiency, menu_policy, unique_sizes
 from experiments.plots.menu import plot_menu_efficiency
 from experiments.plots.style import FORMATS
@@ -72,22 +72,12 @@ def _int_list(what: str, minimum: int):
     return parse
 
 
-def _override(text: str) -> tuple[str, Any]:
-    path, sep, value = text.partition("=")
-    if not sep or not path.strip():
-        raise argparse.ArgumentTypeError(f"expected PATH=VALUE (e.g. demand.cv=0.4), got {text!r}")
-    try:
-        return path.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise argparse.ArgumentTypeError(f"{path.strip()}: cannot read the value {value!r}") from None
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("menu", help="share of the first-best saving a menu captures, by menu size",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", action="append", help="scenario name or file; repeat for several (default: default)")
     p.add_argument("--spec", metavar="SWEEP.yaml", help="sweep spec: one scenario per design point (not with --scenario)")
-    p.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="PATH=VALUE",
+    p.add_argument("--set", dest="overrides", action="append", type=name_value, default=[], metavar="PATH=VALUE",
                    help="scenario parameter override applied to every scenario, e.g. demand.cv=0.4; repeatable")
     p.add_argument("--sizes", type=_int_list("menu sizes", 1), default=list(DEFAULT_SIZES),
                    help="menu sizes, positive, e.g. 1,2,4,8,16 (sorted, repeats dropped)")
