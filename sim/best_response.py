@@ -218,9 +218,10 @@ class LPBestResponse:
         if self._solver is None:
             P = self._quadratic(r_vec)
             self._solver = osqp.OSQP()
-            self._solver.setup(P, q, self._A, self._l, self._u, verbose=False, eps_abs=opt.abs_tol, eps_rel=opt.rel_tol,
-                               polishing=opt.polish, max_iter=self._cap, scaling=10, check_termination=10,
-                               **dict(opt.osqp))
+            # flosim's defaults, then the user's own OSQP settings, which may override them
+            settings = {"verbose": False, "eps_abs": opt.abs_tol, "eps_rel": opt.rel_tol, "polishing": opt.polish,
+                        "max_iter": self._cap, "scaling": 10, "check_termination": 10, **dict(opt.osqp)}
+            self._solver.setup(P, q, self._A, self._l, self._u, **settings)
             self._rho = r_vec
         else:
             if not np.array_equal(r_vec, self._rho):

@@ -166,3 +166,15 @@ def test_exact_below_keeps_answers_capped_until_the_tolerance_falls_below_it(sma
     assert default._iteration_cap(0.1) == lower._iteration_cap(0.1) == 100
     assert default._iteration_cap(0.05) == 20000 and lower._iteration_cap(0.05) == 100
     assert lower._iteration_cap(0.005) == 20000
+
+
+def test_osqp_settings_may_override_flosims_own(small_scenario) -> None:
+    """``BestResponseOptions.osqp`` reaches OSQP even for settings flosim sets itself (scaling,
+    check_termination); the answer is the same query's solution."""
+    _, vendor = planning_round(small_scenario)
+    shape = vendor.public.shape
+    z, y = np.full(shape, 20.0), np.zeros(shape)
+    exact = dict(early_max_iter=20000, abs_tol=1e-6, rel_tol=1e-8, adaptive=0.0)
+    ref = negotiator_for(vendor, BestResponseOptions(**exact)).best_response(z, y, 0.3)
+    own = negotiator_for(vendor, BestResponseOptions(**exact, osqp=(("scaling", 0), ("check_termination", 5))))
+    np.testing.assert_allclose(own.best_response(z, y, 0.3), ref, atol=1e-3)
