@@ -70,6 +70,11 @@ def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: 
             raise FlosimError(f"{where}: unknown answer setting {name!r} (choose from {choices})")
         default = getattr(BestResponseOptions(), name)
         kind = type(default)
+        if isinstance(value, str) and kind is not bool:  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         ok = isinstance(value, bool) if kind is bool else (isinstance(value, (int, float)) and not isinstance(value, bool)
                                                             and (kind is float or float(value).is_integer()))
         if not ok:

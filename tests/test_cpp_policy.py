@@ -110,6 +110,7 @@ def test_answer_settings_are_validated() -> None:
     from policies.cpp import answer_options
 
     assert answer_options({"exact_below": 0, "early_max_iter": 50}).exact_below == 0.0
+    assert answer_options({"abs_tol": "1e-4"}).abs_tol == 1e-4  # YAML 1.1 reads 1e-4 as a string
     assert answer_options(None) is None
     for bad, match in (({"exact_blow": 0}, "unknown answer setting 'exact_blow'"),
                        ({"early_max_iter": 2.5}, "must be int"),
@@ -138,6 +139,7 @@ def test_flosim_bench_options_are_checked_before_anything_runs(capsys) -> None:
     assert "exact_blow" in capsys.readouterr().err
     assert main(["bench", "--sizes", "small", "--set", "eps_rell=1"]) == 2
     assert "eps_rell" in capsys.readouterr().err
-    assert main(["bench", "--sizes", "small", "--json", "--answer", "exact_below=0", "--set", "eps_rel=2e-3"]) == 0
+    assert main(["bench", "--sizes", "small", "--json", "--answer", "exact_below=0", "--answer", "abs_tol=1e-3",
+                 "--set", "eps_rel=2e-3"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["status"] == "converged"
