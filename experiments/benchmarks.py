@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -194,6 +194,10 @@ class BenchRow:
     #: its time (not in ``cpp_s``)
     certified_gap: float
     certify_s: float
+    #: the ADMM options and the agents' answer settings given (empty: defaults), so a row says how
+    #: it was made
+    admm_options: dict[str, Any] = field(default_factory=dict)
+    answer_options: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -243,6 +247,8 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
         gap=(social - first_best) / max(abs(first_best), 1e-9),
         certified_gap=result.certificate.gap,
         certify_s=certify_s,
+        admm_options=dict(options or {}),
+        answer_options=dict(answers or {}),
     )
 
 

@@ -62,27 +62,33 @@ def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: 
         return options
     if not isinstance(options, dict):
         raise FlosimError(f"{where}: answers must be a mapping of best-response settings, got {options!r}")
-    known = {f.name: f for f in fields(BestResponseOptions)}
+    known = {f.name for f in fields(BestResponseOptions)} - {"osqp"}
     values: dict[str, Any] = {}
     for name, value in options.items():
-        if name not in known or name == "osqp":
-            choices = ", ".join(n for n in known if n != "osqp")
-            raise FlosimError(f"{where}: unknown answer setting {name!r} (choose from {choices})")
-        default = getattr(BestResponseOptions(), name)
-        kind = type(default)
+        if name == "osqp":
+            raise FlosimError(f"{where}: answer setting 'osqp' (OSQP's own settings) can only be set from Python "
+                              "(BestResponseOptions(osqp=...))")
+        if name not in known:
+            raise FlosimError(f"{where}: unknown answer setting {name!r} (choose from {', '.join(sorted(known))})")
+        kind = type(getattr(BestResponseOptions(), name))
         if isinstance(value, str) and kind is not bool:  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
                 value = float(value)
             except ValueError:
                 pass
         ok = isinstance(value, bool) if kind is bool else (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                                            and bool(np.isfinite(value))
                                                             and (kind is float or float(value).is_integer()))
         if not ok:
-            raise FlosimError(f"{where}: answer setting {name} must be {kind.__name__}, got {value!r}")
+            expected = "true or false" if kind is bool else f"a finite {kind.__name__}"
+            raise FlosimError(f"{where}: answer setting {name} must be {expected}, got {value!r}")
         if kind is not bool and (value <= 0 if kind is int else value < 0):
             raise FlosimError(f"{where}: answer setting {name} must be {'> 0' if kind is int else '>= 0'}, got {value!r}")
         values[name] = kind(value)
-    return BestResponseOptions(**values)
+    result = BestResponseOptions(**values)
+    if result.abs_tol == 0:  # the adaptive tolerance scales from it, and OSQP needs one
+        raise FlosimError(f"{where}: answer setting abs_tol must be > 0, got 0")
+    return result
 
 
 def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor: Any = None, retailer_index: int = 0) -> np.ndarray:

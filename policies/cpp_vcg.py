@@ -28,12 +28,14 @@ from sim.errors import FlosimError
 
 
 def efficient_plan(ctx: PlanningContext, solver: str, cpp_options: dict[str, Any]) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """``x*`` by CPP negotiation (default) or the central oracle; ``None`` if CPP did not converge."""
+    """``x*`` by CPP negotiation (default) or the central oracle; ``None`` if CPP did not converge.
+    ``cpp_options``: ADMM options, plus ``answers`` (the agents' best-response settings)."""
     if solver == "central":
         return joint_plan(ctx.retailer, ctx.vendor).plan, {"solver": "central"}
     from policies.cpp import negotiate_efficient_plan
 
-    plan, result = negotiate_efficient_plan(ctx, cpp_options)
+    admm = {k: v for k, v in cpp_options.items() if k != "answers"}
+    plan, result = negotiate_efficient_plan(ctx, admm, answers=cpp_options.get("answers"))
     diag = {"solver": "cpp", "iterations": result.iterations, "converged": result.status == "converged", "status": result.status}
     return (plan if result.status == "converged" else None), diag
 
@@ -47,6 +49,14 @@ def _check_params(name: str, discount: float, risk_aversion: float, scenarios: i
         raise FlosimError(f"policy '{name}': scenarios must be >= 1, got {scenarios}")
     if solver not in ("cpp", "central"):
         raise FlosimError(f"policy '{name}': solver must be 'cpp' or 'central', got {solver!r}")
+
+
+def _check_cpp_options(name: str, cpp: dict[str, Any]) -> None:
+    """Bad ``cpp`` settings are errors when the policy is built, not at its first decision."""
+    from policies.cpp import admm_options, answer_options
+
+    admm_options({k: v for k, v in cpp.items() if k != "answers"}, f"policy '{name}'")
+    answer_options(cpp.get("answers"), f"policy '{name}'")
 
 
 class CPPVCGPolicy:
@@ -64,6 +74,7 @@ class CPPVCGPolicy:
         _check_params(self.name, discount, risk_aversion, scenarios, solver)
         self.discount, self.risk_aversion, self.scenarios = discount, risk_aversion, scenarios
         self.two_way, self.solver, self.cpp_options = two_way, solver, dict(cpp or {})
+        _check_cpp_options(self.name, self.cpp_options)
 
     def decide(self, ctx: PlanningContext) -> Decision:
         own = ctx.retailer.preferred_plan()
@@ -102,6 +113,7 @@ class SplitSavingsPolicy:
             raise FlosimError(f"policy '{self.name}': share must be in [0, 1], got {share}")
         _check_params(self.name, 1.0, 0.0, 1, solver)
         self.share, self.solver, self.cpp_options = share, solver, dict(cpp or {})
+        _check_cpp_options(self.name, self.cpp_options)
 
     def decide(self, ctx: PlanningContext) -> Decision:
         own = ctx.retailer.preferred_plan()

@@ -64,7 +64,7 @@ Status = Literal["converged", "iteration_cap", "failed"]
 class ADMMOptions(BaseModel):
     """Options of :class:`ConsensusADMM`; every field has a default, unknown fields are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     rho: float | None = Field(None, gt=0, description="initial penalty; None: 1/(rms of the first round's answers)")
     max_iter: int = Field(500, ge=1, description="cap on negotiation rounds (agent queries per agent)")

@@ -178,3 +178,4 @@ def test_osqp_settings_may_override_flosims_own(small_scenario) -> None:
     ref = negotiator_for(vendor, BestResponseOptions(**exact)).best_response(z, y, 0.3)
     own = negotiator_for(vendor, BestResponseOptions(**exact, osqp=(("scaling", 0), ("check_termination", 5))))
     np.testing.assert_allclose(own.best_response(z, y, 0.3), ref, atol=1e-3)
+    assert (own._solver.settings.scaling, own._solver.settings.check_termination) == (0, 5)

@@ -113,11 +113,13 @@ def test_answer_settings_are_validated() -> None:
     assert answer_options({"abs_tol": "1e-4"}).abs_tol == 1e-4  # YAML 1.1 reads 1e-4 as a string
     assert answer_options(None) is None
     for bad, match in (({"exact_blow": 0}, "unknown answer setting 'exact_blow'"),
-                       ({"early_max_iter": 2.5}, "must be int"),
+                       ({"early_max_iter": 2.5}, "must be a finite int"),
+                       ({"abs_tol": float("nan")}, "must be a finite float"),
+                       ({"abs_tol": 0}, "abs_tol must be > 0"),
                        ({"max_iter": 0}, "must be > 0"),
                        ({"abs_tol": -1e-3}, "must be >= 0"),
-                       ({"polish": 1}, "must be bool"),
-                       ({"osqp": []}, "unknown answer setting 'osqp'")):
+                       ({"polish": 1}, "must be true or false"),
+                       ({"osqp": []}, "only be set from Python")):
         with pytest.raises(FlosimError, match=match):
             answer_options(bad)
     with pytest.raises(FlosimError, match="answers must be a mapping"):
@@ -134,12 +136,38 @@ def test_answer_settings_reach_the_agents(ctx, processes) -> None:
     assert result.converged
 
 
-def test_flosim_bench_options_are_checked_before_anything_runs(capsys) -> None:
-    assert main(["bench", "--sizes", "small", "--answer", "exact_blow=0"]) == 2
-    assert "exact_blow" in capsys.readouterr().err
-    assert main(["bench", "--sizes", "small", "--set", "eps_rell=1"]) == 2
-    assert "eps_rell" in capsys.readouterr().err
-    assert main(["bench", "--sizes", "small", "--json", "--answer", "exact_below=0", "--answer", "abs_tol=1e-3",
-                 "--set", "eps_rel=2e-3"]) == 0
+def test_flosim_bench_options_are_checked_before_anything_runs(capsys, monkeypatch) -> None:
+    import experiments.benchmarks as benchmarks
+
+    def no_scenario(size):
+        raise AssertionError("a scenario was built before the options were checked")
+
+    with monkeypatch.context() as m:
+        m.setattr(benchmarks, "benchmark_scenario", no_scenario)
+        for argv, needle in ((["--answer", "exact_blow=0"], "exact_blow"), (["--set", "eps_rell=1"], "eps_rell"),
+                             (["--answer", "abs_tol=nan"], "abs_tol"), (["--answer", "abs_tol=0"], "abs_tol"),
+                             (["--set", "rho=inf"], "rho"), (["--answer", "osqp=1"], "only be set from Python")):
+            assert main(["bench", "--sizes", "small", *argv]) == 2
+            assert needle in capsys.readouterr().err
+
+
+def test_flosim_bench_options_reach_the_negotiation(capsys) -> None:
+    """Starved answers under a round cap of 60 stop at the cap; the row records what was set."""
+    argv = ["bench", "--sizes", "small", "--json", "--answer", "early_max_iter=1", "--answer", "max_iter=1",
+            "--answer", "abs_tol=1e-3", "--set", "max_iter=60"]
+    assert main(argv) == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert row["status"] == "converged"
+    assert row["status"] == "iteration_cap" and row["iterations"] == 60
+    assert row["admm_options"] == {"max_iter": 60}
+    assert row["answer_options"] == {"early_max_iter": 1, "max_iter": 1, "abs_tol": "1e-3"}
+
+
+def test_cpp_vcg_takes_answer_settings(ctx) -> None:
+    from policies.cpp_vcg import CPPVCGPolicy
+
+    with pytest.raises(FlosimError, match="exact_blow"):
+        CPPVCGPolicy(cpp={"answers": {"exact_blow": 0}})
+    with pytest.raises(FlosimError, match="eps_rell"):
+        CPPVCGPolicy(cpp={"eps_rell": 1})
+    starved = CPPVCGPolicy(cpp={"max_iter": 60, "answers": {"early_max_iter": 1, "max_iter": 1}}).decide(ctx)
+    assert starved.diagnostics["status"] == "iteration_cap" and starved.diagnostics["fallback"] == "jit"

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 
-def name_value(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE`` (or ``PATH=VALUE``) with the value read as YAML (numbers, booleans, lists).
-    YAML 1.1 reads ``1e-3`` (no dot) as a string; a string that is a number is taken as the number."""
-    path, sep, value = text.partition("=")
-    if not sep or not path.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. demand.cv=0.4), got {text!r}")
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise argparse.ArgumentTypeError(f"{path.strip()}: cannot read the value {value!r}") from None
-    if isinstance(parsed, str):
+def name_value(label: str = "NAME=VALUE", example: str = "eps_rel=3e-3") -> Callable[[str], tuple[str, Any]]:
+    """An argparse type for ``NAME=VALUE`` (``label``), the value read as YAML (numbers, booleans,
+    lists; note YAML 1.1 reads ``1e-3`` as a string, which the settings' own validation converts)."""
+
+    def parse(text: str) -> tuple[str, Any]:
+        path, sep, value = text.partition("=")
+        if not sep or not path.strip():
+            raise argparse.ArgumentTypeError(f"expected {label} (e.g. {example}), got {text!r}")
         try:
-            parsed = float(parsed)
-        except ValueError:
-            pass
-    return path.strip(), parsed
+            return path.strip(), yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise argparse.ArgumentTypeError(f"{path.strip()}: cannot read the value {value!r}") from None
+
+    return parse

@@ -32,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="small,pilot", help="comma-separated sizes: small, pilot, large, or PxFxRxO (products x FCs x regions x origins, "
                    "the benchmark network at another size; default small,pilot)")
-    p.add_argument("--set", dest="admm", action="append", type=name_value, default=[], metavar="NAME=VALUE",
+    p.add_argument("--set", dest="admm", action="append", type=name_value("NAME=VALUE", "eps_rel=3e-3"), default=[], metavar="NAME=VALUE",
                    help="ADMM option of the negotiation (sim.coordinator.ADMMOptions), e.g. eps_rel=3e-3; repeatable")
-    p.add_argument("--answer", dest="answers", action="append", type=name_value, default=[], metavar="NAME=VALUE",
+    p.add_argument("--answer", dest="answers", action="append", type=name_value("NAME=VALUE", "exact_below=0"), default=[], metavar="NAME=VALUE",
                    help="the agents' best-response setting (sim.best_response.BestResponseOptions), e.g. exact_below=0; repeatable")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=run)

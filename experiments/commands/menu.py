@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", action="append", help="scenario name or file; repeat for several (default: default)")
     p.add_argument("--spec", metavar="SWEEP.yaml", help="sweep spec: one scenario per design point (not with --scenario)")
-    p.add_argument("--set", dest="overrides", action="append", type=name_value, default=[], metavar="PATH=VALUE",
+    p.add_argument("--set", dest="overrides", action="append", type=name_value("PATH=VALUE", "demand.cv=0.4"), default=[], metavar="PATH=VALUE",
                    help="scenario parameter override applied to every scenario, e.g. demand.cv=0.4; repeatable")
     p.add_argument("--sizes", type=_int_list("menu sizes", 1), default=list(DEFAULT_SIZES),
                    help="menu sizes, positive, e.g. 1,2,4,8,16 (sorted, repeats dropped)")
