@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import os
 import sys
 from collections.abc import Sequence
 
@@ -40,12 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except FlosimError as exc:
         print(f"flosim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("flosim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`flosim plan | head`): stop quietly, as Unix tools do; results the
+        # command wrote to files are already there
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return int(status or 0)
 
 

@@ -94,3 +94,17 @@ def test_out_folder_that_cannot_be_created(tmp_path, capsys):
     code = main(["run", "--policy", "jit", "--weeks", "1", "--out", str(blocker / "sub")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and str(blocker / "sub") in err
+
+
+def test_a_closed_pipe_ends_the_command_quietly() -> None:
+    """``flosim plan | head -0``: the reader is gone before the command writes (closed right after the
+    start; the command needs far longer to import and plan); no traceback, the SIGPIPE exit status."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from experiments.cli import main; sys.exit(main(['plan']))"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
