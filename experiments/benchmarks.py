@@ -131,9 +131,8 @@ def is_size(size: str) -> bool:
 
 def benchmark_scenario(size: str) -> Scenario:
     """The scenario of a benchmark size (``small``, ``pilot``, ``large`` or ``PxFxRxO``)."""
-    m = GRID_SIZE.match(size)
-    if m is not None and is_size(size):
-        products, fcs, regions, origins = (int(g) for g in m.groups())
+    if size not in SIZES and is_size(size):
+        products, fcs, regions, origins = (int(g) for g in GRID_SIZE.match(size).groups())
         return scenario_from_dict(_grid_scenario(f"bench-{size}", products=products, fcs=fcs, regions=regions,
                                                  origins=origins, weights=None, seed=products), f"benchmark '{size}'")
     if size == "small":

@@ -62,6 +62,7 @@ def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: 
         return options
     if not isinstance(options, dict):
         raise FlosimError(f"{where}: answers must be a mapping of best-response settings, got {options!r}")
+    defaults = BestResponseOptions()
     known = {f.name for f in fields(BestResponseOptions)} - {"osqp"}
     values: dict[str, Any] = {}
     for name, value in options.items():
@@ -70,7 +71,7 @@ def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: 
                               "(BestResponseOptions(osqp=...))")
         if name not in known:
             raise FlosimError(f"{where}: unknown answer setting {name!r} (choose from {', '.join(sorted(known))})")
-        kind = type(getattr(BestResponseOptions(), name))
+        kind = type(getattr(defaults, name))
         if isinstance(value, str) and kind is not bool:  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
                 value = float(value)

@@ -12,7 +12,8 @@ the incentive audit shows lies that pay.
 
 Parameters (scenario ``policies: {cpp-vcg: {...}}`` or keyword arguments): ``discount`` (delta),
 ``risk_aversion`` (gamma, 0 = expectation), ``scenarios`` (demand paths for the certainty equivalent),
-``two_way`` (allow negative transfers), ``solver`` (``cpp`` or ``central``), ``cpp`` (ADMM options).
+``two_way`` (allow negative transfers), ``solver`` (``cpp`` or ``central``), ``cpp`` (ADMM options, and
+``answers``, the agents' best-response settings; validated when the policy is built).
 """
 
 from __future__ import annotations
@@ -24,18 +25,20 @@ import numpy as np
 from policies.base import Decision, PlanningContext
 from policies.cbt import cost_benefit_transfer
 from sim.agents import joint_plan
+from sim.best_response import BestResponseOptions
+from sim.coordinator import ADMMOptions
 from sim.errors import FlosimError
 
 
-def efficient_plan(ctx: PlanningContext, solver: str, cpp_options: dict[str, Any]) -> tuple[np.ndarray | None, dict[str, Any]]:
+def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
+                   answers: BestResponseOptions | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x*`` by CPP negotiation (default) or the central oracle; ``None`` if CPP did not converge.
-    ``cpp_options``: ADMM options, plus ``answers`` (the agents' best-response settings)."""
+    ``admm``, ``answers``: the negotiation's and the agents' settings (see :func:`cpp_settings`)."""
     if solver == "central":
         return joint_plan(ctx.retailer, ctx.vendor).plan, {"solver": "central"}
     from policies.cpp import negotiate_efficient_plan
 
-    admm = {k: v for k, v in cpp_options.items() if k != "answers"}
-    plan, result = negotiate_efficient_plan(ctx, admm, answers=cpp_options.get("answers"))
+    plan, result = negotiate_efficient_plan(ctx, admm, answers=answers)
     diag = {"solver": "cpp", "iterations": result.iterations, "converged": result.status == "converged", "status": result.status}
     return (plan if result.status == "converged" else None), diag
 
@@ -51,12 +54,14 @@ def _check_params(name: str, discount: float, risk_aversion: float, scenarios: i
         raise FlosimError(f"policy '{name}': solver must be 'cpp' or 'central', got {solver!r}")
 
 
-def _check_cpp_options(name: str, cpp: dict[str, Any]) -> None:
-    """Bad ``cpp`` settings are errors when the policy is built, not at its first decision."""
+def cpp_settings(name: str, cpp: dict[str, Any] | None) -> tuple[ADMMOptions, BestResponseOptions | None]:
+    """A policy's ``cpp`` mapping, validated once when the policy is built (bad settings are errors
+    then, not at its first decision): ADMM options, and ``answers``, the agents' best-response settings."""
     from policies.cpp import admm_options, answer_options
 
-    admm_options({k: v for k, v in cpp.items() if k != "answers"}, f"policy '{name}'")
-    answer_options(cpp.get("answers"), f"policy '{name}'")
+    cpp = dict(cpp or {})
+    answers = cpp.pop("answers", None)
+    return admm_options(cpp, f"policy '{name}'"), answer_options(answers, f"policy '{name}'")
 
 
 class CPPVCGPolicy:
@@ -73,12 +78,12 @@ class CPPVCGPolicy:
     ) -> None:
         _check_params(self.name, discount, risk_aversion, scenarios, solver)
         self.discount, self.risk_aversion, self.scenarios = discount, risk_aversion, scenarios
-        self.two_way, self.solver, self.cpp_options = two_way, solver, dict(cpp or {})
-        _check_cpp_options(self.name, self.cpp_options)
+        self.two_way, self.solver = two_way, solver
+        self.admm, self.answers = cpp_settings(self.name, cpp)
 
     def decide(self, ctx: PlanningContext) -> Decision:
         own = ctx.retailer.preferred_plan()
-        plan, diag = efficient_plan(ctx, self.solver, self.cpp_options)
+        plan, diag = efficient_plan(ctx, self.solver, self.admm, self.answers)
         if plan is None:  # never a silent wrong answer: flag the week and fall back to JIT
             vendor = ctx.vendor.evaluate(own.plan)
             return Decision(own.plan, 0.0, False, {"retailer": own.total, "vendor": vendor.total}, {**diag, "fallback": "jit"})
@@ -112,12 +117,12 @@ class SplitSavingsPolicy:
         if not 0 <= share <= 1:
             raise FlosimError(f"policy '{self.name}': share must be in [0, 1], got {share}")
         _check_params(self.name, 1.0, 0.0, 1, solver)
-        self.share, self.solver, self.cpp_options = share, solver, dict(cpp or {})
-        _check_cpp_options(self.name, self.cpp_options)
+        self.share, self.solver = share, solver
+        self.admm, self.answers = cpp_settings(self.name, cpp)
 
     def decide(self, ctx: PlanningContext) -> Decision:
         own = ctx.retailer.preferred_plan()
-        plan, diag = efficient_plan(ctx, self.solver, self.cpp_options)
+        plan, diag = efficient_plan(ctx, self.solver, self.admm, self.answers)
         v_jit = ctx.vendor.evaluate(own.plan, allow_short=True)  # what the vendor would do under JIT
         if plan is None:
             return Decision(own.plan, 0.0, False, {"retailer": own.total, "vendor": v_jit.total}, {**diag, "fallback": "jit"})

@@ -40,7 +40,7 @@ import struct
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import osqp
@@ -295,8 +295,6 @@ class LPBestResponse:
         """The largest plan ``x' <= x`` (componentwise, most units in total) the agent can carry out
         exactly. Iterative solvers answer within a tolerance; an agent confirms a plan before it is
         executed. Not part of the protocol: the coordinator never calls it."""
-        from dataclasses import replace
-
         cap = np.maximum(np.asarray(x, dtype=float).ravel(), 0.0)
         c = np.zeros(self._lp.n)
         c[self._x] = -1.0
@@ -317,8 +315,6 @@ class LPBestResponse:
         """``min_x C(x) + prices·x``: the agent's term of the Lagrangian lower bound on first best
         (:mod:`sim.certificate`); ``-inf`` if the prices make it unbounded below. One LP over the
         agent's own model; not part of the protocol."""
-        from dataclasses import replace
-
         y = np.asarray(prices, dtype=float).ravel()
         c = self._lp.c.copy()
         np.add.at(c, self._x, y)
