@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from policies.base import Decision, PlanningContext
-from sim.best_response import VENDOR_SOLVERS, BestResponseOptions, ProcessNegotiator, negotiator_for
+from sim.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
 from sim.certificate import certify as certify_plan
 from sim.coordinator import ADMMOptions, ConsensusADMM, NegotiationResult
 from sim.errors import FlosimError
@@ -71,11 +71,6 @@ def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: 
                               "(BestResponseOptions(osqp=...))")
         if name not in known:
             raise FlosimError(f"{where}: unknown answer setting {name!r} (choose from {', '.join(sorted(known))})")
-        if name == "vendor_solver":
-            if value not in VENDOR_SOLVERS:
-                raise FlosimError(f"{where}: answer setting vendor_solver must be one of {', '.join(VENDOR_SOLVERS)}, got {value!r}")
-            values[name] = value
-            continue
         kind = type(getattr(defaults, name))
         if isinstance(value, str) and kind is not bool:  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:

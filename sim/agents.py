@@ -306,11 +306,6 @@ class VendorAgent:
         assert self._state is not None, "observe() first"
         return self._state
 
-    def cost_model(self) -> tuple[VendorData, VendorState]:
-        """The vendor's private data and this week's state, for negotiators that run on the vendor's
-        side and exploit the structure of its costs (:mod:`sim.vendor_dual`). Never handed to a policy."""
-        return self._data, self.state
-
     def add_block(self, b: LPBuilder, x: np.ndarray, state: VendorState | None = None) -> dict[str, np.ndarray]:
         """Write ``C_V`` over plan variables ``x[H,F,K]`` into ``b``; returns the private variable blocks."""
         pub, d = self.public, self._data

@@ -60,8 +60,6 @@ def _osqp_status(name: str, legacy: int) -> int:
         return legacy
 
 
-VENDOR_SOLVERS = ("osqp", "dual")
-
 _SOLVED = _osqp_status("OSQP_SOLVED", 1)
 #: statuses whose iterate is still the best estimate of the answer: solved, solved inaccurate,
 #: iteration or time limit
@@ -97,14 +95,6 @@ class BestResponseOptions:
     substitute: bool = True
     #: further OSQP settings (``adaptive_rho_interval``, ``sigma``, ``scaling`` ...), passed as given
     osqp: tuple[tuple[str, Any], ...] = ()
-    #: how a :class:`~sim.agents.VendorAgent` answers: ``"osqp"`` (this module's QP) or ``"dual"``
-    #: (:mod:`sim.vendor_dual`: through the prices of its few coupling rows, exact at any size; the
-    #: iteration caps then count its Newton steps)
-    vendor_solver: str = "osqp"
-
-    def __post_init__(self) -> None:
-        if self.vendor_solver not in VENDOR_SOLVERS:
-            raise ValueError(f"vendor_solver must be one of {', '.join(VENDOR_SOLVERS)}, got {self.vendor_solver!r}")
 
 
 def _defining_rows(A_eq: sp.csc_matrix, A_ub: sp.csc_matrix, b_eq: np.ndarray, lb: np.ndarray, ub: np.ndarray,
@@ -336,19 +326,13 @@ class LPBestResponse:
         raise BestResponseError(f"dual value: {sol.status}")
 
 
-def negotiator_for(agent: Any, options: BestResponseOptions | None = None) -> Any:
-    """A best-response negotiator for a flosim agent, built from its ``add_block`` cost model
-    (:class:`LPBestResponse`), or for a vendor with ``options.vendor_solver == "dual"`` from its cost
-    structure (:class:`sim.vendor_dual.VendorDualResponse`).
+def negotiator_for(agent: Any, options: BestResponseOptions | None = None) -> LPBestResponse:
+    """A best-response negotiator for a flosim agent, built from its ``add_block`` cost model.
 
     This runs on the agent's side: the returned object holds the agent's private LP and answers
     CPP queries; the coordinator receives only the object and talks to it only through
     ``best_response``. Build a new one whenever the agent's situation changes (each planning week).
     """
-    if options is not None and options.vendor_solver == "dual" and hasattr(agent, "cost_model"):
-        from sim.vendor_dual import VendorDualResponse  # (it builds on this module)
-
-        return VendorDualResponse(agent, options)
     b = LPBuilder()
     x = b.add_var(agent.public.shape)
     agent.add_block(b, x)
