@@ -55,6 +55,47 @@ def test_lower_bound_holds_at_any_prices_that_sum_to_zero(ctx, first_best) -> No
     assert finite >= 2  # moderate prices keep both agents' LPs bounded
 
 
+def _optimal_prices(ctx) -> np.ndarray:
+    """The first-best LP's prices on the plan: the joint LP with the plan split into a retailer and
+    a vendor copy tied by ``x_R - x_V = 0``; the duals of those rows (HiGHS, through scipy)."""
+    from scipy.optimize import linprog
+
+    from sim.lp import LPBuilder
+
+    b = LPBuilder()
+    shape = ctx.public.shape
+    x_r, x_v = b.add_var(shape), b.add_var(shape)
+    ctx.retailer.add_block(b, x_r)
+    ctx.vendor.add_block(b, x_v)
+    tie = b.new_rows("eq", shape)
+    b.add_terms("eq", tie, x_r, 1.0)
+    b.add_terms("eq", tie, x_v, -1.0)
+    lp = b.build()
+    res = linprog(lp.c, A_ub=lp.A_ub, b_ub=lp.b_ub, A_eq=lp.A_eq, b_eq=lp.b_eq, bounds=np.column_stack([lp.lb, lp.ub]),
+                  method="highs")
+    assert res.status == 0
+    return -res.eqlin.marginals[tie.ravel()].reshape(shape)  # L = c·v - marginals·(x_R - x_V)
+
+
+def test_bound_is_tight_at_the_first_best_prices(ctx, first_best) -> None:
+    """Strong LP duality: at the first best's own prices the agents' dual values sum to first best;
+    weak duality and concavity along the way to the negotiated prices."""
+    negs = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
+    y = _optimal_prices(ctx)
+    plan = ctx.retailer.preferred_plan().plan
+    assert certify(negs, [y, -y], plan).lower == pytest.approx(first_best, rel=1e-7)
+    # between them and the negotiated prices the bound is a concave function of the prices, below
+    # first best: at a mixture at least the mixture of the two bounds, and never above first best
+    _, result = negotiate_efficient_plan(ctx)
+    y_cpp = result.prices[0]
+    lower_cpp = certify(negs, [y_cpp, -y_cpp], plan).lower
+    assert 0 < lower_cpp < first_best * (1 - 1e-6)
+    for t in (0.25, 0.5, 0.75):
+        mix = t * y + (1 - t) * y_cpp
+        lower = certify(negs, [mix, -mix], plan).lower
+        assert t * first_best + (1 - t) * lower_cpp - 1e-7 * first_best <= lower <= first_best * (1 + REL)
+
+
 def test_bound_holds_near_the_final_prices(ctx, first_best) -> None:
     """Where the bound is informative, near the negotiated prices, it still never exceeds first best."""
     negs = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
