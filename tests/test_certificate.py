@@ -6,12 +6,14 @@ import json
 
 import numpy as np
 import pytest
+from scipy.optimize import linprog
 
 from experiments.cli import main
 from policies.cpp import negotiate_efficient_plan
 from sim.agents import joint_plan
 from sim.best_response import negotiator_for
 from sim.certificate import certify
+from sim.lp import LPBuilder
 from sim.world import planning_context
 
 REL = 1e-9  # LP solver tolerance, relative to the social cost
@@ -27,8 +29,14 @@ def first_best(ctx):
     return joint_plan(ctx.retailer, ctx.vendor).social_cost
 
 
-def test_negotiated_plan_is_certified_and_the_bound_holds(ctx, first_best) -> None:
-    plan, result = negotiate_efficient_plan(ctx, certify=True)
+@pytest.fixture(scope="module")
+def negotiated(ctx):
+    """The week's negotiation, certified (one negotiation for the tests that need its plan or prices)."""
+    return negotiate_efficient_plan(ctx, certify=True)
+
+
+def test_negotiated_plan_is_certified_and_the_bound_holds(ctx, first_best, negotiated) -> None:
+    plan, result = negotiated
     c = result.certificate
     assert result.converged and c is not None
     social = ctx.retailer.evaluate(plan).total + ctx.vendor.evaluate(plan).total
@@ -58,10 +66,6 @@ def test_lower_bound_holds_at_any_prices_that_sum_to_zero(ctx, first_best) -> No
 def _optimal_prices(ctx) -> np.ndarray:
     """The first-best LP's prices on the plan: the joint LP with the plan split into a retailer and
     a vendor copy tied by ``x_R - x_V = 0``; the duals of those rows (HiGHS, through scipy)."""
-    from scipy.optimize import linprog
-
-    from sim.lp import LPBuilder
-
     b = LPBuilder()
     shape = ctx.public.shape
     x_r, x_v = b.add_var(shape), b.add_var(shape)
@@ -77,7 +81,7 @@ def _optimal_prices(ctx) -> np.ndarray:
     return -res.eqlin.marginals[tie.ravel()].reshape(shape)  # L = c·v - marginals·(x_R - x_V)
 
 
-def test_bound_is_tight_at_the_first_best_prices(ctx, first_best) -> None:
+def test_bound_is_tight_at_the_first_best_prices(ctx, first_best, negotiated) -> None:
     """Strong LP duality: at the first best's own prices the agents' dual values sum to first best;
     weak duality and concavity along the way to the negotiated prices."""
     negs = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
@@ -86,7 +90,7 @@ def test_bound_is_tight_at_the_first_best_prices(ctx, first_best) -> None:
     assert certify(negs, [y, -y], plan).lower == pytest.approx(first_best, rel=1e-7)
     # between them and the negotiated prices the bound is a concave function of the prices, below
     # first best: at a mixture at least the mixture of the two bounds, and never above first best
-    _, result = negotiate_efficient_plan(ctx)
+    _, result = negotiated
     y_cpp = result.prices[0]
     lower_cpp = certify(negs, [y_cpp, -y_cpp], plan).lower
     assert 0 < lower_cpp < first_best * (1 - 1e-6)
@@ -96,10 +100,10 @@ def test_bound_is_tight_at_the_first_best_prices(ctx, first_best) -> None:
         assert t * first_best + (1 - t) * lower_cpp - 1e-7 * first_best <= lower <= first_best * (1 + REL)
 
 
-def test_bound_holds_near_the_final_prices(ctx, first_best) -> None:
+def test_bound_holds_near_the_final_prices(ctx, first_best, negotiated) -> None:
     """Where the bound is informative, near the negotiated prices, it still never exceeds first best."""
     negs = [negotiator_for(ctx.retailer), negotiator_for(ctx.vendor)]
-    plan, result = negotiate_efficient_plan(ctx)
+    plan, result = negotiated
     rng = np.random.default_rng(3)
     y = result.prices[0]
     for scale in (1e-3, 1e-2, 1e-1):
