@@ -31,7 +31,6 @@ and ``answers`` (the agents' best-response settings, :class:`sim.best_response.B
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -57,39 +56,24 @@ def admm_options(options: ADMMOptions | dict[str, Any] | None, where: str = "pol
 
 def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: str = "policy 'cpp'") -> BestResponseOptions | None:
     """Validate the agents' answer settings (:class:`sim.best_response.BestResponseOptions`: OSQP
-    tolerances, iteration caps, ``exact_below`` ...) given as a mapping; None keeps the defaults."""
+    tolerances, iteration caps, ``exact_below`` ...) given as a mapping; None keeps the defaults.
+    ``osqp`` (OSQP's own settings) is for Python callers only: a scenario file cannot set it."""
     if options is None or isinstance(options, BestResponseOptions):
         return options
     if not isinstance(options, dict):
         raise FlosimError(f"{where}: answers must be a mapping of best-response settings, got {options!r}")
-    defaults = BestResponseOptions()
-    known = {f.name for f in fields(BestResponseOptions)} - {"osqp"}
-    values: dict[str, Any] = {}
-    for name, value in options.items():
-        if name == "osqp":
-            raise FlosimError(f"{where}: answer setting 'osqp' (OSQP's own settings) can only be set from Python "
-                              "(BestResponseOptions(osqp=...))")
-        if name not in known:
-            raise FlosimError(f"{where}: unknown answer setting {name!r} (choose from {', '.join(sorted(known))})")
-        kind = type(getattr(defaults, name))
-        if isinstance(value, str) and kind is not bool:  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        ok = isinstance(value, bool) if kind is bool else (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                                            and bool(np.isfinite(value))
-                                                            and (kind is float or float(value).is_integer()))
-        if not ok:
-            expected = "true or false" if kind is bool else f"a finite {kind.__name__}"
-            raise FlosimError(f"{where}: answer setting {name} must be {expected}, got {value!r}")
-        if kind is not bool and (value <= 0 if kind is int else value < 0):
-            raise FlosimError(f"{where}: answer setting {name} must be {'> 0' if kind is int else '>= 0'}, got {value!r}")
-        values[name] = kind(value)
-    result = BestResponseOptions(**values)
-    if result.abs_tol == 0:  # the adaptive tolerance scales from it, and OSQP needs one
-        raise FlosimError(f"{where}: answer setting abs_tol must be > 0, got 0")
-    return result
+    if "osqp" in options:
+        raise FlosimError(f"{where}: answer setting 'osqp' (OSQP's own settings) can only be set from Python "
+                          "(BestResponseOptions(osqp=...))")
+    try:
+        return BestResponseOptions(**options)
+    except ValidationError as exc:
+        known = ", ".join(sorted(set(BestResponseOptions.model_fields) - {"osqp"}))
+        problems = "; ".join(
+            f"unknown answer setting {e['loc'][0]!r} (choose from {known})" if e["type"] == "extra_forbidden"
+            else f"answer setting {'.'.join(map(str, e['loc']))} = {e['input']!r}: {e['msg']}"
+            for e in exc.errors())
+        raise FlosimError(f"{where}: {problems}") from None
 
 
 def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor: Any = None, retailer_index: int = 0) -> np.ndarray:

@@ -40,12 +40,13 @@ import struct
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import osqp
 import numpy as np
 import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from sim.lp import LinearProgram, LPBuilder, solve_lp
 
@@ -68,33 +69,42 @@ _USABLE = frozenset({_SOLVED, _osqp_status("OSQP_SOLVED_INACCURATE", 2), _osqp_s
 
 
 
-@dataclass(frozen=True)
-class BestResponseOptions:
+class BestResponseOptions(BaseModel):
     """Accuracy and effort of :class:`LPBestResponse`: OSQP's absolute and relative tolerances, its
     iteration caps per query (an answer at a cap is returned and counted in ``stats['inexact']``),
-    solution polishing, and further OSQP settings as ``(name, value)`` pairs."""
+    solution polishing, and further OSQP settings as ``(name, value)`` pairs. Every field has a
+    default; unknown fields, non-finite numbers and out-of-range values are errors."""
 
-    abs_tol: float = 1e-3
-    rel_tol: float = 1e-5
-    #: inexact early answers: OSQP's tolerances are loosened to ``adaptive * rms change of the
-    #: query`` (between ``abs_tol`` and ``max_tol``) while the negotiation still moves a lot;
-    #: 0 turns this off
-    adaptive: float = 0.03
-    max_tol: float = 0.1
-    #: OSQP iterations per query while the negotiation moves far (the adaptive tolerance is at
-    #: ``max_tol``, and on the first query): such answers are discarded by the next round anyway, and
-    #: a capped answer warm-starts the next query, so the work continues there (inexact ADMM)
-    early_max_iter: int = 100
-    #: answers are capped at ``early_max_iter`` while the adaptive tolerance is at least this (at most
-    #: ``max_tol``); below it they are solved
-    exact_below: float = 0.1
-    #: OSQP iterations per query otherwise: late answers, which decide convergence, are solved
-    max_iter: int = 20000
-    polish: bool = False
-    #: eliminate plan variables that an equality row of their own defines (see LPBestResponse)
-    substitute: bool = True
-    #: further OSQP settings (``adaptive_rho_interval``, ``sigma``, ``scaling`` ...), passed as given
-    osqp: tuple[tuple[str, Any], ...] = ()
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    abs_tol: float = Field(1e-3, gt=0, description="OSQP's absolute tolerance on solved answers (the adaptive tolerance's floor)")
+    rel_tol: float = Field(1e-5, ge=0, description="OSQP's relative tolerance")
+    adaptive: float = Field(0.03, ge=0, description=(
+        "inexact early answers: OSQP's tolerances are loosened to adaptive * rms change of the query "
+        "(between abs_tol and max_tol) while the negotiation still moves a lot; 0 turns this off"))
+    max_tol: float = Field(0.1, gt=0, description="the loosest adaptive tolerance")
+    early_max_iter: int = Field(100, ge=1, description=(
+        "OSQP iterations per query while the negotiation moves far (the adaptive tolerance is at max_tol, "
+        "and on the first query): such answers are discarded by the next round anyway, and a capped answer "
+        "warm-starts the next query, so the work continues there (inexact ADMM)"))
+    exact_below: float = Field(0.1, ge=0, description=(
+        "answers are capped at early_max_iter while the adaptive tolerance is at least this (at most "
+        "max_tol); below it they are solved"))
+    max_iter: int = Field(20000, ge=1, description="OSQP iterations per query otherwise: late answers, which decide convergence, are solved")
+    polish: StrictBool = Field(False, description="OSQP's solution polishing")
+    substitute: StrictBool = Field(True, description="eliminate plan variables that an equality row of their own defines (see LPBestResponse)")
+    osqp: tuple[tuple[str, Any], ...] = Field((), description="further OSQP settings (adaptive_rho_interval, sigma, scaling ...), passed as given")
+
+    @field_validator("abs_tol", "rel_tol", "adaptive", "max_tol", "early_max_iter", "exact_below", "max_iter", mode="before")
+    @classmethod
+    def _number_from_text(cls, value: Any) -> Any:
+        """Numbers written as text (YAML 1.1 reads ``1e-3`` as a string, a command line ``1e4``) are read as numbers."""
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
 
 
 def _defining_rows(A_eq: sp.csc_matrix, A_ub: sp.csc_matrix, b_eq: np.ndarray, lb: np.ndarray, ub: np.ndarray,

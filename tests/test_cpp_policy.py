@@ -113,12 +113,13 @@ def test_answer_settings_are_validated() -> None:
     assert answer_options({"abs_tol": "1e-4"}).abs_tol == 1e-4  # YAML 1.1 reads 1e-4 as a string
     assert answer_options(None) is None
     for bad, match in (({"exact_blow": 0}, "unknown answer setting 'exact_blow'"),
-                       ({"early_max_iter": 2.5}, "must be a finite int"),
-                       ({"abs_tol": float("nan")}, "must be a finite float"),
-                       ({"abs_tol": 0}, "abs_tol must be > 0"),
-                       ({"max_iter": 0}, "must be > 0"),
-                       ({"abs_tol": -1e-3}, "must be >= 0"),
-                       ({"polish": 1}, "must be true or false"),
+                       ({"early_max_iter": 2.5}, "early_max_iter = 2.5: .*valid integer"),
+                       ({"abs_tol": float("nan")}, "abs_tol = nan: .*finite number"),
+                       ({"abs_tol": 0}, "abs_tol = 0: .*greater than 0"),
+                       ({"max_iter": 0}, "max_iter = 0: .*greater than or equal to 1"),
+                       ({"exact_below": -1e-3}, "exact_below = -0.001: .*greater than or equal to 0"),
+                       ({"polish": 1}, "polish = 1: .*valid boolean"),
+                       ({"abs_tol": "tight"}, "abs_tol = 'tight': .*valid number"),
                        ({"osqp": []}, "only be set from Python")):
         with pytest.raises(FlosimError, match=match):
             answer_options(bad)
