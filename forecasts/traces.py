@@ -25,8 +25,10 @@ What a user may do:
   (via :func:`load_trace_inputs`) instead of drawing, for every command that runs the scenario;
 * ``trace_scenario(folder)`` returns the trace's scenario switched to trace mode (``flosim replay``).
 
-A relative ``trace_dir`` is resolved against the current working directory, then against the folder of
-built-in scenarios (so ``traces/pilot`` names the shipped pilot trace). Every problem raises
+A relative ``trace_dir`` in a scenario file names a folder beside that file when there is one
+(:func:`sim.scenario.load_scenario` makes it absolute); otherwise it is resolved against the current
+working directory, then against the folder of built-in scenarios (so ``traces/pilot`` names the
+shipped pilot trace). Every problem raises
 :class:`sim.errors.FlosimError` naming the file, row, field and value.
 """
 

@@ -374,7 +374,22 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         raise ScenarioError(
             f"{name_or_path}: no such file, and not a built-in scenario (built-in: {', '.join(builtin_scenarios())})"
         )
-    return scenario_from_dict(read_yaml(path, ScenarioError, "a YAML scenario file"), str(name_or_path))
+    data = read_yaml(path, ScenarioError, "a YAML scenario file")
+    _trace_dir_beside(data, path.parent)
+    return scenario_from_dict(data, str(name_or_path))
+
+
+def _trace_dir_beside(data: Any, folder: Path) -> None:
+    """A relative ``demand.trace_dir`` names a folder beside the scenario file when one is there:
+    made absolute, so the scenario reads the same trace from any working directory (and the
+    resolved scenario a run saves says where). Otherwise it is left for
+    :func:`forecasts.traces.resolve_trace_dir` (working directory, then built-in traces)."""
+    demand = data.get("demand") if isinstance(data, dict) else None
+    trace_dir = demand.get("trace_dir") if isinstance(demand, dict) else None
+    if isinstance(trace_dir, str) and trace_dir and not Path(trace_dir).expanduser().is_absolute():
+        beside = folder / trace_dir
+        if beside.is_dir():
+            demand["trace_dir"] = str(beside.resolve())
 
 
 def dump_scenario(scenario: Scenario, path: str | Path) -> None:

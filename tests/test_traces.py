@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from experiments.cli import main as cli
 from forecasts.inputs import WorldInputs, draw_inputs
@@ -86,6 +87,24 @@ def test_trace_scenario_drives_draw_inputs(trace, scenario, inputs, monkeypatch)
     rel = scenario.with_overrides({"demand.model": "trace", "demand.trace_dir": trace.name})
     assert resolve_trace_dir(trace.name) == trace.resolve()
     assert _bitwise_equal(inputs, draw_inputs(rel))
+
+
+def test_relative_trace_dir_in_a_scenario_file_is_read_beside_the_file(trace, scenario, inputs, tmp_path, monkeypatch):
+    """A scenario file next to its trace reads that trace from any working directory."""
+    data = scenario.model_dump(mode="json")
+    data["demand"].update(model="trace", trace_dir=trace.name)
+    path = trace.parent / "uses_trace.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    s = load_scenario(path)
+    assert Path(s.demand.trace_dir) == trace.resolve()
+    assert _bitwise_equal(inputs, draw_inputs(s))
+    # a name that is not beside the file is left as written (working directory, then built-in traces)
+    data["demand"]["trace_dir"] = "traces/pilot"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert load_scenario(path).demand.trace_dir == "traces/pilot"
 
 
 def test_shipped_pilot_trace_belongs_to_the_pilot_scenario():
