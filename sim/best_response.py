@@ -55,6 +55,9 @@ _OSQP_RAISE = "raise_error" in osqp.OSQP.solve.__code__.co_varnames
 
 def _osqp_status(name: str, legacy: int) -> int:
     """OSQP's numeric status code by name (OSQP 1.x renumbered them; ``legacy`` is the 0.6 code)."""
+    members = getattr(getattr(osqp, "SolverStatus", None), "__members__", {})
+    if name in members:  # OSQP >= 1.0
+        return int(members[name])
     try:
         return int(osqp.constant(name))
     except (AttributeError, KeyError, TypeError, ValueError):
