@@ -278,11 +278,23 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _location_free(scenario: dict[str, Any]) -> dict[str, Any]:
+    """The scenario as run ids see it: a trace is named by its contents, not by the folder it sits in
+    (the loader makes a trace beside the scenario file absolute), so a moved project resumes its runs."""
+    demand = scenario.get("demand") or {}
+    if demand.get("model") != "trace" or not demand.get("trace_dir"):
+        return scenario
+    from forecasts.traces import resolve_trace_dir, trace_digest
+
+    digest = trace_digest(resolve_trace_dir(demand["trace_dir"]))
+    return {**scenario, "demand": {**demand, "trace_dir": f"trace:{digest}"}}
+
+
 def plan_runs(loaded: LoadedSpec, runs_dir: str | Path) -> list[RunTask]:
     """The sweep's runs in design order (point-major, then replication)."""
     spec = loaded.spec
     base = loaded.scenario.model_dump(mode="json")
-    base_hash = _digest(base)
+    base_hash = _digest(_location_free(base))
     seeds = replication_seeds(spec.root_seed, spec.replications)
     tasks = []
     for i, point in enumerate(design_points(spec)):

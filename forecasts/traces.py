@@ -35,6 +35,7 @@ shipped pilot trace). Every problem raises
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -109,6 +110,17 @@ def resolve_trace_dir(trace_dir: str | Path) -> Path:
             return candidate.resolve()
     where = " or ".join(str(c) for c in tried)
     raise FlosimError(f"demand.trace_dir = {str(trace_dir)!r}: no such trace folder (looked for {where})")
+
+
+def trace_digest(folder: str | Path) -> str:
+    """A digest of a trace's recorded inputs (``trace.json`` and its data files), whatever folder it
+    sits in: sweeps key their runs by it, so moving a project keeps its run ids."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for name in ["trace.json", *(f for f, _ in FILES.values())]:
+        p = folder / name
+        h.update(name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"") + b"\0")
+    return h.hexdigest()
 
 
 def find_trace(name_or_dir: str | Path) -> Path:

@@ -62,6 +62,10 @@ def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: 
         return options
     if not isinstance(options, dict):
         raise FlosimError(f"{where}: answers must be a mapping of best-response settings, got {options!r}")
+    odd = [name for name in options if not isinstance(name, str)]
+    if odd:
+        known = ", ".join(sorted(set(BestResponseOptions.model_fields) - {"osqp"}))
+        raise FlosimError(f"{where}: unknown answer setting {odd[0]!r} (choose from {known})")
     if "osqp" in options:
         raise FlosimError(f"{where}: answer setting 'osqp' (OSQP's own settings) can only be set from Python "
                           "(BestResponseOptions(osqp=...))")

@@ -101,7 +101,10 @@ class BestResponseOptions(BaseModel):
     @field_validator("abs_tol", "rel_tol", "adaptive", "max_tol", "early_max_iter", "exact_below", "max_iter", mode="before")
     @classmethod
     def _number_from_text(cls, value: Any) -> Any:
-        """Numbers written as text (YAML 1.1 reads ``1e-3`` as a string, a command line ``1e4``) are read as numbers."""
+        """Numbers written as text (YAML 1.1 reads ``1e-3`` as a string, a command line ``1e4``) are read as
+        numbers; true/false is not a number here (pydantic would read it as 1/0)."""
+        if isinstance(value, bool):
+            raise ValueError("a number is needed, not true/false")
         if isinstance(value, str):
             try:
                 return float(value)

@@ -120,6 +120,9 @@ def test_answer_settings_are_validated() -> None:
                        ({"exact_below": -1e-3}, "exact_below = -0.001: .*greater than or equal to 0"),
                        ({"polish": 1}, "polish = 1: .*valid boolean"),
                        ({"abs_tol": "tight"}, "abs_tol = 'tight': .*valid number"),
+                       ({"abs_tol": True}, "abs_tol = True: .*not true/false"),
+                       ({"early_max_iter": False}, "early_max_iter = False: .*not true/false"),
+                       ({True: 1}, "unknown answer setting True"),
                        ({"osqp": []}, "only be set from Python")):
         with pytest.raises(FlosimError, match=match):
             answer_options(bad)

@@ -3,7 +3,9 @@ and local (serial or process pool) and Dask executors give identical tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -80,6 +82,26 @@ def test_design_seeds_and_run_ids_are_deterministic(tmp_path, reference):
     assert (reference / "runs" / tasks[0].run_id / "ledger.parquet").exists()
     meta = json.loads((reference / "sweep.json").read_text())
     assert meta["state"] == "finished" and meta["runs_done"] == 8 and meta["parameters"] == ["lanes.0.spare_volume", "demand.cv"]
+
+
+def test_run_ids_of_a_trace_sweep_follow_the_trace_not_its_folder(tmp_path):
+    """A spec, its scenario and the trace beside it, copied elsewhere: the same run ids (so a moved
+    project resumes); a trace with other numbers: other ids."""
+    from forecasts.inputs import draw_inputs
+    from forecasts.traces import write_trace
+    from sim.scenario import dump_scenario, load_scenario
+
+    base = load_scenario("default")
+    inputs = draw_inputs(base, weeks=2)
+    a = tmp_path / "a"
+    write_trace(a / "mytrace", base, inputs)
+    dump_scenario(base.with_overrides({"demand.model": "trace", "demand.trace_dir": "mytrace", "weeks": 2}), a / "scen.yaml")
+    _spec(a, "name: moved\nscenario: scen.yaml\npolicies: [first-best]\nreplications: 2\ngrid:\n  demand.cv: [0.2, 0.3]\n")
+    shutil.copytree(a, tmp_path / "b")
+    ids = {k: [t.run_id for t in plan_runs(load_spec(tmp_path / k / "spec.yaml"), tmp_path / k / "runs")] for k in ("a", "b")}
+    assert ids["a"] == ids["b"] and len(set(ids["a"])) == 4
+    write_trace(tmp_path / "b" / "mytrace", base, dataclasses.replace(inputs, demand=inputs.demand + 1.0), overwrite=True)
+    assert set(ids["a"]).isdisjoint(t.run_id for t in plan_runs(load_spec(tmp_path / "b" / "spec.yaml"), tmp_path / "b" / "runs"))
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, reference):
