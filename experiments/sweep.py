@@ -286,7 +286,10 @@ def _location_free(scenario: dict[str, Any]) -> dict[str, Any]:
         return scenario
     from forecasts.traces import resolve_trace_dir, trace_digest
 
-    digest = trace_digest(resolve_trace_dir(demand["trace_dir"]))
+    try:
+        digest = trace_digest(resolve_trace_dir(demand["trace_dir"]))
+    except FlosimError:  # not on this machine (it may be on the workers'): named by its path
+        return scenario
     return {**scenario, "demand": {**demand, "trace_dir": f"trace:{digest}"}}
 
 
