@@ -36,7 +36,9 @@ two orders of magnitude and balancing is what makes them converge, so it is on b
   costs little when it does not help. Every evaluated point, accepted or not, feeds the memory.
 
 Status is ``"converged"`` (both residuals within tolerance), ``"iteration_cap"`` (``max_iter`` rounds
-without converging) or ``"failed"`` (an agent raised or answered with non-finite numbers). A result
+without converging), ``"time_limit"`` (``time_limit`` seconds of negotiation passed without
+converging; checked after each round, so a round under way is finished) or ``"failed"`` (an agent
+raised or answered with non-finite numbers). A result
 that did not converge is never presented as an agreement: callers check :attr:`NegotiationResult.converged`.
 
 What a user may do: ``ConsensusADMM(ADMMOptions(...)).negotiate(negotiators, shape)`` with any
@@ -58,7 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sim.protocol import Negotiator
 from sim.transcript import Transcript
 
-Status = Literal["converged", "iteration_cap", "failed"]
+Status = Literal["converged", "iteration_cap", "time_limit", "failed"]
 
 
 class ADMMOptions(BaseModel):
@@ -68,6 +70,7 @@ class ADMMOptions(BaseModel):
 
     rho: float | None = Field(None, gt=0, description="initial penalty; None: 1/(rms of the first round's answers)")
     max_iter: int = Field(500, ge=1, description="cap on negotiation rounds (agent queries per agent)")
+    time_limit: float | None = Field(None, gt=0, description="wall-clock seconds after which an unconverged negotiation stops (status 'time_limit'); None: no limit")
     eps_abs: float = Field(1e-3, ge=0, description="absolute tolerance per plan component (units)")
     eps_rel: float = Field(1e-3, ge=0, description="relative tolerance on residual norms")
     adaptive_rho: bool = Field(True, description="residual balancing of rho")
@@ -257,6 +260,9 @@ class ConsensusADMM:
                     on_round(history[-1])
                 z = u_next[:n].copy()
                 Y = u_next[n:].reshape(N, n) * rho
+                if opt.time_limit is not None and time.perf_counter() - start >= opt.time_limit:
+                    status = "time_limit"
+                    break
                 if auto_rho and k == 1:
                     rho = 1.0 / max(1.0, float(np.sqrt(np.mean(X**2))))
                     mem_u.clear()
@@ -295,7 +301,8 @@ class ConsensusADMM:
             dual_residual=s,
             wall_s=time.perf_counter() - start,
             history=history,
-            message=message or ("" if status == "converged" else f"not converged after {iterations} rounds"),
+            message=message or ("" if status == "converged" else f"not converged after {iterations} rounds"
+                                + (f" (time limit {opt.time_limit:g} s)" if status == "time_limit" else "")),
             transcript=transcript,
         )
 

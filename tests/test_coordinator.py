@@ -130,6 +130,18 @@ def test_non_convergence_is_reported(default_scenario) -> None:
     assert result.diagnostics()["converged"] is False
 
 
+def test_a_time_limit_stops_the_negotiation_and_says_so(default_scenario) -> None:
+    retailer, vendor = planning_round(default_scenario)
+    negotiators = [negotiator_for(retailer), negotiator_for(vendor)]
+    result = ConsensusADMM(ADMMOptions(time_limit=1e-9)).negotiate(negotiators, retailer.public.shape)
+    assert (result.status, result.iterations, result.converged) == ("time_limit", 1, False)
+    assert "time limit" in result.message and np.all(np.isfinite(result.z))
+    # a limit the negotiation does not reach changes nothing
+    free = ConsensusADMM(ADMMOptions()).negotiate([negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape)
+    timed = ConsensusADMM(ADMMOptions(time_limit=3600)).negotiate([negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape)
+    assert timed.converged and timed.iterations == free.iterations and np.array_equal(timed.z, free.z)
+
+
 class _Broken:
     def __init__(self, after: int, nan: bool = False) -> None:
         self.calls, self.after, self.nan = 0, after, nan

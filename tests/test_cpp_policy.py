@@ -175,3 +175,5 @@ def test_cpp_vcg_takes_answer_settings(ctx) -> None:
         CPPVCGPolicy(cpp={"eps_rell": 1})
     starved = CPPVCGPolicy(cpp={"max_iter": 60, "answers": {"early_max_iter": 1, "max_iter": 1}}).decide(ctx)
     assert starved.diagnostics["status"] == "iteration_cap" and starved.diagnostics["fallback"] == "jit"
+    late = CPPVCGPolicy(cpp={"time_limit": 1e-9}).decide(ctx)
+    assert late.diagnostics["status"] == "time_limit" and late.diagnostics["fallback"] == "jit" and not late.committed
