@@ -13,7 +13,8 @@ import pandas as pd
 
 
 def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Per policy: social cost, each party's net cost, transfers paid by the vendor, fill rate."""
+    """Per policy: social cost, each party's net cost, transfers paid by the vendor, fill rate, units
+    not served, and the stock left at the end of the run (FCs, in transit, at the vendor's origins)."""
     out: dict[str, dict[str, float]] = {}
     for policy, rows in ledger.groupby("policy", sort=False):
         by_party = rows.groupby("party")["value"].sum()
@@ -27,7 +28,11 @@ def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[s
             "transfers": float(transfers),
             "fill_rate": float(f["served"].sum() / demand) if demand > 0 else float("nan"),
             "lost_units": _unserved_units(f),
+            # stock left at the end (units): the ledger does not value it, so a policy that ends a
+            # run with less stock looks cheaper by what that stock cost; compare these too
             "end_fc_stock": float(f["fc_stock_end"].iloc[-1]) if len(f) else 0.0,
+            "end_in_transit": float(f["in_transit_end"].iloc[-1]) if len(f) else 0.0,
+            "end_vendor_stock": float(f["vendor_stock_end"].iloc[-1]) if len(f) else 0.0,
         }
     return out
 

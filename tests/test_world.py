@@ -70,6 +70,12 @@ def test_flows_table_balances(default4):
         real = rows[~rows.component.isin(["wholesale", "transfer"])]["value"].sum()
         assert t["social_cost"] == pytest.approx(real, rel=1e-9)
         assert t["transfers"] == 0.0
+        # the stock left at the end, by the units identity over the whole run: what was there at the
+        # start, plus what was made, less what customers got
+        f = res.flows[res.flows.policy == policy].sort_values("week")
+        start = f.iloc[0][["fc_stock_start", "in_transit_start", "vendor_stock_start"]].sum()
+        left = t["end_fc_stock"] + t["end_in_transit"] + t["end_vendor_stock"]
+        assert left == pytest.approx(start + f.produced.sum() - f.served.sum(), rel=1e-9, abs=1e-6), policy
     # common random numbers: both worlds face the same customers
     d = res.flows.pivot(index="week", columns="policy", values="demand")
     assert (d["jit"] == d["first-best"]).all()
