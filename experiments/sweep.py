@@ -278,19 +278,27 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _location_free(scenario: dict[str, Any]) -> dict[str, Any]:
-    """The scenario as run ids see it: a trace is named by its contents, not by the folder it sits in
-    (the loader makes a trace beside the scenario file absolute), so a moved project resumes its runs."""
-    demand = scenario.get("demand") or {}
-    if demand.get("model") != "trace" or not demand.get("trace_dir"):
-        return scenario
+def _trace_name(trace_dir: Any) -> Any:
+    """A trace folder as run ids see it: ``trace:<digest of its contents>``, so a trace is named by
+    what it holds, not by the folder it sits in (the loader makes a trace beside the scenario file
+    absolute, so a moved project would otherwise re-run everything). A trace this machine cannot
+    read (it may be on the workers') is named by its path."""
+    if not isinstance(trace_dir, str) or not trace_dir:
+        return trace_dir
     from forecasts.traces import resolve_trace_dir, trace_digest
 
     try:
-        digest = trace_digest(resolve_trace_dir(demand["trace_dir"]))
-    except FlosimError:  # not on this machine (it may be on the workers'): named by its path
+        return f"trace:{trace_digest(resolve_trace_dir(trace_dir))}"
+    except (FlosimError, OSError):
+        return trace_dir
+
+
+def _location_free(scenario: dict[str, Any]) -> dict[str, Any]:
+    """The base scenario as run ids see it (see :func:`_trace_name`)."""
+    demand = scenario.get("demand") or {}
+    if demand.get("model") != "trace":
         return scenario
-    return {**scenario, "demand": {**demand, "trace_dir": f"trace:{digest}"}}
+    return {**scenario, "demand": {**demand, "trace_dir": _trace_name(demand.get("trace_dir"))}}
 
 
 def plan_runs(loaded: LoadedSpec, runs_dir: str | Path) -> list[RunTask]:
@@ -302,7 +310,8 @@ def plan_runs(loaded: LoadedSpec, runs_dir: str | Path) -> list[RunTask]:
     tasks = []
     for i, point in enumerate(design_points(spec)):
         for rep, seed in enumerate(seeds):
-            key = {"base": base_hash, "overrides": point, "policies": spec.all_policies, "weeks": spec.weeks, "seed": seed}
+            keyed = {**point, "demand.trace_dir": _trace_name(point["demand.trace_dir"])} if "demand.trace_dir" in point else point
+            key = {"base": base_hash, "overrides": keyed, "policies": spec.all_policies, "weeks": spec.weeks, "seed": seed}
             run_id = f"{_digest(key)[:10]}-r{rep:03d}"
             tasks.append(RunTask(run_id, i, rep, seed, point, base, loaded.source, tuple(spec.all_policies), spec.weeks,
                                  str(Path(runs_dir).resolve()), " ".join(["flosim", *sys.argv[1:]])))

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sim.protocol import Negotiator
 from sim.transcript import Transcript
@@ -70,7 +70,18 @@ class ADMMOptions(BaseModel):
 
     rho: float | None = Field(None, gt=0, description="initial penalty; None: 1/(rms of the first round's answers)")
     max_iter: int = Field(500, ge=1, description="cap on negotiation rounds (agent queries per agent)")
-    time_limit: float | None = Field(None, gt=0, description="wall-clock seconds after which an unconverged negotiation stops (status 'time_limit'); None: no limit")
+    time_limit: float | None = Field(None, gt=0, description=(
+        "wall-clock seconds after which an unconverged negotiation stops (status 'time_limit'); None: no limit. "
+        "For benchmarks: with a limit, where a negotiation stops depends on the machine's speed, so runs are "
+        "no longer reproducible bit for bit"))
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: Any) -> Any:
+        """true/false (YAML also reads on/yes/off/no so) is not a number: pydantic would read it as 1/0."""
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation is not bool:
+            raise ValueError("a number is needed, not true/false")
+        return value
     eps_abs: float = Field(1e-3, ge=0, description="absolute tolerance per plan component (units)")
     eps_rel: float = Field(1e-3, ge=0, description="relative tolerance on residual norms")
     adaptive_rho: bool = Field(True, description="residual balancing of rho")
@@ -205,6 +216,9 @@ class ConsensusADMM:
             rho_changes = 0
             k = 0
             while k < opt.max_iter:
+                if k > 0 and opt.time_limit is not None and time.perf_counter() - start >= opt.time_limit:
+                    status = "time_limit"  # after a whole round, so the state is the one a cap would leave
+                    break
                 k += 1
                 X = query(z, Y, rho)
                 Xr = X if opt.relaxation == 1.0 else opt.relaxation * X + (1.0 - opt.relaxation) * z
@@ -260,9 +274,6 @@ class ConsensusADMM:
                     on_round(history[-1])
                 z = u_next[:n].copy()
                 Y = u_next[n:].reshape(N, n) * rho
-                if opt.time_limit is not None and time.perf_counter() - start >= opt.time_limit:
-                    status = "time_limit"
-                    break
                 if auto_rho and k == 1:
                     rho = 1.0 / max(1.0, float(np.sqrt(np.mean(X**2))))
                     mem_u.clear()

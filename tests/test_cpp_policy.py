@@ -130,6 +130,19 @@ def test_answer_settings_are_validated() -> None:
         CPPPolicy(answers=[1])
 
 
+def test_admm_options_are_validated() -> None:
+    from policies.cpp import admm_options
+
+    assert admm_options({"eps_rel": "3e-3", "time_limit": 600}).eps_rel == 3e-3  # text from YAML 1.1 or --set
+    assert admm_options({"anderson": True}).anderson is True
+    for bad, match in (({"time_limit": True}, "time_limit: .*not true/false"),  # YAML reads yes/on as true
+                       ({"max_iter": True}, "max_iter: .*not true/false"),
+                       ({"time_limit": 0}, "time_limit: .*greater than 0"),
+                       ({"eps_rell": 1}, "eps_rell")):
+        with pytest.raises(FlosimError, match=match):
+            admm_options(bad)
+
+
 @pytest.mark.parametrize("processes", [False, True])
 def test_answer_settings_reach_the_agents(ctx, processes) -> None:
     """One OSQP iteration per answer cannot reach agreement in 60 rounds; the defaults do (38-52)."""

@@ -100,6 +100,10 @@ def test_run_ids_of_a_trace_sweep_follow_the_trace_not_its_folder(tmp_path):
     shutil.copytree(a, tmp_path / "b")
     ids = {k: [t.run_id for t in plan_runs(load_spec(tmp_path / k / "spec.yaml"), tmp_path / k / "runs")] for k in ("a", "b")}
     assert ids["a"] == ids["b"] and len(set(ids["a"])) == 4
+    # a swept trace_dir is named the same way; one the client cannot read keeps its path
+    from experiments.sweep import _trace_name
+    assert _trace_name(str(a / "mytrace")) == _trace_name(str(tmp_path / "b" / "mytrace")) != str(a / "mytrace")
+    assert _trace_name("no/such/trace") == "no/such/trace"
     write_trace(tmp_path / "b" / "mytrace", base, dataclasses.replace(inputs, demand=inputs.demand + 1.0), overwrite=True)
     assert set(ids["a"]).isdisjoint(t.run_id for t in plan_runs(load_spec(tmp_path / "b" / "spec.yaml"), tmp_path / "b" / "runs"))
 
