@@ -309,8 +309,8 @@ def plan_runs(loaded: LoadedSpec, runs_dir: str | Path) -> list[RunTask]:
     seeds = replication_seeds(spec.root_seed, spec.replications)
     tasks = []
     for i, point in enumerate(design_points(spec)):
+        keyed = {**point, "demand.trace_dir": _trace_name(point["demand.trace_dir"])} if "demand.trace_dir" in point else point
         for rep, seed in enumerate(seeds):
-            keyed = {**point, "demand.trace_dir": _trace_name(point["demand.trace_dir"])} if "demand.trace_dir" in point else point
             key = {"base": base_hash, "overrides": keyed, "policies": spec.all_policies, "weeks": spec.weeks, "seed": seed}
             run_id = f"{_digest(key)[:10]}-r{rep:03d}"
             tasks.append(RunTask(run_id, i, rep, seed, point, base, loaded.source, tuple(spec.all_policies), spec.weeks,

@@ -62,9 +62,9 @@ def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: 
         return options
     if not isinstance(options, dict):
         raise FlosimError(f"{where}: answers must be a mapping of best-response settings, got {options!r}")
-    odd = [name for name in options if not isinstance(name, str)]
+    known = ", ".join(sorted(set(BestResponseOptions.model_fields) - {"osqp"}))
+    odd = [name for name in options if not isinstance(name, str)]  # pydantic would raise TypeError
     if odd:
-        known = ", ".join(sorted(set(BestResponseOptions.model_fields) - {"osqp"}))
         raise FlosimError(f"{where}: unknown answer setting {odd[0]!r} (choose from {known})")
     if "osqp" in options:
         raise FlosimError(f"{where}: answer setting 'osqp' (OSQP's own settings) can only be set from Python "
@@ -72,7 +72,6 @@ def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: 
     try:
         return BestResponseOptions(**options)
     except ValidationError as exc:
-        known = ", ".join(sorted(set(BestResponseOptions.model_fields) - {"osqp"}))
         problems = "; ".join(
             f"unknown answer setting {e['loc'][0]!r} (choose from {known})" if e["type"] == "extra_forbidden"
             else f"answer setting {'.'.join(map(str, e['loc']))} = {e['input']!r}: {e['msg']}"

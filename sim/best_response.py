@@ -49,6 +49,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from sim.lp import LinearProgram, LPBuilder, solve_lp
+from sim.validation import number_from_text
 
 _OSQP_RAISE = "raise_error" in osqp.OSQP.solve.__code__.co_varnames
 
@@ -100,17 +101,8 @@ class BestResponseOptions(BaseModel):
 
     @field_validator("abs_tol", "rel_tol", "adaptive", "max_tol", "early_max_iter", "exact_below", "max_iter", mode="before")
     @classmethod
-    def _number_from_text(cls, value: Any) -> Any:
-        """Numbers written as text (YAML 1.1 reads ``1e-3`` as a string, a command line ``1e4``) are read as
-        numbers; true/false is not a number here (pydantic would read it as 1/0)."""
-        if isinstance(value, bool):
-            raise ValueError("a number is needed, not true/false")
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                return value
-        return value
+    def _numbers(cls, value: Any) -> Any:
+        return number_from_text(value)
 
 
 def _defining_rows(A_eq: sp.csc_matrix, A_ub: sp.csc_matrix, b_eq: np.ndarray, lb: np.ndarray, ub: np.ndarray,

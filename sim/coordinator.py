@@ -59,6 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sim.protocol import Negotiator
 from sim.transcript import Transcript
+from sim.validation import number_from_text
 
 Status = Literal["converged", "iteration_cap", "time_limit", "failed"]
 
@@ -77,11 +78,8 @@ class ADMMOptions(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: Any) -> Any:
-        """true/false (YAML also reads on/yes/off/no so) is not a number: pydantic would read it as 1/0."""
-        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation is not bool:
-            raise ValueError("a number is needed, not true/false")
-        return value
+    def _numbers(cls, value: Any, info: Any) -> Any:
+        return value if cls.model_fields[info.field_name].annotation is bool else number_from_text(value)
     eps_abs: float = Field(1e-3, ge=0, description="absolute tolerance per plan component (units)")
     eps_rel: float = Field(1e-3, ge=0, description="relative tolerance on residual norms")
     adaptive_rho: bool = Field(True, description="residual balancing of rho")

@@ -24,6 +24,20 @@ class FieldError(ValueError):
         self.problem = problem
 
 
+def number_from_text(value: Any) -> Any:
+    """A settings model's ``mode="before"`` check for a numeric field: a number written as text (YAML
+    1.1 reads ``1e-3`` as a string, a command line ``--set max_iter=1e3``) is read as a number, and
+    true/false is refused (YAML also reads yes/on/no/off so; pydantic would take it as 1/0)."""
+    if isinstance(value, bool):
+        raise ValueError("a number is needed, not true/false")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def read_yaml(path: Path, error: type[FlosimError], what: str) -> Any:
     """The parsed content of a YAML file; ``error`` with the file name for a missing, unreadable or
     malformed file (``what`` says what was expected, e.g. "a YAML sweep spec")."""
