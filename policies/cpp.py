@@ -25,18 +25,22 @@ plan and prices, shifted one week, and its ``rho``; a rolling horizon changes li
 and ``certify`` (default false: when true, each week's diagnostics carry ``certified_gap``, a bound on
 the plan's gap to first best from two numbers per agent, :mod:`sim.certificate`; one LP per agent)
 and ``answers`` (the agents' best-response settings, :class:`sim.best_response.BestResponseOptions`:
-``abs_tol``, ``early_max_iter``, ``exact_below`` ...; for example ``{exact_below: 0}`` caps every answer).
+``abs_tol``, ``early_max_iter``, ``exact_below`` ...; for example ``{exact_below: 0}`` caps every answer)
+and ``privacy`` (noisy vendor answers, a neutral coordinator, and a record of what the retailer was
+shown: :mod:`policies.privacy`).
 :func:`negotiate_efficient_plan` is the shared "negotiate a plan" step, also used by ``cpp-vcg``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from policies.base import Decision, PlanningContext
+from policies.privacy import ViewRecorder, privacy_options
 from sim.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
 from sim.certificate import certify as certify_plan
 from sim.coordinator import ADMMOptions, ConsensusADMM, NegotiationResult
@@ -113,6 +117,7 @@ def negotiate_efficient_plan(
     on_round: Any = None,
     certify: bool = False,
     answers: BestResponseOptions | dict[str, Any] | None = None,
+    wrap_vendor: Callable[[Any], Any] | None = None,
 ) -> tuple[np.ndarray, NegotiationResult]:
     """Negotiate ``argmin C_R + C_V`` between the context's agents; returns the executable plan and
     the negotiation result (check ``result.converged`` before treating the plan as agreed).
@@ -125,7 +130,9 @@ def negotiate_efficient_plan(
     ``certify``: after the negotiation, each agent states its cost of the executable plan and its
     dual value at its final prices, which bound the plan's gap to first best
     (:mod:`sim.certificate`); the result's ``certificate`` (and its diagnostics) then carry it.
-    ``answers``: the agents' best-response settings (:func:`answer_options`), for both agents."""
+    ``answers``: the agents' best-response settings (:func:`answer_options`), for both agents.
+    ``wrap_vendor``: wraps the vendor's negotiator on the vendor's side before the negotiation (for
+    example :class:`sim.answer_noise.NoisyNegotiator`, noisy answers); the coordinator is unchanged."""
     opts = admm_options(options)
     answer_opts = answer_options(answers)
     z0 = prices0 = None
@@ -140,6 +147,8 @@ def negotiate_efficient_plan(
         negotiators: list[Any] = [ProcessNegotiator(ctx.retailer, answer_opts), ProcessNegotiator(ctx.vendor, answer_opts)]
     else:
         negotiators = [negotiator_for(ctx.retailer, answer_opts), negotiator_for(ctx.vendor, answer_opts)]
+    if wrap_vendor is not None:
+        negotiators[1] = wrap_vendor(negotiators[1])
     try:
         result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape, z0=z0, prices0=prices0, on_round=on_round)
         plan = executable_plan(result, ctx, negotiators[1])
@@ -158,7 +167,7 @@ class CPPPolicy:
     name = "cpp"
 
     def __init__(self, fallback: str = "jit", warm_start: bool = True, certify: bool = False,
-                 answers: dict[str, Any] | None = None, **admm: Any) -> None:
+                 answers: dict[str, Any] | None = None, privacy: dict[str, Any] | None = None, **admm: Any) -> None:
         if fallback not in ("jit", "none"):
             raise FlosimError(f"policy 'cpp': fallback must be 'jit' or 'none', got {fallback!r}")
         if not isinstance(certify, bool):
@@ -167,12 +176,19 @@ class CPPPolicy:
         self.warm_start = bool(warm_start)
         self.certify = certify
         self.answers = answer_options(answers)
-        self.options = admm_options(admm)
+        self.privacy = ViewRecorder(privacy_options(privacy, "policy 'cpp'"))
+        self.options = admm_options({**admm, **self.privacy.admm_update()})
         self._last: NegotiationResult | None = None
+
+    @property
+    def shown(self) -> list[Any]:
+        """What the policy showed the retailer, week by week (with ``privacy: {record: true}``)."""
+        return self.privacy.shown
 
     def decide(self, ctx: PlanningContext) -> Decision:
         warm = self._last if self.warm_start else None
-        plan, result = negotiate_efficient_plan(ctx, self.options, warm=warm, certify=self.certify, answers=self.answers)
+        plan, result = negotiate_efficient_plan(ctx, self.options, warm=warm, certify=self.certify, answers=self.answers,
+                                                wrap_vendor=self.privacy.vendor_wrapper(ctx))
         self._last = result
         diagnostics: dict[str, Any] = result.diagnostics()
         diagnostics["warm_start"] = warm is not None and warm.converged
@@ -187,6 +203,7 @@ class CPPPolicy:
             diagnostics["fallback"] = "none"
         retailer = ctx.retailer.evaluate(plan)
         vendor = ctx.vendor.evaluate(plan)
+        self.privacy.keep(ctx.week, result, plan, 0.0)
         diagnostics["vendor_plan_feasible"] = vendor.feasible
         if result.certificate is not None and not result.converged:
             # the lower bound on first best stands; the plan it is compared with is the executed one

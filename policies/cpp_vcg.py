@@ -13,17 +13,21 @@ the incentive audit shows lies that pay.
 Parameters (scenario ``policies: {cpp-vcg: {...}}`` or keyword arguments): ``discount`` (delta),
 ``risk_aversion`` (gamma, 0 = expectation), ``scenarios`` (demand paths for the certainty equivalent),
 ``two_way`` (allow negative transfers), ``solver`` (``cpp`` or ``central``), ``cpp`` (ADMM options, and
-``answers``, the agents' best-response settings; validated when the policy is built).
+``answers``, the agents' best-response settings; validated when the policy is built), ``privacy``
+(``cpp-vcg`` only: noisy vendor answers, a neutral coordinator, a record of what the retailer was
+shown; :mod:`policies.privacy`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from policies.base import Decision, PlanningContext
 from policies.cbt import cost_benefit_transfer
+from policies.privacy import ViewRecorder, privacy_options
 from sim.agents import joint_plan
 from sim.best_response import BestResponseOptions
 from sim.coordinator import ADMMOptions
@@ -31,14 +35,19 @@ from sim.errors import FlosimError
 
 
 def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
-                   answers: BestResponseOptions | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+                   answers: BestResponseOptions | None = None, *, wrap_vendor: Callable[[Any], Any] | None = None,
+                   on_result: Callable[[Any], None] | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x*`` by CPP negotiation (default) or the central oracle; ``None`` if CPP did not converge.
-    ``admm``, ``answers``: the negotiation's and the agents' settings (see :func:`cpp_settings`)."""
+    ``admm``, ``answers``: the negotiation's and the agents' settings (see :func:`cpp_settings`);
+    ``wrap_vendor``: wraps the vendor's negotiator (noisy answers); ``on_result``: called with the
+    negotiation's result (its transcript, prices)."""
     if solver == "central":
         return joint_plan(ctx.retailer, ctx.vendor).plan, {"solver": "central"}
     from policies.cpp import negotiate_efficient_plan
 
-    plan, result = negotiate_efficient_plan(ctx, admm, answers=answers)
+    plan, result = negotiate_efficient_plan(ctx, admm, answers=answers, wrap_vendor=wrap_vendor)
+    if on_result is not None:
+        on_result(result)
     diag = {"solver": "cpp", "iterations": result.iterations, "converged": result.status == "converged", "status": result.status}
     return (plan if result.status == "converged" else None), diag
 
@@ -75,17 +84,30 @@ class CPPVCGPolicy:
         two_way: bool = False,
         solver: str = "cpp",
         cpp: dict[str, Any] | None = None,
+        privacy: dict[str, Any] | None = None,
     ) -> None:
         _check_params(self.name, discount, risk_aversion, scenarios, solver)
         self.discount, self.risk_aversion, self.scenarios = discount, risk_aversion, scenarios
         self.two_way, self.solver = two_way, solver
         self.admm, self.answers = cpp_settings(self.name, cpp)
+        self.privacy = ViewRecorder(privacy_options(privacy, f"policy '{self.name}'"))
+        if self.privacy.admm_update():
+            self.admm = self.admm.model_copy(update=self.privacy.admm_update())
+
+    @property
+    def shown(self) -> list[Any]:
+        """What the policy showed the retailer, week by week (with ``privacy: {record: true}``)."""
+        return self.privacy.shown
 
     def decide(self, ctx: PlanningContext) -> Decision:
         own = ctx.retailer.preferred_plan()
-        plan, diag = efficient_plan(ctx, self.solver, self.admm, self.answers)
+        negotiated: list[Any] = []
+        plan, diag = efficient_plan(ctx, self.solver, self.admm, self.answers,
+                                    wrap_vendor=self.privacy.vendor_wrapper(ctx), on_result=negotiated.append)
+        result = negotiated[0] if negotiated else None
         if plan is None:  # never a silent wrong answer: flag the week and fall back to JIT
             vendor = ctx.vendor.evaluate(own.plan)
+            self.privacy.keep(ctx.week, result, own.plan, 0.0)
             return Decision(own.plan, 0.0, False, {"retailer": own.total, "vendor": vendor.total}, {**diag, "fallback": "jit"})
         cbt = cost_benefit_transfer(
             ctx, plan, own.plan, discount=self.discount, risk_aversion=self.risk_aversion,
@@ -94,6 +116,7 @@ class CPPVCGPolicy:
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = ctx.vendor.evaluate(plan)
         v_jit = ctx.vendor.evaluate(own.plan)
+        self.privacy.keep(ctx.week, result, plan, cbt.paid)
         diag.update(
             cbt_immediate=cbt.immediate,
             cbt_future_ce=cbt.future_ce,

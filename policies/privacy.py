@@ -1,0 +1,187 @@
+"""Privacy settings of the CPP policies, and the record of what each mechanism shows the retailer.
+
+The ``cpp`` and ``cpp-vcg`` policies take a ``privacy`` mapping (scenario
+``policies: {cpp-vcg: {privacy: {...}}}`` or a keyword argument), validated into
+:class:`PrivacyOptions`:
+
+* ``eps``, ``sensitivity``, ``scope``: the vendor answers with noise (:mod:`sim.answer_noise`);
+  ``eps: .inf`` (default) is no noise, and the policy then runs exactly as without the option;
+* ``coordinator``: ``retailer`` (default; as in Flo Pro, the retailer runs the coordinator and sees
+  every round) or ``neutral`` (a third party runs it and the agents are sealed: the retailer's
+  organisation sees only the agreed plan, the transfer and what it can work out from its own cost
+  model, here its own agent's final prices, a subgradient of its own cost at the plan). With two
+  parties any participant can infer the other's answers from ``z`` and its own, so the neutral
+  setting models agents that keep their answers from their own organisation, not just a neutral
+  party in the middle;
+* ``record``: keep what the mechanism showed the retailer, week by week, in the policy's
+  :attr:`shown` list (:class:`RoundsShown` or :class:`AgreementShown` entries), which is what
+  :mod:`sim.observer` reads. The round cap is the ADMM option ``max_iter`` (``cpp: {max_iter: N}``).
+
+:class:`RecordingJIT` and :class:`RecordingMenu` keep the same record for ``jit`` (the order sent and
+what was shipped) and ``menu`` (the items offered, their prices and the vendor's pick).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from policies.base import Decision, PlanningContext
+from policies.jit import JITPolicy
+from policies.menu import MenuPolicy
+from sim.answer_noise import AnswerNoise, NoiseOptions
+from sim.errors import FlosimError
+from sim.transcript import Transcript
+from sim.validation import number_from_text
+
+
+class PrivacyOptions(BaseModel):
+    """A CPP policy's ``privacy`` settings (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    eps: float = Field(math.inf, gt=0, description="the vendor's noise budget (inf: exact answers)")
+    sensitivity: float = Field(1.0, gt=0, description="L1 change of marginal costs the budget protects")
+    scope: Literal["run", "week", "answer"] = "run"
+    coordinator: Literal["retailer", "neutral"] = "retailer"
+    record: bool = False
+
+    @field_validator("eps", "sensitivity", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return number_from_text(value)
+
+    @property
+    def noise(self) -> NoiseOptions:
+        return NoiseOptions(eps=self.eps, sensitivity=self.sensitivity, scope=self.scope)
+
+
+def privacy_options(options: PrivacyOptions | dict[str, Any] | None, where: str) -> PrivacyOptions:
+    """Validate a ``privacy`` mapping; errors name the policy, the setting and the value."""
+    if isinstance(options, PrivacyOptions):
+        return options
+    if options is not None and not isinstance(options, dict):
+        raise FlosimError(f"{where}: privacy must be a mapping of settings, got {options!r}")
+    try:
+        opts = PrivacyOptions(**dict(options or {}))
+        opts.noise  # noqa: B018 - the noise's own checks (finite sensitivity, no nan)
+        return opts
+    except ValidationError as exc:
+        problems = "; ".join(f"privacy.{'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg']}" for e in exc.errors())
+        raise FlosimError(f"{where}: {problems}") from None
+
+
+@dataclass(frozen=True)
+class RoundsShown:
+    """A week under a coordinator the retailer runs: every round of the negotiation."""
+
+    week: int
+    transcript: Transcript
+    vendor_index: int = 1
+
+
+@dataclass(frozen=True)
+class AgreementShown:
+    """A week under a neutral coordinator with sealed agents: the agreed plan, the transfer and the
+    retailer agent's final prices (a subgradient of the retailer's own cost at the plan)."""
+
+    week: int
+    plan: np.ndarray
+    retailer_prices: np.ndarray
+    transfer: float
+    agreed: bool
+
+
+@dataclass(frozen=True)
+class ShipmentShown:
+    """A JIT week: the order the retailer sent and what the vendor shipped, ``[F, K]`` each."""
+
+    week: int
+    order: np.ndarray
+    shipped: np.ndarray
+
+
+@dataclass(frozen=True)
+class MenuShown:
+    """A menu week: the items offered (plans), their prices and the vendor's pick."""
+
+    week: int
+    items: tuple[np.ndarray, ...]
+    prices: tuple[float, ...]
+    pick: int
+
+
+class ViewRecorder:
+    """What a CPP policy shows the retailer, and the vendor's answer noise, over one run."""
+
+    def __init__(self, options: PrivacyOptions) -> None:
+        self.options = options
+        self.shown: list[Any] = []
+        self._noise: AnswerNoise | None = None
+
+    def vendor_wrapper(self, ctx: PlanningContext) -> Any:
+        """A function wrapping the vendor's negotiator for this week's negotiation (None: no noise)."""
+        if not self.options.noise.active:
+            return None
+        from sim.answer_noise import NoisyNegotiator
+
+        if self._noise is None or self.options.scope != "run":
+            # the policy's own stream: spawned from the week's generator, whose draws stay as they were
+            self._noise = AnswerNoise(self.options.noise, ctx.public.shape, ctx.rng.spawn(1)[0])
+        draw = self._noise.for_negotiation()
+        return lambda neg: NoisyNegotiator(neg, draw)
+
+    def admm_update(self) -> dict[str, Any]:
+        return {"record_transcript": True} if self.options.record and self.options.coordinator == "retailer" else {}
+
+    def keep(self, week: int, result: Any, plan: np.ndarray, transfer: float) -> None:
+        """Record the week's view (if asked to); ``result`` is the negotiation's result or None."""
+        if not self.options.record:
+            return
+        if self.options.coordinator == "retailer":
+            if result is not None and result.transcript is not None:
+                self.shown.append(RoundsShown(week, result.transcript))
+        else:
+            prices = np.asarray(result.prices[0], dtype=float).copy() if result is not None else np.zeros_like(plan)
+            agreed = bool(result is not None and result.converged)
+            self.shown.append(AgreementShown(week, np.asarray(plan, dtype=float).copy(), prices, float(transfer), agreed))
+
+
+class RecordingJIT(JITPolicy):
+    """``jit`` that keeps what the retailer sees: its order and what arrived from it. What was shipped
+    is worked out by the vendor's own fulfilment of the order (the world runs the same step)."""
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.shown: list[ShipmentShown] = []
+
+    def decide(self, ctx: PlanningContext) -> Decision:
+        decision = super().decide(ctx)
+        shipped = ctx.vendor.fulfil(decision.po, committed=decision.committed).shipped
+        self.shown.append(ShipmentShown(ctx.week, decision.po.copy(), np.asarray(shipped, dtype=float).copy()))
+        return decision
+
+
+class RecordingMenu(MenuPolicy):
+    """``menu`` that keeps what the retailer sees: items, prices and the vendor's pick."""
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.shown: list[MenuShown] = []
+        self._offer: Any = None
+
+    def offer(self, ctx: PlanningContext) -> Any:
+        self._offer = super().offer(ctx)
+        return self._offer
+
+    def decide(self, ctx: PlanningContext) -> Decision:
+        decision = super().decide(ctx)
+        items, quotes, _ = self._offer
+        pick = int(decision.diagnostics["menu_pick"])
+        self.shown.append(MenuShown(ctx.week, tuple(np.asarray(i.plan, dtype=float).copy() for i in items),
+                                    tuple(float(q.paid) for q in quotes), pick))
+        return decision

@@ -1,0 +1,119 @@
+"""Noisy answers: an agent that perturbs its own cost before it answers a CPP query.
+
+A CPP answer ``x`` to a query ``(z, y, rho)`` reveals a subgradient of the answering agent's cost at
+``x`` (``-y - rho (x - z)``). An agent that wants to reveal less answers for a perturbed cost
+``C(x) + b·x`` instead, with ``b`` Laplace noise of scale ``sensitivity / eps`` per plan component:
+*objective perturbation* (Chaudhuri, Monteleoni & Sarwate 2011; for ADMM, Zhang & Zhu 2017 and, for
+agents with constraints, Ryu & Kim 2023). Its answers stay feasible (they are still best responses
+over the agent's own constraints), and the coordinator needs no change: :class:`NoisyNegotiator`
+wraps any :class:`~sim.protocol.Negotiator` and passes it the query with prices ``y + b``.
+
+What the noise protects, stated as the Laplace mechanism does: two cost models whose linear cost
+coefficients in the plan (the marginal costs) differ by at most ``sensitivity`` in L1 norm produce
+answer sequences whose densities differ by at most a factor ``exp(eps)`` per draw of ``b``. The
+guarantee covers marginal costs (lane rates, production costs), not constraint data (spare truck
+volume, capacities), whose kinks a perturbed cost keeps in place.
+
+``scope`` says how often ``b`` is drawn: ``run`` (default) once per simulated run, one value per
+(FC, product) for every week of the horizon (the vendor negotiates as if its cost model were
+``C + b`` throughout; every transcript is then post-processing of one draw, so ``eps`` is the
+whole run's budget); ``week`` once per negotiation (each week spends ``eps``; budgets add over
+weeks); ``answer`` afresh for every answer, as in DP-ADMM (each answer spends ``eps``; a negotiation
+with noise that does not shrink need not converge).
+
+``eps = inf`` (the default) adds nothing: answers are the wrapped negotiator's own, bit for bit.
+
+What a user may do: ``NoiseOptions(eps=1.0)``; ``noise = AnswerNoise(options, shape, rng)`` once per
+run; each negotiation ``NoisyNegotiator(inner, noise.for_negotiation())``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sim.validation import number_from_text
+
+
+class NoiseOptions(BaseModel):
+    """How an agent perturbs its answers; ``eps = inf`` (default) means no noise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    eps: float = Field(math.inf, gt=0, description="privacy budget per draw of the noise (inf: no noise)")
+    sensitivity: float = Field(1.0, gt=0, description="L1 change of the marginal costs (money per unit) the budget protects")
+    scope: Literal["run", "week", "answer"] = Field("run", description="draw the noise once per run, per negotiation or per answer")
+
+    @field_validator("eps", "sensitivity", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any, info: Any) -> Any:
+        value = number_from_text(value)
+        if isinstance(value, float) and math.isnan(value):
+            raise ValueError(f"{info.field_name} must be a number, got nan")
+        if info.field_name == "sensitivity" and isinstance(value, (int, float)) and not math.isfinite(value):
+            raise ValueError("sensitivity must be finite")
+        return value
+
+    @property
+    def active(self) -> bool:
+        return math.isfinite(self.eps)
+
+    @property
+    def scale(self) -> float:
+        """Laplace scale ``sensitivity / eps`` (0 without noise)."""
+        return self.sensitivity / self.eps if self.active else 0.0
+
+
+class AnswerNoise:
+    """The noise of one agent over a run: holds its generator and, for ``scope: run``, its one draw."""
+
+    def __init__(self, options: NoiseOptions, shape: tuple[int, ...], rng: np.random.Generator | None) -> None:
+        if options.active and rng is None:
+            raise ValueError("noisy answers need a random generator")
+        self.options, self.shape, self.rng = options, tuple(shape), rng
+        self._run_draw: np.ndarray | None = None
+
+    def _per_fc_product(self) -> np.ndarray:
+        assert self.rng is not None
+        draw = self.rng.laplace(0.0, self.options.scale, size=self.shape[1:])
+        return np.broadcast_to(draw, self.shape).copy()
+
+    def for_negotiation(self) -> Callable[[], np.ndarray] | None:
+        """The noise of the next negotiation: a function giving ``b`` for each answer, or None (no noise)."""
+        o = self.options
+        if not o.active:
+            return None
+        if o.scope == "answer":
+            assert self.rng is not None
+            return lambda: self.rng.laplace(0.0, o.scale, size=self.shape)  # type: ignore[union-attr]
+        if o.scope == "run":
+            if self._run_draw is None:
+                self._run_draw = self._per_fc_product()
+            fixed = self._run_draw
+        else:
+            fixed = self._per_fc_product()
+        return lambda: fixed
+
+
+class NoisyNegotiator:
+    """A negotiator that answers for its cost plus ``b·x`` (``b`` from ``draw`` at each answer).
+
+    Only ``best_response`` is changed; anything else (``confirm``, ``own_cost``, ``close`` ...) is the
+    wrapped negotiator's own, so plans are still confirmed against the agent's true constraints."""
+
+    def __init__(self, inner: Any, draw: Callable[[], np.ndarray] | None) -> None:
+        self._inner = inner
+        self._draw = draw
+
+    def best_response(self, z: np.ndarray, prices: np.ndarray, rho: Any) -> np.ndarray:
+        if self._draw is None:
+            return self._inner.best_response(z, prices, rho)
+        b = self._draw()
+        return self._inner.best_response(z, np.asarray(prices, dtype=float) + b.reshape(np.shape(prices)), rho)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
