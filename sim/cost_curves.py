@@ -75,53 +75,75 @@ class Observations:
 
 @dataclass(frozen=True)
 class FittedCurve:
-    """One FC's fitted step functions on the grid of observed weekly volumes."""
+    """One FC's fitted step functions on the grid of observed weekly volumes. At each grid volume the
+    curve has a left and a right value (a convex function's subgradients at a kink form an interval,
+    and an answer sitting on a lane's kink shows any value in it); away from kinks they agree."""
 
     grid: np.ndarray  # [G] volumes, increasing
-    alpha: np.ndarray  # [G] per-unit part
-    mu: np.ndarray  # [G] per-volume part
+    alpha_left: np.ndarray  # [G] per-unit part, left end of the interval
+    mu_left: np.ndarray  # [G] per-volume part, left end
+    alpha_right: np.ndarray  # [G]
+    mu_right: np.ndarray  # [G]
     split_identified: bool  # products of at least two volumes observed
     observations: int
     equalities: int
     misfit: float  # mean absolute violation per observation
 
-    def delivered(self, unit_volume: float) -> np.ndarray:
-        """Marginal cost of a unit of volume ``unit_volume`` at each grid volume."""
+    @property
+    def alpha(self) -> np.ndarray:
+        return 0.5 * (self.alpha_left + self.alpha_right)
+
+    @property
+    def mu(self) -> np.ndarray:
+        return 0.5 * (self.mu_left + self.mu_right)
+
+    def delivered(self, unit_volume: float, side: str = "middle") -> np.ndarray:
+        """Marginal cost of a unit of volume ``unit_volume`` at each grid volume (``side``: ``left``,
+        ``right`` end of the interval, or its ``middle``)."""
+        if side == "left":
+            return self.alpha_left + unit_volume * self.mu_left
+        if side == "right":
+            return self.alpha_right + unit_volume * self.mu_right
         return self.alpha + unit_volume * self.mu
 
     def _inside(self, lo: float, hi: float) -> np.ndarray:
-        width = hi - lo if np.isfinite(hi) else max(lo, 1.0)
-        margin = 0.02 * width
+        width = hi - lo if np.isfinite(hi) else np.inf
+        margin = 0.02 * min(width, lo if lo > 0 else width)  # a long last segment: 2% of where it starts
         return (self.grid > lo + margin) & (self.grid < (hi - margin if np.isfinite(hi) else np.inf))
 
     def level_between(self, lo: float, hi: float, values: np.ndarray) -> float | None:
         """Median of ``values`` (a grid-shaped array such as :meth:`delivered`) on grid volumes strictly
-        inside ``(lo, hi)`` (2% margins); None if none was observed there."""
+        inside ``(lo, hi)`` (margins of 2% of the segment, or of ``lo`` if that is less); None if none
+        was observed there, or if the record held bounds only."""
         inside = self._inside(lo, hi)
         return float(np.median(values[inside])) if inside.any() and self.equalities else None
 
     def kink_between(self, lo_segment: tuple[float, float], hi_segment: tuple[float, float], unit_volume: float) -> float | None:
-        """Where the fitted curve steps up between two segments ``(start, end)`` of volume: the last
-        grid volume still at the lower segment's level and the first at the upper one's; a grid
-        volume between them (an answer sitting on the kink, whose subgradient lies between the two
-        levels) is the kink itself, else their midpoint. None unless both segments were observed."""
-        c = self.delivered(unit_volume)
-        low = self.level_between(*lo_segment, c)
-        high = self.level_between(*hi_segment, c)
+        """Where the fitted curve steps up between two segments ``(start, end)`` of volume: a grid
+        volume whose interval spans both segments' levels (an answer sitting on the kink) is the kink
+        itself; otherwise the grid volumes between the last one at the lower level and the first at
+        the upper one (their median), or the midpoint of those two. None unless both segments were
+        observed."""
+        mid = self.delivered(unit_volume)
+        low = self.level_between(*lo_segment, mid)
+        high = self.level_between(*hi_segment, mid)
         if low is None or high is None or high <= low:
             return None
         tol = 0.1 * (high - low)
         window = (self.grid > lo_segment[0]) & (self.grid < (hi_segment[1] if np.isfinite(hi_segment[1]) else np.inf))
-        g, cw = self.grid[window], c[window]
-        at_low = np.flatnonzero(cw <= low + tol)
-        at_high = np.flatnonzero(cw >= high - tol)
+        g = self.grid[window]
+        left, right = self.delivered(unit_volume, "left")[window], self.delivered(unit_volume, "right")[window]
+        at_high = np.flatnonzero(right >= high - tol)
+        at_low = np.flatnonzero(left <= low + tol)
         if not at_low.size or not at_high.size:
             return None
-        last_low = at_low[at_low < at_high[-1]]
-        if not last_low.size:
+        j = int(at_high[0])
+        before = at_low[at_low <= j]
+        if not before.size:
             return None
-        i = int(last_low[-1])
-        j = int(at_high[at_high > i][0])
+        i = int(before[-1])
+        if i == j:
+            return float(g[i])
         between = np.arange(i + 1, j)
         if between.size:
             return float(np.median(g[between]))
@@ -150,65 +172,58 @@ def fit_curve(obs: Observations, *, max_grid: int = 1500, resolution: float = 1e
     G = grid.size
     vols = np.unique(np.round(obs.unit_volume, 12))
     split = vols.size >= 2
-    # variables: alpha[G], mu[G], then one slack per observation side
+    # variables: alpha_left[G], mu_left[G], alpha_right[G], mu_right[G], then slacks
+    AL, ML, AR, MR = 0, G, 2 * G, 3 * G
     kind = obs.kind
     eq = kind == EQUAL
-    n_eq = int(eq.sum())
-    n_slack = n + n_eq  # equality rows get a slack on either side
-    nv = 2 * G + n_slack
-    rows = np.arange(n)
-    # alpha_g + v mu_g (+/- slacks) against value
-    A_model = sp.csr_matrix(
-        (np.concatenate([np.ones(n), obs.unit_volume]), (np.concatenate([rows, rows]), np.concatenate([gi, G + gi]))),
-        shape=(n, nv),
-    )
-    slack_plus = 2 * G + np.arange(n)
-    slack_minus = 2 * G + n + np.arange(n_eq)
-    # equalities: model + s+ - s- = value
-    eq_rows = np.flatnonzero(eq)
-    A_eq = A_model[eq_rows] + sp.csr_matrix(
-        (np.concatenate([np.ones(n_eq), -np.ones(n_eq)]), (np.concatenate([np.arange(n_eq)] * 2), np.concatenate([slack_plus[eq_rows], slack_minus]))),
-        shape=(n_eq, nv),
-    )
-    b_eq = obs.value[eq_rows]
-    # at least: -(model) - s <= -value ; at most: model - s <= value
-    lo_rows = np.flatnonzero(kind == AT_LEAST)
-    hi_rows = np.flatnonzero(kind == AT_MOST)
-    slack_of = lambda r: sp.csr_matrix((np.ones(r.size), (np.arange(r.size), slack_plus[r])), shape=(r.size, nv))  # noqa: E731
-    blocks = [-A_model[lo_rows] - slack_of(lo_rows), A_model[hi_rows] - slack_of(hi_rows)]
-    b_ub = [-obs.value[lo_rows], obs.value[hi_rows]]
-    # monotone: (alpha + v mu)[g] - (alpha + v mu)[g+1] <= 0 for every product volume seen
-    if G > 1:
-        g0 = np.arange(G - 1)
-        for v in vols:
-            data = np.concatenate([np.ones(G - 1), -np.ones(G - 1), np.full(G - 1, v), np.full(G - 1, -v)])
-            cols = np.concatenate([g0, g0 + 1, G + g0, G + g0 + 1])
+    # an equality is two one-sided rows: left end <= value <= right end
+    upper_rows = np.flatnonzero(eq | (kind == AT_MOST))  # left(g) <= value
+    lower_rows = np.flatnonzero(eq | (kind == AT_LEAST))  # right(g) >= value
+    n_slack = upper_rows.size + lower_rows.size
+    nv = 4 * G + n_slack
+
+    def rows_of(sel: np.ndarray, a0: int, m0: int, sign: float, slack0: int) -> sp.csr_matrix:
+        r = np.arange(sel.size)
+        data = np.concatenate([np.full(sel.size, sign), sign * obs.unit_volume[sel], -np.ones(sel.size)])
+        cols = np.concatenate([a0 + gi[sel], m0 + gi[sel], 4 * G + slack0 + r])
+        return sp.csr_matrix((data, (np.concatenate([r, r, r]), cols)), shape=(sel.size, nv))
+
+    blocks = [rows_of(upper_rows, AL, ML, 1.0, 0), rows_of(lower_rows, AR, MR, -1.0, upper_rows.size)]
+    b_ub = [obs.value[upper_rows], -obs.value[lower_rows]]
+    # monotone for every product volume seen: left(g) <= right(g) <= left(g+1)
+    g_all = np.arange(G)
+    for v in vols:
+        data = np.concatenate([np.ones(G), np.full(G, v), -np.ones(G), np.full(G, -v)])
+        cols = np.concatenate([AL + g_all, ML + g_all, AR + g_all, MR + g_all])
+        blocks.append(sp.csr_matrix((data, (np.concatenate([g_all] * 4), cols)), shape=(G, nv)))
+        b_ub.append(np.zeros(G))
+        if G > 1:
+            g0 = np.arange(G - 1)
+            data = np.concatenate([np.ones(G - 1), np.full(G - 1, v), -np.ones(G - 1), np.full(G - 1, -v)])
+            cols = np.concatenate([AR + g0, MR + g0, AL + g0 + 1, ML + g0 + 1])
             blocks.append(sp.csr_matrix((data, (np.concatenate([g0] * 4), cols)), shape=(G - 1, nv)))
             b_ub.append(np.zeros(G - 1))
     c = np.zeros(nv)
-    c[2 * G :] = 1.0
-    # total rise of each product volume's curve, weighted so it never outweighs one observation's fit
+    c[4 * G :] = 1.0
+    # total rise of each product volume's curve (right end of the last point less left end of the
+    # first), weighted so it never outweighs one observation's fit: keeps noise from adding steps
     weight = rise_weight / max(vols.size, 1)
     for v in vols:
-        c[[0, G - 1]] += weight * np.array([-1.0, 1.0])
-        c[[G, 2 * G - 1]] += weight * v * np.array([-1.0, 1.0])
-    if G == 1:
-        c[: 2 * G] = 0.0
-    if not split:
-        # alpha and mu are not told apart: put the whole marginal cost in alpha (mu = 0), so the
-        # answer is unique; ``split_identified`` says so
-        bounds = [(None, None)] * G + [(0.0, 0.0)] * G + [(0.0, None)] * n_slack
-    else:
-        bounds = [(None, None)] * (2 * G) + [(0.0, None)] * n_slack
-    A_ub = sp.vstack(blocks).tocsr() if blocks else None
-    res = linprog(c, A_ub=A_ub, b_ub=np.concatenate(b_ub) if b_ub else None, A_eq=A_eq if n_eq else None,
-                  b_eq=b_eq if n_eq else None, bounds=bounds, method="highs")
+        c[AR + G - 1] += weight
+        c[MR + G - 1] += weight * v
+        c[AL] -= weight
+        c[ML] -= weight * v
+    free = (None, None)
+    # without two product volumes alpha and mu are not told apart: mu = 0 (the whole marginal cost
+    # in alpha), so the answer is unique; ``split_identified`` says so
+    mu_bounds = free if split else (0.0, 0.0)
+    bounds = [free] * G + [mu_bounds] * G + [free] * G + [mu_bounds] * G + [(0.0, None)] * n_slack
+    res = linprog(c, A_ub=sp.vstack(blocks).tocsr(), b_ub=np.concatenate(b_ub), bounds=bounds, method="highs")
     if res.status != 0:
         raise RuntimeError(f"cost-curve fit: HiGHS: {res.message}")
     x = res.x
-    alpha, mu = x[:G], x[G : 2 * G]
-    misfit = float(np.sum(x[2 * G :]) / n)
-    return FittedCurve(grid, alpha, mu, split, n, n_eq, misfit)
+    misfit = float(np.sum(x[4 * G :]) / n)
+    return FittedCurve(grid, x[AL : AL + G], x[ML : ML + G], x[AR : AR + G], x[MR : MR + G], split, n, int(eq.sum()), misfit)
 
 
 def fit_curves(obs: Observations, n_fcs: int, **options: float) -> list[FittedCurve | None]:

@@ -1,0 +1,132 @@
+"""The privacy observer's estimator on a case with a known answer, and the observer's blindness.
+
+Known answer: a vendor with one lane per FC (spare truck volume at a low rate, then truckload),
+ample capacity and no stock, so its cost is separate by FC and week, exactly the form the observer
+assumes. Its exact answers to queries that sweep every lane's volume across its kink must give back
+each lane's two rates, its spare volume and the production cost, to the solver's tolerance.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from experiments.observer import observations, transcript_observations
+from experiments.privacy import parameter_rows, true_segments
+from policies.privacy import RoundsShown
+from sim.agents import VendorAgent, VendorState
+from sim.best_response import BestResponseOptions, negotiator_for
+from sim.cost_curves import fit_curves
+from sim.data import split_scenario
+from sim.scenario import scenario_from_dict
+from sim.transcript import Transcript
+
+EXACT = BestResponseOptions(abs_tol=1e-10, rel_tol=1e-10, polish=True, adaptive=0.0, max_iter=200000)
+
+
+def separable_dict() -> dict:
+    return {
+        "name": "separable", "weeks": 2, "horizon": 2, "seed": 3,
+        "regions": ["East", "West"],
+        "fcs": [{"name": "E1", "receiving_cost": 0.1, "lead_time": 1}, {"name": "W1", "receiving_cost": 0.1, "lead_time": 1}],
+        "outbound_cost": {"E1": {"East": 0.2}, "W1": {"West": 0.2}},
+        "products": [
+            {"name": "a", "wholesale_price": 6.0, "holding_cost": 0.05, "lost_sales_penalty": 9.0, "volume": 1.0, "base_demand": 80},
+            {"name": "b", "wholesale_price": 7.0, "holding_cost": 0.05, "lost_sales_penalty": 9.0, "volume": 1.5, "base_demand": 50},
+        ],
+        "origins": [
+            {"name": "O1", "capacity": 1e6, "production_cost": 1.5, "holding_cost": 0.02},
+            {"name": "O2", "capacity": 1e6, "production_cost": 2.0, "holding_cost": 0.02},
+        ],
+        "lanes": [
+            {"origin": "O1", "fc": "E1", "spare_volume": 120, "spare_cost": 0.05, "truckload_cost": 0.8},
+            {"origin": "O2", "fc": "W1", "spare_volume": 60, "spare_cost": 0.2, "truckload_cost": 1.4},
+        ],
+        "demand": {"cv": 0.3},
+    }
+
+
+def exploring_transcript(scenario, steps: int = 60, rhos: tuple[float, ...] = (20.0, 0.2)) -> tuple[Transcript, object, object]:
+    """The vendor's exact answers to queries whose consensus plans sweep each FC's weekly volume from
+    zero to twice its lane's spare volume (product mix changing along the way), at a large ``rho``
+    (answers close to the plan) and a small one (answers that stay on a kink over a range of plans),
+    with prices equal to the wholesale prices; recorded as a coordinator records a negotiation (the
+    vendor is agent 1; agent 0's answers are the plans)."""
+    public, _, vendor_data = split_scenario(scenario)
+    vendor = VendorAgent(public, vendor_data)
+    vendor.observe(VendorState(np.zeros((vendor_data.O, public.K))))
+    neg = negotiator_for(vendor, EXACT)
+    H, F, K = public.shape
+    t = Transcript(shape=public.shape, n_agents=2)
+    spare = np.array([vendor_data.spare_volume[vendor_data.lane_fc == f].sum() for f in range(F)])
+    for i, s in enumerate(np.linspace(0.02, 2.0, steps)):
+        mix = np.array([0.3 + 0.4 * ((i * 7) % steps) / steps, 0.0])
+        mix[1] = (1.0 - mix[0]) / public.volume[1]  # volume shares: mix[0] of product a, the rest b
+        z = np.empty(public.shape)
+        for h in range(H):
+            z[h] = (s * (1.0 + 0.1 * h) * spare)[:, None] * mix[None, :]
+        y = np.zeros((2, *public.shape))
+        y[1] = public.wholesale[None, None, :]
+        y[0] = -y[1]
+        for j, rho in enumerate(rhos):
+            x = neg.best_response(z, y[1], rho)
+            t.record(len(rhos) * i + j + 1, z, y, rho, np.stack([z, x]), 0.0, 0.0)
+    return t, public, vendor_data
+
+
+@pytest.fixture(scope="module")
+def known():
+    s = scenario_from_dict(separable_dict(), "<separable>")
+    return exploring_transcript(s)
+
+
+def test_exact_answers_recover_lane_rates_and_spare_volumes(known):
+    transcript, public, vendor = known
+    curves = fit_curves(transcript_observations(transcript, public), public.F)
+    assert all(c is not None and c.split_identified for c in curves)
+    assert max(c.misfit for c in curves) < 1e-6  # exact answers: a convex curve fits every one
+    rows = {r["parameter"]: r for r in parameter_rows("cpp", public, vendor, curves)}
+    for name, truth in (("O1->E1 spare_cost", 0.05), ("O1->E1 truckload_cost", 0.8), ("O2->W1 spare_cost", 0.2),
+                        ("O2->W1 truckload_cost", 1.4), ("O1 production_cost", 1.5), ("O2 production_cost", 2.0)):
+        assert rows[name]["truth"] == pytest.approx(truth)
+        assert rows[name]["estimate"] == pytest.approx(truth, abs=1e-5), name
+    for name, truth in (("O1->E1 spare_volume", 120.0), ("O2->W1 spare_volume", 60.0)):
+        assert rows[name]["truth"] == pytest.approx(truth)
+        assert rows[name]["estimate"] == pytest.approx(truth, abs=1e-4), name
+
+
+def test_the_fit_reads_only_what_it_is_given(known):
+    """Spy test: the observer's input is the record of what the retailer was shown and the public
+    data; a vendor with other private numbers but the same record gets the same estimate, and the
+    record itself holds no cost model (only plans, prices, rho and residuals)."""
+    transcript, public, vendor = known
+    accessed: set[str] = set()
+
+    class Spy(Transcript):
+        def __getattribute__(self, name):
+            accessed.add(name)
+            return object.__getattribute__(self, name)
+
+    spy = Spy(shape=transcript.shape, n_agents=transcript.n_agents, rows=list(transcript.rows))
+    obs = observations([RoundsShown(0, spy)], public)
+    assert accessed <= {"shape", "n_agents", "rows"}
+    assert {name for _, _, name, _ in transcript.rows} <= {"z", "prices", "answer", "rho", "primal", "dual"}
+    other = split_scenario(scenario_from_dict({**copy.deepcopy(separable_dict()), "lanes": [
+        {"origin": "O1", "fc": "E1", "spare_volume": 10, "spare_cost": 0.9, "truckload_cost": 3.0},
+        {"origin": "O2", "fc": "W1", "truckload_cost": 2.0}]}, "<other>"))[2]
+    a = parameter_rows("cpp", public, vendor, fit_curves(obs, public.F))
+    b = parameter_rows("cpp", public, other, fit_curves(obs, public.F))
+    est_a = {r["parameter"]: r["estimate"] for r in a}
+    est_b = {r["parameter"]: r["estimate"] for r in b}
+    # the same curve read at the other vendor's (wrong) segments: only the truths and the reading move,
+    # the fitted curve is a function of the record alone
+    np.testing.assert_array_equal(fit_curves(obs, public.F)[0].alpha, fit_curves(observations([RoundsShown(0, transcript)], public), public.F)[0].alpha)
+    assert est_a != est_b
+
+
+def test_true_segments_follow_the_data(known):
+    _, public, vendor = known
+    segs = true_segments(public, vendor)
+    assert [(s.kind, s.start, s.end) for s in segs[0]] == [("spare", 0.0, 120.0), ("truckload", 120.0, pytest.approx(1.25e6))]
