@@ -244,9 +244,11 @@ class Variant:
 
 
 def run_privacy(scenario: Scenario, variants: Sequence[Variant], *, weeks: int | None = None, seed: int | None = None,
-                on_policy: Callable[[str], None] | None = None) -> tuple[list[PolicyAudit], dict[str, dict[str, float]]]:
+                on_policy: Callable[[str], None] | None = None,
+                ) -> tuple[list[PolicyAudit], dict[str, dict[str, float]], dict[str, list[Any]]]:
     """Run every variant (and jit and first-best as references, on the same random numbers) and audit
-    what each showed the retailer. Returns the audits and the run's per-policy summary."""
+    what each showed the retailer. Returns the audits, the run's per-policy summary and each
+    variant's record of what it showed the retailer."""
     public, _, vendor = split_scenario(scenario)
     built = []
     names = [v.name for v in variants]
@@ -270,7 +272,7 @@ def run_privacy(scenario: Scenario, variants: Sequence[Variant], *, weeks: int |
             on_policy(policy.name)
         rows, curves, counts = audit_shown(policy.name, policy.shown, public, vendor, np.random.default_rng(ss))
         audits.append(PolicyAudit(policy.name, rows, curves, counts))
-    return audits, summary
+    return audits, summary, {p.name: p.shown for p in built}
 
 
 def efficiency(summary: dict[str, dict[str, float]], name: str) -> float | None:

@@ -1,0 +1,198 @@
+"""``flosim privacy``: what each mechanism shows the retailer reveals about the vendor's private costs.
+
+For each policy (default: jit, cpp-vcg, menu) the scenario is run with the policy recording what it
+showed the retailer; an observer who holds only that record fits the vendor's delivered
+marginal-cost curves and reads lane rates, spare truck volumes, production costs and capacities off
+them (see docs/privacy.md). Output: per policy and parameter, truth, estimate and relative error, and
+a summary row per policy (share recovered within 5% and 25%, share of the first-best saving).
+
+Mitigations of cpp-vcg (each one more audited policy): ``--eps E`` noisy vendor answers with budget
+E, ``--round-cap N`` at most N negotiation rounds a week, ``--neutral`` a neutral coordinator with
+sealed agents; ``--mitigations`` runs a standard set of them. ``--transcript FILE`` audits saved
+negotiation transcripts (as written to the results folder's ``transcripts/``) against the scenario's
+vendor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.commands.run import add_scenario_args
+from experiments.privacy import (
+    MECHANISMS,
+    PolicyAudit,
+    Variant,
+    audit_shown,
+    reference_volume,
+    run_privacy,
+    table,
+    true_segments,
+)
+from policies.privacy import RoundsShown
+from sim.data import split_scenario
+from sim.errors import FlosimError
+from sim.results import default_results_dir, write_json, write_table
+from sim.scenario import load_scenario
+from sim.transcript import Transcript
+
+AUDITABLE = ("jit", "cpp", "cpp-vcg", "menu")
+STANDARD_EPS = (30.0, 10.0, 3.0, 1.0)
+STANDARD_CAPS = (25, 50)
+
+
+def _eps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--eps {text!r}: not a number") from None
+    if math.isnan(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"--eps {text}: the privacy budget must be > 0 (inf: no noise)")
+    return value
+
+
+def _cap(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--round-cap {text!r}: not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--round-cap {text}: must be >= 1")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("privacy", help="privacy audit: what a mechanism's record reveals about the vendor's costs",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_scenario_args(p)
+    p.add_argument("--policy", action="append", metavar="P", help=f"mechanism to audit ({', '.join(AUDITABLE)}); repeat "
+                   f"(default: {', '.join(MECHANISMS)})")
+    p.add_argument("--eps", action="append", type=_eps, metavar="E", help="audit cpp-vcg with noisy vendor answers of budget E; repeat")
+    p.add_argument("--scope", choices=["run", "week", "answer"], default="run", help="how often the noise is drawn (default: run)")
+    p.add_argument("--round-cap", action="append", type=_cap, metavar="N", help="audit cpp-vcg capped at N rounds a week; repeat")
+    p.add_argument("--neutral", action="store_true", help="audit cpp-vcg with a neutral coordinator and sealed agents")
+    p.add_argument("--mitigations", action="store_true", help=f"the standard set: --eps {' '.join(map(str, STANDARD_EPS))}, "
+                   f"--round-cap {' '.join(map(str, STANDARD_CAPS))}, --neutral")
+    p.add_argument("--transcript", action="append", metavar="FILE", help="audit a saved negotiation transcript (Parquet); repeat")
+    p.add_argument("--out", help="folder for privacy.json, privacy.parquet, figures and transcripts (default: results/privacy-<timestamp>)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
+    p.set_defaults(func=main)
+
+
+def variants(args: argparse.Namespace) -> list[Variant]:
+    """The policies to audit, from the command line."""
+    out: list[Variant] = []
+    for spec in args.policy or (MECHANISMS if not args.transcript else ()):
+        if spec not in AUDITABLE:
+            raise FlosimError(f"--policy {spec!r}: unknown mechanism for the privacy audit (choose from {', '.join(AUDITABLE)})")
+        out.append(Variant(spec, spec))
+    eps = list(args.eps or []) + (list(STANDARD_EPS) if args.mitigations else [])
+    caps = list(args.round_cap or []) + (list(STANDARD_CAPS) if args.mitigations else [])
+    for e in dict.fromkeys(eps):
+        out.append(Variant("cpp-vcg", f"cpp-vcg eps={e:g}", privacy={"eps": e, "scope": args.scope}))
+    for n in dict.fromkeys(caps):
+        out.append(Variant("cpp-vcg", f"cpp-vcg rounds<={n}", cpp={"max_iter": n}))
+    if args.neutral or args.mitigations:
+        out.append(Variant("cpp-vcg", "cpp-vcg neutral", privacy={"coordinator": "neutral"}))
+    names = [v.name for v in out]
+    if len(set(names)) != len(names):
+        raise FlosimError(f"--policy: each mechanism once, got {names}")
+    return out
+
+
+def load_transcripts(paths: list[str], shape: tuple[int, ...]) -> list[RoundsShown]:
+    """Saved transcripts, checked: a missing, unreadable or foreign file is an error naming it."""
+    shown = []
+    for i, name in enumerate(paths):
+        path = Path(name)
+        if not path.exists():
+            raise FlosimError(f"--transcript {name}: no such file")
+        if path.is_dir():
+            raise FlosimError(f"--transcript {name}: is a folder, expected a transcript file (Parquet)")
+        try:
+            transcript = Transcript.load(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+            raise FlosimError(f"--transcript {name}: cannot read a transcript: {type(exc).__name__}: {exc}") from None
+        if tuple(transcript.shape) != tuple(shape):
+            raise FlosimError(f"--transcript {name}: plan shape {tuple(transcript.shape)} is not the scenario's {tuple(shape)}")
+        if transcript.n_agents < 2:
+            raise FlosimError(f"--transcript {name}: {transcript.n_agents} agent(s); the vendor is agent 1")
+        names = {n for _, _, n, _ in transcript.rows}
+        if not {"z", "prices", "answer", "rho"} <= names:
+            raise FlosimError(f"--transcript {name}: damaged: no {sorted({'z', 'prices', 'answer', 'rho'} - names)} rows")
+        shown.append(RoundsShown(i, transcript))
+    return shown
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", name)
+
+
+def main(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    if args.seed is not None:
+        scenario = scenario.model_copy(update={"seed": args.seed})
+    public, _, vendor = split_scenario(scenario)
+    chosen = variants(args)
+    saved = load_transcripts(args.transcript, public.shape) if args.transcript else []
+    out = Path(args.out or default_results_dir("privacy"))
+    started = time.perf_counter()
+    audits: list[PolicyAudit] = []
+    summary: dict[str, dict[str, float]] = {}
+    recorded: dict[str, list[Any]] = {}
+    if chosen:
+        print(f"privacy audit: running {', '.join(v.name for v in chosen)} on {scenario.name}", file=sys.stderr)
+        audits, summary, recorded = run_privacy(scenario, chosen, weeks=args.weeks,
+                                                on_policy=lambda n: print(f"  fitting {n}", file=sys.stderr))
+    if saved:
+        rows, curves, counts = audit_shown("transcripts", saved, public, vendor, np.random.default_rng(scenario.seed))
+        audits.append(PolicyAudit("transcripts", rows, curves, counts))
+    rows = table(audits, summary)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, shown in recorded.items():
+        for entry in shown:
+            if isinstance(entry, RoundsShown):
+                (out / "transcripts").mkdir(exist_ok=True)
+                entry.transcript.save(out / "transcripts" / f"{_slug(name)}-week{entry.week}.parquet")
+    import pandas as pd
+
+    write_table(out / "privacy.parquet", pd.DataFrame(rows).astype({"truth": float, "estimate": float, "relative_error": float}))
+    write_json(out / "privacy.json", {"scenario": scenario.name, "weeks": args.weeks or scenario.weeks, "seed": scenario.seed,
+                                      "wall_s": time.perf_counter() - started, "rows": rows})
+    from experiments.plots.privacy import plot_curve, plot_tradeoff
+
+    segs = true_segments(public, vendor)
+    v = reference_volume(public)
+    f = next((f for f, s in enumerate(segs) if any(seg.kind == "spare" for seg in s)), 0)
+    lane = next((vendor.lane_names[seg.lane] for seg in segs[f] if seg.kind == "spare"), public.fcs[f])
+    plot_curve([(s.start, s.end, s.delivered(v)) for s in segs[f]], {a.name: a.curves[f] for a in audits}, v,
+               out / "marginal_cost.png", f"{scenario.name}: marginal cost at {public.fcs[f]} (lane {lane})")
+    summaries = [r for r in rows if r["parameter"] == "summary"]
+    plot_tradeoff(summaries, out / "tradeoff.png", f"{scenario.name}: leakage against efficiency")
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2, default=float)
+        sys.stdout.write("\n")
+    else:
+        print(f"privacy audit, scenario {scenario.name}: vendor parameters as an observer of each mechanism's record estimates them")
+        for a in audits:
+            print(f"\n{a.name}")
+            for r in a.rows:
+                est = "not recovered" if r["estimate"] is None else f"{r['estimate']:.6g}"
+                err = "" if r["relative_error"] is None else f"  ({100 * r['relative_error']:.1f}% off)"
+                print(f"  {r['parameter']:<32} truth {r['truth']:<10.6g} estimate {est}{err}")
+        print("\nsummary (share of parameters recovered within 5% / 25%; share of the first-best saving, raw ledger):")
+        for s in summaries:
+            eff = s.get("share_of_first_best_saving")
+            print(f"  {s['policy']:<24} {s['within_5pct']:.2f} / {s['within_25pct']:.2f}   "
+                  f"saving share {'n/a' if eff is None else f'{eff:.3f}'}")
+        print(f"\nresults: {out}")
+    return 0
+
