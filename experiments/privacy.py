@@ -23,8 +23,12 @@ recovered. Reading the fit at the truth's segments is the observer's best case: 
 without the truth reads the same steps off the curve by their jumps.
 
 Summary rows per policy: the share of parameters recovered within 5% and within 25% (all
-parameters in the denominator), and, where the run has the reference policies, the share of the
-first-best saving the policy captured (raw ledger figures).
+parameters in the denominator), and two measures of efficiency: ``share_of_first_best_saving``,
+the realised share of the first-best saving over JIT on the run's ledger (raw figures: the stock a
+run ends with is not valued, and one run's random demand moves it by several points), and
+``planned_share_of_first_best_saving``, the share of the first-best *planned* saving over JIT that
+the policy's plans captured, week by week in the policy's own state (on the forecast; no demand
+noise).
 
 What a user may do: :func:`true_segments` (a vendor's true curves), :func:`parameter_rows` (rows for
 a list of fitted curves), :func:`audit_policy` (one policy's rows from a finished run), and
@@ -44,6 +48,7 @@ import pandas as pd
 from experiments.observer import menu_rankings, observations, thin
 from policies.privacy import RecordingJIT, RecordingMenu
 from policies.registry import make_policy
+from sim.agents import joint_plan
 from sim.cost_curves import FittedCurve, fit_curves
 from sim.data import PublicData, VendorData, split_scenario
 from sim.errors import FlosimError
@@ -213,6 +218,37 @@ class PolicyAudit:
     counts: dict[str, Any]
 
 
+class _Measured:
+    """A policy run by the audit, with each week's planned social cost next to JIT's and first
+    best's in the same state (the audit's yardstick of efficiency; read from both agents, which only
+    the audit, never the observer, may do)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.planned: list[tuple[float, float, float]] = []  # (policy, jit, first best) per week
+
+    @property
+    def shown(self) -> list[Any]:
+        return self.inner.shown
+
+    def decide(self, ctx: Any) -> Any:
+        decision = self.inner.decide(ctx)
+        own = ctx.retailer.preferred_plan()
+        jit = own.total + ctx.vendor.evaluate(own.plan).total
+        plan = ctx.retailer.evaluate(decision.plan).total + ctx.vendor.evaluate(decision.plan).total
+        self.planned.append((plan, jit, joint_plan(ctx.retailer, ctx.vendor).social_cost))
+        return decision
+
+    def planned_share(self) -> float | None:
+        """Share of the first-best planned saving over JIT this policy's plans captured, over the run."""
+        if not self.planned:
+            return None
+        p, j, f = (np.array(c) for c in zip(*self.planned))
+        potential = float(np.sum(j - f))
+        return float(np.sum(j - p) / potential) if abs(potential) > 1e-9 else None
+
+
 def _recording(spec: str, scenario: Scenario, privacy: dict[str, Any] | None, name: str | None) -> Any:
     """A policy that records what it shows the retailer."""
     params = dict(scenario.policies.get(spec, {}))
@@ -230,7 +266,7 @@ def _recording(spec: str, scenario: Scenario, privacy: dict[str, Any] | None, na
         raise FlosimError(f"--policy {spec!r}: the privacy audit covers {', '.join(('jit', 'cpp', 'cpp-vcg', 'menu'))}")
     if name is not None:
         policy.name = name
-    return policy
+    return _Measured(policy)
 
 
 @dataclass(frozen=True)
@@ -271,6 +307,7 @@ def run_privacy(scenario: Scenario, variants: Sequence[Variant], *, weeks: int |
         if on_policy is not None:
             on_policy(policy.name)
         rows, curves, counts = audit_shown(policy.name, policy.shown, public, vendor, np.random.default_rng(ss))
+        counts["planned_share_of_first_best_saving"] = policy.planned_share()
         audits.append(PolicyAudit(policy.name, rows, curves, counts))
     return audits, summary, {p.name: p.shown for p in built}
 

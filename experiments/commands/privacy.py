@@ -53,9 +53,9 @@ def _eps(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--eps {text!r}: not a number") from None
+        raise FlosimError(f"--eps {text!r}: not a number") from None
     if math.isnan(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"--eps {text}: the privacy budget must be > 0 (inf: no noise)")
+        raise FlosimError(f"--eps {text}: the privacy budget must be > 0 (inf: no noise)")
     return value
 
 
@@ -63,9 +63,9 @@ def _cap(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--round-cap {text!r}: not a whole number") from None
+        raise FlosimError(f"--round-cap {text!r}: not a whole number") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"--round-cap {text}: must be >= 1")
+        raise FlosimError(f"--round-cap {text}: must be >= 1")
     return value
 
 
@@ -75,9 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_scenario_args(p)
     p.add_argument("--policy", action="append", metavar="P", help=f"mechanism to audit ({', '.join(AUDITABLE)}); repeat "
                    f"(default: {', '.join(MECHANISMS)})")
-    p.add_argument("--eps", action="append", type=_eps, metavar="E", help="audit cpp-vcg with noisy vendor answers of budget E; repeat")
+    p.add_argument("--eps", action="append", metavar="E", help="audit cpp-vcg with noisy vendor answers of budget E; repeat")
     p.add_argument("--scope", choices=["run", "week", "answer"], default="run", help="how often the noise is drawn (default: run)")
-    p.add_argument("--round-cap", action="append", type=_cap, metavar="N", help="audit cpp-vcg capped at N rounds a week; repeat")
+    p.add_argument("--round-cap", action="append", metavar="N", help="audit cpp-vcg capped at N rounds a week; repeat")
     p.add_argument("--neutral", action="store_true", help="audit cpp-vcg with a neutral coordinator and sealed agents")
     p.add_argument("--mitigations", action="store_true", help=f"the standard set: --eps {' '.join(map(str, STANDARD_EPS))}, "
                    f"--round-cap {' '.join(map(str, STANDARD_CAPS))}, --neutral")
@@ -94,8 +94,8 @@ def variants(args: argparse.Namespace) -> list[Variant]:
         if spec not in AUDITABLE:
             raise FlosimError(f"--policy {spec!r}: unknown mechanism for the privacy audit (choose from {', '.join(AUDITABLE)})")
         out.append(Variant(spec, spec))
-    eps = list(args.eps or []) + (list(STANDARD_EPS) if args.mitigations else [])
-    caps = list(args.round_cap or []) + (list(STANDARD_CAPS) if args.mitigations else [])
+    eps = [_eps(e) for e in args.eps or []] + (list(STANDARD_EPS) if args.mitigations else [])
+    caps = [_cap(n) for n in args.round_cap or []] + (list(STANDARD_CAPS) if args.mitigations else [])
     for e in dict.fromkeys(eps):
         out.append(Variant("cpp-vcg", f"cpp-vcg eps={e:g}", privacy={"eps": e, "scope": args.scope}))
     for n in dict.fromkeys(caps):

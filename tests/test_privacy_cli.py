@@ -1,0 +1,111 @@
+"""``flosim privacy``: the JSON contract, saved transcripts read back, and bad input (exit 2 naming it)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments.cli import main
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["privacy", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    """One small audit: jit and cpp-vcg on the default scenario, two weeks."""
+    out = tmp_path_factory.mktemp("privacy")
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["privacy", "--weeks", "2", "--policy", "jit", "--policy", "cpp-vcg", "--json", "--out", str(out)])
+    assert code == 0
+    return json.loads(buf.getvalue()), out
+
+
+def test_json_rows_follow_the_contract(audited):
+    rows, out = audited
+    params = [r for r in rows if r["parameter"] != "summary"]
+    summaries = {r["policy"]: r for r in rows if r["parameter"] == "summary"}
+    assert set(summaries) == {"jit", "cpp-vcg"}
+    for r in params:
+        assert {"policy", "party", "parameter", "truth", "estimate", "relative_error"} <= set(r)
+        assert r["party"] == "vendor"
+        if r["estimate"] is not None:
+            assert r["relative_error"] == pytest.approx(abs(r["estimate"] - r["truth"]) / abs(r["truth"]))
+    for s in summaries.values():
+        mine = [r for r in params if r["policy"] == s["policy"]]
+        share = sum(1 for r in mine if r["relative_error"] is not None and r["relative_error"] <= 0.05) / len(mine)
+        assert s["within_5pct"] == pytest.approx(share)
+        assert 0 <= s["within_5pct"] <= s["within_25pct"] <= 1
+    # JIT shows only what was shipped: bounds, no marginal cost is pinned
+    assert summaries["jit"]["point_observations"] == 0
+    assert all(r["estimate"] is None for r in params if r["policy"] == "jit")
+    # the negotiation pins some: the Cincinnati -> Indianapolis lane is the cheap supply of IND
+    cpp = {r["parameter"]: r for r in params if r["policy"] == "cpp-vcg"}
+    assert cpp["CIN->IND truckload_delivered"]["relative_error"] < 0.05
+    assert (out / "privacy.json").exists() and (out / "marginal_cost.png").exists() and (out / "tradeoff.png").exists()
+
+
+def test_saved_transcripts_read_back_give_the_same_estimates(audited, capsys):
+    rows, out = audited
+    files = sorted(str(p) for p in (out / "transcripts").glob("cpp-vcg-week*.parquet"))
+    assert len(files) == 2
+    args = [a for f in files for a in ("--transcript", f)]
+    code, stdout, err = _run(capsys, "--weeks", "2", *args, "--json", "--out", str(out / "again"))
+    assert code == 0, err
+    again = {r["parameter"]: r["estimate"] for r in json.loads(stdout) if r["policy"] == "transcripts" and r["parameter"] != "summary"}
+    first = {r["parameter"]: r["estimate"] for r in rows if r["policy"] == "cpp-vcg" and r["parameter"] != "summary"}
+    assert again == first
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--eps", "0"], ["--eps 0", "> 0"]),
+    (["--eps", "-1"], ["--eps -1", "> 0"]),
+    (["--eps", "abc"], ["--eps 'abc'", "not a number"]),
+    (["--policy", "auction"], ["--policy 'auction'", "unknown mechanism"]),
+    (["--round-cap", "0"], ["--round-cap 0"]),
+])
+def test_bad_options_exit_2_naming_them(tmp_path, capsys, argv, needles):
+    code, stdout, err = _run(capsys, *argv, "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert "Traceback" not in err and err.startswith("flosim: error: ")
+    for needle in needles:
+        assert needle in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_or_damaged_transcript_exits_2_naming_the_file(tmp_path, capsys):
+    missing = tmp_path / "nope.parquet"
+    code, _, err = _run(capsys, "--transcript", str(missing), "--out", str(tmp_path / "o1"))
+    assert code == 2 and str(missing) in err and "no such file" in err
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(b"PAR1 this is not parquet")
+    code, _, err = _run(capsys, "--transcript", str(damaged), "--out", str(tmp_path / "o2"))
+    assert code == 2 and str(damaged) in err and "cannot read" in err and "Traceback" not in err
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    foreign = tmp_path / "foreign.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), foreign)
+    code, _, err = _run(capsys, "--transcript", str(foreign), "--out", str(tmp_path / "o3"))
+    assert code == 2 and str(foreign) in err and "not a flosim transcript" in err
+    assert not any((tmp_path / d).exists() for d in ("o1", "o2", "o3"))
+
+
+def test_a_bad_privacy_setting_in_the_scenario_exits_2(tmp_path, capsys):
+    import yaml
+    from importlib import resources
+
+    data = yaml.safe_load((resources.files("sim") / "scenarios" / "default.yaml").read_text())
+    data["policies"]["cpp-vcg"]["privacy"] = {"eps": 0}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = _run(capsys, "--scenario", str(path), "--policy", "cpp-vcg", "--weeks", "1", "--out", str(tmp_path / "o"))
+    assert code == 2 and "privacy.eps" in err and "greater than 0" in err
