@@ -130,3 +130,14 @@ def test_true_segments_follow_the_data(known):
     _, public, vendor = known
     segs = true_segments(public, vendor)
     assert [(s.kind, s.start, s.end) for s in segs[0]] == [("spare", 0.0, 120.0), ("truckload", 120.0, pytest.approx(1.25e6))]
+
+
+def test_observer_modules_cannot_reach_private_data():
+    """The observer and the fit import no agent, private data class or world: the record and the
+    public data are all they are handed."""
+    import experiments.observer as observer_module
+    import sim.cost_curves as curves_module
+
+    private = {"VendorAgent", "RetailerAgent", "VendorData", "RetailerData", "World", "split_scenario", "joint_plan"}
+    for module in (observer_module, curves_module):
+        assert not private & set(vars(module)), module.__name__
