@@ -37,6 +37,14 @@ def test_infinite_budget_is_todays_run_bit_for_bit(default_scenario):
         assert d1["iterations"].tolist() == d0["iterations"].tolist()
 
 
+def test_infinite_budget_leaves_the_cpp_policy_as_it_was(default_scenario):
+    from policies.cpp import CPPPolicy
+
+    today, _ = _ledger(default_scenario, CPPPolicy())
+    noisy, _ = _ledger(default_scenario, CPPPolicy(privacy={"eps": math.inf, "record": True}))
+    assert noisy["value"].tolist() == today["value"].tolist()
+
+
 def test_large_budget_approaches_exact_answers(contexts):
     ctx: PlanningContext = contexts[0]
     exact = negotiator_for(ctx.vendor)

@@ -188,11 +188,13 @@ def main(args: argparse.Namespace) -> int:
                 est = "not recovered" if r["estimate"] is None else f"{r['estimate']:.6g}"
                 err = "" if r["relative_error"] is None else f"  ({100 * r['relative_error']:.1f}% off)"
                 print(f"  {r['parameter']:<32} truth {r['truth']:<10.6g} estimate {est}{err}")
-        print("\nsummary (share of parameters recovered within 5% / 25%; share of the first-best saving, raw ledger):")
+        print("\nsummary: share of parameters recovered within 5% / 25%; share of the first-best saving over JIT, "
+              "planned (week by week, on the forecast) and realised (raw ledger)")
         for s in summaries:
-            eff = s.get("share_of_first_best_saving")
+            raw, planned = s.get("share_of_first_best_saving"), s.get("planned_share_of_first_best_saving")
             print(f"  {s['policy']:<24} {s['within_5pct']:.2f} / {s['within_25pct']:.2f}   "
-                  f"saving share {'n/a' if eff is None else f'{eff:.3f}'}")
+                  f"saving share planned {'n/a' if planned is None else f'{planned:.3f}'}, "
+                  f"realised {'n/a' if raw is None else f'{raw:.3f}'}")
         print(f"\nresults: {out}")
     return 0
 
