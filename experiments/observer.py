@@ -19,7 +19,9 @@ prices, FC names). From each entry it derives observations of the vendor's margi
   only: the fit reports no level from them (:attr:`FittedCurve.equalities` is 0).
 * **A menu**: the pick says the vendor's cost plus price of the picked plan is lowest; that ranks
   whole plans' costs, and gives no marginal cost at a volume, so the per-FC fit takes nothing from
-  it (:func:`menu_rankings` counts what it did see).
+  it (:func:`menu_rankings` counts what it did see). A menu tailored to the vendor's coarse
+  disclosure (``preference: auto``) also shows the weekly volume the vendor says it has room for at
+  each FC, rounded: :func:`disclosed_room` reads it, the audit takes it as the spare volume there.
 
 What a user may do: ``observations(shown, public)`` for a list of recorded entries, then
 ``fit_curves(obs, public.F)``; or :func:`transcript_observations` for a saved transcript.
@@ -123,6 +125,18 @@ def observations(shown: Iterable[Any], public: PublicData) -> Observations:
 def menu_rankings(shown: Iterable[Any]) -> int:
     """How many pairwise rankings (picked item over another) the menu weeks in ``shown`` revealed."""
     return sum(len(e.items) - 1 for e in shown if isinstance(e, MenuShown))
+
+
+def disclosed_room(shown: Iterable[Any], public: PublicData) -> dict[int, float]:
+    """The weekly room per FC index the vendor disclosed to a tailored menu (median over the weeks
+    that disclosed a volume for that FC)."""
+    seen: dict[int, list[float]] = {}
+    for e in shown:
+        if isinstance(e, MenuShown) and isinstance(e.disclosure, dict):
+            for name, room in e.disclosure.items():
+                if room is not None and name in public.fcs:
+                    seen.setdefault(public.fcs.index(name), []).append(float(room))
+    return {f: float(np.median(v)) for f, v in seen.items()}
 
 
 def thin(obs: Observations, limit: int, rng: np.random.Generator) -> Observations:

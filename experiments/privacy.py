@@ -20,7 +20,8 @@ segments ending at its capacity. The audit reads the fitted curve where the true
 (the median fitted value inside it) or a kink (where the fitted curve steps between the two
 segments' levels); a segment or kink the record never reached has no estimate and counts as not
 recovered. Reading the fit at the truth's segments is the observer's best case: an observer
-without the truth reads the same steps off the curve by their jumps.
+without the truth reads the same steps off the curve by their jumps. Under a menu tailored to the
+vendor's coarse disclosure, the room it discloses per FC is read as that FC's spare volume.
 
 Summary rows per policy: the share of parameters recovered within 5% and within 25% (all
 parameters in the denominator), and two measures of efficiency: ``share_of_first_best_saving``,
@@ -45,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.observer import menu_rankings, observations, thin
+from experiments.observer import disclosed_room, menu_rankings, observations, thin
 from policies.privacy import RecordingJIT, RecordingMenu
 from policies.registry import make_policy
 from sim.agents import joint_plan
@@ -121,8 +122,11 @@ def _row(policy: str, parameter: str, truth: float, estimate: float | None) -> d
             "estimate": None if estimate is None else float(estimate), "relative_error": _rel(truth, estimate)}
 
 
-def parameter_rows(policy: str, public: PublicData, vendor: VendorData, curves: Sequence[FittedCurve | None]) -> list[dict[str, Any]]:
-    """One row per private parameter: truth, the fit's estimate (None where not recovered), relative error."""
+def parameter_rows(policy: str, public: PublicData, vendor: VendorData, curves: Sequence[FittedCurve | None],
+                   disclosed: dict[int, float] | None = None) -> list[dict[str, Any]]:
+    """One row per private parameter: truth, the fit's estimate (None where not recovered), relative
+    error. ``disclosed``: weekly room per FC the vendor disclosed (a tailored menu), read as the
+    spare volume of the FC's first segment where the fit has no kink there."""
     v = reference_volume(public)
     truth_curves = true_segments(public, vendor)
     rows: list[dict[str, Any]] = []
@@ -155,6 +159,8 @@ def parameter_rows(policy: str, public: PublicData, vendor: VendorData, curves: 
                 start = 0.0 if j == 0 else kinks[j - 1]
                 end = kinks[j]
                 est = None if start is None or end is None else end - start
+                if est is None and j == 0 and disclosed and f in disclosed:
+                    est = disclosed[f]
                 rows.append(_row(policy, f"{name} spare_volume", seg.end - seg.start, est))
             last_of_origin = j + 1 < len(segs) and segs[j + 1].origin != seg.origin and math.isfinite(seg.end)
             if last_of_origin and seg.end - _origin_start(segs, j) >= vendor.capacity[seg.origin] * v - 1e-6:
@@ -202,7 +208,7 @@ def audit_shown(policy: str, shown: Sequence[Any], public: PublicData, vendor: V
     obs = observations(shown, public)
     used = thin(obs, OBSERVATION_LIMIT, rng)
     curves = fit_curves(used, public.F)
-    rows = parameter_rows(policy, public, vendor, curves)
+    rows = parameter_rows(policy, public, vendor, curves, disclosed_room(shown, public))
     counts = {"observations": int(obs.size), "point_observations": int((obs.kind == 0).sum()),
               "menu_rankings": menu_rankings(shown), "weeks_shown": len(shown)}
     return rows, curves, counts

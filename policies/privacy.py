@@ -18,7 +18,7 @@ The ``cpp`` and ``cpp-vcg`` policies take a ``privacy`` mapping (scenario
   :mod:`sim.observer` reads. The round cap is the ADMM option ``max_iter`` (``cpp: {max_iter: N}``).
 
 :class:`RecordingJIT` and :class:`RecordingMenu` keep the same record for ``jit`` (the order sent and
-what was shipped) and ``menu`` (the items offered, their prices and the vendor's pick).
+what was shipped) and ``menu`` (the items offered, their prices, the vendor's pick and its coarse disclosure).
 """
 
 from __future__ import annotations
@@ -107,12 +107,15 @@ class ShipmentShown:
 
 @dataclass(frozen=True)
 class MenuShown:
-    """A menu week: the items offered (plans), their prices and the vendor's pick."""
+    """A menu week: the items offered (plans), their prices, the vendor's pick and what the vendor
+    disclosed for tailoring the menu (FC names, with ``disclosure: volume`` the weekly volume it has
+    room for at each, rounded; None if the menu was not tailored to a disclosure)."""
 
     week: int
     items: tuple[np.ndarray, ...]
     prices: tuple[float, ...]
     pick: int
+    disclosure: Any = None
 
 
 class ViewRecorder:
@@ -182,6 +185,7 @@ class RecordingMenu(MenuPolicy):
         decision = super().decide(ctx)
         items, quotes, _ = self._offer
         pick = int(decision.diagnostics["menu_pick"])
+        disclosure = self.preferred(ctx) if self.preference == "auto" else None
         self.shown.append(MenuShown(ctx.week, tuple(np.asarray(i.plan, dtype=float).copy() for i in items),
-                                    tuple(float(q.paid) for q in quotes), pick))
+                                    tuple(float(q.paid) for q in quotes), pick, disclosure))
         return decision

@@ -141,3 +141,21 @@ def test_observer_modules_cannot_reach_private_data():
     private = {"VendorAgent", "RetailerAgent", "VendorData", "RetailerData", "World", "split_scenario", "joint_plan"}
     for module in (observer_module, curves_module):
         assert not private & set(vars(module)), module.__name__
+
+
+def test_a_tailored_menu_gives_away_the_room_the_vendor_discloses(known):
+    """The menu's fit takes nothing from the picks (rankings of whole plans), but the vendor's coarse
+    disclosure (room per FC, rounded) is read as the spare volume at that FC."""
+    from experiments.observer import disclosed_room, menu_rankings
+    from policies.privacy import MenuShown
+
+    _, public, vendor = known
+    plan = np.zeros(public.shape)
+    shown = [MenuShown(w, (plan, plan + 1.0, plan + 2.0), (0.0, 1.0, 2.0), 1, {"E1": 100.0, "W1": None}) for w in range(3)]
+    assert observations(shown, public).size == 0 and menu_rankings(shown) == 6
+    room = disclosed_room(shown, public)
+    assert room == {0: 100.0}
+    rows = {r["parameter"]: r for r in parameter_rows("menu", public, vendor, fit_curves(observations(shown, public), public.F), room)}
+    assert rows["O1->E1 spare_volume"]["estimate"] == 100.0 and rows["O1->E1 spare_volume"]["relative_error"] == pytest.approx(20 / 120)
+    assert rows["O2->W1 spare_volume"]["estimate"] is None
+    assert all(r["estimate"] is None for name, r in rows.items() if not name.endswith("spare_volume"))
