@@ -109,3 +109,21 @@ def test_a_bad_privacy_setting_in_the_scenario_exits_2(tmp_path, capsys):
     path.write_text(yaml.safe_dump(data))
     code, _, err = _run(capsys, "--scenario", str(path), "--policy", "cpp-vcg", "--weeks", "1", "--out", str(tmp_path / "o"))
     assert code == 2 and "privacy.eps" in err and "greater than 0" in err
+
+
+def test_seeds_add_a_mean_summary_row_per_policy(tmp_path, capsys):
+    code, stdout, err = _run(capsys, "--weeks", "1", "--policy", "cpp-vcg", "--eps", "10", "--seeds", "1,2", "--json",
+                             "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    rows = json.loads(stdout)
+    summaries = [r for r in rows if r["parameter"] == "summary"]
+    assert {(r["policy"], r["seed"]) for r in summaries} == {(p, s) for p in ("cpp-vcg", "cpp-vcg eps=10") for s in (1, 2, "mean")}
+    for name in ("cpp-vcg", "cpp-vcg eps=10"):
+        mean = next(r for r in summaries if r["policy"] == name and r["seed"] == "mean")
+        each = [r for r in summaries if r["policy"] == name and r["seed"] != "mean"]
+        assert mean["within_5pct"] == pytest.approx(sum(r["within_5pct"] for r in each) / 2)
+        assert mean["planned_share_vs_cpp-vcg"] == pytest.approx(sum(r["planned_share_vs_cpp-vcg"] for r in each) / 2)
+    assert all(r["planned_share_vs_cpp-vcg"] == 1.0 for r in summaries if r["policy"] == "cpp-vcg" and r["seed"] != "mean")
+    assert (tmp_path / "o" / "transcripts" / "seed1").is_dir()
+    code, _, err = _run(capsys, "--seeds", "1,x", "--out", str(tmp_path / "bad"))
+    assert code == 2 and "--seeds '1,x'" in err and not (tmp_path / "bad").exists()

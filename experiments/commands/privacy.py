@@ -10,7 +10,9 @@ Mitigations of cpp-vcg (each one more audited policy): ``--eps E`` noisy vendor 
 E, ``--round-cap N`` at most N negotiation rounds a week, ``--neutral`` a neutral coordinator with
 sealed agents; ``--mitigations`` runs a standard set of them. ``--transcript FILE`` audits saved
 negotiation transcripts (as written to the results folder's ``transcripts/``) against the scenario's
-vendor.
+vendor. ``--seeds 1,2,3`` repeats the audit on several root seeds (rows carry ``seed``) and adds a
+mean summary row per policy (``seed: "mean"``). Summary rows carry ``planned_share_vs_cpp-vcg``, the
+policy's planned share of the first-best saving as a fraction of cpp-vcg's in the same run.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--neutral", action="store_true", help="audit cpp-vcg with a neutral coordinator and sealed agents")
     p.add_argument("--mitigations", action="store_true", help=f"the standard set: --eps {' '.join(map(str, STANDARD_EPS))}, "
                    f"--round-cap {' '.join(map(str, STANDARD_CAPS))}, --neutral")
+    p.add_argument("--seeds", metavar="S1,S2,...", help="run the audit on each of these root seeds and add one mean summary row per policy")
     p.add_argument("--transcript", action="append", metavar="FILE", help="audit a saved negotiation transcript (Parquet); repeat")
     p.add_argument("--out", help="folder for privacy.json, privacy.parquet, figures and transcripts (default: results/privacy-<timestamp>)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
@@ -136,36 +139,95 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", name)
 
 
+def _seeds(text: str | None, default: int) -> list[int]:
+    if text is None:
+        return [default]
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise FlosimError(f"--seeds {text!r}: expected whole numbers separated by commas, e.g. 1,2,3") from None
+    if not seeds or any(seed < 0 for seed in seeds):
+        raise FlosimError(f"--seeds {text!r}: expected non-negative whole numbers separated by commas")
+    return list(dict.fromkeys(seeds))
+
+
+def _relative_to_reference(rows: list[dict[str, Any]], reference: str = "cpp-vcg") -> None:
+    """Add each summary row's planned share as a fraction of the reference policy's in the same run."""
+    ref = next((r for r in rows if r["parameter"] == "summary" and r["policy"] == reference), None)
+    base = None if ref is None else ref.get("planned_share_of_first_best_saving")
+    for r in rows:
+        if r["parameter"] == "summary":
+            mine = r.get("planned_share_of_first_best_saving")
+            r[f"planned_share_vs_{reference}"] = None if base in (None, 0) or mine is None else mine / base
+
+
+def _means(rows: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
+    """One summary row per policy over the seeds: the mean of each number."""
+    out = []
+    names = list(dict.fromkeys(r["policy"] for r in rows if r["parameter"] == "summary"))
+    keys = ("within_5pct", "within_25pct", "share_of_first_best_saving", "planned_share_of_first_best_saving",
+            "planned_share_vs_cpp-vcg")
+    for name in names:
+        mine = [r for r in rows if r["parameter"] == "summary" and r["policy"] == name]
+        row: dict[str, Any] = {"policy": name, "party": "vendor", "parameter": "summary", "truth": None, "estimate": None,
+                               "relative_error": None, "seed": "mean", "seeds": [r["seed"] for r in mine]}
+        for k in keys:
+            values = [r.get(k) for r in mine]
+            row[k] = float(np.mean(values)) if values and all(v is not None for v in values) else None
+        out.append(row)
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario)
+    base = load_scenario(args.scenario)
     if args.seed is not None:
-        scenario = scenario.model_copy(update={"seed": args.seed})
-    public, _, vendor = split_scenario(scenario)
+        base = base.model_copy(update={"seed": args.seed})
+    seeds = _seeds(args.seeds, base.seed)
+    public, _, vendor = split_scenario(base)
     chosen = variants(args)
     saved = load_transcripts(args.transcript, public.shape) if args.transcript else []
     out = Path(args.out or default_results_dir("privacy"))
     started = time.perf_counter()
-    audits: list[PolicyAudit] = []
-    summary: dict[str, dict[str, float]] = {}
-    recorded: dict[str, list[Any]] = {}
-    if chosen:
-        print(f"privacy audit: running {', '.join(v.name for v in chosen)} on {scenario.name}", file=sys.stderr)
-        audits, summary, recorded = run_privacy(scenario, chosen, weeks=args.weeks,
-                                                on_policy=lambda n: print(f"  fitting {n}", file=sys.stderr))
-    if saved:
-        rows, curves, counts = audit_shown("transcripts", saved, public, vendor, np.random.default_rng(scenario.seed))
-        audits.append(PolicyAudit("transcripts", rows, curves, counts))
-    rows = table(audits, summary)
+    rows: list[dict[str, Any]] = []
+    first: list[PolicyAudit] = []
+    recorded: dict[tuple[int, str], list[Any]] = {}
+    for seed in seeds:
+        scenario = base.model_copy(update={"seed": seed})
+        audits: list[PolicyAudit] = []
+        summary: dict[str, dict[str, float]] = {}
+        if chosen:
+            print(f"privacy audit: running {', '.join(v.name for v in chosen)} on {scenario.name}, seed {seed}", file=sys.stderr)
+            audits, summary, shown = run_privacy(scenario, chosen, weeks=args.weeks,
+                                                 on_policy=lambda n: print(f"  fitting {n}", file=sys.stderr))
+            recorded.update({(seed, name): entries for name, entries in shown.items()})
+        if saved and seed == seeds[0]:
+            found, curves, counts = audit_shown("transcripts", saved, public, vendor, np.random.default_rng(scenario.seed))
+            audits.append(PolicyAudit("transcripts", found, curves, counts))
+        these = table(audits, summary)
+        _relative_to_reference(these)
+        if len(seeds) > 1:
+            for r in these:
+                r["seed"] = seed
+        rows += these
+        first = first or audits
+    if len(seeds) > 1:
+        rows += _means(rows, seeds)
     out.mkdir(parents=True, exist_ok=True)
-    for name, shown in recorded.items():
+    for (seed, name), shown in recorded.items():
+        folder = out / "transcripts" / (f"seed{seed}" if len(seeds) > 1 else "")
         for entry in shown:
             if isinstance(entry, RoundsShown):
-                (out / "transcripts").mkdir(exist_ok=True)
-                entry.transcript.save(out / "transcripts" / f"{_slug(name)}-week{entry.week}.parquet")
+                folder.mkdir(parents=True, exist_ok=True)
+                entry.transcript.save(folder / f"{_slug(name)}-week{entry.week}.parquet")
     import pandas as pd
 
-    write_table(out / "privacy.parquet", pd.DataFrame(rows).astype({"truth": float, "estimate": float, "relative_error": float}))
-    write_json(out / "privacy.json", {"scenario": scenario.name, "weeks": args.weeks or scenario.weeks, "seed": scenario.seed,
+    frame = pd.DataFrame(rows).astype({"truth": float, "estimate": float, "relative_error": float})
+    if "seed" in frame:
+        frame["seed"] = frame["seed"].astype(str)
+    if "seeds" in frame:
+        frame["seeds"] = frame["seeds"].astype(str)
+    write_table(out / "privacy.parquet", frame)
+    write_json(out / "privacy.json", {"scenario": base.name, "weeks": args.weeks or base.weeks, "seeds": seeds,
                                       "wall_s": time.perf_counter() - started, "rows": rows})
     from experiments.plots.privacy import plot_curve, plot_tradeoff
 
@@ -173,22 +235,25 @@ def main(args: argparse.Namespace) -> int:
     v = reference_volume(public)
     f = next((f for f, s in enumerate(segs) if any(seg.kind == "spare" for seg in s)), 0)
     lane = next((vendor.lane_names[seg.lane] for seg in segs[f] if seg.kind == "spare"), public.fcs[f])
-    plot_curve([(s.start, s.end, s.delivered(v)) for s in segs[f]], {a.name: a.curves[f] for a in audits}, v,
-               out / "marginal_cost.png", f"{scenario.name}: marginal cost at {public.fcs[f]} (lane {lane})")
-    summaries = [r for r in rows if r["parameter"] == "summary"]
-    plot_tradeoff(summaries, out / "tradeoff.png", f"{scenario.name}: leakage against efficiency")
+    plot_curve([(s.start, s.end, s.delivered(v)) for s in segs[f]], {a.name: a.curves[f] for a in first}, v,
+               out / "marginal_cost.png", f"{base.name}: marginal cost at {public.fcs[f]} (lane {lane}), seed {seeds[0]}")
+    summaries = [r for r in rows if r["parameter"] == "summary" and r.get("seed", "mean") == "mean"]
+    plot_tradeoff(summaries, out / "tradeoff.png", f"{base.name}: leakage against efficiency"
+                  + (f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
     if args.json:
         json.dump(rows, sys.stdout, indent=2, default=float)
         sys.stdout.write("\n")
     else:
-        print(f"privacy audit, scenario {scenario.name}: vendor parameters as an observer of each mechanism's record estimates them")
-        for a in audits:
+        print(f"privacy audit, scenario {base.name}, seed {seeds[0]}: vendor parameters as an observer of each "
+              "mechanism's record estimates them")
+        for a in first:
             print(f"\n{a.name}")
             for r in a.rows:
                 est = "not recovered" if r["estimate"] is None else f"{r['estimate']:.6g}"
                 err = "" if r["relative_error"] is None else f"  ({100 * r['relative_error']:.1f}% off)"
                 print(f"  {r['parameter']:<32} truth {r['truth']:<10.6g} estimate {est}{err}")
-        print("\nsummary: share of parameters recovered within 5% / 25%; share of the first-best saving over JIT, "
+        print("\nsummary" + (f" (mean of seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else "")
+              + ": share of parameters recovered within 5% / 25%; share of the first-best saving over JIT, "
               "planned (week by week, on the forecast) and realised (raw ledger)")
         for s in summaries:
             raw, planned = s.get("share_of_first_best_saving"), s.get("planned_share_of_first_best_saving")
