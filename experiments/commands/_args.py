@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-import yaml
+from sim.errors import FlosimError
+from sim.validation import load_yaml_text
 
 
 def name_value(label: str = "NAME=VALUE", example: str = "eps_rel=3e-3") -> Callable[[str], tuple[str, Any]]:
@@ -18,8 +19,8 @@ def name_value(label: str = "NAME=VALUE", example: str = "eps_rel=3e-3") -> Call
         if not sep or not path.strip():
             raise argparse.ArgumentTypeError(f"expected {label} (e.g. {example}), got {text!r}")
         try:
-            return path.strip(), yaml.safe_load(value)
-        except yaml.YAMLError:
+            return path.strip(), load_yaml_text(value, path.strip())
+        except FlosimError:
             raise argparse.ArgumentTypeError(f"{path.strip()}: cannot read the value {value!r}") from None
 
     return parse
