@@ -33,6 +33,7 @@ from sim.errors import FlosimError
 from sim.scenario import Scenario, dump_scenario, load_scenario
 
 TABLES = ("ledger", "flows", "decisions")
+LEDGER_COLUMNS = ("run", "policy", "week", "party", "component", "value")
 PACKAGES = ("flosim", "numpy", "scipy", "pandas", "pyarrow", "simpy", "highspy", "osqp", "cvxpy", "pydantic")
 
 
@@ -177,7 +178,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise FlosimError(f"{path}: missing") from None
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
-        raise FlosimError(f"{path}: damaged, not a readable Parquet table ({type(exc).__name__}: {_short(exc)})") from None
+        why = _short(str(exc).replace(f"Could not open Parquet input source '{path}': ", ""))
+        raise FlosimError(f"{path}: damaged, not a readable Parquet table ({type(exc).__name__}: {why})") from None
 
 
 def read_json(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -198,7 +200,7 @@ def read_json(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any
     return data
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException | str) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 160 else text[:157] + "..."
 
@@ -227,8 +229,13 @@ def load_results(folder: str | Path) -> LoadedResults:
         if p.exists():
             tables[name] = read_table(p)
     summary = read_json(folder / "summary.json", SUMMARY_KEYS) if (folder / "summary.json").exists() else {}
-    if summary and not isinstance(summary["policies"], dict):
-        raise FlosimError(f"{folder / 'summary.json'}: damaged ('policies' is not a mapping)")
+    if summary and not (isinstance(summary["policies"], dict) and all(isinstance(v, dict) for v in summary["policies"].values())):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged ('policies' is not a mapping of policy: totals)")
+    if summary and not isinstance(summary.get("participation", {}), dict):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged ('participation' is not a mapping)")
+    missing = [c for c in LEDGER_COLUMNS if c not in tables["ledger"].columns]
+    if missing:
+        raise FlosimError(f"{folder / 'ledger.parquet'}: damaged or not a flosim ledger (no column {', '.join(missing)})")
     meta = read_json(folder / "metadata.json") if (folder / "metadata.json").exists() else {}
     scenario = None
     if (folder / "scenario.yaml").exists():
