@@ -1,4 +1,4 @@
-"""Menu of contracts (DESIGN section 3, "Menu of contracts"; the blog's section on it).
+"""Menu of contracts (docs/model.md, "Policies"; measured in docs/mechanisms.md).
 
 Each week the retailer builds candidate six-week plans, always including its own plan ``x^J``,
 prices each at the cost-benefit transfer it would carry (:class:`policies.cbt.TransferPricer`), and

@@ -152,7 +152,7 @@ class Demand(_Strict):
 
 
 class ProductGenerator(_Strict):
-    """Products drawn from the clusters of the public Flo Pro V-ADK calibration (DESIGN section 4).
+    """Products drawn from the clusters of the public Flo Pro V-ADK calibration (docs/model.md, "Demand and forecasts").
     Base demand of a product: cluster chosen with probability ``mix``, then normal with the cluster's
     mean and CV (floored at 1); holding cost uniform on ``holding_cost_range``."""
 
