@@ -62,7 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sim.errors import FlosimError, SpecError
 from sim.scenario import Scenario, builtin_scenarios, dump_scenario, load_scenario, scenario_from_dict
-from sim.validation import format_validation_error, read_yaml
+from sim.validation import Number, Whole, format_validation_error, read_yaml
 
 SPEC_VERSION = 1
 TABLES = ("ledger", "flows", "decisions")
@@ -70,15 +70,15 @@ TABLES = ("ledger", "flows", "decisions")
 
 # -- the spec -------------------------------------------------------------------------------------
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LHSRange(_Strict):
     """Range of one Latin-hypercube parameter: uniform on ``[low, high]`` (or log-uniform with
     ``scale: log``), rounded to whole numbers when ``integer``."""
 
-    low: float
-    high: float
+    low: Number
+    high: Number
     integer: bool = False
     scale: Literal["linear", "log"] = "linear"
 
@@ -94,7 +94,7 @@ class LHSRange(_Strict):
 class LHSDesign(_Strict):
     """``samples`` points of a Latin hypercube over ``parameters`` (its seed comes from ``root_seed``)."""
 
-    samples: int = Field(ge=1)
+    samples: Whole = Field(ge=1)
     parameters: dict[str, LHSRange] = Field(min_length=1)
 
 
@@ -105,10 +105,10 @@ class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="used in the default output folder name")
     description: str = ""
     scenario: str = Field("default", description="built-in scenario name or YAML file (relative to the spec's folder)")
-    weeks: int | None = Field(None, ge=1, description="weeks simulated per run (default: the scenario's)")
+    weeks: Whole | None = Field(None, ge=1, description="weeks simulated per run (default: the scenario's)")
     policies: list[str] = Field(min_length=1, description="policy names or module:Class; jit is always added")
-    replications: int = Field(1, ge=1)
-    root_seed: int = Field(0, ge=0, description="root of every replication seed and of the Latin hypercube")
+    replications: Whole = Field(1, ge=1)
+    root_seed: Whole = Field(0, ge=0, description="root of every replication seed and of the Latin hypercube")
     fixed: dict[str, Any] = Field(default_factory=dict, description="overrides applied to every run")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="parameter -> values, full factorial")
     lhs: LHSDesign | None = None

@@ -51,9 +51,9 @@ def _load(target: str, spec: str) -> type:
     except ImportError as exc:
         raise FlosimError(f"policy '{spec}': cannot import module '{module_name}': {exc}") from None
     except SyntaxError as exc:
-        raise FlosimError(f"policy '{spec}': module '{module_name}' has a syntax error: {exc.msg} "
-                          f"({exc.filename}, line {exc.lineno})") from None
-    except Exception as exc:  # noqa: BLE001 - the user's module raised while being imported
+        raise FlosimError(f"policy '{spec}': module '{module_name}' is not valid Python ({exc.msg}; "
+                          f"{exc.filename}, line {exc.lineno})") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module raised (or exited) while being imported
         raise FlosimError(f"policy '{spec}': importing module '{module_name}' raised {type(exc).__name__}: {exc}") from None
     cls = getattr(module, cls_name, None)
     if cls is None:

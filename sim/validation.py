@@ -116,6 +116,7 @@ def _check_expanded_size(root: Any) -> None:
     """Refuse a document whose aliases expand to more than :data:`MAX_YAML_VALUES` values (each node's
     expanded size is computed once, so this takes time linear in the file, not in the expansion)."""
     sizes: dict[int, int] = {}
+    open_: set[int] = set()  # nodes whose children are being sized: meeting one again is a cycle
     stack: list[tuple[Any, bool]] = [(root, False)] if root is not None else []
     while stack:
         node, children_done = stack.pop()
@@ -126,6 +127,7 @@ def _check_expanded_size(root: Any) -> None:
             continue
         children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else list(node.value)
         if children_done:
+            open_.discard(id(node))
             total = 1 + sum(sizes.get(id(c), 0) for c in children)
             if total > MAX_YAML_VALUES:
                 raise yaml.YAMLError(
@@ -133,8 +135,15 @@ def _check_expanded_size(root: Any) -> None:
                 )
             sizes[id(node)] = total
             continue
+        if id(node) in open_:
+            raise yaml.YAMLError(f"an alias refers to a value that contains it{_at(node.start_mark)} (endless)")
+        open_.add(id(node))
         stack.append((node, True))
-        stack.extend((c, False) for c in children if id(c) not in sizes)
+        for c in children:
+            if id(c) in open_:
+                raise yaml.YAMLError(f"an alias refers to a value that contains it{_at(c.start_mark)} (endless)")
+            if id(c) not in sizes:
+                stack.append((c, False))
 
 
 def load_yaml_text(text: str, source: str, error: type[FlosimError] = FlosimError) -> Any:

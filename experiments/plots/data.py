@@ -125,7 +125,7 @@ def load_plot_data(folder: str | Path) -> PlotData:
     folder = Path(folder)
     if not folder.is_dir():
         raise FlosimError(f"{folder}: no such results folder")
-    if (folder / "sweep.json").exists() or ((folder / "runs").is_dir() and not (folder / "ledger.parquet").exists()):
+    if (folder / "sweep.json").exists() or (folder / "runs").is_dir():  # a run's folder has no runs/
         from experiments.sweep import load_sweep
 
         meta, t = load_sweep(folder)
