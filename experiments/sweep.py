@@ -251,7 +251,7 @@ def load_spec(path: str | Path) -> LoadedSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the top level must be a mapping of fields, not {type(data).__name__}")
     version = data.get("spec_version", SPEC_VERSION)
-    if version != SPEC_VERSION:
+    if isinstance(version, bool) or version != SPEC_VERSION:  # true == 1 in Python
         raise SpecError(f"{source}: field 'spec_version' = {version!r}: this flosim reads version {SPEC_VERSION}")
     try:
         spec = SweepSpec.model_validate(data)

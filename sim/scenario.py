@@ -398,7 +398,7 @@ def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: the top level must be a mapping of fields, not {type(data).__name__}")
     version = data.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version != SCHEMA_VERSION:  # true == 1 in Python
         raise ScenarioError(f"{source}: field 'schema_version' = {version!r}: this flosim reads version {SCHEMA_VERSION}")
     try:
         scenario = Scenario.model_validate(data)
