@@ -404,7 +404,7 @@ def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(format_validation_error(source, exc)) from None
-    _check_policies(scenario, source)
+    _check_policies(scenario, source)  # as written: the JSON round trip below would turn .inf into null
     if scenario.product_generator is not None:
         resolved = scenario.model_dump(mode="json")
         resolved["products"] = _generate_products(scenario.product_generator, scenario.seed)
