@@ -327,6 +327,18 @@ def test_force_replaces_a_results_folder_whole(capsys, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
+def test_replay_refuses_a_non_empty_out_too(capsys, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    _refused(capsys, ["replay", "pilot", "--policy", "jit", "--weeks", "1", "--out", str(out)], "not empty", "--force")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    fresh = tmp_path / "fresh"
+    assert main(["replay", "pilot", "--policy", "jit", "--weeks", "1", "--out", str(fresh)]) == 0
+    assert main(["replay", "pilot", "--policy", "jit", "--weeks", "1", "--out", str(fresh), "--force"]) == 0
+    assert json.loads((fresh / "metadata.json").read_text())["kind"] == "replay"
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
 def test_results_files_respect_the_umask(capsys, tmp_path, umask):
     old = os.umask(umask)

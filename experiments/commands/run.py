@@ -91,21 +91,7 @@ def main(args: argparse.Namespace) -> int:
         raise FlosimError(f"{result.error}; nothing was written")
     result.timings["total_s"] = time.perf_counter() - started
     summary = run_summary(result, str(out), scenario.name)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        write_results(
-            tmp,
-            tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
-            summary=summary,
-            scenario=result.scenario,
-            seed=result.seed,
-            timings=result.timings,
-        )
-        publish_mode(tmp, folder=True)
-        replace_folder(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    write_run_folder(out, result, summary)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -114,6 +100,21 @@ def main(args: argparse.Namespace) -> int:
     if result.error:
         raise FlosimError(f"{result.error}; results of the finished policies are in {out}")
     return 0
+
+
+def write_run_folder(out: Path, result: RunResult, summary: dict[str, Any], extra_metadata: dict[str, Any] | None = None) -> None:
+    """Write a run's results folder in a temporary sibling and put it at ``out`` whole (replacing an
+    earlier results folder, which :func:`sim.results.check_out_folder` allowed with ``--force``)."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        write_results(tmp, tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
+                      summary=summary, scenario=result.scenario, seed=result.seed, timings=result.timings,
+                      extra_metadata=extra_metadata)
+        publish_mode(tmp, folder=True)
+        replace_folder(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _print_table(summary: dict[str, Any], result: RunResult) -> None:
