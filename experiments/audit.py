@@ -1,4 +1,4 @@
-"""Incentive audit: does any party gain by misreporting its costs? (DESIGN section 6)
+"""Incentive audit: does any party gain by misreporting its costs? (docs/model.md, "Metrics"; docs/mechanisms.md)
 
 For each mechanism, party and lie, the party's agent answers the mechanism's queries with a
 misreported cost model while its *true* outcome is measured. ``gain = truthful net cost - lying net

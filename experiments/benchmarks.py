@@ -246,8 +246,9 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
         gap=(social - first_best) / max(abs(first_best), 1e-9),
         certified_gap=result.certificate.gap,
         certify_s=certify_s,
-        admm_options=dict(options or {}),
-        answer_options=dict(answers or {}),
+        # as validated (``--set eps_rel=3e-3`` is text on the command line; the row says 0.003)
+        admm_options={k: getattr(opts, k) for k in (options or {})},
+        answer_options={k: getattr(answer_opts, k) for k in (answers or {})},
     )
 
 

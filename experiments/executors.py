@@ -9,7 +9,9 @@
   own policy module must be importable on every worker.
 
 Both yield ``(task, outcome)`` pairs as runs finish; if the executor itself loses a run (a worker
-dies), the outcome is the exception and the sweep records it as a failed run.
+dies), the outcome is the exception and the sweep records it as a failed run. Worker processes an
+executor starts on this machine exit when the sweep process is gone, even after ``kill -9``
+(:mod:`experiments.watchdog`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ class LocalExecutor:
             ctx.set_forkserver_preload(["experiments.sweep"])  # workers fork with flosim already imported
         else:
             ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx)
+        from experiments.watchdog import parent_identity, watch_parent
+
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
+                                   initializer=watch_parent, initargs=parent_identity())
         try:
             pending: dict[Future, T] = {pool.submit(fn, task): task for task in tasks}
             while pending:
@@ -104,6 +109,10 @@ class DaskExecutor:
 
         client, cluster = self._client()
         try:
+            if cluster is not None:  # workers on this machine leave when the sweep is killed
+                from experiments.watchdog import WatchParentPlugin, parent_identity
+
+                client.register_plugin(WatchParentPlugin(*parent_identity()), name="flosim-watch-parent")
             token = os.urandom(4).hex()
             futures = {client.submit(fn, task, key=f"flosim-{getattr(task, 'run_id', i)}-{token}", pure=False): task
                        for i, task in enumerate(tasks)}

@@ -49,11 +49,12 @@ import shutil
 import sys
 import time
 import traceback
-from contextlib import closing
+import socket
+from contextlib import closing, contextmanager
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sim.errors import FlosimError, SpecError
 from sim.scenario import Scenario, builtin_scenarios, dump_scenario, load_scenario, scenario_from_dict
-from sim.validation import format_validation_error, read_yaml
+from sim.validation import Number, Whole, format_validation_error, read_yaml
 
 SPEC_VERSION = 1
 TABLES = ("ledger", "flows", "decisions")
@@ -69,15 +70,15 @@ TABLES = ("ledger", "flows", "decisions")
 
 # -- the spec -------------------------------------------------------------------------------------
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LHSRange(_Strict):
     """Range of one Latin-hypercube parameter: uniform on ``[low, high]`` (or log-uniform with
     ``scale: log``), rounded to whole numbers when ``integer``."""
 
-    low: float
-    high: float
+    low: Number
+    high: Number
     integer: bool = False
     scale: Literal["linear", "log"] = "linear"
 
@@ -93,7 +94,7 @@ class LHSRange(_Strict):
 class LHSDesign(_Strict):
     """``samples`` points of a Latin hypercube over ``parameters`` (its seed comes from ``root_seed``)."""
 
-    samples: int = Field(ge=1)
+    samples: Whole = Field(ge=1)
     parameters: dict[str, LHSRange] = Field(min_length=1)
 
 
@@ -104,10 +105,10 @@ class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="used in the default output folder name")
     description: str = ""
     scenario: str = Field("default", description="built-in scenario name or YAML file (relative to the spec's folder)")
-    weeks: int | None = Field(None, ge=1, description="weeks simulated per run (default: the scenario's)")
+    weeks: Whole | None = Field(None, ge=1, description="weeks simulated per run (default: the scenario's)")
     policies: list[str] = Field(min_length=1, description="policy names or module:Class; jit is always added")
-    replications: int = Field(1, ge=1)
-    root_seed: int = Field(0, ge=0, description="root of every replication seed and of the Latin hypercube")
+    replications: Whole = Field(1, ge=1)
+    root_seed: Whole = Field(0, ge=0, description="root of every replication seed and of the Latin hypercube")
     fixed: dict[str, Any] = Field(default_factory=dict, description="overrides applied to every run")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="parameter -> values, full factorial")
     lhs: LHSDesign | None = None
@@ -201,7 +202,45 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>", spec_dir: Path | None
             scenario = scenario.with_overrides(spec.fixed, source=f"{source} (fixed)")
         except FlosimError as exc:
             raise SpecError(str(exc)) from None
+    _check_before_running(spec, scenario, source)
     return LoadedSpec(spec, scenario, source)
+
+
+def _check_before_running(spec: SweepSpec, scenario: Scenario, source: str) -> None:
+    """What would otherwise fail in every run, checked before the first: each policy can be built (a
+    user's ``module:Class`` imports, has a name no other policy has, accepts its parameters), each
+    grid value and each end of a Latin-hypercube range gives a valid scenario, and the runs fit in
+    memory."""
+    from forecasts.inputs import check_fits
+    from policies.registry import build_policies
+
+    try:
+        build_policies(spec.all_policies, scenario)
+    except FlosimError as exc:
+        raise SpecError(f"{source}: field 'policies': {exc}") from None
+    for path, values in spec.grid.items():
+        for i, value in enumerate(values):
+            try:
+                scenario.with_overrides({path: value}, source="")
+            except FlosimError as exc:
+                raise SpecError(f"{source}: field 'grid.{path}.{i}' = {value!r}: {_why(exc)}") from None
+    for path, r in (spec.lhs.parameters.items() if spec.lhs else []):
+        for end in ("low", "high"):
+            value = getattr(r, end)
+            value = int(round(value)) if r.integer else value
+            try:
+                scenario.with_overrides({path: value}, source="")
+            except FlosimError as exc:
+                raise SpecError(f"{source}: field 'lhs.parameters.{path}.{end}' = {value!r}: {_why(exc)}") from None
+    try:
+        check_fits(scenario, spec.weeks or scenario.weeks)
+    except FlosimError as exc:
+        raise SpecError(f"{source}: field 'weeks': {exc}") from None
+
+
+def _why(exc: FlosimError) -> str:
+    """A scenario error's message without its (empty) source prefix."""
+    return "; ".join(line.removeprefix(": ") for line in str(exc).splitlines())
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
@@ -212,7 +251,7 @@ def load_spec(path: str | Path) -> LoadedSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the top level must be a mapping of fields, not {type(data).__name__}")
     version = data.get("spec_version", SPEC_VERSION)
-    if version != SPEC_VERSION:
+    if isinstance(version, bool) or version != SPEC_VERSION:  # true == 1 in Python
         raise SpecError(f"{source}: field 'spec_version' = {version!r}: this flosim reads version {SPEC_VERSION}")
     try:
         spec = SweepSpec.model_validate(data)
@@ -332,6 +371,27 @@ def is_complete(run_dir: Path) -> bool:
     return (run_dir / "summary.json").exists() and (run_dir / "ledger.parquet").exists() and not (run_dir / "error.json").exists()
 
 
+def damage(run_dir: Path) -> str | None:
+    """Why a finished-looking run folder cannot be read back (a truncated Parquet table, a corrupt
+    ``summary.json`` ...), naming the file; None when every file reads."""
+    from sim.results import check_results_folder
+
+    try:
+        check_results_folder(run_dir)
+    except FlosimError as exc:
+        return str(exc)
+    return None
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Move a damaged run folder to ``runs/.damaged/<run_id>-<time>`` (kept for a look, never read
+    again) and return where it went."""
+    target = run_dir.parent / ".damaged" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(run_dir, target)
+    return target
+
+
 def _publish(tmp: Path, final: Path) -> None:
     if final.exists():  # a failed attempt being retried
         shutil.rmtree(final)
@@ -396,13 +456,14 @@ class SweepReport:
     runs_done: int = 0
     runs_skipped: int = 0
     runs_failed: int = 0
+    runs_damaged: int = 0  # finished runs found damaged on resume, set aside and run again
     failures: list[dict[str, str]] = field(default_factory=list)
     wall_s: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {"runs_total": self.runs_total, "runs_done": self.runs_done, "runs_skipped": self.runs_skipped,
-                "runs_failed": self.runs_failed, "results_dir": self.results_dir, "failures": self.failures,
-                "wall_s": self.wall_s}
+                "runs_failed": self.runs_failed, "runs_damaged": self.runs_damaged, "results_dir": self.results_dir,
+                "failures": self.failures, "wall_s": self.wall_s}
 
 
 def _holds_sweep(out: Path) -> bool:
@@ -421,32 +482,83 @@ def run_sweep(
 ) -> SweepReport:
     """Run (or resume) a sweep into ``out``; see the module docstring. ``executor`` defaults to
     serial in-process (:class:`experiments.executors.LocalExecutor` with one worker)."""
-    from tqdm import tqdm
-
-    from experiments.executors import LocalExecutor
-
     started = time.perf_counter()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FlosimError(f"--out {out}: exists and is not a folder")
-    if not resume and out.exists() and _holds_sweep(out):
-        raise FlosimError(f"--out {out}: already holds sweep results; pass --resume to continue that sweep or choose another --out")
-    runs_dir = out / "runs"
     try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FlosimError(f"--out {out}: cannot create folder: {exc}") from None
+    with sweep_lock(out):
+        if not resume and _holds_sweep(out):
+            raise FlosimError(f"--out {out}: already holds sweep results; pass --resume to continue that sweep or choose another --out")
+        runs_dir = out / "runs"
+        try:
+            runs_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise FlosimError(f"--out {out}: cannot create folder: {exc}") from None
+        return _run_locked(loaded, out, runs_dir, executor, resume, progress, on_run_done, started)
+
+
+LOCK_FILE = "sweep.lock"
+
+
+@contextmanager
+def sweep_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/sweep.lock`` for the whole sweep: a second sweep in the same folder is refused with
+    a message naming the holder (process, host, start time, command), instead of the two deleting each
+    other's temporary folders. The lock is the operating system's (``flock``), so it is released when
+    the holder exits however it exits; the file's text only says who holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not a POSIX system: no lock
+        yield
+        return
+    path = out / LOCK_FILE
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise FlosimError(f"--out {out}: another sweep is running in this folder ({holder.removesuffix('.')}); wait for it to "
+                              f"finish, or choose another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%dT%H:%M:%S%z')}: "
+                 f"{' '.join(['flosim', *sys.argv[1:]])}\n")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def _run_locked(loaded: LoadedSpec, out: Path, runs_dir: Path, executor: Any, resume: bool, progress: bool | None,
+                on_run_done: Callable[[RunTask, RunOutcome], None] | None, started: float) -> SweepReport:
+    from tqdm import tqdm
+
+    from experiments.executors import LocalExecutor
+
     for stale in runs_dir.glob(".tmp-*"):  # left by an interrupted run; never a finished result
         shutil.rmtree(stale, ignore_errors=True)
     tasks = plan_runs(loaded, runs_dir)
     report = SweepReport(results_dir=str(out), runs_total=len(tasks))
     todo = []
     for task in tasks:
-        if resume and is_complete(runs_dir / task.run_id):
-            report.runs_skipped += 1
-        else:
-            todo.append(task)
-    _write_sweep_json(out, loaded, tasks, report, state="running")
+        folder = runs_dir / task.run_id
+        if resume and is_complete(folder):
+            why = damage(folder)
+            if why is None:
+                report.runs_skipped += 1
+                continue
+            moved = set_aside(folder)
+            report.runs_damaged += 1
+            print(f"flosim: run {task.run_id} is damaged ({why}); moved it to {moved} and running it again", file=sys.stderr)
+        todo.append(task)
+    history = _history(out, resume)
+    _write_sweep_json(out, loaded, tasks, report, state="running", history=history)
     executor = executor or LocalExecutor(workers=1)
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(total=len(todo), desc=f"sweep {loaded.spec.name}", unit="run", file=sys.stderr, disable=not show) as bar, \
@@ -466,11 +578,28 @@ def run_sweep(
                 on_run_done(task, outcome)
     gather(out, loaded, tasks)
     report.wall_s = time.perf_counter() - started
-    _write_sweep_json(out, loaded, tasks, report, state="finished")
+    _write_sweep_json(out, loaded, tasks, report, state="finished", history=history)
     return report
 
 
-def _write_sweep_json(out: Path, loaded: LoadedSpec, tasks: list[RunTask], report: SweepReport, state: str) -> None:
+def _history(out: Path, resume: bool) -> dict[str, Any]:
+    """The command (and time) that started the sweep in ``out`` and, when resuming, the commands that
+    resumed it since: a resume adds itself to ``resumed`` instead of overwriting ``command``."""
+    now = {"command": " ".join(["flosim", *sys.argv[1:]]), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if not resume:
+        return now
+    try:
+        before = json.loads((out / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return now
+    if not isinstance(before, dict) or not isinstance(before.get("command"), str):
+        return now
+    resumed = [c for c in before.get("resumed") or [] if isinstance(c, dict)]
+    return {"command": before["command"], "created": before.get("created", now["created"]), "resumed": [*resumed, now]}
+
+
+def _write_sweep_json(out: Path, loaded: LoadedSpec, tasks: list[RunTask], report: SweepReport, state: str,
+                      history: dict[str, Any] | None = None) -> None:
     from sim.results import package_versions, write_json
 
     spec = loaded.spec
@@ -489,8 +618,7 @@ def _write_sweep_json(out: Path, loaded: LoadedSpec, tasks: list[RunTask], repor
         "seeds": replication_seeds(spec.root_seed, spec.replications),
         "runs": [{"run_id": t.run_id, "point": t.point, "replication": t.replication, "seed": t.seed} for t in tasks],
         **{k: v for k, v in report.as_json().items() if k != "results_dir"},
-        "command": " ".join(["flosim", *sys.argv[1:]]),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **(history or {"command": " ".join(["flosim", *sys.argv[1:]]), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}),
         "versions": package_versions(),
     })
 
@@ -515,7 +643,7 @@ def _participation_columns(part: dict[str, Any], policy: str) -> dict[str, Any]:
 
 def gather(out: str | Path, loaded: LoadedSpec, tasks: list[RunTask] | None = None) -> dict[str, pd.DataFrame]:
     """Collect every run of the design from ``out/runs`` into tidy tables written to ``out``."""
-    from sim.results import write_table
+    from sim.results import load_results, read_json, write_table
 
     out = Path(out)
     tasks = tasks if tasks is not None else plan_runs(loaded, out / "runs")
@@ -527,22 +655,28 @@ def gather(out: str | Path, loaded: LoadedSpec, tasks: list[RunTask] | None = No
         row: dict[str, Any] = {"run_id": task.run_id, "point": task.point, "replication": task.replication, "seed": task.seed,
                                **{p: task.parameters.get(p) for p in params}}
         if is_complete(folder):
-            s = json.loads((folder / "summary.json").read_text())
-            meta = json.loads((folder / "metadata.json").read_text()) if (folder / "metadata.json").exists() else {}
-            runs.append({**row, "status": "done", "error": None, "wall_s": meta.get("timings", {}).get("total_s")})
-            for policy, totals in s["policies"].items():
-                summary.append({**row, "policy": policy, "weeks": s["weeks"], **totals,
-                                **_participation_columns(s.get("participation", {}), policy)})
+            try:
+                res = load_results(folder)
+                summaries = [{**row, "policy": policy, "weeks": res.summary["weeks"], **totals,
+                              **_participation_columns(res.summary.get("participation") or {}, policy)}
+                             for policy, totals in res.summary["policies"].items()]
+            except (FlosimError, TypeError, AttributeError) as exc:  # damaged: reported, not gathered
+                runs.append({**row, "status": "damaged", "error": f"{exc}", "wall_s": None})
+                continue
+            runs.append({**row, "status": "done", "error": None, "wall_s": (res.metadata.get("timings") or {}).get("total_s")})
+            summary += summaries
             for t in TABLES:
-                p = folder / f"{t}.parquet"
-                if p.exists():
-                    df = pd.read_parquet(p)
+                if t in res.tables:
+                    df = res.tables[t].copy()
                     df.insert(1, "point", task.point)
                     df.insert(2, "replication", task.replication)
                     frames[t].append(df)
         else:
             err = folder / "error.json"
-            message = json.loads(err.read_text()).get("error") if err.exists() else "not run"
+            try:
+                message = read_json(err).get("error") if err.exists() else "not run"
+            except FlosimError as exc:
+                message = str(exc)
             runs.append({**row, "status": "failed" if err.exists() else "missing", "error": message, "wall_s": None})
     tables = {
         "summary": pd.DataFrame(summary),
@@ -556,13 +690,22 @@ def gather(out: str | Path, loaded: LoadedSpec, tasks: list[RunTask] | None = No
 
 def load_sweep(folder: str | Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """``sweep.json`` and the gathered tables of a sweep folder (for plots and reports)."""
+    from sim.results import read_json, read_table
+
     folder = Path(folder)
     if not (folder / "sweep.json").exists():
+        if (folder / "runs").is_dir():
+            raise FlosimError(f"{folder}: a sweep folder without its sweep.json (deleted, or the sweep was stopped before "
+                              "writing it); `flosim sweep SPEC --out DIR --resume` rewrites it and gathers the finished runs")
         raise FlosimError(f"{folder}: not a sweep folder (no sweep.json)")
-    meta = json.loads((folder / "sweep.json").read_text())
+    meta = read_json(folder / "sweep.json", ("kind", "parameters"))
+    if not (folder / "summary.parquet").exists():
+        state = meta.get("state")
+        raise FlosimError(f"{folder}: the sweep's tables were not gathered (no summary.parquet; sweep.json says the sweep "
+                          f"is {state!r}); `flosim sweep SPEC --out DIR --resume` finishes it and gathers the runs")
     tables = {}
     for name in ("summary", "runs", *TABLES):
         p = folder / f"{name}.parquet"
-        tables[name] = pd.read_parquet(p) if p.exists() else pd.DataFrame()
+        tables[name] = read_table(p) if p.exists() else pd.DataFrame()
     return meta, tables
 

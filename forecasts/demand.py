@@ -1,4 +1,4 @@
-"""Mean demand by week, region and product (DESIGN section 4).
+"""Mean demand by week, region and product (docs/model.md, "Demand and forecasts").
 
 ``mean_demand(scenario, n_weeks)`` returns ``mu[s, r, k] = base_k * w_r * m(s) * (1 + trend * s)``
 with regional weights ``w_r`` normalised to sum to one and multipliers ``m`` repeated cyclically.

@@ -16,6 +16,7 @@ import numpy as np
 from forecasts.delays import draw_delays
 from forecasts.demand import demand_cv, mean_demand
 from forecasts.evolution import draw_revisions, forecasts_and_demand, remaining_sd, revision_shares
+from sim.errors import ScenarioError
 from sim.scenario import Scenario
 
 
@@ -59,6 +60,17 @@ def policy_rng(seed: int, week: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, week)))
 
 
+def check_fits(s: Scenario, weeks: int) -> None:
+    """Refuse, before anything is allocated, a run of ``weeks`` weeks too big for this machine's
+    memory (see :mod:`sim.memory`); ``--weeks 1000000000`` would otherwise end in a MemoryError."""
+    from sim.memory import run_too_big
+    from sim.scenario import run_size
+
+    why = run_too_big(run_size(s, weeks))
+    if why:
+        raise ScenarioError(f"weeks = {weeks:,}: {why}")
+
+
 def draw_inputs(s: Scenario, weeks: int | None = None, seed: int | None = None) -> WorldInputs:
     """Draw a run's inputs from the scenario's demand model and lanes.
 
@@ -71,6 +83,7 @@ def draw_inputs(s: Scenario, weeks: int | None = None, seed: int | None = None) 
         return load_trace_inputs(s, weeks)
     weeks = s.weeks if weeks is None else weeks
     seed = s.seed if seed is None else seed
+    check_fits(s, weeks)
     H = s.horizon
     streams = input_streams(seed)
     mean = mean_demand(s, weeks + H)

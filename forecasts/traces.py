@@ -162,6 +162,9 @@ def write_trace(
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+        from sim.results import publish_mode
+
+        publish_mode(tmp, folder=True)  # mkdtemp makes it owner-only
     except OSError as exc:
         raise FlosimError(f"--out {folder}: cannot create trace folder: {exc}") from None
     try:

@@ -1,4 +1,4 @@
-"""The cost-benefit transfer (CBT) of CPP-VCG, with a certainty-equivalent future term (DESIGN section 3).
+"""The cost-benefit transfer (CBT) of CPP-VCG, with a certainty-equivalent future term (docs/model.md, "Transfers").
 
 Each week the vendor pays the retailer
 

@@ -1,4 +1,4 @@
-"""CPP-VCG (Flo Pro) and the split-savings comparator (DESIGN section 3).
+"""CPP-VCG (Flo Pro) and the split-savings comparator (docs/model.md, "Policies" and "Transfers").
 
 ``cpp-vcg``: each week the agents negotiate the efficient plan ``x*`` (CPP, or a central solve when
 ``solver: central``), the retailer's own plan ``x^J`` is the counterfactual without the vendor, the PO

@@ -1,5 +1,5 @@
 """JIT: today's practice. The retailer plans alone (``x^J = argmin C_R``) and sends the first week as
-its PO; the vendor is not committed and ships only what is worth shipping to it (DESIGN section 3)."""
+its PO; the vendor is not committed and ships only what is worth shipping to it (docs/model.md, "Policies")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Menu of contracts (DESIGN section 3, "Menu of contracts"; the blog's section on it).
+"""Menu of contracts (docs/model.md, "Policies"; measured in docs/mechanisms.md).
 
 Each week the retailer builds candidate six-week plans, always including its own plan ``x^J``,
 prices each at the cost-benefit transfer it would carry (:class:`policies.cbt.TransferPricer`), and
@@ -53,7 +53,7 @@ FCs and regions. Items, in this order:
 Under weekly commitment items are distinct by their first week, so ``size`` is the number offered.
 Menus are nested: a larger menu contains every item of a smaller one with the same parameters.
 
-Measured on ``default`` with known demand (``flosim menu --deterministic --weeks 0,1,2,3,4,5,6,7
+Measured on ``default`` with known demand (``flosim menu --deterministic --week 0,1,2,3,4,5,6,7
 --sizes 1,2,4,8,12,16,24``, binding week scored by ``S``, the least social cost with the PO fixed),
 12-item menus: tailored with the volume disclosed 0.00-0.56% above first-best (weeks 1-3, 6, 7:
 0.18-0.19% from 2 items on; week 5: 0.00%; weeks 0 and 4: 0.56% and 0.34%); with names only

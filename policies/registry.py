@@ -9,6 +9,8 @@ policy (``scenario.policies[name]``, as keyword arguments) and must satisfy
 from __future__ import annotations
 
 import importlib
+import inspect
+import math
 import importlib.util
 import os
 import sys
@@ -48,10 +50,63 @@ def _load(target: str, spec: str) -> type:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise FlosimError(f"policy '{spec}': cannot import module '{module_name}': {exc}") from None
+    except SyntaxError as exc:
+        raise FlosimError(f"policy '{spec}': module '{module_name}' is not valid Python ({exc.msg}; "
+                          f"{exc.filename}, line {exc.lineno})") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module raised (or exited) while being imported
+        raise FlosimError(f"policy '{spec}': importing module '{module_name}' raised {type(exc).__name__}: {exc}") from None
     cls = getattr(module, cls_name, None)
     if cls is None:
         raise FlosimError(f"policy '{spec}': module '{module_name}' has no attribute '{cls_name}'")
+    if not callable(cls):
+        raise FlosimError(f"policy '{spec}': '{cls_name}' in module '{module_name}' is not a class")
     return cls
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    if isinstance(value, dict):
+        return next((w for k, v in value.items() if (w := _non_finite(v, f"{where}.{k}"))), None)
+    if isinstance(value, (list, tuple)):
+        return next((w for i, v in enumerate(value) if (w := _non_finite(v, f"{where}.{i}"))), None)
+    return None
+
+
+def check_policy_parameters(name: str, params: Any) -> None:
+    """Check a scenario's parameters for the built-in policy ``name`` against that policy's settings,
+    when the scenario is loaded (not at the run's first decision): a mapping, every name one the policy
+    takes, numbers finite and not true/false where the setting is a number, and the policy accepts the
+    values (it is built once and thrown away). A problem raises :class:`FlosimError` naming the
+    parameter (the caller adds file and field). Names that are not built-in policies are a user's own
+    policies' parameters and are checked when that policy is built."""
+    if name not in BUILTIN or name not in available_policies():
+        return
+    if not isinstance(params, dict):
+        raise FlosimError(f"the parameters of policy '{name}' must be a mapping of name: value, not {params!r}")
+    cls = _load(BUILTIN[name], name)
+    signature = inspect.signature(cls.__init__)
+    takes = {n: p for n, p in signature.parameters.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    for key, value in params.items():
+        if key not in takes and not open_ended:
+            raise FlosimError(f"'{key}' is not a parameter of policy '{name}' (it takes: {', '.join(takes) or 'none'})")
+        where = _non_finite(value, str(key))
+        if where:
+            raise FlosimError(f"'{where}' = {value!r}: not a finite number")
+        default = takes[key].default if key in takes else None
+        if isinstance(value, bool) and isinstance(default, (int, float)) and not isinstance(default, bool):
+            raise FlosimError(f"'{key}' = {value!r}: a number is needed, not true/false")
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise FlosimError(f"'{key}' = {value!r}: true or false is needed")
+        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and not value.is_integer():
+            raise FlosimError(f"'{key}' = {value!r}: a whole number is needed")
+    try:
+        cls(**params)
+    except FlosimError as exc:
+        raise FlosimError(str(exc).removeprefix(f"policy '{name}': ")) from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise FlosimError(f"bad parameters {params}: {exc}") from None
 
 
 def make_policy(spec: str | Policy, scenario: Scenario, **overrides: Any) -> Policy:
@@ -72,8 +127,39 @@ def make_policy(spec: str | Policy, scenario: Scenario, **overrides: Any) -> Pol
     params.update(overrides)
     try:
         policy = cls(**params)
+    except FlosimError:
+        raise
     except TypeError as exc:
         raise FlosimError(f"policy '{spec}': bad parameters {params}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a user's constructor raised
+        raise FlosimError(f"policy '{spec}': building it with parameters {params} raised {type(exc).__name__}: {exc}") from None
     if not isinstance(policy, Policy):
-        raise FlosimError(f"policy '{spec}': {cls.__name__} needs a 'name' attribute and a 'decide(ctx)' method")
+        raise FlosimError(f"policy '{spec}': {getattr(cls, '__name__', cls_name_of(spec))} needs a 'name' attribute and a 'decide(ctx)' method")
+    if not isinstance(policy.name, str) or not policy.name:
+        raise FlosimError(f"policy '{spec}': its name must be non-empty text, got {policy.name!r}")
+    if ":" in spec and policy.name in BUILTIN:
+        raise FlosimError(f"policy '{spec}': its name {policy.name!r} is a built-in policy's; give the class another "
+                          "name (results, savings and participation are keyed by it)")
     return policy
+
+
+def cls_name_of(spec: str) -> str:
+    return spec.rpartition(":")[2]
+
+
+def build_policies(specs: Any, scenario: Scenario) -> list[Policy]:
+    """Build every policy of a run, refusing a policy given twice or two policies with one name
+    (results are keyed by the policy's name)."""
+    built: list[Policy] = []
+    seen: dict[str, str] = {}
+    for spec in specs:
+        label = spec if isinstance(spec, str) else repr(spec)
+        if isinstance(spec, str) and spec in seen.values():
+            raise FlosimError(f"policy '{spec}' is given twice")
+        policy = make_policy(spec, scenario)
+        if policy.name in seen:
+            raise FlosimError(f"policies '{seen[policy.name]}' and '{label}' have the same name {policy.name!r}; "
+                              "a run needs one name per policy")
+        seen[policy.name] = label
+        built.append(policy)
+    return built

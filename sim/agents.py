@@ -1,4 +1,4 @@
-"""The parties' planning agents and their private cost models (DESIGN section 2).
+"""The parties' planning agents and their private cost models (docs/model.md, "Private cost models").
 
 Each agent holds its own private data and this week's situation, and answers queries about plans;
 nothing else about it is visible to policies. A plan ``x`` has shape ``(H, F, K)``: units the vendor

@@ -98,7 +98,7 @@ def weekly_net_costs(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 def participation(ledger: pd.DataFrame, decisions: pd.DataFrame, reference: str = "jit") -> dict[str, dict[str, dict[str, Any]]]:
-    """Participation checks (DESIGN section 5) per policy and party.
+    """Participation checks (docs/model.md, "Metrics") per policy and party.
 
     *Ex ante*: the policy's planned margin over JIT for the week's decision (diagnostics
     ``ex_ante_margin_<party>``; positive = better off than JIT). *Ex post*: realised weekly net cost in

@@ -33,6 +33,7 @@ from sim.errors import FlosimError
 from sim.scenario import Scenario, dump_scenario, load_scenario
 
 TABLES = ("ledger", "flows", "decisions")
+LEDGER_COLUMNS = ("run", "policy", "week", "party", "component", "value")
 PACKAGES = ("flosim", "numpy", "scipy", "pandas", "pyarrow", "simpy", "highspy", "osqp", "cvxpy", "pydantic")
 
 
@@ -56,10 +57,32 @@ def default_results_dir(kind: str) -> Path:
     return path
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read without changing it where the system allows)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: str | Path, folder: bool = False) -> None:
+    """Give a file (or folder) made by ``tempfile`` (readable by its owner only) the permissions an
+    ordinary ``open``/``mkdir`` would: 0666 (0777) less the umask, so collaborators on a shared file
+    system can read results the way they read everything else the user writes."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+    publish_mode(tmp)
     os.replace(tmp, path)
 
 
@@ -88,6 +111,7 @@ def write_table(path: Path, df: pd.DataFrame) -> None:
     fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.")
     os.close(fd)
     df.to_parquet(tmp, index=False)
+    publish_mode(tmp)
     os.replace(tmp, path)
 
 
@@ -145,8 +169,55 @@ class LoadedResults:
         return self.tables["decisions"]
 
 
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A Parquet table flosim wrote; :class:`FlosimError` naming the file if it cannot be read
+    (truncated, not Parquet, unreadable)."""
+    path = Path(path)
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise FlosimError(f"{path}: missing") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        why = _short(str(exc).replace(f"Could not open Parquet input source '{path}': ", ""))
+        raise FlosimError(f"{path}: damaged, not a readable Parquet table ({type(exc).__name__}: {why})") from None
+
+
+def read_json(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object flosim wrote; :class:`FlosimError` naming the file if it cannot be read, is not
+    an object, or lacks one of the ``required`` keys."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FlosimError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise FlosimError(f"{path}: damaged, not readable JSON ({_short(exc)})") from None
+    if not isinstance(data, dict):
+        raise FlosimError(f"{path}: damaged, holds {type(data).__name__} instead of a JSON object")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise FlosimError(f"{path}: damaged or not written by this flosim (no {', '.join(repr(k) for k in missing)})")
+    return data
+
+
+def _short(exc: BaseException | str) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+#: What a run's ``summary.json`` must hold to be read back.
+SUMMARY_KEYS = ("policies", "weeks")
+
+
+def check_results_folder(folder: str | Path) -> None:
+    """Read every file of a results folder once; :class:`FlosimError` naming the first damaged one
+    (a sweep's resume uses this to tell a finished run from a damaged one)."""
+    load_results(folder)
+
+
 def load_results(folder: str | Path) -> LoadedResults:
-    """Read a results folder written by :func:`write_results`."""
+    """Read a results folder written by :func:`write_results`; a missing or damaged file is a
+    :class:`FlosimError` naming it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FlosimError(f"{folder}: not a results folder (no such directory)")
@@ -156,8 +227,58 @@ def load_results(folder: str | Path) -> LoadedResults:
     for name in TABLES:
         p = folder / f"{name}.parquet"
         if p.exists():
-            tables[name] = pd.read_parquet(p)
-    summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").exists() else {}
-    meta = json.loads((folder / "metadata.json").read_text()) if (folder / "metadata.json").exists() else {}
-    scenario = load_scenario(folder / "scenario.yaml") if (folder / "scenario.yaml").exists() else None
+            tables[name] = read_table(p)
+    summary = read_json(folder / "summary.json", SUMMARY_KEYS) if (folder / "summary.json").exists() else {}
+    if summary and not (isinstance(summary["policies"], dict) and all(isinstance(v, dict) for v in summary["policies"].values())):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged ('policies' is not a mapping of policy: totals)")
+    if summary and not isinstance(summary.get("participation", {}), dict):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged ('participation' is not a mapping)")
+    missing = [c for c in LEDGER_COLUMNS if c not in tables["ledger"].columns]
+    if missing:
+        raise FlosimError(f"{folder / 'ledger.parquet'}: damaged or not a flosim ledger (no column {', '.join(missing)})")
+    meta = read_json(folder / "metadata.json") if (folder / "metadata.json").exists() else {}
+    scenario = None
+    if (folder / "scenario.yaml").exists():
+        try:
+            scenario = load_scenario(folder / "scenario.yaml")
+        except FlosimError as exc:
+            raise FlosimError(f"damaged results folder {folder}: {exc}") from None
     return LoadedResults(folder, tables, summary, meta, scenario)
+
+
+RESULT_FILES = ("ledger.parquet", "summary.json", "metadata.json", "scenario.yaml")
+
+
+def check_out_folder(folder: str | Path, force: bool, what: str = "results") -> None:
+    """Before anything is computed: refuse an ``--out`` that is a file, or a folder that is not empty
+    unless ``force`` (then it must be a results folder, which :func:`write_results` replaces whole, so
+    no old file, plot or report stays beside the new run)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FlosimError(f"--out {folder}: exists and is not a folder")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FlosimError(f"--out {folder}: cannot create results folder: {exc}") from None
+    if not os.access(folder.parent, os.W_OK | os.X_OK):
+        raise FlosimError(f"--out {folder}: cannot create results folder: {folder.parent} is not writable")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    if not force:
+        raise FlosimError(f"--out {folder}: folder exists and is not empty (choose another folder, or --force to replace {what})")
+    if not any((folder / name).exists() for name in RESULT_FILES):
+        raise FlosimError(f"--out {folder}: exists and is not a {what} folder (no {', '.join(RESULT_FILES)}); not replacing it")
+
+
+def replace_folder(tmp: Path, final: Path) -> None:
+    """Put the finished folder ``tmp`` at ``final``, replacing what is there (moved aside first, removed
+    only once the new folder is in place)."""
+    import shutil
+
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

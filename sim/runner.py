@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from forecasts.inputs import WorldInputs, draw_inputs
 from policies.base import Policy
-from policies.registry import make_policy
+from policies.registry import build_policies
 from sim.scenario import Scenario
 from sim.world import World
 
@@ -60,10 +60,8 @@ def run_policies(
         scenario = scenario.model_copy(update={"seed": seed})
     if weeks != scenario.weeks:
         scenario = scenario.model_copy(update={"weeks": weeks})
-    built = [make_policy(p, scenario) for p in policies]
+    built = build_policies(policies, scenario)
     names = [p.name for p in built]
-    if len(set(names)) != len(names):
-        raise ValueError(f"policy names must be unique in a run, got {names}")
     t0 = time.perf_counter()
     inputs = inputs if inputs is not None else draw_inputs(scenario, weeks=weeks, seed=seed)
     timings = {"draw_inputs_s": time.perf_counter() - t0}

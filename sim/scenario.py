@@ -27,18 +27,20 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sim.errors import ScenarioError
+from sim.errors import FlosimError, ScenarioError
 from sim.validation import FieldError as _FieldError
-from sim.validation import format_validation_error, read_yaml
+from sim.validation import Number, Whole, format_validation_error, load_yaml_text, read_yaml
 
 SCHEMA_VERSION = 1
 
-NonNeg = Annotated[float, Field(ge=0)]
-Pos = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[Number, Field(ge=0)]
+Pos = Annotated[Number, Field(gt=0)]
+NonNegInt = Annotated[Whole, Field(ge=0)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # numbers must be finite (.inf/.nan would reach the LP solver) and not true/false (Number, Whole)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Product(_Strict):
@@ -58,7 +60,7 @@ class FC(_Strict):
 
     name: str
     receiving_cost: NonNeg = Field(0.0, description="a_f, per unit received")
-    lead_time: int = Field(1, ge=1, description="l_f, nominal weeks from vendor shipment to arrival")
+    lead_time: Whole = Field(1, ge=1, description="l_f, nominal weeks from vendor shipment to arrival")
     receiving_capacity: NonNeg | None = Field(None, description="max units shipped to this FC per week")
     initial_stock: dict[str, NonNeg] = Field(default_factory=dict, description="product -> units on hand")
 
@@ -78,7 +80,7 @@ class Origin(_Strict):
 class Delay(_Strict):
     """Distribution of the random extra delay (whole weeks) on a lane, added to the FC's lead time."""
 
-    values: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0])
+    values: list[NonNegInt] = Field(default_factory=lambda: [0])
     probs: list[NonNeg] = Field(default_factory=lambda: [1.0])
 
     @model_validator(mode="after")
@@ -133,7 +135,7 @@ class Demand(_Strict):
     cv: NonNeg = 0.2
     region_weights: dict[str, NonNeg] | None = Field(None, description="region -> weight; default uniform")
     multipliers: list[NonNeg] = Field(default_factory=lambda: [1.0])
-    trend: float = 0.0
+    trend: Number = 0.0
     revision: Revision = Field(default_factory=Revision)
     deterministic: bool = Field(False, description="if true, demand equals its mean and forecasts are exact")
     trace_dir: str | None = Field(None, description="folder of a recorded trace (model: trace)")
@@ -150,11 +152,11 @@ class Demand(_Strict):
 
 
 class ProductGenerator(_Strict):
-    """Products drawn from the clusters of the public Flo Pro V-ADK calibration (DESIGN section 4).
+    """Products drawn from the clusters of the public Flo Pro V-ADK calibration (docs/model.md, "Demand and forecasts").
     Base demand of a product: cluster chosen with probability ``mix``, then normal with the cluster's
     mean and CV (floored at 1); holding cost uniform on ``holding_cost_range``."""
 
-    count: int = Field(ge=1)
+    count: Whole = Field(ge=1)
     cluster_means: list[Pos] = Field(default_factory=lambda: [133.31, 1573.45, 185.36])
     cluster_cvs: list[NonNeg] = Field(default_factory=lambda: [0.297, 0.302, 0.658])
     mix: list[NonNeg] = Field(default_factory=lambda: [0.745, 0.042, 0.212])
@@ -183,11 +185,11 @@ class Scenario(_Strict):
     schema_version: Literal[1] = 1
     name: str
     description: str = ""
-    weeks: int = Field(8, ge=1, description="weeks simulated")
-    horizon: int = Field(6, ge=1, description="H, planning horizon in weeks")
-    seed: int = Field(0, ge=0, description="root seed of every random number in a run")
+    weeks: Whole = Field(8, ge=1, description="weeks simulated")
+    horizon: Whole = Field(6, ge=1, description="H, planning horizon in weeks")
+    seed: Whole = Field(0, ge=0, description="root seed of every random number in a run")
     unmet_demand: Literal["lost", "backlog"] = "lost"
-    terminal_value: Annotated[float, Field(ge=0, lt=1)] = Field(
+    terminal_value: Annotated[Number, Field(ge=0, lt=1)] = Field(
         0.5, description="end-of-horizon FC stock is credited at this fraction of its wholesale price in plans"
     )
     regions: list[str]
@@ -246,6 +248,9 @@ class Scenario(_Strict):
             raise _FieldError(
                 "demand.revision.shares", self.demand.revision.shares, f"needs {self.horizon} entries (one per horizon week)"
             )
+        if self.demand.region_weights is not None and not any(self.demand.region_weights.get(r, 0) > 0 for r in self.regions):
+            raise _FieldError("demand.region_weights", dict(self.demand.region_weights), "no region has a positive weight, so there is no demand")
+        self._check_size()
         if products:
             for where, stock in [(f"fcs.{f.name}", f.initial_stock) for f in self.fcs] + [
                 (f"origins.{o.name}", o.initial_stock) for o in self.origins
@@ -262,6 +267,24 @@ class Scenario(_Strict):
                         )
         return self
 
+    def _check_size(self) -> None:
+        """Refuse, before anything is allocated, a scenario too big for this machine's memory,
+        naming the field that makes it big (see :mod:`sim.memory`)."""
+        from sim.memory import RunSize, run_too_big
+
+        count = len(self.products) or (self.product_generator.count if self.product_generator else 0)
+        size = run_size(self, self.weeks, count)
+        why = run_too_big(size)
+        if why:
+            biggest = max(
+                [("weeks", self.weeks, RunSize(1, size.horizon, *_rest(size))),
+                 ("horizon", self.horizon, RunSize(size.weeks, 1, *_rest(size))),
+                 ("product_generator.count" if self.product_generator else "products", count,
+                  RunSize(size.weeks, size.horizon, 1, *_rest(size)[1:]))],
+                key=lambda t: size.bytes / max(1, t[2].bytes),
+            )
+            raise _FieldError(biggest[0], biggest[1], why)
+
     # -- derived conveniences -------------------------------------------------------------------
     @property
     def product_names(self) -> list[str]:
@@ -275,6 +298,37 @@ class Scenario(_Strict):
         for path, value in overrides.items():
             _set_dotted(data, path, value, source)
         return scenario_from_dict(data, source)
+
+
+def run_size(scenario: Scenario, weeks: int, products: int | None = None) -> "RunSize":
+    """The sizes of a run of ``weeks`` weeks of ``scenario`` (see :mod:`sim.memory`)."""
+    from sim.memory import RunSize
+
+    count = len(scenario.products) if products is None else products
+    return RunSize(weeks, scenario.horizon, count, len(scenario.regions), len(scenario.fcs), len(scenario.origins), len(scenario.lanes))
+
+
+def _rest(size: "RunSize") -> tuple[int, ...]:
+    return (size.products, size.regions, size.fcs, size.origins, size.lanes)
+
+
+def unserved_regions(scenario: Scenario) -> list[str]:
+    """Regions with demand that no FC serves (no ``outbound_cost`` entry): their demand is lost
+    whatever the policy; a run says so on stderr and in its summary (``warnings``)."""
+    from forecasts.demand import region_weights
+
+    weights = region_weights(scenario)
+    served = {r for row in scenario.outbound_cost.values() for r, c in row.items() if c is not None}
+    return [r for r, w in zip(scenario.regions, weights) if r not in served and w > 0]
+
+
+def scenario_warnings(scenario: Scenario) -> list[str]:
+    """Things in a valid scenario that are probably not meant (each a sentence naming the field)."""
+    out = []
+    for r in unserved_regions(scenario):
+        out.append(f"scenario {scenario.name!r}: region {r!r} has demand but no FC serves it "
+                   f"(no outbound_cost.<FC>.{r}); its demand is lost under every policy")
+    return out
 
 
 def _unique(what: str, names: list[str]) -> None:
@@ -344,18 +398,30 @@ def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: the top level must be a mapping of fields, not {type(data).__name__}")
     version = data.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version != SCHEMA_VERSION:  # true == 1 in Python
         raise ScenarioError(f"{source}: field 'schema_version' = {version!r}: this flosim reads version {SCHEMA_VERSION}")
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(format_validation_error(source, exc)) from None
+    _check_policies(scenario, source)  # as written: the JSON round trip below would turn .inf into null
     if scenario.product_generator is not None:
         resolved = scenario.model_dump(mode="json")
         resolved["products"] = _generate_products(scenario.product_generator, scenario.seed)
         resolved["product_generator"] = None
         return scenario_from_dict(resolved, source)
     return scenario
+
+
+def _check_policies(scenario: Scenario, source: str) -> None:
+    """The built-in policies' parameters, checked now rather than at the run's first decision."""
+    from policies.registry import check_policy_parameters
+
+    for name, params in scenario.policies.items():
+        try:
+            check_policy_parameters(name, params)
+        except FlosimError as exc:
+            raise ScenarioError(f"{source}: field 'policies.{name}': {exc}") from None
 
 
 def builtin_scenarios() -> list[str]:
@@ -369,7 +435,8 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     path = Path(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in builtin_scenarios() and not path.exists():
         text = (resources.files("sim") / "scenarios" / f"{name_or_path}.yaml").read_text()
-        return scenario_from_dict(yaml.safe_load(text), f"scenario '{name_or_path}'")
+        source = f"scenario '{name_or_path}'"
+        return scenario_from_dict(load_yaml_text(text, source, ScenarioError), source)
     if not path.exists():
         raise ScenarioError(
             f"{name_or_path}: no such file, and not a built-in scenario (built-in: {', '.join(builtin_scenarios())})"

@@ -3,7 +3,7 @@
 Each round the coordinator sends every agent the consensus plan ``z``, that agent's prices and the
 penalty ``rho``, and receives its answer. A :class:`Transcript` records, per round, ``z``, each
 agent's prices and answer, ``rho`` and the primal/dual residuals. It is the object to inspect when
-auditing what a mechanism revealed (DESIGN section 6, "Privacy"): the agents' cost models never
+auditing what a mechanism revealed (docs/model.md, "Metrics", privacy): the agents' cost models never
 appear in it.
 
 Storage is one tidy Parquet table (pyarrow), one row per ``(iteration, agent, array)`` with the array

@@ -1,4 +1,4 @@
-"""The simulated world: a SimPy environment that runs the weekly cycle of DESIGN section 1.
+"""The simulated world: a SimPy environment that runs the weekly cycle of docs/model.md, "The world".
 
 Week ``t`` occupies simulated time ``[t, t+1)``. Its steps happen at fixed offsets, so their order is
 explicit rather than an accident of event creation order:

@@ -252,7 +252,7 @@ def prices_of(s: Scenario) -> Prices:
 
 
 def lane_cost(p: Prices, lane_units: np.ndarray) -> float:
-    """The piecewise linear lane cost of DESIGN section 2, from the scenario's lane parameters."""
+    """The piecewise linear lane cost of docs/model.md ("Private cost models"), from the scenario's lane parameters."""
     vol = lane_units @ p.volume  # [L]
     spare = np.minimum(vol, p.spare_volume)
     return float(np.sum(p.spare_cost * spare + p.truckload_cost * (vol - spare)))

@@ -1,4 +1,4 @@
-"""The parties' private cost models (DESIGN section 2), their queries, and the first-best oracle."""
+"""The parties' private cost models (docs/model.md, "Private cost models"), their queries, and the first-best oracle."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def test_retailer_lp_matches_design_on_a_hand_example(small_dict):
 
 def test_lane_cost_is_spare_volume_then_truckload(small_dict, checks):
     """Ship more than the spare volume on a lane: the first spare_volume units of volume cost spare_cost,
-    the rest truckload_cost (the convex piecewise cost of DESIGN section 2)."""
+    the rest truckload_cost (the convex piecewise cost of docs/model.md, "Private cost models")."""
     from sim.scenario import scenario_from_dict
 
     s = scenario_from_dict(small_dict)

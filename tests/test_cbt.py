@@ -1,4 +1,4 @@
-"""The cost-benefit transfer and its certainty equivalent (DESIGN section 3)."""
+"""The cost-benefit transfer and its certainty equivalent (docs/model.md, "Transfers")."""
 
 from __future__ import annotations
 

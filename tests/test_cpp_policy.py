@@ -176,7 +176,8 @@ def test_flosim_bench_options_reach_the_negotiation(capsys) -> None:
     (row,) = json.loads(capsys.readouterr().out)
     assert row["status"] == "iteration_cap" and row["iterations"] == 60
     assert row["admm_options"] == {"max_iter": 60}
-    assert row["answer_options"] == {"early_max_iter": 1, "max_iter": 1, "abs_tol": "1e-3"}
+    # as validated: YAML 1.1 reads 1e-3 as text, the row says the number it was read as
+    assert row["answer_options"] == {"early_max_iter": 1, "max_iter": 1, "abs_tol": 1e-3}
 
 
 def test_cpp_vcg_takes_answer_settings(ctx) -> None:

@@ -25,7 +25,7 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_menu_writes_table_plot_and_json(tmp_path, capsys):
     out = tmp_path / "menu"
-    code, stdout, err = _run(capsys, "menu", "--sizes", "1,4", "--weeks", "1", "--json", "--out", str(out))
+    code, stdout, err = _run(capsys, "menu", "--sizes", "1,4", "--week", "1", "--json", "--out", str(out))
     assert code == 0, err
     rows = json.loads(stdout)
     assert len(rows) == 4  # 2 sizes x (untailored, tailored)
@@ -53,7 +53,7 @@ def test_menu_labels_scenarios_of_the_same_name_apart_and_passes_the_method(tmp_
     (tmp_path / "b" / "lean.yaml").write_text(yaml.safe_dump(data))
     out = tmp_path / "menu"
     code, stdout, err = _run(capsys, "menu", "--scenario", str(tmp_path / "a" / "roomy.yaml"), "--scenario",
-                             str(tmp_path / "b" / "lean.yaml"), "--sizes", "2", "--weeks", "1", "--deterministic",
+                             str(tmp_path / "b" / "lean.yaml"), "--sizes", "2", "--week", "1", "--deterministic",
                              "--method", "shift", "--json", "--out", str(out))
     assert code == 0, err
     table = pd.DataFrame(json.loads(stdout))
@@ -82,7 +82,7 @@ def test_menu_on_the_design_points_of_a_sweep_spec(tmp_path, capsys):
     }))
     out = tmp_path / "menu"
     code, stdout, err = _run(capsys, "menu", "--spec", str(spec), "--set", "demand.cv=0.1", "--sizes", "1",
-                             "--weeks", "0", "--json", "--out", str(out))
+                             "--week", "0", "--json", "--out", str(out))
     assert code == 0, err
     rows = json.loads(stdout)
     assert sorted({r["scenario"] for r in rows}) == ["default[lanes.0.spare_volume=350]", "default[lanes.0.spare_volume=700]"]
@@ -97,10 +97,10 @@ def test_menu_on_the_design_points_of_a_sweep_spec(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, needles",
     [
-        (["--spec", "x.yaml", "--scenario", "default", "--weeks", "0"], ["--spec", "--scenario"]),
-        (["--set", "demand.colour=red", "--weeks", "0"], ["--set", "colour", "red"]),
-        (["--weeks", "8"], ["--weeks", "week 8", "8 weeks"]),
-        (["--scenario", "nowhere.yaml", "--weeks", "0"], ["nowhere.yaml"]),
+        (["--spec", "x.yaml", "--scenario", "default", "--week", "0"], ["--spec", "--scenario"]),
+        (["--set", "demand.colour=red", "--week", "0"], ["--set", "colour", "red"]),
+        (["--week", "8"], ["--week", "week 8", "8 weeks"]),
+        (["--scenario", "nowhere.yaml", "--week", "0"], ["nowhere.yaml"]),
     ],
 )
 def test_menu_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, needles):
@@ -114,7 +114,7 @@ def test_menu_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, needles):
 
 
 @pytest.mark.parametrize("argv, needle", [(["--sizes", "0,2"], "positive"), (["--sizes", "-1"], "positive"),
-                                          (["--weeks", "x"], "whole numbers"), (["--set", "novalue"], "PATH=VALUE")])
+                                          (["--week", "x"], "whole numbers"), (["--set", "novalue"], "PATH=VALUE")])
 def test_menu_bad_option_values_exit_2(capsys, argv, needle):
     with pytest.raises(SystemExit) as exc:
         main(["menu", *argv])
@@ -166,7 +166,7 @@ def _strict_json(text: str):
 def test_menu_runs_the_scenarios_menu_settings(tmp_path, capsys):
     out = tmp_path / "menu"
     code, stdout, err = _run(capsys, "menu", "--set", "policies.menu.commitment=plan", "--set", "policies.menu.scenarios=2",
-                             "--sizes", "4", "--weeks", "1", "--deterministic", "--json", "--out", str(out))
+                             "--sizes", "4", "--week", "1", "--deterministic", "--json", "--out", str(out))
     assert code == 0, err
     rows = _strict_json(stdout)
     assert {r["contract"] for r in rows} == {"plan"} and {r["price_paths"] for r in rows} == {2}
@@ -176,7 +176,7 @@ def test_menu_runs_the_scenarios_menu_settings(tmp_path, capsys):
     assert menu["commitment"] == "plan" and menu["pricing"] == "plan" and menu["scenarios"] == 2
     assert saved["price_paths"] == 2 and saved["method"] == "mixed" and saved["disclosure"] == "volume"
     # without the override: weekly commitment, first weeks, the policy's 8 price paths
-    code, stdout, err = _run(capsys, "menu", "--sizes", "4", "--weeks", "1", "--deterministic", "--json",
+    code, stdout, err = _run(capsys, "menu", "--sizes", "4", "--week", "1", "--deterministic", "--json",
                              "--out", str(tmp_path / "weekly"))
     assert code == 0, err
     rows = _strict_json(stdout)
@@ -191,7 +191,7 @@ def test_menu_method_and_disclosure_default_to_the_scenarios(tmp_path, capsys):
     path.write_text(yaml.safe_dump(data))
     kinds = {"shift": ("jit", "shift"), "discount": ("jit", "discount", "steer")}  # steer items are discounts
     for argv, method in (([], "shift"), (["--method", "discount"], "discount")):
-        code, stdout, err = _run(capsys, "menu", "--scenario", str(path), *argv, "--sizes", "2", "--weeks", "1",
+        code, stdout, err = _run(capsys, "menu", "--scenario", str(path), *argv, "--sizes", "2", "--week", "1",
                                  "--deterministic", "--json", "--out", str(tmp_path / method))
         assert code == 0, err
         rows = _strict_json(stdout)
@@ -212,7 +212,7 @@ def test_menu_json_maps_undefined_figures_to_null(tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr(command, "menu_efficiency", with_undefined)
     out = tmp_path / "menu"
-    code, stdout, err = _run(capsys, "menu", "--sizes", "1,2", "--weeks", "1", "--deterministic", "--json", "--out", str(out))
+    code, stdout, err = _run(capsys, "menu", "--sizes", "1,2", "--week", "1", "--deterministic", "--json", "--out", str(out))
     assert code == 0, err
     for rows in (_strict_json(stdout), _strict_json((out / "menu_efficiency.json").read_text())["rows"]):
         assert rows[0]["share"] is None and rows[1]["social"] is None and rows[1]["gap"] is None and rows[1]["share"] is None
@@ -244,7 +244,7 @@ def test_menu_refuses_a_set_that_overrides_the_spec(tmp_path, capsys):
     ]
     for argv, needles in cases:
         out = tmp_path / "menu"
-        code, stdout, err = _run(capsys, "menu", "--spec", str(spec), *argv, "--sizes", "1", "--weeks", "0", "--out", str(out))
+        code, stdout, err = _run(capsys, "menu", "--spec", str(spec), *argv, "--sizes", "1", "--week", "0", "--out", str(out))
         assert code == 2 and stdout == "" and err.count("\n") == 1 and "Traceback" not in err, err
         for needle in needles:
             assert needle in err, (needle, err)
@@ -266,7 +266,7 @@ def test_menu_on_design_points_alike_to_four_digits(tmp_path, capsys):
         "spec_version": 1, "name": "close", "scenario": "default", "policies": ["menu"],
         "fixed": {"demand.deterministic": True}, "grid": {"demand.cv": [0.250001, 0.250002]},
     }))
-    code, stdout, err = _run(capsys, "menu", "--spec", str(spec), "--sizes", "1", "--weeks", "0", "--json",
+    code, stdout, err = _run(capsys, "menu", "--spec", str(spec), "--sizes", "1", "--week", "0", "--json",
                              "--out", str(tmp_path / "menu"))
     assert code == 0, err  # was: "scenario labels must be unique"
     assert sorted({r["scenario"] for r in json.loads(stdout)}) == ["default[demand.cv=0.250001]", "default[demand.cv=0.250002]"]
@@ -276,7 +276,7 @@ def test_menu_plot_formats_and_flosim_plot_rebuilds_it(tmp_path, capsys):
     import matplotlib.image as mpimg
 
     out = tmp_path / "menu"
-    code, _, err = _run(capsys, "menu", "--sizes", "1,2", "--weeks", "1", "--deterministic", "--format", "svg", "--out", str(out))
+    code, _, err = _run(capsys, "menu", "--sizes", "1,2", "--week", "1", "--deterministic", "--format", "svg", "--out", str(out))
     assert code == 0, err
     assert (out / "menu_efficiency.svg").read_text().count("<svg") == 1
     assert not (out / "menu_efficiency.png").exists() and not (out / "menu_efficiency.pdf").exists()

@@ -92,7 +92,10 @@ def scenario_dicts(draw) -> dict[str, Any]:
     horizon = max(f["lead_time"] for f in fc_list) + draw(st.integers(1, 2))
     demand: dict[str, Any] = {"cv": draw(st.integers(0, 50)) / 100, "deterministic": draw(st.booleans())}
     if draw(st.booleans()):
-        demand["region_weights"] = {r: draw(st.integers(0, 5)) for r in regions}
+        weights = {r: draw(st.integers(0, 5)) for r in regions}
+        if not any(weights.values()):  # all-zero weights are refused on load (there would be no demand)
+            weights[regions[0]] = 1
+        demand["region_weights"] = weights
     if draw(st.booleans()):
         demand["model"] = "seasonal"
         demand["multipliers"] = [draw(st.integers(0, 30)) / 10 for _ in range(draw(st.integers(1, 4)))]

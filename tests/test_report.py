@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from experiments.cli import main as cli
 from experiments.report import write_report
 from experiments.sweep import load_spec, run_sweep
+from sim.scenario import load_scenario
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +25,36 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory) -> Path:
+    """Two design points; at the second, a user's policy raises in every run (failed runs)."""
     tmp = tmp_path_factory.mktemp("sweep")
+    (tmp / "flaky_report.py").write_text(textwrap.dedent("""\
+        from policies.jit import JITPolicy
+        class Flaky(JITPolicy):
+            name = "flaky"
+            def __init__(self, fail=False):
+                self.fail = fail
+            def decide(self, ctx):
+                if self.fail:
+                    raise ValueError("flaky policy asked to fail")
+                return super().decide(ctx)
+    """))
+    scenario = load_scenario("default").model_dump(mode="json")
+    scenario["policies"]["flaky"] = {"fail": False}
+    (tmp / "flaky.yaml").write_text(yaml.safe_dump(scenario))
     spec = tmp / "spec.yaml"
     spec.write_text(textwrap.dedent("""\
         name: report
+        scenario: flaky.yaml
         weeks: 2
-        policies: [first-best]
+        policies: [first-best, "flaky_report:Flaky"]
         replications: 2
-        grid: {demand.cv: [0.2, -1.0]}
+        grid: {policies.flaky.fail: [false, true]}
     """))
-    run_sweep(load_spec(spec), tmp / "out")
+    sys.path.insert(0, str(tmp))
+    try:
+        run_sweep(load_spec(spec), tmp / "out")
+    finally:
+        sys.path.remove(str(tmp))
     return tmp / "out"
 
 
@@ -53,8 +76,8 @@ def test_html_report_is_self_contained(run_dir, capsys):
 def test_sweep_report_lists_design_points_and_failed_runs(sweep_dir, tmp_path):
     path = write_report(sweep_dir, tmp_path / "r" / "sweep.html")
     text = path.read_text()
-    assert "Design points" in text and "demand.cv" in text and "± " in text
-    assert "Failed runs" in text and "-1.0" in text and "ScenarioError" in text
+    assert "Design points" in text and "policies.flaky.fail" in text and "± " in text
+    assert "Failed runs" in text and "flaky policy asked to fail" in text and "ValueError" in text
     assert text.count("data:image/png;base64,") >= 3
 
 

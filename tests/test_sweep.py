@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from experiments.cli import main as cli
+from sim.scenario import load_scenario
 from experiments.executors import DaskExecutor, LocalExecutor
 from experiments.sweep import design_points, load_spec, plan_runs, replication_seeds, run_sweep
 from sim.errors import FlosimError, SpecError
@@ -137,24 +139,43 @@ def test_dask_executor_gives_identical_tables(tmp_path, reference):
     _assert_same(reference, tmp_path / "out")
 
 
-def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path):
+def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
+    """A run that fails while simulating (here a user's policy told by the swept parameter to fail) is
+    recorded with its error; the other runs finish. (A grid value the scenario refuses is a spec error
+    before any run: see test_bad_specs_name_file_field_and_value.)"""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flaky.py").write_text(textwrap.dedent("""\
+        from policies.jit import JITPolicy
+        class Flaky(JITPolicy):
+            name = "flaky"
+            def __init__(self, fail=False):
+                self.fail = fail
+            def decide(self, ctx):
+                if self.fail:
+                    raise RuntimeError("asked to fail")
+                return super().decide(ctx)
+    """))
+    scenario = load_scenario("default").model_dump(mode="json")
+    scenario["policies"]["flaky"] = {"fail": False}
+    (tmp_path / "flaky.yaml").write_text(yaml.safe_dump(scenario))
     spec = _spec(tmp_path, """\
         name: failing
+        scenario: flaky.yaml
         weeks: 2
-        policies: [jit]
+        policies: [jit, "flaky:Flaky"]
         replications: 2
         grid:
-          demand.cv: [0.2, -1.0]
+          policies.flaky.fail: [false, true]
     """)
     report = run_sweep(load_spec(spec), tmp_path / "out")
     assert (report.runs_done, report.runs_failed) == (2, 2)
     runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
     failed = runs[runs.status == "failed"]
-    assert list(failed["demand.cv"]) == [-1.0, -1.0]
-    assert failed.error.str.contains("field 'demand.cv' = -1.0").all()
+    assert list(failed["policies.flaky.fail"]) == [True, True]
+    assert failed.error.str.contains("asked to fail").all()
     err = json.loads((tmp_path / "out" / "runs" / failed.run_id.iloc[0] / "error.json").read_text())
-    assert err["parameters"] == {"demand.cv": -1.0} and "ScenarioError" in err["error"]
-    assert set(pd.read_parquet(tmp_path / "out" / "summary.parquet")["demand.cv"]) == {0.2}
+    assert err["parameters"] == {"policies.flaky.fail": True} and "RuntimeError" in err["error"]
+    assert set(pd.read_parquet(tmp_path / "out" / "summary.parquet")["policies.flaky.fail"]) == {False}
 
 
 def test_a_policy_that_raises_fails_its_run_on_the_command_line(tmp_path, monkeypatch, capsys):
@@ -190,6 +211,7 @@ def test_a_policy_that_raises_fails_its_run_on_the_command_line(tmp_path, monkey
         ("name: x\npolicies: [jit]\nscenario: nowhere.yaml\n", "spec.yaml: field 'scenario' = 'nowhere.yaml'"),
         ("name: x\npolicies: [jit]\nlhs: {samples: 2, parameters: {demand.cv: {low: 0.5, high: 0.1}}}\n", "field 'lhs.parameters.demand.cv'"),
         ("name: x\npolicies: [jit]\ngrid: {lanes.9.spare_volume: [1]}\n", "no item '9' in lanes"),
+        ("name: x\npolicies: [jit]\ngrid: {demand.cv: [0.2, -1.0]}\n", "spec.yaml: field 'grid.demand.cv.1' = -1.0: field 'demand.cv'"),
     ],
 )
 def test_bad_specs_name_file_field_and_value(tmp_path, capsys, text, message):

@@ -1,7 +1,7 @@
 """``flosim menu``: efficiency of the menu of contracts against its size (tailored vs untailored).
 
     flosim menu [--scenario S ...] [--spec SWEEP.yaml] [--set PATH=VALUE ...] [--sizes 1,2,4,8]
-                [--weeks 1,3] [--deterministic] [--disclosure volume|names] [--method mixed|discount|shift]
+                [--week 1,3] [--deterministic] [--disclosure volume|names] [--method mixed|discount|shift]
                 [--format png ...] [--out DIR] [--json]
 
 For each scenario, planning week (reached under JIT), tailoring (untailored, or tailored to what the
@@ -81,8 +81,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scenario parameter override applied to every scenario, e.g. demand.cv=0.4; repeatable")
     p.add_argument("--sizes", type=_int_list("menu sizes", 1), default=list(DEFAULT_SIZES),
                    help="menu sizes, positive, e.g. 1,2,4,8,16 (sorted, repeats dropped)")
-    p.add_argument("--weeks", type=_int_list("planning weeks", 0), default=[1, 3],
-                   help="planning weeks to evaluate, e.g. 0,1,3 (sorted, repeats dropped)")
+    p.add_argument("--week", dest="weeks", type=_int_list("planning weeks", 0), action="append",
+                   help="planning week(s) to evaluate, as week indices (0 = the first week), e.g. 0,1,3 or "
+                        "--week 0 --week 3 (sorted, repeats dropped; default 1,3)")
+    # before --week existed the indices were given as --weeks, which elsewhere is a count of weeks: still read
+    p.add_argument("--weeks", dest="weeks_indices", type=_int_list("planning weeks", 0), action="append",
+                   help=argparse.SUPPRESS)
     p.add_argument("--deterministic", action="store_true", help="known demand (prices then equal forecast costs)")
     p.add_argument("--disclosure", choices=("volume", "names"), default=None,
                    help="what the vendor discloses for tailoring: FC names and weekly room (volume) or names only "
@@ -195,12 +199,24 @@ def _scenarios(args: argparse.Namespace) -> list[dict[str, Any]]:
     return out
 
 
+def _weeks(args: argparse.Namespace) -> list[int]:
+    """The planning weeks of ``--week`` (and of the old spelling ``--weeks``, with a note)."""
+    given = [w for group in (args.weeks or []) for w in group]
+    old = [w for group in (getattr(args, "weeks_indices", None) or []) for w in group]
+    if old:
+        print("flosim: note: menu --weeks lists week indices; it is now spelled --week (--weeks is a count of "
+              "weeks in the other commands)", file=sys.stderr)
+    return unique_sizes(given + old) if given or old else [1, 3]
+
+
 def main(args: argparse.Namespace) -> int:
+    args.weeks = _weeks(args)
     entries = _scenarios(args)
     scenarios: list[Scenario] = [e["scenario"] for e in entries]
     for s in scenarios:
         if max(args.weeks) >= s.weeks:
-            raise FlosimError(f"--weeks: week {max(args.weeks)} is beyond scenario '{s.name}' ({s.weeks} weeks)")
+            raise FlosimError(f"--week {max(args.weeks)}: beyond scenario '{s.name}' ({s.weeks} weeks: week {max(args.weeks)} "
+                              f"does not exist; weeks are 0 to {s.weeks - 1})")
     out = Path(args.out or default_results_dir("menu"))
     steps = len(scenarios) * len(args.weeks) * 2 * len(args.sizes)
     options = {"method": args.method, "disclosure": args.disclosure}
@@ -228,6 +244,7 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(rows, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
+        print(f"flosim: menu results in {out} (menu_efficiency.parquet, menu_efficiency.json, plot)", file=sys.stderr)
     else:
         summary = table.groupby(["scenario", "tailored", "size"])[["share", "share_vendor", "gap"]].mean().unstack("tailored")
         summary.columns = [f"{what} ({'tailored' if tailored else 'untailored'})" for what, tailored in summary.columns]

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from experiments.commands._args import check_week, week_index
+from experiments.commands.run import _positive_int
 from sim.errors import FlosimError
 from sim.results import jsonable
 
@@ -41,9 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("plan", help="one planning round of a policy, against the first best",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", default="default", help="built-in scenario name or YAML path (default: default)")
-    p.add_argument("--week", type=int, default=0, help="week to plan (earlier weeks run under JIT; default 0)")
+    p.add_argument("--week", type=week_index("--week"), default=0,
+                   help="week to plan, 0 to the scenario's weeks - 1 (earlier weeks run under JIT; default 0)")
     p.add_argument("--policy", default="cpp", help="policy name or module:Class (default cpp)")
-    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    p.add_argument("--seed", type=_positive_int("--seed"), default=None, help="override the scenario's seed")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -59,6 +62,7 @@ def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int
     if week < 0:
         raise FlosimError(f"--week must be >= 0, got {week}")
     scenario = load_scenario(scenario_name)
+    check_week(week, scenario)
     ctx = planning_context(scenario, week=week, seed=seed)
     # cpp certifies its plan here (two numbers per agent bound the gap without a central solver),
     # unless the scenario says otherwise
@@ -120,7 +124,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  NOTE: negotiation did not converge ({report['diagnostics'].get('status')}); fell back to {report['diagnostics']['fallback']}")
     plan = np.asarray(report["plan"])
     print("  PO (week 0), units by FC x product:")
-    print("    " + " " * 12 + "".join(f"{p[:10]:>12}" for p in report["products"][:8]))
+    shown = report["products"][:8]
+    width = max([12, *(len(p) + 2 for p in shown)])
+    fc_width = max([12, *(len(f) + 2 for f in report["fcs"])])
+    print("    " + " " * fc_width + "".join(f"{p:>{width}}" for p in shown))
     for f, fc in enumerate(report["fcs"]):
-        print(f"    {fc:<12}" + "".join(f"{plan[0, f, k]:>12.1f}" for k in range(min(8, plan.shape[2]))))
+        print(f"    {fc:<{fc_width}}" + "".join(f"{plan[0, f, k]:>{width}.1f}" for k in range(len(shown))))
+    if len(report["products"]) > len(shown):
+        print(f"    ... and {len(report['products']) - len(shown)} more products (--json prints the whole plan)")
     return 0

@@ -14,12 +14,13 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
-from experiments.commands.run import _positive_int, _print_table, run_summary
+from experiments.commands.run import _positive_int, _print_table, run_summary, write_run_folder
 from forecasts.traces import builtin_traces, find_trace, trace_scenario
 from policies.registry import available_policies
 from sim.errors import FlosimError
-from sim.results import default_results_dir, write_results
+from sim.results import check_out_folder, default_results_dir
 from sim.runner import run_policies
 
 PILOT_POLICIES = ("jit", "cpp-vcg", "menu", "first-best")
@@ -32,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", action="append", metavar="P",
                    help="policy name or module:Class; repeat (default: jit, cpp-vcg, menu, first-best); jit always runs")
     p.add_argument("--weeks", type=_positive_int("--weeks"), help="replay only the first N weeks (default: all)")
-    p.add_argument("--out", help="results folder (default: results/replay-<timestamp>)")
+    p.add_argument("--out", help="results folder (default: results/replay-<timestamp>); must be new or empty")
+    p.add_argument("--force", action="store_true", help="replace --out if it already holds a results folder")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout (same keys as flosim run)")
     p.set_defaults(func=main)
 
@@ -45,16 +47,17 @@ def main(args: argparse.Namespace) -> int:
     policies = args.policy or [p for p in PILOT_POLICIES if p in available_policies()]
     if "jit" not in policies:
         policies = ["jit", *policies]
-    out = args.out or str(default_results_dir("replay"))
+    out = Path(args.out) if args.out else default_results_dir("replay")
+    check_out_folder(out, getattr(args, "force", False))  # before replaying, not after
     started = time.perf_counter()
     failures: list[str] = []
     result = run_policies(scenario, policies, weeks=args.weeks,
                           on_error=lambda name, exc: failures.append(f"{name}: {type(exc).__name__}: {exc}"))
+    if not result.policies:  # the first policy failed: nothing to show or keep
+        raise FlosimError(f"{result.error}; nothing was written")
     result.timings["total_s"] = time.perf_counter() - started
-    summary = run_summary(result, out, scenario.name)
-    write_results(out, tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
-                  summary=summary, scenario=result.scenario, seed=result.seed, timings=result.timings,
-                  extra_metadata={"kind": "replay", "trace": str(folder)})
+    summary = run_summary(result, str(out), scenario.name)
+    write_run_folder(out, result, summary, extra_metadata={"kind": "replay", "trace": str(folder)})
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")

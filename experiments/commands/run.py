@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+from pathlib import Path
 import time
 from typing import Any
 
 from policies.registry import available_policies
 from sim.errors import FlosimError
 from sim.metrics import component_table, participation, summarize
-from sim.results import default_results_dir, write_results
+from sim.results import check_out_folder, default_results_dir, publish_mode, replace_folder, write_results
 from sim.runner import RunResult, run_policies
-from sim.scenario import load_scenario
+from sim.scenario import load_scenario, scenario_warnings
 
 DEFAULT_POLICIES = ("jit", "first-best", "cpp", "cpp-vcg", "menu")
 
@@ -47,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="policy name or module:Class; repeat for several (default: all built-ins available); "
         "jit always runs as the reference for savings and participation",
     )
-    p.add_argument("--out", help="results folder (default: results/run-<timestamp>)")
+    p.add_argument("--out", help="results folder (default: results/run-<timestamp>); must be new or empty")
+    p.add_argument("--force", action="store_true", help="replace --out if it already holds a results folder")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     p.set_defaults(func=main)
 
@@ -61,6 +65,7 @@ def run_summary(result: RunResult, results_dir: str, scenario_label: str) -> dic
         "policies": summarize(result.ledger, result.flows, result.decisions),
         "participation": participation(result.ledger, result.decisions) if "jit" in result.policies else {},
         **({"error": result.error} if result.error else {}),
+        **({"warnings": warnings} if (warnings := scenario_warnings(result.scenario)) else {}),
     }
 
 
@@ -69,7 +74,10 @@ def main(args: argparse.Namespace) -> int:
     policies = args.policy or [p for p in DEFAULT_POLICIES if p in available_policies()]
     if "jit" not in policies:  # the reference world for savings and ex post participation
         policies = ["jit", *policies]
-    out = args.out or str(default_results_dir("run"))
+    out = Path(args.out) if args.out else default_results_dir("run")
+    check_out_folder(out, getattr(args, "force", False))  # before minutes of simulation, not after
+    for warning in scenario_warnings(scenario):
+        print(f"flosim: warning: {warning}", file=sys.stderr)
     started = time.perf_counter()
     failures: list[str] = []
     result = run_policies(
@@ -79,16 +87,11 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         on_error=lambda name, exc: failures.append(f"{name}: {type(exc).__name__}: {exc}"),
     )
+    if not result.policies:  # the first policy failed: nothing to show or keep
+        raise FlosimError(f"{result.error}; nothing was written")
     result.timings["total_s"] = time.perf_counter() - started
-    summary = run_summary(result, out, scenario.name)
-    write_results(
-        out,
-        tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
-        summary=summary,
-        scenario=result.scenario,
-        seed=result.seed,
-        timings=result.timings,
-    )
+    summary = run_summary(result, str(out), scenario.name)
+    write_run_folder(out, result, summary)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -97,6 +100,21 @@ def main(args: argparse.Namespace) -> int:
     if result.error:
         raise FlosimError(f"{result.error}; results of the finished policies are in {out}")
     return 0
+
+
+def write_run_folder(out: Path, result: RunResult, summary: dict[str, Any], extra_metadata: dict[str, Any] | None = None) -> None:
+    """Write a run's results folder in a temporary sibling and put it at ``out`` whole (replacing an
+    earlier results folder, which :func:`sim.results.check_out_folder` allowed with ``--force``)."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        write_results(tmp, tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
+                      summary=summary, scenario=result.scenario, seed=result.seed, timings=result.timings,
+                      extra_metadata=extra_metadata)
+        publish_mode(tmp, folder=True)
+        replace_folder(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _print_table(summary: dict[str, Any], result: RunResult) -> None:

@@ -39,7 +39,8 @@ def main(args: argparse.Namespace) -> int:
         json.dump(report.as_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print(f"sweep {loaded.spec.name}: {report.runs_total} runs, {report.runs_done} run now, "
+        damaged = f", {report.runs_damaged} of them found damaged and run again" if report.runs_damaged else ""
+        print(f"sweep {loaded.spec.name}: {report.runs_total} runs, {report.runs_done} run now{damaged}, "
               f"{report.runs_skipped} already done, {report.runs_failed} failed ({report.wall_s:.1f} s)")
         print(f"results: {out} (summary.parquet, runs.parquet, ledger.parquet, sweep.json)")
     if report.failures:

@@ -12,7 +12,6 @@ by its mean and a Student-t confidence interval (:func:`mean_ci`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -126,7 +125,7 @@ def load_plot_data(folder: str | Path) -> PlotData:
     folder = Path(folder)
     if not folder.is_dir():
         raise FlosimError(f"{folder}: no such results folder")
-    if (folder / "sweep.json").exists():
+    if (folder / "sweep.json").exists() or (folder / "runs").is_dir():  # a run's folder has no runs/
         from experiments.sweep import load_sweep
 
         meta, t = load_sweep(folder)
@@ -189,4 +188,7 @@ def transcripts(folder: Path) -> list[Path]:
 
 
 def read_meta_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.exists() else {}
+    """A JSON object beside the results (empty when absent); a damaged file is an error naming it."""
+    from sim.results import read_json
+
+    return read_json(path) if path.exists() else {}

@@ -72,12 +72,15 @@ def load_menu_table(folder: str | Path) -> pd.DataFrame:
     """The table of a saved ``flosim menu`` folder: ``menu_efficiency.parquet``, else the rows of
     ``menu_efficiency.json``."""
     folder = Path(folder)
-    if (folder / f"{STEM}.parquet").exists():
-        return pd.read_parquet(folder / f"{STEM}.parquet")
-    if (folder / f"{STEM}.json").exists():
-        import json
+    from sim.results import read_json, read_table
 
-        return pd.DataFrame(json.loads((folder / f"{STEM}.json").read_text()).get("rows", []))
+    if (folder / f"{STEM}.parquet").exists():
+        return read_table(folder / f"{STEM}.parquet")
+    if (folder / f"{STEM}.json").exists():
+        rows = read_json(folder / f"{STEM}.json", ("rows",))["rows"]
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise FlosimError(f"{folder / f'{STEM}.json'}: damaged ('rows' is not a list of objects)")
+        return pd.DataFrame(rows)
     raise FlosimError(f"{folder}: not a flosim menu folder (no {STEM}.parquet or {STEM}.json)")
 
 

@@ -1,4 +1,4 @@
-"""Participation margins (DESIGN section 5): is each party better off than under JIT, week by week?"""
+"""Participation margins (docs/model.md, "Metrics"): is each party better off than under JIT, week by week?"""
 
 from __future__ import annotations
 
