@@ -32,6 +32,8 @@ from sim.validation import FieldError as _FieldError
 from sim.validation import format_validation_error, read_yaml
 
 SCHEMA_VERSION = 1
+#: Longest cool-down a scenario may ask for (five years of weeks): longer is a typo, not a study.
+MAX_SETTLE_WEEKS = 260
 
 NonNeg = Annotated[float, Field(ge=0)]
 Pos = Annotated[float, Field(gt=0)]
@@ -186,6 +188,12 @@ class Scenario(_Strict):
     weeks: int = Field(8, ge=1, description="weeks simulated")
     horizon: int = Field(6, ge=1, description="H, planning horizon in weeks")
     seed: int = Field(0, ge=0, description="root seed of every random number in a run")
+    settle_weeks: Annotated[int, Field(strict=True, ge=0, le=MAX_SETTLE_WEEKS)] | None = Field(
+        None,
+        description="cool-down weeks simulated under JIT after the measured weeks, on the same random numbers, "
+        "so the stock a run leaves behind is used or held at its true cost (settled figures); "
+        "default (null) the horizon, 0 turns the cool-down off",
+    )
     unmet_demand: Literal["lost", "backlog"] = "lost"
     terminal_value: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.5, description="end-of-horizon FC stock is credited at this fraction of its wholesale price in plans"
@@ -263,6 +271,11 @@ class Scenario(_Strict):
         return self
 
     # -- derived conveniences -------------------------------------------------------------------
+    @property
+    def settle(self) -> int:
+        """Cool-down weeks after the measured ones: ``settle_weeks``, or the horizon when not given."""
+        return self.horizon if self.settle_weeks is None else self.settle_weeks
+
     @property
     def product_names(self) -> list[str]:
         return [p.name for p in self.products]
