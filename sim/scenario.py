@@ -2,7 +2,9 @@
 
 A scenario is a YAML file describing one retailer, one vendor and the world they live in: products,
 fulfillment centers (FCs), demand regions, vendor origins, lanes, costs, the demand and forecast model,
-the planning horizon, the number of simulated weeks, the seed and policy parameters.
+the planning horizon, the number of simulated weeks, the cool-down after them (``settle_weeks``: the
+weeks every policy's world continues under JIT so the stock a run leaves behind is valued), the seed
+and policy parameters.
 
 What a user may do:
 

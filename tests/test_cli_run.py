@@ -87,7 +87,7 @@ def test_table_output_without_json(tmp_path, capsys):
     out = tmp_path / "table"
     assert main(["run", "--policy", "jit", "--weeks", "1", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "jit" in text and str(out) in text and "social_cost" in text
+    assert "jit" in text and str(out) in text and "settled social" in text and "raw social" in text
     assert (out / "ledger.parquet").exists()
 
 

@@ -118,13 +118,18 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _print_table(summary: dict[str, Any], result: RunResult) -> None:
-    print(f"scenario {summary['scenario']}, {summary['weeks']} weeks, seed {summary['seed']}")
-    cols = ["social_cost", "retailer_net_cost", "vendor_net_cost", "transfers", "fill_rate", "saving_vs_jit"]
-    print(f"{'policy':<14}" + "".join(f"{c:>19}" for c in cols))
+    print(f"scenario {summary['scenario']}, {summary['weeks']} weeks, seed {summary['seed']}; "
+          f"settled figures include {summary.get('settle_weeks', 0)} cool-down weeks under JIT, raw ones do not")
+    cols = ["settled_social_cost", "settled_saving_vs_jit", "social_cost", "retailer_net_cost", "vendor_net_cost",
+            "transfers", "fill_rate", "saving_vs_jit"]
+    heads = ["settled social", "settled saving", "raw social", "raw retailer", "raw vendor", "transfers", "fill rate",
+             "raw saving"]
+    print(f"{'policy':<14}" + "".join(f"{c:>16}" for c in heads))
     for name, t in summary["policies"].items():
-        cells = "".join(f"{t.get(c, float('nan')) if t.get(c) is not None else float('nan'):>19.2f}" for c in cols)
+        cells = "".join(f"{t.get(c, float('nan')) if t.get(c) is not None else float('nan'):>16.2f}" for c in cols)
         print(f"{name:<14}{cells}")
     print()
+    print("raw cost components (measured weeks):")
     print(component_table(result.ledger).round(1).to_string())
     print(f"\nresults: {summary['results_dir']}")
 
