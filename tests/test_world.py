@@ -97,7 +97,9 @@ def test_ledger_has_every_component_every_week(default4):
     for week, rows in res.ledger.groupby("week"):
         for party, comps in required.items():
             assert comps <= set(rows[rows.party == party].component), (week, party)
-    assert sorted(res.ledger.week.unique()) == list(range(WEEKS))
+    assert sorted(measured(res.ledger).week.unique()) == list(range(WEEKS))
+    cool = res.ledger[res.ledger.phase == "settle"]
+    assert sorted(cool.week.unique()) == list(range(WEEKS, WEEKS + res.settle)) and res.settle == default4.horizon
     assert np.isfinite(res.ledger.value).all()
 
 
