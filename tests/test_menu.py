@@ -401,3 +401,16 @@ def test_each_item_is_completed_and_priced_from_one_solve(monkeypatch):
     # one forecast solve and one per demand path for every item (the JIT item's are the JIT side's own)
     assert sum(calls) == len(items) and len(calls) == len(items) * (1 + paths)
     assert len(items) == 6 and len({q.paid for q in quotes}) > 1
+
+
+def test_menu_variants_offer_the_first_best_week_and_whole_plans():
+    from experiments.menu_variants import MenuWithFirstBestItem, MenuWholePlan
+
+    s = load_scenario("default")
+    ctx = planning_context(s, week=1)
+    items, quotes, _ = MenuWithFirstBestItem(size=4, scenarios=2).offer(ctx)
+    fb = joint_plan(ctx.retailer, ctx.vendor).plan
+    assert items[-1].kind == "first-best item" and np.allclose(items[-1].plan[0], fb[0], atol=1e-6)
+    assert len(quotes) == len(items)
+    whole = MenuWholePlan(size=4)
+    assert whole.name == "menu-plan" and whole.commitment == "plan" and whole.pricing == "plan"
