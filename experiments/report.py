@@ -189,11 +189,14 @@ def _sections(data: PlotData) -> list[tuple[str, str, pd.DataFrame]]:
                if data.kind == "sweep" else
                ("Mean ± 95% CI across replications." if data.replications > 1 else "One replication: totals over the run."))
     sections = [
-        ("Policy comparison", f"Totals over the run in currency units. {ci_note} Savings are against JIT on the same random numbers.",
+        ("Policy comparison", f"Totals in currency units. {ci_note} Savings are against JIT on the same random numbers. "
+         "Settled figures add a cool-down under JIT after the measured weeks, so the stock a policy leaves behind "
+         "is valued; raw figures are the measured weeks only.",
          policy_table(data)),
-        ("Cost components", "Mean total per run by party and component (transfers and wholesale payments cancel in the social cost).",
+        ("Cost components", "Mean total per run by party and component over the measured weeks (raw; transfers and wholesale payments cancel in the social cost).",
          component_table(data)),
-        ("Participation", "Ex post margin of each party over JIT on the same random numbers (positive: better off than under JIT).",
+        ("Participation", "Ex post margin of each party over JIT on the same random numbers (positive: better off than under JIT); "
+         "settled with the cool-down, the other columns over the measured weeks.",
          participation_table(data)),
     ]
     if data.kind == "sweep":
