@@ -13,7 +13,9 @@ t + 0.5  accounting: the week's costs, revenues and transfers go into the ledger
 ======== ========================================================================================
 
 What a user may do: ``World(scenario, policy, inputs).run()`` simulates one policy on given random
-inputs and returns a :class:`WorldRecord` (ledger rows, unit flows, decisions). To compare policies on
+inputs and returns a :class:`WorldRecord` (ledger rows, unit flows, decisions); ``run(weeks, settle=N)``
+then continues N cool-down weeks under JIT (rows tagged ``phase: settle``) so the stock the policy
+left behind is used or held at its true cost (settled figures, :mod:`sim.metrics`). To compare policies on
 common random numbers use :func:`sim.runner.run_policies`. ``planning_context(scenario, week)`` gives
 the situation a policy faces at week ``week`` (after earlier weeks under JIT), for one-off planning.
 """
