@@ -23,16 +23,23 @@ from experiments.plots.data import PlotData, load_plot_data, mean_ci, weekly_mar
 from experiments.plots.figures import PlotSet, make_plots
 from sim.errors import FlosimError
 
+#: Settled figures (the run plus its cool-down under JIT, leftover stock valued) first, then the raw
+#: ones (the measured weeks only); each label says which.
 METRICS = [
-    ("social_cost", "social cost"),
-    ("retailer_net_cost", "retailer net cost"),
-    ("vendor_net_cost", "vendor net cost"),
+    ("settled_social_cost", "settled social cost"),
+    ("settled_saving_vs_jit", "settled saving vs JIT"),
+    ("settled_share_of_first_best_saving", "settled share of first-best saving"),
+    ("settled_retailer_net_cost", "settled retailer net cost"),
+    ("settled_vendor_net_cost", "settled vendor net cost"),
+    ("social_cost", "raw social cost"),
+    ("retailer_net_cost", "raw retailer net cost"),
+    ("vendor_net_cost", "raw vendor net cost"),
     ("transfers", "transfers (vendor to retailer)"),
-    ("saving_vs_jit", "saving vs JIT"),
-    ("share_of_first_best_saving", "share of first-best saving"),
+    ("saving_vs_jit", "raw saving vs JIT"),
+    ("share_of_first_best_saving", "raw share of first-best saving"),
     ("fill_rate", "fill rate"),
 ]
-PERCENT = {"share_of_first_best_saving", "fill_rate"}
+PERCENT = {"share_of_first_best_saving", "settled_share_of_first_best_saving", "fill_rate"}
 
 
 def _fmt(value: Any, percent: bool = False) -> str:
@@ -81,7 +88,8 @@ def component_table(data: PlotData) -> pd.DataFrame:
 
 
 def participation_table(data: PlotData) -> pd.DataFrame:
-    """Per policy and party: cumulative ex post margin over JIT, worst week, weeks below zero."""
+    """Per policy and party: settled ex post margin over JIT (with the cool-down), the raw cumulative
+    margin over the measured weeks, worst week, weeks below zero."""
     if "jit" not in set(data.ledger.get("policy", [])):
         return pd.DataFrame()
     m = weekly_margins(data)
@@ -92,7 +100,12 @@ def participation_table(data: PlotData) -> pd.DataFrame:
     rows = []
     for (policy, party), g in per_run.groupby(["policy", "party"], sort=False):
         c, ch, _ = mean_ci(g.groupby("replication")["cumulative"].mean())
-        rows.append({"policy": policy, "party": party, "cumulative margin over JIT": _fmt_ci(c, ch, False),
+        settled = f"{party}_settled_ex_post_margin"
+        s = data.summary[data.summary.policy == policy]
+        sc, sh = (mean_ci(s.groupby("replication")[settled].mean())[:2] if settled in s and s[settled].notna().any()
+                  else (float("nan"), float("nan")))
+        rows.append({"policy": policy, "party": party, "settled margin over JIT": _fmt_ci(sc, sh, False),
+                     "raw cumulative margin over JIT": _fmt_ci(c, ch, False),
                      "worst weekly margin": _fmt(float(g["worst"].min())),
                      "weeks worse off than JIT": f"{int(g['violated'].sum())} of {int(m[(m.policy == policy) & (m.party == party)].shape[0])}",
                      "runs worse off overall": f"{int((g['cumulative'] < 0).sum())} of {len(g)}"})
@@ -176,11 +189,14 @@ def _sections(data: PlotData) -> list[tuple[str, str, pd.DataFrame]]:
                if data.kind == "sweep" else
                ("Mean ± 95% CI across replications." if data.replications > 1 else "One replication: totals over the run."))
     sections = [
-        ("Policy comparison", f"Totals over the run in currency units. {ci_note} Savings are against JIT on the same random numbers.",
+        ("Policy comparison", f"Totals in currency units. {ci_note} Savings are against JIT on the same random numbers. "
+         "Settled figures add a cool-down under JIT after the measured weeks, so the stock a policy leaves behind "
+         "is valued; raw figures are the measured weeks only.",
          policy_table(data)),
-        ("Cost components", "Mean total per run by party and component (transfers and wholesale payments cancel in the social cost).",
+        ("Cost components", "Mean total per run by party and component over the measured weeks (raw; transfers and wholesale payments cancel in the social cost).",
          component_table(data)),
-        ("Participation", "Ex post margin of each party over JIT on the same random numbers (positive: better off than under JIT).",
+        ("Participation", "Ex post margin of each party over JIT on the same random numbers (positive: better off than under JIT); "
+         "settled with the cool-down, the other columns over the measured weeks.",
          participation_table(data)),
     ]
     if data.kind == "sweep":

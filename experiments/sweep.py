@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from experiments.replications import replication_seeds  # noqa: F401 - one seed rule for sweeps and runs
 from sim.errors import FlosimError, SpecError
 from sim.scenario import Scenario, builtin_scenarios, dump_scenario, load_scenario, scenario_from_dict
 from sim.validation import Number, Whole, format_validation_error, read_yaml
@@ -261,10 +262,6 @@ def load_spec(path: str | Path) -> LoadedSpec:
 
 
 # -- the design -----------------------------------------------------------------------------------
-def replication_seeds(root_seed: int, replications: int) -> list[int]:
-    """One integer seed per replication, spawned from ``root_seed`` (child ``i`` does not depend on how
-    many replications there are, so adding replications keeps the earlier ones)."""
-    return [int(child.generate_state(1, np.uint64)[0] >> np.uint64(1)) for child in np.random.SeedSequence(root_seed).spawn(replications)]
 
 
 def lhs_points(design: LHSDesign, root_seed: int) -> list[dict[str, Any]]:
@@ -636,7 +633,7 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
 def _participation_columns(part: dict[str, Any], policy: str) -> dict[str, Any]:
     cols: dict[str, Any] = {}
     for party, entry in (part.get(policy) or {}).items():
-        for key in ("cumulative_margin", "worst_margin", "ex_post_weeks_violated", "ex_ante_worst_margin", "ex_ante_weeks_violated"):
+        for key in ("settled_ex_post_margin", "cumulative_margin", "worst_margin", "ex_post_weeks_violated", "ex_ante_worst_margin", "ex_ante_weeks_violated"):
             cols[f"{party}_{key}"] = entry.get(key)
     return cols
 

@@ -37,6 +37,31 @@ class WorldInputs:
         )
 
 
+def settle_inputs(inputs: WorldInputs, weeks: int, settle: int) -> WorldInputs:
+    """The first ``weeks`` weeks of ``inputs`` followed by a ``settle``-week cool-down on the last forecast.
+
+    The cool-down is what every policy's world continues on after the measured weeks (settled costs):
+    the demand of cool-down week ``s`` is the forecast the retailer made for it in the last measured
+    week (``forecasts[weeks - 1, s - weeks + 1]``; beyond that forecast's horizon its last week's figure
+    is held), the forecasts made during the cool-down say the same with no uncertainty left, and every
+    lane runs on its nominal lead time. It depends only on what the measured weeks already hold, so it
+    is the same for every policy, for a drawn run and for the replay of its recorded trace, and adding
+    cool-down weeks never changes a measured week's numbers.
+    """
+    if weeks > inputs.weeks:
+        raise ValueError(f"inputs cover {inputs.weeks} weeks, asked to settle after {weeks}")
+    T, H = weeks, inputs.forecasts.shape[1]
+    last = inputs.forecasts[T - 1]  # [H, R, K]: weeks T-1 .. T+H-2
+    # path[i] = demand of week T-1+i for i = 1 .. settle+H-1 (index 0 unused)
+    path = np.stack([last[min(i, H - 1)] for i in range(settle + H)])
+    demand = np.concatenate([inputs.demand[:T], path[1 : settle + 1]])
+    cool_f = np.stack([path[1 + s : 1 + s + H] for s in range(settle)]) if settle else inputs.forecasts[:0]
+    forecasts = np.concatenate([inputs.forecasts[:T], cool_f])
+    forecast_sd = np.concatenate([inputs.forecast_sd[:T], np.zeros_like(cool_f)])
+    delays = np.concatenate([inputs.delays[:T], np.zeros((settle, inputs.delays.shape[1]), dtype=inputs.delays.dtype)])
+    return WorldInputs(demand=demand, forecasts=forecasts, forecast_sd=forecast_sd, delays=delays)
+
+
 _STREAMS = ("demand", "delays", "policy")  # order fixes each stream's spawn position: append only
 
 

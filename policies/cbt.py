@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
@@ -58,8 +59,8 @@ class TransferPricer:
     """Prices plans at the CBT their first week would carry, against one JIT counterfactual.
 
     The JIT side (its immediate cost and its cost on every demand scenario) is computed once, so
-    pricing many candidate plans (a menu) costs one LP per scenario and plan. Queries only the
-    retailer's agent.
+    pricing many candidate plans (a menu) costs one LP per scenario and plan, plus one on the
+    forecast that also completes the plan (:meth:`completed`). Queries only the retailer's agent.
     """
 
     def __init__(
@@ -76,24 +77,40 @@ class TransferPricer:
         self.discount, self.risk_aversion, self.two_way = discount, risk_aversion, two_way
         self.jit_plan = np.asarray(jit_plan, dtype=float)
         self.jit_po = self.jit_plan[0]
+        self._on_forecast: dict[bytes, Any] = {}
         # immediate term on the forecast; future term on demand scenarios drawn from the forecast
-        self.c_jit = float(self.retailer.cost_with_first_week(self.jit_po).by_week[0])
+        self.c_jit = float(self.completed(self.jit_po).by_week[0])
         self.paths = sample_demand_paths(self.retailer.forecast, ctx.forecast_sd, scenarios, ctx.rng)
         if ctx.forecast_sd is None or not np.any(ctx.forecast_sd > 0):
             # known demand: every path is the forecast (no draws made), so one gives the same prices
             self.paths = self.paths[:1]
-        self.v_jit = np.array([self._future(self.jit_po, path) for path in self.paths])
+        self._later: dict[tuple[bytes, int], float] = {}
+        self.v_jit = np.array([self._future(self.jit_po, i) for i in range(len(self.paths))])
 
-    def _future(self, po: np.ndarray, path: np.ndarray) -> float:
-        # V^R_{t+1}: the retailer's JIT cost of weeks t+1.. from the state `po` leads to, on this path:
+    def completed(self, po: np.ndarray) -> Any:
+        """The retailer's cost by week (a ``PlanCost``, plan included) with this week's PO ``po`` and
+        its own optimal continuation, on the forecast; computed once per PO (the menu completes an item
+        and prices it from the same solve)."""
+        po = np.ascontiguousarray(po, dtype=float)
+        key = po.tobytes()
+        if key not in self._on_forecast:
+            self._on_forecast[key] = self.retailer.cost_with_first_week(po)
+        return self._on_forecast[key]
+
+    def _future(self, po: np.ndarray, i: int) -> float:
+        # V^R_{t+1}: the retailer's JIT cost of weeks t+1.. from the state `po` leads to, on path i:
         # the later weeks of the fixed-PO problem, so week t's outbound is planned with them in view
-        return float(self.retailer.cost_with_first_week(po, path).by_week[1:].sum())
+        # (once per PO and path: the JIT item of a menu is priced from the JIT side's own solves)
+        key = (np.ascontiguousarray(po, dtype=float).tobytes(), i)
+        if key not in self._later:
+            self._later[key] = float(self.retailer.cost_with_first_week(po, self.paths[i]).by_week[1:].sum())
+        return self._later[key]
 
     def price(self, plan: np.ndarray) -> CBTBreakdown:
         """The CBT of ``plan``'s first week (the CPP-VCG rule)."""
         po = np.asarray(plan)[0]
-        c_eff = float(self.retailer.cost_with_first_week(po).by_week[0])
-        dv = self.discount * (np.array([self._future(po, path) for path in self.paths]) - self.v_jit)
+        c_eff = float(self.completed(po).by_week[0])
+        dv = self.discount * (np.array([self._future(po, i) for i in range(len(self.paths))]) - self.v_jit)
         return self._breakdown(c_eff, dv)
 
     def price_plan(self, plan: np.ndarray) -> CBTBreakdown:

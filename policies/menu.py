@@ -468,10 +468,11 @@ class MenuPolicy:
         quote = pricer.price_plan if self.pricing == "plan" else pricer.price
         if self.commitment == "week":
             # an item is its first week; the rest is the retailer's own optimal continuation, and the
-            # price is the first week's CBT (what binds), which then equals the plan's price
+            # price is the first week's CBT (what binds), which then equals the plan's price. The
+            # completion is the pricing's own first solve (one LP per item, not two)
             completed: list[MenuItem] = [MenuItem(own.plan, "jit")]
             for item in items[1:]:
-                plan = ctx.retailer.cost_with_first_week(item.plan[0]).plan
+                plan = pricer.completed(item.plan[0]).plan
                 if not any(np.allclose(plan, o.plan, atol=1e-6) for o in completed):
                     completed.append(MenuItem(plan, f"{item.kind}, first week"))
             items, quote = completed, pricer.price

@@ -2,6 +2,14 @@
 
 All functions take the ledger / flows / decisions data frames (as written to and read from a results
 folder), so every number in a summary can be recomputed from saved results.
+
+Raw and settled figures. Rows carry a ``phase``: ``measured`` for the run's weeks, ``settle`` for the
+cool-down after them, in which every policy's world continues under JIT on the same inputs (see
+:func:`forecasts.inputs.settle_inputs`). Raw figures (``social_cost``, ``retailer_net_cost`` ...) sum
+the measured rows only, exactly as before the cool-down existed; settled figures
+(``settled_social_cost``, ``settled_retailer_net_cost`` ...) sum both phases, so the stock a policy
+leaves behind is used or held at its true cost instead of being charged and never credited. Tables
+without a ``phase`` column (results written before it existed) are all measured.
 """
 
 from __future__ import annotations
@@ -12,9 +20,35 @@ import numpy as np
 import pandas as pd
 
 
+MEASURED, SETTLE = "measured", "settle"
+
+
+def measured(df: pd.DataFrame) -> pd.DataFrame:
+    """The measured weeks' rows of a ledger, flows or decisions table (all rows if it has no ``phase``)."""
+    if "phase" not in df.columns or not len(df):
+        return df
+    return df[df["phase"].isna() | (df["phase"] == MEASURED)]
+
+
+def settled_totals(ledger: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per policy: settled social cost and each party's settled net cost (measured plus cool-down rows)."""
+    out: dict[str, dict[str, float]] = {}
+    for policy, rows in ledger.groupby("policy", sort=False):
+        by_party = rows.groupby("party")["value"].sum()
+        out[str(policy)] = {
+            "settled_social_cost": float(rows["value"].sum()),
+            "settled_retailer_net_cost": float(by_party.get("retailer", 0.0)),
+            "settled_vendor_net_cost": float(by_party.get("vendor", 0.0)),
+        }
+    return out
+
+
 def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Per policy: social cost, each party's net cost, transfers paid by the vendor, fill rate, units
-    not served, and the stock left at the end of the run (FCs, in transit, at the vendor's origins)."""
+    not served, and the stock left at the end of the run (FCs, in transit, at the vendor's origins),
+    all raw (measured weeks); then the settled social cost and net costs (with the cool-down)."""
+    settled = settled_totals(ledger)
+    ledger, flows = measured(ledger), measured(flows)
     out: dict[str, dict[str, float]] = {}
     for policy, rows in ledger.groupby("policy", sort=False):
         by_party = rows.groupby("party")["value"].sum()
@@ -33,6 +67,7 @@ def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[s
             "end_fc_stock": float(f["fc_stock_end"].iloc[-1]) if len(f) else 0.0,
             "end_in_transit": float(f["in_transit_end"].iloc[-1]) if len(f) else 0.0,
             "end_vendor_stock": float(f["vendor_stock_end"].iloc[-1]) if len(f) else 0.0,
+            **settled[str(policy)],
         }
     return out
 
@@ -46,28 +81,41 @@ def _unserved_units(f: pd.DataFrame) -> float:
 
 
 def component_table(ledger: pd.DataFrame) -> pd.DataFrame:
-    """Total of each (party, component) by policy: rows (party, component), one column per policy."""
-    return ledger.pivot_table(index=["party", "component"], columns="policy", values="value", aggfunc="sum", sort=False)
+    """Total of each (party, component) by policy over the measured weeks (raw): rows (party,
+    component), one column per policy."""
+    return measured(ledger).pivot_table(index=["party", "component"], columns="policy", values="value", aggfunc="sum", sort=False)
 
 
 def add_comparisons(totals: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Savings against JIT and the share of the first-best saving captured, where both are present."""
+    """Savings against JIT and the share of the first-best saving captured, where both are present:
+    raw (``saving_vs_jit``, ``share_of_first_best_saving``) and, when the totals hold settled costs,
+    settled (``settled_saving_vs_jit``, ``settled_share_of_first_best_saving``)."""
     jit = totals.get("jit")
     fb = totals.get("first-best")
     for name, t in totals.items():
-        if jit is not None:
-            t["saving_vs_jit"] = jit["social_cost"] - t["social_cost"]
-            if fb is not None:
-                potential = jit["social_cost"] - fb["social_cost"]
-                t["share_of_first_best_saving"] = t["saving_vs_jit"] / potential if abs(potential) > 1e-9 else float("nan")
+        if jit is None:
+            continue
+        for cost, prefix in (("social_cost", ""), ("settled_social_cost", "settled_")):
+            if cost not in t or cost not in jit:
+                continue
+            t[f"{prefix}saving_vs_jit"] = jit[cost] - t[cost]
+            if fb is not None and cost in fb:
+                t[f"{prefix}share_of_first_best_saving"] = share_of_saving(jit[cost], fb[cost], t[cost])
     return totals
+
+
+def share_of_saving(jit: float, first_best: float, cost: float) -> float:
+    """Share of the first-best saving a policy's cost captures: ``(jit - cost) / (jit - first_best)``
+    (NaN when first best saves nothing)."""
+    potential = jit - first_best
+    return (jit - cost) / potential if abs(potential) > 1e-9 else float("nan")
 
 
 def summarize(ledger: pd.DataFrame, flows: pd.DataFrame, decisions: pd.DataFrame | None = None) -> dict[str, Any]:
     """The ``policies`` part of a run summary: totals and comparisons per policy."""
     totals = add_comparisons(policy_totals(ledger, flows))
     if decisions is not None and len(decisions):
-        for name, d in decisions.groupby("policy", sort=False):
+        for name, d in measured(decisions).groupby("policy", sort=False):
             t = totals.setdefault(str(name), {})
             for col in ("iterations", "converged", "gap"):
                 if col in d and d[col].notna().any():
@@ -93,8 +141,8 @@ def _tolerance(ledger: pd.DataFrame) -> float:
 
 
 def weekly_net_costs(ledger: pd.DataFrame) -> pd.DataFrame:
-    """Net cost by policy, week and party (columns: policy, week, party, value)."""
-    return ledger.groupby(["policy", "week", "party"], as_index=False)["value"].sum()
+    """Net cost by policy, week and party (columns: policy, week, party, value); measured weeks only."""
+    return measured(ledger).groupby(["policy", "week", "party"], as_index=False)["value"].sum()
 
 
 def participation(ledger: pd.DataFrame, decisions: pd.DataFrame, reference: str = "jit") -> dict[str, dict[str, dict[str, Any]]]:
@@ -105,16 +153,20 @@ def participation(ledger: pd.DataFrame, decisions: pd.DataFrame, reference: str 
     the ``reference`` (JIT) world on the same random numbers minus the policy's (positive = better off).
     ``worst_margin`` is the worst weekly ex post margin, ``cumulative_margin`` the run's total.
     A week violates a check when its margin is below minus a solver tolerance.
+    ``settled_ex_post_margin`` is the cumulative ex post margin on settled costs (measured weeks plus
+    the cool-down): the reference's settled net cost minus the policy's.
     """
-    tol = _tolerance(ledger)
+    tol = _tolerance(measured(ledger))
     net = weekly_net_costs(ledger)
+    settled = ledger.groupby(["policy", "party"])["value"].sum()
     ref = net[net.policy == reference].set_index(["week", "party"])["value"]
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for policy in ledger["policy"].unique():
         if policy == reference:
             continue
         per_party: dict[str, dict[str, Any]] = {}
-        d = decisions[decisions.policy == policy] if len(decisions) else decisions
+        d = measured(decisions)
+        d = d[d.policy == policy] if len(d) else d
         mine = net[net.policy == policy].set_index(["week", "party"])["value"]
         for party in PARTIES:
             col = f"ex_ante_margin_{party}"
@@ -130,9 +182,11 @@ def participation(ledger: pd.DataFrame, decisions: pd.DataFrame, reference: str 
                     worst_margin=_clean(float(margin.min())),
                     cumulative_margin=_clean(float(margin.sum())),
                     cumulative_violated=bool(margin.sum() < -tol),
+                    settled_ex_post_margin=_clean(float(settled.get((reference, party), 0.0) - settled.get((policy, party), 0.0))),
                 )
             else:
-                entry.update(ex_post_weeks_violated=None, worst_margin=None, cumulative_margin=None, cumulative_violated=None)
+                entry.update(ex_post_weeks_violated=None, worst_margin=None, cumulative_margin=None, cumulative_violated=None,
+                             settled_ex_post_margin=None)
             per_party[party] = entry
         out[str(policy)] = per_party
     return out

@@ -2,8 +2,12 @@
 
 ``run_policies(scenario, ["jit", "first-best"])`` draws the run's random inputs once, simulates each
 policy on them in its own :class:`~sim.world.World`, and returns a :class:`RunResult` of tidy tables:
-``ledger`` (run, policy, week, party, component, value), ``flows`` (units by week) and ``decisions``
-(transfers, planned costs and policy diagnostics by week).
+``ledger`` (run, policy, week, party, component, value, phase), ``flows`` (units by week) and
+``decisions`` (transfers, planned costs and policy diagnostics by week).
+
+After the measured weeks each world runs the scenario's cool-down (``settle_weeks``, default the
+horizon) under JIT; those rows carry ``phase: settle`` and the measured ones ``phase: measured``, so
+raw figures sum the measured rows and settled figures all of them (:mod:`sim.metrics`).
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ class RunResult:
     scenario: Scenario
     seed: int
     weeks: int
-    ledger: pd.DataFrame
+    ledger: pd.DataFrame  # measured and cool-down rows, told apart by ``phase``
     flows: pd.DataFrame
     decisions: pd.DataFrame
     policies: list[str]
     inputs: WorldInputs | None = None
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None  # set when a policy failed part way; tables hold the finished ones
+    settle: int = 0  # cool-down weeks after the measured ones
 
 
 def run_policies(
@@ -67,15 +72,16 @@ def run_policies(
     timings = {"draw_inputs_s": time.perf_counter() - t0}
     ledger, flows, decisions = [], [], []
     error = None
+    settle = scenario.settle
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=weeks * len(built), desc="simulating", unit="week", file=sys.stderr, disable=not show, delay=2.0)
+    bar = tqdm(total=(weeks + settle) * len(built), desc="simulating", unit="week", file=sys.stderr, disable=not show, delay=2.0)
     try:
         for policy in built:
             bar.set_postfix_str(policy.name)
             started = time.perf_counter()
             world = World(scenario, policy, inputs, run_id=run_id, on_week=lambda _t: bar.update(1))
             try:
-                rec = world.run(weeks)
+                rec = world.run(weeks, settle=settle)
             except Exception as exc:  # noqa: BLE001 - reported, finished results are kept
                 if on_error is None:
                     raise
@@ -93,11 +99,12 @@ def run_policies(
         scenario=scenario,
         seed=seed,
         weeks=weeks,
-        ledger=pd.DataFrame(ledger, columns=["run", "policy", "week", "party", "component", "value"]),
+        ledger=pd.DataFrame(ledger, columns=["run", "policy", "week", "party", "component", "value", "phase"]),
         flows=pd.DataFrame(flows),
         decisions=pd.DataFrame(decisions),
         policies=done,
         inputs=inputs,
         timings=timings,
         error=error,
+        settle=settle,
     )

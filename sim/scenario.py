@@ -2,7 +2,9 @@
 
 A scenario is a YAML file describing one retailer, one vendor and the world they live in: products,
 fulfillment centers (FCs), demand regions, vendor origins, lanes, costs, the demand and forecast model,
-the planning horizon, the number of simulated weeks, the seed and policy parameters.
+the planning horizon, the number of simulated weeks, the cool-down after them (``settle_weeks``: the
+weeks every policy's world continues under JIT so the stock a run leaves behind is valued), the seed
+and policy parameters.
 
 What a user may do:
 
@@ -32,6 +34,8 @@ from sim.validation import FieldError as _FieldError
 from sim.validation import Number, Whole, format_validation_error, load_yaml_text, read_yaml
 
 SCHEMA_VERSION = 1
+#: Longest cool-down a scenario may ask for (five years of weeks): longer is a typo, not a study.
+MAX_SETTLE_WEEKS = 260
 
 NonNeg = Annotated[Number, Field(ge=0)]
 Pos = Annotated[Number, Field(gt=0)]
@@ -188,6 +192,12 @@ class Scenario(_Strict):
     weeks: Whole = Field(8, ge=1, description="weeks simulated")
     horizon: Whole = Field(6, ge=1, description="H, planning horizon in weeks")
     seed: Whole = Field(0, ge=0, description="root seed of every random number in a run")
+    settle_weeks: Annotated[int, Field(strict=True, ge=0, le=MAX_SETTLE_WEEKS)] | None = Field(
+        None,
+        description="cool-down weeks simulated under JIT after the measured weeks, on the same random numbers, "
+        "so the stock a run leaves behind is used or held at its true cost (settled figures); "
+        "default (null) the horizon, 0 turns the cool-down off",
+    )
     unmet_demand: Literal["lost", "backlog"] = "lost"
     terminal_value: Annotated[Number, Field(ge=0, lt=1)] = Field(
         0.5, description="end-of-horizon FC stock is credited at this fraction of its wholesale price in plans"
@@ -286,6 +296,11 @@ class Scenario(_Strict):
             raise _FieldError(biggest[0], biggest[1], why)
 
     # -- derived conveniences -------------------------------------------------------------------
+    @property
+    def settle(self) -> int:
+        """Cool-down weeks after the measured ones: ``settle_weeks``, or the horizon when not given."""
+        return self.horizon if self.settle_weeks is None else self.settle_weeks
+
     @property
     def product_names(self) -> list[str]:
         return [p.name for p in self.products]

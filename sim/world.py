@@ -13,7 +13,9 @@ t + 0.5  accounting: the week's costs, revenues and transfers go into the ledger
 ======== ========================================================================================
 
 What a user may do: ``World(scenario, policy, inputs).run()`` simulates one policy on given random
-inputs and returns a :class:`WorldRecord` (ledger rows, unit flows, decisions). To compare policies on
+inputs and returns a :class:`WorldRecord` (ledger rows, unit flows, decisions); ``run(weeks, settle=N)``
+then continues N cool-down weeks under JIT (rows tagged ``phase: settle``) so the stock the policy
+left behind is used or held at its true cost (settled figures, :mod:`sim.metrics`). To compare policies on
 common random numbers use :func:`sim.runner.run_policies`. ``planning_context(scenario, week)`` gives
 the situation a policy faces at week ``week`` (after earlier weeks under JIT), for one-off planning.
 """
@@ -27,13 +29,15 @@ from typing import Any, Callable
 import numpy as np
 import simpy
 
-from forecasts.inputs import WorldInputs, draw_inputs, policy_rng
+from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
 from policies.base import Decision, PlanningContext, Policy
 from sim.agents import RetailerAgent, RetailerState, VendorAgent, VendorState
 from sim.data import split_scenario
 from sim.scenario import Scenario
 
 ARRIVALS, FORECAST, PLANNING, EXECUTION, DEMAND, ACCOUNTING = 0.0, 0.1, 0.2, 0.3, 0.4, 0.5
+#: ``phase`` of a ledger, flows or decisions row: a measured week, or a cool-down week (settled costs).
+MEASURED, SETTLE = "measured", "settle"
 
 
 @dataclass
@@ -91,6 +95,7 @@ class World:
         self.in_transit: list[Shipment] = []
         self.record = WorldRecord()
         self._week: dict[str, Any] = {}
+        self.phase = MEASURED
 
     # -- processes ------------------------------------------------------------------------------
     def _deliver(self, shipment: Shipment):
@@ -99,11 +104,16 @@ class World:
         self.fc_stock[shipment.fc] += shipment.units
         self._week["arrivals"][shipment.fc] += shipment.units
 
-    def _weeks(self, weeks: int):
+    def _weeks(self, weeks: int, settle: int = 0):
         # The week's accumulator is (re)set after accounting (t + 0.5), so it is ready before the next
         # week's arrivals at t + 1.0 and no two steps share a time stamp.
         self._week = {"arrivals": np.zeros((self.public.F, self.public.K))}
-        for t in range(weeks):
+        active = self.policy
+        for t in range(weeks + settle):
+            if t == weeks:  # the cool-down: every policy's world continues under JIT
+                from policies.jit import JITPolicy
+
+                active, self.phase = JITPolicy(), SETTLE
             yield self.env.timeout(t + FORECAST - self.env.now)
             # arrivals (t + 0.0) have happened; forecast update
             self._week["fc_stock_start"] = self.fc_stock - self._week["arrivals"]
@@ -114,9 +124,9 @@ class World:
             ctx = self.context(t)
             yield self.env.timeout(t + PLANNING - self.env.now)
             started = time.perf_counter()
-            decision = self.policy.decide(ctx)
+            decision = active.decide(ctx)
             wall = time.perf_counter() - started
-            _check_decision(decision, self.public.shape, getattr(self.policy, "name", type(self.policy).__name__))
+            _check_decision(decision, self.public.shape, getattr(active, "name", type(active).__name__))
             yield self.env.timeout(t + EXECUTION - self.env.now)
             self._execute(t, decision)
             yield self.env.timeout(t + DEMAND - self.env.now)
@@ -182,8 +192,9 @@ class World:
         self.record.flows.append(
             {
                 "run": self.run_id,
-                "policy": self.policy.name,
+                "policy": self.name,
                 "week": t,
+                "phase": self.phase,
                 "demand": float(self._week["demand"].sum()),
                 "owed": float(self._week["owed"].sum()),
                 "served": float(y.sum()),
@@ -201,10 +212,13 @@ class World:
                 "backlog_end": float(self.backlog.sum()),
             }
         )
+        if self.phase == SETTLE:  # the cool-down's JIT decisions are not the policy's: no decision rows
+            return
         row = {
             "run": self.run_id,
-            "policy": self.policy.name,
+            "policy": self.name,
             "week": t,
+            "phase": self.phase,
             "transfer": float(decision.transfer),
             "committed": bool(decision.committed),
             "wall_s": wall,
@@ -228,17 +242,31 @@ class World:
         rows += [("vendor", comp, float(ful.costs.get(comp, 0.0))) for comp in ("production", "inbound_transport", "vendor_holding")]
         rows += [("vendor", "transfer", float(decision.transfer))]
         return [
-            {"run": self.run_id, "policy": self.policy.name, "week": t, "party": p, "component": c, "value": v}
+            {"run": self.run_id, "policy": self.name, "week": t, "party": p, "component": c, "value": v, "phase": self.phase}
             for p, c, v in rows
         ]
 
-    def run(self, weeks: int | None = None) -> WorldRecord:
-        """Simulate ``weeks`` weeks (default: the scenario's) and return the record."""
+    @property
+    def name(self) -> str:
+        """The measured policy's name: cool-down rows are filed under it, tagged ``phase: settle``."""
+        return self.policy.name
+
+    def run(self, weeks: int | None = None, settle: int = 0) -> WorldRecord:
+        """Simulate ``weeks`` weeks (default: the scenario's) and return the record.
+
+        ``settle``: cool-down weeks simulated after them under JIT on
+        :func:`~forecasts.inputs.settle_inputs` (rows tagged ``phase: settle``; the measured weeks'
+        rows are ``phase: measured`` and do not depend on ``settle``).
+        """
         weeks = self.scenario.weeks if weeks is None else weeks
         if weeks > self.inputs.weeks:
             raise ValueError(f"inputs cover {self.inputs.weeks} weeks, asked to simulate {weeks}")
-        self.env.process(self._weeks(weeks))
-        self.env.run(until=weeks)
+        if settle < 0:
+            raise ValueError(f"settle must be >= 0 weeks, got {settle}")
+        if settle:
+            self.inputs = settle_inputs(self.inputs, weeks, settle)
+        self.env.process(self._weeks(weeks, settle))
+        self.env.run(until=weeks + settle)
         return self.record
 
 

@@ -55,11 +55,14 @@ def test_results_folder_contents(json_run):
     assert {"numpy", "scipy", "simpy", "python"} <= set(meta["versions"])
     assert "timings" in meta and "command" in meta
     ledger = pd.read_parquet(out / "ledger.parquet")
-    assert list(ledger.columns) == ["run", "policy", "week", "party", "component", "value"]
-    assert set(ledger.week) == {0, 1, 2}
+    assert list(ledger.columns) == ["run", "policy", "week", "party", "component", "value", "phase"]
+    assert set(ledger[ledger.phase == "measured"].week) == {0, 1, 2}
+    assert set(ledger[ledger.phase == "settle"].week) == set(range(3, 3 + summary["settle_weeks"]))
     # the summary is recomputable from the saved ledger
     for name, totals in summary["policies"].items():
         rows = ledger[ledger.policy == name]
+        assert totals["settled_social_cost"] == pytest.approx(rows.value.sum(), rel=1e-12)
+        rows = rows[rows.phase == "measured"]
         assert totals["social_cost"] == pytest.approx(rows.value.sum(), rel=1e-12)
         assert totals["retailer_net_cost"] == pytest.approx(rows[rows.party == "retailer"].value.sum(), rel=1e-12)
 
@@ -84,7 +87,7 @@ def test_table_output_without_json(tmp_path, capsys):
     out = tmp_path / "table"
     assert main(["run", "--policy", "jit", "--weeks", "1", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "jit" in text and str(out) in text and "social_cost" in text
+    assert "jit" in text and str(out) in text and "settled social" in text and "raw social" in text
     assert (out / "ledger.parquet").exists()
 
 

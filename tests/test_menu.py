@@ -378,3 +378,39 @@ def test_bad_menu_parameters_in_the_scenario_fail_before_anything_is_solved(know
     with pytest.raises(FlosimError) as exc:
         menu_efficiency([known_demand.with_overrides({"policies.menu.commitment": "never"})], sizes=[2], weeks=[1])
     assert "commitment" in str(exc.value) and "'never'" in str(exc.value)
+
+
+def test_each_item_is_completed_and_priced_from_one_solve(monkeypatch):
+    """Under weekly commitment an item's completion and its price's first-week cost are the same LP
+    (the retailer's cost with the item's PO fixed, on the forecast): it is solved once per item."""
+    from sim.agents import RetailerAgent
+
+    s = load_scenario("default")
+    ctx = planning_context(s, week=1)
+    calls: list[bool] = []
+    original = RetailerAgent.cost_with_first_week
+
+    def counting(self, po, demand=None, state=None):
+        calls.append(demand is None)
+        return original(self, po, demand, state)
+
+    monkeypatch.setattr(RetailerAgent, "cost_with_first_week", counting)
+    policy = MenuPolicy(size=6, scenarios=3)
+    items, quotes, _ = policy.offer(ctx)
+    paths = 3 if np.any(ctx.forecast_sd > 0) else 1
+    # one forecast solve and one per demand path for every item (the JIT item's are the JIT side's own)
+    assert sum(calls) == len(items) and len(calls) == len(items) * (1 + paths)
+    assert len(items) == 6 and len({q.paid for q in quotes}) > 1
+
+
+def test_menu_variants_offer_the_first_best_week_and_whole_plans():
+    from experiments.menu_variants import MenuWithFirstBestItem, MenuWholePlan
+
+    s = load_scenario("default")
+    ctx = planning_context(s, week=1)
+    items, quotes, _ = MenuWithFirstBestItem(size=4, scenarios=2).offer(ctx)
+    fb = joint_plan(ctx.retailer, ctx.vendor).plan
+    assert items[-1].kind == "first-best item" and np.allclose(items[-1].plan[0], fb[0], atol=1e-6)
+    assert len(quotes) == len(items)
+    whole = MenuWholePlan(size=4)
+    assert whole.name == "menu-plan" and whole.commitment == "plan" and whole.pricing == "plan"

@@ -76,7 +76,7 @@ def test_run_figures_are_written_and_non_trivial(run_dir, capsys):
 def test_other_formats_and_out_folder(run_dir, tmp_path):
     result = make_plots(run_dir, tmp_path / "figs", formats=["svg", "pdf"])
     svg = (tmp_path / "figs" / "social_cost.svg").read_text()
-    assert "<svg" in svg and "social cost over the run (currency units)" in svg and "first-best" in svg
+    assert "<svg" in svg and "settled social cost (currency units)" in svg and "first-best" in svg
     pdf = (tmp_path / "figs" / "participation.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
     assert all(p.parent == tmp_path / "figs" for p in result.paths)

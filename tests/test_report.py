@@ -84,7 +84,7 @@ def test_sweep_report_lists_design_points_and_failed_runs(sweep_dir, tmp_path):
 def test_markdown_report_links_existing_images(run_dir, tmp_path):
     path = write_report(run_dir, tmp_path / "report.md", fmt="md")
     text = path.read_text()
-    assert text.startswith("# flosim report") and "| policy | social cost |" in text
+    assert text.startswith("# flosim report") and "| policy | settled social cost |" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) >= 4 and all((path.parent / link).exists() for link in links)
 

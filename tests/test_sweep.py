@@ -81,6 +81,10 @@ def test_design_seeds_and_run_ids_are_deterministic(tmp_path, reference):
     assert len(summary) == 8 * 2 and set(summary.policy) == {"jit", "first-best"}
     assert {"lanes.0.spare_volume", "demand.cv", "saving_vs_jit", "vendor_cumulative_margin"} <= set(summary.columns)
     assert (summary[summary.policy == "jit"].saving_vs_jit == 0).all() and summary.social_cost.gt(0).all()
+    # settled figures too: the run plus its cool-down costs more than the run alone
+    assert {"settled_social_cost", "settled_saving_vs_jit", "settled_share_of_first_best_saving",
+            "vendor_settled_ex_post_margin"} <= set(summary.columns)
+    assert (summary.settled_social_cost > summary.social_cost).all()
     assert (reference / "runs" / tasks[0].run_id / "ledger.parquet").exists()
     meta = json.loads((reference / "sweep.json").read_text())
     assert meta["state"] == "finished" and meta["runs_done"] == 8 and meta["parameters"] == ["lanes.0.spare_volume", "demand.cv"]

@@ -13,7 +13,7 @@ from policies.base import Decision
 from policies.jit import JITPolicy
 from sim.agents import joint_plan
 from sim.lp import LPBuilder, solve_lp
-from sim.metrics import policy_totals, summarize
+from sim.metrics import measured, policy_totals, summarize
 from sim.runner import run_policies
 from sim.world import ACCOUNTING, ARRIVALS, DEMAND, EXECUTION, FORECAST, PLANNING, World, planning_context
 
@@ -50,7 +50,7 @@ def test_money_adds_up_week_by_week(traces, default4, checks, policy):
 
 def test_flows_table_balances(default4):
     res = run_policies(default4, ["jit", "first-best"])
-    for policy, f in res.flows.groupby("policy"):
+    for policy, f in res.flows.groupby("policy"):  # measured and cool-down weeks alike
         f = f.sort_values("week")
         tol = 1e-6 * (1 + f[["fc_stock_start", "in_transit_start", "owed"]].abs().max().max())
         assert np.allclose(f.fc_stock_end, f.fc_stock_start + f.arrivals - f.served, atol=tol), policy
@@ -63,16 +63,22 @@ def test_flows_table_balances(default4):
         assert np.allclose(f.in_transit_end.values[:-1], f.in_transit_start.values[1:], atol=tol)
         assert np.allclose(f.vendor_stock_end.values[:-1], f.vendor_stock_start.values[1:], atol=tol)
     # summary totals are the ledger's sums, and the parties' net costs add up to the social cost
+    # (raw figures: the measured weeks; settled figures: with the cool-down rows too)
     totals = policy_totals(res.ledger, res.flows)
+    assert set(res.ledger.phase) == {"measured", "settle"}
     for policy, t in totals.items():
-        rows = res.ledger[res.ledger.policy == policy]
+        every = res.ledger[res.ledger.policy == policy]
+        rows = measured(every)
         assert t["social_cost"] == pytest.approx(t["retailer_net_cost"] + t["vendor_net_cost"], rel=1e-12)
         real = rows[~rows.component.isin(["wholesale", "transfer"])]["value"].sum()
         assert t["social_cost"] == pytest.approx(real, rel=1e-9)
+        assert t["settled_social_cost"] == pytest.approx(t["settled_retailer_net_cost"] + t["settled_vendor_net_cost"], rel=1e-12)
+        real = every[~every.component.isin(["wholesale", "transfer"])]["value"].sum()
+        assert t["settled_social_cost"] == pytest.approx(real, rel=1e-9)
         assert t["transfers"] == 0.0
         # the stock left at the end, by the units identity over the whole run: what was there at the
         # start, plus what was made, less what customers got
-        f = res.flows[res.flows.policy == policy].sort_values("week")
+        f = measured(res.flows[res.flows.policy == policy]).sort_values("week")
         start = f.iloc[0][["fc_stock_start", "in_transit_start", "vendor_stock_start"]].sum()
         left = t["end_fc_stock"] + t["end_in_transit"] + t["end_vendor_stock"]
         assert left == pytest.approx(start + f.produced.sum() - f.served.sum(), rel=1e-9, abs=1e-6), policy
@@ -83,7 +89,7 @@ def test_flows_table_balances(default4):
 
 def test_ledger_has_every_component_every_week(default4):
     res = run_policies(default4, ["jit"])
-    assert list(res.ledger.columns) == ["run", "policy", "week", "party", "component", "value"]
+    assert list(res.ledger.columns) == ["run", "policy", "week", "party", "component", "value", "phase"]
     required = {
         "retailer": {"wholesale", "receiving", "holding", "outbound", "lost_sales", "transfer"},
         "vendor": {"wholesale", "production", "inbound_transport", "vendor_holding", "transfer"},
@@ -91,7 +97,9 @@ def test_ledger_has_every_component_every_week(default4):
     for week, rows in res.ledger.groupby("week"):
         for party, comps in required.items():
             assert comps <= set(rows[rows.party == party].component), (week, party)
-    assert sorted(res.ledger.week.unique()) == list(range(WEEKS))
+    assert sorted(measured(res.ledger).week.unique()) == list(range(WEEKS))
+    cool = res.ledger[res.ledger.phase == "settle"]
+    assert sorted(cool.week.unique()) == list(range(WEEKS, WEEKS + res.settle)) and res.settle == default4.horizon
     assert np.isfinite(res.ledger.value).all()
 
 
@@ -112,6 +120,8 @@ class PayingJIT:
 def test_transfers_net_to_zero_and_leave_social_cost_unchanged(default4):
     res = run_policies(default4, ["jit", PayingJIT(12.5)])
     led = res.ledger
+    assert (led.loc[(led.component == "transfer") & (led.phase == "settle"), "value"] == 0).all()  # the cool-down is JIT
+    led = measured(led)
     tr = led[led.component == "transfer"].pivot(index=["policy", "week"], columns="party", values="value")
     assert (tr["retailer"] + tr["vendor"] == 0).all()
     paying = tr.loc["paying-jit"]

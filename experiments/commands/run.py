@@ -1,4 +1,13 @@
-"""``flosim run``: simulate policies on one scenario with common random numbers, write a results folder."""
+"""``flosim run``: simulate policies on one scenario with common random numbers, write a results folder.
+
+The summary gives raw figures (the measured weeks) and settled ones (with the scenario's cool-down
+under JIT, so the stock a run leaves behind is valued: ``settled_social_cost`` ...). With
+``--replications N`` (N >= 2) every policy runs on N worlds whose seeds are spawned from the run's
+seed, and the summary gives each figure as ``{mean, lo, hi}`` (95% confidence interval), savings and
+margins as paired differences per replication (:mod:`experiments.replications`); the results folder
+holds every replication's rows (a ``replication`` column) and ``flosim plot``/``flosim report`` draw
+the intervals.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +28,7 @@ from sim.runner import RunResult, run_policies
 from sim.scenario import load_scenario, scenario_warnings
 
 DEFAULT_POLICIES = ("jit", "first-best", "cpp", "cpp-vcg", "menu")
+MAX_REPLICATIONS = 10_000
 
 
 def _positive_int(name: str):
@@ -29,6 +39,8 @@ def _positive_int(name: str):
             raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
         if value < (0 if name == "--seed" else 1):
             raise argparse.ArgumentTypeError(f"{name} must be {'>= 0' if name == '--seed' else '>= 1'}, got {value}")
+        if name == "--replications" and value > MAX_REPLICATIONS:
+            raise argparse.ArgumentTypeError(f"{name} must be <= {MAX_REPLICATIONS}, got {value}")
         return value
 
     return parse
@@ -50,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="policy name or module:Class; repeat for several (default: all built-ins available); "
         "jit always runs as the reference for savings and participation",
     )
+    p.add_argument("--replications", type=_positive_int("--replications"), default=1, metavar="N",
+                   help="run every policy on N worlds (seeds spawned from --seed) and report means with 95%% "
+                   "confidence intervals, savings as paired differences (default 1: one world)")
     p.add_argument("--out", help="results folder (default: results/run-<timestamp>); must be new or empty")
     p.add_argument("--force", action="store_true", help="replace --out if it already holds a results folder")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
@@ -61,6 +76,7 @@ def run_summary(result: RunResult, results_dir: str, scenario_label: str) -> dic
         "scenario": scenario_label,
         "weeks": result.weeks,
         "seed": result.seed,
+        "settle_weeks": result.settle,
         "results_dir": results_dir,
         "policies": summarize(result.ledger, result.flows, result.decisions),
         "participation": participation(result.ledger, result.decisions) if "jit" in result.policies else {},
@@ -78,6 +94,8 @@ def main(args: argparse.Namespace) -> int:
     check_out_folder(out, getattr(args, "force", False))  # before minutes of simulation, not after
     for warning in scenario_warnings(scenario):
         print(f"flosim: warning: {warning}", file=sys.stderr)
+    if getattr(args, "replications", 1) > 1:
+        return _main_replicated(args, scenario, policies, out)
     started = time.perf_counter()
     failures: list[str] = []
     result = run_policies(
@@ -105,11 +123,16 @@ def main(args: argparse.Namespace) -> int:
 def write_run_folder(out: Path, result: RunResult, summary: dict[str, Any], extra_metadata: dict[str, Any] | None = None) -> None:
     """Write a run's results folder in a temporary sibling and put it at ``out`` whole (replacing an
     earlier results folder, which :func:`sim.results.check_out_folder` allowed with ``--force``)."""
+    _write_whole(out, tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
+                 summary=summary, scenario=result.scenario, seed=result.seed, timings=result.timings,
+                 extra_metadata=extra_metadata)
+
+
+def _write_whole(out: Path, **contents: Any) -> None:
+    """:func:`sim.results.write_results` into a temporary sibling, then put the folder at ``out`` whole."""
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        write_results(tmp, tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
-                      summary=summary, scenario=result.scenario, seed=result.seed, timings=result.timings,
-                      extra_metadata=extra_metadata)
+        write_results(tmp, **contents)
         publish_mode(tmp, folder=True)
         replace_folder(tmp, out)
     finally:
@@ -118,12 +141,78 @@ def write_run_folder(out: Path, result: RunResult, summary: dict[str, Any], extr
 
 
 def _print_table(summary: dict[str, Any], result: RunResult) -> None:
-    print(f"scenario {summary['scenario']}, {summary['weeks']} weeks, seed {summary['seed']}")
-    cols = ["social_cost", "retailer_net_cost", "vendor_net_cost", "transfers", "fill_rate", "saving_vs_jit"]
-    print(f"{'policy':<14}" + "".join(f"{c:>19}" for c in cols))
+    print(f"scenario {summary['scenario']}, {summary['weeks']} weeks, seed {summary['seed']}; "
+          f"settled figures include {summary.get('settle_weeks', 0)} cool-down weeks under JIT, raw ones do not")
+    cols = ["settled_social_cost", "settled_saving_vs_jit", "social_cost", "retailer_net_cost", "vendor_net_cost",
+            "transfers", "fill_rate", "saving_vs_jit"]
+    heads = ["settled social", "settled saving", "raw social", "raw retailer", "raw vendor", "transfers", "fill rate",
+             "raw saving"]
+    print(f"{'policy':<14}" + "".join(f"{c:>16}" for c in heads))
     for name, t in summary["policies"].items():
-        cells = "".join(f"{t.get(c, float('nan')) if t.get(c) is not None else float('nan'):>19.2f}" for c in cols)
+        cells = "".join(f"{t.get(c, float('nan')) if t.get(c) is not None else float('nan'):>16.2f}" for c in cols)
         print(f"{name:<14}{cells}")
     print()
+    print("raw cost components (measured weeks):")
     print(component_table(result.ledger).round(1).to_string())
+    print(f"\nresults: {summary['results_dir']}")
+
+
+def _main_replicated(args: argparse.Namespace, scenario, policies: list[str], out: Path) -> int:
+    from experiments.replications import replicate, replicated_summary, run_figures
+
+    started = time.perf_counter()
+    failures: list[str] = []
+    rep = replicate(scenario, policies, args.replications, seed=args.seed, weeks=args.weeks,
+                    on_error=lambda name, exc: failures.append(f"{name}: {type(exc).__name__}: {exc}"))
+    if not rep.results:
+        raise FlosimError(rep.error or "no replication ran")
+    first = rep.results[0]
+    per_run = [run_figures(r) for r in rep.results if not r.error]
+    names = [n for n in first.policies]
+    summary: dict[str, Any] = {
+        "scenario": scenario.name,
+        "weeks": first.weeks,
+        "seed": rep.seed,
+        "settle_weeks": first.settle,
+        "replications": args.replications,
+        "seeds": rep.seeds[: len(rep.results)],
+        "results_dir": str(out),
+        **replicated_summary(per_run, names),
+        "per_replication": [{"replication": i, "seed": s, **fig} for i, (s, fig) in enumerate(zip(rep.seeds, per_run))],
+        **({"error": rep.error} if rep.error else {}),
+    }
+    timings = {"total_s": time.perf_counter() - started}
+    for r in rep.results:
+        for k, v in r.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    _write_whole(out, tables=rep.tables(), summary=summary, scenario=first.scenario.model_copy(update={"seed": rep.seed}),
+                 seed=rep.seed, timings=timings, extra_metadata={"replications": args.replications, "seeds": rep.seeds})
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_replicated(summary)
+    if rep.error:
+        raise FlosimError(f"{rep.error}; results of the finished replications are in {out}")
+    return 0
+
+
+def _ci(v: dict[str, Any] | None, percent: bool = False) -> str:
+    if not v or v.get("mean") is None:
+        return "-"
+    f = (lambda x: f"{100 * x:.1f}%") if percent else (lambda x: f"{x:,.0f}")
+    if v.get("lo") is None:
+        return f(v["mean"])
+    return f"{f(v['mean'])} [{f(v['lo'])}, {f(v['hi'])}]"
+
+
+def _print_replicated(summary: dict[str, Any]) -> None:
+    print(f"scenario {summary['scenario']}, {summary['weeks']} weeks (+{summary['settle_weeks']} cool-down weeks under JIT), "
+          f"{summary['replications']} replications from seed {summary['seed']}; mean [95% CI]; settled figures")
+    cols = [("settled_social_cost", "settled social cost", False), ("settled_saving_vs_jit", "saving vs JIT", False),
+            ("share_of_first_best", "share of first best", True)]
+    print(f"{'policy':<14}" + "".join(f"{label:>34}" for _, label, _ in cols) + f"{'vendor settled margin':>34}")
+    for name, t in summary["policies"].items():
+        vendor = (summary["participation"].get(name) or {}).get("vendor", {}).get("settled_ex_post_margin")
+        print(f"{name:<14}" + "".join(f"{_ci(t.get(k), pc):>34}" for k, _, pc in cols) + f"{_ci(vendor):>34}")
     print(f"\nresults: {summary['results_dir']}")

@@ -1,4 +1,8 @@
-"""Social cost by policy and savings against JIT, with confidence intervals across replications."""
+"""Social cost by policy and savings against JIT, with confidence intervals across replications.
+
+Both figures use settled figures (the run plus its cool-down under JIT, so the stock a policy leaves
+behind is valued) when the results hold them, and raw figures for results written before settled
+costs existed; the axis label says which."""
 
 from __future__ import annotations
 
@@ -30,11 +34,20 @@ def _bars(ax, stats, order: list[str], ylabel: str) -> None:
     ax.axhline(0, color="black", lw=0.6)
 
 
+def _basis(data: PlotData, col: str) -> tuple[str, str]:
+    """``settled_<col>`` and the word "settled" when the summary has it, else the raw column."""
+    settled = f"settled_{col}"
+    if settled in data.summary and data.summary[settled].notna().any():
+        return settled, "settled"
+    return col, "raw"
+
+
 def plot_social_cost(data: PlotData) -> "plt.Figure":
-    """Bars: total social cost (retailer + vendor, transfers cancel) of each policy."""
-    stats = data.across(data.summary, "social_cost", ["policy"])
+    """Bars: total social cost (retailer + vendor, transfers cancel) of each policy, settled when known."""
+    col, basis = _basis(data, "social_cost")
+    stats = data.across(data.summary, col, ["policy"])
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    _bars(ax, stats, data.policies, f"social cost over the run ({COST_UNIT})")
+    _bars(ax, stats, data.policies, f"{basis} social cost ({COST_UNIT})")
     lo = float(np.nanmin(stats["mean"] - np.nan_to_num(stats["ci"])))
     hi = float(np.nanmax(stats["mean"] + np.nan_to_num(stats["ci"])))
     if lo > 0:  # zoom in: the differences matter, not the level
@@ -52,12 +65,14 @@ def plot_savings(data: PlotData) -> "plt.Figure | None":
     rows = data.summary[data.summary.policy != "jit"]
     if rows.empty:
         return None
-    stats = data.across(rows, "saving_vs_jit", ["policy"])
+    col, basis = _basis(data, "saving_vs_jit")
+    share_col = "settled_share_of_first_best_saving" if basis == "settled" else "share_of_first_best_saving"
+    stats = data.across(rows, col, ["policy"])
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     order = [p for p in data.policies if p != "jit"]
-    _bars(ax, stats, order, f"saving vs JIT ({COST_UNIT})")
-    if "share_of_first_best_saving" in rows and rows["share_of_first_best_saving"].notna().any():
-        share = data.across(rows, "share_of_first_best_saving", ["policy"]).set_index("policy")["mean"]
+    _bars(ax, stats, order, f"{basis} saving vs JIT ({COST_UNIT})")
+    if share_col in rows and rows[share_col].notna().any():
+        share = data.across(rows, share_col, ["policy"]).set_index("policy")["mean"]
         for i, p in enumerate([p for p in order if p in set(stats.policy)]):
             if p in share and np.isfinite(share[p]):
                 y = float(stats.set_index("policy").loc[p, "mean"])

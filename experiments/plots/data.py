@@ -5,6 +5,10 @@ run under ``runs/``) or a sweep folder (``flosim sweep``) and returns :class:`Pl
 tables whatever the kind, with a run id, design point and replication on every row, so every figure is
 built from saved results only and the same code serves single runs and sweeps.
 
+The ledger, flows and decisions tables hold the measured weeks only (raw, week by week); settled
+figures (the run plus its cool-down under JIT) come from the summary's ``settled_*`` columns, and
+the cost figures use them when present and say so.
+
 Statistics follow one rule: a metric is first averaged over design points within each replication
 (replications share seeds across points: common random numbers), then summarised across replications
 by its mean and a Student-t confidence interval (:func:`mean_ci`).
@@ -20,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import FlosimError
+from sim.metrics import measured
 
 #: Fixed colours so a policy looks the same in every figure.
 POLICY_COLORS = {
@@ -99,14 +104,19 @@ def _order(policies: list[str]) -> list[str]:
 
 
 def _run_summary_rows(summary: dict[str, Any], run_id: str) -> pd.DataFrame:
+    """One row per policy (and per replication, for ``flosim run --replications N``)."""
     rows = []
-    part = summary.get("participation") or {}
-    for policy, totals in (summary.get("policies") or {}).items():
-        row = {"run_id": run_id, "point": 0, "replication": 0, "policy": policy, **totals}
-        for party, entry in (part.get(policy) or {}).items():
-            for key, v in entry.items():
-                row[f"{party}_{key}"] = v
-        rows.append(row)
+    per_rep = summary.get("per_replication")
+    runs = per_rep if per_rep else [{"replication": 0, **summary}]
+    for r in runs:
+        rid = f"rep-{r['replication']}" if per_rep else run_id
+        part = r.get("participation") or {}
+        for policy, totals in (r.get("policies") or {}).items():
+            row = {"run_id": rid, "point": 0, "replication": int(r["replication"]), "policy": policy, **totals}
+            for party, entry in (part.get(policy) or {}).items():
+                for key, v in entry.items():
+                    row[f"{party}_{key}"] = v
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -134,7 +144,7 @@ def load_plot_data(folder: str | Path) -> PlotData:
             raise FlosimError(f"{folder}: the sweep has no finished runs to plot (see runs.parquet for errors)")
         policies = _order(list(dict.fromkeys(summary["policy"])))
         title = f"sweep {meta.get('name', folder.name)}: scenario {meta.get('scenario', '?')}"
-        return PlotData(folder, "sweep", title, summary, t["ledger"], t["flows"], t["decisions"], t["runs"],
+        return PlotData(folder, "sweep", title, summary, measured(t["ledger"]), measured(t["flows"]), measured(t["decisions"]), t["runs"],
                         list(meta.get("parameters", [])), policies, meta)
     from sim.results import load_results
 
@@ -149,9 +159,11 @@ def load_plot_data(folder: str | Path) -> PlotData:
     meta.setdefault("weeks", res.summary.get("weeks"))
     scenario = res.summary.get("scenario") or (res.scenario.name if res.scenario else folder.name)
     title = f"{kind} of scenario {scenario}, {res.summary.get('weeks', '?')} weeks, seed {res.summary.get('seed', '?')}"
-    runs = pd.DataFrame([{"run_id": run_id, "point": 0, "replication": 0, "seed": res.summary.get("seed"), "status": "done"}])
-    return PlotData(folder, kind, title, summary, _with_keys(res.ledger, run_id), _with_keys(res.flows, run_id),
-                    _with_keys(res.decisions, run_id) if len(res.decisions) else res.decisions, runs, [],
+    seeds = res.summary.get("seeds") if res.summary.get("per_replication") else None
+    runs = pd.DataFrame([{"run_id": f"rep-{i}", "point": 0, "replication": i, "seed": s, "status": "done"} for i, s in enumerate(seeds)]
+                        if seeds else [{"run_id": run_id, "point": 0, "replication": 0, "seed": res.summary.get("seed"), "status": "done"}])
+    return PlotData(folder, kind, title, summary, measured(_with_keys(res.ledger, run_id)), measured(_with_keys(res.flows, run_id)),
+                    measured(_with_keys(res.decisions, run_id)) if len(res.decisions) else res.decisions, runs, [],
                     _order(list(dict.fromkeys(summary["policy"]))), meta)
 
 

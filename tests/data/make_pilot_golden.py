@@ -19,6 +19,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SHORT_WEEKS = 2
+# run as a script, import this checkout's code (not an installed copy elsewhere)
+if str(HERE.parents[1]) not in sys.path:
+    sys.path.insert(1, str(HERE.parents[1]))
 
 
 def golden_path(weeks: int | None) -> Path:

@@ -1,0 +1,55 @@
+"""Menu variants that locate where the menu of contracts loses the first-best saving (experiments).
+
+Run them beside ``menu`` on the same worlds, e.g.::
+
+    flosim run --replications 10 --policy first-best --policy menu \\
+        --policy experiments.menu_variants:MenuWithFirstBestItem \\
+        --policy experiments.menu_variants:MenuWholePlan --json
+
+* :class:`MenuWithFirstBestItem` (``menu-fb-item``) is the menu plus one item whose first week is the
+  first-best plan's, completed and priced like every other item. It reads both parties' private cost
+  models, so it is **not implementable**: it bounds what better item generation could give. If the
+  vendor does not pick that item, the loss is in what the vendor's criterion sees, not in the items.
+* :class:`MenuWholePlan` (``menu-plan``) is the menu with whole plans as items, priced as whole plans
+  (``commitment: plan``, ``pricing: plan``): the vendor's criterion is then the social cost of the whole
+  plan, but the vendor pays for the plan's later weeks again every week on the rolling horizon.
+
+Diagnostics: ``menu_item`` in the decisions table names each week's pick (``first-best item`` for the
+added item). Measurements are in ``docs/settled.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from policies.base import PlanningContext
+from policies.cbt import CBTBreakdown, TransferPricer
+from policies.menu import MenuItem, MenuPolicy, build_menu
+from sim.agents import joint_plan
+
+
+class MenuWithFirstBestItem(MenuPolicy):
+    """The menu plus the first-best plan's first week as an item (an oracle; see the module docstring)."""
+
+    name = "menu-fb-item"
+
+    def offer(self, ctx: PlanningContext) -> tuple[list[MenuItem], list[CBTBreakdown], Any]:
+        if self.commitment != "week":
+            raise ValueError("menu-fb-item compares weekly-commitment menus; use commitment: week")
+        own = ctx.retailer.preferred_plan()
+        items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx),
+                           levels=self.levels, first_week=True)
+        items.append(MenuItem(joint_plan(ctx.retailer, ctx.vendor).plan, "first-best item"))
+        pricer = TransferPricer(ctx, own.plan, **self.cbt)
+        completed = [MenuItem(own.plan, "jit")]
+        completed += [MenuItem(pricer.completed(i.plan[0]).plan, i.kind) for i in items[1:]]
+        return completed, [pricer.price(i.plan) for i in completed], own
+
+
+class MenuWholePlan(MenuPolicy):
+    """The menu with whole plans as items, priced as whole plans (see the module docstring)."""
+
+    name = "menu-plan"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**{**params, "commitment": "plan", "pricing": "plan"})
