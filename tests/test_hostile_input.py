@@ -291,7 +291,7 @@ def test_the_only_policy_failing_writes_no_empty_folder(capsys, tmp_path, monkey
     class Broken(Exception):
         pass
 
-    def explode(self, weeks):
+    def explode(self, *args, **kwargs):
         raise Broken("LP infeasible")
 
     monkeypatch.setattr(sim.runner.World, "run", explode)
