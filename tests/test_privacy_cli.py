@@ -127,3 +127,15 @@ def test_seeds_add_a_mean_summary_row_per_policy(tmp_path, capsys):
     assert (tmp_path / "o" / "transcripts" / "seed1").is_dir()
     code, _, err = _run(capsys, "--seeds", "1,x", "--out", str(tmp_path / "bad"))
     assert code == 2 and "--seeds '1,x'" in err and not (tmp_path / "bad").exists()
+
+
+def test_an_out_path_that_cannot_be_a_folder_exits_2_before_the_audit_runs(tmp_path, capsys):
+    """A file where the results folder (or a folder above it) should be is refused up front, naming
+    it, before minutes of simulation are spent (it used to end in a traceback after the audit)."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    for out in (blocker, blocker / "sub"):
+        code, _, err = _run(capsys, "--policy", "jit", "--weeks", "1", "--out", str(out))
+        assert code == 2 and "Traceback" not in err, err
+        assert f"--out {out}" in err and "is a file, not a folder" in err
+        assert "running" not in err  # refused before the scenario was run

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -135,6 +136,18 @@ def load_transcripts(paths: list[str], shape: tuple[int, ...]) -> list[RoundsSho
     return shown
 
 
+def check_out(out: Path) -> None:
+    """Refuse a results folder that cannot be made (a file in its place or above it) before anything
+    is computed, so an audit of minutes is not lost at the end."""
+    for place in (out, *out.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise FlosimError(f"--out {out}: {place} is a file, not a folder")
+            if not os.access(place, os.W_OK | os.X_OK):
+                raise FlosimError(f"--out {out}: cannot write in {place}")
+            return
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", name)
 
@@ -187,6 +200,7 @@ def main(args: argparse.Namespace) -> int:
     chosen = variants(args)
     saved = load_transcripts(args.transcript, public.shape) if args.transcript else []
     out = Path(args.out or default_results_dir("privacy"))
+    check_out(out)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     first: list[PolicyAudit] = []
@@ -212,7 +226,10 @@ def main(args: argparse.Namespace) -> int:
         first = first or audits
     if len(seeds) > 1:
         rows += _means(rows, seeds)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FlosimError(f"--out {out}: cannot create results folder: {exc}") from None
     for (seed, name), shown in recorded.items():
         folder = out / "transcripts" / (f"seed{seed}" if len(seeds) > 1 else "")
         for entry in shown:
