@@ -71,7 +71,8 @@ def privacy_options(options: PrivacyOptions | dict[str, Any] | None, where: str)
         opts.noise  # noqa: B018 - the noise's own checks (finite sensitivity, no nan)
         return opts
     except ValidationError as exc:
-        problems = "; ".join(f"privacy.{'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"privacy.{'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg']}" if e["loc"]
+                             else f"privacy: {e['msg']}" for e in exc.errors())
         raise FlosimError(f"{where}: {problems}") from None
 
 

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sim.validation import number_from_text
 
@@ -57,6 +57,15 @@ class NoiseOptions(BaseModel):
         if info.field_name == "sensitivity" and isinstance(value, (int, float)) and not math.isfinite(value):
             raise ValueError("sensitivity must be finite")
         return value
+
+    @model_validator(mode="after")
+    def _finite_scale(self) -> "NoiseOptions":
+        # a budget so small that sensitivity / eps overflows would draw infinite prices: every
+        # negotiation would fail and the run would quietly fall back to JIT
+        if self.active and not math.isfinite(self.sensitivity / self.eps):
+            raise ValueError(f"eps = {self.eps:g} with sensitivity = {self.sensitivity:g}: the noise scale "
+                             "sensitivity / eps is not a finite number; choose a larger eps")
+        return self
 
     @property
     def active(self) -> bool:

@@ -112,6 +112,8 @@ def test_records_follow_the_coordinator_setting(default_scenario):
     ({"eps": 0}, "privacy.eps = 0"), ({"eps": -2.0}, "privacy.eps = -2.0"), ({"eps": float("nan")}, "privacy.eps"),
     ({"scope": "forever"}, "privacy.scope"), ({"coordinator": "bank"}, "privacy.coordinator"),
     ({"budget": 1}, "privacy.budget"), ({"sensitivity": math.inf}, "sensitivity"), ("loud", "privacy must be a mapping"),
+    # a budget whose noise scale sensitivity / eps overflows (infinite prices: every week would fail silently)
+    ({"eps": 1e-320}, "not a finite number"), ({"eps": 1e-300, "sensitivity": 1e10}, "not a finite number"),
 ])
 def test_bad_privacy_settings_are_errors_naming_them(privacy, needle):
     with pytest.raises(FlosimError, match="policy 'cpp-vcg'") as err:

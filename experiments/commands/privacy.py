@@ -41,6 +41,7 @@ from experiments.privacy import (
     true_segments,
 )
 from policies.privacy import RoundsShown
+from sim.answer_noise import NoiseOptions
 from sim.data import split_scenario
 from sim.errors import FlosimError
 from sim.results import default_results_dir, write_json, write_table
@@ -59,6 +60,10 @@ def _eps(text: str) -> float:
         raise FlosimError(f"--eps {text!r}: not a number") from None
     if math.isnan(value) or value <= 0:
         raise FlosimError(f"--eps {text}: the privacy budget must be > 0 (inf: no noise)")
+    sensitivity = NoiseOptions().sensitivity
+    if not math.isfinite(sensitivity / value):
+        raise FlosimError(f"--eps {text}: too small: the noise scale sensitivity / eps = {sensitivity:g} / {text} "
+                          "is not a finite number")
     return value
 
 
