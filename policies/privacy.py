@@ -15,7 +15,7 @@ The ``cpp`` and ``cpp-vcg`` policies take a ``privacy`` mapping (scenario
   party in the middle;
 * ``record``: keep what the mechanism showed the retailer, week by week, in the policy's
   :attr:`shown` list (:class:`RoundsShown` or :class:`AgreementShown` entries), which is what
-  :mod:`sim.observer` reads. The round cap is the ADMM option ``max_iter`` (``cpp: {max_iter: N}``).
+  :mod:`experiments.observer` reads. The round cap is the ADMM option ``max_iter`` (``cpp: {max_iter: N}``).
 
 :class:`RecordingJIT` and :class:`RecordingMenu` keep the same record for ``jit`` (the order sent and
 what was shipped) and ``menu`` (the items offered, their prices, the vendor's pick and its coarse disclosure).

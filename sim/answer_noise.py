@@ -8,11 +8,17 @@ agents with constraints, Ryu & Kim 2023). Its answers stay feasible (they are st
 over the agent's own constraints), and the coordinator needs no change: :class:`NoisyNegotiator`
 wraps any :class:`~sim.protocol.Negotiator` and passes it the query with prices ``y + b``.
 
-What the noise protects, stated as the Laplace mechanism does: two cost models whose linear cost
-coefficients in the plan (the marginal costs) differ by at most ``sensitivity`` in L1 norm produce
-answer sequences whose densities differ by at most a factor ``exp(eps)`` per draw of ``b``. The
-guarantee covers marginal costs (lane rates, production costs), not constraint data (spare truck
-volume, capacities), whose kinks a perturbed cost keeps in place.
+What the noise protects, stated as the Laplace mechanism does: two cost models that differ by a
+term ``d·x`` linear in the plan and the same in every week (``d`` one number per FC and product, money
+per unit), with ``||d||_1 <= sensitivity``, give answer sequences whose densities differ by at most a
+factor ``exp(eps)`` per draw of ``b`` (the answers of ``C + d·x`` with noise ``b`` are those of ``C``
+with noise ``b + d``). A lane rate or a production cost is covered only where a change of it is such
+a term, moving the marginal cost of every unit by the same amount whatever the plan (a lane that is
+its FC's only supply, an origin that is the only source): a change ``delta`` in such a lane's rate
+is ``d = delta * vol_k`` for each product ``k``, of L1 norm ``delta * sum_k vol_k``. Changes that
+move a kink (spare truck volume, capacities, a spare rate alone) are not covered: a perturbed cost
+keeps its kinks in place. Nor is what the vendor's true constraints and costs decide outside the
+answers: the shipments of an executed plan and of a week that falls back to JIT.
 
 ``scope`` says how often ``b`` is drawn: ``run`` (default) once per simulated run, one value per
 (FC, product) for every week of the horizon (the vendor negotiates as if its cost model were
