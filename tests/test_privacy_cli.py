@@ -156,3 +156,25 @@ def test_the_tradeoff_figure_plots_leakage_against_the_planned_share(audited):
         assert points[s["policy"]] == (s["within_5pct"], s["planned_share_of_first_best_saving"])
     assert tradeoff_points([{"policy": "x", "within_5pct": 0.1, "share_of_first_best_saving": 0.9,
                              "planned_share_of_first_best_saving": None}]) == []
+
+
+def test_a_transcript_damaged_inside_exits_2_naming_the_file_and_the_round(audited, tmp_path, capsys):
+    """A readable transcript with a round missing the vendor's answer, or with numbers that are not
+    finite, is named as damaged (it used to end in a traceback from the fit)."""
+    import numpy as np
+
+    from sim.transcript import Transcript
+
+    _, out = audited
+    t = Transcript.load(sorted((out / "transcripts").glob("cpp-vcg-week*.parquet"))[0])
+    incomplete = tmp_path / "incomplete.parquet"
+    Transcript(shape=t.shape, n_agents=t.n_agents,
+               rows=[r for r in t.rows if not (r[0] == 3 and r[1] == 1 and r[2] == "answer")]).save(incomplete)
+    not_finite = tmp_path / "nan.parquet"
+    Transcript(shape=t.shape, n_agents=t.n_agents, rows=[(i, a, n, np.full_like(v, np.nan) if (i, a, n) == (2, 1, "prices") else v)
+                                                         for i, a, n, v in t.rows]).save(not_finite)
+    for path, needle in ((incomplete, "round 3 is incomplete"), (not_finite, "round 2, agent 1: prices is not finite")):
+        code, _, err = _run(capsys, "--weeks", "2", "--transcript", str(path), "--out", str(tmp_path / path.stem))
+        assert code == 2 and "Traceback" not in err, err
+        assert str(path) in err and "damaged" in err and needle in err
+        assert not (tmp_path / path.stem).exists()

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from experiments.commands.run import add_scenario_args
+from experiments.observer import transcript_observations
 from experiments.privacy import (
     MECHANISMS,
     PolicyAudit,
@@ -42,7 +43,7 @@ from experiments.privacy import (
 )
 from policies.privacy import RoundsShown
 from sim.answer_noise import NoiseOptions
-from sim.data import split_scenario
+from sim.data import PublicData, split_scenario
 from sim.errors import FlosimError
 from sim.results import default_results_dir, write_json, write_table
 from sim.scenario import load_scenario
@@ -117,8 +118,10 @@ def variants(args: argparse.Namespace) -> list[Variant]:
     return out
 
 
-def load_transcripts(paths: list[str], shape: tuple[int, ...]) -> list[RoundsShown]:
-    """Saved transcripts, checked: a missing, unreadable or foreign file is an error naming it."""
+def load_transcripts(paths: list[str], public: PublicData) -> list[RoundsShown]:
+    """Saved transcripts, checked: a missing, unreadable, foreign or damaged file (a round without
+    the vendor's answer, numbers that are not finite) is an error naming it."""
+    shape = public.shape
     shown = []
     for i, name in enumerate(paths):
         path = Path(name)
@@ -137,6 +140,14 @@ def load_transcripts(paths: list[str], shape: tuple[int, ...]) -> list[RoundsSho
         names = {n for _, _, n, _ in transcript.rows}
         if not {"z", "prices", "answer", "rho"} <= names:
             raise FlosimError(f"--transcript {name}: damaged: no {sorted({'z', 'prices', 'answer', 'rho'} - names)} rows")
+        bad = next(((it, agent, n) for it, agent, n, values in transcript.rows
+                     if n in ("z", "prices", "answer", "rho") and not np.all(np.isfinite(values))), None)
+        if bad is not None:
+            raise FlosimError(f"--transcript {name}: damaged: round {bad[0]}, agent {bad[1]}: {bad[2]} is not finite")
+        try:
+            transcript_observations(transcript, public)  # every round complete, arrays of the plan's size
+        except ValueError as exc:
+            raise FlosimError(f"--transcript {name}: damaged: {exc}") from None
         shown.append(RoundsShown(i, transcript))
     return shown
 
@@ -203,7 +214,7 @@ def main(args: argparse.Namespace) -> int:
     seeds = _seeds(args.seeds, base.seed)
     public, _, vendor = split_scenario(base)
     chosen = variants(args)
-    saved = load_transcripts(args.transcript, public.shape) if args.transcript else []
+    saved = load_transcripts(args.transcript, public) if args.transcript else []
     out = Path(args.out or default_results_dir("privacy"))
     check_out(out)
     started = time.perf_counter()
