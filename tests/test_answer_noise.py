@@ -91,10 +91,19 @@ def test_scope_run_draws_once_per_fc_and_product_week_draws_per_negotiation():
     assert np.mean(np.abs(draws)) == pytest.approx(1.5, rel=0.02)
 
 
-def test_noise_is_seeded_and_leaves_the_policy_stream_alone(default_scenario):
+def test_noise_is_seeded_and_leaves_the_policy_stream_alone(default_scenario, contexts):
     a, _ = _ledger(default_scenario, CPPVCGPolicy(privacy={"eps": 3.0}))
     b, _ = _ledger(default_scenario, CPPVCGPolicy(privacy={"eps": 3.0}))
     assert a["value"].tolist() == b["value"].tolist()
+    # the noise's generator is spawned from the week's, whose draws (the CBT's demand paths) stay as they were
+    from policies.privacy import PrivacyOptions, ViewRecorder
+
+    ctx: PlanningContext = contexts[0]
+    for scope in ("run", "week", "answer"):
+        before = ctx.rng.bit_generator.state
+        wrap = ViewRecorder(PrivacyOptions(eps=3.0, scope=scope)).vendor_wrapper(ctx)
+        wrap(negotiator_for(ctx.vendor))._draw()
+        assert ctx.rng.bit_generator.state == before, scope
 
 
 def test_records_follow_the_coordinator_setting(default_scenario):
