@@ -24,8 +24,10 @@ answers: the shipments of an executed plan and of a week that falls back to JIT.
 (FC, product) for every week of the horizon (the vendor negotiates as if its cost model were
 ``C + b`` throughout; every transcript is then post-processing of one draw, so ``eps`` is the
 whole run's budget); ``week`` once per negotiation (each week spends ``eps``; budgets add over
-weeks); ``answer`` afresh for every answer, as in DP-ADMM (each answer spends ``eps``; a negotiation
-with noise that does not shrink need not converge).
+weeks); ``answer`` afresh for every answer and every plan component (week, FC, product), as in
+DP-ADMM (against a change the same in every week, as above, each answer spends ``H * eps``, ``H`` the
+weeks of the plan, since the change meets an independent draw in each of them; a negotiation with
+noise that does not shrink need not converge).
 
 ``eps = inf`` (the default) adds nothing: answers are the wrapped negotiator's own, bit for bit.
 
