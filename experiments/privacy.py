@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from experiments.observer import disclosed_room, menu_rankings, observations, thin
 from policies.privacy import RecordingJIT, RecordingMenu
@@ -332,7 +331,3 @@ def table(audits: Sequence[PolicyAudit], summary: dict[str, dict[str, float]]) -
     for a in audits:
         rows.append(summary_row(a.name, a.rows, share_of_first_best_saving=efficiency(summary, a.name), **a.counts))
     return rows
-
-
-def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame(rows)

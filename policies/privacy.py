@@ -15,7 +15,7 @@ The ``cpp`` and ``cpp-vcg`` policies take a ``privacy`` mapping (scenario
   party in the middle;
 * ``record``: keep what the mechanism showed the retailer, week by week, in the policy's
   :attr:`shown` list (:class:`RoundsShown` or :class:`AgreementShown` entries), which is what
-  :mod:`sim.observer` reads. The round cap is the ADMM option ``max_iter`` (``cpp: {max_iter: N}``).
+  :mod:`experiments.observer` reads. The round cap is the ADMM option ``max_iter`` (``cpp: {max_iter: N}``).
 
 :class:`RecordingJIT` and :class:`RecordingMenu` keep the same record for ``jit`` (the order sent and
 what was shipped) and ``menu`` (the items offered, their prices, the vendor's pick and its coarse disclosure).
@@ -71,7 +71,8 @@ def privacy_options(options: PrivacyOptions | dict[str, Any] | None, where: str)
         opts.noise  # noqa: B018 - the noise's own checks (finite sensitivity, no nan)
         return opts
     except ValidationError as exc:
-        problems = "; ".join(f"privacy.{'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"privacy.{'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg']}" if e["loc"]
+                             else f"privacy: {e['msg']}" for e in exc.errors())
         raise FlosimError(f"{where}: {problems}") from None
 
 

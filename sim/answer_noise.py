@@ -8,18 +8,26 @@ agents with constraints, Ryu & Kim 2023). Its answers stay feasible (they are st
 over the agent's own constraints), and the coordinator needs no change: :class:`NoisyNegotiator`
 wraps any :class:`~sim.protocol.Negotiator` and passes it the query with prices ``y + b``.
 
-What the noise protects, stated as the Laplace mechanism does: two cost models whose linear cost
-coefficients in the plan (the marginal costs) differ by at most ``sensitivity`` in L1 norm produce
-answer sequences whose densities differ by at most a factor ``exp(eps)`` per draw of ``b``. The
-guarantee covers marginal costs (lane rates, production costs), not constraint data (spare truck
-volume, capacities), whose kinks a perturbed cost keeps in place.
+What the noise protects, stated as the Laplace mechanism does: two cost models that differ by a
+term ``d·x`` linear in the plan and the same in every week (``d`` one number per FC and product, money
+per unit), with ``||d||_1 <= sensitivity``, give answer sequences whose densities differ by at most a
+factor ``exp(eps)`` per draw of ``b`` (the answers of ``C + d·x`` with noise ``b`` are those of ``C``
+with noise ``b + d``). A lane rate or a production cost is covered only where a change of it is such
+a term, moving the marginal cost of every unit by the same amount whatever the plan (a lane that is
+its FC's only supply, an origin that is the only source): a change ``delta`` in such a lane's rate
+is ``d = delta * vol_k`` for each product ``k``, of L1 norm ``delta * sum_k vol_k``. Changes that
+move a kink (spare truck volume, capacities, a spare rate alone) are not covered: a perturbed cost
+keeps its kinks in place. Nor is what the vendor's true constraints and costs decide outside the
+answers: the shipments of an executed plan and of a week that falls back to JIT.
 
 ``scope`` says how often ``b`` is drawn: ``run`` (default) once per simulated run, one value per
 (FC, product) for every week of the horizon (the vendor negotiates as if its cost model were
 ``C + b`` throughout; every transcript is then post-processing of one draw, so ``eps`` is the
 whole run's budget); ``week`` once per negotiation (each week spends ``eps``; budgets add over
-weeks); ``answer`` afresh for every answer, as in DP-ADMM (each answer spends ``eps``; a negotiation
-with noise that does not shrink need not converge).
+weeks); ``answer`` afresh for every answer and every plan component (week, FC, product), as in
+DP-ADMM (against a change the same in every week, as above, each answer spends ``H * eps``, ``H`` the
+weeks of the plan, since the change meets an independent draw in each of them; a negotiation with
+noise that does not shrink need not converge).
 
 ``eps = inf`` (the default) adds nothing: answers are the wrapped negotiator's own, bit for bit.
 
@@ -34,7 +42,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sim.validation import number_from_text
 
@@ -57,6 +65,15 @@ class NoiseOptions(BaseModel):
         if info.field_name == "sensitivity" and isinstance(value, (int, float)) and not math.isfinite(value):
             raise ValueError("sensitivity must be finite")
         return value
+
+    @model_validator(mode="after")
+    def _finite_scale(self) -> "NoiseOptions":
+        # a budget so small that sensitivity / eps overflows would draw infinite prices: every
+        # negotiation would fail and the run would quietly fall back to JIT
+        if self.active and not math.isfinite(self.sensitivity / self.eps):
+            raise ValueError(f"eps = {self.eps:g} with sensitivity = {self.sensitivity:g}: the noise scale "
+                             "sensitivity / eps is not a finite number; choose a larger eps")
+        return self
 
     @property
     def active(self) -> bool:

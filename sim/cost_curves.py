@@ -25,7 +25,7 @@ matches every one of them. ``alpha`` and ``mu`` are told apart only where produc
 volumes were observed (:attr:`FittedCurve.split_identified`); their sum at a reference volume
 (:meth:`FittedCurve.delivered`) is identified either way.
 
-What a user may do: build :class:`Observations` (``sim.observer`` builds them from what a mechanism
+What a user may do: build :class:`Observations` (``experiments.observer`` builds them from what a mechanism
 shows the retailer), call :func:`fit_curves`, and read :meth:`FittedCurve.level_between` and
 :meth:`FittedCurve.kink_between`.
 """

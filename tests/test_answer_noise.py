@@ -91,10 +91,19 @@ def test_scope_run_draws_once_per_fc_and_product_week_draws_per_negotiation():
     assert np.mean(np.abs(draws)) == pytest.approx(1.5, rel=0.02)
 
 
-def test_noise_is_seeded_and_leaves_the_policy_stream_alone(default_scenario):
+def test_noise_is_seeded_and_leaves_the_policy_stream_alone(default_scenario, contexts):
     a, _ = _ledger(default_scenario, CPPVCGPolicy(privacy={"eps": 3.0}))
     b, _ = _ledger(default_scenario, CPPVCGPolicy(privacy={"eps": 3.0}))
     assert a["value"].tolist() == b["value"].tolist()
+    # the noise's generator is spawned from the week's, whose draws (the CBT's demand paths) stay as they were
+    from policies.privacy import PrivacyOptions, ViewRecorder
+
+    ctx: PlanningContext = contexts[0]
+    for scope in ("run", "week", "answer"):
+        before = ctx.rng.bit_generator.state
+        wrap = ViewRecorder(PrivacyOptions(eps=3.0, scope=scope)).vendor_wrapper(ctx)
+        wrap(negotiator_for(ctx.vendor))._draw()
+        assert ctx.rng.bit_generator.state == before, scope
 
 
 def test_records_follow_the_coordinator_setting(default_scenario):
@@ -112,6 +121,8 @@ def test_records_follow_the_coordinator_setting(default_scenario):
     ({"eps": 0}, "privacy.eps = 0"), ({"eps": -2.0}, "privacy.eps = -2.0"), ({"eps": float("nan")}, "privacy.eps"),
     ({"scope": "forever"}, "privacy.scope"), ({"coordinator": "bank"}, "privacy.coordinator"),
     ({"budget": 1}, "privacy.budget"), ({"sensitivity": math.inf}, "sensitivity"), ("loud", "privacy must be a mapping"),
+    # a budget whose noise scale sensitivity / eps overflows (infinite prices: every week would fail silently)
+    ({"eps": 1e-320}, "not a finite number"), ({"eps": 1e-300, "sensitivity": 1e10}, "not a finite number"),
 ])
 def test_bad_privacy_settings_are_errors_naming_them(privacy, needle):
     with pytest.raises(FlosimError, match="policy 'cpp-vcg'") as err:

@@ -159,3 +159,20 @@ def test_a_tailored_menu_gives_away_the_room_the_vendor_discloses(known):
     assert rows["O1->E1 spare_volume"]["estimate"] == 100.0 and rows["O1->E1 spare_volume"]["relative_error"] == pytest.approx(20 / 120)
     assert rows["O2->W1 spare_volume"]["estimate"] is None
     assert all(r["estimate"] is None for name, r in rows.items() if not name.endswith("spare_volume"))
+
+
+def test_a_noisy_vendors_record_holds_the_coordinators_prices_not_its_noise(default_scenario):
+    """What the retailer's coordinator records of a noisy vendor is the query it sent (prices that
+    sum to zero with the retailer's) and the answer, never the perturbed prices the vendor answered
+    for: the observer cannot subtract the noise."""
+    from policies.cpp_vcg import CPPVCGPolicy
+    from sim.runner import run_policies
+
+    p = CPPVCGPolicy(privacy={"eps": 1.0, "record": True})
+    run_policies(default_scenario, [p], weeks=1, progress=False)
+    t = p.shown[0].transcript
+    rounds = sorted({it for it, _, _, _ in t.rows})
+    assert len(rounds) > 5
+    for k in rounds:
+        np.testing.assert_allclose(t.array(k, 0, "prices") + t.array(k, 1, "prices"), 0.0, atol=1e-8)
+    assert {name for _, agent, name, _ in t.rows if agent == 1} == {"prices", "answer"}

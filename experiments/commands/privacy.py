@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from experiments.commands.run import add_scenario_args
+from experiments.observer import transcript_observations
 from experiments.privacy import (
     MECHANISMS,
     PolicyAudit,
@@ -40,7 +42,8 @@ from experiments.privacy import (
     true_segments,
 )
 from policies.privacy import RoundsShown
-from sim.data import split_scenario
+from sim.answer_noise import NoiseOptions
+from sim.data import PublicData, split_scenario
 from sim.errors import FlosimError
 from sim.results import default_results_dir, write_json, write_table
 from sim.scenario import load_scenario
@@ -58,6 +61,10 @@ def _eps(text: str) -> float:
         raise FlosimError(f"--eps {text!r}: not a number") from None
     if math.isnan(value) or value <= 0:
         raise FlosimError(f"--eps {text}: the privacy budget must be > 0 (inf: no noise)")
+    sensitivity = NoiseOptions().sensitivity
+    if not math.isfinite(sensitivity / value):
+        raise FlosimError(f"--eps {text}: too small: the noise scale sensitivity / eps = {sensitivity:g} / {text} "
+                          "is not a finite number")
     return value
 
 
@@ -111,8 +118,10 @@ def variants(args: argparse.Namespace) -> list[Variant]:
     return out
 
 
-def load_transcripts(paths: list[str], shape: tuple[int, ...]) -> list[RoundsShown]:
-    """Saved transcripts, checked: a missing, unreadable or foreign file is an error naming it."""
+def load_transcripts(paths: list[str], public: PublicData) -> list[RoundsShown]:
+    """Saved transcripts, checked: a missing, unreadable, foreign or damaged file (a round without
+    the vendor's answer, numbers that are not finite) is an error naming it."""
+    shape = public.shape
     shown = []
     for i, name in enumerate(paths):
         path = Path(name)
@@ -131,8 +140,28 @@ def load_transcripts(paths: list[str], shape: tuple[int, ...]) -> list[RoundsSho
         names = {n for _, _, n, _ in transcript.rows}
         if not {"z", "prices", "answer", "rho"} <= names:
             raise FlosimError(f"--transcript {name}: damaged: no {sorted({'z', 'prices', 'answer', 'rho'} - names)} rows")
+        bad = next(((it, agent, n) for it, agent, n, values in transcript.rows
+                     if n in ("z", "prices", "answer", "rho") and not np.all(np.isfinite(values))), None)
+        if bad is not None:
+            raise FlosimError(f"--transcript {name}: damaged: round {bad[0]}, agent {bad[1]}: {bad[2]} is not finite")
+        try:
+            transcript_observations(transcript, public)  # every round complete, arrays of the plan's size
+        except ValueError as exc:
+            raise FlosimError(f"--transcript {name}: damaged: {exc}") from None
         shown.append(RoundsShown(i, transcript))
     return shown
+
+
+def check_out(out: Path) -> None:
+    """Refuse a results folder that cannot be made (a file in its place or above it) before anything
+    is computed, so an audit of minutes is not lost at the end."""
+    for place in (out, *out.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise FlosimError(f"--out {out}: {place} is a file, not a folder")
+            if not os.access(place, os.W_OK | os.X_OK):
+                raise FlosimError(f"--out {out}: cannot write in {place}")
+            return
 
 
 def _slug(name: str) -> str:
@@ -185,8 +214,9 @@ def main(args: argparse.Namespace) -> int:
     seeds = _seeds(args.seeds, base.seed)
     public, _, vendor = split_scenario(base)
     chosen = variants(args)
-    saved = load_transcripts(args.transcript, public.shape) if args.transcript else []
+    saved = load_transcripts(args.transcript, public) if args.transcript else []
     out = Path(args.out or default_results_dir("privacy"))
+    check_out(out)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     first: list[PolicyAudit] = []
@@ -212,7 +242,10 @@ def main(args: argparse.Namespace) -> int:
         first = first or audits
     if len(seeds) > 1:
         rows += _means(rows, seeds)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FlosimError(f"--out {out}: cannot create results folder: {exc}") from None
     for (seed, name), shown in recorded.items():
         folder = out / "transcripts" / (f"seed{seed}" if len(seeds) > 1 else "")
         for entry in shown:
