@@ -19,11 +19,13 @@ tolerances (Boyd et al. 2011, section 3.3), each in its own units:
     eps_dual = sqrt(N n) eps_abs rms(y)         + eps_rel sqrt(sum ||y_i||²)                       (price units)
              = (eps_abs + eps_rel) sqrt(sum ||y_i||²)
 
-``eps_abs`` is a disagreement per plan component; in the dual test it is a share of the rms price
-(the agents' own cost scale, as the prices reveal it), where it used to be an amount of money. So
-both tests are free of the cost scale: multiplying every agent's cost by ``c`` (and ``rho`` with
+``eps_abs`` is a disagreement per plan component; in the dual test of a negotiation that stops on
+residuals it is a share of the rms price (the agents' own cost scale, as the prices reveal it). So
+both tests are then free of the cost scale: multiplying every agent's cost by ``c`` (and ``rho`` with
 it) multiplies prices, ``rho``, ``s`` and ``eps_dual`` by ``c`` and leaves the answers, ``r``,
-``eps_pri`` and the stopping round unchanged.
+``eps_pri`` and the stopping round unchanged. Where the agents certify, the residual test only
+triggers checks and keeps Boyd's form ``sqrt(N n) eps_abs + eps_rel ||y||`` (an amount of money per
+component), so the negotiation's rounds up to the first check are those of earlier versions.
 
 **Stopping rule.** The residuals say that the answers agree and the prices have settled; they say
 how far the plan is from optimal only relative to the plan's and the prices' sizes, and a small
@@ -296,8 +298,12 @@ class ConsensusADMM:
                 # rho (x_i - z) - (y_i_new - y_i); with relaxation 1 this is rho sqrt(N) ||z_new - z||
                 s = float(np.linalg.norm(rho * (X - z) - (Y_new - Y)))
                 eps_pri = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * max(float(np.linalg.norm(X)), np.sqrt(N) * float(np.linalg.norm(z_new)))
-                # eps_abs valued at the rms price (money per unit): the whole test is in the prices' own scale
-                eps_dual = (opt.eps_abs + opt.eps_rel) * float(np.linalg.norm(Y_new))
+                if certifier is None:
+                    # the stop itself: eps_abs valued at the rms price, so the test is in the prices' own scale
+                    eps_dual = (opt.eps_abs + opt.eps_rel) * float(np.linalg.norm(Y_new))
+                else:
+                    # only the trigger of certificate checks (and rho's balancing): Boyd's form, as before
+                    eps_dual = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * float(np.linalg.norm(Y_new))
                 u = np.concatenate([z, (Y / rho).ravel()])
                 g = np.concatenate([z_new, (Y_new / rho).ravel()])
                 f = g - u
@@ -306,6 +312,9 @@ class ConsensusADMM:
                 if transcript is not None:
                     transcript.record(k, z, Y, rho, X, r, s)
                 agreed = r <= eps_pri and s <= eps_dual
+                if certifier is not None and not agreed:
+                    # the trigger also fires on the scale-free form, so checks start at any cost scale
+                    agreed = r <= eps_pri and s <= (opt.eps_abs + opt.eps_rel) * float(np.linalg.norm(Y_new))
                 stop: Status | None = None
                 if certifier is None:
                     stop = "stopped_on_residuals" if agreed else None
