@@ -181,3 +181,12 @@ def social_cost(agents: list[Any], plan_flopro_order: np.ndarray) -> float:
         sol = solve_lp(lp.with_bounds(x, plan_flopro_order, plan_flopro_order), raise_on_fail=False)
         total += sol.objective if sol.ok else float("inf")
     return total
+
+
+def adapted(role: int, **pair_args: Any) -> Any:
+    """Agent ``role`` (0 retailer, 1 vendor) of :func:`pair` behind the FloPro adapter; a module-level
+    factory, so ``functools.partial(adapted, 1, seed=4)`` can build it in its own process
+    (:class:`sim.best_response.ProcessNegotiator`)."""
+    from sim.flopro_adapter import FloProNegotiator
+
+    return FloProNegotiator(pair(**pair_args)[role])

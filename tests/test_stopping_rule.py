@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.flopro_standins import GROUP, GroupMetadata, first_best, flopro_metadata, pair, social_cost
+from experiments.flopro_standins import GROUP, adapted, GroupMetadata, first_best, flopro_metadata, pair, social_cost
 from sim.best_response import LPBestResponse
 from sim.certificate import certify
 from sim.coordinator import ADMMOptions, ConsensusADMM
@@ -136,3 +136,24 @@ def test_build_flopro_agent_registers_metadata_first() -> None:
     meta = flopro_metadata(2, 2, 3)
     agent = build_flopro_agent(ADKStyleAgent, meta, {"demand": 1}, registry=registry)
     assert agent.data == {"demand": 1} and agent.metadata[GROUP] is meta[GROUP]
+
+
+def test_adapted_agents_run_in_their_own_processes() -> None:
+    """A FloProNegotiator, or a factory of one, answers from its own process; it says it cannot
+    certify, and certify() with it answers 'not certified'."""
+    import functools
+
+    from sim.best_response import ProcessNegotiator
+
+    retailer, vendor = pair(*DIMS, backlog_ratio=100, seed=4)
+    local = [FloProNegotiator(retailer), FloProNegotiator(vendor)]
+    with ProcessNegotiator(FloProNegotiator(retailer)) as r_proc, \
+            ProcessNegotiator(functools.partial(adapted, 1, n_asins=3, n_nodes=2, n_weeks=3, backlog_ratio=100, seed=4)) as v_proc:
+        assert v_proc.shape == local[1].shape and r_proc.can_certify is False and v_proc.can_certify is False
+        opts = ADMMOptions(max_iter=40)
+        here = ConsensusADMM(opts).negotiate(local, local[0].shape)
+        there = ConsensusADMM(opts).negotiate([r_proc, v_proc], local[0].shape)
+        np.testing.assert_allclose(there.z, here.z, atol=1e-9)
+        c = certify([r_proc, v_proc], there.prices, there.z)
+        assert not c.bounded and "not certified" in c.message
+
