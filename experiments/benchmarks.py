@@ -174,6 +174,43 @@ def planning_round(scenario: Scenario) -> tuple[RetailerAgent, VendorAgent]:
     return retailer, vendor
 
 
+class _ScaledBuilder:
+    """An LP builder whose cost terms are multiplied by ``scale`` (everything else passes through)."""
+
+    def __init__(self, inner: Any, scale: float) -> None:
+        self._inner, self._scale = inner, scale
+
+    def add_cost(self, idx: np.ndarray, coef: Any, label: Any) -> None:
+        self._inner.add_cost(idx, self._scale * np.asarray(coef, dtype=float), label)
+
+    def add_constant(self, value: float, label: Any) -> None:
+        self._inner.add_constant(self._scale * value, label)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class ScaledCosts:
+    """An agent whose every cost (and the wholesale price it pays or receives) is multiplied by
+    ``scale``: the same planning problem in another currency unit. Its plans and optimum are the
+    agent's; its costs, prices and duals are ``scale`` times theirs. For scale-invariance studies
+    (``flosim bench --cost-scale``)."""
+
+    def __init__(self, agent: Any, scale: float) -> None:
+        self.agent, self.scale = agent, float(scale)
+        self.public = agent.public
+
+    def add_block(self, b: Any, x: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        return self.agent.add_block(_ScaledBuilder(b, self.scale), x, *args, **kwargs)
+
+    def evaluate(self, plan: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        """The agent's own (unscaled) evaluation; multiply totals by ``scale`` for this agent's."""
+        return self.agent.evaluate(plan, *args, **kwargs)
+
+    def preferred_plan(self, *args: Any, **kwargs: Any) -> Any:
+        return self.agent.preferred_plan(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class BenchRow:
     """One benchmark size: sizes, timings (seconds) and the CPP plan's relative gap to first-best."""
@@ -197,13 +234,15 @@ class BenchRow:
     #: it was made
     admm_options: dict[str, Any] = field(default_factory=dict)
     answer_options: dict[str, Any] = field(default_factory=dict)
+    #: every cost multiplied by this (``--cost-scale``); the gaps are relative, so comparable
+    cost_scale: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: Any = None,
-                  answers: dict[str, Any] | None = None) -> BenchRow:
+                  answers: dict[str, Any] | None = None, cost_scale: float = 1.0) -> BenchRow:
     """Time the central joint LP (build and HiGHS solve separately) and a CPP negotiation on the
     same planning round; the gap is ``(social cost of the CPP plan - first best) / |first best|``.
     ``on_round`` is called with each negotiation round's history entry (progress). ``options``: ADMM
@@ -217,6 +256,8 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     answer_opts = answer_options(answers, "flosim bench")
     scenario = benchmark_scenario(size)
     retailer, vendor = planning_round(scenario)
+    if cost_scale != 1.0:
+        retailer, vendor = ScaledCosts(retailer, cost_scale), ScaledCosts(vendor, cost_scale)
     t0 = time.perf_counter()
     b = LPBuilder()
     x = b.add_var(retailer.public.shape)
@@ -231,7 +272,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     plan, result = negotiate_efficient_plan(ctx, opts, on_round=on_round, certify=True, answers=answer_opts)
     t3 = time.perf_counter()
     certify_s = result.certificate.wall_s  # an a-posteriori check, not part of the negotiation's time
-    social = retailer.evaluate(plan).total + vendor.evaluate(plan).total
+    social = cost_scale * (retailer.evaluate(plan).total + vendor.evaluate(plan).total)
     return BenchRow(
         size=size,
         n_public=int(np.prod(retailer.public.shape)),
@@ -248,6 +289,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
         certify_s=certify_s,
         admm_options=dict(options or {}),
         answer_options=dict(answers or {}),
+        cost_scale=float(cost_scale),
     )
 
 
