@@ -151,6 +151,9 @@ class NegotiationResult:
     certificate: Any = None
     #: the plan the last certificate check bounded (what the certifier's plan rule chose), if any
     certified_plan: np.ndarray | None = None
+    #: certificate checks made during the negotiation and their total time (part of ``wall_s``)
+    checks: int = 0
+    checks_s: float = 0.0
 
     @property
     def converged(self) -> bool:
@@ -184,6 +187,7 @@ class NegotiationResult:
             "dual_residual": self.dual_residual,
             "rho": self.rho,
             "wall_s": self.wall_s,
+            "certificate_checks": self.checks,
             **(self.certificate.as_dict() if self.certificate is not None else {}),
         }
 
@@ -229,6 +233,7 @@ class ConsensusADMM:
         certified_plan: np.ndarray | None = None
         next_check: int | None = None
         checked_at = -1
+        checks, checks_s = 0, 0.0
         n = int(np.prod(shape))
         transcript = Transcript(shape=tuple(int(s) for s in shape), n_agents=N) if opt.record_transcript else None
         history: list[dict[str, float]] = []
@@ -322,6 +327,8 @@ class ConsensusADMM:
                     certificate = certifier(z_new.reshape(shape), [X[i].reshape(shape) for i in range(N)],
                                             [Y_new[i].reshape(shape) for i in range(N)])
                     certified_plan = getattr(certifier, "last_plan", None)
+                    checks += 1
+                    checks_s += certificate.wall_s
                     checked_at = k
                     if certificate.gap <= opt.gap_tol:
                         stop = "converged"
@@ -407,6 +414,8 @@ class ConsensusADMM:
             transcript=transcript,
             certificate=certificate,
             certified_plan=certified_plan,
+            checks=checks,
+            checks_s=checks_s,
         )
 
 
