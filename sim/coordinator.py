@@ -24,8 +24,12 @@ residuals it is a share of the rms price (the agents' own cost scale, as the pri
 both tests are then free of the cost scale: multiplying every agent's cost by ``c`` (and ``rho`` with
 it) multiplies prices, ``rho``, ``s`` and ``eps_dual`` by ``c`` and leaves the answers, ``r``,
 ``eps_pri`` and the stopping round unchanged. Where the agents certify, the residual test only
-triggers checks and keeps Boyd's form ``sqrt(N n) eps_abs + eps_rel ||y||`` (an amount of money per
-component), so the negotiation's rounds up to the first check are those of earlier versions.
+triggers checks (and balances ``rho``) and keeps Boyd's form, ``eps_abs`` valued at one unit of money
+per unit or at the rms price where that is smaller: ``sqrt(N n) eps_abs min(1, rms(y)) + eps_rel
+||y||``. With prices of a unit or more (flosim's scenarios) that is the test of earlier versions, so
+their rounds up to the first check are unchanged; with costs in a small unit it is the scale-free
+form, without which ``rho`` was balanced the wrong way (at every cost multiplied by 1e-3 the
+negotiation was not certified within 500 rounds); with costs in a large unit it is a relative test.
 
 **Stopping rule.** The residuals say that the answers agree and the prices have settled; they say
 how far the plan is from optimal only relative to the plan's and the prices' sizes, and a small
@@ -307,8 +311,11 @@ class ConsensusADMM:
                     # the stop itself: eps_abs valued at the rms price, so the test is in the prices' own scale
                     eps_dual = (opt.eps_abs + opt.eps_rel) * float(np.linalg.norm(Y_new))
                 else:
-                    # only the trigger of certificate checks (and rho's balancing): Boyd's form, as before
-                    eps_dual = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * float(np.linalg.norm(Y_new))
+                    # only the trigger of certificate checks (and rho's balancing): Boyd's form, eps_abs
+                    # valued at one unit of money per unit, or at the rms price where that is smaller
+                    # (costs in a small unit), so that rho is balanced the right way at any cost scale
+                    y_norm = float(np.linalg.norm(Y_new))
+                    eps_dual = np.sqrt(N * n) * opt.eps_abs * min(1.0, y_norm / np.sqrt(N * n)) + opt.eps_rel * y_norm
                 u = np.concatenate([z, (Y / rho).ravel()])
                 g = np.concatenate([z_new, (Y_new / rho).ravel()])
                 f = g - u
@@ -317,9 +324,6 @@ class ConsensusADMM:
                 if transcript is not None:
                     transcript.record(k, z, Y, rho, X, r, s)
                 agreed = r <= eps_pri and s <= eps_dual
-                if certifier is not None and not agreed:
-                    # the trigger also fires on the scale-free form, so checks start at any cost scale
-                    agreed = r <= eps_pri and s <= (opt.eps_abs + opt.eps_rel) * float(np.linalg.norm(Y_new))
                 stop: Status | None = None
                 if certifier is None:
                     stop = "stopped_on_residuals" if agreed else None
