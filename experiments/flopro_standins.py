@@ -24,6 +24,7 @@ benchmarks), or write their own agents in this style.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,7 +195,7 @@ def adapted(role: int, **pair_args: Any) -> Any:
 
 def target_rows(ratios: tuple[float, ...] = (100, 300, 1000), scales: tuple[float, ...] = (1e-3, 1.0, 1e3),
                 sizes: tuple[tuple[int, int, int], ...] = ((3, 2, 3), (4, 2, 3), (10, 5, 6)), seed: int = 1,
-                options: Any = None) -> list[dict[str, Any]]:
+                options: Any = None) -> Iterator[dict[str, Any]]:
     """Negotiate each stand-in pair two ways and judge the plans against the central optimum:
     ``certified`` (the agents' LPs as flosim negotiators, which can certify) and ``flopro`` (the same
     agents behind the FloPro adapter, which cannot: the stop is on residuals). The plan judged is the
@@ -203,7 +204,6 @@ def target_rows(ratios: tuple[float, ...] = (100, 300, 1000), scales: tuple[floa
     from sim.flopro_adapter import FloProNegotiator, plan_axes
 
     opts = options or ADMMOptions()
-    rows = []
     for ratio in ratios:
         for scale in scales:
             for dims in sizes:
@@ -213,17 +213,16 @@ def target_rows(ratios: tuple[float, ...] = (100, 300, 1000), scales: tuple[floa
                 lp_negs = [LPBestResponse(*a.lp_and_x()) for a in agents]
                 r = ConsensusADMM(opts).negotiate(lp_negs, (n,))
                 plan = r.certified_plan if r.certified_plan is not None else np.asarray(r.answers[1])
-                rows.append({"route": "certified", "backlog_ratio": ratio, "scale": scale, "size": "x".join(map(str, dims)),
+                yield ({"route": "certified", "backlog_ratio": ratio, "scale": scale, "size": "x".join(map(str, dims)),
                              "status": r.status, "rounds": r.iterations, "gap_bound": r.gap_bound,
                              "gap": (social_cost(agents, plan.ravel()) - fb) / abs(fb), "wall_s": r.wall_s})
                 shape, labels = plan_axes([a.register() for a in agents])
                 negs = [FloProNegotiator(a, labels=labels) for a in agents]
                 r = ConsensusADMM(opts).negotiate(negs, shape)
                 plan = np.asarray(r.answers[1]).ravel()[negs[1].layout[GROUP]]
-                rows.append({"route": "flopro", "backlog_ratio": ratio, "scale": scale, "size": "x".join(map(str, dims)),
+                yield ({"route": "flopro", "backlog_ratio": ratio, "scale": scale, "size": "x".join(map(str, dims)),
                              "status": r.status, "rounds": r.iterations, "gap_bound": r.gap_bound,
                              "gap": (social_cost(agents, plan) - fb) / abs(fb), "wall_s": r.wall_s})
-    return rows
 
 
 if __name__ == "__main__":  # python -m experiments.flopro_standins: the stand-in targets table

@@ -146,7 +146,7 @@ def test_adapted_agents_run_in_their_own_processes() -> None:
     with ProcessNegotiator(FloProNegotiator(retailer)) as r_proc, \
             ProcessNegotiator(functools.partial(adapted, 1, n_asins=3, n_nodes=2, n_weeks=3, backlog_ratio=100, seed=4)) as v_proc:
         assert v_proc.shape == local[1].shape and r_proc.can_certify is False and v_proc.can_certify is False
-        opts = ADMMOptions(max_iter=40)
+        opts = ADMMOptions(max_iter=15)
         here = ConsensusADMM(opts).negotiate(local, local[0].shape)
         there = ConsensusADMM(opts).negotiate([r_proc, v_proc], local[0].shape)
         np.testing.assert_allclose(there.z, here.z, atol=1e-9)
