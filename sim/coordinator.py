@@ -37,13 +37,15 @@ disagreement can be costly (a unit short where a backlog penalty is 100 times th
 So where the agents can bound their own cost (a :class:`sim.certificate.Certifier`: each agent's
 dual value and its cost of the plan, :mod:`sim.certificate`), the residual test only *triggers*
 checks: the negotiation stops as ``"converged"`` when the certified relative gap of its plan to
-first best is at most ``gap_tol`` (default 1e-2: the bound is loose, see docs/cpp.md; the true
-gap at a stop measured 2e-4 to 8e-4), a bound that holds at any cost scale. After the
+first best is at most ``gap_tol`` (default 1e-2, because the bound is loose: the true gaps at
+such stops measured 6e-5 to 8e-3, most below 1e-3, docs/cpp.md), a bound that holds at any cost
+scale. After the
 first check, checks repeat every ``certify_every`` rounds (a fixed spacing, not a timed one, so that
 a negotiation is reproducible bit for bit). Where some agent
 cannot certify, the negotiation stops on the residual test alone with status
 ``"stopped_on_residuals"``, ``certified`` and ``converged`` false: an agreement (``agreed``), but
-with no bound on its gap (measured on FloPro-style agents with a high backlog penalty: 1e-2 to 6e-2).
+with no bound on its gap (measured on FloPro-style agents with a high backlog penalty, at the
+default tolerances: 2e-3 to 4e-1 above the optimum).
 
 Speed-ups (:class:`ADMMOptions`). With ``rho=None`` (default) the first round runs
 at ``rho = 0.01`` and ``rho`` is then set to ``1 / rms(answers)``, so a typical disagreement costs
