@@ -40,8 +40,10 @@ checks: the negotiation stops as ``"converged"`` when the certified relative gap
 first best is at most ``gap_tol`` (default 1e-2, because the bound is loose: the true gaps at
 such stops measured 6e-5 to 8e-3, most below 1e-3, docs/cpp.md), a bound that holds at any cost
 scale. After the
-first check, checks repeat every ``certify_every`` rounds (a fixed spacing, not a timed one, so that
-a negotiation is reproducible bit for bit). Where some agent
+first check, checks repeat at the first round with the residual test passed at least
+``certify_every`` rounds after the last (a fixed spacing, not a timed one, so that a negotiation is
+reproducible bit for bit). So a ``converged`` negotiation has both: answers that agree within
+tolerance and a certified plan. Where some agent
 cannot certify, the negotiation stops on the residual test alone with status
 ``"stopped_on_residuals"``, ``certified`` and ``converged`` false: an agreement (``agreed``), but
 with no bound on its gap (measured on FloPro-style agents with a high backlog penalty, at the
@@ -121,7 +123,8 @@ class ADMMOptions(BaseModel):
         "certified relative gap to first best at which a negotiation whose agents can certify stops as 'converged'"))
     certify: bool = Field(True, description=(
         "check the certificate where every agent can give it (False: stop on residuals, status 'stopped_on_residuals')"))
-    certify_every: int = Field(10, ge=1, description="rounds between certificate checks (the first when the residual test passes)")
+    certify_every: int = Field(10, ge=1, description=(
+        "fewest rounds between certificate checks (each at a round whose residual test passes)"))
     adaptive_rho: bool = Field(True, description="residual balancing of rho")
     rho_mu: float = Field(5.0, gt=1, description="rebalance when normalised residuals differ by this factor")
     rho_tau_max: float = Field(10.0, gt=1, description="largest factor of one rho change")
@@ -329,7 +332,7 @@ class ConsensusADMM:
                 stop: Status | None = None
                 if certifier is None:
                     stop = "stopped_on_residuals" if agreed else None
-                elif (next_check is None and agreed) or (next_check is not None and k >= next_check):
+                elif agreed and (next_check is None or k >= next_check):
                     certificate = certifier(z_new.reshape(shape), [X[i].reshape(shape) for i in range(N)],
                                             [Y_new[i].reshape(shape) for i in range(N)])
                     certified_plan = getattr(certifier, "last_plan", None)
