@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from policies.base import Decision, PlanningContext
 from policies.privacy import ViewRecorder, privacy_options
 from sim.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
-from sim.certificate import certify as certify_plan
+from sim.certificate import Certifier, certify as certify_plan
 from sim.coordinator import ADMMOptions, ConsensusADMM, NegotiationResult
 from sim.errors import FlosimError
 
@@ -87,7 +87,12 @@ def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor: Any
     """The retailer's last answer, scaled down to the FCs' public receiving capacities and confirmed
     by the vendor's negotiator (``vendor.confirm``: the most of it the vendor can ship exactly, never
     more than asked)."""
-    plan = np.maximum(np.asarray(result.answers[retailer_index], dtype=float), 0.0)
+    return plan_from_answer(result.answers[retailer_index], ctx, vendor)
+
+
+def plan_from_answer(answer: np.ndarray, ctx: PlanningContext, vendor: Any = None) -> np.ndarray:
+    """:func:`executable_plan` of one retailer answer (the certifier's plan rule during a negotiation)."""
+    plan = np.maximum(np.asarray(answer, dtype=float), 0.0)
     cap = np.asarray(ctx.public.receiving_capacity, dtype=float)
     if np.any(np.isfinite(cap)):
         total = plan.sum(axis=2)  # [H, F]
@@ -150,10 +155,16 @@ def negotiate_efficient_plan(
     if wrap_vendor is not None:
         negotiators[1] = wrap_vendor(negotiators[1])
     try:
-        result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape, z0=z0, prices0=prices0, on_round=on_round)
-        plan = executable_plan(result, ctx, negotiators[1])
-        if certify:
-            result.certificate = certify_plan(negotiators, result.prices, plan)
+        # the stopping rule certifies the plan that would be executed: the retailer's answer, confirmed
+        certifier = Certifier.for_agents(negotiators, plan=lambda z, answers: plan_from_answer(answers[0], ctx, negotiators[1]))
+        result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape, z0=z0, prices0=prices0, on_round=on_round,
+                                               certifier=certifier)
+        if result.certified and result.certified_plan is not None:
+            plan = result.certified_plan  # the plan the stop certified (this round's)
+        else:
+            plan = executable_plan(result, ctx, negotiators[1])
+            if certify:
+                result.certificate = certify_plan(negotiators, result.prices, plan)
         return plan, result
     finally:
         for neg in negotiators:

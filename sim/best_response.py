@@ -365,6 +365,23 @@ def _recv(stream: Any) -> Any:
     return pickle.loads(data)
 
 
+def _negotiator_in_worker(agent: Any, options: BestResponseOptions | None) -> Any:
+    """What a worker answers with: a negotiator as given (anything with ``best_response``, such as
+    :class:`sim.flopro_adapter.FloProNegotiator`), one a factory builds there (a picklable callable
+    without arguments, for agents that cannot be pickled themselves), or flosim's LP negotiator of an
+    agent with ``add_block``."""
+    if callable(getattr(agent, "best_response", None)):
+        return agent
+    if callable(getattr(agent, "add_block", None)):
+        return negotiator_for(agent, options)
+    if callable(agent):
+        made = agent()
+        if not callable(getattr(made, "best_response", None)):
+            raise TypeError(f"the factory returned {type(made).__name__}, which has no best_response")
+        return made
+    raise TypeError(f"{type(agent).__name__} is neither a negotiator, an agent with add_block, nor a factory")
+
+
 def _worker_main() -> None:
     """Entry point of a :class:`ProcessNegotiator` worker: read the agent, build its negotiator, answer
     calls until told to stop. The protocol runs on the original stdin/stdout; anything a library
@@ -374,8 +391,12 @@ def _worker_main() -> None:
     os.dup2(2, 1)
     try:
         agent, options = _recv(inp)
-        negotiator = negotiator_for(agent, options)
-        _send(out, (True, None))
+        negotiator = _negotiator_in_worker(agent, options)
+        from sim.certificate import can_certify
+
+        shape = getattr(negotiator, "shape", None)
+        _send(out, (True, {"shape": None if shape is None else tuple(int(v) for v in shape),
+                           "can_certify": can_certify(negotiator)}))
     except Exception as exc:  # report set-up failures to the parent
         _send(out, (False, f"{type(exc).__name__}: {exc}"))
         return
@@ -399,9 +420,12 @@ class ProcessNegotiator:
     This is how separate parties run in practice (each on its own machine), and it lets the agents
     answer a round in parallel: the coordinator's query threads wait on pipes, not on the GIL. The
     worker is a fresh ``python`` started with :mod:`subprocess` (no fork of a multi-threaded parent,
-    no re-import of the user's main script); the agent is sent to it pickled. The object offers
-    ``best_response`` (the protocol) plus ``confirm``, ``own_cost`` and ``dual_value`` (agent side). Use it as a
-    context manager or call :meth:`close`.
+    no re-import of the user's main script); the agent is sent to it pickled. ``agent`` may be a flosim
+    agent (its LP negotiator is built there), any negotiator (for example a
+    :class:`sim.flopro_adapter.FloProNegotiator`), or a picklable factory without arguments that builds
+    one there (for agents that cannot be pickled). The object offers ``best_response`` (the protocol)
+    plus ``confirm``, ``own_cost`` and ``dual_value`` (agent side) and ``can_certify`` (whether the
+    negotiator in the worker offers the last two). Use it as a context manager or call :meth:`close`.
     """
 
     def __init__(self, agent: Any, options: BestResponseOptions | None = None) -> None:
@@ -413,16 +437,43 @@ class ProcessNegotiator:
         self._lock = threading.Lock()
         _send(self._proc.stdin, (agent, options))
         self._ready = False
-        self.shape = tuple(agent.public.shape)
+        self._info: dict[str, Any] = {}
+        public = getattr(agent, "public", None)
+        known = public.shape if public is not None else getattr(agent, "shape", None)
+        self._shape = tuple(int(v) for v in known) if known is not None else None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The plan's shape (from the agent, or as the worker's negotiator reports it)."""
+        if self._shape is None:
+            with self._lock:
+                self._start()
+            self._shape = tuple(self._info.get("shape") or ())
+        return self._shape
+
+    @property
+    def can_certify(self) -> bool:
+        """Whether the negotiator in the worker can certify (:func:`sim.certificate.can_certify`)."""
+        with self._lock:
+            try:
+                self._start()
+            except (EOFError, BrokenPipeError, OSError, BestResponseError):
+                return False
+        return bool(self._info.get("can_certify"))
+
+    def _start(self) -> None:
+        """Wait for the worker's set-up report (under the lock)."""
+        if not self._ready:
+            ok, info = _recv(self._proc.stdout)
+            if not ok:
+                raise BestResponseError(f"agent process failed to start: {info}")
+            self._info = dict(info or {})
+            self._ready = True
 
     def _call(self, method: str, *args: Any) -> Any:
         with self._lock:
             try:
-                if not self._ready:
-                    ok, err = _recv(self._proc.stdout)
-                    if not ok:
-                        raise BestResponseError(f"agent process failed to start: {err}")
-                    self._ready = True
+                self._start()
                 _send(self._proc.stdin, (method, args))
                 ok, value = _recv(self._proc.stdout)
             except (EOFError, BrokenPipeError, OSError) as exc:

@@ -21,16 +21,28 @@ bound only when ``lower > 0`` (then first best >= lower > 0), so otherwise it is
 (no certificate; ``upper - lower`` still bounds the absolute gap). The bound holds to the LP
 solver's tolerance (about 1e-9 relative with simplex, 1e-8 with the interior-point solver).
 
+Any prices that sum to zero give a valid ``lower``, so a negotiation that checks its plan more than
+once keeps the largest lower bound it has seen (:class:`Certifier`): the bound on first best only
+improves, and each check compares the current plan with it.
+
+Not every agent can certify: one written for another SDK may answer best responses and nothing else
+(:mod:`sim.flopro_adapter`). :func:`can_certify` says whether an agent offers both numbers; certifying
+with one that does not returns a certificate without a bound (``gap`` inf, ``message`` naming the
+agent), never an exception.
+
 What a user may do: call :func:`certify` with negotiators offering ``dual_value(prices)`` and
 ``own_cost(x)`` (:class:`~sim.best_response.LPBestResponse` and
 :class:`~sim.best_response.ProcessNegotiator` do), the final prices of a
-:class:`~sim.coordinator.NegotiationResult`, and the plan to be executed.
+:class:`~sim.coordinator.NegotiationResult`, and the plan to be executed; or hand a :class:`Certifier`
+to :meth:`sim.coordinator.ConsensusADMM.negotiate`, which then stops only on a certified gap
+(``ADMMOptions.gap_tol``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +75,11 @@ class Certificate:
                                   "lower bound <= 0: the relative gap is not bounded")
         return Certificate(upper=float(upper), lower=float(lower), gap=float(gap), wall_s=wall_s, message=message)
 
+    @property
+    def bounded(self) -> bool:
+        """Whether the certificate bounds the relative gap at all (``gap`` finite)."""
+        return bool(np.isfinite(self.gap))
+
     def with_upper(self, upper: float) -> "Certificate":
         """The same lower bound for another plan whose social cost is ``upper`` (for example the JIT
         plan a policy falls back to): the bound on first best does not depend on the plan."""
@@ -76,21 +93,107 @@ class Certificate:
         return out
 
 
-def certify(negotiators: Sequence[Any], prices: Sequence[np.ndarray], plan: np.ndarray) -> Certificate:
+def can_certify(negotiator: Any) -> bool:
+    """Whether an agent offers the two numbers of the certificate: ``dual_value(prices)`` and
+    ``own_cost(x)`` for any plan ``x``. An agent may also say it cannot (``can_certify`` False:
+    a FloPro agent reports only the utility of its own last answer)."""
+    flag = getattr(negotiator, "can_certify", None)
+    if flag is not None:
+        return bool(flag)
+    return callable(getattr(negotiator, "dual_value", None)) and callable(getattr(negotiator, "own_cost", None))
+
+
+def _not_certifiable(negotiators: Sequence[Any]) -> str:
+    idle = [i for i, neg in enumerate(negotiators) if not can_certify(neg)]
+    if not idle:
+        return ""
+    names = ", ".join(f"{i} ({type(negotiators[i]).__name__})" for i in idle)
+    return f"not certified: agent {names} cannot bound its cost (no dual_value/own_cost)"
+
+
+def certify(negotiators: Sequence[Any], prices: Sequence[np.ndarray], plan: np.ndarray,
+            parallel: bool = False) -> Certificate:
     """The certificate of ``plan`` at the agents' final ``prices`` (see the module docstring).
 
     The prices are re-centred to sum exactly to zero (the coordinator's sum to zero up to rounding),
-    which keeps the bound valid. An agent that cannot compute its dual value (its LP solver fails)
-    leaves no bound: ``gap`` is inf and ``message`` says why; nothing is raised, so a negotiation's
-    plan is never lost to its certificate."""
+    which keeps the bound valid. An agent that cannot certify (:func:`can_certify`), or cannot compute
+    its dual value (its LP solver fails), leaves no bound: ``gap`` is inf and ``message`` says why;
+    nothing is raised, so a negotiation's plan is never lost to its certificate. ``parallel``: ask the
+    agents at once (threads; pays off when they run in their own processes)."""
     if len(negotiators) != len(prices):
         raise ValueError(f"certify: {len(negotiators)} negotiators but {len(prices)} price arrays")
     t0 = time.perf_counter()
+    missing = _not_certifiable(negotiators)
+    if missing:
+        return Certificate.of(float("nan"), float("-inf"), time.perf_counter() - t0, missing)
     Y = np.asarray([np.asarray(p, dtype=float) for p in prices])
     Y = Y - Y.mean(axis=0, keepdims=True)
+
+    def both(i: int) -> tuple[float, float]:
+        return float(negotiators[i].dual_value(Y[i])), float(negotiators[i].own_cost(plan))
+
     try:
-        lower = float(sum(neg.dual_value(y) for neg, y in zip(negotiators, Y, strict=True)))
+        if parallel and len(negotiators) > 1:
+            with ThreadPoolExecutor(max_workers=len(negotiators)) as pool:
+                terms = list(pool.map(both, range(len(negotiators))))
+        else:
+            terms = [both(i) for i in range(len(negotiators))]
     except BestResponseError as exc:  # an agent could not compute its term: no bound, said so
         return Certificate.of(float("nan"), float("-inf"), time.perf_counter() - t0, f"no lower bound: {exc}")
-    upper = float(sum(neg.own_cost(plan) for neg in negotiators))
+    lower = float(sum(d for d, _ in terms))
+    upper = float(sum(c for _, c in terms))
     return Certificate.of(upper, lower, time.perf_counter() - t0)
+
+
+PlanRule = Callable[[np.ndarray, Sequence[np.ndarray]], np.ndarray]
+
+
+class Certifier:
+    """Certifies a negotiation's plan at its checks, keeping the best lower bound seen.
+
+    ``plan(z, answers)`` says which plan would be executed if the negotiation stopped now (default:
+    the cheapest, by the agents' stated costs, of the consensus plan ``z`` and the agents' answers);
+    the certificate bounds that plan. The lower bound on first best holds
+    for any prices that sum to zero, so each check keeps the largest one seen so far: the bound the
+    stopping rule uses only improves. ``checks`` counts the checks made.
+
+    What a user may do: ``Certifier(negotiators, plan=...)`` and pass it to
+    :meth:`sim.coordinator.ConsensusADMM.negotiate` (``certifier=``); ``Certifier.for_agents(negotiators)``
+    returns None when some agent cannot certify."""
+
+    def __init__(self, negotiators: Sequence[Any], plan: PlanRule | None = None, parallel: bool = True) -> None:
+        self.negotiators = list(negotiators)
+        self.plan_rule = plan
+        self.parallel = parallel
+        self.best_lower = float("-inf")
+        self.checks = 0
+        self.last_plan: np.ndarray | None = None
+
+    @classmethod
+    def for_agents(cls, negotiators: Sequence[Any], plan: PlanRule | None = None) -> "Certifier | None":
+        """A certifier if every agent can certify (:func:`can_certify`), otherwise None."""
+        return cls(negotiators, plan) if all(can_certify(n) for n in negotiators) else None
+
+    def __call__(self, z: np.ndarray, answers: Sequence[np.ndarray], prices: Sequence[np.ndarray]) -> Certificate:
+        t0 = time.perf_counter()
+        if self.plan_rule is not None:
+            plan = np.asarray(self.plan_rule(z, answers), dtype=float)
+            c = certify(self.negotiators, prices, plan, parallel=self.parallel)
+        else:  # the cheapest of the consensus plan and the answers (an answer can be the only feasible one)
+            c, plan = certify(self.negotiators, prices, np.asarray(z, dtype=float), parallel=self.parallel), np.asarray(z, dtype=float)
+            for a in answers:
+                if not np.isfinite(c.lower):
+                    break
+                a = np.asarray(a, dtype=float)
+                upper = float(sum(neg.own_cost(a) for neg in self.negotiators))
+                if upper < c.upper or not np.isfinite(c.upper):
+                    c, plan = Certificate.of(upper, c.lower), a
+        self.last_plan = plan
+        self.checks += 1
+        if np.isfinite(c.lower) and c.lower > self.best_lower:
+            self.best_lower = c.lower
+        lower = max(self.best_lower, c.lower) if np.isfinite(self.best_lower) else c.lower
+        message = c.message if not np.isfinite(c.lower) and not np.isfinite(self.best_lower) else ""
+        if np.isnan(c.upper):
+            message = c.message
+        return Certificate.of(c.upper, lower, time.perf_counter() - t0, message)

@@ -13,10 +13,41 @@ coordinator sets
 primal residual ``r = sqrt(sum_i ||x_i - z||²)`` and the dual residual
 ``s = sqrt(sum_i ||rho (x_i - z_prev) - (y_i - y_i_prev)||²)`` (each agent's optimality condition
 at the new prices; with ``alpha = 1`` it is ``rho sqrt(N) ||z - z_prev||``) against relative
-tolerances (Boyd et al. 2011, section 3.3):
+tolerances (Boyd et al. 2011, section 3.3), each in its own units:
 
-    eps_pri  = sqrt(N n) eps_abs + eps_rel max(sqrt(sum ||x_i||²), sqrt(N) ||z||)
-    eps_dual = sqrt(N n) eps_abs + eps_rel sqrt(sum ||y_i||²)
+    eps_pri  = sqrt(N n) eps_abs                + eps_rel max(sqrt(sum ||x_i||²), sqrt(N) ||z||)   (plan units)
+    eps_dual = sqrt(N n) eps_abs rms(y)         + eps_rel sqrt(sum ||y_i||²)                       (price units)
+             = (eps_abs + eps_rel) sqrt(sum ||y_i||²)
+
+``eps_abs`` is a disagreement per plan component; in the dual test of a negotiation that stops on
+residuals it is a share of the rms price (the agents' own cost scale, as the prices reveal it). So
+both tests are then free of the cost scale: multiplying every agent's cost by ``c`` (and ``rho`` with
+it) multiplies prices, ``rho``, ``s`` and ``eps_dual`` by ``c`` and leaves the answers, ``r``,
+``eps_pri`` and the stopping round unchanged. Where the agents certify, the residual test only
+triggers checks (and balances ``rho``) and keeps Boyd's form, ``eps_abs`` valued at one unit of money
+per unit or at the rms price where that is smaller: ``sqrt(N n) eps_abs min(1, rms(y)) + eps_rel
+||y||``. With prices of a unit or more (flosim's scenarios) that is the test of earlier versions, so
+their rounds up to the first check are unchanged; with costs in a small unit it is the scale-free
+form, without which ``rho`` was balanced the wrong way (at every cost multiplied by 1e-3 the
+negotiation was not certified within 500 rounds); with costs in a large unit it is a relative test.
+
+**Stopping rule.** The residuals say that the answers agree and the prices have settled; they say
+how far the plan is from optimal only relative to the plan's and the prices' sizes, and a small
+disagreement can be costly (a unit short where a backlog penalty is 100 times the holding cost).
+So where the agents can bound their own cost (a :class:`sim.certificate.Certifier`: each agent's
+dual value and its cost of the plan, :mod:`sim.certificate`), the residual test only *triggers*
+checks: the negotiation stops as ``"converged"`` when the certified relative gap of its plan to
+first best is at most ``gap_tol`` (default 1e-2, because the bound is loose: the true gaps at
+such stops measured 6e-5 to 8e-3, most below 1e-3, docs/cpp.md), a bound that holds at any cost
+scale. After the
+first check, checks repeat at the first round with the residual test passed at least
+``certify_every`` rounds after the last (a fixed spacing, not a timed one, so that a negotiation is
+reproducible bit for bit). So a ``converged`` negotiation has both: answers that agree within
+tolerance and a certified plan. Where some agent
+cannot certify, the negotiation stops on the residual test alone with status
+``"stopped_on_residuals"``, ``certified`` and ``converged`` false: an agreement (``agreed``), but
+with no bound on its gap (measured on FloPro-style agents with a high backlog penalty, at the
+default tolerances: 2e-3 to 4e-1 above the optimum).
 
 Speed-ups (:class:`ADMMOptions`). With ``rho=None`` (default) the first round runs
 at ``rho = 0.01`` and ``rho`` is then set to ``1 / rms(answers)``, so a typical disagreement costs
@@ -35,7 +66,8 @@ two orders of magnitude and balancing is what makes them converge, so it is on b
   pauses acceleration for 1, 2, 4 ... plain rounds after consecutive rejections, so acceleration
   costs little when it does not help. Every evaluated point, accepted or not, feeds the memory.
 
-Status is ``"converged"`` (both residuals within tolerance), ``"iteration_cap"`` (``max_iter`` rounds
+Status is ``"converged"`` (certified gap within ``gap_tol``), ``"stopped_on_residuals"`` (both
+residuals within tolerance, no certificate possible), ``"iteration_cap"`` (``max_iter`` rounds
 without converging), ``"time_limit"`` (``time_limit`` seconds of negotiation passed without
 converging; checked after each round, so a round under way is finished) or ``"failed"`` (an agent
 raised or answered with non-finite numbers). A result
@@ -43,7 +75,9 @@ that did not converge is never presented as an agreement: callers check :attr:`N
 
 What a user may do: ``ConsensusADMM(ADMMOptions(...)).negotiate(negotiators, shape)`` with any
 objects implementing the protocol; pass ``record_transcript=True`` to keep everything that left an
-agent (:mod:`sim.transcript`). Only ``best_response`` is ever called on a negotiator.
+agent (:mod:`sim.transcript`). Each round only ``best_response`` is called on a negotiator; at a
+certificate check, agents that offer them are asked ``dual_value`` and ``own_cost`` (two numbers each;
+``negotiate(..., certifier=None)`` or ``ADMMOptions(certify=False)`` stops on residuals instead).
 """
 
 from __future__ import annotations
@@ -61,7 +95,10 @@ from sim.protocol import Negotiator
 from sim.transcript import Transcript
 from sim.validation import number_from_text
 
-Status = Literal["converged", "iteration_cap", "time_limit", "failed"]
+Status = Literal["converged", "stopped_on_residuals", "iteration_cap", "time_limit", "failed"]
+
+#: statuses of an agreement (the answers agree within tolerance); only "converged" is certified
+AGREED: tuple[str, ...] = ("converged", "stopped_on_residuals")
 
 
 class ADMMOptions(BaseModel):
@@ -82,6 +119,12 @@ class ADMMOptions(BaseModel):
         return value if cls.model_fields[info.field_name].annotation is bool else number_from_text(value)
     eps_abs: float = Field(1e-3, ge=0, description="absolute tolerance per plan component (units)")
     eps_rel: float = Field(1e-3, ge=0, description="relative tolerance on residual norms")
+    gap_tol: float = Field(1e-2, gt=0, description=(
+        "certified relative gap to first best at which a negotiation whose agents can certify stops as 'converged'"))
+    certify: bool = Field(True, description=(
+        "check the certificate where every agent can give it (False: stop on residuals, status 'stopped_on_residuals')"))
+    certify_every: int = Field(10, ge=1, description=(
+        "fewest rounds between certificate checks (each at a round whose residual test passes)"))
     adaptive_rho: bool = Field(True, description="residual balancing of rho")
     rho_mu: float = Field(5.0, gt=1, description="rebalance when normalised residuals differ by this factor")
     rho_tau_max: float = Field(10.0, gt=1, description="largest factor of one rho change")
@@ -112,23 +155,48 @@ class NegotiationResult:
     history: list[dict[str, float]] = field(default_factory=list)
     message: str = ""
     transcript: Transcript | None = None
-    #: set by callers that certify the plan they execute (:mod:`sim.certificate`); not the coordinator
+    #: the last certificate (:mod:`sim.certificate`): from the negotiation's own checks, or set by
+    #: callers that certify the plan they execute
     certificate: Any = None
+    #: the plan the last certificate check bounded (what the certifier's plan rule chose), if any
+    certified_plan: np.ndarray | None = None
+    #: certificate checks made during the negotiation and their total time (part of ``wall_s``)
+    checks: int = 0
+    checks_s: float = 0.0
 
     @property
     def converged(self) -> bool:
+        """Whether the negotiation stopped on a certified gap within ``gap_tol``: an agreement known to
+        be near-optimal. A stop on residuals alone is an agreement (:attr:`agreed`) but not this."""
         return self.status == "converged"
+
+    @property
+    def agreed(self) -> bool:
+        """Whether the answers agree within tolerance (``"converged"`` or ``"stopped_on_residuals"``)."""
+        return self.status in AGREED
+
+    @property
+    def certified(self) -> bool:
+        """Whether the stop was on a certified gap within ``gap_tol`` (never after a residual stop)."""
+        return self.status == "converged"
+
+    @property
+    def gap_bound(self) -> float:
+        """The certified bound on the plan's relative gap to first best (inf without one)."""
+        return float(self.certificate.gap) if self.certificate is not None else float("inf")
 
     def diagnostics(self) -> dict[str, Any]:
         """Scalars for the ledger."""
         return {
             "iterations": self.iterations,
             "converged": self.converged,
+            "certified": self.certified,
             "status": self.status,
             "primal_residual": self.primal_residual,
             "dual_residual": self.dual_residual,
             "rho": self.rho,
             "wall_s": self.wall_s,
+            "certificate_checks": self.checks,
             **(self.certificate.as_dict() if self.certificate is not None else {}),
         }
 
@@ -150,14 +218,31 @@ class ConsensusADMM:
         z0: np.ndarray | None = None,
         prices0: Sequence[np.ndarray] | None = None,
         on_round: Callable[[dict[str, Any]], None] | None = None,
+        certifier: Any = "auto",
     ) -> NegotiationResult:
         """Run the negotiation; see the module docstring. ``z0``/``prices0`` warm-start it;
-        ``on_round`` is called with each round's history entry (progress on long negotiations)."""
+        ``on_round`` is called with each round's history entry (progress on long negotiations).
+        ``certifier``: a :class:`sim.certificate.Certifier` (or any callable ``(z, answers, prices) ->
+        Certificate``); ``"auto"`` (default) builds one that bounds the consensus plan ``z`` when every
+        agent can certify and ``options.certify`` is on; None stops on residuals."""
         opt = self.options
         start = time.perf_counter()
         N = len(negotiators)
         if N == 0:
             raise ValueError("negotiate needs at least one negotiator")
+        if isinstance(certifier, str):
+            if certifier != "auto":
+                raise ValueError(f"certifier must be 'auto', None or a Certifier, got {certifier!r}")
+            from sim.certificate import Certifier  # (certificate imports best_response, not this module)
+
+            certifier = Certifier.for_agents(negotiators) if opt.certify else None
+        elif not opt.certify:
+            certifier = None
+        certificate: Any = None
+        certified_plan: np.ndarray | None = None
+        next_check: int | None = None
+        checked_at = -1
+        checks, checks_s = 0, 0.0
         n = int(np.prod(shape))
         transcript = Transcript(shape=tuple(int(s) for s in shape), n_agents=N) if opt.record_transcript else None
         history: list[dict[str, float]] = []
@@ -227,7 +312,15 @@ class ConsensusADMM:
                 # rho (x_i - z) - (y_i_new - y_i); with relaxation 1 this is rho sqrt(N) ||z_new - z||
                 s = float(np.linalg.norm(rho * (X - z) - (Y_new - Y)))
                 eps_pri = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * max(float(np.linalg.norm(X)), np.sqrt(N) * float(np.linalg.norm(z_new)))
-                eps_dual = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * float(np.linalg.norm(Y_new))
+                if certifier is None:
+                    # the stop itself: eps_abs valued at the rms price, so the test is in the prices' own scale
+                    eps_dual = (opt.eps_abs + opt.eps_rel) * float(np.linalg.norm(Y_new))
+                else:
+                    # only the trigger of certificate checks (and rho's balancing): Boyd's form, eps_abs
+                    # valued at one unit of money per unit, or at the rms price where that is smaller
+                    # (costs in a small unit), so that rho is balanced the right way at any cost scale
+                    y_norm = float(np.linalg.norm(Y_new))
+                    eps_dual = np.sqrt(N * n) * opt.eps_abs * min(1.0, y_norm / np.sqrt(N * n)) + opt.eps_rel * y_norm
                 u = np.concatenate([z, (Y / rho).ravel()])
                 g = np.concatenate([z_new, (Y_new / rho).ravel()])
                 f = g - u
@@ -235,10 +328,25 @@ class ConsensusADMM:
                 step = "plain"
                 if transcript is not None:
                     transcript.record(k, z, Y, rho, X, r, s)
-                if r <= eps_pri and s <= eps_dual:
+                agreed = r <= eps_pri and s <= eps_dual
+                stop: Status | None = None
+                if certifier is None:
+                    stop = "stopped_on_residuals" if agreed else None
+                elif agreed and (next_check is None or k >= next_check):
+                    certificate = certifier(z_new.reshape(shape), [X[i].reshape(shape) for i in range(N)],
+                                            [Y_new[i].reshape(shape) for i in range(N)])
+                    certified_plan = getattr(certifier, "last_plan", None)
+                    checks += 1
+                    checks_s += certificate.wall_s
+                    checked_at = k
+                    if certificate.gap <= opt.gap_tol:
+                        stop = "converged"
+                    else:  # a fixed spacing (not timed), so that a negotiation is reproducible bit for bit
+                        next_check = k + opt.certify_every
+                if stop is not None:
                     z, Y = z_new, Y_new
-                    status = "converged"
-                    history.append(_hist(k, rho, r, s, eps_pri, eps_dual, "plain"))
+                    status = stop
+                    history.append(_hist(k, rho, r, s, eps_pri, eps_dual, "plain", certificate))
                     if on_round is not None:
                         on_round(history[-1])
                     break
@@ -267,7 +375,8 @@ class ConsensusADMM:
                     aa_pause = max(0, aa_pause - 1)
                     ref_res = res
                 plain_next = g if step == "anderson" else None
-                history.append(_hist(k, rho, r, s, eps_pri, eps_dual, step))
+                history.append(_hist(k, rho, r, s, eps_pri, eps_dual, step,
+                                     certificate if checked_at == k else None))
                 if on_round is not None:
                     on_round(history[-1])
                 z = u_next[:n].copy()
@@ -310,14 +419,32 @@ class ConsensusADMM:
             dual_residual=s,
             wall_s=time.perf_counter() - start,
             history=history,
-            message=message or ("" if status == "converged" else f"not converged after {iterations} rounds"
-                                + (f" (time limit {opt.time_limit:g} s)" if status == "time_limit" else "")),
+            message=message or _message(status, iterations, opt, certificate),
             transcript=transcript,
+            certificate=certificate,
+            certified_plan=certified_plan,
+            checks=checks,
+            checks_s=checks_s,
         )
 
 
-def _hist(k: int, rho: float, r: float, s: float, ep: float, ed: float, step: str) -> dict[str, Any]:
-    return {"iteration": k, "rho": rho, "primal": r, "dual": s, "eps_pri": float(ep), "eps_dual": float(ed), "step": step}
+def _hist(k: int, rho: float, r: float, s: float, ep: float, ed: float, step: str, certificate: Any = None) -> dict[str, Any]:
+    h = {"iteration": k, "rho": rho, "primal": r, "dual": s, "eps_pri": float(ep), "eps_dual": float(ed), "step": step}
+    if certificate is not None:
+        h["certified_gap"] = float(certificate.gap)
+    return h
+
+
+def _message(status: str, iterations: int, opt: ADMMOptions, certificate: Any) -> str:
+    if status == "converged":
+        return ""
+    if status == "stopped_on_residuals":
+        return ("stopped on residuals: not certified (some agent cannot bound its cost), "
+                "so the plan's gap to first best is not known")
+    text = f"not converged after {iterations} rounds" + (f" (time limit {opt.time_limit:g} s)" if status == "time_limit" else "")
+    if certificate is not None:
+        text += f"; last certified gap {certificate.gap:.3g} (gap_tol {opt.gap_tol:g})"
+    return text
 
 
 def _anderson(mem_u: list[np.ndarray], mem_f: list[np.ndarray], reg: float) -> np.ndarray:

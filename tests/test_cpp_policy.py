@@ -145,11 +145,12 @@ def test_admm_options_are_validated() -> None:
 
 @pytest.mark.parametrize("processes", [False, True])
 def test_answer_settings_reach_the_agents(ctx, processes) -> None:
-    """One OSQP iteration per answer cannot reach agreement in 60 rounds; the defaults do (38-52)."""
+    """One OSQP iteration per answer cannot reach agreement in 150 rounds; the defaults do (certified
+    within gap_tol after 38 rounds, measured)."""
     starved = {"early_max_iter": 1, "max_iter": 1}
-    _, result = negotiate_efficient_plan(ctx, {"max_iter": 60}, processes=processes, answers=starved)
+    _, result = negotiate_efficient_plan(ctx, {"max_iter": 150}, processes=processes, answers=starved)
     assert result.status == "iteration_cap"
-    _, result = negotiate_efficient_plan(ctx, {"max_iter": 60}, processes=processes)
+    _, result = negotiate_efficient_plan(ctx, {"max_iter": 150}, processes=processes)
     assert result.converged
 
 

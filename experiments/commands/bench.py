@@ -1,6 +1,6 @@
 """``flosim bench``: CPP negotiation time against a centralized solve of the same problem.
 
-    flosim bench [--sizes small,pilot,large,PxFxRxO] [--set NAME=VALUE ...] [--answer NAME=VALUE ...] [--json]
+    flosim bench [--sizes small,pilot,large,PxFxRxO] [--set NAME=VALUE ...] [--answer NAME=VALUE ...] [--cost-scale S] [--json]
 
 Per size, in one process: the number of public (plan) variables, the joint LP's build and HiGHS solve
 times, the CPP negotiation's time and iterations, the ratio CPP/centralized, and the relative gap of
@@ -11,6 +11,8 @@ network with that many products, FCs, regions and origins, for scaling studies. 
 ADMM option of the negotiation (``--set eps_rel=3e-3``), ``--answer`` a setting of the agents' best
 responses (``--answer exact_below=0`` caps every answer at ``early_max_iter`` OSQP iterations); a
 name that does not exist, or a value of the wrong type, is an error before anything runs.
+``--cost-scale S`` multiplies every cost of both agents by ``S`` (the same problem in another unit:
+the stopping rule should not care).
 ``--json`` prints a list of rows with keys ``size, n_public, central_s, cpp_s, ratio, iterations, gap``
 (and a few more).
 """
@@ -36,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="ADMM option of the negotiation (sim.coordinator.ADMMOptions), e.g. eps_rel=3e-3; repeatable")
     p.add_argument("--answer", dest="answers", action="append", type=name_value("NAME=VALUE", "exact_below=0"), default=[], metavar="NAME=VALUE",
                    help="the agents' best-response setting (sim.best_response.BestResponseOptions), e.g. exact_below=0; repeatable")
+    p.add_argument("--cost-scale", type=float, default=1.0, metavar="S",
+                   help="multiply every cost of both agents by S (the same problem in another unit; gaps are relative)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=run)
 
@@ -49,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if not sizes or unknown:
         raise FlosimError(f"--sizes: unknown size(s) {unknown or sizes!r} (choose from {', '.join(SIZES)}, "
                           "or PxFxRxO: products x FCs x regions x origins, for example 1000x5x5x2)")
+    if not (args.cost_scale > 0 and args.cost_scale < float("inf")):
+        raise FlosimError(f"--cost-scale: must be a positive finite number, got {args.cost_scale!r}")
     admm, answers = dict(args.admm), dict(args.answers)
     admm_options(admm, "flosim bench --set")  # check both before any size runs
     answer_options(answers, "flosim bench --answer")
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"flosim bench: {size}: round {h['iteration']}, primal {primal:.3g}, dual {dual:.3g} x tolerance,"
                           f" {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
-            row = run_benchmark(size, admm, on_round=progress, answers=answers)
+            row = run_benchmark(size, admm, on_round=progress, answers=answers, cost_scale=args.cost_scale)
         rows.append(row)
         if not args.json:
             table = format_table([row], size_width=width)

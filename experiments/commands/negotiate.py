@@ -1,0 +1,134 @@
+"""``flosim negotiate``: a CPP negotiation among any protocol agents, from the command line.
+
+    flosim negotiate --agents MODULE:FACTORY [--agents ...] [--set NAME=VALUE ...] [--transcript PATH] [--json]
+
+Each ``--agents`` names a function (``package.module:function``, importable from the current
+directory or the Python path) called without arguments; it returns one agent or a list of them.
+An agent is either a flosim negotiator (``best_response(z, prices, rho)``; its ``shape`` attribute
+gives the plan's shape) or an agent written for the FloPro SDK (``register()`` and ``solve(...)``),
+which is adapted (:class:`sim.flopro_adapter.FloProNegotiator`) and placed from its metadata. Prints
+the rounds, the status, whether the stop was certified (:mod:`sim.certificate`; agents that cannot
+certify stop on residuals), the certified gap bound, the wall time and the residuals; ``--transcript``
+saves everything that left an agent to a Parquet file. ``--set`` changes an ADMM option, as in
+``flosim bench``. Example: ``flosim negotiate --agents experiments.flopro_standins:pair``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from typing import Any
+
+from experiments.commands._args import name_value
+from sim.errors import FlosimError
+from sim.results import jsonable
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("negotiate", help="negotiate among any protocol agents (FloPro-style included)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--agents", action="append", required=True, metavar="MODULE:FACTORY",
+                   help="a function returning one agent or a list of agents; repeatable")
+    p.add_argument("--set", dest="admm", action="append", type=name_value("NAME=VALUE", "eps_rel=1e-4"), default=[],
+                   metavar="NAME=VALUE", help="ADMM option (sim.coordinator.ADMMOptions); repeatable")
+    p.add_argument("--transcript", metavar="PATH", help="save the negotiation's transcript (Parquet)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def _factory(spec: str) -> Any:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise FlosimError(f"--agents {spec!r}: expected MODULE:FACTORY, e.g. experiments.flopro_standins:pair")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FlosimError(f"--agents {spec!r}: cannot import module {module_name!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise FlosimError(f"--agents {spec!r}: module {module_name!r} has no function {attr!r}")
+    return factory
+
+
+def load_agents(specs: list[str]) -> tuple[list[Any], tuple[int, ...]]:
+    """The negotiators named by ``--agents`` specs and the plan's shape (see the module docstring)."""
+    from sim.flopro_adapter import FloProNegotiator, plan_axes
+
+    raw: list[Any] = []
+    for spec in specs:
+        try:
+            made = _factory(spec)()
+        except FlosimError:
+            raise
+        except Exception as exc:
+            raise FlosimError(f"--agents {spec!r}: the factory raised {type(exc).__name__}: {exc}") from None
+        items = list(made) if isinstance(made, (list, tuple)) else [made]
+        for item in items:
+            if not (callable(getattr(item, "best_response", None)) or
+                    (callable(getattr(item, "solve", None)) and callable(getattr(item, "register", None)))):
+                raise FlosimError(f"--agents {spec!r}: {type(item).__name__} is not an agent (it needs best_response, "
+                                  "or register and solve for a FloPro-style agent)")
+            raw.append(item)
+    if not raw:
+        raise FlosimError("--agents: the factories returned no agents")
+    flopro = [a for a in raw if not callable(getattr(a, "best_response", None))]
+    shapes = {tuple(int(s) for s in a.shape) for a in raw if callable(getattr(a, "best_response", None)) and hasattr(a, "shape")}
+    labels = None
+    if flopro:
+        try:
+            fshape, labels = plan_axes([a.register() for a in flopro])
+        except ValueError as exc:
+            raise FlosimError(f"--agents: {exc}") from None
+        shapes.add(tuple(fshape))
+    if len(shapes) != 1:
+        raise FlosimError(f"--agents: the agents' plans differ in shape ({sorted(shapes)})" if shapes else
+                          "--agents: no agent says the plan's shape (give flosim negotiators a 'shape' attribute)")
+    shape = shapes.pop()
+    try:
+        negs = [a if callable(getattr(a, "best_response", None)) else FloProNegotiator(a, shape, labels=labels) for a in raw]
+    except ValueError as exc:
+        raise FlosimError(f"--agents: {exc}") from None
+    return negs, shape
+
+
+def run(args: argparse.Namespace) -> int:
+    from policies.cpp import admm_options
+    from sim.coordinator import ConsensusADMM
+
+    admm = dict(args.admm)
+    if args.transcript:
+        admm["record_transcript"] = True
+    opts = admm_options(admm, "flosim negotiate --set")
+    negotiators, shape = load_agents(args.agents)
+    result = ConsensusADMM(opts).negotiate(negotiators, shape)
+    report = {
+        "agents": len(negotiators),
+        "shape": list(shape),
+        "rounds": result.iterations,
+        "status": result.status,
+        "converged": result.converged,
+        "certified": result.certified,
+        "gap_bound": result.gap_bound if result.certificate is not None else None,
+        "wall_s": result.wall_s,
+        "primal_residual": result.primal_residual,
+        "dual_residual": result.dual_residual,
+        "rho": result.rho,
+        "message": result.message,
+    }
+    if args.transcript and result.transcript is not None:
+        try:
+            result.transcript.save(args.transcript)
+        except OSError as exc:
+            raise FlosimError(f"--transcript {args.transcript!r}: cannot write: {exc}") from None
+        report["transcript"] = args.transcript
+    if args.json:
+        print(json.dumps(jsonable(report), indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key:<16} {value}")
+    return 0

@@ -1,0 +1,53 @@
+"""``flosim negotiate``: any protocol agents from the command line; bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments.cli import main
+from sim.transcript import Transcript
+
+
+def test_negotiate_flopro_style_pair_reports_an_uncertified_stop(capsys, tmp_path) -> None:
+    path = tmp_path / "t.parquet"
+    assert main(["negotiate", "--agents", "experiments.flopro_standins:pair", "--set", "max_iter=60",
+                 "--transcript", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["shape"] == [3, 2, 3] and out["agents"] == 2 and out["rounds"] >= 1
+    assert out["certified"] is False and out["gap_bound"] is None
+    assert out["status"] in ("stopped_on_residuals", "iteration_cap") and out["wall_s"] > 0
+    assert Transcript.load(path).n_agents == 2
+
+
+def pair_of_lp_negotiators():
+    """A factory for the test below: the stand-ins' LPs as flosim negotiators (they can certify)."""
+    from experiments.flopro_standins import pair
+    from sim.best_response import LPBestResponse
+
+    return [LPBestResponse(*agent.lp_and_x()) for agent in pair()]
+
+
+def test_negotiate_certifying_agents(capsys, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    assert main(["negotiate", "--agents", "test_negotiate_cli:pair_of_lp_negotiators"]) == 0
+    text = capsys.readouterr().out
+    assert "certified        True" in text and "status           converged" in text
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("nocolon", "expected MODULE:FACTORY"),
+    ("no_such_module_xyz:f", "cannot import module"),
+    ("experiments.flopro_standins:nothing_here", "has no function"),
+    ("os:getcwd", "is not an agent"),
+])
+def test_bad_agents_exit_2(capsys, spec, match) -> None:
+    assert main(["negotiate", "--agents", spec]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+
+
+def test_bad_option_exits_2(capsys) -> None:
+    assert main(["negotiate", "--agents", "experiments.flopro_standins:pair", "--set", "gap_tol=-1"]) == 2
+    assert "gap_tol" in capsys.readouterr().err
