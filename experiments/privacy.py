@@ -24,9 +24,11 @@ without the truth reads the same steps off the curve by their jumps. Under a men
 vendor's coarse disclosure, the room it discloses per FC is read as that FC's spare volume.
 
 Summary rows per policy: the share of parameters recovered within 5% and within 25% (all
-parameters in the denominator), and two measures of efficiency: ``share_of_first_best_saving``,
+parameters in the denominator), and three measures of efficiency: ``share_of_first_best_saving``,
 the realised share of the first-best saving over JIT on the run's ledger (raw figures: the stock a
-run ends with is not valued, and one run's random demand moves it by several points), and
+run ends with is not valued, and one run's random demand moves it by several points),
+``settled_share_of_first_best_saving``, the same on settled figures (the run continued under JIT
+for the scenario's ``settle_weeks``, so stock left behind is used or held at its true cost), and
 ``planned_share_of_first_best_saving``, the share of the first-best *planned* saving over JIT that
 the policy's plans captured, week by week in the policy's own state (on the forecast; no demand
 noise).
@@ -317,9 +319,10 @@ def run_privacy(scenario: Scenario, variants: Sequence[Variant], *, weeks: int |
     return audits, summary, {p.name: p.shown for p in built}
 
 
-def efficiency(summary: dict[str, dict[str, float]], name: str) -> float | None:
-    """The policy's share of the first-best saving over JIT (raw ledger), if the run has it."""
-    value = summary.get(name, {}).get("share_of_first_best_saving")
+def efficiency(summary: dict[str, dict[str, float]], name: str, key: str = "share_of_first_best_saving") -> float | None:
+    """The policy's share of the first-best saving over JIT, if the run has it: ``key`` names the raw
+    (``share_of_first_best_saving``) or settled (``settled_share_of_first_best_saving``) figure."""
+    value = summary.get(name, {}).get(key)
     return None if value is None or not math.isfinite(value) else float(value)
 
 
@@ -329,5 +332,8 @@ def table(audits: Sequence[PolicyAudit], summary: dict[str, dict[str, float]]) -
     for a in audits:
         rows += a.rows
     for a in audits:
-        rows.append(summary_row(a.name, a.rows, share_of_first_best_saving=efficiency(summary, a.name), **a.counts))
+        rows.append(summary_row(a.name, a.rows, share_of_first_best_saving=efficiency(summary, a.name),
+                                settled_share_of_first_best_saving=efficiency(
+                                    summary, a.name, "settled_share_of_first_best_saving"),
+                                **a.counts))
     return rows

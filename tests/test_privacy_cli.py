@@ -44,6 +44,10 @@ def test_json_rows_follow_the_contract(audited):
         share = sum(1 for r in mine if r["relative_error"] is not None and r["relative_error"] <= 0.05) / len(mine)
         assert s["within_5pct"] == pytest.approx(share)
         assert 0 <= s["within_5pct"] <= s["within_25pct"] <= 1
+    # efficiency on settled figures beside the raw and planned ones: JIT saves nothing against itself
+    assert summaries["jit"]["settled_share_of_first_best_saving"] == pytest.approx(0.0, abs=1e-12)
+    assert summaries["cpp-vcg"]["settled_share_of_first_best_saving"] is not None
+    assert summaries["cpp-vcg"]["settled_share_of_first_best_saving"] != summaries["cpp-vcg"]["share_of_first_best_saving"]
     # JIT shows only what was shipped: bounds, no marginal cost is pinned
     assert summaries["jit"]["point_observations"] == 0
     assert all(r["estimate"] is None for r in params if r["policy"] == "jit")

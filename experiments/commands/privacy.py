@@ -194,7 +194,8 @@ def _means(rows: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]
     """One summary row per policy over the seeds: the mean of each number."""
     out = []
     names = list(dict.fromkeys(r["policy"] for r in rows if r["parameter"] == "summary"))
-    keys = ("within_5pct", "within_25pct", "share_of_first_best_saving", "planned_share_of_first_best_saving",
+    keys = ("within_5pct", "within_25pct", "share_of_first_best_saving", "settled_share_of_first_best_saving",
+            "planned_share_of_first_best_saving",
             "planned_share_vs_cpp-vcg")
     for name in names:
         mine = [r for r in rows if r["parameter"] == "summary" and r["policy"] == name]
