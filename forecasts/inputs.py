@@ -1,6 +1,6 @@
 """The random inputs of one simulated run, drawn once and shared by every policy.
 
-:class:`WorldInputs` holds everything random the world needs: realised demand, the forecasts the
+:class:`WorldInputs` (:mod:`forecasts.streams`) holds everything random the world needs: realised demand, the forecasts the
 retailer sees each week, the unresolved forecast uncertainty, and lane delays. ``draw_inputs`` makes
 them from one ``numpy.random.Generator`` per stream, spawned from the scenario seed with
 ``numpy.random.SeedSequence``; every policy in a run is simulated on the same object (common random
@@ -9,32 +9,14 @@ numbers), so differences between policies are differences between policies, not 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from forecasts.delays import draw_delays
 from forecasts.demand import demand_cv, mean_demand
 from forecasts.evolution import draw_revisions, forecasts_and_demand, remaining_sd, revision_shares
+from forecasts.streams import WorldInputs
 from sim.errors import ScenarioError
 from sim.scenario import Scenario
-
-
-@dataclass(frozen=True)
-class WorldInputs:
-    demand: np.ndarray  # [T, R, K] realised demand
-    forecasts: np.ndarray  # [T, H, R, K] forecast made in week t for week t+j
-    forecast_sd: np.ndarray  # [T, H, R, K] unresolved standard deviation of those forecasts
-    delays: np.ndarray  # [T, L] extra delay of lane l's shipment of week t
-
-    @property
-    def weeks(self) -> int:
-        return self.demand.shape[0]
-
-    def same_as(self, other: "WorldInputs") -> bool:
-        return all(
-            np.array_equal(getattr(self, n), getattr(other, n)) for n in ("demand", "forecasts", "forecast_sd", "delays")
-        )
 
 
 def settle_inputs(inputs: WorldInputs, weeks: int, settle: int) -> WorldInputs:

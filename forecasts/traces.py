@@ -20,7 +20,7 @@ What a user may do:
 
 * ``write_trace(folder, scenario, inputs)`` records inputs (``flosim record`` does this);
 * ``read_trace(folder)`` reads and validates a trace on its own; ``trace.inputs_for(scenario, weeks)``
-  checks it against a scenario and returns :class:`forecasts.inputs.WorldInputs`;
+  checks it against a scenario and returns :class:`forecasts.streams.WorldInputs`;
 * set ``demand: {model: trace, trace_dir: DIR}`` in a scenario: ``draw_inputs`` then reads the trace
   (via :func:`load_trace_inputs`) instead of drawing, for every command that runs the scenario;
 * ``trace_scenario(folder)`` returns the trace's scenario switched to trace mode (``flosim replay``).
@@ -45,15 +45,14 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
+from forecasts.streams import WorldInputs
 from sim.errors import FlosimError
 from sim.scenario import Scenario, dump_scenario, load_scenario
 
-if TYPE_CHECKING:  # pragma: no cover - only for type checkers (avoids an import cycle with forecasts.inputs)
-    from forecasts.inputs import WorldInputs
 
 FORMAT = "flosim-trace"
 FORMAT_VERSION = 1
@@ -138,7 +137,7 @@ def find_trace(name_or_dir: str | Path) -> Path:
 def write_trace(
     folder: str | Path,
     scenario: Scenario,
-    inputs: "WorldInputs",
+    inputs: WorldInputs,
     *,
     seed: int | None = None,
     source: str = "",
@@ -240,11 +239,9 @@ class Trace:
     def horizon(self) -> int:
         return int(self.meta["horizon"])
 
-    def inputs_for(self, scenario: Scenario, weeks: int | None = None) -> "WorldInputs":
+    def inputs_for(self, scenario: Scenario, weeks: int | None = None) -> WorldInputs:
         """The first ``weeks`` weeks of this trace as inputs for ``scenario`` (names are matched, so
         the scenario may list regions, products and lanes in another order)."""
-        from forecasts.inputs import WorldInputs
-
         meta_file = self.folder / "trace.json"
         if scenario.horizon != self.horizon:
             raise FlosimError(
@@ -416,7 +413,7 @@ def read_trace(folder: str | Path) -> Trace:
     return Trace(folder, meta, demand, forecasts, sd, delays.astype(np.int64))
 
 
-def load_trace_inputs(scenario: Scenario, weeks: int | None = None) -> "WorldInputs":
+def load_trace_inputs(scenario: Scenario, weeks: int | None = None) -> WorldInputs:
     """Inputs of a ``demand.model: trace`` scenario, read from its ``demand.trace_dir``
     (the hook :func:`forecasts.inputs.draw_inputs` calls)."""
     if scenario.demand.trace_dir is None:

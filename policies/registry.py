@@ -18,7 +18,7 @@ from typing import Any
 
 from policies.base import Policy
 from sim.errors import FlosimError
-from sim.scenario import Scenario
+from sim.scenario import POLICY_PARAMETER_CHECKS, Scenario
 
 BUILTIN: dict[str, str] = {
     "jit": "policies.jit:JITPolicy",
@@ -107,6 +107,9 @@ def check_policy_parameters(name: str, params: Any) -> None:
         raise FlosimError(str(exc).removeprefix(f"policy '{name}': ")) from None
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise FlosimError(f"bad parameters {params}: {exc}") from None
+
+
+POLICY_PARAMETER_CHECKS.append(check_policy_parameters)  # loading a scenario checks built-in policies' parameters
 
 
 def make_policy(spec: str | Policy, scenario: Scenario, **overrides: Any) -> Policy:

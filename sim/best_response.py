@@ -49,6 +49,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from sim.lp import LinearProgram, LPBuilder, solve_lp
+from sim.protocol import can_certify
 from sim.validation import number_from_text
 
 _OSQP_RAISE = "raise_error" in osqp.OSQP.solve.__code__.co_varnames
@@ -392,8 +393,6 @@ def _worker_main() -> None:
     try:
         agent, options = _recv(inp)
         negotiator = _negotiator_in_worker(agent, options)
-        from sim.certificate import can_certify
-
         shape = getattr(negotiator, "shape", None)
         _send(out, (True, {"shape": None if shape is None else tuple(int(v) for v in shape),
                            "can_certify": can_certify(negotiator)}))

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from sim.best_response import BestResponseError
+from sim.protocol import can_certify  # noqa: F401  (re-exported: sim.certificate.can_certify)
 
 
 @dataclass(frozen=True)
@@ -91,16 +92,6 @@ class Certificate:
         if self.message:
             out["certificate_message"] = self.message
         return out
-
-
-def can_certify(negotiator: Any) -> bool:
-    """Whether an agent offers the two numbers of the certificate: ``dual_value(prices)`` and
-    ``own_cost(x)`` for any plan ``x``. An agent may also say it cannot (``can_certify`` False:
-    a FloPro agent reports only the utility of its own last answer)."""
-    flag = getattr(negotiator, "can_certify", None)
-    if flag is not None:
-        return bool(flag)
-    return callable(getattr(negotiator, "dual_value", None)) and callable(getattr(negotiator, "own_cost", None))
 
 
 def _not_certifiable(negotiators: Sequence[Any]) -> str:

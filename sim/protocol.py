@@ -25,7 +25,7 @@ plan's gap to first best. Agents without them still negotiate; the stop is then 
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -48,3 +48,13 @@ class CostReporter(Protocol):
 
 #: The only attribute the coordinator may use on a negotiator.
 PROTOCOL_METHODS: tuple[str, ...] = ("best_response",)
+
+
+def can_certify(negotiator: Any) -> bool:
+    """Whether an agent offers the two numbers of the certificate: ``dual_value(prices)`` and
+    ``own_cost(x)`` for any plan ``x``. An agent may also say it cannot (``can_certify`` False:
+    a FloPro agent reports only the utility of its own last answer)."""
+    flag = getattr(negotiator, "can_certify", None)
+    if flag is not None:
+        return bool(flag)
+    return callable(getattr(negotiator, "dual_value", None)) and callable(getattr(negotiator, "own_cost", None))

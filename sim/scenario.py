@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
 import yaml
@@ -330,11 +330,9 @@ def _rest(size: "RunSize") -> tuple[int, ...]:
 def unserved_regions(scenario: Scenario) -> list[str]:
     """Regions with demand that no FC serves (no ``outbound_cost`` entry): their demand is lost
     whatever the policy; a run says so on stderr and in its summary (``warnings``)."""
-    from forecasts.demand import region_weights
-
-    weights = region_weights(scenario)
+    weights = scenario.demand.region_weights  # None: uniform, every region has demand
     served = {r for row in scenario.outbound_cost.values() for r, c in row.items() if c is not None}
-    return [r for r, w in zip(scenario.regions, weights) if r not in served and w > 0]
+    return [r for r in scenario.regions if r not in served and (weights is None or weights.get(r, 0) > 0)]
 
 
 def scenario_warnings(scenario: Scenario) -> list[str]:
@@ -428,13 +426,20 @@ def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
     return scenario
 
 
-def _check_policies(scenario: Scenario, source: str) -> None:
-    """The built-in policies' parameters, checked now rather than at the run's first decision."""
-    from policies.registry import check_policy_parameters
+#: Checks of one policy's parameters, ``check(name, params)`` raising :class:`FlosimError`, that run
+#: when a scenario is loaded. The scenario knows no policy (it stands on the ground floor), so the
+#: policy registry, which does, adds its check here when it is imported (``policies.registry``;
+#: every command line imports it): a bad parameter of a built-in policy is refused at load, not at
+#: the run's first decision.
+POLICY_PARAMETER_CHECKS: list[Callable[[str, Any], None]] = []
 
+
+def _check_policies(scenario: Scenario, source: str) -> None:
+    """The policies' parameters, checked now rather than at the run's first decision."""
     for name, params in scenario.policies.items():
         try:
-            check_policy_parameters(name, params)
+            for check in POLICY_PARAMETER_CHECKS:
+                check(name, params)
         except FlosimError as exc:
             raise ScenarioError(f"{source}: field 'policies.{name}': {exc}") from None
 
