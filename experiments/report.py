@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from experiments.plots.data import PlotData, load_plot_data, mean_ci, weekly_margins
+from experiments.plots.data import PlotData, load_plot_data, mean_ci, settled_or_raw, weekly_margins
 from experiments.plots.figures import PlotSet, make_plots
 from sim.errors import FlosimError
 
@@ -114,15 +114,17 @@ def participation_table(data: PlotData) -> pd.DataFrame:
 
 
 def design_table(data: PlotData, limit: int = 60) -> pd.DataFrame:
-    """Sweeps: mean saving against JIT per design point (rows) and policy (columns)."""
+    """Sweeps: mean saving against JIT per design point (rows) and policy (columns), settled when the
+    sweep holds settled figures (the column names say which)."""
     if data.kind != "sweep" or "saving_vs_jit" not in data.summary:
         return pd.DataFrame()
     s = data.summary[data.summary.policy != "jit"]
     if s.empty:
         return pd.DataFrame()
-    t = s.pivot_table(index=["point", *data.parameters], columns="policy", values="saving_vs_jit", aggfunc="mean", sort=True)
+    saving, basis = settled_or_raw(data.summary, "saving_vs_jit")
+    t = s.pivot_table(index=["point", *data.parameters], columns="policy", values=saving, aggfunc="mean", sort=True)
     t = t[[p for p in data.policies if p in t.columns]].reset_index().head(limit)
-    t.columns = [c if c in ("point", *data.parameters) else f"saving vs JIT: {c}" for c in t.columns]
+    t.columns = [c if c in ("point", *data.parameters) else f"{basis} saving vs JIT: {c}" for c in t.columns]
     return t.map(lambda v: _fmt(v) if isinstance(v, float) else v)
 
 
@@ -200,7 +202,8 @@ def _sections(data: PlotData) -> list[tuple[str, str, pd.DataFrame]]:
          participation_table(data)),
     ]
     if data.kind == "sweep":
-        sections.append(("Design points", "Mean saving against JIT per design point (first 60 points).", design_table(data)))
+        sections.append(("Design points", "Mean saving against JIT per design point (first 60 points; settled when the "
+                                          "sweep holds settled figures, as the column names say).", design_table(data)))
         sections.append(("Failed runs", "Runs that raised; each has runs/RUN_ID/error.json. flosim sweep --resume retries them.",
                          run_status_table(data)))
     return sections
