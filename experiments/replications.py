@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
+from experiments.plots.data import mean_ci
 from policies.base import Policy
 from sim.metrics import participation, summarize
 from sim.runner import RunResult, run_policies
@@ -55,12 +56,11 @@ def replication_seeds(seed: int, n: int) -> list[int]:
 def interval(values: Sequence[float], level: float = LEVEL) -> dict[str, float | None]:
     """Mean and Student-t confidence interval ``{mean, lo, hi}`` (``lo``/``hi`` null with one value)."""
     x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if x.size == 0:
+    m, half, n = mean_ci(x, level)  # the one Student-t rule, shared with the plots and the report
+    if n == 0:
         return {"mean": None, "lo": None, "hi": None}
-    m = float(x.mean())
-    if x.size < 2:
+    if n < 2:
         return {"mean": m, "lo": None, "hi": None}
-    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
     return {"mean": m, "lo": m - half, "hi": m + half}
 
 
