@@ -62,18 +62,48 @@ def _fmt_ci(mean: float, ci: float, percent: bool) -> str:
 
 # -- tables ---------------------------------------------------------------------------------------
 def policy_table(data: PlotData) -> pd.DataFrame:
-    """Rows: policies; columns: the headline metrics (mean ± 95% CI across replications when > 1)."""
+    """Rows: policies; columns: the headline metrics (mean ± 95% CI across replications when > 1).
+    Shares of the first-best saving are the policy's mean saving over first best's, with the
+    delta-method interval (as ``flosim run --replications`` reports them), not means of
+    per-replication ratios, which a replication where first best saves little would blow up."""
     rows = []
     for policy in data.policies:
         s = data.summary[data.summary.policy == policy]
         row = {"policy": policy}
         for col, label in METRICS:
             if col in s and s[col].notna().any():
+                share = _share_of_first_best(data, policy, SHARES[col]) if col in SHARES else None
+                if share is not None:
+                    row[label] = share
+                    continue
                 per_rep = s.groupby("replication")[col].mean()
                 m, h, _ = mean_ci(per_rep)
                 row[label] = _fmt_ci(m, h, col in PERCENT)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: Share columns and the savings they are the ratio of (the policy's over first best's).
+SHARES = {"settled_share_of_first_best_saving": "settled_saving_vs_jit", "share_of_first_best_saving": "saving_vs_jit"}
+
+
+def _share_of_first_best(data: PlotData, policy: str, saving: str) -> str | None:
+    """The policy's mean saving over first best's (per replication, averaged over design points), with
+    its delta-method interval; says so when first best's saving is not distinguishable from zero."""
+    from experiments.replications import ratio_interval
+
+    s = data.summary
+    if saving not in s or "first-best" not in set(s.policy):
+        return None
+    per_rep = [s[s.policy == p].groupby("replication")[saving].mean() for p in (policy, "first-best")]
+    both = pd.concat(per_rep, axis=1, join="inner").dropna()
+    r = ratio_interval(both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy())
+    if r["mean"] is None:
+        return _fmt(None)
+    if r["lo"] is None:
+        bounded = "" if len(both) < 2 else " (no bounded CI: first best's saving is not distinguishable from 0)"
+        return _fmt(r["mean"], True) + bounded
+    return _fmt_ci(r["mean"], r["hi"] - r["mean"], True)
 
 
 def component_table(data: PlotData) -> pd.DataFrame:

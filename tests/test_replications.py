@@ -96,6 +96,12 @@ def test_plot_and_report_draw_the_intervals(replicated):
     assert stats_["n"].eq(3).all() and stats_["ci"].gt(0).all()
     table = policy_table(data)
     assert table["settled social cost"].str.contains("±").all()
+    # the report's share is the JSON's (ratio of mean savings), and it says when the JSON has no interval
+    s, _ = replicated
+    shares = table.set_index("policy")["settled share of first-best saving"]
+    assert shares["first-best"] == "100.0% ± 0.0%"
+    vcg = s["policies"]["cpp-vcg"]["share_of_first_best"]
+    assert shares["cpp-vcg"] == f"{100 * vcg['mean']:.1f}% (no bounded CI: first best's saving is not distinguishable from 0)"
 
 
 def test_interval_helpers():
