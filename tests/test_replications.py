@@ -99,6 +99,11 @@ def test_plot_and_report_draw_the_intervals(replicated):
     # the report's share is the JSON's (ratio of mean savings), and it says when the JSON has no interval
     s, _ = replicated
     shares = table.set_index("policy")["settled share of first-best saving"]
+    from experiments.plots.costs import plot_savings
+
+    fig = plot_savings(data)
+    labels = {a.get_text() for a in fig.axes[0].texts}
+    assert f"{100 * s['policies']['cpp-vcg']['share_of_first_best']['mean']:.0f}% of first-best" in labels
     assert shares["first-best"] == "100.0% ± 0.0%"
     vcg = s["policies"]["cpp-vcg"]["share_of_first_best"]
     assert shares["cpp-vcg"] == f"{100 * vcg['mean']:.1f}% (no bounded CI: first best's saving is not distinguishable from 0)"
