@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
+from experiments.plots.data import mean_ci
 from policies.base import Policy
 from sim.metrics import participation, summarize
 from sim.runner import RunResult, run_policies
@@ -55,17 +56,22 @@ def replication_seeds(seed: int, n: int) -> list[int]:
 def interval(values: Sequence[float], level: float = LEVEL) -> dict[str, float | None]:
     """Mean and Student-t confidence interval ``{mean, lo, hi}`` (``lo``/``hi`` null with one value)."""
     x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if x.size == 0:
+    m, half, n = mean_ci(x, level)  # the one Student-t rule, shared with the plots and the report
+    if n == 0:
         return {"mean": None, "lo": None, "hi": None}
-    m = float(x.mean())
-    if x.size < 2:
+    if n < 2:
         return {"mean": m, "lo": None, "hi": None}
-    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
     return {"mean": m, "lo": m - half, "hi": m + half}
 
 
 def ratio_interval(num: Sequence[float], den: Sequence[float], level: float = LEVEL) -> dict[str, float | None]:
-    """``mean(num) / mean(den)`` with its delta-method interval (paired samples ``num[i]``, ``den[i]``)."""
+    """``mean(num) / mean(den)`` with its delta-method interval (paired samples ``num[i]``, ``den[i]``).
+
+    ``lo``/``hi`` are null, not a wide finite interval, when the denominator's own mean is not
+    distinguishable from zero at ``level`` (``|mean| <= t * standard error``): the ratio's confidence
+    set is then unbounded (Fieller), and the linearised interval would be a meaningless pair of large
+    numbers. :func:`ratio_unbounded` tells this case from a single value.
+    """
     a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
     ok = np.isfinite(a) & np.isfinite(b)
     a, b = a[ok], b[ok]
@@ -75,8 +81,23 @@ def ratio_interval(num: Sequence[float], den: Sequence[float], level: float = LE
     if a.size < 2:
         return {"mean": r, "lo": None, "hi": None}
     resid = (a - r * b) / b.mean()  # linearised ratio: its mean is zero, its spread is the ratio's
+    if not resid.any():  # num is r times den in every replication (first best against itself): exact
+        return {"mean": r, "lo": r, "hi": r}
+    if ratio_unbounded(b, level):
+        return {"mean": r, "lo": None, "hi": None}
     half = float(stats.t.ppf(0.5 + level / 2, a.size - 1) * resid.std(ddof=1) / np.sqrt(a.size))
     return {"mean": r, "lo": r - half, "hi": r + half}
+
+
+def ratio_unbounded(den: Sequence[float], level: float = LEVEL) -> bool:
+    """Whether a ratio over the paired mean of ``den`` has no bounded confidence interval: at least two
+    finite values whose mean is within ``t * standard error`` of zero."""
+    b = np.asarray(den, dtype=float)
+    b = b[np.isfinite(b)]
+    if b.size < 2:
+        return False
+    se = float(b.std(ddof=1) / np.sqrt(b.size))
+    return bool(abs(b.mean()) <= stats.t.ppf(0.5 + level / 2, b.size - 1) * se)
 
 
 @dataclass
@@ -141,6 +162,7 @@ def replicated_summary(per_run: list[dict[str, Any]], policies: list[str]) -> di
     done = [r for r in per_run if all(p in r["policies"] for p in policies)]
     out_p: dict[str, dict[str, Any]] = {}
     out_part: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
 
     def column(policy: str, key: str) -> list[float]:
         return [np.nan if r["policies"][policy].get(key) is None else r["policies"][policy][key] for r in done]
@@ -154,6 +176,13 @@ def replicated_summary(per_run: list[dict[str, Any]], policies: list[str]) -> di
             for cost, name in (("settled_social_cost", "share_of_first_best"), ("social_cost", "share_of_first_best_saving")):
                 jit, fb, mine = (np.asarray(column(q, cost)) for q in ("jit", "first-best", p))
                 entry[name] = ratio_interval(jit - mine, jit - fb)
+                if p == "first-best" and (entry[name]["mean"] is None or ratio_unbounded(jit - fb)):
+                    basis = "settled" if cost.startswith("settled_") else "raw"
+                    m = interval(jit - fb)
+                    warnings.append(
+                        f"{name}: first best's {basis} saving over JIT is not distinguishable from 0 "
+                        f"(mean {_num(m['mean'])}, 95% CI [{_num(m['lo'])}, {_num(m['hi'])}]), so the shares of it "
+                        "have no bounded interval: lo and hi are null; compare the savings instead")
         out_p[p] = entry
         parties = {}
         for party in ("retailer", "vendor"):
@@ -162,4 +191,9 @@ def replicated_summary(per_run: list[dict[str, Any]], policies: list[str]) -> di
                 parties[party] = {k: interval([np.nan if x is None else x for x in v]) for k, v in vals.items()}
         if parties:
             out_part[p] = parties
-    return {"policies": out_p, "participation": out_part, "replications_complete": len(done)}
+    return {"policies": out_p, "participation": out_part, "replications_complete": len(done),
+            **({"warnings": warnings} if warnings else {})}
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:,.1f}"

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from experiments.plots.data import PlotData, load_plot_data, mean_ci, weekly_margins
+from experiments.plots.data import PlotData, load_plot_data, mean_ci, settled_or_raw, weekly_margins
 from experiments.plots.figures import PlotSet, make_plots
 from sim.errors import FlosimError
 
@@ -62,18 +62,48 @@ def _fmt_ci(mean: float, ci: float, percent: bool) -> str:
 
 # -- tables ---------------------------------------------------------------------------------------
 def policy_table(data: PlotData) -> pd.DataFrame:
-    """Rows: policies; columns: the headline metrics (mean ± 95% CI across replications when > 1)."""
+    """Rows: policies; columns: the headline metrics (mean ± 95% CI across replications when > 1).
+    Shares of the first-best saving are the policy's mean saving over first best's, with the
+    delta-method interval (as ``flosim run --replications`` reports them), not means of
+    per-replication ratios, which a replication where first best saves little would blow up."""
     rows = []
     for policy in data.policies:
         s = data.summary[data.summary.policy == policy]
         row = {"policy": policy}
         for col, label in METRICS:
             if col in s and s[col].notna().any():
+                share = _share_of_first_best(data, policy, SHARES[col]) if col in SHARES else None
+                if share is not None:
+                    row[label] = share
+                    continue
                 per_rep = s.groupby("replication")[col].mean()
                 m, h, _ = mean_ci(per_rep)
                 row[label] = _fmt_ci(m, h, col in PERCENT)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: Share columns and the savings they are the ratio of (the policy's over first best's).
+SHARES = {"settled_share_of_first_best_saving": "settled_saving_vs_jit", "share_of_first_best_saving": "saving_vs_jit"}
+
+
+def _share_of_first_best(data: PlotData, policy: str, saving: str) -> str | None:
+    """The policy's mean saving over first best's (per replication, averaged over design points), with
+    its delta-method interval; says so when first best's saving is not distinguishable from zero."""
+    from experiments.replications import ratio_interval
+
+    s = data.summary
+    if saving not in s or "first-best" not in set(s.policy):
+        return None
+    per_rep = [s[s.policy == p].groupby("replication")[saving].mean() for p in (policy, "first-best")]
+    both = pd.concat(per_rep, axis=1, join="inner").dropna()
+    r = ratio_interval(both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy())
+    if r["mean"] is None:
+        return _fmt(None)
+    if r["lo"] is None:
+        bounded = "" if len(both) < 2 else " (no bounded CI: first best's saving is not distinguishable from 0)"
+        return _fmt(r["mean"], True) + bounded
+    return _fmt_ci(r["mean"], r["hi"] - r["mean"], True)
 
 
 def component_table(data: PlotData) -> pd.DataFrame:
@@ -114,15 +144,17 @@ def participation_table(data: PlotData) -> pd.DataFrame:
 
 
 def design_table(data: PlotData, limit: int = 60) -> pd.DataFrame:
-    """Sweeps: mean saving against JIT per design point (rows) and policy (columns)."""
+    """Sweeps: mean saving against JIT per design point (rows) and policy (columns), settled when the
+    sweep holds settled figures (the column names say which)."""
     if data.kind != "sweep" or "saving_vs_jit" not in data.summary:
         return pd.DataFrame()
     s = data.summary[data.summary.policy != "jit"]
     if s.empty:
         return pd.DataFrame()
-    t = s.pivot_table(index=["point", *data.parameters], columns="policy", values="saving_vs_jit", aggfunc="mean", sort=True)
+    saving, basis = settled_or_raw(data.summary, "saving_vs_jit")
+    t = s.pivot_table(index=["point", *data.parameters], columns="policy", values=saving, aggfunc="mean", sort=True)
     t = t[[p for p in data.policies if p in t.columns]].reset_index().head(limit)
-    t.columns = [c if c in ("point", *data.parameters) else f"saving vs JIT: {c}" for c in t.columns]
+    t.columns = [c if c in ("point", *data.parameters) else f"{basis} saving vs JIT: {c}" for c in t.columns]
     return t.map(lambda v: _fmt(v) if isinstance(v, float) else v)
 
 
@@ -200,7 +232,8 @@ def _sections(data: PlotData) -> list[tuple[str, str, pd.DataFrame]]:
          participation_table(data)),
     ]
     if data.kind == "sweep":
-        sections.append(("Design points", "Mean saving against JIT per design point (first 60 points).", design_table(data)))
+        sections.append(("Design points", "Mean saving against JIT per design point (first 60 points; settled when the "
+                                          "sweep holds settled figures, as the column names say).", design_table(data)))
         sections.append(("Failed runs", "Runs that raised; each has runs/RUN_ID/error.json. flosim sweep --resume retries them.",
                          run_status_table(data)))
     return sections

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 
+#: ``phase`` of a ledger, flows or decisions row: a measured week, or a cool-down week (settled costs).
 MEASURED, SETTLE = "measured", "settle"
 
 

@@ -33,11 +33,10 @@ from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
 from policies.base import Decision, PlanningContext, Policy
 from sim.agents import RetailerAgent, RetailerState, VendorAgent, VendorState
 from sim.data import split_scenario
+from sim.metrics import MEASURED, SETTLE
 from sim.scenario import Scenario
 
 ARRIVALS, FORECAST, PLANNING, EXECUTION, DEMAND, ACCOUNTING = 0.0, 0.1, 0.2, 0.3, 0.4, 0.5
-#: ``phase`` of a ledger, flows or decisions row: a measured week, or a cool-down week (settled costs).
-MEASURED, SETTLE = "measured", "settle"
 
 
 @dataclass

@@ -91,6 +91,22 @@ def test_sweep_figures_include_savings_against_parameters(sweep_dir):
         _non_trivial_png(p)
 
 
+def test_sweep_and_participation_figures_say_settled_or_raw(sweep_dir, tmp_path):
+    from experiments.plots.data import settled_or_raw
+
+    data = load_plot_data(sweep_dir)
+    assert settled_or_raw(data.summary, "saving_vs_jit") == ("settled_saving_vs_jit", "settled")
+    # the figure plots that column: each point's mean against the panel's parameter
+    make_plots(sweep_dir, tmp_path / "figs", formats=["svg"])
+    svg = (tmp_path / "figs" / "savings_vs_parameters.svg").read_text()
+    assert "settled saving vs JIT (currency units)" in svg
+    # weekly margins are the measured weeks only, and the axis says so
+    assert "raw margin, measured weeks (currency units)" in (tmp_path / "figs" / "participation.svg").read_text()
+    # a sweep without settled figures (written before they existed) is drawn raw and labelled so
+    assert settled_or_raw(data.summary.drop(columns=[c for c in data.summary if c.startswith("settled_")]),
+                          "saving_vs_jit") == ("saving_vs_jit", "raw")
+
+
 def test_statistics_behind_the_figures(sweep_dir, run_dir):
     m, h, n = mean_ci([1.0, 2.0, 3.0])
     assert (m, n) == (2.0, 3) and h == pytest.approx(4.302652729911275 * 1 / np.sqrt(3))

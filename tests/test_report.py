@@ -77,6 +77,18 @@ def test_sweep_report_lists_design_points_and_failed_runs(sweep_dir, tmp_path):
     path = write_report(sweep_dir, tmp_path / "r" / "sweep.html")
     text = path.read_text()
     assert "Design points" in text and "policies.flaky.fail" in text and "± " in text
+    # the design points' savings are the settled ones, and say so
+    from experiments.plots.data import load_plot_data
+    from experiments.report import _fmt, design_table
+
+    data = load_plot_data(sweep_dir)
+    table = design_table(data)
+    cols = [c for c in table.columns if "saving vs JIT" in c]
+    assert cols and all(c.startswith("settled saving vs JIT: ") for c in cols)
+    rows = data.summary[data.summary.policy != "jit"]
+    p = cols[0].split(": ", 1)[1]
+    expect = rows[(rows.policy == p) & (rows.point == table["point"].iloc[0])]["settled_saving_vs_jit"].mean()
+    assert table[cols[0]].iloc[0] == _fmt(expect)
     assert "Failed runs" in text and "flaky policy asked to fail" in text and "ValueError" in text
     assert text.count("data:image/png;base64,") >= 3
 

@@ -72,6 +72,26 @@ def test_extra_units_in_the_last_week_raise_settled_cost_by_what_the_cool_down_r
     assert diff < extra["social_cost"] - base["social_cost"]
 
 
+def test_the_default_cool_down_uses_up_what_the_measured_weeks_left_behind(extra_run):
+    # units identity over measured weeks and cool-down: start + produced - served = stock left at the end
+    # (FCs, in transit, vendor); and after the cool-down both worlds hold the same stock, so the settled
+    # figures charge no policy for leftover units they never credit (a shorter cool-down would: with
+    # settle_weeks 2 about half of the 1,000 extra units are still there)
+    left = {}
+    for policy, f in extra_run.flows.groupby("policy"):
+        f = f.sort_values("week")
+        first, last = f.iloc[0], f.iloc[-1]
+        start = first.fc_stock_start + first.in_transit_start + first.vendor_stock_start
+        left[policy] = last.fc_stock_end + last.in_transit_end + last.vendor_stock_end
+        assert left[policy] == pytest.approx(start + f.produced.sum() - f.served.sum(), rel=1e-9)
+        measured_end = measured(f).iloc[-1]
+        assert last.week == WEEKS + extra_run.settle - 1 and measured_end.week == WEEKS - 1
+    end = measured(extra_run.flows).sort_values("week").groupby("policy").tail(1).set_index("policy")
+    at_end = end.fc_stock_end + end.in_transit_end + end.vendor_stock_end
+    assert at_end["jit-extra"] > at_end["jit"] + 0.5 * EXTRA  # the measured weeks end with the extra units
+    assert left["jit-extra"] == pytest.approx(left["jit"], abs=1e-6)  # the cool-down has used them
+
+
 def test_settle_weeks_zero_reproduces_raw_figures_and_raw_figures_do_not_depend_on_settle(extra_run):
     off = run_policies(extra_run.scenario.model_copy(update={"settle_weeks": 0}), [JITPolicy(), ExtraInLastWeek(WEEKS - 1)])
     assert set(off.ledger["phase"]) == {"measured"} and off.settle == 0

@@ -187,6 +187,8 @@ def _main_replicated(args: argparse.Namespace, scenario, policies: list[str], ou
             timings[k] = timings.get(k, 0.0) + v
     _write_whole(out, tables=rep.tables(), summary=summary, scenario=first.scenario.model_copy(update={"seed": rep.seed}),
                  seed=rep.seed, timings=timings, extra_metadata={"replications": args.replications, "seeds": rep.seeds})
+    for warning in summary.get("warnings", []):
+        print(f"flosim: warning: {warning}", file=sys.stderr)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")

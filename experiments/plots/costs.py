@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.plots.data import COST_UNIT, PlotData, policy_color  # noqa: E402
+from experiments.plots.data import COST_UNIT, PlotData, policy_color, settled_or_raw  # noqa: E402
 
 
 def _subtitle(data: PlotData) -> str:
@@ -34,17 +34,9 @@ def _bars(ax, stats, order: list[str], ylabel: str) -> None:
     ax.axhline(0, color="black", lw=0.6)
 
 
-def _basis(data: PlotData, col: str) -> tuple[str, str]:
-    """``settled_<col>`` and the word "settled" when the summary has it, else the raw column."""
-    settled = f"settled_{col}"
-    if settled in data.summary and data.summary[settled].notna().any():
-        return settled, "settled"
-    return col, "raw"
-
-
 def plot_social_cost(data: PlotData) -> "plt.Figure":
     """Bars: total social cost (retailer + vendor, transfers cancel) of each policy, settled when known."""
-    col, basis = _basis(data, "social_cost")
+    col, basis = settled_or_raw(data.summary, "social_cost")
     stats = data.across(data.summary, col, ["policy"])
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     _bars(ax, stats, data.policies, f"{basis} social cost ({COST_UNIT})")
@@ -65,14 +57,15 @@ def plot_savings(data: PlotData) -> "plt.Figure | None":
     rows = data.summary[data.summary.policy != "jit"]
     if rows.empty:
         return None
-    col, basis = _basis(data, "saving_vs_jit")
-    share_col = "settled_share_of_first_best_saving" if basis == "settled" else "share_of_first_best_saving"
+    col, basis = settled_or_raw(data.summary, "saving_vs_jit")
     stats = data.across(rows, col, ["policy"])
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     order = [p for p in data.policies if p != "jit"]
     _bars(ax, stats, order, f"{basis} saving vs JIT ({COST_UNIT})")
-    if share_col in rows and rows[share_col].notna().any():
-        share = data.across(rows, share_col, ["policy"]).set_index("policy")["mean"]
+    means = stats.set_index("policy")["mean"]
+    if "first-best" in means and np.isfinite(means["first-best"]) and abs(means["first-best"]) > 1e-9:
+        # the share is the ratio of the bars' mean savings, as the report and the replicated summary give it
+        share = means / means["first-best"]
         for i, p in enumerate([p for p in order if p in set(stats.policy)]):
             if p in share and np.isfinite(share[p]):
                 y = float(stats.set_index("policy").loc[p, "mean"])

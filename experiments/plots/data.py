@@ -39,6 +39,15 @@ _EXTRA = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
 COST_UNIT = "currency units"
 
 
+def settled_or_raw(summary: pd.DataFrame, col: str) -> tuple[str, str]:
+    """``(settled_<col>, "settled")`` when the summary table has settled figures, else ``(col, "raw")``
+    (results written before settled costs existed): every cost or saving figure says which it shows."""
+    settled = f"settled_{col}"
+    if settled in summary and summary[settled].notna().any():
+        return settled, "settled"
+    return col, "raw"
+
+
 def policy_color(policy: str, order: list[str]) -> str:
     if policy in POLICY_COLORS:
         return POLICY_COLORS[policy]

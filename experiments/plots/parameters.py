@@ -1,4 +1,5 @@
-"""Sweeps: saving against JIT as a function of each swept parameter."""
+"""Sweeps: saving against JIT as a function of each swept parameter (settled when the sweep's tables
+hold settled figures, raw for older sweeps; the axis says which)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.plots.data import COST_UNIT, PlotData, mean_ci, policy_color  # noqa: E402
+from experiments.plots.data import COST_UNIT, PlotData, mean_ci, policy_color, settled_or_raw  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P")
 MAX_LEVELS = 8  # parameters with at most this many values are drawn as lines with CIs, others as scatters
@@ -23,6 +24,7 @@ def plot_savings_vs_parameters(data: PlotData) -> "plt.Figure | None":
     sideways a little so coinciding ones (cpp-vcg and first-best) both stay visible."""
     if data.kind != "sweep" or not data.parameters or "saving_vs_jit" not in data.summary:
         return None
+    saving, basis = settled_or_raw(data.summary, "saving_vs_jit")
     rows = data.summary[data.summary.policy != "jit"]
     if rows.empty:
         return None
@@ -43,23 +45,23 @@ def plot_savings_vs_parameters(data: PlotData) -> "plt.Figure | None":
             if len(levels) <= MAX_LEVELS:
                 stats = []
                 for level in levels:
-                    per_rep = r[r[param] == level].groupby("replication")["saving_vs_jit"].mean()
+                    per_rep = r[r[param] == level].groupby("replication")[saving].mean()
                     stats.append((level, *mean_ci(per_rep)[:2]))
                 x, m, h = (np.array(v, dtype=float) for v in zip(*stats))
                 x = x + (i - (len(policies) - 1) / 2) * 0.015 * span  # dodge, so coinciding policies stay visible
                 ax.errorbar(x, m, yerr=None if np.all(np.isnan(h)) else np.nan_to_num(h), ms=4, capsize=3,
                             color=color, label=p, **style)
             else:
-                pts = r.groupby("point").agg(x=(param, "first"), y=("saving_vs_jit", "mean"))
+                pts = r.groupby("point").agg(x=(param, "first"), y=(saving, "mean"))
                 ax.scatter(pts.x, pts.y, s=16, marker=style["marker"], facecolors=style["mfc"], edgecolors=color,
                            alpha=0.8, label=p)
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xlabel(param)
-        ax.set_ylabel(f"saving vs JIT ({COST_UNIT})")
+        ax.set_ylabel(f"{basis} saving vs JIT ({COST_UNIT})")
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.0), title="policy")
-    fig.suptitle("Saving against JIT by swept parameter", y=1.06)
+    fig.suptitle(f"Saving against JIT by swept parameter ({basis})", y=1.06)
     fig.tight_layout()
     return fig

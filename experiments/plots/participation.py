@@ -39,7 +39,7 @@ def plot_participation(data: PlotData) -> "plt.Figure | None":
         ax.axhline(0, color="black", lw=0.8)
         ax.set_title(f"{party}: margin over JIT (> 0: better off)")
         ax.set_xlabel("week")
-        ax.set_ylabel(f"margin ({COST_UNIT})")
+        ax.set_ylabel(f"raw margin, measured weeks ({COST_UNIT})")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = axes[0].get_legend_handles_labels()
     for h, l in zip(*axes[1].get_legend_handles_labels()):
