@@ -217,6 +217,14 @@ POLICY_PARAM_CASES = [
     ("first-best", {"speed": 2}, "speed"),
     ("split-savings", {"share": 1.5}, "share"),
     ("split-savings", {"share": 2.5e-1, "solver": "psychic"}, "solver"),
+    # a count written as a decimal passed the load check and failed at the first week ("'float' object
+    # cannot be interpreted as an integer")
+    ("cpp-vcg", {"scenarios": 4.0}, "'scenarios' = 4.0"),
+    ("menu", {"size": 4.0}, "'size' = 4.0"),
+    # the non-finite number itself is shown, not the whole mapping around it
+    ("cpp-vcg", {"cpp": {"rho": float("inf"), "max_iter": 5}}, "'cpp.rho' = inf"),
+    # privacy's own model checks it: a non-finite sensitivity is refused there
+    ("cpp-vcg", {"privacy": {"sensitivity": float("inf")}}, "sensitivity"),
 ]
 
 
@@ -225,6 +233,19 @@ def test_policy_parameters_are_checked_at_load(capsys, tmp_path, policy, params,
     path = _scenario_file(tmp_path, lambda d: d["policies"].update({policy: params}))
     # the run asks only for jit: the parameters of a policy that is not run are refused all the same
     _run_refused(capsys, tmp_path, path, str(path), f"policies.{policy}", needle)
+
+
+@pytest.mark.parametrize("policy", ["cpp", "cpp-vcg"])
+def test_privacy_eps_inf_is_accepted_at_load(tmp_path, policy):
+    """``privacy: {eps: .inf}`` is the documented default (exact answers, docs/privacy.md); the load-time
+    check of non-finite policy parameters refused it."""
+    from sim.scenario import load_scenario
+
+    path = _scenario_file(tmp_path, lambda d: d["policies"].update({policy: {**d["policies"].get(policy, {}),
+                                                                               "privacy": {"eps": float("inf")}}}))
+    assert ".inf" in path.read_text()
+    scenario = load_scenario(path)
+    assert scenario.policies[policy]["privacy"]["eps"] == float("inf")
 
 
 # -- user policies ---------------------------------------------------------------------------------------
