@@ -250,24 +250,35 @@ RESULT_FILES = ("ledger.parquet", "summary.json", "metadata.json", "scenario.yam
 
 
 def check_out_folder(folder: str | Path, force: bool, what: str = "results") -> None:
-    """Before anything is computed: refuse an ``--out`` that is a file, or a folder that is not empty
-    unless ``force`` (then it must be a results folder, which :func:`write_results` replaces whole, so
-    no old file, plot or report stays beside the new run)."""
-    folder = Path(folder)
+    """Before anything is computed: refuse an ``--out`` that is a file, the current folder or one
+    holding it (the run's folder is put in place whole, by renaming), or a folder that is not empty
+    unless ``force`` (then it must be a results folder, holding every file of :data:`RESULT_FILES`,
+    which is replaced whole, so no old file, plot or report stays beside the new run; a folder of
+    one's own that merely holds a ``scenario.yaml`` is never replaced)."""
+    given = folder
+    folder = Path(os.path.abspath(folder))
+    try:
+        holds_cwd = not folder.name or Path.cwd().resolve().is_relative_to(folder.resolve())
+    except OSError:  # the current folder was removed
+        holds_cwd = False
+    if holds_cwd:
+        raise FlosimError(f"--out {given}: is the current folder or holds it; give the results a folder of their own "
+                          "(e.g. --out results/run1)")
     if folder.exists() and not folder.is_dir():
-        raise FlosimError(f"--out {folder}: exists and is not a folder")
+        raise FlosimError(f"--out {given}: exists and is not a folder")
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FlosimError(f"--out {folder}: cannot create results folder: {exc}") from None
+        raise FlosimError(f"--out {given}: cannot create results folder: {exc}") from None
     if not os.access(folder.parent, os.W_OK | os.X_OK):
-        raise FlosimError(f"--out {folder}: cannot create results folder: {folder.parent} is not writable")
+        raise FlosimError(f"--out {given}: cannot create results folder: {folder.parent} is not writable")
     if not folder.is_dir() or not any(folder.iterdir()):
         return
     if not force:
-        raise FlosimError(f"--out {folder}: folder exists and is not empty (choose another folder, or --force to replace {what})")
-    if not any((folder / name).exists() for name in RESULT_FILES):
-        raise FlosimError(f"--out {folder}: exists and is not a {what} folder (no {', '.join(RESULT_FILES)}); not replacing it")
+        raise FlosimError(f"--out {given}: folder exists and is not empty (choose another folder, or --force to replace {what})")
+    missing = [name for name in RESULT_FILES if not (folder / name).exists()]
+    if missing:
+        raise FlosimError(f"--out {given}: exists and is not a {what} folder (no {', '.join(missing)}); not replacing it")
 
 
 def replace_folder(tmp: Path, final: Path) -> None:

@@ -348,6 +348,42 @@ def test_force_replaces_a_results_folder_whole(capsys, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
+def test_force_never_replaces_a_folder_of_ones_own_that_holds_a_scenario_yaml(capsys, tmp_path, monkeypatch):
+    """A study folder holding the user's ``scenario.yaml`` and notes is not a results folder: --force
+    replaced it whole (notes deleted) because one results file name was enough."""
+    import experiments.commands.run as run_cmd
+
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "scenario.yaml").write_text(DEFAULT_TEXT)
+    (study / "notes.txt").write_text("mine")
+    monkeypatch.setattr(run_cmd, "run_policies", lambda *a, **k: pytest.fail("simulated before checking --out"))
+    _refused(capsys, ["run", "--scenario", str(study / "scenario.yaml"), "--policy", "jit", "--weeks", "1",
+                      "--out", str(study), "--force"], "not a results folder", "ledger.parquet")
+    assert sorted(p.name for p in study.iterdir()) == ["notes.txt", "scenario.yaml"]
+
+
+@pytest.mark.parametrize("out", [".", "..", "sub/..", "sub/../."])
+def test_out_that_is_the_current_folder_is_refused_before_simulating(capsys, tmp_path, monkeypatch, out):
+    """``--out .`` simulated, then failed with a ValueError traceback (an empty folder name) and lost the run."""
+    import experiments.commands.run as run_cmd
+
+    here = tmp_path / "here"
+    (here / "sub").mkdir(parents=True)
+    monkeypatch.chdir(here)
+    monkeypatch.setattr(run_cmd, "run_policies", lambda *a, **k: pytest.fail("simulated before checking --out"))
+    _refused(capsys, ["run", "--policy", "jit", "--weeks", "1", "--out", out], f"--out {Path(out)}", "current folder")
+    _refused(capsys, ["run", "--policy", "jit", "--weeks", "1", "--out", out, "--force"], "current folder")
+
+
+def test_out_with_a_trailing_dot_is_written_whole(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--policy", "jit", "--weeks", "1", "--out", "r/."]) == 0
+    assert main(["run", "--policy", "jit", "--weeks", "1", "--out", "r/.", "--force"]) == 0
+    assert (tmp_path / "r" / "ledger.parquet").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # nothing left beside it
+
+
 def test_replay_refuses_a_non_empty_out_too(capsys, tmp_path):
     out = tmp_path / "r"
     out.mkdir()

@@ -105,6 +105,7 @@ def main(args: argparse.Namespace) -> int:
 def write_run_folder(out: Path, result: RunResult, summary: dict[str, Any], extra_metadata: dict[str, Any] | None = None) -> None:
     """Write a run's results folder in a temporary sibling and put it at ``out`` whole (replacing an
     earlier results folder, which :func:`sim.results.check_out_folder` allowed with ``--force``)."""
+    out = Path(os.path.abspath(out))  # a name to put beside it even for --out results/.
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         write_results(tmp, tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
