@@ -685,6 +685,71 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
         pytest.fail("the watching child outlived its killed parent by 10 s")
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="the wall-clock start time is psutil's on Linux")
+def test_a_step_of_the_system_clock_does_not_end_the_workers(tmp_path):
+    """psutil's wall-clock start time of a process moves when the system clock is stepped (NTP, a
+    resumed virtual machine): the watchdog took the (living) sweep for gone and ended every worker.
+    The step is played by moving psutil's boot time 5 s in the watching child."""
+    import subprocess
+    import sys
+
+    from experiments.watchdog import ORPHAN_EXIT, parent_identity
+
+    code = textwrap.dedent("""\
+        import sys, time
+        import psutil, psutil._pslinux
+        from experiments.watchdog import watch_parent
+        watch_parent(int(sys.argv[1]), float(sys.argv[2]), interval=0.05)
+        time.sleep(0.3)
+        real = psutil._pslinux.boot_time
+        psutil._pslinux.boot_time = psutil.boot_time = lambda: real() + 5.0  # the clock is stepped
+        time.sleep(0.6)
+        print("still working", flush=True)
+    """)
+    repo = str(Path(__file__).resolve().parents[1])
+    child = subprocess.run([sys.executable, "-c", code, *map(str, parent_identity())], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": repo}, cwd=repo, timeout=60)
+    assert child.returncode != ORPHAN_EXIT, "the watchdog ended a worker whose sweep is alive"
+    assert child.returncode == 0 and "still working" in child.stdout, child.stderr
+
+
+def test_workers_exit_when_the_killed_sweep_is_not_reaped_yet(tmp_path):
+    """A sweep killed by a program that has not yet waited for it is a zombie: it has an id and a start
+    time but runs no more; its workers must leave all the same."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": repo}
+    sweep = subprocess.Popen([sys.executable, "-c", "from experiments.watchdog import parent_identity\n"
+                              "import time\nprint(*parent_identity(), flush=True)\ntime.sleep(120)\n"],
+                             stdout=subprocess.PIPE, text=True, env=env, cwd=repo)
+    try:
+        identity = sweep.stdout.readline().split()
+        worker = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom experiments.watchdog import watch_parent\n"
+                                   "watch_parent(int(sys.argv[1]), float(sys.argv[2]), interval=0.1)\ntime.sleep(120)\n",
+                                   *identity], env=env, cwd=repo)
+        time.sleep(1.0)
+        assert worker.poll() is None, "the worker left while its sweep was alive"
+        os.kill(sweep.pid, signal.SIGKILL)  # not waited for: a zombie until the wait below
+        deadline = time.time() + 10
+        while time.time() < deadline and psutil.Process(sweep.pid).status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.05)
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+            pytest.fail("the worker outlived its killed (zombie) sweep by 10 s")
+        assert psutil.Process(sweep.pid).status() == psutil.STATUS_ZOMBIE  # it left while the sweep was a zombie
+    finally:
+        sweep.kill()
+        sweep.wait()
+
+
 # -- the smaller items -------------------------------------------------------------------------------------------
 def test_menu_old_weeks_spelling_still_works_with_a_note(capsys, tmp_path):
     out = tmp_path / "m"
