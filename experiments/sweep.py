@@ -703,9 +703,21 @@ def load_sweep(folder: str | Path) -> tuple[dict[str, Any], dict[str, pd.DataFra
         state = meta.get("state")
         raise FlosimError(f"{folder}: the sweep's tables were not gathered (no summary.parquet; sweep.json says the sweep "
                           f"is {state!r}); `flosim sweep SPEC --out DIR --resume` finishes it and gathers the runs")
+    if not (isinstance(meta["parameters"], list) and all(isinstance(p, str) for p in meta["parameters"])):
+        raise FlosimError(f"{folder / 'sweep.json'}: damaged ('parameters' is not a list of parameter names)")
     tables = {}
     for name in ("summary", "runs", *TABLES):
         p = folder / f"{name}.parquet"
-        tables[name] = read_table(p) if p.exists() else pd.DataFrame()
+        if name in GATHERED_COLUMNS:  # gather writes both, whatever the runs did
+            tables[name] = read_table(p)
+            missing = [c for c in GATHERED_COLUMNS[name] if c not in tables[name].columns]
+            if len(tables[name]) and missing:
+                raise FlosimError(f"{p}: damaged or not a flosim sweep table (no column {', '.join(missing)})")
+        else:
+            tables[name] = read_table(p) if p.exists() else pd.DataFrame()
     return meta, tables
+
+
+#: Columns the plots and reports read from a gathered sweep's tables.
+GATHERED_COLUMNS = {"summary": ("run_id", "point", "replication", "policy"), "runs": ("run_id", "status")}
 

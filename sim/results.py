@@ -200,6 +200,11 @@ def read_json(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any
     return data
 
 
+def _is_number(value: Any) -> bool:
+    """A summary total: a number, or null (a share with nothing to share)."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 def _short(exc: BaseException | str) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 160 else text[:157] + "..."
@@ -224,18 +229,22 @@ def load_results(folder: str | Path) -> LoadedResults:
     if not (folder / "ledger.parquet").exists():
         raise FlosimError(f"{folder}: not a results folder (no ledger.parquet)")
     tables = {}
-    for name in TABLES:
-        p = folder / f"{name}.parquet"
-        if p.exists():
-            tables[name] = read_table(p)
+    for name in TABLES:  # every writer writes all three: one missing is a damaged (or partly copied) folder
+        tables[name] = read_table(folder / f"{name}.parquet")
     summary = read_json(folder / "summary.json", SUMMARY_KEYS) if (folder / "summary.json").exists() else {}
     if summary and not (isinstance(summary["policies"], dict) and all(isinstance(v, dict) for v in summary["policies"].values())):
         raise FlosimError(f"{folder / 'summary.json'}: damaged ('policies' is not a mapping of policy: totals)")
-    if summary and not isinstance(summary.get("participation", {}), dict):
-        raise FlosimError(f"{folder / 'summary.json'}: damaged ('participation' is not a mapping)")
+    if summary and not all(_is_number(v) for totals in summary["policies"].values() for v in totals.values()):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged (a policy's totals are not all numbers)")
+    part = summary.get("participation") or {}
+    if summary and not (isinstance(part, dict) and all(isinstance(v, dict) and all(isinstance(e, dict) for e in v.values())
+                                                        for v in part.values())):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged ('participation' is not a mapping of policy: party: checks)")
     missing = [c for c in LEDGER_COLUMNS if c not in tables["ledger"].columns]
     if missing:
         raise FlosimError(f"{folder / 'ledger.parquet'}: damaged or not a flosim ledger (no column {', '.join(missing)})")
+    if not pd.api.types.is_numeric_dtype(tables["ledger"]["value"]):
+        raise FlosimError(f"{folder / 'ledger.parquet'}: damaged or not a flosim ledger (its 'value' column is not numbers)")
     meta = read_json(folder / "metadata.json") if (folder / "metadata.json").exists() else {}
     scenario = None
     if (folder / "scenario.yaml").exists():

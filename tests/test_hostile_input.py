@@ -548,7 +548,28 @@ RUN_DAMAGE = {
     "metadata_corrupt": (lambda f: (f / "metadata.json").write_text("nope"), "metadata.json"),
     "scenario_corrupt": (lambda f: (f / "scenario.yaml").write_text("weeks: [\n"), "scenario.yaml"),
     "ledger_wrong_table": (lambda f: _other_table(f / "ledger.parquet"), "ledger.parquet"),
+    # found in review: these ended in a KeyError, AttributeError or TypeError traceback
+    "flows_missing": (lambda f: (f / "flows.parquet").unlink(), "flows.parquet"),
+    "decisions_missing": (lambda f: (f / "decisions.parquet").unlink(), "decisions.parquet"),
+    "summary_participation_number": (lambda f: _edit_json(f / "summary.json", lambda d: d.update(participation={"first-best": 3})),
+                                     "summary.json"),
+    "summary_totals_text": (lambda f: _edit_json(f / "summary.json", lambda d: d["policies"]["jit"].update(social_cost="abc")),
+                            "summary.json"),
+    "ledger_values_text": (lambda f: _edit_table(f / "ledger.parquet", lambda df: df.assign(value=df["value"].astype(str))),
+                           "ledger.parquet"),
 }
+
+
+def _edit_json(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _edit_table(path: Path, change: Callable[[Any], Any]) -> None:
+    import pandas as pd
+
+    change(pd.read_parquet(path)).to_parquet(path, index=False)
 
 
 def _truncate(path: Path) -> None:
@@ -579,6 +600,10 @@ SWEEP_DAMAGE = {
     "summary_missing": (lambda f: (f / "summary.parquet").unlink(), "no summary.parquet"),
     "summary_truncated": (lambda f: _truncate(f / "summary.parquet"), "summary.parquet"),
     "runs_truncated": (lambda f: _truncate(f / "runs.parquet"), "runs.parquet"),
+    # found in review: these ended in an AttributeError, KeyError or TypeError traceback
+    "runs_missing": (lambda f: (f / "runs.parquet").unlink(), "runs.parquet"),
+    "summary_other_table": (lambda f: _other_table(f / "summary.parquet"), "summary.parquet"),
+    "sweep_json_parameters_number": (lambda f: _edit_json(f / "sweep.json", lambda d: d.update(parameters=3)), "sweep.json"),
 }
 
 
@@ -606,7 +631,7 @@ def test_a_damaged_menu_folder(capsys, tmp_path):
 
 
 # -- resuming a sweep with damaged runs --------------------------------------------------------------------
-@pytest.mark.parametrize("damage", ["ledger", "summary"])
+@pytest.mark.parametrize("damage", ["ledger", "summary", "flows_missing"])
 def test_resume_sets_a_damaged_run_aside_and_runs_it_again(capsys, tmp_path, sweep_folder, damage):
     folder = tmp_path / "out"
     shutil.copytree(sweep_folder, folder)
@@ -614,6 +639,8 @@ def test_resume_sets_a_damaged_run_aside_and_runs_it_again(capsys, tmp_path, swe
     victim = runs[0]
     if damage == "ledger":
         _truncate(victim / "ledger.parquet")
+    elif damage == "flows_missing":  # was taken as finished, and its flows silently left out of the gathered table
+        (victim / "flows.parquet").unlink()
     else:
         (victim / "summary.json").write_text("{}")
     spec = sweep_folder.parent / "spec.yaml"
