@@ -206,6 +206,10 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>", spec_dir: Path | None
     return LoadedSpec(spec, scenario, source)
 
 
+#: Most runs one sweep folder may hold (far beyond any real design: hundreds of scenarios x replications).
+MAX_RUNS = 1_000_000
+
+
 def _check_before_running(spec: SweepSpec, scenario: Scenario, source: str) -> None:
     """What would otherwise fail in every run, checked before the first: each policy can be built (a
     user's ``module:Class`` imports, has a name no other policy has, accepts its parameters), each
@@ -214,6 +218,13 @@ def _check_before_running(spec: SweepSpec, scenario: Scenario, source: str) -> N
     from forecasts.inputs import check_fits
     from policies.registry import build_policies
 
+    points = math.prod(len(v) for v in spec.grid.values()) * (spec.lhs.samples if spec.lhs else 1)
+    if points * spec.replications > MAX_RUNS:  # before the design is drawn: 10^8 LHS samples hung for minutes
+        sizes = [f"grid {' x '.join(str(len(v)) for v in spec.grid.values())}" if spec.grid else "",
+                 f"lhs.samples {spec.lhs.samples:,}" if spec.lhs else "", f"replications {spec.replications:,}"]
+        raise SpecError(f"{source}: the design has {points * spec.replications:,} runs ({', '.join(x for x in sizes if x)}); "
+                        f"one sweep folder holds at most {MAX_RUNS:,} (a folder and a sweep.json entry each): "
+                        "sweep fewer points or split the design")
     try:
         build_policies(spec.all_policies, scenario)
     except FlosimError as exc:

@@ -477,6 +477,10 @@ SPEC_CASES = [
     ("name: x\npolicies: [jit]\nlhs: {samples: 2, parameters: {demand.cv: {low: -1, high: 0.4}}}\n", ["lhs.parameters.demand.cv.low"]),
     ("name: x\npolicies: [jit]\nfixed: {horizon: .nan}\n", ["horizon"]),
     ("name: x\npolicies: [jit]\nweeks: 1000000000\n", ["weeks", "memory"]),
+    # found in review: a design too large to plan hung for minutes (10^8 LHS samples) or ran out of memory
+    ("name: x\npolicies: [jit]\nlhs: {samples: 100000000, parameters: {demand.cv: {low: 0.1, high: 0.4}}}\n",
+     ["100,000,000 runs", "lhs.samples"]),
+    ("name: x\npolicies: [jit]\nreplications: 1000000000\ngrid: {demand.cv: [0.1, 0.2]}\n", ["2,000,000,000 runs", "grid 2"]),
     ("name: x\npolicies: [jit]\ndescription: &a [*a]\n", ["not valid YAML"]),
     ("anchors:\n" + _bomb(8, "  ") + "name: x\npolicies: [jit]\n", ["not valid YAML"]),
 ]
