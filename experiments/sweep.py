@@ -527,7 +527,10 @@ def sweep_lock(out: Path) -> Iterator[None]:
         yield
         return
     path = out / LOCK_FILE
-    fh = open(path, "a+")
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:  # a read-only folder, or something else by that name
+        raise FlosimError(f"--out {out}: cannot open the sweep's lock file {path}: {exc.strerror or exc}") from None
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

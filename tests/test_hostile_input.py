@@ -716,6 +716,13 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
         pytest.fail("the watching child outlived its killed parent by 10 s")
 
 
+def test_a_lock_file_that_cannot_be_opened_is_named(capsys, tmp_path):
+    (tmp_path / "spec.yaml").write_text("name: tiny\nweeks: 1\npolicies: [jit]\n")
+    out = tmp_path / "out"
+    (out / "sweep.lock").mkdir(parents=True)  # was an IsADirectoryError traceback
+    _refused(capsys, ["sweep", str(tmp_path / "spec.yaml"), "--out", str(out)], "sweep.lock", "lock file")
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="the wall-clock start time is psutil's on Linux")
 def test_a_step_of_the_system_clock_does_not_end_the_workers(tmp_path):
     """psutil's wall-clock start time of a process moves when the system clock is stepped (NTP, a
