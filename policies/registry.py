@@ -140,12 +140,16 @@ def make_policy(spec: str | Policy, scenario: Scenario, **overrides: Any) -> Pol
         raise FlosimError(f"policy '{spec}': bad parameters {params}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a user's constructor raised
         raise FlosimError(f"policy '{spec}': building it with parameters {params} raised {type(exc).__name__}: {exc}") from None
-    if not isinstance(policy, Policy):
+    try:  # a user's ``name`` may be a property that raises
+        is_policy, name = isinstance(policy, Policy), getattr(policy, "name", None)
+    except Exception as exc:  # noqa: BLE001
+        raise FlosimError(f"policy '{spec}': reading its name raised {type(exc).__name__}: {exc}") from None
+    if not is_policy:
         raise FlosimError(f"policy '{spec}': {getattr(cls, '__name__', cls_name_of(spec))} needs a 'name' attribute and a 'decide(ctx)' method")
-    if not isinstance(policy.name, str) or not policy.name:
-        raise FlosimError(f"policy '{spec}': its name must be non-empty text, got {policy.name!r}")
-    if ":" in spec and policy.name in BUILTIN:
-        raise FlosimError(f"policy '{spec}': its name {policy.name!r} is a built-in policy's; give the class another "
+    if not isinstance(name, str) or not name:
+        raise FlosimError(f"policy '{spec}': its name must be non-empty text, got {name!r}")
+    if ":" in spec and name in BUILTIN:
+        raise FlosimError(f"policy '{spec}': its name {name!r} is a built-in policy's; give the class another "
                           "name (results, savings and participation are keyed by it)")
     return policy
 

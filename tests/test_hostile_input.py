@@ -262,6 +262,9 @@ USER_MODULES = {
     "not_a_class": ("P = 3\n", "not a class"),
     "import_error": ("import no_such_dependency_xyz\nclass P:\n    pass\n", "no_such_dependency_xyz"),
     "exit": ("import sys\nsys.exit(3)\n", "SystemExit"),
+    # found in review: a RuntimeError traceback
+    "name_raises": ("class P:\n    @property\n    def name(self):\n        raise RuntimeError('no name today')\n"
+                    "    def decide(self, ctx):\n        pass\n", "no name today"),
 }
 
 
