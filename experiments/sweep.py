@@ -207,6 +207,10 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>", spec_dir: Path | None
     return LoadedSpec(spec, scenario, source)
 
 
+#: Most runs one sweep folder may hold (far beyond any real design: hundreds of scenarios x replications).
+MAX_RUNS = 1_000_000
+
+
 def _check_before_running(spec: SweepSpec, scenario: Scenario, source: str) -> None:
     """What would otherwise fail in every run, checked before the first: each policy can be built (a
     user's ``module:Class`` imports, has a name no other policy has, accepts its parameters), each
@@ -215,6 +219,13 @@ def _check_before_running(spec: SweepSpec, scenario: Scenario, source: str) -> N
     from forecasts.inputs import check_fits
     from policies.registry import build_policies
 
+    points = math.prod(len(v) for v in spec.grid.values()) * (spec.lhs.samples if spec.lhs else 1)
+    if points * spec.replications > MAX_RUNS:  # before the design is drawn: 10^8 LHS samples hung for minutes
+        sizes = [f"grid {' x '.join(str(len(v)) for v in spec.grid.values())}" if spec.grid else "",
+                 f"lhs.samples {spec.lhs.samples:,}" if spec.lhs else "", f"replications {spec.replications:,}"]
+        raise SpecError(f"{source}: the design has {points * spec.replications:,} runs ({', '.join(x for x in sizes if x)}); "
+                        f"one sweep folder holds at most {MAX_RUNS:,} (a folder and a sweep.json entry each): "
+                        "sweep fewer points or split the design")
     try:
         build_policies(spec.all_policies, scenario)
     except FlosimError as exc:
@@ -513,7 +524,10 @@ def sweep_lock(out: Path) -> Iterator[None]:
         yield
         return
     path = out / LOCK_FILE
-    fh = open(path, "a+")
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:  # a read-only folder, or something else by that name
+        raise FlosimError(f"--out {out}: cannot open the sweep's lock file {path}: {exc.strerror or exc}") from None
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -700,9 +714,21 @@ def load_sweep(folder: str | Path) -> tuple[dict[str, Any], dict[str, pd.DataFra
         state = meta.get("state")
         raise FlosimError(f"{folder}: the sweep's tables were not gathered (no summary.parquet; sweep.json says the sweep "
                           f"is {state!r}); `flosim sweep SPEC --out DIR --resume` finishes it and gathers the runs")
+    if not (isinstance(meta["parameters"], list) and all(isinstance(p, str) for p in meta["parameters"])):
+        raise FlosimError(f"{folder / 'sweep.json'}: damaged ('parameters' is not a list of parameter names)")
     tables = {}
     for name in ("summary", "runs", *TABLES):
         p = folder / f"{name}.parquet"
-        tables[name] = read_table(p) if p.exists() else pd.DataFrame()
+        if name in GATHERED_COLUMNS:  # gather writes both, whatever the runs did
+            tables[name] = read_table(p)
+            missing = [c for c in GATHERED_COLUMNS[name] if c not in tables[name].columns]
+            if len(tables[name]) and missing:
+                raise FlosimError(f"{p}: damaged or not a flosim sweep table (no column {', '.join(missing)})")
+        else:
+            tables[name] = read_table(p) if p.exists() else pd.DataFrame()
     return meta, tables
+
+
+#: Columns the plots and reports read from a gathered sweep's tables.
+GATHERED_COLUMNS = {"summary": ("run_id", "point", "replication", "policy"), "runs": ("run_id", "status")}
 

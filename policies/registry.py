@@ -63,14 +63,20 @@ def _load(target: str, spec: str) -> type:
     return cls
 
 
-def _non_finite(value: Any, where: str) -> str | None:
+def _non_finite(value: Any, where: str) -> tuple[str, Any] | None:
+    """The first non-finite number inside ``value``: its place and the number itself."""
     if isinstance(value, float) and not math.isfinite(value):
-        return where
+        return where, value
     if isinstance(value, dict):
         return next((w for k, v in value.items() if (w := _non_finite(v, f"{where}.{k}"))), None)
     if isinstance(value, (list, tuple)):
         return next((w for i, v in enumerate(value) if (w := _non_finite(v, f"{where}.{i}"))), None)
     return None
+
+
+#: Parameters whose own settings model gives meaning to an infinite value (``privacy: {eps: .inf}``:
+#: exact answers, the default); they are left to that model's checks.
+_OWN_CHECKS = ("privacy",)
 
 
 def check_policy_parameters(name: str, params: Any) -> None:
@@ -91,16 +97,17 @@ def check_policy_parameters(name: str, params: Any) -> None:
     for key, value in params.items():
         if key not in takes and not open_ended:
             raise FlosimError(f"'{key}' is not a parameter of policy '{name}' (it takes: {', '.join(takes) or 'none'})")
-        where = _non_finite(value, str(key))
-        if where:
-            raise FlosimError(f"'{where}' = {value!r}: not a finite number")
+        found = None if key in _OWN_CHECKS else _non_finite(value, str(key))
+        if found:
+            raise FlosimError(f"'{found[0]}' = {found[1]!r}: not a finite number")
         default = takes[key].default if key in takes else None
         if isinstance(value, bool) and isinstance(default, (int, float)) and not isinstance(default, bool):
             raise FlosimError(f"'{key}' = {value!r}: a number is needed, not true/false")
         if isinstance(default, bool) and not isinstance(value, bool):
             raise FlosimError(f"'{key}' = {value!r}: true or false is needed")
-        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and not value.is_integer():
-            raise FlosimError(f"'{key}' = {value!r}: a whole number is needed")
+        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+            # the policy uses it as a count (``scenarios: 4.0`` failed at the first week: a float is no count)
+            raise FlosimError(f"'{key}' = {value!r}: a whole number is needed (written without a decimal point)")
     try:
         cls(**params)
     except FlosimError as exc:
@@ -136,12 +143,16 @@ def make_policy(spec: str | Policy, scenario: Scenario, **overrides: Any) -> Pol
         raise FlosimError(f"policy '{spec}': bad parameters {params}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a user's constructor raised
         raise FlosimError(f"policy '{spec}': building it with parameters {params} raised {type(exc).__name__}: {exc}") from None
-    if not isinstance(policy, Policy):
+    try:  # a user's ``name`` may be a property that raises
+        is_policy, name = isinstance(policy, Policy), getattr(policy, "name", None)
+    except Exception as exc:  # noqa: BLE001
+        raise FlosimError(f"policy '{spec}': reading its name raised {type(exc).__name__}: {exc}") from None
+    if not is_policy:
         raise FlosimError(f"policy '{spec}': {getattr(cls, '__name__', cls_name_of(spec))} needs a 'name' attribute and a 'decide(ctx)' method")
-    if not isinstance(policy.name, str) or not policy.name:
-        raise FlosimError(f"policy '{spec}': its name must be non-empty text, got {policy.name!r}")
-    if ":" in spec and policy.name in BUILTIN:
-        raise FlosimError(f"policy '{spec}': its name {policy.name!r} is a built-in policy's; give the class another "
+    if not isinstance(name, str) or not name:
+        raise FlosimError(f"policy '{spec}': its name must be non-empty text, got {name!r}")
+    if ":" in spec and name in BUILTIN:
+        raise FlosimError(f"policy '{spec}': its name {name!r} is a built-in policy's; give the class another "
                           "name (results, savings and participation are keyed by it)")
     return policy
 

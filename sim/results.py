@@ -200,6 +200,11 @@ def read_json(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any
     return data
 
 
+def _is_number(value: Any) -> bool:
+    """A summary total: a number, or null (a share with nothing to share)."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 def _short(exc: BaseException | str) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 160 else text[:157] + "..."
@@ -224,18 +229,22 @@ def load_results(folder: str | Path) -> LoadedResults:
     if not (folder / "ledger.parquet").exists():
         raise FlosimError(f"{folder}: not a results folder (no ledger.parquet)")
     tables = {}
-    for name in TABLES:
-        p = folder / f"{name}.parquet"
-        if p.exists():
-            tables[name] = read_table(p)
+    for name in TABLES:  # every writer writes all three: one missing is a damaged (or partly copied) folder
+        tables[name] = read_table(folder / f"{name}.parquet")
     summary = read_json(folder / "summary.json", SUMMARY_KEYS) if (folder / "summary.json").exists() else {}
     if summary and not (isinstance(summary["policies"], dict) and all(isinstance(v, dict) for v in summary["policies"].values())):
         raise FlosimError(f"{folder / 'summary.json'}: damaged ('policies' is not a mapping of policy: totals)")
-    if summary and not isinstance(summary.get("participation", {}), dict):
-        raise FlosimError(f"{folder / 'summary.json'}: damaged ('participation' is not a mapping)")
+    if summary and not all(_is_number(v) for totals in summary["policies"].values() for v in totals.values()):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged (a policy's totals are not all numbers)")
+    part = summary.get("participation") or {}
+    if summary and not (isinstance(part, dict) and all(isinstance(v, dict) and all(isinstance(e, dict) for e in v.values())
+                                                        for v in part.values())):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged ('participation' is not a mapping of policy: party: checks)")
     missing = [c for c in LEDGER_COLUMNS if c not in tables["ledger"].columns]
     if missing:
         raise FlosimError(f"{folder / 'ledger.parquet'}: damaged or not a flosim ledger (no column {', '.join(missing)})")
+    if not pd.api.types.is_numeric_dtype(tables["ledger"]["value"]):
+        raise FlosimError(f"{folder / 'ledger.parquet'}: damaged or not a flosim ledger (its 'value' column is not numbers)")
     meta = read_json(folder / "metadata.json") if (folder / "metadata.json").exists() else {}
     scenario = None
     if (folder / "scenario.yaml").exists():
@@ -250,24 +259,35 @@ RESULT_FILES = ("ledger.parquet", "summary.json", "metadata.json", "scenario.yam
 
 
 def check_out_folder(folder: str | Path, force: bool, what: str = "results") -> None:
-    """Before anything is computed: refuse an ``--out`` that is a file, or a folder that is not empty
-    unless ``force`` (then it must be a results folder, which :func:`write_results` replaces whole, so
-    no old file, plot or report stays beside the new run)."""
-    folder = Path(folder)
+    """Before anything is computed: refuse an ``--out`` that is a file, the current folder or one
+    holding it (the run's folder is put in place whole, by renaming), or a folder that is not empty
+    unless ``force`` (then it must be a results folder, holding every file of :data:`RESULT_FILES`,
+    which is replaced whole, so no old file, plot or report stays beside the new run; a folder of
+    one's own that merely holds a ``scenario.yaml`` is never replaced)."""
+    given = folder
+    folder = Path(os.path.abspath(folder))
+    try:
+        holds_cwd = not folder.name or Path.cwd().resolve().is_relative_to(folder.resolve())
+    except OSError:  # the current folder was removed
+        holds_cwd = False
+    if holds_cwd:
+        raise FlosimError(f"--out {given}: is the current folder or holds it; give the results a folder of their own "
+                          "(e.g. --out results/run1)")
     if folder.exists() and not folder.is_dir():
-        raise FlosimError(f"--out {folder}: exists and is not a folder")
+        raise FlosimError(f"--out {given}: exists and is not a folder")
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FlosimError(f"--out {folder}: cannot create results folder: {exc}") from None
+        raise FlosimError(f"--out {given}: cannot create results folder: {exc}") from None
     if not os.access(folder.parent, os.W_OK | os.X_OK):
-        raise FlosimError(f"--out {folder}: cannot create results folder: {folder.parent} is not writable")
+        raise FlosimError(f"--out {given}: cannot create results folder: {folder.parent} is not writable")
     if not folder.is_dir() or not any(folder.iterdir()):
         return
     if not force:
-        raise FlosimError(f"--out {folder}: folder exists and is not empty (choose another folder, or --force to replace {what})")
-    if not any((folder / name).exists() for name in RESULT_FILES):
-        raise FlosimError(f"--out {folder}: exists and is not a {what} folder (no {', '.join(RESULT_FILES)}); not replacing it")
+        raise FlosimError(f"--out {given}: folder exists and is not empty (choose another folder, or --force to replace {what})")
+    missing = [name for name in RESULT_FILES if not (folder / name).exists()]
+    if missing:
+        raise FlosimError(f"--out {given}: exists and is not a {what} folder (no {', '.join(missing)}); not replacing it")
 
 
 def replace_folder(tmp: Path, final: Path) -> None:

@@ -217,6 +217,14 @@ POLICY_PARAM_CASES = [
     ("first-best", {"speed": 2}, "speed"),
     ("split-savings", {"share": 1.5}, "share"),
     ("split-savings", {"share": 2.5e-1, "solver": "psychic"}, "solver"),
+    # a count written as a decimal passed the load check and failed at the first week ("'float' object
+    # cannot be interpreted as an integer")
+    ("cpp-vcg", {"scenarios": 4.0}, "'scenarios' = 4.0"),
+    ("menu", {"size": 4.0}, "'size' = 4.0"),
+    # the non-finite number itself is shown, not the whole mapping around it
+    ("cpp-vcg", {"cpp": {"rho": float("inf"), "max_iter": 5}}, "'cpp.rho' = inf"),
+    # privacy's own model checks it: a non-finite sensitivity is refused there
+    ("cpp-vcg", {"privacy": {"sensitivity": float("inf")}}, "sensitivity"),
 ]
 
 
@@ -225,6 +233,19 @@ def test_policy_parameters_are_checked_at_load(capsys, tmp_path, policy, params,
     path = _scenario_file(tmp_path, lambda d: d["policies"].update({policy: params}))
     # the run asks only for jit: the parameters of a policy that is not run are refused all the same
     _run_refused(capsys, tmp_path, path, str(path), f"policies.{policy}", needle)
+
+
+@pytest.mark.parametrize("policy", ["cpp", "cpp-vcg"])
+def test_privacy_eps_inf_is_accepted_at_load(tmp_path, policy):
+    """``privacy: {eps: .inf}`` is the documented default (exact answers, docs/privacy.md); the load-time
+    check of non-finite policy parameters refused it."""
+    from sim.scenario import load_scenario
+
+    path = _scenario_file(tmp_path, lambda d: d["policies"].update({policy: {**d["policies"].get(policy, {}),
+                                                                               "privacy": {"eps": float("inf")}}}))
+    assert ".inf" in path.read_text()
+    scenario = load_scenario(path)
+    assert scenario.policies[policy]["privacy"]["eps"] == float("inf")
 
 
 # -- user policies ---------------------------------------------------------------------------------------
@@ -241,6 +262,9 @@ USER_MODULES = {
     "not_a_class": ("P = 3\n", "not a class"),
     "import_error": ("import no_such_dependency_xyz\nclass P:\n    pass\n", "no_such_dependency_xyz"),
     "exit": ("import sys\nsys.exit(3)\n", "SystemExit"),
+    # found in review: a RuntimeError traceback
+    "name_raises": ("class P:\n    @property\n    def name(self):\n        raise RuntimeError('no name today')\n"
+                    "    def decide(self, ctx):\n        pass\n", "no name today"),
 }
 
 
@@ -325,6 +349,42 @@ def test_force_replaces_a_results_folder_whole(capsys, tmp_path):
     assert main(["run", "--policy", "jit", "--weeks", "1", "--out", str(out), "--force"]) == 0
     assert not (out / "plots").exists() and (out / "ledger.parquet").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_force_never_replaces_a_folder_of_ones_own_that_holds_a_scenario_yaml(capsys, tmp_path, monkeypatch):
+    """A study folder holding the user's ``scenario.yaml`` and notes is not a results folder: --force
+    replaced it whole (notes deleted) because one results file name was enough."""
+    import experiments.commands.run as run_cmd
+
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "scenario.yaml").write_text(DEFAULT_TEXT)
+    (study / "notes.txt").write_text("mine")
+    monkeypatch.setattr(run_cmd, "run_policies", lambda *a, **k: pytest.fail("simulated before checking --out"))
+    _refused(capsys, ["run", "--scenario", str(study / "scenario.yaml"), "--policy", "jit", "--weeks", "1",
+                      "--out", str(study), "--force"], "not a results folder", "ledger.parquet")
+    assert sorted(p.name for p in study.iterdir()) == ["notes.txt", "scenario.yaml"]
+
+
+@pytest.mark.parametrize("out", [".", "..", "sub/..", "sub/../."])
+def test_out_that_is_the_current_folder_is_refused_before_simulating(capsys, tmp_path, monkeypatch, out):
+    """``--out .`` simulated, then failed with a ValueError traceback (an empty folder name) and lost the run."""
+    import experiments.commands.run as run_cmd
+
+    here = tmp_path / "here"
+    (here / "sub").mkdir(parents=True)
+    monkeypatch.chdir(here)
+    monkeypatch.setattr(run_cmd, "run_policies", lambda *a, **k: pytest.fail("simulated before checking --out"))
+    _refused(capsys, ["run", "--policy", "jit", "--weeks", "1", "--out", out], f"--out {Path(out)}", "current folder")
+    _refused(capsys, ["run", "--policy", "jit", "--weeks", "1", "--out", out, "--force"], "current folder")
+
+
+def test_out_with_a_trailing_dot_is_written_whole(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--policy", "jit", "--weeks", "1", "--out", "r/."]) == 0
+    assert main(["run", "--policy", "jit", "--weeks", "1", "--out", "r/.", "--force"]) == 0
+    assert (tmp_path / "r" / "ledger.parquet").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # nothing left beside it
 
 
 def test_replay_refuses_a_non_empty_out_too(capsys, tmp_path):
@@ -420,6 +480,10 @@ SPEC_CASES = [
     ("name: x\npolicies: [jit]\nlhs: {samples: 2, parameters: {demand.cv: {low: -1, high: 0.4}}}\n", ["lhs.parameters.demand.cv.low"]),
     ("name: x\npolicies: [jit]\nfixed: {horizon: .nan}\n", ["horizon"]),
     ("name: x\npolicies: [jit]\nweeks: 1000000000\n", ["weeks", "memory"]),
+    # found in review: a design too large to plan hung for minutes (10^8 LHS samples) or ran out of memory
+    ("name: x\npolicies: [jit]\nlhs: {samples: 100000000, parameters: {demand.cv: {low: 0.1, high: 0.4}}}\n",
+     ["100,000,000 runs", "lhs.samples"]),
+    ("name: x\npolicies: [jit]\nreplications: 1000000000\ngrid: {demand.cv: [0.1, 0.2]}\n", ["2,000,000,000 runs", "grid 2"]),
     ("name: x\npolicies: [jit]\ndescription: &a [*a]\n", ["not valid YAML"]),
     ("anchors:\n" + _bomb(8, "  ") + "name: x\npolicies: [jit]\n", ["not valid YAML"]),
 ]
@@ -491,7 +555,28 @@ RUN_DAMAGE = {
     "metadata_corrupt": (lambda f: (f / "metadata.json").write_text("nope"), "metadata.json"),
     "scenario_corrupt": (lambda f: (f / "scenario.yaml").write_text("weeks: [\n"), "scenario.yaml"),
     "ledger_wrong_table": (lambda f: _other_table(f / "ledger.parquet"), "ledger.parquet"),
+    # found in review: these ended in a KeyError, AttributeError or TypeError traceback
+    "flows_missing": (lambda f: (f / "flows.parquet").unlink(), "flows.parquet"),
+    "decisions_missing": (lambda f: (f / "decisions.parquet").unlink(), "decisions.parquet"),
+    "summary_participation_number": (lambda f: _edit_json(f / "summary.json", lambda d: d.update(participation={"first-best": 3})),
+                                     "summary.json"),
+    "summary_totals_text": (lambda f: _edit_json(f / "summary.json", lambda d: d["policies"]["jit"].update(social_cost="abc")),
+                            "summary.json"),
+    "ledger_values_text": (lambda f: _edit_table(f / "ledger.parquet", lambda df: df.assign(value=df["value"].astype(str))),
+                           "ledger.parquet"),
 }
+
+
+def _edit_json(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _edit_table(path: Path, change: Callable[[Any], Any]) -> None:
+    import pandas as pd
+
+    change(pd.read_parquet(path)).to_parquet(path, index=False)
 
 
 def _truncate(path: Path) -> None:
@@ -522,6 +607,10 @@ SWEEP_DAMAGE = {
     "summary_missing": (lambda f: (f / "summary.parquet").unlink(), "no summary.parquet"),
     "summary_truncated": (lambda f: _truncate(f / "summary.parquet"), "summary.parquet"),
     "runs_truncated": (lambda f: _truncate(f / "runs.parquet"), "runs.parquet"),
+    # found in review: these ended in an AttributeError, KeyError or TypeError traceback
+    "runs_missing": (lambda f: (f / "runs.parquet").unlink(), "runs.parquet"),
+    "summary_other_table": (lambda f: _other_table(f / "summary.parquet"), "summary.parquet"),
+    "sweep_json_parameters_number": (lambda f: _edit_json(f / "sweep.json", lambda d: d.update(parameters=3)), "sweep.json"),
 }
 
 
@@ -549,7 +638,7 @@ def test_a_damaged_menu_folder(capsys, tmp_path):
 
 
 # -- resuming a sweep with damaged runs --------------------------------------------------------------------
-@pytest.mark.parametrize("damage", ["ledger", "summary"])
+@pytest.mark.parametrize("damage", ["ledger", "summary", "flows_missing"])
 def test_resume_sets_a_damaged_run_aside_and_runs_it_again(capsys, tmp_path, sweep_folder, damage):
     folder = tmp_path / "out"
     shutil.copytree(sweep_folder, folder)
@@ -557,6 +646,8 @@ def test_resume_sets_a_damaged_run_aside_and_runs_it_again(capsys, tmp_path, swe
     victim = runs[0]
     if damage == "ledger":
         _truncate(victim / "ledger.parquet")
+    elif damage == "flows_missing":  # was taken as finished, and its flows silently left out of the gathered table
+        (victim / "flows.parquet").unlink()
     else:
         (victim / "summary.json").write_text("{}")
     spec = sweep_folder.parent / "spec.yaml"
@@ -626,6 +717,78 @@ def test_workers_exit_when_the_sweep_process_is_killed(tmp_path):
     else:
         child.kill()
         pytest.fail("the watching child outlived its killed parent by 10 s")
+
+
+def test_a_lock_file_that_cannot_be_opened_is_named(capsys, tmp_path):
+    (tmp_path / "spec.yaml").write_text("name: tiny\nweeks: 1\npolicies: [jit]\n")
+    out = tmp_path / "out"
+    (out / "sweep.lock").mkdir(parents=True)  # was an IsADirectoryError traceback
+    _refused(capsys, ["sweep", str(tmp_path / "spec.yaml"), "--out", str(out)], "sweep.lock", "lock file")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="the wall-clock start time is psutil's on Linux")
+def test_a_step_of_the_system_clock_does_not_end_the_workers(tmp_path):
+    """psutil's wall-clock start time of a process moves when the system clock is stepped (NTP, a
+    resumed virtual machine): the watchdog took the (living) sweep for gone and ended every worker.
+    The step is played by moving psutil's boot time 5 s in the watching child."""
+    import subprocess
+    import sys
+
+    from experiments.watchdog import ORPHAN_EXIT, parent_identity
+
+    code = textwrap.dedent("""\
+        import sys, time
+        import psutil, psutil._pslinux
+        from experiments.watchdog import watch_parent
+        watch_parent(int(sys.argv[1]), float(sys.argv[2]), interval=0.05)
+        time.sleep(0.3)
+        real = psutil._pslinux.boot_time
+        psutil._pslinux.boot_time = psutil.boot_time = lambda: real() + 5.0  # the clock is stepped
+        time.sleep(0.6)
+        print("still working", flush=True)
+    """)
+    repo = str(Path(__file__).resolve().parents[1])
+    child = subprocess.run([sys.executable, "-c", code, *map(str, parent_identity())], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": repo}, cwd=repo, timeout=60)
+    assert child.returncode != ORPHAN_EXIT, "the watchdog ended a worker whose sweep is alive"
+    assert child.returncode == 0 and "still working" in child.stdout, child.stderr
+
+
+def test_workers_exit_when_the_killed_sweep_is_not_reaped_yet(tmp_path):
+    """A sweep killed by a program that has not yet waited for it is a zombie: it has an id and a start
+    time but runs no more; its workers must leave all the same."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": repo}
+    sweep = subprocess.Popen([sys.executable, "-c", "from experiments.watchdog import parent_identity\n"
+                              "import time\nprint(*parent_identity(), flush=True)\ntime.sleep(120)\n"],
+                             stdout=subprocess.PIPE, text=True, env=env, cwd=repo)
+    try:
+        identity = sweep.stdout.readline().split()
+        worker = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom experiments.watchdog import watch_parent\n"
+                                   "watch_parent(int(sys.argv[1]), float(sys.argv[2]), interval=0.1)\ntime.sleep(120)\n",
+                                   *identity], env=env, cwd=repo)
+        time.sleep(1.0)
+        assert worker.poll() is None, "the worker left while its sweep was alive"
+        os.kill(sweep.pid, signal.SIGKILL)  # not waited for: a zombie until the wait below
+        deadline = time.time() + 10
+        while time.time() < deadline and psutil.Process(sweep.pid).status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.05)
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+            pytest.fail("the worker outlived its killed (zombie) sweep by 10 s")
+        assert psutil.Process(sweep.pid).status() == psutil.STATUS_ZOMBIE  # it left while the sweep was a zombie
+    finally:
+        sweep.kill()
+        sweep.wait()
 
 
 # -- the smaller items -------------------------------------------------------------------------------------------

@@ -130,6 +130,7 @@ def write_run_folder(out: Path, result: RunResult, summary: dict[str, Any], extr
 
 def _write_whole(out: Path, **contents: Any) -> None:
     """:func:`sim.results.write_results` into a temporary sibling, then put the folder at ``out`` whole."""
+    out = Path(os.path.abspath(out))  # a name to put beside it even for --out results/.
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         write_results(tmp, **contents)
