@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
-from experiments.plots.data import mean_ci
+from experiments.intervals import mean_ci
 from policies.base import Policy
 from sim.metrics import participation, summarize
 from sim.runner import RunResult, run_policies

@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from experiments.plots.data import PlotData, load_plot_data, mean_ci, settled_or_raw, weekly_margins
+from experiments.intervals import mean_ci
+from experiments.plots.data import PlotData, load_plot_data, settled_or_raw, weekly_margins
 from experiments.plots.figures import PlotSet, make_plots
 from sim.errors import FlosimError
 

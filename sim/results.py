@@ -201,7 +201,10 @@ def read_json(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any
 
 
 def _is_number(value: Any) -> bool:
-    """A summary total: a number, or null (a share with nothing to share)."""
+    """A summary total: a number, or null (a share with nothing to share), or a replicated run's
+    ``{mean, lo, hi}`` of such numbers (``flosim run --replications``)."""
+    if isinstance(value, dict):
+        return set(value) == {"mean", "lo", "hi"} and all(_is_number(v) for v in value.values())
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 

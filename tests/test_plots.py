@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from experiments.cli import main as cli
-from experiments.plots.data import load_plot_data, mean_ci, weekly_margins
+from experiments.intervals import mean_ci
+from experiments.plots.data import load_plot_data, weekly_margins
 from experiments.plots.figures import make_plots
 from experiments.sweep import load_spec, run_sweep
 from policies.registry import available_policies

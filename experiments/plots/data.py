@@ -11,7 +11,7 @@ the cost figures use them when present and say so.
 
 Statistics follow one rule: a metric is first averaged over design points within each replication
 (replications share seeds across points: common random numbers), then summarised across replications
-by its mean and a Student-t confidence interval (:func:`mean_ci`).
+by its mean and a Student-t confidence interval (:func:`experiments.intervals.mean_ci`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from experiments.intervals import mean_ci
 from sim.errors import FlosimError
 from sim.metrics import measured
 
@@ -53,20 +54,6 @@ def policy_color(policy: str, order: list[str]) -> str:
         return POLICY_COLORS[policy]
     others = [p for p in order if p not in POLICY_COLORS]
     return _EXTRA[others.index(policy) % len(_EXTRA)] if policy in others else _EXTRA[0]
-
-
-def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, int]:
-    """Mean, half-width of the Student-t confidence interval (NaN with fewer than two values), count."""
-    from scipy import stats
-
-    x = np.asarray(pd.Series(values).dropna(), dtype=float)
-    n = x.size
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    if n < 2:
-        return float(x.mean()), float("nan"), 1
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
-    return float(x.mean()), half, n
 
 
 @dataclass

@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.plots.data import COST_UNIT, PlotData, mean_ci, policy_color, settled_or_raw  # noqa: E402
+from experiments.intervals import mean_ci  # noqa: E402
+from experiments.plots.data import COST_UNIT, PlotData, policy_color, settled_or_raw  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P")
 MAX_LEVELS = 8  # parameters with at most this many values are drawn as lines with CIs, others as scatters
