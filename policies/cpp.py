@@ -216,8 +216,9 @@ class CPPPolicy:
         vendor = ctx.vendor.evaluate(plan)
         self.privacy.keep(ctx.week, result, plan, 0.0)
         diagnostics["vendor_plan_feasible"] = vendor.feasible
-        if result.certificate is not None and not result.converged:
+        if result.certificate is not None and not result.converged and not self.privacy.options.noise.active:
             # the lower bound on first best stands; the plan it is compared with is the executed one
+            # (not with noisy answers: the bound is then on the vendor's perturbed cost, the costs here true)
             diagnostics.update(result.certificate.with_upper(retailer.total + vendor.total).as_dict())
         return Decision(
             plan=plan,
