@@ -13,7 +13,8 @@ differ by the primal residual). At convergence the answers agree; of the candida
 answer or ``z``, confirmed), this one measured the smallest gap to first best. Its social cost is the two agents'
 evaluated costs; diagnostics carry the negotiation's iterations, status, residuals and wall time.
 
-A week whose negotiation does **not converge** is never presented as an agreement: by default
+A week whose negotiation does **not converge** (``converged`` is a stop on a certified gap: a stop on
+residuals alone, ``stopped_on_residuals``, does not count) is never presented as an agreement: by default
 (``fallback: jit``) the policy sends the retailer's JIT plan, uncommitted, and records
 ``fallback: "jit"`` and the status; ``fallback: none`` sends the unconverged vendor answer
 uncommitted, flagged the same way.
@@ -22,8 +23,10 @@ Parameters (scenario ``policies: {cpp: {...}}``): any field of :class:`sim.coord
 (``max_iter``, ``eps_rel``, ``rho``, ``anderson`` ...), ``fallback`` (``jit`` or ``none``) and
 ``warm_start`` (default true: each week's negotiation starts from last week's converged consensus
 plan and prices, shifted one week, and its ``rho``; a rolling horizon changes little from week to week)
-and ``certify`` (default false: when true, each week's diagnostics carry ``certified_gap``, a bound on
-the plan's gap to first best from two numbers per agent, :mod:`sim.certificate`; one LP per agent)
+and ``certify`` (default false; a converged week is certified by the stopping rule and its diagnostics
+carry ``certified_gap``, a bound on the plan's gap to first best from two numbers per agent,
+:mod:`sim.certificate`; when true, a week that did not converge carries one too, compared with the plan
+it executes; two LPs per agent)
 and ``answers`` (the agents' best-response settings, :class:`sim.best_response.BestResponseOptions`:
 ``abs_tol``, ``early_max_iter``, ``exact_below`` ...; for example ``{exact_below: 0}`` caps every answer)
 and ``privacy`` (noisy vendor answers, a neutral coordinator, and a record of what the retailer was
@@ -216,8 +219,9 @@ class CPPPolicy:
         vendor = ctx.vendor.evaluate(plan)
         self.privacy.keep(ctx.week, result, plan, 0.0)
         diagnostics["vendor_plan_feasible"] = vendor.feasible
-        if result.certificate is not None and not result.converged:
+        if result.certificate is not None and not result.converged and not self.privacy.options.noise.active:
             # the lower bound on first best stands; the plan it is compared with is the executed one
+            # (not with noisy answers: the bound is then on the vendor's perturbed cost, the costs here true)
             diagnostics.update(result.certificate.with_upper(retailer.total + vendor.total).as_dict())
         return Decision(
             plan=plan,

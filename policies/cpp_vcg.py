@@ -70,7 +70,14 @@ def cpp_settings(name: str, cpp: dict[str, Any] | None) -> tuple[ADMMOptions, Be
 
     cpp = dict(cpp or {})
     answers = cpp.pop("answers", None)
-    return admm_options(cpp, f"policy '{name}'"), answer_options(answers, f"policy '{name}'")
+    admm = admm_options(cpp, f"policy '{name}'")
+    if not admm.certify:
+        # the policies commit only a certified agreement: without checks every week would stop on
+        # residuals and quietly fall back to JIT
+        raise FlosimError(f"policy '{name}': cpp.certify = false would stop every negotiation on residuals "
+                          "(not certified), and the policy commits only certified plans, so every week would "
+                          "fall back to JIT; leave certify on (loosen gap_tol instead)")
+    return admm, answer_options(answers, f"policy '{name}'")
 
 
 class CPPVCGPolicy:

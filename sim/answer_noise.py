@@ -113,14 +113,34 @@ class AnswerNoise:
             fixed = self._run_draw
         else:
             fixed = self._per_fc_product()
-        return lambda: fixed
+        return FixedDraw(fixed)
+
+
+class FixedDraw:
+    """The same noise ``b`` at every answer of a negotiation (scopes ``run`` and ``week``): the agent
+    answers for one perturbed cost ``C(x) + b·x`` throughout, which it can also certify."""
+
+    def __init__(self, b: np.ndarray) -> None:
+        self.b = b
+
+    def __call__(self) -> np.ndarray:
+        return self.b
 
 
 class NoisyNegotiator:
     """A negotiator that answers for its cost plus ``b·x`` (``b`` from ``draw`` at each answer).
 
-    Only ``best_response`` is changed; anything else (``confirm``, ``own_cost``, ``close`` ...) is the
-    wrapped negotiator's own, so plans are still confirmed against the agent's true constraints."""
+    ``best_response`` answers for the perturbed cost; ``confirm``, ``close`` and anything else are the
+    wrapped negotiator's own, so plans are still confirmed against the agent's true constraints.
+
+    The certificate's two numbers (:mod:`sim.certificate`) are those of the cost the agent answers
+    for: with one draw for the whole negotiation (:class:`FixedDraw`, scopes ``run`` and ``week``)
+    ``own_cost(x) = C(x) + b·x`` and ``dual_value(y) = min_x C(x) + (y + b)·x``, so a negotiation stops
+    as ``converged`` when its plan is certified near-optimal for the perturbed cost it negotiated on,
+    and these numbers, like the answers, are post-processing of that one perturbed cost (the same
+    privacy guarantee; the agent's true cost is never stated). With a fresh draw per answer (scope
+    ``answer``) there is no one cost to certify: ``can_certify`` is False and the negotiation stops on
+    residuals (``stopped_on_residuals``)."""
 
     def __init__(self, inner: Any, draw: Callable[[], np.ndarray] | None) -> None:
         self._inner = inner
@@ -131,6 +151,35 @@ class NoisyNegotiator:
             return self._inner.best_response(z, prices, rho)
         b = self._draw()
         return self._inner.best_response(z, np.asarray(prices, dtype=float) + b.reshape(np.shape(prices)), rho)
+
+    @property
+    def can_certify(self) -> bool:
+        """Whether the answers' cost can be certified: the inner negotiator can, and the noise is one
+        draw for the whole negotiation (or there is none)."""
+        from sim.certificate import can_certify
+
+        return (self._draw is None or isinstance(self._draw, FixedDraw)) and can_certify(self._inner)
+
+    def _fixed(self) -> np.ndarray | None:
+        if self._draw is None:
+            return None
+        if not isinstance(self._draw, FixedDraw):
+            raise AttributeError("a negotiator with fresh noise at every answer answers for no one cost, so it "
+                                 "cannot certify (no own_cost / dual_value)")
+        return self._draw.b
+
+    def own_cost(self, x: np.ndarray) -> float:
+        """The cost the agent answers for, ``C(x) + b·x``."""
+        b = self._fixed()
+        cost = float(self._inner.own_cost(x))
+        return cost if b is None else cost + float(np.sum(b.reshape(np.shape(x)) * np.asarray(x, dtype=float)))
+
+    def dual_value(self, prices: np.ndarray) -> float:
+        """``min_x C(x) + b·x + prices·x``: the inner agent's dual value at ``prices + b``."""
+        b = self._fixed()
+        if b is None:
+            return float(self._inner.dual_value(prices))
+        return float(self._inner.dual_value(np.asarray(prices, dtype=float) + b.reshape(np.shape(prices))))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -333,8 +333,11 @@ class ConsensusADMM:
                 if certifier is None:
                     stop = "stopped_on_residuals" if agreed else None
                 elif agreed and (next_check is None or k >= next_check):
-                    certificate = certifier(z_new.reshape(shape), [X[i].reshape(shape) for i in range(N)],
-                                            [Y_new[i].reshape(shape) for i in range(N)])
+                    try:
+                        certificate = certifier(z_new.reshape(shape), [X[i].reshape(shape) for i in range(N)],
+                                                [Y_new[i].reshape(shape) for i in range(N)])
+                    except Exception as exc:  # an agent that fails at a check is reported like one failing to answer
+                        raise _Failed(f"certificate check at round {k} raised {type(exc).__name__}: {exc}") from None
                     certified_plan = getattr(certifier, "last_plan", None)
                     checks += 1
                     checks_s += certificate.wall_s

@@ -128,3 +128,34 @@ def test_bad_privacy_settings_are_errors_naming_them(privacy, needle):
     with pytest.raises(FlosimError, match="policy 'cpp-vcg'") as err:
         CPPVCGPolicy(privacy=privacy)
     assert needle in str(err.value)
+
+
+def test_a_noisy_vendor_certifies_the_cost_it_answers_for(contexts):
+    """One draw per negotiation: the vendor answers for C_V + b·x and states that cost's two numbers,
+    so the negotiation can stop certified (with its true cost's numbers it ran to the round cap and
+    fell back to JIT at every eps tried); fresh noise per answer cannot certify and says so."""
+    from policies.cpp import negotiate_efficient_plan
+    from sim.certificate import certify
+
+    ctx: PlanningContext = contexts[0]
+    shape = ctx.public.shape
+    inner = negotiator_for(ctx.vendor)
+    draw = AnswerNoise(NoiseOptions(eps=30.0, scope="run"), shape, np.random.default_rng(4)).for_negotiation()
+    _, result = negotiate_efficient_plan(ctx, {"max_iter": 300}, wrap_vendor=lambda neg: NoisyNegotiator(neg, draw))
+    assert result.status == "converged" and result.certified and result.gap_bound <= 1e-2 and result.iterations < 300
+    from sim.answer_noise import FixedDraw
+
+    assert isinstance(draw, FixedDraw)
+    noisy = NoisyNegotiator(inner, draw)
+    b = draw()
+    y = np.random.default_rng(5).normal(size=shape)
+    x = np.abs(np.random.default_rng(6).normal(20.0, 5.0, size=shape))
+    assert noisy.dual_value(y) == pytest.approx(inner.dual_value(y + b), rel=1e-9)
+    assert noisy.own_cost(x) == pytest.approx(inner.own_cost(x) + float(np.sum(b * x)), rel=1e-12)
+    assert noisy.can_certify
+
+    per_answer = NoisyNegotiator(inner, AnswerNoise(NoiseOptions(eps=30.0, scope="answer"), shape,
+                                                    np.random.default_rng(4)).for_negotiation())
+    assert per_answer.can_certify is False
+    cert = certify([negotiator_for(ctx.retailer), per_answer], [-y, y], x)
+    assert not cert.bounded and "not certified" in cert.message

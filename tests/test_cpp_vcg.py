@@ -85,6 +85,15 @@ def test_bad_parameters_are_user_errors(kwargs):
         CPPVCGPolicy(**kwargs)
 
 
+@pytest.mark.parametrize("policy", [CPPVCGPolicy, SplitSavingsPolicy])
+def test_turning_off_certification_is_an_error_not_a_silent_jit_run(policy):
+    """The policies commit only a certified agreement; cpp.certify = false stopped every week on
+    residuals and fell back to JIT without a word (measured on default: every week 'fallback: jit')."""
+    with pytest.raises(FlosimError, match=r"cpp\.certify = false.*fall back to JIT"):
+        policy(cpp={"certify": False})
+    policy(cpp={"certify": True, "gap_tol": 0.05})
+
+
 def test_story_holds_with_the_negotiated_plan():
     """The same planning round with CPP negotiating (the default solver): the agreed plan is within the
     coordinator's tolerance of first-best, ships more to Dallas than JIT, and the vendor pays a CBT >= 0."""

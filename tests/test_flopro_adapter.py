@@ -6,35 +6,15 @@ test double, not SDK code."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from experiments.flopro_standins import GroupMetadata as GroupMeta, Objective, Solution
 from sim.coordinator import ADMMOptions, ConsensusADMM
 from sim.flopro_adapter import FloProNegotiator, layout_from_metadata
 
 SHAPE = (2, 2, 3)  # weeks, FCs, products
-
-
-@dataclass(frozen=True)
-class Objective:
-    utility: float
-    subsidy: float
-    proximal: float
-
-
-@dataclass
-class Solution:
-    preferred_vars: dict[str, np.ndarray]
-    objective: Objective
-
-
-@dataclass
-class GroupMeta:
-    name: str
-    var_metadata: pd.DataFrame
 
 
 class FloProStyleBuyer:

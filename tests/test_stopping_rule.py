@@ -153,3 +153,25 @@ def test_adapted_agents_run_in_their_own_processes() -> None:
         c = certify([r_proc, v_proc], there.prices, there.z)
         assert not c.bounded and "not certified" in c.message
 
+
+
+class _CertifiesButBreaks(_Quadratic):
+    """States the certificate's numbers, but its solver breaks when asked for the dual value."""
+
+    def own_cost(self, x):
+        return float(self.c * self.a / 2 * np.sum((np.asarray(x) - self.b) ** 2))
+
+    def dual_value(self, prices):
+        raise RuntimeError("solver licence expired")
+
+
+def test_an_agent_failing_at_a_check_fails_the_negotiation_instead_of_raising() -> None:
+    """A check is a question to the agents like a round: an agent that raises there gives status
+    'failed' with the reason (and the negotiation's state), not an exception that loses the result
+    (it escaped ConsensusADMM.negotiate)."""
+    rng = np.random.default_rng(2)
+    agents = [_CertifiesButBreaks(1.0 + i, rng.normal(size=(2, 3)), 1.0) for i in range(2)]
+    result = ConsensusADMM(ADMMOptions(rho=1.0)).negotiate(agents, (2, 3))
+    assert result.status == "failed" and not result.agreed and not result.certified
+    assert "certificate check" in result.message and "solver licence expired" in result.message
+    assert result.iterations >= 1 and np.all(np.isfinite(result.z))

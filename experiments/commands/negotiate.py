@@ -20,6 +20,7 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from experiments.commands._args import name_value
@@ -77,13 +78,23 @@ def load_agents(specs: list[str]) -> tuple[list[Any], tuple[int, ...]]:
     if not raw:
         raise FlosimError("--agents: the factories returned no agents")
     flopro = [a for a in raw if not callable(getattr(a, "best_response", None))]
-    shapes = {tuple(int(s) for s in a.shape) for a in raw if callable(getattr(a, "best_response", None)) and hasattr(a, "shape")}
+    shapes = {_shape(a) for a in raw if callable(getattr(a, "best_response", None)) and hasattr(a, "shape")}
     labels = None
     if flopro:
+        metadatas = []
+        for a in flopro:
+            try:
+                meta = a.register()
+            except Exception as exc:
+                raise FlosimError(f"--agents: {type(a).__name__}.register() raised {type(exc).__name__}: {exc}") from None
+            if not isinstance(meta, Mapping):
+                raise FlosimError(f"--agents: {type(a).__name__}.register() returned {type(meta).__name__}, "
+                                  "not a mapping of variable groups to their metadata")
+            metadatas.append(meta)
         try:
-            fshape, labels = plan_axes([a.register() for a in flopro])
-        except ValueError as exc:
-            raise FlosimError(f"--agents: {exc}") from None
+            fshape, labels = plan_axes(metadatas)
+        except Exception as exc:  # the metadata's tables, as the agents wrote them
+            raise FlosimError(f"--agents: cannot place the FloPro-style agents from their metadata: {exc}") from None
         shapes.add(tuple(fshape))
     if len(shapes) != 1:
         raise FlosimError(f"--agents: the agents' plans differ in shape ({sorted(shapes)})" if shapes else
@@ -91,9 +102,22 @@ def load_agents(specs: list[str]) -> tuple[list[Any], tuple[int, ...]]:
     shape = shapes.pop()
     try:
         negs = [a if callable(getattr(a, "best_response", None)) else FloProNegotiator(a, shape, labels=labels) for a in raw]
-    except ValueError as exc:
+    except Exception as exc:  # the adapter's own checks (ValueError) or the agent's register() the second time
         raise FlosimError(f"--agents: {exc}") from None
     return negs, shape
+
+
+def _shape(agent: Any) -> tuple[int, ...]:
+    """A negotiator's ``shape`` attribute, checked: positive whole numbers."""
+    shape = agent.shape
+    try:
+        dims = tuple(shape) if not isinstance(shape, (str, bytes)) else None
+        if dims is None or not dims or any(isinstance(d, bool) or int(d) != d or int(d) < 1 for d in dims):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise FlosimError(f"--agents: {type(agent).__name__}.shape = {shape!r} is not a plan shape "
+                          "(positive whole numbers, e.g. (6, 2, 3))") from None
+    return tuple(int(d) for d in dims)
 
 
 def run(args: argparse.Namespace) -> int:
