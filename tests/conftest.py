@@ -389,3 +389,31 @@ def with_product_generator(d: dict, **generator) -> dict:
         o["initial_stock"] = {}
         o["production_cost"] = 1.0
     return d
+
+
+FLAKY_POLICY = """\
+from policies.jit import JITPolicy
+class Flaky(JITPolicy):
+    name = "flaky"
+    def __init__(self, fail=False):
+        self.fail = fail
+    def decide(self, ctx):
+        if self.fail:
+            raise RuntimeError("flaky policy asked to fail")
+        return super().decide(ctx)
+"""
+
+
+def write_flaky_policy(folder, module: str = "flaky") -> None:
+    """A user's policy that raises when its parameter ``fail`` is true (``folder/<module>.py``) and
+    the default scenario with ``policies: {flaky: {fail: false}}`` (``folder/flaky.yaml``), so a
+    sweep can make some runs fail by sweeping ``policies.flaky.fail``."""
+    import pathlib
+
+    import yaml
+
+    folder = pathlib.Path(folder)
+    (folder / f"{module}.py").write_text(FLAKY_POLICY)
+    scenario = load_scenario("default").model_dump(mode="json")
+    scenario["policies"]["flaky"] = {"fail": False}
+    (folder / "flaky.yaml").write_text(yaml.safe_dump(scenario))

@@ -14,6 +14,7 @@ from experiments.cli import main as cli
 from experiments.report import write_report
 from experiments.sweep import load_spec, run_sweep
 from sim.scenario import load_scenario
+from conftest import write_flaky_policy
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +28,7 @@ def run_dir(tmp_path_factory) -> Path:
 def sweep_dir(tmp_path_factory) -> Path:
     """Two design points; at the second, a user's policy raises in every run (failed runs)."""
     tmp = tmp_path_factory.mktemp("sweep")
-    (tmp / "flaky_report.py").write_text(textwrap.dedent("""\
-        from policies.jit import JITPolicy
-        class Flaky(JITPolicy):
-            name = "flaky"
-            def __init__(self, fail=False):
-                self.fail = fail
-            def decide(self, ctx):
-                if self.fail:
-                    raise ValueError("flaky policy asked to fail")
-                return super().decide(ctx)
-    """))
-    scenario = load_scenario("default").model_dump(mode="json")
-    scenario["policies"]["flaky"] = {"fail": False}
-    (tmp / "flaky.yaml").write_text(yaml.safe_dump(scenario))
+    write_flaky_policy(tmp, module="flaky_report")
     spec = tmp / "spec.yaml"
     spec.write_text(textwrap.dedent("""\
         name: report
@@ -89,7 +77,7 @@ def test_sweep_report_lists_design_points_and_failed_runs(sweep_dir, tmp_path):
     p = cols[0].split(": ", 1)[1]
     expect = rows[(rows.policy == p) & (rows.point == table["point"].iloc[0])]["settled_saving_vs_jit"].mean()
     assert table[cols[0]].iloc[0] == _fmt(expect)
-    assert "Failed runs" in text and "flaky policy asked to fail" in text and "ValueError" in text
+    assert "Failed runs" in text and "flaky policy asked to fail" in text and "RuntimeError" in text
     assert text.count("data:image/png;base64,") >= 3
 
 

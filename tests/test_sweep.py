@@ -18,6 +18,7 @@ from sim.scenario import load_scenario
 from experiments.executors import DaskExecutor, LocalExecutor
 from experiments.sweep import design_points, load_spec, plan_runs, replication_seeds, run_sweep
 from sim.errors import FlosimError, SpecError
+from conftest import write_flaky_policy
 
 SPEC = """\
 name: tiny
@@ -148,20 +149,7 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
     recorded with its error; the other runs finish. (A grid value the scenario refuses is a spec error
     before any run: see test_bad_specs_name_file_field_and_value.)"""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "flaky.py").write_text(textwrap.dedent("""\
-        from policies.jit import JITPolicy
-        class Flaky(JITPolicy):
-            name = "flaky"
-            def __init__(self, fail=False):
-                self.fail = fail
-            def decide(self, ctx):
-                if self.fail:
-                    raise RuntimeError("asked to fail")
-                return super().decide(ctx)
-    """))
-    scenario = load_scenario("default").model_dump(mode="json")
-    scenario["policies"]["flaky"] = {"fail": False}
-    (tmp_path / "flaky.yaml").write_text(yaml.safe_dump(scenario))
+    write_flaky_policy(tmp_path)
     spec = _spec(tmp_path, """\
         name: failing
         scenario: flaky.yaml
