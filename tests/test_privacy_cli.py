@@ -76,6 +76,7 @@ def test_saved_transcripts_read_back_give_the_same_estimates(audited, capsys):
     (["--policy", "auction"], ["--policy 'auction'", "unknown mechanism"]),
     (["--round-cap", "0"], ["--round-cap 0"]),
     (["--eps", "1e-320"], ["--eps 1e-320", "not a finite number"]),
+    (["--scope", "week"], ["--scope week", "give --eps"]),
 ])
 def test_bad_options_exit_2_naming_them(tmp_path, capsys, argv, needles):
     code, stdout, err = _run(capsys, *argv, "--out", str(tmp_path / "out"))

@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", action="append", metavar="P", help=f"mechanism to audit ({', '.join(AUDITABLE)}); repeat "
                    f"(default: {', '.join(MECHANISMS)})")
     p.add_argument("--eps", action="append", metavar="E", help="audit cpp-vcg with noisy vendor answers of budget E; repeat")
-    p.add_argument("--scope", choices=["run", "week", "answer"], default="run", help="how often the noise is drawn (default: run)")
+    p.add_argument("--scope", choices=["run", "week", "answer"], help="how often the noise of --eps is drawn (default: run)")
     p.add_argument("--round-cap", action="append", metavar="N", help="audit cpp-vcg capped at N rounds a week; repeat")
     p.add_argument("--neutral", action="store_true", help="audit cpp-vcg with a neutral coordinator and sealed agents")
     p.add_argument("--mitigations", action="store_true", help=f"the standard set: --eps {' '.join(map(str, STANDARD_EPS))}, "
@@ -106,8 +106,10 @@ def variants(args: argparse.Namespace) -> list[Variant]:
         out.append(Variant(spec, spec))
     eps = [_eps(e) for e in args.eps or []] + (list(STANDARD_EPS) if args.mitigations else [])
     caps = [_cap(n) for n in args.round_cap or []] + (list(STANDARD_CAPS) if args.mitigations else [])
+    if args.scope is not None and not eps:
+        raise FlosimError(f"--scope {args.scope}: applies to noisy answers only; give --eps (or --mitigations) with it")
     for e in dict.fromkeys(eps):
-        out.append(Variant("cpp-vcg", f"cpp-vcg eps={e:g}", privacy={"eps": e, "scope": args.scope}))
+        out.append(Variant("cpp-vcg", f"cpp-vcg eps={e:g}", privacy={"eps": e, "scope": args.scope or "run"}))
     for n in dict.fromkeys(caps):
         out.append(Variant("cpp-vcg", f"cpp-vcg rounds<={n}", cpp={"max_iter": n}))
     if args.neutral or args.mitigations:
