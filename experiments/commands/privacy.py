@@ -266,16 +266,18 @@ def main(args: argparse.Namespace) -> int:
     write_json(out / "privacy.json", {"scenario": base.name, "weeks": args.weeks or base.weeks, "seeds": seeds,
                                       "wall_s": time.perf_counter() - started, "rows": rows})
     from experiments.plots.privacy import plot_curve, plot_tradeoff
+    from experiments.plots.style import paper_style
 
     segs = true_segments(public, vendor)
     v = reference_volume(public)
     f = next((f for f, s in enumerate(segs) if any(seg.kind == "spare" for seg in s)), 0)
     lane = next((vendor.lane_names[seg.lane] for seg in segs[f] if seg.kind == "spare"), public.fcs[f])
-    plot_curve([(s.start, s.end, s.delivered(v)) for s in segs[f]], {a.name: a.curves[f] for a in first}, v,
-               out / "marginal_cost.png", f"{base.name}: marginal cost at {public.fcs[f]} (lane {lane}), seed {seeds[0]}")
     summaries = [r for r in rows if r["parameter"] == "summary" and r.get("seed", "mean") == "mean"]
-    plot_tradeoff(summaries, out / "tradeoff.png", f"{base.name}: leakage against efficiency"
-                  + (f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
+    with paper_style():
+        plot_curve([(s.start, s.end, s.delivered(v)) for s in segs[f]], {a.name: a.curves[f] for a in first}, v,
+                   out / "marginal_cost.png", f"{base.name}: marginal cost at {public.fcs[f]} (lane {lane}), seed {seeds[0]}")
+        plot_tradeoff(summaries, out / "tradeoff.png", f"{base.name}: leakage against efficiency"
+                      + (f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
     if args.json:
         json.dump(rows, sys.stdout, indent=2, default=float)
         sys.stdout.write("\n")

@@ -1,5 +1,6 @@
 """Figures of a privacy audit: a lane's true and recovered marginal-cost curve, and leakage against
-efficiency for the mitigations."""
+efficiency for the mitigations. Draw them inside :func:`experiments.plots.style.paper_style` (as
+``flosim privacy`` does) for the style of every flosim figure."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.plots.style import save_figure  # noqa: E402
 from sim.cost_curves import FittedCurve  # noqa: E402
 
 
@@ -40,13 +42,8 @@ def plot_curve(true_steps: Sequence[tuple[float, float, float]], fitted: dict[st
     ax.set_xlabel("weekly volume shipped to the FC")
     ax.set_ylabel(f"marginal cost of a unit of volume {unit_volume:g}")
     ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+    ax.legend()
+    return _save(fig, path)
 
 
 def tradeoff_points(summaries: Sequence[dict[str, Any]]) -> list[tuple[str, float, float]]:
@@ -67,9 +64,11 @@ def plot_tradeoff(summaries: Sequence[dict[str, Any]], path: str | Path, title: 
     ax.set_xlabel("share of vendor parameters recovered within 5%")
     ax.set_ylabel("share of the first-best saving (planned, week by week)")
     ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    """Written like every flosim figure (:func:`experiments.plots.style.save_figure`), in the format
+    the file name's suffix says."""
     path = Path(path)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path.parent, path.stem, (path.suffix.lstrip(".") or "png",))[0]
