@@ -157,7 +157,6 @@ class Certifier:
         self.plan_rule = plan
         self.parallel = parallel
         self.best_lower = float("-inf")
-        self.checks = 0
         self.last_plan: np.ndarray | None = None
 
     @classmethod
@@ -180,10 +179,9 @@ class Certifier:
                 if upper < c.upper or not np.isfinite(c.upper):
                     c, plan = Certificate.of(upper, c.lower), a
         self.last_plan = plan
-        self.checks += 1
         if np.isfinite(c.lower) and c.lower > self.best_lower:
             self.best_lower = c.lower
-        lower = max(self.best_lower, c.lower) if np.isfinite(self.best_lower) else c.lower
+        lower = self.best_lower if np.isfinite(self.best_lower) else c.lower  # includes c.lower when finite
         message = c.message if not np.isfinite(c.lower) and not np.isfinite(self.best_lower) else ""
         if np.isnan(c.upper):
             message = c.message

@@ -58,8 +58,6 @@ from sim.errors import FlosimError
 
 WEEK_COLUMNS = ("week", "t")
 FC_COLUMNS = ("inbound_node", "fc", "node", "f")
-#: the old fixed column triples (still read: integer ids)
-AXIS_COLUMNS = (("week", "fc", "product"), ("t", "f", "k"))
 
 
 def _natural(value: Any) -> tuple:
@@ -122,8 +120,8 @@ def layout_from_metadata(metadata: Mapping[str, Any], shape: tuple[int, ...] | N
     """Flat plan indices of each group, read from FloPro ``register()`` metadata (see the module
     docstring). ``labels``: the id behind each index of each axis (:func:`plan_axes` over all agents);
     by default this agent's own ids. ``shape`` defaults to the labels' lengths."""
-    own_shape, own_labels = plan_axes([metadata])
-    labels = labels or own_labels
+    if labels is None:
+        _, labels = plan_axes([metadata])
     shape = tuple(int(v) for v in (shape or tuple(len(a) for a in labels)))
     if len(shape) != 3:
         raise ValueError(f"the plan must have three axes (week, FC, product), got shape {shape}")
