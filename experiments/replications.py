@@ -29,7 +29,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tqdm import tqdm
 
 from experiments.intervals import mean_ci
@@ -85,7 +84,7 @@ def ratio_interval(num: Sequence[float], den: Sequence[float], level: float = LE
         return {"mean": r, "lo": r, "hi": r}
     if ratio_unbounded(b, level):
         return {"mean": r, "lo": None, "hi": None}
-    half = float(stats.t.ppf(0.5 + level / 2, a.size - 1) * resid.std(ddof=1) / np.sqrt(a.size))
+    half = mean_ci(resid, level)[1]
     return {"mean": r, "lo": r - half, "hi": r + half}
 
 
@@ -96,8 +95,7 @@ def ratio_unbounded(den: Sequence[float], level: float = LEVEL) -> bool:
     b = b[np.isfinite(b)]
     if b.size < 2:
         return False
-    se = float(b.std(ddof=1) / np.sqrt(b.size))
-    return bool(abs(b.mean()) <= stats.t.ppf(0.5 + level / 2, b.size - 1) * se)
+    return bool(abs(b.mean()) <= mean_ci(b, level)[1])
 
 
 @dataclass

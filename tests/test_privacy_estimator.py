@@ -8,7 +8,6 @@ each lane's two rates, its spare volume and the production cost, to the solver's
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest
@@ -99,8 +98,9 @@ def test_exact_answers_recover_lane_rates_and_spare_volumes(known):
 
 def test_the_fit_reads_only_what_it_is_given(known):
     """Spy test: the observer's input is the record of what the retailer was shown and the public
-    data; a vendor with other private numbers but the same record gets the same estimate, and the
-    record itself holds no cost model (only plans, prices, rho and residuals)."""
+    data (``observations`` and ``fit_curves`` take no vendor data); of the record it reads only the
+    plan's shape, the number of agents and the rows, and the rows hold no cost model (only plans,
+    prices, rho and residuals)."""
     transcript, public, vendor = known
     accessed: set[str] = set()
 
@@ -111,19 +111,9 @@ def test_the_fit_reads_only_what_it_is_given(known):
 
     spy = Spy(shape=transcript.shape, n_agents=transcript.n_agents, rows=list(transcript.rows))
     obs = observations([RoundsShown(0, spy)], public)
+    assert obs.size > 0
     assert accessed <= {"shape", "n_agents", "rows"}
     assert {name for _, _, name, _ in transcript.rows} <= {"z", "prices", "answer", "rho", "primal", "dual"}
-    other = split_scenario(scenario_from_dict({**copy.deepcopy(separable_dict()), "lanes": [
-        {"origin": "O1", "fc": "E1", "spare_volume": 10, "spare_cost": 0.9, "truckload_cost": 3.0},
-        {"origin": "O2", "fc": "W1", "truckload_cost": 2.0}]}, "<other>"))[2]
-    a = parameter_rows("cpp", public, vendor, fit_curves(obs, public.F))
-    b = parameter_rows("cpp", public, other, fit_curves(obs, public.F))
-    est_a = {r["parameter"]: r["estimate"] for r in a}
-    est_b = {r["parameter"]: r["estimate"] for r in b}
-    # the same curve read at the other vendor's (wrong) segments: only the truths and the reading move,
-    # the fitted curve is a function of the record alone
-    np.testing.assert_array_equal(fit_curves(obs, public.F)[0].alpha, fit_curves(observations([RoundsShown(0, transcript)], public), public.F)[0].alpha)
-    assert est_a != est_b
 
 
 def test_true_segments_follow_the_data(known):

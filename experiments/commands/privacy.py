@@ -192,7 +192,7 @@ def _relative_to_reference(rows: list[dict[str, Any]], reference: str = "cpp-vcg
             r[f"planned_share_vs_{reference}"] = None if base in (None, 0) or mine is None else mine / base
 
 
-def _means(rows: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
+def _means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One summary row per policy over the seeds: the mean of each number."""
     out = []
     names = list(dict.fromkeys(r["policy"] for r in rows if r["parameter"] == "summary"))
@@ -244,7 +244,7 @@ def main(args: argparse.Namespace) -> int:
         rows += these
         first = first or audits
     if len(seeds) > 1:
-        rows += _means(rows, seeds)
+        rows += _means(rows)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
