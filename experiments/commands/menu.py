@@ -49,7 +49,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from experiments.commands._args import name_value
+from experiments.commands._args import check_week, name_value
 from experiments.menu_efficiency import DEFAULT_SIZES, menu_efficiency, menu_policy, unique_sizes
 from experiments.plots.menu import plot_menu_efficiency
 from experiments.plots.style import FORMATS
@@ -214,9 +214,7 @@ def main(args: argparse.Namespace) -> int:
     entries = _scenarios(args)
     scenarios: list[Scenario] = [e["scenario"] for e in entries]
     for s in scenarios:
-        if max(args.weeks) >= s.weeks:
-            raise FlosimError(f"--week {max(args.weeks)}: beyond scenario '{s.name}' ({s.weeks} weeks: week {max(args.weeks)} "
-                              f"does not exist; weeks are 0 to {s.weeks - 1})")
+        check_week(max(args.weeks), s, "--week")
     out = Path(args.out or default_results_dir("menu"))
     steps = len(scenarios) * len(args.weeks) * 2 * len(args.sizes)
     options = {"method": args.method, "disclosure": args.disclosure}
