@@ -41,10 +41,10 @@ import pandas as pd
 
 from forecasts.inputs import draw_inputs, policy_rng
 from policies.registry import make_policy
-from sim.agents import RetailerAgent, VendorAgent, joint_plan
-from sim.data import RetailerData, VendorData, split_scenario
-from sim.lp import LPBuilder, solve_lp
-from sim.scenario import Scenario
+from sim.model.agents import RetailerAgent, VendorAgent, joint_plan
+from sim.model.data import RetailerData, VendorData, split_scenario
+from sim.model.lp import LPBuilder, solve_lp
+from sim.model.scenario import Scenario
 from sim.world import World, planning_context
 
 ALPHAS = (0.5, 0.8, 1.25, 2.0)

@@ -16,12 +16,12 @@ scenario's initial stock, mean demand as the forecast):
 * the joint first-best LP: model build and HiGHS solve separately (``build_s``, ``central_s``;
   ``central_method``: HiGHS's own choice, simplex in practice, below a million LP variables, its
   interior-point solver without crossover above, where simplex does not finish in reasonable time,
-  see :func:`sim.lp.solve_lp`);
+  see :func:`sim.model.lp.solve_lp`);
 * the CPP negotiation as the ``cpp`` policy runs it (:func:`policies.cpp.negotiate_efficient_plan`:
   building both agents' best-response solvers, in their own processes from 5,000 plan components
   on, the ADMM rounds, and the vendor's confirmation of the plan: ``cpp_s``), its iterations, and
   the relative social-cost gap of the plan it returns to the first best; and ``certified_gap``, the
-  bound on that gap the two agents certify without any central solve (:mod:`sim.certificate`:
+  bound on that gap the two agents certify without any central solve (:mod:`sim.negotiation.certificate`:
   each agent's cost of the plan and its dual value at its final prices), with its time
   (``certify_s``: the stopping rule's checks, which are part of the negotiation and so of ``cpp_s``).
 
@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from sim.agents import RetailerAgent, RetailerState, VendorAgent, VendorState
-from sim.data import split_scenario
-from sim.errors import FlosimError
-from sim.scenario import Scenario, load_scenario, scenario_from_dict
+from sim.model.agents import RetailerAgent, RetailerState, VendorAgent, VendorState
+from sim.model.data import split_scenario
+from sim.model.errors import FlosimError
+from sim.model.scenario import Scenario, load_scenario, scenario_from_dict
 
 SIZES = ("small", "pilot", "large")
 VADK_REGION_WEIGHTS = [0.247, 0.158, 0.233, 0.131, 0.231]
@@ -226,7 +226,7 @@ class BenchRow:
     iterations: int
     status: str
     gap: float
-    #: the bound on ``gap`` the agents certify without the central solve (sim.certificate), and
+    #: the bound on ``gap`` the agents certify without the central solve (sim.negotiation.certificate), and
     #: the time of the stopping rule's certificate checks (included in ``cpp_s``)
     certified_gap: float
     certify_s: float
@@ -246,11 +246,11 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     """Time the central joint LP (build and HiGHS solve separately) and a CPP negotiation on the
     same planning round; the gap is ``(social cost of the CPP plan - first best) / |first best|``.
     ``on_round`` is called with each negotiation round's history entry (progress). ``options``: ADMM
-    options (:class:`sim.coordinator.ADMMOptions`); ``answers``: the agents' best-response settings
+    options (:class:`sim.negotiation.coordinator.ADMMOptions`); ``answers``: the agents' best-response settings
     (:func:`policies.cpp.answer_options`)."""
-    from policies.base import PlanningContext
+    from sim.model.decision import PlanningContext
     from policies.cpp import admm_options, answer_options, negotiate_efficient_plan
-    from sim.lp import LPBuilder, solve_lp
+    from sim.model.lp import LPBuilder, solve_lp
 
     opts = admm_options(options, "flosim bench")  # bad options fail before the central solve
     answer_opts = answer_options(answers, "flosim bench")
@@ -265,7 +265,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     vendor.add_block(b, x)
     lp = b.build()
     t1 = time.perf_counter()
-    central = solve_lp(lp)  # simplex, or interior point from sim.lp.IPM_THRESHOLD variables on
+    central = solve_lp(lp)  # simplex, or interior point from sim.model.lp.IPM_THRESHOLD variables on
     first_best = central.objective
     t2 = time.perf_counter()
     ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendor=vendor, rng=np.random.default_rng(0))

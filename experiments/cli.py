@@ -4,7 +4,7 @@ Each subcommand lives in its own module under :mod:`experiments.commands` and ex
 ``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed arguments,
 returning an exit status). Modules are discovered automatically, so a new command is a new file.
 
-User errors (:class:`sim.errors.FlosimError`) print one message on stderr and exit with status 2.
+User errors (:class:`sim.model.errors.FlosimError`) print one message on stderr and exit with status 2.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 import experiments.commands as _commands
 

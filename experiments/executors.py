@@ -23,7 +23,7 @@ import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 T = TypeVar("T")
 R = TypeVar("R")

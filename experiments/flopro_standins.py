@@ -15,7 +15,7 @@ The retailer holds stock and backlog per (asin, node, week): ``inv - back = inv_
 x - demand``, cost ``holding·inv + backlog_penalty·back`` (FloPro's retailer, lead time 0). The
 vendor holds stock per (asin, warehouse, week) between bounds, receives procurement, ships ``x =
 sum over warehouses``, cost ``holding·stock + transport·shipments`` (FloPro's vendor). Their answers
-come from flosim's OSQP best response (:mod:`sim.best_response`) on those LPs.
+come from flosim's OSQP best response (:mod:`sim.negotiation.best_response`) on those LPs.
 
 What a user may do: :func:`pair` (a seeded instance; ``backlog_ratio`` sets the backlog penalty as a
 multiple of the mean holding cost), :func:`first_best` (the central optimum of a pair, for
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.best_response import BestResponseOptions, LPBestResponse
-from sim.lp import LPBuilder, solve_lp
+from sim.negotiation.best_response import BestResponseOptions, LPBestResponse
+from sim.model.lp import LPBuilder, solve_lp
 
 GROUP = "asin_vendor_inbound_periods"
 
@@ -187,8 +187,8 @@ def social_cost(agents: list[Any], plan_flopro_order: np.ndarray) -> float:
 def adapted(role: int, **pair_args: Any) -> Any:
     """Agent ``role`` (0 retailer, 1 vendor) of :func:`pair` behind the FloPro adapter; a module-level
     factory, so ``functools.partial(adapted, 1, seed=4)`` can build it in its own process
-    (:class:`sim.best_response.ProcessNegotiator`)."""
-    from sim.flopro_adapter import FloProNegotiator
+    (:class:`sim.negotiation.best_response.ProcessNegotiator`)."""
+    from sim.negotiation.flopro_adapter import FloProNegotiator
 
     return FloProNegotiator(pair(**pair_args)[role])
 
@@ -200,8 +200,8 @@ def target_rows(ratios: tuple[float, ...] = (100, 300, 1000), scales: tuple[floa
     ``certified`` (the agents' LPs as flosim negotiators, which can certify) and ``flopro`` (the same
     agents behind the FloPro adapter, which cannot: the stop is on residuals). The plan judged is the
     certified plan, or the vendor's last answer (one it can carry out)."""
-    from sim.coordinator import ADMMOptions, ConsensusADMM
-    from sim.flopro_adapter import FloProNegotiator, plan_axes
+    from sim.negotiation.coordinator import ADMMOptions, ConsensusADMM
+    from sim.negotiation.flopro_adapter import FloProNegotiator, plan_axes
 
     opts = options or ADMMOptions()
     for ratio in ratios:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.base import PlanningContext
+from sim.model.decision import PlanningContext
 from policies.cbt import CBTBreakdown, TransferPricer
 from policies.menu import MenuItem, MenuPolicy, build_menu
-from sim.agents import joint_plan
+from sim.model.agents import joint_plan
 
 
 class MenuWithFirstBestItem(MenuPolicy):

@@ -3,8 +3,8 @@
 The observer holds only what a mechanism shows the retailer (:mod:`policies.privacy`: the entries
 a policy records with ``privacy: {record: true}``) and the public data (product volumes, wholesale
 prices, FC names). From each entry it derives observations of the vendor's marginal cost
-(:class:`sim.cost_curves.Observations`) and fits the vendor's delivered marginal-cost curves
-(:func:`sim.cost_curves.fit_curves`). It never reads an agent, a cost model or the world.
+(:class:`sim.negotiation.cost_curves.Observations`) and fits the vendor's delivered marginal-cost curves
+(:func:`sim.negotiation.cost_curves.fit_curves`). It never reads an agent, a cost model or the world.
 
 * **Rounds of a negotiation** (coordinator run by the retailer): the vendor's answer ``x`` to a query
   ``(z, y, rho)`` satisfies ``-y - rho (x - z) ∈ ∂C_V(x)``; ``C_V`` includes the wholesale revenue
@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from policies.privacy import AgreementShown, MenuShown, RoundsShown, ShipmentShown
-from sim.cost_curves import AT_LEAST, AT_MOST, EQUAL, Observations
-from sim.data import PublicData
-from sim.transcript import COORDINATOR, Transcript
+from sim.negotiation.cost_curves import AT_LEAST, AT_MOST, EQUAL, Observations
+from sim.model.data import PublicData
+from sim.negotiation.transcript import COORDINATOR, Transcript
 
 #: units below which an answer's component counts as zero (the answers are solved to a tolerance)
 ZERO_UNITS = 1e-3

@@ -2,7 +2,7 @@
 
 For each mechanism the audit runs the scenario with the policy recording what it shows the retailer
 (:mod:`policies.privacy`), lets the observer fit the vendor's delivered marginal-cost curves from that
-record alone (:mod:`experiments.observer`, :mod:`sim.cost_curves`), and compares what the fit says
+record alone (:mod:`experiments.observer`, :mod:`sim.negotiation.cost_curves`), and compares what the fit says
 with the vendor's true parameters, one row per parameter:
 
 * per lane: ``spare_cost`` and ``truckload_cost`` (the lane's marginal cost per unit of volume;
@@ -50,13 +50,13 @@ import numpy as np
 from experiments.observer import disclosed_room, menu_rankings, observations, thin
 from policies.privacy import RecordingJIT, RecordingMenu
 from policies.registry import make_policy
-from sim.agents import joint_plan
-from sim.cost_curves import FittedCurve, fit_curves
-from sim.data import PublicData, VendorData, split_scenario
-from sim.errors import FlosimError
+from sim.model.agents import joint_plan
+from sim.negotiation.cost_curves import FittedCurve, fit_curves
+from sim.model.data import PublicData, VendorData, split_scenario
+from sim.model.errors import FlosimError
 from sim.metrics import summarize
 from sim.runner import run_policies
-from sim.scenario import Scenario
+from sim.model.scenario import Scenario
 
 MECHANISMS = ("jit", "cpp-vcg", "menu")
 #: observations per FC the fit keeps (drawn at random beyond this): keeps the audit's LPs small

@@ -32,10 +32,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from experiments.intervals import mean_ci
-from policies.base import Policy
+from sim.model.decision import Policy
 from sim.metrics import participation, summarize
 from sim.runner import RunResult, run_policies
-from sim.scenario import Scenario
+from sim.model.scenario import Scenario
 
 LEVEL = 0.95
 

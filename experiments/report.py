@@ -22,7 +22,7 @@ import pandas as pd
 from experiments.intervals import mean_ci
 from experiments.plots.data import PlotData, load_plot_data, settled_or_raw, weekly_margins
 from experiments.plots.figures import PlotSet, make_plots
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 #: Settled figures (the run plus its cool-down under JIT, leftover stock valued) first, then the raw
 #: ones (the measured weeks only); each label says which.

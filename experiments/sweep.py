@@ -17,7 +17,7 @@ A sweep spec is a YAML file (schema below, documented with examples in ``docs/sw
         demand.cv: {low: 0.1, high: 0.4}
         fcs.PHX.lead_time: {low: 1, high: 3, integer: true}
 
-Parameters are dotted paths into the scenario, applied with :meth:`sim.scenario.Scenario.with_overrides`
+Parameters are dotted paths into the scenario, applied with :meth:`sim.model.scenario.Scenario.with_overrides`
 (list items by position or by name: ``lanes.0.spare_volume``, ``fcs.PHX.lead_time``). One *run* is one
 design point and one replication; it simulates every policy on common random numbers (``jit`` always
 runs, as the reference for savings and participation). Replication ``i`` uses the same seed at every
@@ -26,7 +26,7 @@ design point, so differences between points are not luck either.
 What a user may do:
 
 * ``load_spec(path)`` validates a spec (unknown fields, unknown parameter paths and policies are
-  :class:`sim.errors.SpecError` naming file, field and value); ``plan_runs(spec)`` lists the runs;
+  :class:`sim.model.errors.SpecError` naming file, field and value); ``plan_runs(spec)`` lists the runs;
 * ``run_sweep(spec, out, executor=..., resume=...)`` runs them. Each run writes ``runs/<run_id>/`` (a
   results folder ``flosim plot`` can read) atomically; a run that raises writes ``runs/<run_id>/error.json``
   and the others go on; ``resume=True`` skips finished runs (and retries failed ones); at the end every
@@ -61,9 +61,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from experiments.replications import replication_seeds  # noqa: F401 - one seed rule for sweeps and runs
-from sim.errors import FlosimError, SpecError
-from sim.scenario import Scenario, builtin_scenarios, dump_scenario, load_scenario, scenario_from_dict
-from sim.validation import Number, Whole, format_validation_error, read_yaml
+from sim.model.errors import FlosimError, SpecError
+from sim.model.scenario import Scenario, builtin_scenarios, dump_scenario, load_scenario, scenario_from_dict
+from sim.model.validation import Number, Whole, format_validation_error, read_yaml
 
 SPEC_VERSION = 1
 TABLES = ("ledger", "flows", "decisions")

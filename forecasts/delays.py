@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.scenario import Scenario
+from sim.model.scenario import Scenario
 
 
 def draw_delays(s: Scenario, weeks: int, rng: np.random.Generator) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.scenario import Scenario
+from sim.model.scenario import Scenario
 
 #: Public V-ADK calibration (github amzn/FloPro): regional weights and six-week multipliers.
 VADK_REGION_WEIGHTS = (0.247, 0.158, 0.233, 0.131, 0.231)

@@ -15,8 +15,8 @@ from forecasts.delays import draw_delays
 from forecasts.demand import demand_cv, mean_demand
 from forecasts.evolution import draw_revisions, forecasts_and_demand, remaining_sd, revision_shares
 from forecasts.streams import WorldInputs
-from sim.errors import ScenarioError
-from sim.scenario import Scenario
+from sim.model.errors import ScenarioError
+from sim.model.scenario import Scenario
 
 
 def settle_inputs(inputs: WorldInputs, weeks: int, settle: int) -> WorldInputs:
@@ -69,9 +69,9 @@ def policy_rng(seed: int, week: int) -> np.random.Generator:
 
 def check_fits(s: Scenario, weeks: int) -> None:
     """Refuse, before anything is allocated, a run of ``weeks`` weeks too big for this machine's
-    memory (see :mod:`sim.memory`); ``--weeks 1000000000`` would otherwise end in a MemoryError."""
-    from sim.memory import run_too_big
-    from sim.scenario import run_size
+    memory (see :mod:`sim.model.memory`); ``--weeks 1000000000`` would otherwise end in a MemoryError."""
+    from sim.model.memory import run_too_big
+    from sim.model.scenario import run_size
 
     why = run_too_big(run_size(s, weeks))
     if why:

@@ -26,10 +26,10 @@ What a user may do:
 * ``trace_scenario(folder)`` returns the trace's scenario switched to trace mode (``flosim replay``).
 
 A relative ``trace_dir`` in a scenario file names a folder beside that file when there is one
-(:func:`sim.scenario.load_scenario` makes it absolute); otherwise it is resolved against the current
+(:func:`sim.model.scenario.load_scenario` makes it absolute); otherwise it is resolved against the current
 working directory, then against the folder of built-in scenarios (so ``traces/pilot`` names the
 shipped pilot trace). Every problem raises
-:class:`sim.errors.FlosimError` naming the file, row, field and value.
+:class:`sim.model.errors.FlosimError` naming the file, row, field and value.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from forecasts.streams import WorldInputs
-from sim.errors import FlosimError
-from sim.scenario import Scenario, dump_scenario, load_scenario
+from sim.model.errors import FlosimError
+from sim.model.scenario import Scenario, dump_scenario, load_scenario
 
 
 FORMAT = "flosim-trace"
@@ -161,7 +161,7 @@ def write_trace(
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-        from sim.results import publish_mode
+        from sim.model.files import publish_mode
 
         publish_mode(tmp, folder=True)  # mkdtemp makes it owner-only
     except OSError as exc:

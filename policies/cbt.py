@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from forecasts.sampling import sample_demand_paths
-from policies.base import PlanningContext
+from sim.model.decision import PlanningContext
 from policies.transfers import clarke_pivot_payment
 
 

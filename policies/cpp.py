@@ -1,8 +1,8 @@
 """``cpp``: the Consensus Planning Protocol alone: the negotiated efficient plan as the PO, no transfers.
 
 Each week the retailer's and the vendor's agents negotiate ``x* = argmin C_R + C_V`` through the
-ADMM coordinator (:mod:`sim.coordinator`), each answering only best-response queries
-(:mod:`sim.best_response` builds those answers from the agent's own cost model, on its side).
+ADMM coordinator (:mod:`sim.negotiation.coordinator`), each answering only best-response queries
+(:mod:`sim.negotiation.best_response` builds those answers from the agent's own cost model, on its side).
 This is the efficiency half of CPP-VCG: it shows what coordination gains before any transfer.
 
 The plan sent as the PO must be one both parties can execute: it is the **retailer's last answer**
@@ -19,15 +19,15 @@ residuals alone, ``stopped_on_residuals``, does not count) is never presented as
 ``fallback: "jit"`` and the status; ``fallback: none`` sends the unconverged vendor answer
 uncommitted, flagged the same way.
 
-Parameters (scenario ``policies: {cpp: {...}}``): any field of :class:`sim.coordinator.ADMMOptions`
+Parameters (scenario ``policies: {cpp: {...}}``): any field of :class:`sim.negotiation.coordinator.ADMMOptions`
 (``max_iter``, ``eps_rel``, ``rho``, ``anderson`` ...), ``fallback`` (``jit`` or ``none``) and
 ``warm_start`` (default true: each week's negotiation starts from last week's converged consensus
 plan and prices, shifted one week, and its ``rho``; a rolling horizon changes little from week to week)
 and ``certify`` (default false; a converged week is certified by the stopping rule and its diagnostics
 carry ``certified_gap``, a bound on the plan's gap to first best from two numbers per agent,
-:mod:`sim.certificate`; when true, a week that did not converge carries one too, compared with the plan
+:mod:`sim.negotiation.certificate`; when true, a week that did not converge carries one too, compared with the plan
 it executes; two LPs per agent)
-and ``answers`` (the agents' best-response settings, :class:`sim.best_response.BestResponseOptions`:
+and ``answers`` (the agents' best-response settings, :class:`sim.negotiation.best_response.BestResponseOptions`:
 ``abs_tol``, ``early_max_iter``, ``exact_below`` ...; for example ``{exact_below: 0}`` caps every answer)
 and ``privacy`` (noisy vendor answers, a neutral coordinator, and a record of what the retailer was
 shown: :mod:`policies.privacy`).
@@ -42,12 +42,12 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from policies.base import Decision, PlanningContext
+from sim.model.decision import Decision, PlanningContext
 from policies.privacy import ViewRecorder, privacy_options
-from sim.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
-from sim.certificate import Certifier, certify as certify_plan
-from sim.coordinator import ADMMOptions, ConsensusADMM, NegotiationResult
-from sim.errors import FlosimError
+from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
+from sim.negotiation.certificate import Certifier, certify as certify_plan
+from sim.negotiation.coordinator import ADMMOptions, ConsensusADMM, NegotiationResult
+from sim.model.errors import FlosimError
 
 
 def admm_options(options: ADMMOptions | dict[str, Any] | None, where: str = "policy 'cpp'") -> ADMMOptions:
@@ -62,7 +62,7 @@ def admm_options(options: ADMMOptions | dict[str, Any] | None, where: str = "pol
 
 
 def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: str = "policy 'cpp'") -> BestResponseOptions | None:
-    """Validate the agents' answer settings (:class:`sim.best_response.BestResponseOptions`: OSQP
+    """Validate the agents' answer settings (:class:`sim.negotiation.best_response.BestResponseOptions`: OSQP
     tolerances, iteration caps, ``exact_below`` ...) given as a mapping; None keeps the defaults.
     ``osqp`` (OSQP's own settings) is for Python callers only: a scenario file cannot set it."""
     if options is None or isinstance(options, BestResponseOptions):
@@ -134,13 +134,13 @@ def negotiate_efficient_plan(
     parallel (``None``: when the plan has at least :data:`PROCESS_THRESHOLD` components).
     ``warm``: last week's result; its consensus plan and prices, shifted one week (the last week
     repeated), and its ``rho`` start this negotiation (see :func:`shift_week`). ``on_round``: called
-    with each round's history entry (see :meth:`sim.coordinator.ConsensusADMM.negotiate`).
+    with each round's history entry (see :meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate`).
     ``certify``: after the negotiation, each agent states its cost of the executable plan and its
     dual value at its final prices, which bound the plan's gap to first best
-    (:mod:`sim.certificate`); the result's ``certificate`` (and its diagnostics) then carry it.
+    (:mod:`sim.negotiation.certificate`); the result's ``certificate`` (and its diagnostics) then carry it.
     ``answers``: the agents' best-response settings (:func:`answer_options`), for both agents.
     ``wrap_vendor``: wraps the vendor's negotiator on the vendor's side before the negotiation (for
-    example :class:`sim.answer_noise.NoisyNegotiator`, noisy answers); the coordinator is unchanged."""
+    example :class:`sim.negotiation.answer_noise.NoisyNegotiator`, noisy answers); the coordinator is unchanged."""
     opts = admm_options(options)
     answer_opts = answer_options(answers)
     z0 = prices0 = None

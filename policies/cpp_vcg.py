@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import Decision, PlanningContext
+from sim.model.decision import Decision, PlanningContext
 from policies.cbt import cost_benefit_transfer
 from policies.privacy import ViewRecorder, privacy_options
-from sim.agents import joint_plan
-from sim.best_response import BestResponseOptions
-from sim.coordinator import ADMMOptions
-from sim.errors import FlosimError
+from sim.model.agents import joint_plan
+from sim.negotiation.best_response import BestResponseOptions
+from sim.negotiation.coordinator import ADMMOptions
+from sim.model.errors import FlosimError
 
 
 def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,

@@ -1,13 +1,13 @@
 """First-best: the centralized plan ``argmin C_R + C_V`` with all information in one place.
 
 Not implementable (it reads both parties' private cost models through the oracle
-:func:`sim.agents.joint_plan`); it is the bound no mechanism can beat. The vendor is committed to
+:func:`sim.model.agents.joint_plan`); it is the bound no mechanism can beat. The vendor is committed to
 the plan, so it ships the PO in full as far as it can."""
 
 from __future__ import annotations
 
-from policies.base import Decision, PlanningContext
-from sim.agents import joint_plan
+from sim.model.decision import Decision, PlanningContext
+from sim.model.agents import joint_plan
 
 
 class FirstBestPolicy:

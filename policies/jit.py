@@ -3,7 +3,7 @@ its PO; the vendor is not committed and ships only what is worth shipping to it 
 
 from __future__ import annotations
 
-from policies.base import Decision, PlanningContext
+from sim.model.decision import Decision, PlanningContext
 
 
 class JITPolicy:

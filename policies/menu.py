@@ -32,10 +32,10 @@ Tailoring. When the vendor declares a coarse preference the menu concentrates on
 ``preference: auto`` asks the vendor's agent; with ``disclosure: volume`` (default) it discloses the
 FCs it would rather ship to *and* the weekly volume it has room for at each (its spare truck volume,
 rounded to ``volume_step``, default 100; no costs): "room for about 700 a week to DAL"
-(:meth:`sim.agents.VendorAgent.coarse_volumes`). With ``disclosure: names`` it names the FCs only.
+(:meth:`sim.model.agents.VendorAgent.coarse_volumes`). With ``disclosure: names`` it names the FCs only.
 A list of names, or a mapping ``{name: weekly volume or null}``, can also be given; a name is an FC
 or a region, and a region stands for the FCs that serve it (those with an outbound arc to it,
-cheapest outbound cost first, :meth:`sim.agents.RetailerAgent.fcs_serving`: ``SouthWest`` on
+cheapest outbound cost first, :meth:`sim.model.agents.RetailerAgent.fcs_serving`: ``SouthWest`` on
 ``default`` is PHX, then DAL); a volume given for a region applies to each of its FCs. Where names
 overlap: a name that is both an FC and a region means the FC; an FC named itself keeps its own
 volume; an FC served by several named regions takes the largest of their volumes (a number over
@@ -92,9 +92,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from policies.base import Decision, PlanningContext
+from sim.model.decision import Decision, PlanningContext
 from policies.cbt import CBTBreakdown, TransferPricer
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 DEFAULT_LEVELS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
 SHIFT_FRACTIONS = (0.25, 0.5, 1.0)
@@ -245,7 +245,7 @@ def _as_preference(preferred: Preference | None) -> dict[str, float | None]:
 
 def region_fcs(ctx: PlanningContext, region: str) -> list[int]:
     """Indices of the FCs that serve ``region``, cheapest outbound cost first: the retailer agent's
-    :meth:`sim.agents.RetailerAgent.fcs_serving`. The retailer builds the menu, and which of its FCs
+    :meth:`sim.model.agents.RetailerAgent.fcs_serving`. The retailer builds the menu, and which of its FCs
     serve a region is its own information. A custom retailer agent without that method cannot take a
     region preference: a user error saying so."""
     serving = getattr(ctx.retailer, "fcs_serving", None)

@@ -4,7 +4,7 @@ The ``cpp`` and ``cpp-vcg`` policies take a ``privacy`` mapping (scenario
 ``policies: {cpp-vcg: {privacy: {...}}}`` or a keyword argument), validated into
 :class:`PrivacyOptions`:
 
-* ``eps``, ``sensitivity``, ``scope``: the vendor answers with noise (:mod:`sim.answer_noise`);
+* ``eps``, ``sensitivity``, ``scope``: the vendor answers with noise (:mod:`sim.negotiation.answer_noise`);
   ``eps: .inf`` (default) is no noise, and the policy then runs exactly as without the option;
 * ``coordinator``: ``retailer`` (default; as in Flo Pro, the retailer runs the coordinator and sees
   every round) or ``neutral`` (a third party runs it and the agents are sealed: the retailer's
@@ -30,13 +30,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from policies.base import Decision, PlanningContext
+from sim.model.decision import Decision, PlanningContext
 from policies.jit import JITPolicy
 from policies.menu import MenuPolicy
-from sim.answer_noise import AnswerNoise, NoiseOptions
-from sim.errors import FlosimError
-from sim.transcript import Transcript
-from sim.validation import number_from_text
+from sim.negotiation.answer_noise import AnswerNoise, NoiseOptions
+from sim.model.errors import FlosimError
+from sim.negotiation.transcript import Transcript
+from sim.model.validation import number_from_text
 
 
 class PrivacyOptions(BaseModel):
@@ -131,7 +131,7 @@ class ViewRecorder:
         """A function wrapping the vendor's negotiator for this week's negotiation (None: no noise)."""
         if not self.options.noise.active:
             return None
-        from sim.answer_noise import NoisyNegotiator
+        from sim.negotiation.answer_noise import NoisyNegotiator
 
         if self._noise is None or self.options.scope != "run":
             # the policy's own stream: spawned from the week's generator, whose draws stay as they were

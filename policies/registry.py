@@ -3,7 +3,7 @@
 ``make_policy("jit", scenario)`` builds a built-in; ``make_policy("mypkg.mymodule:MyPolicy", scenario)``
 imports the user's class. Either way the class is called with the scenario's parameters for that
 policy (``scenario.policies[name]``, as keyword arguments) and must satisfy
-:class:`policies.base.Policy` (a ``name`` and a ``decide(ctx)`` method).
+:class:`sim.model.decision.Policy` (a ``name`` and a ``decide(ctx)`` method).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import os
 import sys
 from typing import Any
 
-from policies.base import Policy
-from sim.errors import FlosimError
-from sim.scenario import POLICY_PARAMETER_CHECKS, Scenario
+from sim.model.decision import Policy
+from sim.model.errors import FlosimError
+from sim.model.scenario import POLICY_PARAMETER_CHECKS, Scenario
 
 BUILTIN: dict[str, str] = {
     "jit": "policies.jit:JITPolicy",

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.errors import FlosimError
-from sim.scenario import Scenario, dump_scenario, load_scenario
+from sim.model.errors import FlosimError
+from sim.model.files import publish_mode
+from sim.model.scenario import Scenario, dump_scenario, load_scenario
 
 TABLES = ("ledger", "flows", "decisions")
 LEDGER_COLUMNS = ("run", "policy", "week", "party", "component", "value")
@@ -55,27 +56,6 @@ def default_results_dir(kind: str) -> Path:
         path = Path(f"{base}-{i}")
         i += 1
     return path
-
-
-def current_umask() -> int:
-    """The process's file-creation mask (read without changing it where the system allows)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def publish_mode(path: str | Path, folder: bool = False) -> None:
-    """Give a file (or folder) made by ``tempfile`` (readable by its owner only) the permissions an
-    ordinary ``open``/``mkdir`` would: 0666 (0777) less the umask, so collaborators on a shared file
-    system can read results the way they read everything else the user writes."""
-    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -21,9 +21,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from forecasts.inputs import WorldInputs, draw_inputs
-from policies.base import Policy
+from sim.model.decision import Policy
 from policies.registry import build_policies
-from sim.scenario import Scenario
+from sim.model.scenario import Scenario
 from sim.world import World
 
 

@@ -6,7 +6,7 @@ explicit rather than an accident of event creation order:
 ======== ========================================================================================
 t + 0.0  arrivals: shipments due this week are received at their FC (one SimPy process a shipment)
 t + 0.1  forecast update: the retailer sees this week's forecast for weeks t .. t+H-1
-t + 0.2  planning: the policy returns a :class:`~policies.base.Decision`
+t + 0.2  planning: the policy returns a :class:`~sim.model.decision.Decision`
 t + 0.3  execution: the vendor fulfils the PO; each lane's shipment leaves with its random delay
 t + 0.4  demand: regional demand is served from FC stock at least cost; the rest is lost or backlogged
 t + 0.5  accounting: the week's costs, revenues and transfers go into the ledger
@@ -30,11 +30,11 @@ import numpy as np
 import simpy
 
 from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
-from policies.base import Decision, PlanningContext, Policy
-from sim.agents import RetailerAgent, RetailerState, VendorAgent, VendorState
-from sim.data import split_scenario
+from sim.model.decision import Decision, PlanningContext, Policy
+from sim.model.agents import RetailerAgent, RetailerState, VendorAgent, VendorState
+from sim.model.data import split_scenario
 from sim.metrics import MEASURED, SETTLE
-from sim.scenario import Scenario
+from sim.model.scenario import Scenario
 
 ARRIVALS, FORECAST, PLANNING, EXECUTION, DEMAND, ACCOUNTING = 0.0, 0.1, 0.2, 0.3, 0.4, 0.5
 

@@ -18,7 +18,7 @@ from hypothesis import settings
 
 from forecasts.inputs import WorldInputs, draw_inputs
 from policies.registry import make_policy
-from sim.scenario import Scenario, load_scenario, scenario_from_dict
+from sim.model.scenario import Scenario, load_scenario, scenario_from_dict
 from sim.world import World
 
 settings.register_profile("flosim", deadline=None, max_examples=int(os.environ.get("FLOSIM_PROPERTY_EXAMPLES", "8")))

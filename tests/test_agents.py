@@ -7,9 +7,9 @@ import pytest
 
 from forecasts.inputs import draw_inputs
 from policies.jit import JITPolicy
-from sim.agents import RetailerState, joint_plan
-from sim.data import split_scenario
-from sim.lp import LPBuilder, solve_lp
+from sim.model.agents import RetailerState, joint_plan
+from sim.model.data import split_scenario
+from sim.model.lp import LPBuilder, solve_lp
 from sim.world import World, planning_context
 
 
@@ -93,7 +93,7 @@ def test_retailer_lp_matches_design_on_a_hand_example(small_dict):
         demand={"deterministic": True},
         terminal_value=0.0,
     )
-    from sim.scenario import scenario_from_dict
+    from sim.model.scenario import scenario_from_dict
 
     ctx = planning_context(scenario_from_dict(d), 0)
     own = ctx.retailer.preferred_plan()
@@ -112,7 +112,7 @@ def test_retailer_lp_matches_design_on_a_hand_example(small_dict):
 def test_lane_cost_is_spare_volume_then_truckload(small_dict, checks):
     """Ship more than the spare volume on a lane: the first spare_volume units of volume cost spare_cost,
     the rest truckload_cost (the convex piecewise cost of docs/model.md, "Private cost models")."""
-    from sim.scenario import scenario_from_dict
+    from sim.model.scenario import scenario_from_dict
 
     s = scenario_from_dict(small_dict)
     ctx = planning_context(s, 0)
@@ -132,7 +132,7 @@ def test_lane_cost_is_spare_volume_then_truckload(small_dict, checks):
 def test_uncommitted_vendor_shorts_units_not_worth_shipping(small_dict):
     """Under JIT the vendor ships a unit only if the wholesale price covers its marginal cost;
     committed to a plan, it ships everything it can."""
-    from sim.scenario import scenario_from_dict
+    from sim.model.scenario import scenario_from_dict
 
     d = small_dict
     d["products"][0]["wholesale_price"] = 2.0  # a: production 1.5 at O1 (+0.8 truckload beyond spare) or 1.2 at O2
@@ -167,7 +167,7 @@ def test_retailer_state_is_the_worlds_pipeline_shifted_by_a_week(small_dict, tra
     """What the retailer's agent is told each week (stock, pipeline, backlog) follows from last week's:
     with trucks on time, this week's shipments join the pipeline at their lead time, next week's
     arrivals move into stock, and unmet demand is carried as backlog."""
-    from sim.scenario import scenario_from_dict
+    from sim.model.scenario import scenario_from_dict
 
     d = small_dict
     for lane in d["lanes"]:

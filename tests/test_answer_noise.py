@@ -9,12 +9,12 @@ import numpy as np
 import yaml
 import pytest
 
-from policies.base import PlanningContext
+from sim.model.decision import PlanningContext
 from policies.cpp_vcg import CPPVCGPolicy
 from policies.privacy import AgreementShown, RoundsShown
-from sim.answer_noise import AnswerNoise, NoiseOptions, NoisyNegotiator
-from sim.best_response import negotiator_for
-from sim.errors import FlosimError
+from sim.negotiation.answer_noise import AnswerNoise, NoiseOptions, NoisyNegotiator
+from sim.negotiation.best_response import negotiator_for
+from sim.model.errors import FlosimError
 from sim.runner import run_policies
 from sim.world import planning_context
 
@@ -135,7 +135,7 @@ def test_a_noisy_vendor_certifies_the_cost_it_answers_for(contexts):
     so the negotiation can stop certified (with its true cost's numbers it ran to the round cap and
     fell back to JIT at every eps tried); fresh noise per answer cannot certify and says so."""
     from policies.cpp import negotiate_efficient_plan
-    from sim.certificate import certify
+    from sim.negotiation.certificate import certify
 
     ctx: PlanningContext = contexts[0]
     shape = ctx.public.shape
@@ -143,7 +143,7 @@ def test_a_noisy_vendor_certifies_the_cost_it_answers_for(contexts):
     draw = AnswerNoise(NoiseOptions(eps=30.0, scope="run"), shape, np.random.default_rng(4)).for_negotiation()
     _, result = negotiate_efficient_plan(ctx, {"max_iter": 300}, wrap_vendor=lambda neg: NoisyNegotiator(neg, draw))
     assert result.status == "converged" and result.certified and result.gap_bound <= 1e-2 and result.iterations < 300
-    from sim.answer_noise import FixedDraw
+    from sim.negotiation.answer_noise import FixedDraw
 
     assert isinstance(draw, FixedDraw)
     noisy = NoisyNegotiator(inner, draw)

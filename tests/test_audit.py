@@ -8,7 +8,7 @@ import pytest
 
 from experiments.audit import run_audit
 from experiments.cli import main
-from sim.scenario import load_scenario
+from sim.model.scenario import load_scenario
 
 TOL = 1e-7  # relative to the truthful social cost: LP solver tolerance
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from experiments.benchmarks import planning_round
-from sim.best_response import BestResponseOptions, negotiator_for
+from sim.negotiation.best_response import BestResponseOptions, negotiator_for
 
 
 def _qp_reference(br, z, y, rho):
@@ -108,7 +108,7 @@ def test_per_component_penalties(small_scenario) -> None:
 
 
 def test_process_negotiator_answers_like_the_in_process_one(small_scenario) -> None:
-    from sim.best_response import ProcessNegotiator
+    from sim.negotiation.best_response import ProcessNegotiator
 
     _, vendor = planning_round(small_scenario)
     shape = vendor.public.shape
@@ -143,8 +143,8 @@ def test_vendor_plan_is_substituted_out_and_answers_are_unchanged(small_scenario
 
 def test_a_plan_defined_by_fixed_variables_alone_keeps_the_plain_qp() -> None:
     """Substitution would leave OSQP without variables; the plain QP answers instead."""
-    from sim.best_response import LPBestResponse
-    from sim.lp import LPBuilder
+    from sim.negotiation.best_response import LPBestResponse
+    from sim.model.lp import LPBuilder
 
     b = LPBuilder()
     x = b.add_var((2,))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.cases import inspection as ins
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 
 @pytest.mark.parametrize(

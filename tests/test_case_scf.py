@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.cases import scf
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 
 def _random_chain(rng: np.random.Generator, n: int) -> scf.SupplyChain:

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.cbt import certainty_equivalent, cost_benefit_transfer
-from sim.agents import joint_plan
-from sim.scenario import load_scenario
+from sim.model.agents import joint_plan
+from sim.model.scenario import load_scenario
 from sim.world import planning_context
 
 costs = st.lists(st.floats(-50, 50, allow_nan=False), min_size=2, max_size=30)

@@ -10,10 +10,10 @@ from scipy.optimize import linprog
 
 from experiments.cli import main
 from policies.cpp import negotiate_efficient_plan
-from sim.agents import joint_plan
-from sim.best_response import negotiator_for
-from sim.certificate import certify
-from sim.lp import LPBuilder
+from sim.model.agents import joint_plan
+from sim.negotiation.best_response import negotiator_for
+from sim.negotiation.certificate import certify
+from sim.model.lp import LPBuilder
 from sim.world import planning_context
 
 REL = 1e-9  # LP solver tolerance, relative to the social cost

@@ -11,7 +11,7 @@ import pytest
 
 from experiments.cli import main
 from sim.results import load_results
-from sim.scenario import load_scenario
+from sim.model.scenario import load_scenario
 
 SUMMARY_KEYS = {"social_cost", "retailer_net_cost", "vendor_net_cost", "transfers", "fill_rate"}
 

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from experiments.benchmarks import planning_round
-from sim.agents import joint_plan
-from sim.best_response import negotiator_for
-from sim.coordinator import ADMMOptions, ConsensusADMM
-from sim.protocol import PROTOCOL_METHODS
-from sim.scenario import scenario_from_dict
+from sim.model.agents import joint_plan
+from sim.negotiation.best_response import negotiator_for
+from sim.negotiation.coordinator import ADMMOptions, ConsensusADMM
+from sim.negotiation.protocol import PROTOCOL_METHODS
+from sim.model.scenario import scenario_from_dict
 
 
 def random_scenario(seed: int):

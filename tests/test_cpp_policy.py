@@ -9,8 +9,8 @@ import pytest
 
 from experiments.cli import main
 from policies.cpp import CPPPolicy, negotiate_efficient_plan
-from sim.agents import joint_plan
-from sim.errors import FlosimError
+from sim.model.agents import joint_plan
+from sim.model.errors import FlosimError
 from sim.world import planning_context
 
 

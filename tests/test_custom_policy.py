@@ -18,12 +18,12 @@ import yaml
 
 from experiments.cli import main
 from sim.runner import run_policies
-from sim.scenario import load_scenario
+from sim.model.scenario import load_scenario
 
 POLICY_SOURCE = textwrap.dedent(
     '''
     """A user's policies, outside the flosim package."""
-    from policies.base import Decision, PlanningContext
+    from sim.model.decision import Decision, PlanningContext
 
 
     class MyJIT:
@@ -161,7 +161,7 @@ def test_a_class_without_decide_is_rejected(user_module, monkeypatch):
     name, folder = user_module
     (folder / f"{name}_x.py").write_text("class NotAPolicy:\n    name = 'x'\n")
     monkeypatch.syspath_prepend(str(folder))
-    from sim.errors import FlosimError
+    from sim.model.errors import FlosimError
 
     with pytest.raises(FlosimError, match="decide"):
         run_policies(load_scenario("default"), [f"{name}_x:NotAPolicy"], weeks=1)

@@ -120,7 +120,7 @@ def test_marked_shell_blocks_run(code, tmp_path):
 @pytest.mark.parametrize("page, found", _cases("yaml"))
 def test_yaml_blocks_parse(page, found):
     from experiments.sweep import SweepSpec
-    from sim.validation import load_yaml_text
+    from sim.model.validation import load_yaml_text
 
     for code, _, line in found:
         data = load_yaml_text(code, f"{page.name}:{line}")

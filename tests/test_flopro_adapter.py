@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from experiments.flopro_standins import GroupMetadata as GroupMeta, Objective, Solution
-from sim.coordinator import ADMMOptions, ConsensusADMM
-from sim.flopro_adapter import FloProNegotiator, layout_from_metadata
+from sim.negotiation.coordinator import ADMMOptions, ConsensusADMM
+from sim.negotiation.flopro_adapter import FloProNegotiator, layout_from_metadata
 
 SHAPE = (2, 2, 3)  # weeks, FCs, products
 

@@ -11,7 +11,7 @@ from forecasts.demand import mean_demand, region_weights
 from forecasts.inputs import draw_inputs, policy_rng
 from forecasts.sampling import sample_demand_paths
 from conftest import with_product_generator
-from sim.scenario import scenario_from_dict
+from sim.model.scenario import scenario_from_dict
 
 H = 5
 WEEKS = 4000

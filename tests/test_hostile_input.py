@@ -239,7 +239,7 @@ def test_policy_parameters_are_checked_at_load(capsys, tmp_path, policy, params,
 def test_privacy_eps_inf_is_accepted_at_load(tmp_path, policy):
     """``privacy: {eps: .inf}`` is the documented default (exact answers, docs/privacy.md); the load-time
     check of non-finite policy parameters refused it."""
-    from sim.scenario import load_scenario
+    from sim.model.scenario import load_scenario
 
     path = _scenario_file(tmp_path, lambda d: d["policies"].update({policy: {**d["policies"].get(policy, {}),
                                                                                "privacy": {"eps": float("inf")}}}))

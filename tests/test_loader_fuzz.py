@@ -14,8 +14,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.errors import FlosimError
-from sim.scenario import Scenario, builtin_scenarios, scenario_from_dict
+from sim.model.errors import FlosimError
+from sim.model.scenario import Scenario, builtin_scenarios, scenario_from_dict
 
 BUILTIN = {name: yaml.safe_load((resources.files("sim") / "scenarios" / f"{name}.yaml").read_text()) for name in builtin_scenarios()}
 

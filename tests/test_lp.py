@@ -1,4 +1,4 @@
-"""The LP layer: both HiGHS paths of :func:`sim.lp.solve_lp` give the same optimum."""
+"""The LP layer: both HiGHS paths of :func:`sim.model.lp.solve_lp` give the same optimum."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments.benchmarks import planning_round
-from sim.lp import LPBuilder, solve_lp
+from sim.model.lp import LPBuilder, solve_lp
 
 
 def _joint_lp(scenario):
@@ -38,7 +38,7 @@ def test_interior_point_prints_nothing_on_stdout() -> None:
     where it would corrupt ``--json`` output. A fresh process, so no earlier test printed it."""
     code = (
         "from experiments.benchmarks import benchmark_scenario, planning_round\n"
-        "from sim.lp import LPBuilder, solve_lp\n"
+        "from sim.model.lp import LPBuilder, solve_lp\n"
         "r, v = planning_round(benchmark_scenario('small'))\n"
         "b = LPBuilder(); x = b.add_var(r.public.shape); r.add_block(b, x); v.add_block(b, x)\n"
         "assert solve_lp(b.build(), method='ipm').ok\n"

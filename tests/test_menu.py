@@ -10,9 +10,9 @@ from experiments.audit import run_audit
 from experiments.menu_efficiency import menu_efficiency
 from policies.menu import MenuPolicy, build_menu, resolve_preference
 from policies.registry import make_policy
-from sim.agents import joint_plan
-from sim.errors import FlosimError
-from sim.scenario import load_scenario
+from sim.model.agents import joint_plan
+from sim.model.errors import FlosimError
+from sim.model.scenario import load_scenario
 from sim.world import planning_context
 
 
@@ -304,7 +304,7 @@ def test_a_name_that_is_both_an_fc_and_a_region_means_the_fc():
     import yaml
     from importlib import resources
 
-    from sim.scenario import scenario_from_dict
+    from sim.model.scenario import scenario_from_dict
 
     data = yaml.safe_load((resources.files("sim") / "scenarios" / "default.yaml").read_text())
     data["regions"] = ["SouthCentral", "SouthWest", "IND"]  # the Midwest region renamed after the IND FC
@@ -383,7 +383,7 @@ def test_bad_menu_parameters_in_the_scenario_fail_before_anything_is_solved(know
 def test_each_item_is_completed_and_priced_from_one_solve(monkeypatch):
     """Under weekly commitment an item's completion and its price's first-week cost are the same LP
     (the retailer's cost with the item's PO fixed, on the forecast): it is solved once per item."""
-    from sim.agents import RetailerAgent
+    from sim.model.agents import RetailerAgent
 
     s = load_scenario("default")
     ctx = planning_context(s, week=1)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from experiments.cli import main
-from sim.transcript import Transcript
+from sim.negotiation.transcript import Transcript
 
 
 def test_negotiate_flopro_style_pair_reports_an_uncertified_stop(capsys, tmp_path) -> None:
@@ -27,7 +27,7 @@ def test_negotiate_flopro_style_pair_reports_an_uncertified_stop(capsys, tmp_pat
 def pair_of_lp_negotiators():
     """A factory for the test below: the stand-ins' LPs as flosim negotiators (they can certify)."""
     from experiments.flopro_standins import pair
-    from sim.best_response import LPBestResponse
+    from sim.negotiation.best_response import LPBestResponse
 
     return [LPBestResponse(*agent.lp_and_x()) for agent in pair()]
 

@@ -17,7 +17,7 @@ from experiments.plots.data import load_plot_data, weekly_margins
 from experiments.plots.figures import make_plots
 from experiments.sweep import load_spec, run_sweep
 from policies.registry import available_policies
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 POLICIES = ["jit", "first-best", "cpp-vcg"] + (["cpp"] if "cpp" in available_policies() else [])
 
@@ -141,7 +141,7 @@ def test_cpp_convergence_reads_saved_transcripts(tmp_path):
     import shutil
 
     import numpy as np
-    from sim.transcript import Transcript
+    from sim.negotiation.transcript import Transcript
 
     folder = tmp_path / "run"
     assert cli(["run", "--weeks", "1", "--policy", "jit", "--policy", "first-best", "--out", str(folder)]) == 0

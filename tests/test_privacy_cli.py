@@ -168,7 +168,7 @@ def test_a_transcript_damaged_inside_exits_2_naming_the_file_and_the_round(audit
     finite, is named as damaged (it used to end in a traceback from the fit)."""
     import numpy as np
 
-    from sim.transcript import Transcript
+    from sim.negotiation.transcript import Transcript
 
     _, out = audited
     t = Transcript.load(sorted((out / "transcripts").glob("cpp-vcg-week*.parquet"))[0])

@@ -15,12 +15,12 @@ import pytest
 from experiments.observer import observations, transcript_observations
 from experiments.privacy import parameter_rows, true_segments
 from policies.privacy import RoundsShown
-from sim.agents import VendorAgent, VendorState
-from sim.best_response import BestResponseOptions, negotiator_for
-from sim.cost_curves import fit_curves
-from sim.data import split_scenario
-from sim.scenario import scenario_from_dict
-from sim.transcript import Transcript
+from sim.model.agents import VendorAgent, VendorState
+from sim.negotiation.best_response import BestResponseOptions, negotiator_for
+from sim.negotiation.cost_curves import fit_curves
+from sim.model.data import split_scenario
+from sim.model.scenario import scenario_from_dict
+from sim.negotiation.transcript import Transcript
 
 EXACT = BestResponseOptions(abs_tol=1e-10, rel_tol=1e-10, polish=True, adaptive=0.0, max_iter=200000)
 
@@ -126,7 +126,7 @@ def test_observer_modules_cannot_reach_private_data():
     """The observer and the fit import no agent, private data class or world: the record and the
     public data are all they are handed."""
     import experiments.observer as observer_module
-    import sim.cost_curves as curves_module
+    import sim.negotiation.cost_curves as curves_module
 
     private = {"VendorAgent", "RetailerAgent", "VendorData", "RetailerData", "World", "split_scenario", "joint_plan"}
     for module in (observer_module, curves_module):

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from forecasts.inputs import draw_inputs
 from policies.first_best import FirstBestPolicy
-from sim.agents import joint_plan
+from sim.model.agents import joint_plan
 from sim.runner import run_policies
-from sim.scenario import scenario_from_dict
+from sim.model.scenario import scenario_from_dict
 
 money = st.integers(0, 300).map(lambda c: c / 100)  # 0.00 .. 3.00
 

@@ -15,7 +15,7 @@ import pytest
 from experiments.cli import main as cli
 from forecasts.traces import trace_scenario, write_trace
 from sim.runner import run_policies
-from sim.scenario import load_scenario
+from sim.model.scenario import load_scenario
 
 DATA = Path(__file__).parent / "data"
 sys.path.insert(0, str(DATA))

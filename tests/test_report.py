@@ -13,7 +13,7 @@ import yaml
 from experiments.cli import main as cli
 from experiments.report import write_report
 from experiments.sweep import load_spec, run_sweep
-from sim.scenario import load_scenario
+from sim.model.scenario import load_scenario
 from conftest import write_flaky_policy
 
 

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from conftest import with_product_generator
-from sim.data import split_scenario
-from sim.errors import FlosimError, ScenarioError
-from sim.scenario import (
+from sim.model.data import split_scenario
+from sim.model.errors import FlosimError, ScenarioError
+from sim.model.scenario import (
     Scenario,
     builtin_scenarios,
     dump_scenario,

@@ -13,11 +13,11 @@ import yaml
 
 from experiments.cli import main
 from forecasts.inputs import draw_inputs, settle_inputs
-from policies.base import Decision, PlanningContext
+from sim.model.decision import Decision, PlanningContext
 from policies.jit import JITPolicy
 from sim.metrics import measured, participation, summarize
 from sim.runner import run_policies
-from sim.scenario import load_scenario
+from sim.model.scenario import load_scenario
 
 WEEKS = 3
 EXTRA = 1000.0

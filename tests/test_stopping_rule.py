@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from experiments.flopro_standins import GROUP, adapted, GroupMetadata, first_best, flopro_metadata, pair, social_cost
-from sim.best_response import LPBestResponse
-from sim.certificate import certify
-from sim.coordinator import ADMMOptions, ConsensusADMM
-from sim.flopro_adapter import FloProNegotiator, build_flopro_agent, layout_from_metadata, plan_axes
+from sim.negotiation.best_response import LPBestResponse
+from sim.negotiation.certificate import certify
+from sim.negotiation.coordinator import ADMMOptions, ConsensusADMM
+from sim.negotiation.flopro_adapter import FloProNegotiator, build_flopro_agent, layout_from_metadata, plan_axes
 
 DIMS = (3, 2, 3)
 
@@ -139,7 +139,7 @@ def test_adapted_agents_run_in_their_own_processes() -> None:
     certify, and certify() with it answers 'not certified'."""
     import functools
 
-    from sim.best_response import ProcessNegotiator
+    from sim.negotiation.best_response import ProcessNegotiator
 
     retailer, vendor = pair(*DIMS, backlog_ratio=100, seed=4)
     local = [FloProNegotiator(retailer), FloProNegotiator(vendor)]

@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from experiments.cli import main as cli
-from sim.scenario import load_scenario
+from sim.model.scenario import load_scenario
 from experiments.executors import DaskExecutor, LocalExecutor
 from experiments.sweep import design_points, load_spec, plan_runs, replication_seeds, run_sweep
-from sim.errors import FlosimError, SpecError
+from sim.model.errors import FlosimError, SpecError
 from conftest import write_flaky_policy
 
 SPEC = """\
@@ -96,7 +96,7 @@ def test_run_ids_of_a_trace_sweep_follow_the_trace_not_its_folder(tmp_path):
     project resumes); a trace with other numbers: other ids."""
     from forecasts.inputs import draw_inputs
     from forecasts.traces import write_trace
-    from sim.scenario import dump_scenario, load_scenario
+    from sim.model.scenario import dump_scenario, load_scenario
 
     base = load_scenario("default")
     inputs = draw_inputs(base, weeks=2)

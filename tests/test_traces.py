@@ -22,8 +22,8 @@ from forecasts.traces import (
     trace_scenario,
     write_trace,
 )
-from sim.errors import FlosimError
-from sim.scenario import load_scenario
+from sim.model.errors import FlosimError
+from sim.model.scenario import load_scenario
 
 WEEKS = 3
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from experiments.benchmarks import planning_round
-from sim.best_response import negotiator_for
-from sim.coordinator import ADMMOptions, ConsensusADMM
-from sim.transcript import COORDINATOR, Transcript
+from sim.negotiation.best_response import negotiator_for
+from sim.negotiation.coordinator import ADMMOptions, ConsensusADMM
+from sim.negotiation.transcript import COORDINATOR, Transcript
 
 
 def test_saved_transcript_reloads_identically(default_scenario, tmp_path) -> None:

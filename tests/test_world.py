@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from forecasts.inputs import draw_inputs
-from policies.base import Decision
+from sim.model.decision import Decision
 from policies.jit import JITPolicy
-from sim.agents import joint_plan
-from sim.lp import LPBuilder, solve_lp
+from sim.model.agents import joint_plan
+from sim.model.lp import LPBuilder, solve_lp
 from sim.metrics import measured, policy_totals, summarize
 from sim.runner import run_policies
 from sim.world import ACCOUNTING, ARRIVALS, DEMAND, EXECUTION, FORECAST, PLANNING, World, planning_context
@@ -330,7 +330,7 @@ def test_first_best_builds_stock_ahead_of_a_capacity_bound_peak():
     """Deterministic demand peaking above the vendor's weekly capacity, trucks on time: the first-best
     plan produces ahead and stores at the origin (cheap) to serve the peak, and the world should
     execute that plan, losing no sales."""
-    from sim.scenario import scenario_from_dict
+    from sim.model.scenario import scenario_from_dict
 
     s = scenario_from_dict(
         {

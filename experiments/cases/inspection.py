@@ -47,7 +47,7 @@ import scipy.sparse as sp
 from scipy import stats
 from scipy.optimize import linprog
 
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 # --------------------------------------------------------------------------------------------------
 # Value distributions

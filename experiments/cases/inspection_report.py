@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.cases import inspection as ins
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 VALUE_UNITS = "value units"
 

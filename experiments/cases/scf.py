@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from policies.transfers import DagvaResult, dagva, groves_payment
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 # --------------------------------------------------------------------------------------------------
 # The paper's data (Narahari & Srivastava, Section 5)

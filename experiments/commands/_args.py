@@ -6,8 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from sim.errors import FlosimError
-from sim.validation import load_yaml_text
+from sim.model.errors import FlosimError
+from sim.model.validation import load_yaml_text
 
 
 def name_value(label: str = "NAME=VALUE", example: str = "eps_rel=3e-3") -> Callable[[str], tuple[str, Any]]:
@@ -44,7 +44,7 @@ def week_index(option: str) -> Callable[[str], int]:
 
 def check_week(week: int, scenario: Any, option: str = "--week") -> None:
     """Refuse a week index at or beyond the scenario's simulated weeks (``weeks: 8`` has weeks 0 to 7)."""
-    from sim.errors import FlosimError
+    from sim.model.errors import FlosimError
 
     if week >= scenario.weeks:
         raise FlosimError(f"{option} {week}: scenario '{scenario.name}' simulates {scenario.weeks} weeks "

@@ -17,9 +17,9 @@ from tqdm import tqdm
 from experiments.audit import audit_steps, run_audit
 from experiments.commands.run import add_scenario_args
 from policies.registry import available_policies
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 from sim.results import default_results_dir, write_json, write_table
-from sim.scenario import load_scenario
+from sim.model.scenario import load_scenario
 
 DEFAULT_MECHANISMS = ("cpp-vcg", "split-savings", "menu")
 CBT_MECHANISMS = ("cpp-vcg", "menu")  # transfers priced from the retailer's reports

@@ -25,7 +25,7 @@ import sys
 import time
 
 from experiments.commands._args import name_value
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 from sim.results import jsonable
 
 
@@ -35,9 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sizes", default="small,pilot", help="comma-separated sizes: small, pilot, large, or PxFxRxO (products x FCs x regions x origins, "
                    "the benchmark network at another size; default small,pilot)")
     p.add_argument("--set", dest="admm", action="append", type=name_value("NAME=VALUE", "eps_rel=3e-3"), default=[], metavar="NAME=VALUE",
-                   help="ADMM option of the negotiation (sim.coordinator.ADMMOptions), e.g. eps_rel=3e-3; repeatable")
+                   help="ADMM option of the negotiation (sim.negotiation.coordinator.ADMMOptions), e.g. eps_rel=3e-3; repeatable")
     p.add_argument("--answer", dest="answers", action="append", type=name_value("NAME=VALUE", "exact_below=0"), default=[], metavar="NAME=VALUE",
-                   help="the agents' best-response setting (sim.best_response.BestResponseOptions), e.g. exact_below=0; repeatable")
+                   help="the agents' best-response setting (sim.negotiation.best_response.BestResponseOptions), e.g. exact_below=0; repeatable")
     p.add_argument("--cost-scale", type=float, default=1.0, metavar="S",
                    help="multiply every cost of both agents by S (the same problem in another unit; gaps are relative)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 
 def _num(value: str, name: str, kind: type = float, lo: float | None = None, hi: float | None = None) -> Any:

@@ -53,9 +53,9 @@ from experiments.commands._args import check_week, name_value
 from experiments.menu_efficiency import DEFAULT_SIZES, menu_efficiency, menu_policy, unique_sizes
 from experiments.plots.menu import plot_menu_efficiency
 from experiments.plots.style import FORMATS
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 from sim.results import default_results_dir, jsonable, write_json, write_table
-from sim.scenario import Scenario, load_scenario
+from sim.model.scenario import Scenario, load_scenario
 
 
 def _int_list(what: str, minimum: int):
@@ -104,7 +104,7 @@ def unique_labels(names: list[str], sources: list[str]) -> list[str]:
     """Row labels: the scenario names; where a name repeats, with its file's stem added
     (``default (variant)``; ``built-in`` for a built-in name), or the path as given if stems repeat
     too, or finally ``#i``."""
-    from sim.scenario import builtin_scenarios
+    from sim.model.scenario import builtin_scenarios
 
     def where(src: str, full: bool) -> str:
         if src in builtin_scenarios() and not Path(src).exists():

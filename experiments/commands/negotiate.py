@@ -6,8 +6,8 @@ Each ``--agents`` names a function (``package.module:function``, importable from
 directory or the Python path) called without arguments; it returns one agent or a list of them.
 An agent is either a flosim negotiator (``best_response(z, prices, rho)``; its ``shape`` attribute
 gives the plan's shape) or an agent written for the FloPro SDK (``register()`` and ``solve(...)``),
-which is adapted (:class:`sim.flopro_adapter.FloProNegotiator`) and placed from its metadata. Prints
-the rounds, the status, whether the stop was certified (:mod:`sim.certificate`; agents that cannot
+which is adapted (:class:`sim.negotiation.flopro_adapter.FloProNegotiator`) and placed from its metadata. Prints
+the rounds, the status, whether the stop was certified (:mod:`sim.negotiation.certificate`; agents that cannot
 certify stop on residuals), the certified gap bound, the wall time and the residuals; ``--transcript``
 saves everything that left an agent to a Parquet file. ``--set`` changes an ADMM option, as in
 ``flosim bench``. Example: ``flosim negotiate --agents experiments.flopro_standins:pair``.
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from experiments.commands._args import name_value
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 from sim.results import jsonable
 
 
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--agents", action="append", required=True, metavar="MODULE:FACTORY",
                    help="a function returning one agent or a list of agents; repeatable")
     p.add_argument("--set", dest="admm", action="append", type=name_value("NAME=VALUE", "eps_rel=1e-4"), default=[],
-                   metavar="NAME=VALUE", help="ADMM option (sim.coordinator.ADMMOptions); repeatable")
+                   metavar="NAME=VALUE", help="ADMM option (sim.negotiation.coordinator.ADMMOptions); repeatable")
     p.add_argument("--transcript", metavar="PATH", help="save the negotiation's transcript (Parquet)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -58,7 +58,7 @@ def _factory(spec: str) -> Any:
 
 def load_agents(specs: list[str]) -> tuple[list[Any], tuple[int, ...]]:
     """The negotiators named by ``--agents`` specs and the plan's shape (see the module docstring)."""
-    from sim.flopro_adapter import FloProNegotiator, plan_axes
+    from sim.negotiation.flopro_adapter import FloProNegotiator, plan_axes
 
     raw: list[Any] = []
     for spec in specs:
@@ -122,7 +122,7 @@ def _shape(agent: Any) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from policies.cpp import admm_options
-    from sim.coordinator import ConsensusADMM
+    from sim.negotiation.coordinator import ConsensusADMM
 
     admm = dict(args.admm)
     if args.transcript:

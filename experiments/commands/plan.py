@@ -15,7 +15,7 @@ the binding part alone: ``binding_social_cost`` is the least social cost over th
 week's PO fixed and the later weeks re-planned efficiently (what ``flosim menu`` and the menu's 1%
 test use). ``certified_gap`` (policy ``cpp``): an upper bound on ``gap`` that the agents can
 compute without any central solver, from their costs of the plan and their dual values at the
-final prices (:mod:`sim.certificate`); null for other policies. For a policy whose contract covers the whole plan (the menu with ``commitment: plan``,
+final prices (:mod:`sim.negotiation.certificate`); null for other policies. For a policy whose contract covers the whole plan (the menu with ``commitment: plan``,
 ``pricing: plan``) both are null: the plan is what binds, and ``gap`` is the figure.
 
 ``--json`` prints all of it as one JSON object with keys ``policy, social_cost,
@@ -35,7 +35,7 @@ import numpy as np
 
 from experiments.commands._args import check_week, week_index
 from experiments.commands.run import _positive_int
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 from sim.results import jsonable
 
 
@@ -55,8 +55,8 @@ def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int
     """The report of ``flosim plan`` as a dictionary."""
     from experiments.audit import fixed_first_week_cost
     from policies.registry import make_policy
-    from sim.agents import joint_plan
-    from sim.scenario import load_scenario
+    from sim.model.agents import joint_plan
+    from sim.model.scenario import load_scenario
     from sim.world import planning_context
 
     if week < 0:

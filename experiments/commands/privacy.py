@@ -42,12 +42,12 @@ from experiments.privacy import (
     true_segments,
 )
 from policies.privacy import RoundsShown
-from sim.answer_noise import NoiseOptions
-from sim.data import PublicData, split_scenario
-from sim.errors import FlosimError
+from sim.negotiation.answer_noise import NoiseOptions
+from sim.model.data import PublicData, split_scenario
+from sim.model.errors import FlosimError
 from sim.results import default_results_dir, write_json, write_table
-from sim.scenario import load_scenario
-from sim.transcript import Transcript
+from sim.model.scenario import load_scenario
+from sim.negotiation.transcript import Transcript
 
 AUDITABLE = ("jit", "cpp", "cpp-vcg", "menu")
 STANDARD_EPS = (30.0, 10.0, 3.0, 1.0)

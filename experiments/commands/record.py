@@ -17,7 +17,7 @@ from experiments.commands.run import add_scenario_args
 from forecasts.inputs import draw_inputs
 from forecasts.traces import write_trace
 from sim.results import default_results_dir
-from sim.scenario import Scenario, load_scenario
+from sim.model.scenario import Scenario, load_scenario
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from experiments.commands.run import _positive_int, _print_table, run_summary, write_run_folder
 from forecasts.traces import builtin_traces, find_trace, trace_scenario
 from policies.registry import available_policies
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 from sim.results import check_out_folder, default_results_dir
 from sim.runner import run_policies
 

@@ -21,11 +21,11 @@ import time
 from typing import Any
 
 from policies.registry import available_policies
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 from sim.metrics import component_table, participation, summarize
 from sim.results import check_out_folder, default_results_dir, publish_mode, replace_folder, write_results
 from sim.runner import RunResult, run_policies
-from sim.scenario import load_scenario, scenario_warnings
+from sim.model.scenario import load_scenario, scenario_warnings
 
 DEFAULT_POLICIES = ("jit", "first-best", "cpp", "cpp-vcg", "menu")
 MAX_REPLICATIONS = 10_000

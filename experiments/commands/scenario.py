@@ -20,8 +20,8 @@ from importlib import resources
 
 import yaml
 
-from sim.errors import ScenarioError
-from sim.scenario import builtin_scenarios, load_scenario, scenario_warnings
+from sim.model.errors import ScenarioError
+from sim.model.scenario import builtin_scenarios, load_scenario, scenario_warnings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,7 @@ def _show(args: argparse.Namespace) -> int:
     header = (f"# flosim scenario '{args.name}', written by `flosim scenario show {args.name}"
               f"{' --resolved' if args.resolved else ''}`.\n"
               "# Edit it (give it a new name), check it with `flosim scenario check FILE`, then run it with\n"
-              "# `flosim run --scenario FILE`. Every field is described in sim/scenario.py; the model in docs/model.md.\n")
+              "# `flosim run --scenario FILE`. Every field is described in sim/model/scenario.py; the model in docs/model.md.\n")
     if args.resolved:
         body = yaml.safe_dump(load_scenario(args.name).model_dump(mode="json"), sort_keys=False)
     else:

@@ -1,5 +1,5 @@
 """CPP convergence: ADMM rounds and final residuals per planning week, and residual histories from
-saved transcripts (:mod:`sim.transcript`) when the results folder holds any."""
+saved transcripts (:mod:`sim.negotiation.transcript`) when the results folder holds any."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.intervals import mean_ci
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 from sim.metrics import measured
 
 #: Fixed colours so a policy looks the same in every figure.
@@ -177,7 +177,7 @@ def weekly_margins(data: PlotData, reference: str = "jit") -> pd.DataFrame:
 
 
 def transcripts(folder: Path) -> list[Path]:
-    """CPP transcripts (Parquet files written by :class:`sim.transcript.Transcript`) in a results folder."""
+    """CPP transcripts (Parquet files written by :class:`sim.negotiation.transcript.Transcript`) in a results folder."""
     import pyarrow.parquet as pq
 
     found = []

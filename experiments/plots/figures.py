@@ -35,7 +35,7 @@ from experiments.plots.parameters import plot_savings_vs_parameters
 from experiments.plots.participation import plot_participation
 from experiments.plots.style import FORMATS, paper_style, save_figure
 from experiments.plots.weekly import plot_cbt_by_week
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from experiments.plots.style import save_figure  # noqa: E402
-from sim.errors import FlosimError  # noqa: E402
+from sim.model.errors import FlosimError  # noqa: E402
 
 STEM = "menu_efficiency"
 

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments.plots.style import save_figure  # noqa: E402
-from sim.cost_curves import FittedCurve  # noqa: E402
+from sim.negotiation.cost_curves import FittedCurve  # noqa: E402
 
 
 def plot_curve(true_steps: Sequence[tuple[float, float, float]], fitted: dict[str, FittedCurve | None], unit_volume: float,

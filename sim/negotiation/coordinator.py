@@ -3,7 +3,7 @@
 The coordinator finds a plan all agents agree on, ``argmin_x sum_i C_i(x)``, without seeing any
 ``C_i``. Each round it sends agent ``i`` the consensus plan ``z``, its prices ``y_i`` and the penalty
 ``rho``; the agent answers its best response ``x_i = argmin C_i(x) + y_i·x + (rho/2)||x - z||²``
-(:class:`sim.protocol.Negotiator`). With over-relaxation ``alpha`` (``relaxation``, default 1.6;
+(:class:`sim.negotiation.protocol.Negotiator`). With over-relaxation ``alpha`` (``relaxation``, default 1.6;
 Boyd et al. 2011, section 3.4.3) the answers enter as ``xr_i = alpha x_i + (1 - alpha) z`` and the
 coordinator sets
 
@@ -34,8 +34,8 @@ negotiation was not certified within 500 rounds); with costs in a large unit it 
 **Stopping rule.** The residuals say that the answers agree and the prices have settled; they say
 how far the plan is from optimal only relative to the plan's and the prices' sizes, and a small
 disagreement can be costly (a unit short where a backlog penalty is 100 times the holding cost).
-So where the agents can bound their own cost (a :class:`sim.certificate.Certifier`: each agent's
-dual value and its cost of the plan, :mod:`sim.certificate`), the residual test only *triggers*
+So where the agents can bound their own cost (a :class:`sim.negotiation.certificate.Certifier`: each agent's
+dual value and its cost of the plan, :mod:`sim.negotiation.certificate`), the residual test only *triggers*
 checks: the negotiation stops as ``"converged"`` when the certified relative gap of its plan to
 first best is at most ``gap_tol`` (default 1e-2, because the bound is loose: the true gaps at
 such stops measured 6e-5 to 8e-3, most below 1e-3, docs/cpp.md), a bound that holds at any cost
@@ -75,7 +75,7 @@ that did not converge is never presented as an agreement: callers check :attr:`N
 
 What a user may do: ``ConsensusADMM(ADMMOptions(...)).negotiate(negotiators, shape)`` with any
 objects implementing the protocol; pass ``record_transcript=True`` to keep everything that left an
-agent (:mod:`sim.transcript`). Each round only ``best_response`` is called on a negotiator; at a
+agent (:mod:`sim.negotiation.transcript`). Each round only ``best_response`` is called on a negotiator; at a
 certificate check, agents that offer them are asked ``dual_value`` and ``own_cost`` (two numbers each;
 ``negotiate(..., certifier=None)`` or ``ADMMOptions(certify=False)`` stops on residuals instead).
 """
@@ -91,9 +91,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sim.protocol import Negotiator
-from sim.transcript import Transcript
-from sim.validation import number_from_text
+from sim.negotiation.protocol import Negotiator
+from sim.negotiation.transcript import Transcript
+from sim.model.validation import number_from_text
 
 Status = Literal["converged", "stopped_on_residuals", "iteration_cap", "time_limit", "failed"]
 
@@ -155,7 +155,7 @@ class NegotiationResult:
     history: list[dict[str, float]] = field(default_factory=list)
     message: str = ""
     transcript: Transcript | None = None
-    #: the last certificate (:mod:`sim.certificate`): from the negotiation's own checks, or set by
+    #: the last certificate (:mod:`sim.negotiation.certificate`): from the negotiation's own checks, or set by
     #: callers that certify the plan they execute
     certificate: Any = None
     #: the plan the last certificate check bounded (what the certifier's plan rule chose), if any
@@ -206,7 +206,7 @@ class _Failed(Exception):
 
 
 class ConsensusADMM:
-    """Consensus ADMM over any number of :class:`~sim.protocol.Negotiator` objects."""
+    """Consensus ADMM over any number of :class:`~sim.negotiation.protocol.Negotiator` objects."""
 
     def __init__(self, options: ADMMOptions | None = None) -> None:
         self.options = options or ADMMOptions()
@@ -222,7 +222,7 @@ class ConsensusADMM:
     ) -> NegotiationResult:
         """Run the negotiation; see the module docstring. ``z0``/``prices0`` warm-start it;
         ``on_round`` is called with each round's history entry (progress on long negotiations).
-        ``certifier``: a :class:`sim.certificate.Certifier` (or any callable ``(z, answers, prices) ->
+        ``certifier``: a :class:`sim.negotiation.certificate.Certifier` (or any callable ``(z, answers, prices) ->
         Certificate``); ``"auto"`` (default) builds one that bounds the consensus plan ``z`` when every
         agent can certify and ``options.certify`` is on; None stops on residuals."""
         opt = self.options
@@ -233,7 +233,7 @@ class ConsensusADMM:
         if isinstance(certifier, str):
             if certifier != "auto":
                 raise ValueError(f"certifier must be 'auto', None or a Certifier, got {certifier!r}")
-            from sim.certificate import Certifier  # (certificate imports best_response, not this module)
+            from sim.negotiation.certificate import Certifier  # (certificate imports best_response, not this module)
 
             certifier = Certifier.for_agents(negotiators) if opt.certify else None
         elif not opt.certify:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.scenario import Scenario
+from sim.model.scenario import Scenario
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ grew the LP by tens of thousands of rows per query.
 coordinators send); a change of ``rho`` updates ``P``'s values and refactorises once.
 :class:`ProcessNegotiator` runs a negotiator in its own process (agents answer a round in parallel).
 
-What a user may do: ``negotiator_for(agent)`` for a :class:`~sim.agents.RetailerAgent` or
-:class:`~sim.agents.VendorAgent` (or anything with ``public.shape`` and ``add_block``), or
-``LPBestResponse(lp, x_idx)`` for any :class:`~sim.lp.LinearProgram`. Conceptually this object lives
+What a user may do: ``negotiator_for(agent)`` for a :class:`~sim.model.agents.RetailerAgent` or
+:class:`~sim.model.agents.VendorAgent` (or anything with ``public.shape`` and ``add_block``), or
+``LPBestResponse(lp, x_idx)`` for any :class:`~sim.model.lp.LinearProgram`. Conceptually this object lives
 on the agent's side: it holds the agent's private LP, and hands the coordinator only answers.
 """
 
@@ -48,9 +48,9 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from sim.lp import LinearProgram, LPBuilder, solve_lp
-from sim.protocol import can_certify
-from sim.validation import number_from_text
+from sim.model.lp import LinearProgram, LPBuilder, solve_lp
+from sim.negotiation.protocol import can_certify
+from sim.model.validation import number_from_text
 
 _OSQP_RAISE = "raise_error" in osqp.OSQP.solve.__code__.co_varnames
 
@@ -146,7 +146,7 @@ class BestResponseError(RuntimeError):
 
 
 class LPBestResponse:
-    """A :class:`~sim.protocol.Negotiator` for an agent whose cost is ``lp`` over plan variables ``x_idx``."""
+    """A :class:`~sim.negotiation.protocol.Negotiator` for an agent whose cost is ``lp`` over plan variables ``x_idx``."""
 
     def __init__(self, lp: LinearProgram, x_idx: np.ndarray, options: BestResponseOptions | None = None) -> None:
         self.options = options or BestResponseOptions()
@@ -322,7 +322,7 @@ class LPBestResponse:
 
     def dual_value(self, prices: np.ndarray) -> float:
         """``min_x C(x) + prices·x``: the agent's term of the Lagrangian lower bound on first best
-        (:mod:`sim.certificate`); ``-inf`` if the prices make it unbounded below. One LP over the
+        (:mod:`sim.negotiation.certificate`); ``-inf`` if the prices make it unbounded below. One LP over the
         agent's own model; not part of the protocol."""
         y = np.asarray(prices, dtype=float).ravel()
         c = self._lp.c.copy()
@@ -368,7 +368,7 @@ def _recv(stream: Any) -> Any:
 
 def _negotiator_in_worker(agent: Any, options: BestResponseOptions | None) -> Any:
     """What a worker answers with: a negotiator as given (anything with ``best_response``, such as
-    :class:`sim.flopro_adapter.FloProNegotiator`), one a factory builds there (a picklable callable
+    :class:`sim.negotiation.flopro_adapter.FloProNegotiator`), one a factory builds there (a picklable callable
     without arguments, for agents that cannot be pickled themselves), or flosim's LP negotiator of an
     agent with ``add_block``."""
     if callable(getattr(agent, "best_response", None)):
@@ -421,7 +421,7 @@ class ProcessNegotiator:
     worker is a fresh ``python`` started with :mod:`subprocess` (no fork of a multi-threaded parent,
     no re-import of the user's main script); the agent is sent to it pickled. ``agent`` may be a flosim
     agent (its LP negotiator is built there), any negotiator (for example a
-    :class:`sim.flopro_adapter.FloProNegotiator`), or a picklable factory without arguments that builds
+    :class:`sim.negotiation.flopro_adapter.FloProNegotiator`), or a picklable factory without arguments that builds
     one there (for agents that cannot be pickled). The object offers ``best_response`` (the protocol)
     plus ``confirm``, ``own_cost`` and ``dual_value`` (agent side) and ``can_certify`` (whether the
     negotiator in the worker offers the last two). Use it as a context manager or call :meth:`close`.
@@ -429,7 +429,7 @@ class ProcessNegotiator:
 
     def __init__(self, agent: Any, options: BestResponseOptions | None = None) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from sim.best_response import _worker_main; _worker_main()"],
+            [sys.executable, "-c", "from sim.negotiation.best_response import _worker_main; _worker_main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -452,7 +452,7 @@ class ProcessNegotiator:
 
     @property
     def can_certify(self) -> bool:
-        """Whether the negotiator in the worker can certify (:func:`sim.certificate.can_certify`)."""
+        """Whether the negotiator in the worker can certify (:func:`sim.negotiation.certificate.can_certify`)."""
         with self._lock:
             try:
                 self._start()

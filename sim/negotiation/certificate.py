@@ -26,15 +26,15 @@ once keeps the largest lower bound it has seen (:class:`Certifier`): the bound o
 improves, and each check compares the current plan with it.
 
 Not every agent can certify: one written for another SDK may answer best responses and nothing else
-(:mod:`sim.flopro_adapter`). :func:`can_certify` says whether an agent offers both numbers; certifying
+(:mod:`sim.negotiation.flopro_adapter`). :func:`can_certify` says whether an agent offers both numbers; certifying
 with one that does not returns a certificate without a bound (``gap`` inf, ``message`` naming the
 agent), never an exception.
 
 What a user may do: call :func:`certify` with negotiators offering ``dual_value(prices)`` and
-``own_cost(x)`` (:class:`~sim.best_response.LPBestResponse` and
-:class:`~sim.best_response.ProcessNegotiator` do), the final prices of a
-:class:`~sim.coordinator.NegotiationResult`, and the plan to be executed; or hand a :class:`Certifier`
-to :meth:`sim.coordinator.ConsensusADMM.negotiate`, which then stops only on a certified gap
+``own_cost(x)`` (:class:`~sim.negotiation.best_response.LPBestResponse` and
+:class:`~sim.negotiation.best_response.ProcessNegotiator` do), the final prices of a
+:class:`~sim.negotiation.coordinator.NegotiationResult`, and the plan to be executed; or hand a :class:`Certifier`
+to :meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate`, which then stops only on a certified gap
 (``ADMMOptions.gap_tol``).
 """
 
@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from sim.best_response import BestResponseError
-from sim.protocol import can_certify  # noqa: F401  (re-exported: sim.certificate.can_certify)
+from sim.negotiation.best_response import BestResponseError
+from sim.negotiation.protocol import can_certify  # noqa: F401  (re-exported: sim.negotiation.certificate.can_certify)
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class Certifier:
     stopping rule uses only improves. ``checks`` counts the checks made.
 
     What a user may do: ``Certifier(negotiators, plan=...)`` and pass it to
-    :meth:`sim.coordinator.ConsensusADMM.negotiate` (``certifier=``); ``Certifier.for_agents(negotiators)``
+    :meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate` (``certifier=``); ``Certifier.for_agents(negotiators)``
     returns None when some agent cannot certify."""
 
     def __init__(self, negotiators: Sequence[Any], plan: PlanRule | None = None, parallel: bool = True) -> None:

@@ -15,7 +15,7 @@ What a user may do:
   which reloads to the identical object: a results folder stores it so a run can be repeated exactly.
 
 Schema version 1. Every field is documented on the model below; unknown fields are errors, so a typo
-never silently falls back to a default. Problems raise :class:`sim.errors.ScenarioError` whose message
+never silently falls back to a default. Problems raise :class:`sim.model.errors.ScenarioError` whose message
 names the file, the field (as a dotted path) and the offending value.
 """
 
@@ -29,9 +29,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sim.errors import FlosimError, ScenarioError
-from sim.validation import FieldError as _FieldError
-from sim.validation import Number, Whole, format_validation_error, load_yaml_text, read_yaml
+from sim.model.errors import FlosimError, ScenarioError
+from sim.model.validation import FieldError as _FieldError
+from sim.model.validation import Number, Whole, format_validation_error, load_yaml_text, read_yaml
 
 SCHEMA_VERSION = 1
 #: Longest cool-down a scenario may ask for (five years of weeks): longer is a typo, not a study.
@@ -279,8 +279,8 @@ class Scenario(_Strict):
 
     def _check_size(self) -> None:
         """Refuse, before anything is allocated, a scenario too big for this machine's memory,
-        naming the field that makes it big (see :mod:`sim.memory`)."""
-        from sim.memory import RunSize, run_too_big
+        naming the field that makes it big (see :mod:`sim.model.memory`)."""
+        from sim.model.memory import RunSize, run_too_big
 
         count = len(self.products) or (self.product_generator.count if self.product_generator else 0)
         size = run_size(self, self.weeks, count)
@@ -316,8 +316,8 @@ class Scenario(_Strict):
 
 
 def run_size(scenario: Scenario, weeks: int, products: int | None = None) -> "RunSize":
-    """The sizes of a run of ``weeks`` weeks of ``scenario`` (see :mod:`sim.memory`)."""
-    from sim.memory import RunSize
+    """The sizes of a run of ``weeks`` weeks of ``scenario`` (see :mod:`sim.model.memory`)."""
+    from sim.model.memory import RunSize
 
     count = len(scenario.products) if products is None else products
     return RunSize(weeks, scenario.horizon, count, len(scenario.regions), len(scenario.fcs), len(scenario.origins), len(scenario.lanes))

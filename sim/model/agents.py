@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.data import PublicData, RetailerData, VendorData
-from sim.lp import LinearProgram, LPBuilder, solve_lp
+from sim.model.data import PublicData, RetailerData, VendorData
+from sim.model.lp import LinearProgram, LPBuilder, solve_lp
 
 RETAILER = "retailer"
 VENDOR = "vendor"

@@ -20,8 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sim.agents import RetailerAgent, VendorAgent
-from sim.data import PublicData
+from sim.model.agents import RetailerAgent, VendorAgent
+from sim.model.data import PublicData
 
 
 @dataclass(frozen=True)

@@ -33,15 +33,15 @@ prox of a zero cost, ``z - y/rho``.
 
 A FloPro agent reports only the utility of its own answer, not its cost of any plan, nor its dual
 value: it cannot certify a plan (``can_certify`` is False), so a negotiation with it stops on
-residuals (:mod:`sim.coordinator`) and :func:`sim.certificate.certify` says "not certified".
+residuals (:mod:`sim.negotiation.coordinator`) and :func:`sim.negotiation.certificate.certify` says "not certified".
 
 FloPro's ADK agents (``RetailerAgent``, ``VendorAgent``) look their metadata up in a registry that
 FloPro's own runner fills before it builds them; outside that runner :func:`build_flopro_agent` does
 both steps. flosim does not depend on FloPro: the helper imports it only when called.
 
 What a user may do: ``FloProNegotiator(agent)`` (shape and layout from the agent's metadata) and hand
-it to :meth:`sim.coordinator.ConsensusADMM.negotiate` next to flosim's own negotiators, or run it in
-its own process with :class:`sim.best_response.ProcessNegotiator`; ``flosim negotiate --agents
+it to :meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate` next to flosim's own negotiators, or run it in
+its own process with :class:`sim.negotiation.best_response.ProcessNegotiator`; ``flosim negotiate --agents
 module:factory`` from the command line.
 """
 
@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 WEEK_COLUMNS = ("week", "t")
 FC_COLUMNS = ("inbound_node", "fc", "node", "f")
@@ -196,9 +196,9 @@ def _check_layout(layout: Mapping[str, np.ndarray], n: int) -> None:
 
 
 class FloProNegotiator:
-    """A :class:`~sim.protocol.Negotiator` wrapping a FloPro-SDK-style agent."""
+    """A :class:`~sim.negotiation.protocol.Negotiator` wrapping a FloPro-SDK-style agent."""
 
-    #: a FloPro agent states only the utility of its own last answer: no certificate (sim.certificate)
+    #: a FloPro agent states only the utility of its own last answer: no certificate (sim.negotiation.certificate)
     can_certify = False
 
     def __init__(self, agent: Any, shape: tuple[int, ...] | None = None, layout: Mapping[str, np.ndarray] | None = None,

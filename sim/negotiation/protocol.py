@@ -11,14 +11,14 @@ holds only objects that implement :class:`Negotiator` and exchanges only arrays 
 
 What a user may do: write any class with a ``best_response`` method of this signature (for example
 an agent built on another solver, or a human-in-the-loop stub) and hand instances to
-:meth:`sim.coordinator.ConsensusADMM.negotiate`. Agents written for the amzn/FloPro SDK contract plug
-in through :mod:`sim.flopro_adapter`. :mod:`sim.best_response` builds fast negotiators from flosim's
+:meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate`. Agents written for the amzn/FloPro SDK contract plug
+in through :mod:`sim.negotiation.flopro_adapter`. :mod:`sim.negotiation.best_response` builds fast negotiators from flosim's
 own agents.
 
 A negotiator may also offer ``own_cost(x) -> float`` (its private cost of a plan,
 :class:`CostReporter`) and ``dual_value(prices) -> float`` (``min_x C(x) + prices·x``). With both,
 it can *certify*: at a check the coordinator asks each agent these two numbers
-(:mod:`sim.certificate`), and a negotiation reports ``converged`` only with a certified bound on its
+(:mod:`sim.negotiation.certificate`), and a negotiation reports ``converged`` only with a certified bound on its
 plan's gap to first best. Agents without them still negotiate; the stop is then on residuals
 (``stopped_on_residuals``). ``best_response`` is the only method called every round.
 """

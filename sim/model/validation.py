@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BeforeValidator, ValidationError
 
-from sim.errors import FlosimError
+from sim.model.errors import FlosimError
 
 
 class FieldError(ValueError):

@@ -6,7 +6,7 @@ A CPP answer ``x`` to a query ``(z, y, rho)`` reveals a subgradient of the answe
 *objective perturbation* (Chaudhuri, Monteleoni & Sarwate 2011; for ADMM, Zhang & Zhu 2017 and, for
 agents with constraints, Ryu & Kim 2023). Its answers stay feasible (they are still best responses
 over the agent's own constraints), and the coordinator needs no change: :class:`NoisyNegotiator`
-wraps any :class:`~sim.protocol.Negotiator` and passes it the query with prices ``y + b``.
+wraps any :class:`~sim.negotiation.protocol.Negotiator` and passes it the query with prices ``y + b``.
 
 What the noise protects, stated as the Laplace mechanism does: two cost models that differ by a
 term ``d·x`` linear in the plan and the same in every week (``d`` one number per FC and product, money
@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sim.validation import number_from_text
+from sim.model.validation import number_from_text
 
 
 class NoiseOptions(BaseModel):
@@ -133,7 +133,7 @@ class NoisyNegotiator:
     ``best_response`` answers for the perturbed cost; ``confirm``, ``close`` and anything else are the
     wrapped negotiator's own, so plans are still confirmed against the agent's true constraints.
 
-    The certificate's two numbers (:mod:`sim.certificate`) are those of the cost the agent answers
+    The certificate's two numbers (:mod:`sim.negotiation.certificate`) are those of the cost the agent answers
     for: with one draw for the whole negotiation (:class:`FixedDraw`, scopes ``run`` and ``week``)
     ``own_cost(x) = C(x) + b·x`` and ``dual_value(y) = min_x C(x) + (y + b)·x``, so a negotiation stops
     as ``converged`` when its plan is certified near-optimal for the perturbed cost it negotiated on,
@@ -156,7 +156,7 @@ class NoisyNegotiator:
     def can_certify(self) -> bool:
         """Whether the answers' cost can be certified: the inner negotiator can, and the noise is one
         draw for the whole negotiation (or there is none)."""
-        from sim.certificate import can_certify
+        from sim.negotiation.certificate import can_certify
 
         return (self._draw is None or isinstance(self._draw, FixedDraw)) and can_certify(self._inner)
 
