@@ -41,7 +41,9 @@ import pandas as pd
 
 from forecasts.inputs import draw_inputs, policy_rng
 from policies.registry import make_policy
-from sim.model.agents import RetailerAgent, VendorAgent, joint_plan
+from sim.parties.retailer import RetailerAgent
+from sim.parties.vendor import VendorAgent
+from sim.parties.oracle import joint_plan
 from sim.model.data import RetailerData, VendorData, split_scenario
 from sim.model.lp import LPBuilder, solve_lp
 from sim.model.scenario import Scenario

@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from sim.model.agents import RetailerAgent, RetailerState, VendorAgent, VendorState
+from sim.parties.retailer import RetailerAgent, RetailerState
+from sim.parties.vendor import VendorAgent, VendorState
 from sim.model.data import split_scenario
 from sim.model.errors import FlosimError
 from sim.model.scenario import Scenario, load_scenario, scenario_from_dict

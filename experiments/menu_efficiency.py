@@ -28,8 +28,8 @@ given (``None``: the scenario's setting, else the policy's default). Untailored 
 preference; ``tailored`` menus use the scenario's preference where it names FCs or regions, else the
 vendor's coarse disclosure (``preference: auto``), whose ``disclosure`` says what it discloses:
 ``volume`` (FC names and the weekly volume it has room for,
-:meth:`sim.model.agents.VendorAgent.coarse_volumes`) or ``names`` only
-(:meth:`sim.model.agents.VendorAgent.coarse_preference`). Each row records the effective ``method``,
+:meth:`sim.parties.vendor.VendorAgent.coarse_volumes`) or ``names`` only
+(:meth:`sim.parties.vendor.VendorAgent.coarse_preference`). Each row records the effective ``method``,
 ``disclosure``, ``preference``, ``contract`` (``first-week`` or ``plan``) and ``price_paths`` (demand
 paths each price averages over; identical with known demand). Rows are labelled by ``labels``
 (default: the scenarios' names, which should then be unique).
@@ -47,7 +47,7 @@ from experiments.audit import fixed_first_week_cost
 from forecasts.inputs import policy_rng
 from policies.menu import MenuPolicy
 from policies.registry import make_policy
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 from sim.model.errors import FlosimError
 from sim.model.scenario import Scenario
 from sim.world import planning_context

@@ -25,7 +25,7 @@ from typing import Any
 from sim.model.decision import PlanningContext
 from policies.cbt import CBTBreakdown, TransferPricer
 from policies.menu import MenuItem, MenuPolicy, build_menu
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 
 
 class MenuWithFirstBestItem(MenuPolicy):

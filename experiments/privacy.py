@@ -50,7 +50,7 @@ import numpy as np
 from experiments.observer import disclosed_room, menu_rankings, observations, thin
 from policies.privacy import RecordingJIT, RecordingMenu
 from policies.registry import make_policy
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 from sim.negotiation.cost_curves import FittedCurve, fit_curves
 from sim.model.data import PublicData, VendorData, split_scenario
 from sim.model.errors import FlosimError

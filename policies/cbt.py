@@ -76,7 +76,7 @@ class TransferPricer:
         self.retailer = ctx.retailer
         self.discount, self.risk_aversion, self.two_way = discount, risk_aversion, two_way
         self.jit_plan = np.asarray(jit_plan, dtype=float)
-        self.jit_po = self.jit_plan[0]
+        self.jit_po = self.jit_plan[:, 0]  # [V, F, K]
         self._on_forecast: dict[bytes, Any] = {}
         # immediate term on the forecast; future term on demand scenarios drawn from the forecast
         self.c_jit = float(self.completed(self.jit_po).by_week[0])
@@ -108,7 +108,7 @@ class TransferPricer:
 
     def price(self, plan: np.ndarray) -> CBTBreakdown:
         """The CBT of ``plan``'s first week (the CPP-VCG rule)."""
-        po = np.asarray(plan)[0]
+        po = np.asarray(plan)[:, 0]
         c_eff = float(self.completed(po).by_week[0])
         dv = self.discount * (np.array([self._future(po, i) for i in range(len(self.paths))]) - self.v_jit)
         return self._breakdown(c_eff, dv)

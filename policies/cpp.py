@@ -1,16 +1,18 @@
 """``cpp``: the Consensus Planning Protocol alone: the negotiated efficient plan as the PO, no transfers.
 
-Each week the retailer's and the vendor's agents negotiate ``x* = argmin C_R + C_V`` through the
-ADMM coordinator (:mod:`sim.negotiation.coordinator`), each answering only best-response queries
-(:mod:`sim.negotiation.best_response` builds those answers from the agent's own cost model, on its side).
+Each week the retailer's agent and every vendor's agent negotiate ``x* = argmin C_R + sum_v C_v``
+through the ADMM coordinator (:mod:`sim.negotiation.coordinator`), each answering only best-response
+queries with the negotiator it builds on its own side (``agent.negotiator()``). The retailer answers
+for the whole plan ``x[V, H, F, K]``, vendor ``v`` for its own block ``x[v]`` only, and is never shown
+another vendor's block.
 This is the efficiency half of CPP-VCG: it shows what coordination gains before any transfer.
 
-The plan sent as the PO must be one both parties can execute: it is the **retailer's last answer**
+The plan sent as the PO must be one every party can execute: it is the **retailer's last answer**
 (what the retailer asks for at the agreed prices), with any week-FC total above the FC's public
-receiving capacity scaled down, then **confirmed by the vendor's side**: the most of it the vendor
-can ship exactly (never more than asked; best responses are solved to a tolerance, so the answers
+receiving capacity scaled down, then **confirmed by each vendor's side** for its block: the most of it
+the vendor can ship exactly (never more than asked; best responses are solved to a tolerance, so the answers
 differ by the primal residual). At convergence the answers agree; of the candidates (either
-answer or ``z``, confirmed), this one measured the smallest gap to first best. Its social cost is the two agents'
+answer or ``z``, confirmed), this one measured the smallest gap to first best. Its social cost is the agents'
 evaluated costs; diagnostics carry the negotiation's iterations, status, residuals and wall time.
 
 A week whose negotiation does **not converge** (``converged`` is a stop on a certified gap: a stop on
@@ -36,7 +38,7 @@ shown: :mod:`policies.privacy`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,7 +46,7 @@ from pydantic import ValidationError
 
 from sim.model.decision import Decision, PlanningContext
 from policies.privacy import ViewRecorder, privacy_options
-from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
+from sim.negotiation.best_response import BestResponseOptions
 from sim.negotiation.certificate import Certifier, certify as certify_plan
 from sim.negotiation.coordinator import ADMMOptions, ConsensusADMM, NegotiationResult
 from sim.model.errors import FlosimError
@@ -86,35 +88,48 @@ def answer_options(options: BestResponseOptions | dict[str, Any] | None, where: 
         raise FlosimError(f"{where}: {problems}") from None
 
 
-def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendor: Any = None, retailer_index: int = 0) -> np.ndarray:
+def executable_plan(result: NegotiationResult, ctx: PlanningContext, vendors: Sequence[Any] | None = None,
+                    retailer_index: int = 0) -> np.ndarray:
     """The retailer's last answer, scaled down to the FCs' public receiving capacities and confirmed
-    by the vendor's negotiator (``vendor.confirm``: the most of it the vendor can ship exactly, never
-    more than asked)."""
-    return plan_from_answer(result.answers[retailer_index], ctx, vendor)
+    by each vendor's negotiator for its block (``confirm``: the most of it the vendor can ship
+    exactly, never more than asked). ``vendors``: the vendors' negotiators in plan order."""
+    return plan_from_answer(result.answers[retailer_index], ctx, vendors)
 
 
-def plan_from_answer(answer: np.ndarray, ctx: PlanningContext, vendor: Any = None) -> np.ndarray:
-    """:func:`executable_plan` of one retailer answer (the certifier's plan rule during a negotiation)."""
+def plan_from_answer(answer: np.ndarray, ctx: PlanningContext, vendors: Sequence[Any] | None = None) -> np.ndarray:
+    """:func:`executable_plan` of one retailer answer ``[V, H, F, K]`` (the certifier's plan rule
+    during a negotiation)."""
     plan = np.maximum(np.asarray(answer, dtype=float), 0.0)
     cap = np.asarray(ctx.public.receiving_capacity, dtype=float)
     if np.any(np.isfinite(cap)):
-        total = plan.sum(axis=2)  # [H, F]
+        total = plan.sum(axis=(0, 3))  # [H, F], all vendors
         with np.errstate(divide="ignore", invalid="ignore"):
             factor = np.where(total > cap[None, :], cap[None, :] / np.where(total > 0, total, 1.0), 1.0)
-        plan = plan * factor[:, :, None]
-    if vendor is not None and hasattr(vendor, "confirm"):
-        plan = vendor.confirm(plan)
+        plan = plan * factor[None, :, :, None]
+    for v, vendor in enumerate(vendors or ()):
+        confirm = getattr(vendor, "confirm", None)  # an outside agent may not offer it
+        if confirm is not None:
+            plan[v] = confirm(plan[v])
     return plan
 
 
-def shift_week(a: np.ndarray) -> np.ndarray:
-    """A plan-shaped array one week on: week ``tau + 1`` becomes week ``tau``, the last week repeats."""
+def shift_week(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """A plan-shaped array one week on along its week ``axis``: week ``tau + 1`` becomes week ``tau``,
+    the last week repeats."""
     a = np.asarray(a, dtype=float)
-    return np.concatenate([a[1:], a[-1:]], axis=0) if a.shape[0] > 1 else a.copy()
+    if a.shape[axis] <= 1:
+        return a.copy()
+    return np.concatenate([np.delete(a, 0, axis=axis), np.take(a, [-1], axis=axis)], axis=axis)
 
 
 #: Plans with at least this many components are negotiated with each agent in its own process.
 PROCESS_THRESHOLD = 5000
+
+
+def negotiation_blocks(public: Any) -> list[Any]:
+    """Which part of the plan each negotiator answers for: the retailer the whole plan, vendor ``v``
+    its block ``x[v]`` (in plan order)."""
+    return [None] + list(range(public.V))
 
 
 def negotiate_efficient_plan(
@@ -125,54 +140,69 @@ def negotiate_efficient_plan(
     on_round: Any = None,
     certify: bool = False,
     answers: BestResponseOptions | dict[str, Any] | None = None,
-    wrap_vendor: Callable[[Any], Any] | None = None,
+    wrap_vendor: Callable[[str, Any], Any] | None = None,
+    vendors: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, NegotiationResult]:
-    """Negotiate ``argmin C_R + C_V`` between the context's agents; returns the executable plan and
-    the negotiation result (check ``result.converged`` before treating the plan as agreed).
+    """Negotiate ``argmin C_R + sum_v C_v`` between the context's agents; returns the executable plan
+    and the negotiation result (check ``result.converged`` before treating the plan as agreed).
 
-    ``processes``: run each agent's negotiator in its own process, so the two answer each round in
-    parallel (``None``: when the plan has at least :data:`PROCESS_THRESHOLD` components).
+    ``processes``: run each agent's negotiator in its own process, so the agents answer each round in
+    parallel (``None``: when a vendor's block has at least :data:`PROCESS_THRESHOLD` components).
     ``warm``: last week's result; its consensus plan and prices, shifted one week (the last week
     repeated), and its ``rho`` start this negotiation (see :func:`shift_week`). ``on_round``: called
     with each round's history entry (see :meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate`).
     ``certify``: after the negotiation, each agent states its cost of the executable plan and its
     dual value at its final prices, which bound the plan's gap to first best
     (:mod:`sim.negotiation.certificate`); the result's ``certificate`` (and its diagnostics) then carry it.
-    ``answers``: the agents' best-response settings (:func:`answer_options`), for both agents.
-    ``wrap_vendor``: wraps the vendor's negotiator on the vendor's side before the negotiation (for
-    example :class:`sim.negotiation.answer_noise.NoisyNegotiator`, noisy answers); the coordinator is unchanged."""
+    ``answers``: the agents' best-response settings (:func:`answer_options`), for every agent.
+    ``wrap_vendor(name, negotiator)``: wraps a vendor's negotiator on that vendor's side before the
+    negotiation (for example :class:`sim.negotiation.answer_noise.NoisyNegotiator`, noisy answers); the
+    coordinator is unchanged. ``vendors``: the vendors taking part (default all); a vendor left out is
+    ordered from as JIT would (the retailer alone decides its block: the pivot's counterfactual)."""
     opts = admm_options(options)
     answer_opts = answer_options(answers)
+    pub = ctx.public
+    names = list(ctx.vendors) if vendors is None else list(vendors)
+    blocks: list[Any] = [None] + [pub.vendor_index(name) for name in names]
     z0 = prices0 = None
-    if warm is not None and warm.converged and warm.z.shape == tuple(ctx.public.shape):
-        z0 = shift_week(warm.z)
-        prices0 = [shift_week(p) for p in warm.prices]
+    if warm is not None and warm.converged and warm.z.shape == tuple(pub.shape) and len(warm.prices) == len(blocks):
+        z0 = shift_week(warm.z, axis=1)
+        prices0 = [shift_week(p, axis=1 if i == 0 else 0) for i, p in enumerate(warm.prices)]
         if opts.rho is None:
             opts = opts.model_copy(update={"rho": warm.rho})
     if processes is None:
-        processes = int(np.prod(ctx.public.shape)) >= PROCESS_THRESHOLD
-    if processes:
-        negotiators: list[Any] = [ProcessNegotiator(ctx.retailer, answer_opts), ProcessNegotiator(ctx.vendor, answer_opts)]
-    else:
-        negotiators = [negotiator_for(ctx.retailer, answer_opts), negotiator_for(ctx.vendor, answer_opts)]
-    if wrap_vendor is not None:
-        negotiators[1] = wrap_vendor(negotiators[1])
+        processes = int(np.prod(pub.block_shape)) >= PROCESS_THRESHOLD
+    negotiators: list[Any] = [ctx.retailer.negotiator(answer_opts, process=processes)]
     try:
+        for name in names:
+            negotiators.append(ctx.vendors[name].negotiator(answer_opts, process=processes))
+        if wrap_vendor is not None:
+            negotiators[1:] = [wrap_vendor(name, neg) for name, neg in zip(names, negotiators[1:])]
+        vendor_negs = _in_plan_order(negotiators[1:], blocks[1:], pub.V)
         # the stopping rule certifies the plan that would be executed: the retailer's answer, confirmed
-        certifier = Certifier.for_agents(negotiators, plan=lambda z, answers: plan_from_answer(answers[0], ctx, negotiators[1]))
-        result = ConsensusADMM(opts).negotiate(negotiators, ctx.public.shape, z0=z0, prices0=prices0, on_round=on_round,
-                                               certifier=certifier)
+        certifier = Certifier.for_agents(negotiators, plan=lambda z, answers: plan_from_answer(answers[0], ctx, vendor_negs),
+                                         blocks=blocks)
+        result = ConsensusADMM(opts).negotiate(negotiators, pub.shape, z0=z0, prices0=prices0, on_round=on_round,
+                                               certifier=certifier, blocks=blocks)
         if result.certified and result.certified_plan is not None:
             plan = result.certified_plan  # the plan the stop certified (this round's)
         else:
-            plan = executable_plan(result, ctx, negotiators[1])
+            plan = executable_plan(result, ctx, vendor_negs)
             if certify:
-                result.certificate = certify_plan(negotiators, result.prices, plan)
+                result.certificate = certify_plan(negotiators, result.prices, plan, blocks=blocks)
         return plan, result
     finally:
         for neg in negotiators:
             if hasattr(neg, "close"):
                 neg.close()
+
+
+def _in_plan_order(negotiators: Sequence[Any], indices: Sequence[int], V: int) -> list[Any]:
+    """Vendors' negotiators by plan position (None for a vendor not in the negotiation)."""
+    out: list[Any] = [None] * V
+    for neg, v in zip(negotiators, indices):
+        out[v] = neg
+    return out
 
 
 class CPPPolicy:
@@ -216,17 +246,22 @@ class CPPPolicy:
             committed = False
             diagnostics["fallback"] = "none"
         retailer = ctx.retailer.evaluate(plan)
-        vendor = ctx.vendor.evaluate(plan)
+        vendors = evaluate_blocks(ctx, plan)
         self.privacy.keep(ctx.week, result, plan, 0.0)
-        diagnostics["vendor_plan_feasible"] = vendor.feasible
+        diagnostics["vendor_plan_feasible"] = all(c.feasible for c in vendors.values())
         if result.certificate is not None and not result.converged and not self.privacy.options.noise.active:
             # the lower bound on first best stands; the plan it is compared with is the executed one
             # (not with noisy answers: the bound is then on the vendor's perturbed cost, the costs here true)
-            diagnostics.update(result.certificate.with_upper(retailer.total + vendor.total).as_dict())
+            upper = retailer.total + sum(c.total for c in vendors.values())
+            diagnostics.update(result.certificate.with_upper(upper).as_dict())
         return Decision(
             plan=plan,
-            transfer=0.0,
             committed=committed,
-            planned={"retailer": retailer.total, "vendor": vendor.total},
+            planned={"retailer": retailer.total, **{name: c.total for name, c in vendors.items()}},
             diagnostics=diagnostics,
         )
+
+
+def evaluate_blocks(ctx: PlanningContext, plan: np.ndarray, **options: Any) -> dict[str, Any]:
+    """Each vendor's cost of its block of ``plan`` (``options``: e.g. ``allow_short=True``), by name."""
+    return {name: agent.evaluate(plan[ctx.public.vendor_index(name)], **options) for name, agent in ctx.vendors.items()}

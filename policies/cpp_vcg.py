@@ -1,58 +1,78 @@
 """CPP-VCG (Flo Pro) and the split-savings comparator (docs/model.md, "Policies" and "Transfers").
 
 ``cpp-vcg``: each week the agents negotiate the efficient plan ``x*`` (CPP, or a central solve when
-``solver: central``), the retailer's own plan ``x^J`` is the counterfactual without the vendor, the PO
-is ``x*``'s first week and the vendor pays the retailer the cost-benefit transfer of
-:mod:`policies.cbt`. Truthful answers are a dominant strategy for the vendor: its cost plus the CBT
-equals the social cost up to terms it cannot influence.
+``solver: central``); the PO is ``x*``'s first week, and each vendor ``v`` pays its pivot ``T_v``: the
+cost its influence puts on the others. Its counterfactual is ``x^{-v}``, the plan chosen with ``v``'s
+preferences ignored (a negotiation among the retailer and the other vendors, in which the retailer
+orders from ``v`` as JIT would; with one vendor, the retailer's own plan ``x^J``), and
+
+    T_v = [retailer's CBT term of x* against x^{-v}] + sum_{u != v} [C_u(x*[u]) - C_u(x^{-v}[u])]
+
+The retailer's term is the cost-benefit transfer of :mod:`policies.cbt` (immediate cost of the
+binding week plus the certainty equivalent of its later weeks, from the two states); the other
+vendors' terms are their costs of their blocks of the two plans. With one vendor ``T_v`` is exactly
+the CBT. Truthful answers are a dominant strategy for each vendor: its cost plus ``T_v`` equals the
+social cost up to terms it cannot influence. ``payee``: who receives ``T_v``: ``retailer`` (default,
+all of it) or ``each`` (every other party its own term). ``two_way: false`` (default) clamps each
+``T_v`` at zero: a vendor never receives money.
 
 ``split-savings``: the same efficient plan, but the binding week's planned saving over JIT (the
-vendor's reported saving less the retailer's extra cost) is split 50/50 through the transfer. Its transfer depends on the vendor's reported costs, so it is *not* incentive compatible:
-the incentive audit shows lies that pay.
+vendors' reported savings less the retailer's extra cost) is split through the transfers. Its
+transfer depends on the vendors' reported costs, so it is *not* incentive compatible: the incentive
+audit shows lies that pay.
 
 Parameters (scenario ``policies: {cpp-vcg: {...}}`` or keyword arguments): ``discount`` (delta),
 ``risk_aversion`` (gamma, 0 = expectation), ``scenarios`` (demand paths for the certainty equivalent),
-``two_way`` (allow negative transfers), ``solver`` (``cpp`` or ``central``), ``cpp`` (ADMM options, and
-``answers``, the agents' best-response settings; validated when the policy is built), ``privacy``
-(``cpp-vcg`` only: noisy vendor answers, a neutral coordinator, a record of what the retailer was
-shown; :mod:`policies.privacy`).
+``two_way`` (allow negative transfers), ``payee`` (``retailer`` or ``each``), ``solver`` (``cpp`` or
+``central``), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
+when the policy is built), ``privacy`` (``cpp-vcg`` only: noisy vendor answers, a neutral
+coordinator, a record of what the retailer was shown; :mod:`policies.privacy`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from sim.model.decision import Decision, PlanningContext
-from policies.cbt import cost_benefit_transfer
+from policies.cbt import CBTBreakdown, cost_benefit_transfer
+from policies.cpp import evaluate_blocks
+from policies.jit import jit_outcome
 from policies.privacy import ViewRecorder, privacy_options
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 from sim.negotiation.best_response import BestResponseOptions
 from sim.negotiation.coordinator import ADMMOptions
 from sim.model.errors import FlosimError
 
 
 def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
-                   answers: BestResponseOptions | None = None, *, wrap_vendor: Callable[[Any], Any] | None = None,
-                   on_result: Callable[[Any], None] | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+                   answers: BestResponseOptions | None = None, *, wrap_vendor: Callable[[str, Any], Any] | None = None,
+                   on_result: Callable[[Any], None] | None = None,
+                   vendors: Sequence[str] | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x*`` by CPP negotiation (default) or the central oracle; ``None`` if CPP did not converge.
     ``admm``, ``answers``: the negotiation's and the agents' settings (see :func:`cpp_settings`);
-    ``wrap_vendor``: wraps the vendor's negotiator (noisy answers); ``on_result``: called with the
-    negotiation's result (its transcript, prices)."""
+    ``wrap_vendor(name, negotiator)``: wraps a vendor's negotiator (noisy answers); ``on_result``:
+    called with the negotiation's result (its transcript, prices). ``vendors``: the vendors whose
+    preferences count (default all; the others' blocks are the retailer's alone to decide: a pivot's
+    counterfactual)."""
+    names = list(ctx.vendors) if vendors is None else list(vendors)
+    if not names:  # the retailer alone: its own plan, no negotiation needed
+        return ctx.retailer.preferred_plan().plan, {"solver": "retailer-alone"}
     if solver == "central":
-        return joint_plan(ctx.retailer, ctx.vendor).plan, {"solver": "central"}
+        return joint_plan(ctx.retailer, {n: ctx.vendors[n] for n in names}).plan, {"solver": "central"}
     from policies.cpp import negotiate_efficient_plan
 
-    plan, result = negotiate_efficient_plan(ctx, admm, answers=answers, wrap_vendor=wrap_vendor)
+    plan, result = negotiate_efficient_plan(ctx, admm, answers=answers, wrap_vendor=wrap_vendor, vendors=names)
     if on_result is not None:
         on_result(result)
     diag = {"solver": "cpp", "iterations": result.iterations, "converged": result.status == "converged", "status": result.status}
     return (plan if result.status == "converged" else None), diag
 
 
-def _check_params(name: str, discount: float, risk_aversion: float, scenarios: int, solver: str) -> None:
+def _check_params(name: str, discount: float, risk_aversion: float, scenarios: int, solver: str, payee: str = "retailer") -> None:
     if not 0 < discount <= 1:
         raise FlosimError(f"policy '{name}': discount must be in (0, 1], got {discount}")
     if risk_aversion < 0:
@@ -61,6 +81,8 @@ def _check_params(name: str, discount: float, risk_aversion: float, scenarios: i
         raise FlosimError(f"policy '{name}': scenarios must be >= 1, got {scenarios}")
     if solver not in ("cpp", "central"):
         raise FlosimError(f"policy '{name}': solver must be 'cpp' or 'central', got {solver!r}")
+    if payee not in PAYEES:
+        raise FlosimError(f"policy '{name}': payee must be one of {', '.join(PAYEES)}, got {payee!r}")
 
 
 def cpp_settings(name: str, cpp: dict[str, Any] | None) -> tuple[ADMMOptions, BestResponseOptions | None]:
@@ -80,6 +102,54 @@ def cpp_settings(name: str, cpp: dict[str, Any] | None) -> tuple[ADMMOptions, Be
     return admm, answer_options(answers, f"policy '{name}'")
 
 
+#: Who receives a vendor's pivot payment: the retailer all of it, or each other party its own term.
+PAYEES = ("retailer", "each")
+
+
+@dataclass(frozen=True)
+class Pivot:
+    """One vendor's pivot this week: the terms of ``T_v`` by party, the raw total and what is paid."""
+
+    vendor: str
+    terms: dict[str, float]  # party -> that party's extra cost at x* over x^{-v} (the retailer's as its CBT)
+    raw: float
+    paid: float
+    cbt: CBTBreakdown  # the retailer's term, in detail
+
+
+def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfactual: np.ndarray, *,
+                 discount: float, risk_aversion: float, scenarios: int, two_way: bool) -> Pivot:
+    """``T_v`` of ``vendor`` for moving from ``counterfactual`` (``x^{-v}``) to ``plan`` (``x*``); see the
+    module docstring."""
+    cbt = cost_benefit_transfer(ctx, plan, counterfactual, discount=discount, risk_aversion=risk_aversion,
+                                scenarios=scenarios, two_way=True)
+    terms = {"retailer": cbt.raw}
+    for name, agent in ctx.vendors.items():
+        if name != vendor:
+            v = ctx.public.vendor_index(name)
+            terms[name] = agent.evaluate(plan[v]).total - agent.evaluate(counterfactual[v]).total
+    raw = float(sum(terms.values()))
+    return Pivot(vendor, terms, raw, raw if two_way else max(raw, 0.0), cbt)
+
+
+def pivot_transfers(pivots: Sequence[Pivot], payee: str) -> dict[str, float]:
+    """The week's transfers (what each party pays) from the vendors' pivots: each vendor pays what its
+    pivot asks; the retailer receives all of it (``payee: retailer``) or every party its own term,
+    scaled like the clamped total (``payee: each``). Budget balanced."""
+    out: dict[str, float] = {}
+    for p in pivots:
+        if p.paid == 0.0:
+            continue
+        out[p.vendor] = out.get(p.vendor, 0.0) + p.paid
+        if payee == "retailer" or p.raw == 0.0:
+            out["retailer"] = out.get("retailer", 0.0) - p.paid
+        else:
+            scale = p.paid / p.raw
+            for party, term in p.terms.items():
+                out[party] = out.get(party, 0.0) - scale * term
+    return out
+
+
 class CPPVCGPolicy:
     name = "cpp-vcg"
 
@@ -90,12 +160,13 @@ class CPPVCGPolicy:
         scenarios: int = 16,
         two_way: bool = False,
         solver: str = "cpp",
+        payee: str = "retailer",
         cpp: dict[str, Any] | None = None,
         privacy: dict[str, Any] | None = None,
     ) -> None:
-        _check_params(self.name, discount, risk_aversion, scenarios, solver)
+        _check_params(self.name, discount, risk_aversion, scenarios, solver, payee)
         self.discount, self.risk_aversion, self.scenarios = discount, risk_aversion, scenarios
-        self.two_way, self.solver = two_way, solver
+        self.two_way, self.solver, self.payee = two_way, solver, payee
         self.admm, self.answers = cpp_settings(self.name, cpp)
         self.privacy = ViewRecorder(privacy_options(privacy, f"policy '{self.name}'"))
         if self.privacy.admm_update():
@@ -107,39 +178,54 @@ class CPPVCGPolicy:
         return self.privacy.shown
 
     def decide(self, ctx: PlanningContext) -> Decision:
-        own = ctx.retailer.preferred_plan()
+        jit = jit_outcome(ctx)
         negotiated: list[Any] = []
         plan, diag = efficient_plan(ctx, self.solver, self.admm, self.answers,
                                     wrap_vendor=self.privacy.vendor_wrapper(ctx), on_result=negotiated.append)
         result = negotiated[0] if negotiated else None
         if plan is None:  # never a silent wrong answer: flag the week and fall back to JIT
-            vendor = ctx.vendor.evaluate(own.plan)
-            self.privacy.keep(ctx.week, result, own.plan, 0.0)
-            return Decision(own.plan, 0.0, False, {"retailer": own.total, "vendor": vendor.total}, {**diag, "fallback": "jit"})
-        cbt = cost_benefit_transfer(
-            ctx, plan, own.plan, discount=self.discount, risk_aversion=self.risk_aversion,
-            scenarios=self.scenarios, two_way=self.two_way,
-        )
+            self.privacy.keep(ctx.week, result, jit.plan, 0.0)
+            return Decision(jit.plan, {}, False, jit.planned(), {**diag, "fallback": "jit"})
+        pivots = []
+        for name in ctx.vendors:
+            others = [u for u in ctx.vendors if u != name]
+            # without the other vendors the counterfactual is the retailer alone: its JIT plan
+            counterfactual, cdiag = (jit.plan, {}) if not others else efficient_plan(ctx, self.solver, self.admm,
+                                                                                     self.answers, vendors=others)
+            if counterfactual is None:  # the pivot's own negotiation failed: no transfer can be priced
+                self.privacy.keep(ctx.week, result, jit.plan, 0.0)
+                return Decision(jit.plan, {}, False, jit.planned(),
+                                {**diag, "fallback": "jit", "pivot_failed": name, "pivot_status": cdiag.get("status", "")})
+            pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
+                                       risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way))
+        transfers = pivot_transfers(pivots, self.payee)
         r_eff = ctx.retailer.evaluate(plan)
-        v_eff = ctx.vendor.evaluate(plan)
-        v_jit = ctx.vendor.evaluate(own.plan)
-        self.privacy.keep(ctx.week, result, plan, cbt.paid)
-        diag.update(
-            cbt_immediate=cbt.immediate,
-            cbt_future_ce=cbt.future_ce,
-            cbt_future_mean=cbt.future_mean,
-            cbt_raw=cbt.raw,
-            # ex ante participation: expected gain over JIT from this week's decision
-            ex_ante_margin_retailer=cbt.paid - (cbt.immediate + cbt.future_mean),
-            ex_ante_margin_vendor=(v_jit.total - v_eff.total) - cbt.paid,
-            planned_social=r_eff.total + v_eff.total,
-            jit_planned_social=own.total + v_jit.total,
-        )
-        return Decision(plan, cbt.paid, True, {"retailer": r_eff.total - cbt.paid, "vendor": v_eff.total + cbt.paid}, diag)
+        v_eff = evaluate_blocks(ctx, plan)
+        # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation)
+        vs_jit = pivots[0].cbt if len(pivots) == 1 else cost_benefit_transfer(
+            ctx, plan, jit.plan, discount=self.discount, risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=True)
+        paid_total = float(sum(p.paid for p in pivots))
+        self.privacy.keep(ctx.week, result, plan, paid_total)
+        if len(pivots) == 1:  # the one-vendor names of earlier versions
+            cbt = pivots[0].cbt
+            diag.update(cbt_immediate=cbt.immediate, cbt_future_ce=cbt.future_ce, cbt_future_mean=cbt.future_mean,
+                        cbt_raw=pivots[0].raw)
+        for p in pivots:
+            diag[f"pivot_raw_{p.vendor}"] = p.raw
+            diag[f"pivot_paid_{p.vendor}"] = p.paid
+        # ex ante participation: expected gain over JIT from this week's decision, per party
+        diag["ex_ante_margin_retailer"] = -transfers.get("retailer", 0.0) - (vs_jit.immediate + vs_jit.future_mean)
+        for name, cost in v_eff.items():
+            diag[f"ex_ante_margin_{name}"] = (jit.vendors[name].total - cost.total) - transfers.get(name, 0.0)
+        diag.update(planned_social=r_eff.total + sum(c.total for c in v_eff.values()),
+                    jit_planned_social=sum(jit.planned().values()))
+        planned = {"retailer": r_eff.total + transfers.get("retailer", 0.0),
+                   **{name: c.total + transfers.get(name, 0.0) for name, c in v_eff.items()}}
+        return Decision(plan, transfers, True, planned, diag)
 
 
 class SplitSavingsPolicy:
-    """The efficient plan with the planned saving over JIT split equally (not incentive compatible)."""
+    """The efficient plan with the planned saving over JIT split (not incentive compatible)."""
 
     name = "split-savings"
 
@@ -151,23 +237,30 @@ class SplitSavingsPolicy:
         self.admm, self.answers = cpp_settings(self.name, cpp)
 
     def decide(self, ctx: PlanningContext) -> Decision:
-        own = ctx.retailer.preferred_plan()
+        jit = jit_outcome(ctx)
         plan, diag = efficient_plan(ctx, self.solver, self.admm, self.answers)
-        v_jit = ctx.vendor.evaluate(own.plan, allow_short=True)  # what the vendor would do under JIT
         if plan is None:
-            return Decision(own.plan, 0.0, False, {"retailer": own.total, "vendor": v_jit.total}, {**diag, "fallback": "jit"})
-        r_eff, v_eff = ctx.retailer.evaluate(plan), ctx.vendor.evaluate(plan)
-        # the binding week's planned costs: retailer's extra cost and vendor's saving from x*_t over x^J_t,
-        # the vendor's as it reports them (which is what makes the rule manipulable)
-        retailer_extra = float(r_eff.by_week[0] - own.by_week[0])
-        vendor_saving = float(v_jit.by_week[0] - v_eff.by_week[0])
-        saving = vendor_saving - retailer_extra
-        transfer = retailer_extra + self.share * saving  # retailer ends `share` of the week's saving better off
+            return Decision(jit.plan, {}, False, jit.planned(), {**diag, "fallback": "jit"})
+        r_eff, v_eff = ctx.retailer.evaluate(plan), evaluate_blocks(ctx, plan)
+        # the binding week's planned costs: retailer's extra cost and each vendor's saving from x*_t over
+        # x^J_t, the vendors' as they report them (which is what makes the rule manipulable); each vendor
+        # pays the retailer its share of the extra cost plus `share` of the week's total saving, in
+        # proportion to its own saving
+        retailer_extra = float(r_eff.by_week[0] - jit.retailer.by_week[0])
+        savings = {name: float(jit.vendors[name].by_week[0] - c.by_week[0]) for name, c in v_eff.items()}
+        total_saving = sum(savings.values())
+        saving = total_saving - retailer_extra
+        pay_total = retailer_extra + self.share * saving  # retailer ends `share` of the week's saving better off
+        weights = {name: (s / total_saving if abs(total_saving) > 1e-12 else 1.0 / len(savings)) for name, s in savings.items()}
+        transfers = {name: pay_total * w for name, w in weights.items()}
+        transfers["retailer"] = -pay_total
         diag.update(
             planned_saving=saving,
-            ex_ante_margin_retailer=transfer - retailer_extra,
-            ex_ante_margin_vendor=vendor_saving - transfer,
-            planned_social=r_eff.total + v_eff.total,
-            jit_planned_social=own.total + v_jit.total,
+            ex_ante_margin_retailer=pay_total - retailer_extra,
+            planned_social=r_eff.total + sum(c.total for c in v_eff.values()),
+            jit_planned_social=sum(jit.planned().values()),
         )
-        return Decision(plan, transfer, True, {"retailer": r_eff.total - transfer, "vendor": v_eff.total + transfer}, diag)
+        for name in v_eff:
+            diag[f"ex_ante_margin_{name}"] = savings[name] - transfers[name]
+        planned = {"retailer": r_eff.total - pay_total, **{name: c.total + transfers[name] for name, c in v_eff.items()}}
+        return Decision(plan, transfers, True, planned, diag)

@@ -32,10 +32,10 @@ Tailoring. When the vendor declares a coarse preference the menu concentrates on
 ``preference: auto`` asks the vendor's agent; with ``disclosure: volume`` (default) it discloses the
 FCs it would rather ship to *and* the weekly volume it has room for at each (its spare truck volume,
 rounded to ``volume_step``, default 100; no costs): "room for about 700 a week to DAL"
-(:meth:`sim.model.agents.VendorAgent.coarse_volumes`). With ``disclosure: names`` it names the FCs only.
+(:meth:`sim.parties.vendor.VendorAgent.coarse_volumes`). With ``disclosure: names`` it names the FCs only.
 A list of names, or a mapping ``{name: weekly volume or null}``, can also be given; a name is an FC
 or a region, and a region stands for the FCs that serve it (those with an outbound arc to it,
-cheapest outbound cost first, :meth:`sim.model.agents.RetailerAgent.fcs_serving`: ``SouthWest`` on
+cheapest outbound cost first, :meth:`sim.parties.retailer.RetailerAgent.fcs_serving`: ``SouthWest`` on
 ``default`` is PHX, then DAL); a volume given for a region applies to each of its FCs. Where names
 overlap: a name that is both an FC and a region means the FC; an FC named itself keeps its own
 volume; an FC served by several named regions takes the largest of their volumes (a number over
@@ -107,8 +107,22 @@ METHODS = ("discount", "shift", "mixed")
 
 @dataclass(frozen=True)
 class MenuItem:
-    plan: np.ndarray
+    plan: np.ndarray  # the whole plan [V, H, F, K]; the item differs from x^J in the menu's vendor's block
     kind: str  # "jit", "discount DAL=0.2", "shift PHX->DAL 0.5", ...
+
+
+def _embed(full: np.ndarray, v: int, block: np.ndarray) -> np.ndarray:
+    """``full`` with vendor ``v``'s block replaced by ``block``."""
+    out = np.array(full, dtype=float, copy=True)
+    out[v] = block
+    return out
+
+
+def _only(ctx: PlanningContext, v: int) -> np.ndarray:
+    """``[V]`` bool: vendor ``v`` alone (a virtual discount applies to its units only)."""
+    mask = np.zeros(ctx.public.V, dtype=bool)
+    mask[v] = True
+    return mask
 
 
 def _weekly_volume(plan: np.ndarray, f: int, volume: np.ndarray) -> np.ndarray:
@@ -128,22 +142,24 @@ def _move(plan: np.ndarray, a: int, b: int, amount: np.ndarray, shift: int) -> n
     return out
 
 
-def _discount_items(ctx: PlanningContext, fcs: Sequence[int], levels: Sequence[float]) -> Iterator[MenuItem]:
+def _discount_items(ctx: PlanningContext, v: int, fcs: Sequence[int], levels: Sequence[float]) -> Iterator[MenuItem]:
     for level in levels:
         for f in fcs:
             d = np.zeros(ctx.public.F)
             d[f] = level
-            yield MenuItem(ctx.retailer.preferred_plan(inbound_discount=d).plan, f"discount {ctx.public.fcs[f]}={level:g}")
+            yield MenuItem(ctx.retailer.preferred_plan(inbound_discount=d, only=_only(ctx, v)).plan,
+                           f"discount {ctx.public.fcs[f]}={level:g}")
 
 
-def _shift_items(ctx: PlanningContext, jit: np.ndarray, targets: Sequence[int]) -> Iterator[MenuItem]:
+def _shift_items(ctx: PlanningContext, full: np.ndarray, v: int, targets: Sequence[int]) -> Iterator[MenuItem]:
     lead = ctx.public.lead_time
+    jit = full[v]
     for frac in SHIFT_FRACTIONS:
         for b in targets:
             for a in range(ctx.public.F):
                 if a != b:
                     plan = _move(jit, a, b, frac * jit[:, a, :], int(lead[a] - lead[b]))
-                    yield MenuItem(plan, f"shift {ctx.public.fcs[a]}->{ctx.public.fcs[b]} {frac:g}")
+                    yield MenuItem(_embed(full, v, plan), f"shift {ctx.public.fcs[a]}->{ctx.public.fcs[b]} {frac:g}")
 
 
 def _capped_shift_plan(ctx: PlanningContext, jit: np.ndarray, a: int, b: int, cap: float, retime: bool) -> np.ndarray:
@@ -166,7 +182,7 @@ def _capped_shift_plan(ctx: PlanningContext, jit: np.ndarray, a: int, b: int, ca
     return plan
 
 
-def _steer_plan(ctx: PlanningContext, a: int, b: int, surcharge: float, cap: float) -> np.ndarray:
+def _steer_plan(ctx: PlanningContext, v: int, a: int, b: int, surcharge: float, cap: float) -> np.ndarray:
     """The retailer's own optimal plan under a surcharge at FC ``a`` and a discount at FC ``b`` that
     applies only to the first ``cap`` units of weekly volume there. The retailer chooses which demand
     to move, so the plan stays consistent with its own outbound costs."""
@@ -174,17 +190,18 @@ def _steer_plan(ctx: PlanningContext, a: int, b: int, surcharge: float, cap: flo
     d[a], d[b] = -surcharge, STEER_DISCOUNT
     caps = np.full(ctx.public.F, np.inf)
     caps[b] = cap
-    return ctx.retailer.preferred_plan(inbound_discount=d, discount_cap=caps).plan
+    return ctx.retailer.preferred_plan(inbound_discount=d, discount_cap=caps, only=_only(ctx, v)).plan
 
 
 def _jit_cap(jit: np.ndarray, b: int, mult: float, vol: np.ndarray) -> float:
     return mult * (float(_weekly_volume(jit, b, vol).max()) or float(vol.mean()))
 
 
-def _capped_shift_items(ctx: PlanningContext, jit: np.ndarray, targets: Sequence[int]) -> Iterator[MenuItem]:
+def _capped_shift_items(ctx: PlanningContext, full: np.ndarray, v: int, targets: Sequence[int]) -> Iterator[MenuItem]:
     """Move volume towards a preferred FC until its weekly volume reaches a cap, on a grid of caps
     (multiples of its largest weekly JIT volume), re-timed and same-week."""
     fcs = ctx.public.fcs
+    jit = full[v]
     for mult in CAP_MULTIPLES:
         for b in targets:
             cap = _jit_cap(jit, b, mult, ctx.public.volume)
@@ -193,41 +210,45 @@ def _capped_shift_items(ctx: PlanningContext, jit: np.ndarray, targets: Sequence
                     continue
                 for retime in (True, False):
                     how = "re-timed" if retime else "same week"
-                    yield MenuItem(_capped_shift_plan(ctx, jit, a, b, cap, retime), f"shift {fcs[a]}->{fcs[b]} up to {mult:g}x volume, {how}")
+                    yield MenuItem(_embed(full, v, _capped_shift_plan(ctx, jit, a, b, cap, retime)),
+                                   f"shift {fcs[a]}->{fcs[b]} up to {mult:g}x volume, {how}")
 
 
-def _steer_items(ctx: PlanningContext, jit: np.ndarray, targets: Sequence[int]) -> Iterator[MenuItem]:
+def _steer_items(ctx: PlanningContext, full: np.ndarray, v: int, targets: Sequence[int]) -> Iterator[MenuItem]:
     """Steer volume from another FC to a preferred FC (:func:`_steer_plan`), the discount capped at a
     grid of multiples of the preferred FC's largest weekly JIT volume."""
     fcs = ctx.public.fcs
+    jit = full[v]
     for mult in CAP_MULTIPLES:
         for surcharge in STEER_SURCHARGES:
             for b in targets:
                 cap = _jit_cap(jit, b, mult, ctx.public.volume)
                 for a in range(ctx.public.F):
                     if a != b:
-                        yield MenuItem(_steer_plan(ctx, a, b, surcharge, cap), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
+                        yield MenuItem(_steer_plan(ctx, v, a, b, surcharge, cap), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
 
 
 def _room_items(
-    ctx: PlanningContext, jit: np.ndarray, rooms: dict[int, float], *, steer: bool, shift: bool, first_week: bool
+    ctx: PlanningContext, full: np.ndarray, v: int, rooms: dict[int, float], *, steer: bool, shift: bool, first_week: bool
 ) -> Iterator[MenuItem]:
     """Items aimed at the weekly volume the vendor disclosed for a preferred FC: steer items with the
     discount capped at that volume (one per surcharge in ``ROOM_SURCHARGES`` and source FC), then
     shifts of ``x^J`` filling the FC up to it. For a weekly commitment (``first_week``) shifts are
     same-week only: a re-timed shift moves units into a later week, so its first week is only a cut."""
     fcs = ctx.public.fcs
+    jit = full[v]
     for surcharge in ROOM_SURCHARGES if steer else ():
         for b, room in rooms.items():
             for a in range(ctx.public.F):
                 if a != b:
-                    yield MenuItem(_steer_plan(ctx, a, b, surcharge, room), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {room:g}")
+                    yield MenuItem(_steer_plan(ctx, v, a, b, surcharge, room), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {room:g}")
     for b, room in rooms.items() if shift else ():
         for a in range(ctx.public.F):
             if a != b:
                 for retime in (False,) if first_week else (True, False):
                     how = "re-timed" if retime else "same week"
-                    yield MenuItem(_capped_shift_plan(ctx, jit, a, b, room, retime), f"shift {fcs[a]}->{fcs[b]} up to {room:g}, {how}")
+                    yield MenuItem(_embed(full, v, _capped_shift_plan(ctx, jit, a, b, room, retime)),
+                                   f"shift {fcs[a]}->{fcs[b]} up to {room:g}, {how}")
 
 
 Preference = Sequence[str] | Mapping[str, float | None]
@@ -245,7 +266,7 @@ def _as_preference(preferred: Preference | None) -> dict[str, float | None]:
 
 def region_fcs(ctx: PlanningContext, region: str) -> list[int]:
     """Indices of the FCs that serve ``region``, cheapest outbound cost first: the retailer agent's
-    :meth:`sim.model.agents.RetailerAgent.fcs_serving`. The retailer builds the menu, and which of its FCs
+    :meth:`sim.parties.retailer.RetailerAgent.fcs_serving`. The retailer builds the menu, and which of its FCs
     serve a region is its own information. A custom retailer agent without that method cannot take a
     region preference: a user error saying so."""
     serving = getattr(ctx.retailer, "fcs_serving", None)
@@ -321,13 +342,16 @@ def build_menu(
     preferred: Preference | None = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
     first_week: bool = False,
+    vendor: int = 0,
 ) -> list[MenuItem]:
     """Up to ``size`` distinct candidate plans, ``x^J`` first; see the module docstring.
 
     ``preferred``: FC or region names, or a mapping from such a name to the weekly volume the vendor
     disclosed for it (``None``: no volume); a region stands for the FCs serving it
     (:func:`resolve_preference`). ``first_week``: items count as distinct only if their first weeks differ
-    (the menu of a weekly commitment)."""
+    (the menu of a weekly commitment). ``vendor``: the plan position of the vendor the menu is for (items
+    move its block; ``jit_plan`` is the whole plan ``[V, H, F, K]``)."""
+    v = vendor
     _check_method(method)
     fcs = list(range(ctx.public.F))
     first: Iterable[MenuItem] = ()  # items aimed at a disclosed volume come before the grids
@@ -337,16 +361,16 @@ def build_menu(
         fcs = list(pref)
         rooms = {f: v for f, v in pref.items() if v is not None}
         if rooms:
-            first = _room_items(ctx, jit_plan, rooms, steer=method != "shift", shift=method != "discount", first_week=first_week)
+            first = _room_items(ctx, jit_plan, v, rooms, steer=method != "shift", shift=method != "discount", first_week=first_week)
         if method in ("shift", "mixed"):
-            gens.append(_capped_shift_items(ctx, jit_plan, fcs))
+            gens.append(_capped_shift_items(ctx, jit_plan, v, fcs))
         if method in ("discount", "mixed"):
-            gens.append(_steer_items(ctx, jit_plan, fcs))
+            gens.append(_steer_items(ctx, jit_plan, v, fcs))
     if method in ("discount", "mixed"):
-        gens.append(_discount_items(ctx, fcs, levels))
+        gens.append(_discount_items(ctx, v, fcs, levels))
     if method in ("shift", "mixed"):
-        gens.append(_shift_items(ctx, jit_plan, fcs))
-    key = (lambda p: p[0]) if first_week else (lambda p: p)
+        gens.append(_shift_items(ctx, jit_plan, v, fcs))
+    key = (lambda p: p[:, 0]) if first_week else (lambda p: p)
     items = [MenuItem(jit_plan, "jit")]
     for item in chain(first, (i for batch in zip_longest(*gens) for i in batch)):
         if len(items) >= size:
@@ -461,6 +485,7 @@ class MenuPolicy:
 
     def offer(self, ctx: PlanningContext) -> tuple[list[MenuItem], list[CBTBreakdown], Any]:
         """The week's menu and the price of each item."""
+        _one_vendor(ctx)
         own = ctx.retailer.preferred_plan()
         items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx),
                            levels=self.levels, first_week=self.commitment == "week")
@@ -472,7 +497,7 @@ class MenuPolicy:
             # completion is the pricing's own first solve (one LP per item, not two)
             completed: list[MenuItem] = [MenuItem(own.plan, "jit")]
             for item in items[1:]:
-                plan = pricer.completed(item.plan[0]).plan
+                plan = pricer.completed(item.plan[:, 0]).plan
                 if not any(np.allclose(plan, o.plan, atol=1e-6) for o in completed):
                     completed.append(MenuItem(plan, f"{item.kind}, first week"))
             items, quote = completed, pricer.price
@@ -481,16 +506,17 @@ class MenuPolicy:
     def decide(self, ctx: PlanningContext) -> Decision:
         items, quotes, own = self.offer(ctx)
         # the vendor's choice: its own cost of each plan plus the price; it never shows its costs
-        vendor_costs = [ctx.vendor.evaluate(item.plan).total for item in items]
+        vendor_costs = [ctx.vendor.evaluate(item.plan[0]).total for item in items]
         totals = [c + q.paid for c, q in zip(vendor_costs, quotes)]
         pick = int(np.argmin(totals))
         item, quote = items[pick], quotes[pick]
         r_item = ctx.retailer.evaluate(item.plan).total
+        vendor = ctx.vendor.party
         return Decision(
             plan=item.plan,
-            transfer=quote.paid,
+            transfers={"retailer": -quote.paid, vendor: quote.paid},
             committed=True,
-            planned={"retailer": r_item - quote.paid, "vendor": totals[pick]},
+            planned={"retailer": r_item - quote.paid, vendor: totals[pick]},
             diagnostics={
                 "contract": "plan" if self.pricing == "plan" and self.commitment == "plan" else "first-week",
                 "menu_size": len(items),
@@ -500,7 +526,7 @@ class MenuPolicy:
                 "cbt_future_ce": quote.future_ce,
                 "ex_ante_margin_retailer": quote.paid - (quote.immediate + quote.future_mean),
                 # against JIT without a menu (the JIT plan at no transfer)
-                "ex_ante_margin_vendor": vendor_costs[0] - totals[pick],
+                f"ex_ante_margin_{vendor}": vendor_costs[0] - totals[pick],
                 # the vendor's own criterion: its cost plus price of the JIT item less the pick's (>= 0;
                 # equal to the margin above when the JIT item's price is zero, as the CBT of x^J is)
                 "vendor_saving": totals[0] - totals[pick],
@@ -508,3 +534,9 @@ class MenuPolicy:
                 "jit_planned_social": own.total + vendor_costs[0],
             },
         )
+
+
+def _one_vendor(ctx: PlanningContext) -> None:
+    if ctx.public.V != 1:
+        raise FlosimError(f"policy 'menu': this scenario has {ctx.public.V} vendors ({', '.join(ctx.public.vendors)}); "
+                          "the menu of contracts is offered to one vendor")

@@ -128,16 +128,18 @@ class ViewRecorder:
         self._noise: AnswerNoise | None = None
 
     def vendor_wrapper(self, ctx: PlanningContext) -> Any:
-        """A function wrapping the vendor's negotiator for this week's negotiation (None: no noise)."""
+        """A function ``(vendor name, negotiator) -> negotiator`` wrapping each vendor's negotiator for
+        this week's negotiation (None: no noise)."""
         if not self.options.noise.active:
             return None
         from sim.negotiation.answer_noise import NoisyNegotiator
 
         if self._noise is None or self.options.scope != "run":
             # the policy's own stream: spawned from the week's generator, whose draws stay as they were
-            self._noise = AnswerNoise(self.options.noise, ctx.public.shape, ctx.rng.spawn(1)[0])
-        draw = self._noise.for_negotiation()
-        return lambda neg: NoisyNegotiator(neg, draw)
+            self._noise = AnswerNoise(self.options.noise, ctx.public.block_shape, ctx.rng.spawn(1)[0])
+        noise = self._noise
+        draws = {name: noise.for_negotiation() for name in ctx.vendors}  # one per vendor, in vendor order
+        return lambda name, neg: NoisyNegotiator(neg, draws[name])
 
     def admm_update(self) -> dict[str, Any]:
         return {"record_transcript": True} if self.options.record and self.options.coordinator == "retailer" else {}
@@ -165,7 +167,7 @@ class RecordingJIT(JITPolicy):
 
     def decide(self, ctx: PlanningContext) -> Decision:
         decision = super().decide(ctx)
-        shipped = ctx.vendor.fulfil(decision.po, committed=decision.committed).shipped
+        shipped = ctx.vendor.fulfil(decision.po[0], committed=decision.committed).shipped  # one vendor
         self.shown.append(ShipmentShown(ctx.week, decision.po.copy(), np.asarray(shipped, dtype=float).copy()))
         return decision
 

@@ -31,35 +31,59 @@ def measured(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["phase"].isna() | (df["phase"] == MEASURED)]
 
 
-def settled_totals(ledger: pd.DataFrame) -> dict[str, dict[str, float]]:
+RETAILER, MECHANISM = "retailer", "mechanism"
+
+
+def parties(ledger: pd.DataFrame) -> list[str]:
+    """The parties of a ledger, retailer first, then the vendors in the order they appear (the
+    mechanism's own balance, if any, last)."""
+    names = [str(p) for p in pd.unique(ledger["party"])] if len(ledger) else []
+    vendors = [p for p in names if p not in (RETAILER, MECHANISM)]
+    return [RETAILER] + vendors + ([MECHANISM] if MECHANISM in names else [])
+
+
+def vendor_names(ledger: pd.DataFrame) -> list[str]:
+    """The vendors of a ledger, in the order they appear."""
+    return [p for p in parties(ledger) if p not in (RETAILER, MECHANISM)]
+
+
+def settled_totals(ledger: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per policy: settled social cost and each party's settled net cost (measured plus cool-down rows)."""
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
+    vendors = vendor_names(ledger)
     for policy, rows in ledger.groupby("policy", sort=False):
         by_party = rows.groupby("party")["value"].sum()
-        out[str(policy)] = {
-            "settled_social_cost": float(rows["value"].sum()),
-            "settled_retailer_net_cost": float(by_party.get("retailer", 0.0)),
-            "settled_vendor_net_cost": float(by_party.get("vendor", 0.0)),
-        }
+        out[str(policy)] = {"settled_social_cost": float(rows["value"].sum()),
+                            "settled_retailer_net_cost": float(by_party.get(RETAILER, 0.0))}
+        if len(vendors) == 1:  # the one-vendor key of earlier versions
+            out[str(policy)]["settled_vendor_net_cost"] = float(by_party.get(vendors[0], 0.0))
+        out[str(policy)]["_settled_parties"] = {p: float(by_party.get(p, 0.0)) for p in parties(ledger)}
     return out
 
 
-def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Per policy: social cost, each party's net cost, transfers paid by the vendor, fill rate, units
-    not served, and the stock left at the end of the run (FCs, in transit, at the vendor's origins),
-    all raw (measured weeks); then the settled social cost and net costs (with the cool-down)."""
+def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per policy: social cost, each party's net cost, transfers paid by the vendors, fill rate, units
+    not served, and the stock left at the end of the run (FCs, in transit, at the vendors' origins),
+    all raw (measured weeks); then the settled social cost and net costs (with the cool-down).
+    ``parties`` holds every party's ``net_cost`` and ``settled_net_cost`` by name; with one vendor the
+    keys ``retailer_net_cost`` and ``vendor_net_cost`` (and their settled versions) stay as well."""
     settled = settled_totals(ledger)
+    names = parties(ledger)
+    vendors = vendor_names(ledger)
     ledger, flows = measured(ledger), measured(flows)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for policy, rows in ledger.groupby("policy", sort=False):
         by_party = rows.groupby("party")["value"].sum()
-        transfers = rows[(rows.party == "vendor") & (rows.component == "transfer")]["value"].sum()
+        transfers = rows[rows.party.isin(vendors) & (rows.component == "transfer")]["value"].sum()
         f = flows[flows.policy == policy]
         demand = float(f["demand"].sum())
-        out[str(policy)] = {
+        entry: dict[str, Any] = {
             "social_cost": float(rows["value"].sum()),
-            "retailer_net_cost": float(by_party.get("retailer", 0.0)),
-            "vendor_net_cost": float(by_party.get("vendor", 0.0)),
+            "retailer_net_cost": float(by_party.get(RETAILER, 0.0)),
+        }
+        if len(vendors) == 1:
+            entry["vendor_net_cost"] = float(by_party.get(vendors[0], 0.0))
+        entry.update({
             "transfers": float(transfers),
             "fill_rate": float(f["served"].sum() / demand) if demand > 0 else float("nan"),
             "lost_units": _unserved_units(f),
@@ -68,8 +92,13 @@ def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[s
             "end_fc_stock": float(f["fc_stock_end"].iloc[-1]) if len(f) else 0.0,
             "end_in_transit": float(f["in_transit_end"].iloc[-1]) if len(f) else 0.0,
             "end_vendor_stock": float(f["vendor_stock_end"].iloc[-1]) if len(f) else 0.0,
-            **settled[str(policy)],
-        }
+        })
+        s = settled[str(policy)]
+        settled_parties = s.pop("_settled_parties")
+        entry.update(s)
+        entry["parties"] = {p: {"net_cost": float(by_party.get(p, 0.0)), "settled_net_cost": settled_parties.get(p, 0.0)}
+                            for p in names}
+        out[str(policy)] = entry
     return out
 
 
@@ -127,12 +156,11 @@ def summarize(ledger: pd.DataFrame, flows: pd.DataFrame, decisions: pd.DataFrame
 
 
 def _clean(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _clean(vv) for k, vv in v.items()}
     if isinstance(v, (float, np.floating)):
         return None if not np.isfinite(v) else float(v)
     return v
-
-
-PARTIES = ("retailer", "vendor")
 
 
 def _tolerance(ledger: pd.DataFrame) -> float:
@@ -169,7 +197,7 @@ def participation(ledger: pd.DataFrame, decisions: pd.DataFrame, reference: str 
         d = measured(decisions)
         d = d[d.policy == policy] if len(d) else d
         mine = net[net.policy == policy].set_index(["week", "party"])["value"]
-        for party in PARTIES:
+        for party in [p for p in parties(ledger) if p != MECHANISM]:
             col = f"ex_ante_margin_{party}"
             ante = d[col].astype(float).dropna() if col in d else pd.Series(dtype=float)
             entry: dict[str, Any] = {

@@ -7,7 +7,7 @@ explicit rather than an accident of event creation order:
 t + 0.0  arrivals: shipments due this week are received at their FC (one SimPy process a shipment)
 t + 0.1  forecast update: the retailer sees this week's forecast for weeks t .. t+H-1
 t + 0.2  planning: the policy returns a :class:`~sim.model.decision.Decision`
-t + 0.3  execution: the vendor fulfils the PO; each lane's shipment leaves with its random delay
+t + 0.3  execution: each vendor fulfils its block of the PO; each lane's shipment leaves with its random delay
 t + 0.4  demand: regional demand is served from FC stock at least cost; the rest is lost or backlogged
 t + 0.5  accounting: the week's costs, revenues and transfers go into the ledger
 ======== ========================================================================================
@@ -30,9 +30,10 @@ import numpy as np
 import simpy
 
 from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
-from sim.model.decision import Decision, PlanningContext, Policy
-from sim.model.agents import RetailerAgent, RetailerState, VendorAgent, VendorState
+from sim.model.decision import MECHANISM, RETAILER, Decision, PlanningContext, Policy
 from sim.model.data import split_scenario
+from sim.parties.retailer import RetailerAgent, RetailerState
+from sim.parties.vendor import Fulfilment, VendorAgent, VendorState
 from sim.metrics import MEASURED, SETTLE
 from sim.model.scenario import Scenario
 
@@ -42,7 +43,8 @@ ARRIVALS, FORECAST, PLANNING, EXECUTION, DEMAND, ACCOUNTING = 0.0, 0.1, 0.2, 0.3
 @dataclass
 class Shipment:
     week: int  # week shipped
-    lane: int
+    vendor: str
+    lane: int  # in the scenario's lane order (all vendors' lanes)
     fc: int
     units: np.ndarray  # [K]
     nominal_arrival: int
@@ -78,18 +80,22 @@ class World:
         self.on_week = on_week
         self.public, retailer_data, vendor_data = split_scenario(scenario)
         self.retailer = RetailerAgent(self.public, retailer_data)
-        self.vendor = VendorAgent(self.public, vendor_data)
-        # What each party's agent answers with when the policy queries it. By default the truth; the
-        # incentive audit passes misreported cost data here. Execution and the ledger always use the
-        # true models above.
-        reports = reports or {}
-        self.retailer_report = RetailerAgent(self.public, reports["retailer"]) if "retailer" in reports else self.retailer
-        self.vendor_report = VendorAgent(self.public, reports["vendor"]) if "vendor" in reports else self.vendor
-        self._lane_fc = vendor_data.lane_fc
+        self.vendors = {name: VendorAgent(self.public, data) for name, data in vendor_data.items()}
+        # What each party's agent answers with when the policy queries it (by party name). By default
+        # the truth; the incentive audit passes misreported cost data here. Execution and the ledger
+        # always use the true models above.
+        reports = dict(reports or {})
+        unknown = set(reports) - {RETAILER, *self.vendors}
+        if unknown:
+            raise ValueError(f"reports for unknown parties {sorted(unknown)} (parties: {[RETAILER, *self.vendors]})")
+        self.retailer_report = RetailerAgent(self.public, reports[RETAILER]) if RETAILER in reports else self.retailer
+        self.vendor_reports = {name: VendorAgent(self.public, reports[name]) if name in reports else agent
+                               for name, agent in self.vendors.items()}
+        self._vendor_data = vendor_data
         self.env = simpy.Environment()
         # physical state
         self.fc_stock = retailer_data.initial_stock.copy()
-        self.vendor_stock = vendor_data.initial_stock.copy()
+        self.vendor_stock = {name: data.initial_stock.copy() for name, data in vendor_data.items()}
         self.backlog = np.zeros((self.public.R, self.public.K))
         self.in_transit: list[Shipment] = []
         self.record = WorldRecord()
@@ -119,13 +125,13 @@ class World:
             self._week["in_transit_start"] = sum((s.units for s in self.in_transit), np.zeros(self.public.K)) + self._week[
                 "arrivals"
             ].sum(axis=0)
-            self._week["vendor_stock_start"] = self.vendor_stock.copy()
+            self._week["vendor_stock_start"] = self._vendor_stock_total()
             ctx = self.context(t)
             yield self.env.timeout(t + PLANNING - self.env.now)
             started = time.perf_counter()
             decision = active.decide(ctx)
             wall = time.perf_counter() - started
-            _check_decision(decision, self.public.shape, getattr(active, "name", type(active).__name__))
+            _check_decision(decision, self.public, getattr(active, "name", type(active).__name__))
             yield self.env.timeout(t + EXECUTION - self.env.now)
             self._execute(t, decision)
             yield self.env.timeout(t + DEMAND - self.env.now)
@@ -140,38 +146,48 @@ class World:
     def context(self, t: int) -> PlanningContext:
         """Give each agent its view of week ``t`` and return the policy's context."""
         H = self.public.horizon
-        pipeline = np.zeros(self.public.shape)
+        pipeline = np.zeros(self.public.block_shape)
         for s in self.in_transit:
             expected = max(s.nominal_arrival, t + 1)  # overdue trucks are expected next week
             if expected - t < H:
                 pipeline[expected - t, s.fc] += s.units
         for agent in {id(a): a for a in (self.retailer, self.retailer_report)}.values():
             agent.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy()), self.inputs.forecasts[t])
-        for agent in {id(a): a for a in (self.vendor, self.vendor_report)}.values():
-            agent.observe(VendorState(self.vendor_stock.copy()))
+        for name, agent in self.vendors.items():
+            for a in {id(a): a for a in (agent, self.vendor_reports[name])}.values():
+                a.observe(VendorState(self.vendor_stock[name].copy()))
         return PlanningContext(
             week=t,
             public=self.public,
             retailer=self.retailer_report,
-            vendor=self.vendor_report,
+            vendors=dict(self.vendor_reports),
             rng=policy_rng(self.scenario.seed, t),
             forecast_sd=self.inputs.forecast_sd[t],
         )
 
     def _execute(self, t: int, decision: Decision) -> None:
-        later = decision.plan[1:] if decision.committed else None
-        ful = self.vendor.fulfil(decision.po, committed=decision.committed, later=later)
-        self.vendor_stock = ful.end_stock.copy()
-        for lane in range(ful.lane_units.shape[0]):
-            units = ful.lane_units[lane]
-            if units.sum() <= 1e-9:
-                continue
-            fc = int(self._lane_fc[lane])
-            nominal = t + int(self.public.lead_time[fc])
-            ship = Shipment(t, lane, fc, units.copy(), nominal, nominal + int(self.inputs.delays[t, lane]))
-            self.in_transit.append(ship)
-            self.env.process(self._deliver(ship))
-        self._week.update(fulfilment=ful, po=decision.po.copy())
+        fulfilments: dict[str, Fulfilment] = {}
+        for name, agent in self.vendors.items():
+            v = agent.index
+            later = decision.plan[v, 1:] if decision.committed else None
+            ful = agent.fulfil(decision.po[v], committed=decision.committed, later=later)
+            fulfilments[name] = ful
+            self.vendor_stock[name] = ful.end_stock.copy()
+            data = self._vendor_data[name]
+            for lane in range(ful.lane_units.shape[0]):
+                units = ful.lane_units[lane]
+                if units.sum() <= 1e-9:
+                    continue
+                fc = int(data.lane_fc[lane])
+                nominal = t + int(self.public.lead_time[fc])
+                index = data.lane_offset + lane
+                ship = Shipment(t, name, index, fc, units.copy(), nominal, nominal + int(self.inputs.delays[t, index]))
+                self.in_transit.append(ship)
+                self.env.process(self._deliver(ship))
+        self._week.update(fulfilments=fulfilments, po=decision.po.copy())
+
+    def _vendor_stock_total(self) -> float:
+        return float(sum(stock.sum() for stock in self.vendor_stock.values()))
 
     def _serve(self, t: int) -> None:
         demand = self.inputs.demand[t]
@@ -186,7 +202,7 @@ class World:
     def _account(self, t: int, decision: Decision, wall: float) -> None:
         w = self.week_rows(t, decision)
         self.record.ledger.extend(w)
-        ful = self._week["fulfilment"]
+        fuls = self._week["fulfilments"].values()
         y = self._week["outbound"]
         self.record.flows.append(
             {
@@ -199,15 +215,15 @@ class World:
                 "served": float(y.sum()),
                 "unmet": float(self._week["unmet"].sum()),
                 "po": float(self._week["po"].sum()),
-                "shipped": float(ful.shipped.sum()),
-                "produced": float(ful.produced.sum()),
+                "shipped": float(sum(f.shipped.sum() for f in fuls)),
+                "produced": float(sum(f.produced.sum() for f in fuls)),
                 "arrivals": float(self._week["arrivals"].sum()),
                 "fc_stock_start": float(self._week["fc_stock_start"].sum()),
                 "fc_stock_end": float(self.fc_stock.sum()),
                 "in_transit_start": float(self._week["in_transit_start"].sum()),
                 "in_transit_end": float(sum(s.units.sum() for s in self.in_transit)),
-                "vendor_stock_start": float(self._week["vendor_stock_start"].sum()),
-                "vendor_stock_end": float(self.vendor_stock.sum()),
+                "vendor_stock_start": self._week["vendor_stock_start"],
+                "vendor_stock_end": self._vendor_stock_total(),
                 "backlog_end": float(self.backlog.sum()),
             }
         )
@@ -218,7 +234,7 @@ class World:
             "policy": self.name,
             "week": t,
             "phase": self.phase,
-            "transfer": float(decision.transfer),
+            "transfer": _vendors_paid(decision, self.vendors),
             "committed": bool(decision.committed),
             "wall_s": wall,
         }
@@ -227,19 +243,24 @@ class World:
         self.record.decisions.append(row)
 
     def week_rows(self, t: int, decision: Decision) -> list[dict[str, Any]]:
-        """The ledger rows of week ``t``: every cost, revenue and transfer, by party and component."""
-        ful = self._week["fulfilment"]
-        wholesale = float(np.sum(self.public.wholesale[None, :] * ful.shipped))
+        """The ledger rows of week ``t``: every cost, revenue and transfer, by party and component
+        (the retailer, then each vendor; a ``mechanism`` row when the transfers leave a balance)."""
+        fuls = self._week["fulfilments"]
+        sales = {name: float(np.sum(self.vendors[name].wholesale[None, :] * ful.shipped)) for name, ful in fuls.items()}
         r_costs = self.retailer.realised_costs(
             self._week["arrivals"], self.fc_stock, self._week["outbound"],
             self._week["unmet"],
         )
-        rows = [("retailer", "wholesale", wholesale)]
-        rows += [("retailer", comp, v) for comp, v in r_costs.items()]
-        rows += [("retailer", "transfer", -float(decision.transfer))]
-        rows += [("vendor", "wholesale", -wholesale)]
-        rows += [("vendor", comp, float(ful.costs.get(comp, 0.0))) for comp in ("production", "inbound_transport", "vendor_holding")]
-        rows += [("vendor", "transfer", float(decision.transfer))]
+        transfers = decision.transfers
+        rows = [(RETAILER, "wholesale", sum(sales.values()))]
+        rows += [(RETAILER, comp, v) for comp, v in r_costs.items()]
+        rows += [(RETAILER, "transfer", float(transfers.get(RETAILER, 0.0)))]
+        for name, ful in fuls.items():
+            rows += [(name, "wholesale", -sales[name])]
+            rows += [(name, comp, float(ful.costs.get(comp, 0.0))) for comp in ("production", "inbound_transport", "vendor_holding")]
+            rows += [(name, "transfer", float(transfers.get(name, 0.0)))]
+        if decision.balance != 0.0:
+            rows += [(MECHANISM, "transfer", decision.balance)]
         return [
             {"run": self.run_id, "policy": self.name, "week": t, "party": p, "component": c, "value": v, "phase": self.phase}
             for p, c, v in rows
@@ -269,13 +290,24 @@ class World:
         return self.record
 
 
-def _check_decision(d: Decision, shape: tuple[int, int, int], name: str) -> None:
+def _check_decision(d: Decision, public: Any, name: str) -> None:
     plan = np.asarray(d.plan)
+    shape = public.shape
     if plan.shape != shape:
-        raise ValueError(f"policy {name!r} returned a plan of shape {plan.shape}, expected {shape} (H, FCs, products)")
+        raise ValueError(f"policy {name!r} returned a plan of shape {plan.shape}, expected {shape} (vendors, H, FCs, products)")
     if not np.all(np.isfinite(plan)) or np.any(plan < -1e-6):
         raise ValueError(f"policy {name!r} returned a plan with negative or non-finite entries")
+    if not isinstance(d.transfers, dict) or not all(np.isfinite(float(v)) for v in d.transfers.values()):
+        raise ValueError(f"policy {name!r} returned transfers that are not a mapping of party -> finite amount")
+    unknown = set(d.transfers) - {RETAILER, MECHANISM, *public.vendors}
+    if unknown:
+        raise ValueError(f"policy {name!r} returned transfers for unknown parties {sorted(unknown)}")
     d.plan = np.maximum(plan, 0.0)
+
+
+def _vendors_paid(decision: Decision, vendors: Any) -> float:
+    """What the vendors paid this week in total (the ``transfer`` column of a decisions row)."""
+    return float(sum(decision.transfers.get(name, 0.0) for name in vendors))
 
 
 def planning_context(scenario: Scenario, week: int = 0, seed: int | None = None) -> PlanningContext:

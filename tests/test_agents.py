@@ -7,7 +7,8 @@ import pytest
 
 from forecasts.inputs import draw_inputs
 from policies.jit import JITPolicy
-from sim.model.agents import RetailerState, joint_plan
+from sim.parties.retailer import RetailerState
+from sim.parties.oracle import joint_plan
 from sim.model.data import split_scenario
 from sim.model.lp import LPBuilder, solve_lp
 from sim.world import World, planning_context

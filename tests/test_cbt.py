@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.cbt import certainty_equivalent, cost_benefit_transfer
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 from sim.model.scenario import load_scenario
 from sim.world import planning_context
 

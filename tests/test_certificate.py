@@ -10,7 +10,7 @@ from scipy.optimize import linprog
 
 from experiments.cli import main
 from policies.cpp import negotiate_efficient_plan
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 from sim.negotiation.best_response import negotiator_for
 from sim.negotiation.certificate import certify
 from sim.model.lp import LPBuilder

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from experiments.benchmarks import planning_round
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 from sim.negotiation.best_response import negotiator_for
 from sim.negotiation.coordinator import ADMMOptions, ConsensusADMM
 from sim.negotiation.protocol import PROTOCOL_METHODS

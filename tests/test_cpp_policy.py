@@ -9,7 +9,7 @@ import pytest
 
 from experiments.cli import main
 from policies.cpp import CPPPolicy, negotiate_efficient_plan
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 from sim.model.errors import FlosimError
 from sim.world import planning_context
 

@@ -49,7 +49,7 @@ def test_default_story(default_run):
 
 
 def test_cpp_vcg_uses_the_spare_cincinnati_dallas_truck():
-    from sim.model.agents import joint_plan
+    from sim.parties.oracle import joint_plan
     from sim.world import planning_context
 
     s = load_scenario("default").with_overrides({"demand.deterministic": True})
@@ -97,7 +97,7 @@ def test_turning_off_certification_is_an_error_not_a_silent_jit_run(policy):
 def test_story_holds_with_the_negotiated_plan():
     """The same planning round with CPP negotiating (the default solver): the agreed plan is within the
     coordinator's tolerance of first-best, ships more to Dallas than JIT, and the vendor pays a CBT >= 0."""
-    from sim.model.agents import joint_plan
+    from sim.parties.oracle import joint_plan
     from sim.world import planning_context
 
     s = load_scenario("default").with_overrides({"demand.deterministic": True})

@@ -10,7 +10,7 @@ from experiments.audit import run_audit
 from experiments.menu_efficiency import menu_efficiency
 from policies.menu import MenuPolicy, build_menu, resolve_preference
 from policies.registry import make_policy
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 from sim.model.errors import FlosimError
 from sim.model.scenario import load_scenario
 from sim.world import planning_context
@@ -383,7 +383,7 @@ def test_bad_menu_parameters_in_the_scenario_fail_before_anything_is_solved(know
 def test_each_item_is_completed_and_priced_from_one_solve(monkeypatch):
     """Under weekly commitment an item's completion and its price's first-week cost are the same LP
     (the retailer's cost with the item's PO fixed, on the forecast): it is solved once per item."""
-    from sim.model.agents import RetailerAgent
+    from sim.parties.retailer import RetailerAgent
 
     s = load_scenario("default")
     ctx = planning_context(s, week=1)

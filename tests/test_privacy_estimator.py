@@ -15,7 +15,7 @@ import pytest
 from experiments.observer import observations, transcript_observations
 from experiments.privacy import parameter_rows, true_segments
 from policies.privacy import RoundsShown
-from sim.model.agents import VendorAgent, VendorState
+from sim.parties.vendor import VendorAgent, VendorState
 from sim.negotiation.best_response import BestResponseOptions, negotiator_for
 from sim.negotiation.cost_curves import fit_curves
 from sim.model.data import split_scenario

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from forecasts.inputs import draw_inputs
 from policies.first_best import FirstBestPolicy
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 from sim.runner import run_policies
 from sim.model.scenario import scenario_from_dict
 

@@ -11,7 +11,7 @@ import pytest
 from forecasts.inputs import draw_inputs
 from sim.model.decision import Decision
 from policies.jit import JITPolicy
-from sim.model.agents import joint_plan
+from sim.parties.oracle import joint_plan
 from sim.model.lp import LPBuilder, solve_lp
 from sim.metrics import measured, policy_totals, summarize
 from sim.runner import run_policies

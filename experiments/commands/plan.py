@@ -55,7 +55,7 @@ def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int
     """The report of ``flosim plan`` as a dictionary."""
     from experiments.audit import fixed_first_week_cost
     from policies.registry import make_policy
-    from sim.model.agents import joint_plan
+    from sim.parties.oracle import joint_plan
     from sim.model.scenario import load_scenario
     from sim.world import planning_context
 

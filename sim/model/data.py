@@ -1,17 +1,21 @@
 """A scenario split into what is public and what each party keeps private, as numpy arrays.
 
-* :class:`PublicData`: names and sizes, FC lead times and wholesale prices: what both parties and
-  every policy may read.
+* :class:`PublicData`: names and sizes, the vendors and who supplies what at which wholesale price,
+  FC lead times: what every party and every policy may read.
 * :class:`RetailerData`: the retailer's private costs (receiving, holding, outbound, lost sales).
-* :class:`VendorData`: the vendor's private costs and capacities (production, lanes, origins).
+* :class:`VendorData`: one vendor's private costs and capacities (production, lanes, origins); each
+  vendor has its own.
 
-Index order everywhere: weeks ``t``/``tau``, FCs ``f``, regions ``r``, products ``k``, origins ``o``,
-lanes ``l``. A plan ``x`` has shape ``(H, F, K)``.
+Index order everywhere: vendors ``v``, weeks ``t``/``tau``, FCs ``f``, regions ``r``, products ``k``,
+origins ``o``, lanes ``l``. A plan ``x`` has shape ``(V, H, F, K)``: units vendor ``v`` ships to FC
+``f`` in week ``t + tau``; vendor ``v``'s block ``x[v]`` has shape ``(H, F, K)``. A vendor ships only the
+products it supplies (``supplies[v, k]``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,15 +29,33 @@ class PublicData:
     regions: tuple[str, ...]
     horizon: int
     lead_time: np.ndarray  # [F] nominal weeks from shipment to arrival
-    wholesale: np.ndarray  # [K]
+    wholesale: np.ndarray  # [V, K] vendor v's price of product k (0 where v does not supply k)
     volume: np.ndarray  # [K]
     receiving_capacity: np.ndarray  # [F], inf if none
     backlog: bool
+    vendors: tuple[str, ...]  # names, in the order of a plan's vendor axis
+    supplies: np.ndarray  # [V, K] bool: vendor v supplies product k
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """Shape of a plan: (H, F, K)."""
+    def shape(self) -> tuple[int, int, int, int]:
+        """Shape of a whole plan: (V, H, F, K)."""
+        return (len(self.vendors), self.horizon, len(self.fcs), len(self.products))
+
+    @property
+    def block_shape(self) -> tuple[int, int, int]:
+        """Shape of one vendor's block of a plan: (H, F, K)."""
         return (self.horizon, len(self.fcs), len(self.products))
+
+    @property
+    def V(self) -> int:
+        return len(self.vendors)
+
+    def vendor_index(self, name: str) -> int:
+        """Position of vendor ``name`` on a plan's vendor axis."""
+        try:
+            return self.vendors.index(name)
+        except ValueError:
+            raise KeyError(f"unknown vendor {name!r} (vendors: {', '.join(self.vendors)})") from None
 
     @property
     def K(self) -> int:
@@ -60,6 +82,7 @@ class RetailerData:
 
 @dataclass(frozen=True)
 class VendorData:
+    name: str
     origins: tuple[str, ...]
     capacity: np.ndarray  # [O]
     production: np.ndarray  # [O, K]
@@ -71,6 +94,8 @@ class VendorData:
     spare_cost: np.ndarray  # [L]
     truckload_cost: np.ndarray  # [L]
     lane_names: tuple[str, ...]
+    supplies: np.ndarray  # [K] bool: the products this vendor makes and ships
+    lane_offset: int = 0  # index of its first lane in the scenario's lane order (the delay stream's axis)
 
     @property
     def O(self) -> int:
@@ -81,24 +106,32 @@ class VendorData:
         return self.lane_origin.size
 
 
-def split_scenario(s: Scenario) -> tuple[PublicData, RetailerData, VendorData]:
-    """Arrays for the three views of a scenario."""
+def split_scenario(s: Scenario) -> tuple[PublicData, RetailerData, dict[str, VendorData]]:
+    """Arrays for the views of a scenario: public, the retailer's, and each vendor's (by name, in order)."""
     products = tuple(p.name for p in s.products)
     fcs = tuple(f.name for f in s.fcs)
     regions = tuple(s.regions)
     kpos = {k: i for i, k in enumerate(products)}
     fpos = {f: i for i, f in enumerate(fcs)}
-    opos = {o.name: i for i, o in enumerate(s.origins)}
+    specs = s.vendor_specs()
+    wholesale = np.zeros((len(specs), len(products)))
+    supplies = np.zeros((len(specs), len(products)), dtype=bool)
+    for v, spec in enumerate(specs):
+        for k, price in spec.wholesale.items():
+            wholesale[v, kpos[k]] = price
+            supplies[v, kpos[k]] = True
     public = PublicData(
         products=products,
         fcs=fcs,
         regions=regions,
         horizon=s.horizon,
         lead_time=np.array([f.lead_time for f in s.fcs], dtype=int),
-        wholesale=np.array([p.wholesale_price for p in s.products]),
+        wholesale=wholesale,
         volume=np.array([p.volume for p in s.products]),
         receiving_capacity=np.array([np.inf if f.receiving_capacity is None else f.receiving_capacity for f in s.fcs]),
         backlog=s.unmet_demand == "backlog",
+        vendors=tuple(spec.name for spec in specs),
+        supplies=supplies,
     )
     outbound = np.full((len(fcs), len(regions)), np.inf)
     for f, row in s.outbound_cost.items():
@@ -116,9 +149,20 @@ def split_scenario(s: Scenario) -> tuple[PublicData, RetailerData, VendorData]:
         terminal_value=s.terminal_value,
         initial_stock=fc_stock,
     )
-    production = np.zeros((len(s.origins), len(products)))
-    origin_stock = np.zeros((len(s.origins), len(products)))
-    for i, o in enumerate(s.origins):
+    vendors: dict[str, VendorData] = {}
+    offset = 0
+    for v, spec in enumerate(specs):
+        vendors[spec.name] = _vendor_data(spec, products, fpos, supplies[v], offset)
+        offset += len(spec.lanes)
+    return public, retailer, vendors
+
+
+def _vendor_data(spec: Any, products: tuple[str, ...], fpos: dict[str, int], supplies: np.ndarray, offset: int) -> VendorData:
+    kpos = {k: i for i, k in enumerate(products)}
+    opos = {o.name: i for i, o in enumerate(spec.origins)}
+    production = np.zeros((len(spec.origins), len(products)))
+    origin_stock = np.zeros((len(spec.origins), len(products)))
+    for i, o in enumerate(spec.origins):
         if isinstance(o.production_cost, dict):
             for k, cost in o.production_cost.items():
                 if k in kpos:
@@ -127,17 +171,19 @@ def split_scenario(s: Scenario) -> tuple[PublicData, RetailerData, VendorData]:
             production[i, :] = o.production_cost
         for k, units in o.initial_stock.items():
             origin_stock[i, kpos[k]] = units
-    vendor = VendorData(
-        origins=tuple(o.name for o in s.origins),
-        capacity=np.array([o.capacity for o in s.origins]),
+    return VendorData(
+        name=spec.name,
+        origins=tuple(o.name for o in spec.origins),
+        capacity=np.array([o.capacity for o in spec.origins]),
         production=production,
-        holding=np.array([o.holding_cost for o in s.origins]),
+        holding=np.array([o.holding_cost for o in spec.origins]),
         initial_stock=origin_stock,
-        lane_origin=np.array([opos[lane.origin] for lane in s.lanes], dtype=int),
-        lane_fc=np.array([fpos[lane.fc] for lane in s.lanes], dtype=int),
-        spare_volume=np.array([lane.spare_volume for lane in s.lanes]),
-        spare_cost=np.array([lane.spare_cost for lane in s.lanes]),
-        truckload_cost=np.array([lane.truckload_cost for lane in s.lanes]),
-        lane_names=tuple(f"{lane.origin}->{lane.fc}" for lane in s.lanes),
+        lane_origin=np.array([opos[lane.origin] for lane in spec.lanes], dtype=int),
+        lane_fc=np.array([fpos[lane.fc] for lane in spec.lanes], dtype=int),
+        spare_volume=np.array([lane.spare_volume for lane in spec.lanes]),
+        spare_cost=np.array([lane.spare_cost for lane in spec.lanes]),
+        truckload_cost=np.array([lane.truckload_cost for lane in spec.lanes]),
+        lane_names=tuple(f"{lane.origin}->{lane.fc}" for lane in spec.lanes),
+        supplies=supplies.copy(),
+        lane_offset=offset,
     )
-    return public, retailer, vendor

@@ -1,27 +1,73 @@
 """The policy interface: every coordination mechanism is a :class:`Policy`.
 
 Each simulated week the world hands the policy a :class:`PlanningContext` (the week, public data,
-the two parties' agents and a random generator) and receives a :class:`Decision`: a six-week plan
-whose first week is the binding purchase order, the transfer the vendor pays the retailer this week,
-whether the vendor has committed to the PO, and diagnostics for the ledger.
+the retailer's agent, each vendor's agent by name, and a random generator) and receives a
+:class:`Decision`: a plan ``x[V, H, F, K]`` whose first week is the binding purchase order (one block
+per vendor), the transfer each party pays this week, whether the vendors have committed to the PO,
+and diagnostics for the ledger.
+
+Policies see agents only through the protocols below (:class:`RetailerPlanner`,
+:class:`VendorPlanner`): the planning queries a mechanism needs and ``negotiator()``, the agent's own
+CPP negotiator, built on its side. No policy reaches a party's cost model.
 
 What a user may do: write a class with a ``name`` attribute and a ``decide(ctx) -> Decision`` method,
 in their own module, and run it with ``flosim run --policy mypkg.mymodule:MyPolicy`` or
-``run_policies(scenario, ["mypkg.mymodule:MyPolicy"])``. A policy may only use the agents' query
-methods (``preferred_plan``, ``evaluate``, ``best_response`` ...); it never reads the world's state.
-Constructors receive the scenario's parameters for the policy (``scenario.policies[name]``) as
-keyword arguments.
+``run_policies(scenario, ["mypkg.mymodule:MyPolicy"])``. Constructors receive the scenario's
+parameters for the policy (``scenario.policies[name]``) as keyword arguments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sim.model.agents import RetailerAgent, VendorAgent
 from sim.model.data import PublicData
+from sim.model.plan_cost import PlanCost
+
+#: The retailer's party name; vendors have their own names (a version-1 scenario's one vendor: "vendor").
+RETAILER = "retailer"
+#: The party a mechanism's own balance is booked to when transfers do not sum to zero.
+MECHANISM = "mechanism"
+
+
+@runtime_checkable
+class RetailerPlanner(Protocol):
+    """What a policy may ask the retailer's agent."""
+
+    party: str
+    public: PublicData
+
+    @property
+    def forecast(self) -> np.ndarray: ...  # [H, R, K] expected demand
+
+    def preferred_plan(self, state: Any = None, demand: np.ndarray | None = None, **options: Any) -> PlanCost: ...
+
+    def evaluate(self, plan: np.ndarray, state: Any = None, demand: np.ndarray | None = None) -> PlanCost: ...
+
+    def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: Any = None) -> PlanCost: ...
+
+    def fcs_serving(self, region: str) -> list[str]: ...
+
+    def negotiator(self, options: Any = None, *, process: bool = False) -> Any: ...
+
+
+@runtime_checkable
+class VendorPlanner(Protocol):
+    """What a policy may ask a vendor's agent (about its own block ``x[v]``, shape ``(H, F, K)``)."""
+
+    party: str
+    public: PublicData
+
+    def evaluate(self, plan: np.ndarray, state: Any = None, *, allow_short: bool = False) -> PlanCost: ...
+
+    def coarse_preference(self) -> list[str]: ...
+
+    def coarse_volumes(self, step: float = 100.0) -> dict[str, float]: ...
+
+    def negotiator(self, options: Any = None, *, process: bool = False) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -30,28 +76,51 @@ class PlanningContext:
 
     week: int
     public: PublicData
-    retailer: RetailerAgent
-    vendor: VendorAgent
+    retailer: RetailerPlanner
+    vendors: Mapping[str, VendorPlanner]
     rng: np.random.Generator
     #: Standard deviation of each forecast week's remaining demand uncertainty, ``[H, R, K]``:
     #: public knowledge of the forecast model, used to sample demand scenarios.
     forecast_sd: np.ndarray | None = None
 
+    @property
+    def vendor(self) -> VendorPlanner:
+        """The only vendor's agent (one-vendor scenarios); with several, use :attr:`vendors`."""
+        if len(self.vendors) != 1:
+            raise ValueError(f"this scenario has {len(self.vendors)} vendors ({', '.join(self.vendors)}); "
+                             "ctx.vendor is for one-vendor scenarios: use ctx.vendors[name]")
+        return next(iter(self.vendors.values()))
+
 
 @dataclass
 class Decision:
-    """A policy's answer for one week."""
+    """A policy's answer for one week.
 
-    plan: np.ndarray  # [H, F, K]
-    transfer: float = 0.0  # paid by the vendor to the retailer this week (negative: retailer pays)
-    committed: bool = False  # True: the vendor agreed to ship the PO in full; False: JIT, it may short
+    ``transfers[p]``: what party ``p`` pays this week (a cost; negative: it receives); parties left out
+    pay nothing. ``balance`` is the mechanism's own net, ``-sum(transfers)``: zero when the transfers
+    are budget balanced, negative when the mechanism keeps a surplus. Transfers plus balance sum to
+    zero, so they never change the social cost."""
+
+    plan: np.ndarray  # [V, H, F, K]
+    transfers: dict[str, float] = field(default_factory=dict)
+    committed: bool = False  # True: the vendors agreed to ship the PO in full; False: JIT, they may short
     planned: dict[str, float] = field(default_factory=dict)  # planned cost per party, e.g. {"retailer": ..}
     diagnostics: dict[str, Any] = field(default_factory=dict)  # scalars for the ledger (iterations, gap ...)
 
     @property
     def po(self) -> np.ndarray:
-        """The binding purchase order: the plan's first week, ``[F, K]``."""
-        return self.plan[0]
+        """The binding purchase order: the plan's first week, ``[V, F, K]``."""
+        return self.plan[:, 0]
+
+    @property
+    def balance(self) -> float:
+        """The mechanism's own net this week: ``-sum(transfers)``."""
+        return -float(sum(self.transfers.values()))
+
+
+def vendor_pays_retailer(vendor: str, amount: float) -> dict[str, float]:
+    """Transfers of ``amount`` paid by ``vendor`` to the retailer (negative: the retailer pays)."""
+    return {RETAILER: -float(amount), vendor: float(amount)} if amount else {}
 
 
 @runtime_checkable

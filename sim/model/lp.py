@@ -1,6 +1,6 @@
 """Linear programs in matrix form, built with vectorised index arithmetic and solved by HiGHS.
 
-The agents' cost models (:mod:`sim.model.agents`) add blocks of variables and constraints to an
+The agents' cost models (:mod:`sim.parties`) add blocks of variables and constraints to an
 :class:`LPBuilder`. Variables are numbered; a block of variables is a numpy integer array of any shape,
 so constraints over whole index sets are written with broadcasting instead of Python loops. This keeps
 model building fast at pilot and large sizes, where a modelling layer such as cvxpy spends most of

@@ -26,8 +26,8 @@ grew the LP by tens of thousands of rows per query.
 coordinators send); a change of ``rho`` updates ``P``'s values and refactorises once.
 :class:`ProcessNegotiator` runs a negotiator in its own process (agents answer a round in parallel).
 
-What a user may do: ``negotiator_for(agent)`` for a :class:`~sim.model.agents.RetailerAgent` or
-:class:`~sim.model.agents.VendorAgent` (or anything with ``public.shape`` and ``add_block``), or
+What a user may do: ``negotiator_for(agent)`` for a :class:`~sim.parties.retailer.RetailerAgent` or
+:class:`~sim.parties.vendor.VendorAgent` (or anything with ``plan_shape`` or ``public.shape``, and ``add_block``), or
 ``LPBestResponse(lp, x_idx)`` for any :class:`~sim.model.lp.LinearProgram`. Conceptually this object lives
 on the agent's side: it holds the agent's private LP, and hands the coordinator only answers.
 """
@@ -343,9 +343,16 @@ def negotiator_for(agent: Any, options: BestResponseOptions | None = None) -> LP
     ``best_response``. Build a new one whenever the agent's situation changes (each planning week).
     """
     b = LPBuilder()
-    x = b.add_var(agent.public.shape)
+    x = b.add_var(_plan_shape(agent))
     agent.add_block(b, x)
     return LPBestResponse(b.build(), x, options)
+
+
+def _plan_shape(agent: Any) -> tuple[int, ...]:
+    """The shape of the plan an agent answers for: its ``plan_shape`` (a vendor's own block), else
+    its public data's plan shape."""
+    shape = getattr(agent, "plan_shape", None)
+    return tuple(shape) if shape is not None else tuple(agent.public.shape)
 
 
 def _send(stream: Any, obj: Any) -> None:
@@ -437,8 +444,10 @@ class ProcessNegotiator:
         _send(self._proc.stdin, (agent, options))
         self._ready = False
         self._info: dict[str, Any] = {}
-        public = getattr(agent, "public", None)
-        known = public.shape if public is not None else getattr(agent, "shape", None)
+        known = getattr(agent, "plan_shape", None)
+        if known is None:
+            public = getattr(agent, "public", None)
+            known = public.shape if public is not None else getattr(agent, "shape", None)
         self._shape = tuple(int(v) for v in known) if known is not None else None
 
     @property

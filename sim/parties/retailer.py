@@ -1,0 +1,266 @@
+"""The retailer's agent: its private cost model ``C_R`` and the planning queries it answers.
+
+:class:`RetailerAgent` models ``C_R``: wholesale (each vendor's price for what that vendor ships) and
+receiving cost of what is shipped, FC holding, outbound shipping to regions at least cost, lost sales
+(or backlog) penalties, and a terminal credit for stock left at the end of the horizon. Its plan is the
+whole plan ``x[V, H, F, K]``: arrivals from every vendor add up at its FCs. ``preferred_plan()`` is its
+JIT plan ``argmin C_R`` over all vendors at their wholesale prices; ``fcs_serving(region)`` names the FCs
+with an outbound route to a region (retailer-side information for building a menu; no costs).
+
+What a user may do: ask it the queries of :class:`sim.model.decision.RetailerPlanner`. ``add_block``
+writes its cost model into an LP; only the agent's own negotiator (:meth:`RetailerAgent.negotiator`)
+and the first-best oracle (:mod:`sim.parties.oracle`) use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sim.model.data import PublicData, RetailerData
+from sim.model.lp import LinearProgram, LPBuilder, solve_lp
+from sim.model.plan_cost import PlanCost
+from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
+
+RETAILER = "retailer"
+
+
+@dataclass(frozen=True)
+class RetailerState:
+    """What the retailer knows at planning time in week t (all public to the retailer only)."""
+
+    stock: np.ndarray  # [F, K] on hand after this week's arrivals
+    pipeline: np.ndarray  # [H, F, K] in-transit units expected to arrive in week t+tau (tau=0 is zero)
+    backlog: np.ndarray  # [R, K] unmet demand carried over (zeros under lost sales)
+
+
+class RetailerAgent:
+    """The retailer's agent: private costs, this week's stock, pipeline and forecast."""
+
+    party = RETAILER
+
+    def __init__(self, public: PublicData, data: RetailerData) -> None:
+        self.public = public
+        self._data = data
+        self._state: RetailerState | None = None
+        self._forecast: np.ndarray | None = None
+
+    @property
+    def plan_shape(self) -> tuple[int, ...]:
+        """The shape of the plan this agent answers for: the whole plan ``(V, H, F, K)``."""
+        return self.public.shape
+
+    def observe(self, state: RetailerState, forecast: np.ndarray) -> None:
+        """Set this week's situation; ``forecast`` is ``[H, R, K]`` expected demand."""
+        self._state = state
+        self._forecast = np.asarray(forecast, dtype=float)
+
+    @property
+    def state(self) -> RetailerState:
+        assert self._state is not None, "observe() first"
+        return self._state
+
+    @property
+    def forecast(self) -> np.ndarray:
+        assert self._forecast is not None, "observe() first"
+        return self._forecast
+
+    def fcs_serving(self, region: str) -> list[str]:
+        """The FCs that serve ``region``: those with an outbound route to it, cheapest outbound cost
+        per unit first (ties in FC order). Empty if no FC reaches it.
+
+        This is retailer-side information: its outbound network and costs are the retailer's own data,
+        so a policy acting for the retailer may use it, for example when it builds its menu of
+        contracts (:func:`policies.menu.region_fcs`). The costs themselves are not returned."""
+        regions = list(self.public.regions)
+        if region not in regions:
+            raise ValueError(f"fcs_serving: unknown region {region!r} (regions: {regions})")
+        outbound = self._data.outbound[:, regions.index(region)]
+        reach = np.flatnonzero(np.isfinite(outbound))
+        return [self.public.fcs[int(f)] for f in reach[np.argsort(outbound[reach], kind="stable")]]
+
+    def negotiator(self, options: BestResponseOptions | None = None, *, process: bool = False) -> Any:
+        """This agent's CPP negotiator, built on its own side from its private LP (in its own process
+        with ``process=True``; close it after the negotiation)."""
+        return ProcessNegotiator(self, options) if process else negotiator_for(self, options)
+
+    # -- the cost model as an LP block ----------------------------------------------------------
+    def add_block(
+        self,
+        b: LPBuilder,
+        x: np.ndarray,
+        state: RetailerState | None = None,
+        demand: np.ndarray | None = None,
+        *,
+        terminal: bool = True,
+    ) -> dict[str, np.ndarray]:
+        """Write ``C_R`` over plan variables ``x[V,H,F,K]`` into ``b``; returns the private variable blocks."""
+        pub, d = self.public, self._data
+        state = state or self.state
+        demand = self.forecast if demand is None else demand
+        V, H, F, K = x.shape
+        R = pub.R
+        beta = 1.0 if pub.backlog else 0.0
+        arc = np.isfinite(d.outbound)  # [F, R]
+        inv = b.add_var((H, F, K))
+        y = b.add_var((H, F, R, K), ub=np.where(arc, np.inf, 0.0)[None, :, :, None] * np.ones((H, 1, 1, K)))
+        u = b.add_var((H, R, K))
+        weeks = np.arange(H)
+        for tau in weeks:  # cost terms are labelled by the week they fall in
+            b.add_cost(x[:, tau], pub.wholesale[:, None, :], (RETAILER, "wholesale", int(tau)))
+            for f in range(F):  # receiving is paid on arrival, as in the ledger (after the horizon: its last week)
+                arrival = min(int(tau + pub.lead_time[f]), H - 1)
+                b.add_cost(x[:, tau, f], d.receiving[f], (RETAILER, "receiving", arrival))
+            b.add_cost(inv[tau], d.holding[None, :], (RETAILER, "holding", int(tau)))
+            b.add_cost(y[tau], np.where(arc, d.outbound, 0.0)[:, :, None], (RETAILER, "outbound", int(tau)))
+            b.add_cost(u[tau], d.penalty[None, :], (RETAILER, "lost_sales", int(tau)))
+        if terminal and d.terminal_value > 0:
+            # End-of-horizon stock saves buying it again, but only as far as it will be sold: up to one
+            # more week of forecast demand per product is credited at terminal_value * w_k (the lowest
+            # price any vendor asks for it). An uncapped credit would make stock-piling look socially
+            # profitable whenever it exceeds the vendor's cost to make and ship a unit.
+            credit = b.add_var((F, K))
+            b.add_cost(credit, -d.terminal_value * replacement_price(pub)[None, :], (RETAILER, "terminal", H - 1))
+            own = b.new_rows("ub", (F, K))
+            b.add_terms("ub", own, credit, 1.0)
+            b.add_terms("ub", own, inv[H - 1], -1.0)
+            last_week = np.asarray(demand[H - 1], dtype=float).sum(axis=0)  # [K]
+            tot = b.new_rows("ub", (K,), last_week)
+            b.add_terms("ub", tot[None, :], credit, 1.0)
+        # stock balance: I[tau] - I[tau-1] + sum_r y[tau] - arrivals(x) = pipeline (+ stock at tau=0)
+        rhs = state.pipeline[:H].copy()
+        rhs[0] += state.stock
+        bal = b.new_rows("eq", (H, F, K), rhs)
+        b.add_terms("eq", bal, inv, 1.0)
+        if H > 1:
+            b.add_terms("eq", bal[1:], inv[:-1], -1.0)
+        b.add_terms("eq", bal[:, :, None, :], y, 1.0)
+        for f in range(F):
+            lead = int(pub.lead_time[f])
+            if lead < H:
+                for v in range(V):  # every vendor's shipments arrive at the same FC
+                    b.add_terms("eq", bal[lead:, f, :], x[v, : H - lead, f, :], -1.0)
+        # demand: sum_f y + u[tau] - beta u[tau-1] = d (+ beta backlog at tau=0)
+        drhs = np.array(demand[:H], dtype=float)
+        drhs[0] += beta * state.backlog
+        dem = b.new_rows("eq", (H, R, K), drhs)
+        b.add_terms("eq", dem[:, None, :, :], y, 1.0)
+        b.add_terms("eq", dem, u, 1.0)
+        if beta and H > 1:
+            b.add_terms("eq", dem[1:], u[:-1], -beta)
+        capped = np.flatnonzero(np.isfinite(pub.receiving_capacity))
+        if capped.size:
+            cap = b.new_rows("ub", (H, capped.size), pub.receiving_capacity[capped][None, :])
+            b.add_terms("ub", cap[None, :, :, None], x[:, :, capped, :], 1.0)
+        unsupplied = np.argwhere(~pub.supplies)  # (v, k) pairs: nothing to order from that vendor
+        if unsupplied.size:
+            none = x[unsupplied[:, 0], :, :, unsupplied[:, 1]]  # [pairs, H, F]
+            rows = b.new_rows("ub", none.shape)
+            b.add_terms("ub", rows, none, 1.0)
+        return {"stock": inv, "outbound": y, "unmet": u}
+
+    def _lp(self, state: RetailerState | None = None, demand: np.ndarray | None = None) -> tuple[LinearProgram, np.ndarray]:
+        horizon = self.public.horizon if demand is None else int(np.shape(demand)[0])
+        b = LPBuilder()
+        x = b.add_var((self.public.V, horizon, self.public.F, self.public.K))
+        self.add_block(b, x, state, demand)
+        return b.build(), x
+
+    def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: RetailerState | None = None) -> PlanCost:
+        """The retailer's cost by week when this week's PO is ``po`` ``[V, F, K]`` and it follows its own
+        (JIT) plan afterwards, on ``demand`` ``[H, R, K]`` (default: its forecast). Week 0 of the result
+        is ``c^R_t``; the later weeks sum to ``V^R_{t+1}`` from the state that ``po`` leads to."""
+        lp, x = self._lp(state, demand)
+        sol = solve_lp(lp.with_bounds(x[:, 0], po, po))
+        return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
+
+    # -- queries ----------------------------------------------------------------------------------
+    def preferred_plan(
+        self,
+        state: RetailerState | None = None,
+        demand: np.ndarray | None = None,
+        *,
+        inbound_discount: np.ndarray | None = None,
+        discount_cap: np.ndarray | None = None,
+        only: np.ndarray | None = None,
+    ) -> PlanCost:
+        """The retailer's own optimal plan ``x^J = argmin C_R`` (JIT) over all vendors, and its cost.
+
+        ``inbound_discount`` ``[F]``: a virtual discount on units shipped to each FC, as a fraction of each
+        product's wholesale price in (-1, 1), used to generate alternative plans (menu candidates). A
+        positive entry applies, with ``discount_cap`` ``[F]``, only to the first ``cap`` units of truck
+        volume per week; a negative entry is a surcharge on every unit. ``only`` ``[V]`` bool: the
+        vendors the discount applies to (default all). The returned cost is the true ``C_R`` of the plan."""
+        if inbound_discount is None:
+            lp, x = self._lp(state, demand)
+        else:
+            disc = np.asarray(inbound_discount, dtype=float)
+            if np.any(np.abs(disc) >= 1):
+                raise ValueError(f"inbound_discount fractions must be in (-1, 1), got {disc}")
+            pub = self.public
+            which = np.ones(pub.V, dtype=bool) if only is None else np.asarray(only, dtype=bool)
+            b = LPBuilder()
+            horizon = pub.horizon if demand is None else int(np.shape(demand)[0])
+            shape = (pub.V, horizon, pub.F, pub.K)
+            w = np.where(which[:, None], pub.wholesale, 0.0)[:, None, None, :]
+            x = b.add_var(shape)
+            self.add_block(b, x, state, demand)
+            b.add_cost(x, np.minimum(disc, 0.0)[None, None, :, None] * -w, (RETAILER, "_incentive", 0))
+            # e: discounted units, at most the units shipped; their volume at most the cap per week
+            e = b.add_var(shape)
+            b.add_cost(e, -np.maximum(disc, 0.0)[None, None, :, None] * w, (RETAILER, "_incentive", 0))
+            own = b.new_rows("ub", shape)
+            b.add_terms("ub", own, e, 1.0)
+            b.add_terms("ub", own, x, -1.0)
+            if discount_cap is not None:
+                cap = np.asarray(discount_cap, dtype=float)
+                capped = np.flatnonzero(np.isfinite(cap))
+                rows = b.new_rows("ub", (horizon, capped.size), cap[capped][None, :])
+                b.add_terms("ub", rows[None, :, :, None], e[:, :, capped, :], pub.volume[None, None, None, :])
+            lp = b.build()
+        sol = solve_lp(lp)
+        return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
+
+    def evaluate(self, plan: np.ndarray, state: RetailerState | None = None, demand: np.ndarray | None = None) -> PlanCost:
+        """The retailer's cost if the vendors ship ``plan`` ``[V, H, F, K]`` (it still routes outbound optimally)."""
+        lp, x = self._lp(state, demand)
+        sol = solve_lp(lp.with_bounds(x, plan, plan))
+        return PlanCost.from_breakdown(np.asarray(plan, dtype=float), sol.cost_breakdown(), RETAILER, x.shape[1])
+
+    def serve_demand(self, stock: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Execution: serve this week's regional demand ``[R, K]`` from FC ``stock`` ``[F, K]`` at least
+        outbound plus penalty cost. Returns shipments ``y[F, R, K]`` and unmet demand ``[R, K]``."""
+        d = self._data
+        F, K = stock.shape
+        R = self.public.R
+        arc = np.isfinite(d.outbound)
+        b = LPBuilder()
+        y = b.add_var((F, R, K), ub=np.where(arc, np.inf, 0.0)[:, :, None] * np.ones((1, 1, K)))
+        u = b.add_var((R, K))
+        b.add_cost(y, np.where(arc, d.outbound, 0.0)[:, :, None], (RETAILER, "outbound", 0))
+        b.add_cost(u, d.penalty[None, :], (RETAILER, "lost_sales", 0))
+        cap = b.new_rows("ub", (F, K), stock)
+        b.add_terms("ub", cap[:, None, :], y, 1.0)
+        dem = b.new_rows("eq", (R, K), demand)
+        b.add_terms("eq", dem[None, :, :], y, 1.0)
+        b.add_terms("eq", dem, u, 1.0)
+        sol = solve_lp(b.build())
+        return sol.values(y), sol.values(u)
+
+    # execution-time costs the world charges with the retailer's private prices
+    def realised_costs(self, arrivals: np.ndarray, end_stock: np.ndarray, outbound: np.ndarray, unmet: np.ndarray) -> dict[str, float]:
+        d = self._data
+        return {
+            "receiving": float(np.sum(d.receiving[:, None] * arrivals)),
+            "holding": float(np.sum(d.holding[None, :] * end_stock)),
+            "outbound": float(np.sum(np.where(np.isfinite(d.outbound), d.outbound, 0.0)[:, :, None] * outbound)),
+            "lost_sales": float(np.sum(d.penalty[None, :] * unmet)),
+        }
+
+
+def replacement_price(public: PublicData) -> np.ndarray:
+    """``[K]``: the lowest wholesale price any vendor asks for each product (what a unit of stock
+    saves the retailer buying again)."""
+    return np.where(public.supplies, public.wholesale, np.inf).min(axis=0, initial=np.inf)

@@ -1,0 +1,190 @@
+"""A vendor's agent: its private cost model ``C_v`` and the planning queries it answers.
+
+:class:`VendorAgent` models ``C_v`` for one vendor: production within weekly capacity, origin stock,
+lane costs (a scheduled truck's spare volume at a low marginal rate, then full-truckload rates), minus
+its wholesale revenue. Its plan is its own block ``x[v]`` of shape ``(H, F, K)`` (it ships only the
+products it supplies); it never sees another vendor's block or data. ``fulfil(po)`` is its response
+to a purchase order.
+
+What a user may do: ask it the queries of :class:`sim.model.decision.VendorPlanner`. ``add_block``
+writes its cost model into an LP; only the agent's own negotiator (:meth:`VendorAgent.negotiator`)
+and the first-best oracle (:mod:`sim.parties.oracle`) use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sim.model.data import PublicData, VendorData
+from sim.model.lp import LPBuilder, solve_lp
+from sim.model.plan_cost import PlanCost
+from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
+
+
+@dataclass(frozen=True)
+class VendorState:
+    stock: np.ndarray  # [O, K] at the origins
+
+
+@dataclass(frozen=True)
+class Fulfilment:
+    """A vendor's execution of one week's PO."""
+
+    shipped: np.ndarray  # [F, K]
+    lane_units: np.ndarray  # [L, K]
+    produced: np.ndarray  # [O, K]
+    end_stock: np.ndarray  # [O, K]
+    costs: dict[str, float]  # production, inbound_transport, vendor_holding (no wholesale)
+
+
+class VendorAgent:
+    """One vendor's agent: private production, lane and stock data, and its origin stock."""
+
+    def __init__(self, public: PublicData, data: VendorData) -> None:
+        self.public = public
+        self._data = data
+        self._state: VendorState | None = None
+        self.party = data.name
+        self.index = public.vendor_index(data.name)
+        #: this vendor's wholesale price of each product ``[K]`` (public)
+        self.wholesale = public.wholesale[self.index]
+
+    @property
+    def plan_shape(self) -> tuple[int, ...]:
+        """The shape of the plan this agent answers for: its own block ``(H, F, K)``."""
+        return self.public.block_shape
+
+    def observe(self, state: VendorState) -> None:
+        self._state = state
+
+    @property
+    def state(self) -> VendorState:
+        assert self._state is not None, "observe() first"
+        return self._state
+
+    def negotiator(self, options: BestResponseOptions | None = None, *, process: bool = False) -> Any:
+        """This agent's CPP negotiator over its own block, built on its own side from its private LP
+        (in its own process with ``process=True``; close it after the negotiation)."""
+        return ProcessNegotiator(self, options) if process else negotiator_for(self, options)
+
+    def add_block(self, b: LPBuilder, x: np.ndarray, state: VendorState | None = None) -> dict[str, np.ndarray]:
+        """Write ``C_v`` over its block's plan variables ``x[H,F,K]`` into ``b``; returns the private variable blocks."""
+        pub, d = self.public, self._data
+        state = state or self.state
+        party = self.party
+        H, F, K = x.shape
+        O, L = d.O, d.L
+        q = b.add_var((H, L, K))
+        made = np.where(d.supplies, np.inf, 0.0)[None, None, :]  # it makes only the products it supplies
+        p = b.add_var((H, O, K), ub=np.broadcast_to(made, (H, O, K)))
+        s = b.add_var((H, O, K))
+        v1 = b.add_var((H, L), ub=np.broadcast_to(d.spare_volume, (H, L)))
+        v2 = b.add_var((H, L))
+        for tau in range(H):
+            b.add_cost(x[tau], -self.wholesale[None, :], (party, "wholesale", tau))
+            b.add_cost(p[tau], d.production, (party, "production", tau))
+            b.add_cost(s[tau], d.holding[:, None], (party, "vendor_holding", tau))
+            b.add_cost(v1[tau], d.spare_cost, (party, "inbound_transport", tau))
+            b.add_cost(v2[tau], d.truckload_cost, (party, "inbound_transport", tau))
+        link = b.new_rows("eq", (H, F, K))
+        b.add_terms("eq", link[:, d.lane_fc, :], q, 1.0)
+        b.add_terms("eq", link, x, -1.0)
+        rhs = np.zeros((H, O, K))
+        rhs[0] = state.stock
+        bal = b.new_rows("eq", (H, O, K), rhs)
+        b.add_terms("eq", bal, s, 1.0)
+        if H > 1:
+            b.add_terms("eq", bal[1:], s[:-1], -1.0)
+        b.add_terms("eq", bal, p, -1.0)
+        b.add_terms("eq", bal[:, d.lane_origin, :], q, 1.0)
+        vol = b.new_rows("ub", (H, L))
+        b.add_terms("ub", vol[:, :, None], q, pub.volume[None, None, :])
+        b.add_terms("ub", vol, v1, -1.0)
+        b.add_terms("ub", vol, v2, -1.0)
+        cap = b.new_rows("ub", (H, O), np.broadcast_to(d.capacity, (H, O)))
+        b.add_terms("ub", cap[:, :, None], p, 1.0)
+        return {"lane_units": q, "produced": p, "stock": s, "spare": v1, "truckload": v2}
+
+    def evaluate(self, plan: np.ndarray, state: VendorState | None = None, *, allow_short: bool = False) -> PlanCost:
+        """The vendor's cost of shipping its block ``plan`` ``[H, F, K]`` (net of wholesale revenue);
+        infinite if it cannot.
+
+        ``allow_short=True``: the vendor may ship less than planned, as under JIT, and ships what is
+        worth shipping to it; always feasible. ``PlanCost.plan`` is then what it would ship."""
+        b = LPBuilder()
+        x = b.add_var(self.plan_shape)
+        self.add_block(b, x, state)
+        lp = b.build().with_bounds(x, 0.0 if allow_short else plan, plan)
+        sol = solve_lp(lp, raise_on_fail=False)
+        if not sol.ok:
+            return PlanCost.infeasible(np.asarray(plan, dtype=float), self.public.horizon)
+        shipped = sol.values(x) if allow_short else np.asarray(plan, dtype=float)
+        return PlanCost.from_breakdown(shipped, sol.cost_breakdown(), self.party, self.public.horizon)
+
+    def coarse_preference(self) -> list[str]:
+        """A coarse disclosure the vendor may make: the FCs it would rather ship to (names only, no
+        costs). Those reached by a lane with spare truck volume, cheapest first; else the FC with the
+        cheapest lane."""
+        d = self._data
+        spare = np.flatnonzero(d.spare_volume > 0)
+        if spare.size:
+            order = spare[np.argsort(d.spare_cost[spare], kind="stable")]
+        else:
+            order = np.argsort(d.truckload_cost, kind="stable")[:1]
+        return list(dict.fromkeys(self.public.fcs[int(d.lane_fc[lane])] for lane in order))
+
+    def coarse_volumes(self, step: float = 100.0) -> dict[str, float]:
+        """A richer coarse disclosure: for each FC of :meth:`coarse_preference` that a lane with spare
+        truck volume reaches, that weekly volume (summed over such lanes), rounded to the nearest
+        ``step`` (at least one step). No costs; "room for about 700 a week to DAL". FCs without spare
+        volume are left out."""
+        if step <= 0:
+            raise ValueError(f"coarse_volumes: step must be > 0, got {step}")
+        d = self._data
+        out: dict[str, float] = {}
+        for name in self.coarse_preference():
+            f = self.public.fcs.index(name)
+            room = float(d.spare_volume[d.lane_fc == f].sum())
+            if room > 0:
+                out[name] = max(step, step * round(room / step))
+        return out
+
+    def fulfil(self, po: np.ndarray, *, committed: bool, later: np.ndarray | None = None) -> Fulfilment:
+        """Ship this week's PO ``[F, K]`` (its block's first week) from the origins at least cost.
+
+        Uncommitted (JIT): the vendor knows only this PO; it ships the units whose wholesale price covers
+        their marginal cost and capacity allows, and shorts the rest. Committed (an agreed plan): it ships
+        all it can, and with the plan's ``later`` weeks ``[H-1, F, K]`` it plans production over the
+        horizon, so stock is built ahead of a capacity-bound peak the plan foresees. Only this week's
+        production and shipments are executed.
+        """
+        pub, d = self.public, self._data
+        po = np.maximum(np.asarray(po, dtype=float), 0.0)
+        plan = po[None] if later is None or not committed else np.concatenate([po[None], np.maximum(later, 0.0)])
+        b = LPBuilder()
+        x = b.add_var(plan.shape, ub=plan)
+        blocks = self.add_block(b, x)
+        if committed:
+            big = 1e3 * (1.0 + float(np.max(d.production, initial=0)) + float(np.max(d.truckload_cost, initial=0))
+                          * float(np.max(pub.volume)) + float(np.max(self.wholesale, initial=0)))
+            # this week's PO first, then the later weeks of the agreed plan
+            contract = (self.party, "_contract", 0)  # a reward that dominates every real cost; not a cash flow
+            b.add_cost(x[0], -2 * big, contract)
+            if plan.shape[0] > 1:
+                b.add_cost(x[1:], -big, contract)
+        sol = solve_lp(b.build())
+        costs = {
+            comp: v
+            for (party, comp, week), v in sol.cost_breakdown().items()
+            if party == self.party and week == 0 and comp in ("production", "inbound_transport", "vendor_holding")
+        }
+        return Fulfilment(
+            shipped=sol.values(x)[0],
+            lane_units=sol.values(blocks["lane_units"])[0],
+            produced=sol.values(blocks["produced"])[0],
+            end_stock=sol.values(blocks["stock"])[0],
+            costs=costs,
+        )
