@@ -28,7 +28,16 @@ from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sim.model.errors import FlosimError, ScenarioError
 from sim.model.validation import FieldError as _FieldError
@@ -137,10 +146,17 @@ class Vendor(_Strict):
     name: str
     origins: list[Origin]
     lanes: list[Lane]
-    products: dict[str, NonNeg] | Literal["all"] = Field(
+    products: dict[str, NonNeg] | str = Field(
         description="product -> this vendor's wholesale price per unit, or 'all' (with wholesale_price)"
     )
     wholesale_price: NonNeg | None = Field(None, description="the price of every product when products is 'all'")
+
+    @field_validator("products")
+    @classmethod
+    def _all_or_mapping(cls, value: dict[str, float] | str) -> dict[str, float] | str:
+        if isinstance(value, str) and value != "all":
+            raise ValueError("give a mapping product -> wholesale price, or 'all' (with wholesale_price)")
+        return value
 
     @model_validator(mode="after")
     def _prices(self) -> "Vendor":
@@ -294,7 +310,11 @@ class Scenario(_Strict):
         for where, lane in self._lanes_with_paths():
             if lane.fc not in fcs:
                 raise _FieldError(f"{where}.fc", lane.fc, f"unknown FC (known: {sorted(fcs)})")
-        _unique("lanes" if self.schema_version == 1 else "vendors.lanes", [f"{lane.origin}->{lane.fc}" for lane in self.all_lanes])
+        if self.vendors is None:
+            _unique("lanes", [f"{lane.origin}->{lane.fc}" for lane in self.lanes])
+        else:  # origins are unique across vendors, so a lane can only repeat within one vendor
+            for v in self.vendors:
+                _unique(f"vendors.{v.name}.lanes", [f"{lane.origin}->{lane.fc}" for lane in v.lanes])
         for f in self.fcs:
             if f.name not in self.outbound_cost:
                 raise _FieldError("outbound_cost", f.name, "FC has no outbound costs")
@@ -409,22 +429,20 @@ class Scenario(_Strict):
 
     def _check_vendor_products(self, products: set[str]) -> None:
         assert self.vendors is not None
-        supplied_by_any: set[str] = set()
+        supplied: dict[str, set[str]] = {}
         for v in self.vendors:
-            if v.products == "all":
-                supplied = set(products)
-            else:
+            if isinstance(v.products, dict):
                 for k in v.products:
                     if k not in products:
                         raise _FieldError(f"vendors.{v.name}.products.{k}", k, f"unknown product (known: {sorted(products)})")
-                supplied = set(v.products)
-                if not supplied:
+                if not v.products:
                     raise _FieldError(f"vendors.{v.name}.products", {}, "a vendor supplies at least one product")
-            supplied_by_any |= supplied
-            self._check_origin_products(f"vendors.{v.name}.origins", v.origins, supplied, products)
+            supplied[v.name] = set(products) if v.products == "all" else set(v.products)
         for p in self.products:
-            if p.name not in supplied_by_any:
+            if not any(p.name in mine for mine in supplied.values()):
                 raise _FieldError(f"products.{p.name}", p.name, "no vendor supplies this product (add it to a vendor's products)")
+        for v in self.vendors:
+            self._check_origin_products(f"vendors.{v.name}.origins", v.origins, supplied[v.name], products)
 
     def _lanes_with_paths(self) -> list[tuple[str, Lane]]:
         if self.vendors is None:
@@ -467,7 +485,7 @@ class Scenario(_Strict):
                                wholesale={p.name: float(p.wholesale_price) for p in self.products if p.wholesale_price is not None})]
         out = []
         for v in self.vendors:
-            if v.products == "all":
+            if not isinstance(v.products, dict):  # 'all'
                 assert v.wholesale_price is not None
                 wholesale = {p.name: float(v.wholesale_price) for p in self.products}
             else:
@@ -491,32 +509,34 @@ class Scenario(_Strict):
         trace files): vendors in order, each vendor's lanes in order; a version-1 scenario's lanes."""
         return list(self.lanes) if self.vendors is None else [lane for v in self.vendors for lane in v.lanes]
 
-    def as_dict(self) -> dict[str, Any]:
-        """The scenario as plain data (JSON types) in its own schema version's form: what
-        :func:`dump_scenario` writes and :func:`scenario_from_dict` reads back to an equal object.
-        A version-1 scenario gives exactly the fields it always had (no ``vendors``); a version-2
-        one has no top-level ``origins``/``lanes`` and no products' ``wholesale_price``."""
-        data = self.model_dump(mode="json")
+    @model_serializer(mode="wrap")
+    def _in_its_version(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``model_dump`` gives the scenario in its own schema version's form, which
+        :func:`scenario_from_dict` reads back to an equal object: a version-1 scenario exactly the
+        fields it always had (no ``vendors``: run ids and saved scenarios are unchanged); a version-2
+        one no top-level ``origins``/``lanes`` and no products' ``wholesale_price``."""
+        data = handler(self)
         if self.vendors is None:
-            del data["vendors"]
-        else:
-            del data["origins"], data["lanes"]
-            for p in data["products"]:
-                if p.get("wholesale_price") is None:
-                    p.pop("wholesale_price", None)
-            for v in data["vendors"]:
-                if v.get("wholesale_price") is None:
-                    v.pop("wholesale_price", None)
-            gen = data.get("product_generator")
-            if gen is not None and self.product_generator is not None and "wholesale_price" not in self.product_generator.model_fields_set:
-                gen.pop("wholesale_price", None)
+            data.pop("vendors", None)
+            return data
+        data.pop("origins", None)
+        data.pop("lanes", None)
+        for p in data.get("products") or []:
+            if isinstance(p, dict) and p.get("wholesale_price") is None:
+                p.pop("wholesale_price", None)
+        for v in data.get("vendors") or []:
+            if isinstance(v, dict) and v.get("wholesale_price") is None:
+                v.pop("wholesale_price", None)
+        gen = data.get("product_generator")
+        if isinstance(gen, dict) and self.product_generator is not None and "wholesale_price" not in self.product_generator.model_fields_set:
+            gen.pop("wholesale_price", None)  # the default: giving it is an error in version 2
         return data
 
     def with_overrides(self, overrides: dict[str, Any], source: str = "<overrides>") -> "Scenario":
         """Return a copy with dotted-path overrides applied (``{"demand.cv": 0.4, "weeks": 4}``),
         validated like a file. Lists are indexed by position or, for named items, by name
         (``"lanes.0.spare_volume"``, ``"fcs.PHX.lead_time"``)."""
-        data = self.as_dict()
+        data = self.model_dump(mode="json")
         for path, value in overrides.items():
             _set_dotted(data, path, value, source)
         return scenario_from_dict(data, source)
@@ -634,7 +654,7 @@ def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(format_validation_error(source, exc)) from None
     _check_policies(scenario, source)  # as written: the JSON round trip below would turn .inf into null
     if scenario.product_generator is not None:
-        resolved = scenario.as_dict()
+        resolved = scenario.model_dump(mode="json")
         resolved["products"] = _generate_products(scenario.product_generator, scenario.seed, with_price=scenario.schema_version == 1)
         resolved["product_generator"] = None
         return scenario_from_dict(resolved, source)
@@ -696,4 +716,4 @@ def _trace_dir_beside(data: Any, folder: Path) -> None:
 
 def dump_scenario(scenario: Scenario, path: str | Path) -> None:
     """Write the resolved scenario as YAML; :func:`load_scenario` reads it back to an equal object."""
-    Path(path).write_text(yaml.safe_dump(scenario.as_dict(), sort_keys=False))
+    Path(path).write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False))
