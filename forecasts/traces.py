@@ -64,8 +64,9 @@ FILES = {
 
 
 def lane_names(scenario: Scenario) -> list[str]:
-    """Lane labels ``"ORIGIN->FC"`` in the scenario's order."""
-    return [f"{lane.origin}->{lane.fc}" for lane in scenario.lanes]
+    """Lane labels ``"ORIGIN->FC"`` in the global lane order (vendors in order, each vendor's lanes
+    in order; a version-1 scenario's lanes as listed)."""
+    return [f"{lane.origin}->{lane.fc}" for lane in scenario.all_lanes]
 
 
 def format_float(x: float) -> str:

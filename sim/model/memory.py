@@ -30,8 +30,9 @@ class RunSize:
     products: int
     regions: int
     fcs: int
-    origins: int
-    lanes: int
+    origins: int  # over all vendors
+    lanes: int  # over all vendors
+    vendors: int = 1
 
     @property
     def input_bytes(self) -> int:
@@ -40,7 +41,8 @@ class RunSize:
 
     @property
     def lp_variables(self) -> int:
-        per_week = self.lanes + self.fcs * self.regions + 2 * self.fcs + 2 * self.origins + self.regions
+        # each vendor's block of the plan adds a shipment per FC; the retailer's stock and receipts one each
+        per_week = self.lanes + self.fcs * self.regions + (1 + self.vendors) * self.fcs + 2 * self.origins + self.regions
         return self.horizon * self.products * per_week
 
     @property

@@ -21,19 +21,32 @@ names the file, the field (as a dotted path) and the offending value.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sim.model.errors import FlosimError, ScenarioError
 from sim.model.validation import FieldError as _FieldError
 from sim.model.validation import Number, Whole, format_validation_error, load_yaml_text, read_yaml
 
+#: The schema version of a file that does not say (version 1: one vendor).
 SCHEMA_VERSION = 1
+#: The schema versions this flosim reads: 1 (one vendor) and 2 (a ``vendors`` list).
+SCHEMA_VERSIONS = (1, 2)
 #: Longest cool-down a scenario may ask for (five years of weeks): longer is a typo, not a study.
 MAX_SETTLE_WEEKS = 260
 
@@ -51,7 +64,11 @@ class Product(_Strict):
     """A product (ASIN). Costs are per unit; ``holding_cost`` is per unit and week at an FC."""
 
     name: str
-    wholesale_price: NonNeg = Field(description="w_k, paid by the retailer to the vendor per unit shipped")
+    wholesale_price: NonNeg | None = Field(
+        None,
+        description="w_k, paid by the retailer to the vendor per unit shipped; required in schema version 1, "
+        "not allowed in version 2 (each vendor names its own prices under vendors.<name>.products)",
+    )
     holding_cost: NonNeg = Field(description="h_k, retailer holding cost per unit-week at an FC")
     lost_sales_penalty: NonNeg = Field(description="pi_k, per unit of unmet demand (per week if backlogged)")
     volume: Pos = Field(1.0, description="vol_k, truck volume one unit takes")
@@ -120,6 +137,60 @@ class Lane(_Strict):
         return self
 
 
+class Vendor(_Strict):
+    """A vendor of a schema-version-2 scenario: its own origins and lanes (every lane leaves from one of
+    this vendor's origins) and the products it supplies at its own wholesale price: a mapping
+    ``product -> price``, or ``all`` with one ``wholesale_price`` for every product (the form to use
+    with a ``product_generator``, whose product names are only known once generated)."""
+
+    name: str
+    origins: list[Origin]
+    lanes: list[Lane]
+    products: dict[str, NonNeg] | str = Field(
+        description="product -> this vendor's wholesale price per unit, or 'all' (with wholesale_price)"
+    )
+    wholesale_price: NonNeg | None = Field(None, description="the price of every product when products is 'all'")
+
+    @field_validator("products")
+    @classmethod
+    def _all_or_mapping(cls, value: dict[str, float] | str) -> dict[str, float] | str:
+        if isinstance(value, str) and value != "all":
+            raise ValueError("give a mapping product -> wholesale price, or 'all' (with wholesale_price)")
+        return value
+
+    @model_validator(mode="after")
+    def _prices(self) -> "Vendor":
+        if self.products == "all" and self.wholesale_price is None:
+            raise _FieldError("wholesale_price", None, "products 'all' needs a wholesale_price (the price of every product)")
+        if self.products != "all" and self.wholesale_price is not None:
+            raise _FieldError(
+                "wholesale_price", self.wholesale_price, "only with products 'all'; give each product's price in the products mapping"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class VendorSpec:
+    """One vendor as the model sees it, whatever the schema version: its name, origins, lanes and
+    ``wholesale`` (product -> price for the products it supplies, in the scenario's product order)."""
+
+    name: str
+    origins: list[Origin]
+    lanes: list[Lane]
+    wholesale: dict[str, float]
+
+    @property
+    def products(self) -> list[str]:
+        """The products this vendor supplies, in the scenario's product order."""
+        return list(self.wholesale)
+
+
+#: The one vendor's name in a schema-version-1 scenario (so its ledgers keep their party name).
+V1_VENDOR = "vendor"
+#: Names no vendor may take: they are the other parties of a run's ledger.
+RESERVED_PARTIES = ("retailer", "mechanism")
+
+
 class Revision(_Strict):
     """Martingale model of forecast evolution: the variance of a week's demand is revealed in
     ``horizon`` revisions; ``shares[j]`` is the fraction revealed when the week is ``j`` weeks away
@@ -184,9 +255,14 @@ class ProductGenerator(_Strict):
 
 
 class Scenario(_Strict):
-    """A complete, validated scenario. See the module docstring for how to load one."""
+    """A complete, validated scenario. See the module docstring for how to load one.
 
-    schema_version: Literal[1] = 1
+    Version 1 has one vendor: its ``origins`` and ``lanes`` at the top level and each product's
+    ``wholesale_price``. Version 2 lists ``vendors``, each with its own origins, lanes and prices; the
+    top-level ``origins`` and ``lanes`` are then empty. Code that needs the vendors whatever the
+    version reads :meth:`vendor_specs` (or :attr:`all_origins` / :attr:`all_lanes`)."""
+
+    schema_version: Literal[1, 2] = 1
     name: str
     description: str = ""
     weeks: Whole = Field(8, ge=1, description="weeks simulated")
@@ -207,8 +283,9 @@ class Scenario(_Strict):
     outbound_cost: dict[str, dict[str, NonNeg]] = Field(description="c_out: FC -> region -> cost per unit")
     products: list[Product] = Field(default_factory=list)
     product_generator: ProductGenerator | None = None
-    origins: list[Origin]
-    lanes: list[Lane]
+    origins: list[Origin] = Field(default_factory=list, description="version 1 only: the vendor's origins")
+    lanes: list[Lane] = Field(default_factory=list, description="version 1 only: the vendor's lanes")
+    vendors: list[Vendor] | None = Field(None, description="version 2 only: the vendors, in order")
     demand: Demand = Field(default_factory=Demand)
     policies: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="policy name -> parameters passed to that policy"
@@ -218,22 +295,26 @@ class Scenario(_Strict):
     def _references(self) -> "Scenario":
         _unique("regions", self.regions)
         _unique("fcs", [f.name for f in self.fcs])
-        _unique("origins", [o.name for o in self.origins])
+        if self.schema_version == 1:
+            self._check_version_1()
+        else:
+            self._check_version_2()
         if not self.products and self.product_generator is None:
             raise ValueError("give products or a product_generator")
         if self.products and self.product_generator is not None:
             raise ValueError("give products or a product_generator, not both")
         _unique("products", [p.name for p in self.products])
         fcs = {f.name for f in self.fcs}
-        origins = {o.name for o in self.origins}
         regions = set(self.regions)
         products = {p.name for p in self.products}
-        for i, lane in enumerate(self.lanes):
-            if lane.origin not in origins:
-                raise _FieldError(f"lanes.{i}.origin", lane.origin, f"unknown origin (known: {sorted(origins)})")
+        for where, lane in self._lanes_with_paths():
             if lane.fc not in fcs:
-                raise _FieldError(f"lanes.{i}.fc", lane.fc, f"unknown FC (known: {sorted(fcs)})")
-        _unique("lanes", [f"{lane.origin}->{lane.fc}" for lane in self.lanes])
+                raise _FieldError(f"{where}.fc", lane.fc, f"unknown FC (known: {sorted(fcs)})")
+        if self.vendors is None:
+            _unique("lanes", [f"{lane.origin}->{lane.fc}" for lane in self.lanes])
+        else:  # origins are unique across vendors, so a lane can only repeat within one vendor
+            for v in self.vendors:
+                _unique(f"vendors.{v.name}.lanes", [f"{lane.origin}->{lane.fc}" for lane in v.lanes])
         for f in self.fcs:
             if f.name not in self.outbound_cost:
                 raise _FieldError("outbound_cost", f.name, "FC has no outbound costs")
@@ -262,20 +343,111 @@ class Scenario(_Strict):
             raise _FieldError("demand.region_weights", dict(self.demand.region_weights), "no region has a positive weight, so there is no demand")
         self._check_size()
         if products:
-            for where, stock in [(f"fcs.{f.name}", f.initial_stock) for f in self.fcs] + [
-                (f"origins.{o.name}", o.initial_stock) for o in self.origins
-            ]:
-                for k in stock:
+            for f in self.fcs:
+                for k in f.initial_stock:
                     if k not in products:
-                        raise _FieldError(f"{where}.initial_stock.{k}", k, "unknown product")
-            for o in self.origins:
-                if isinstance(o.production_cost, dict):
-                    missing = products - set(o.production_cost)
-                    if missing:
-                        raise _FieldError(
-                            f"origins.{o.name}.production_cost", sorted(missing), "products without a production cost"
-                        )
+                        raise _FieldError(f"fcs.{f.name}.initial_stock.{k}", k, "unknown product")
+            if self.schema_version == 1:
+                self._check_origin_products("origins", self.origins, products)
+            else:
+                self._check_vendor_products(products)
         return self
+
+    def _check_version_1(self) -> None:
+        if self.vendors is not None:
+            raise _FieldError("vendors", "<...>", "only in schema_version 2 (version 1 has one vendor: top-level origins and lanes)")
+        if not self.origins:
+            raise _FieldError("origins", [], "needs at least one origin")
+        _unique("origins", [o.name for o in self.origins])
+        origins = {o.name for o in self.origins}
+        for i, lane in enumerate(self.lanes):
+            if lane.origin not in origins:
+                raise _FieldError(f"lanes.{i}.origin", lane.origin, f"unknown origin (known: {sorted(origins)})")
+        for i, p in enumerate(self.products):
+            if p.wholesale_price is None:
+                raise _FieldError(f"products.{i}.wholesale_price", None, "required field is missing")
+
+    def _check_version_2(self) -> None:
+        if self.origins:
+            raise _FieldError("origins", "<...>", "not in schema_version 2: each vendor lists its own origins under vendors")
+        if self.lanes:
+            raise _FieldError("lanes", "<...>", "not in schema_version 2: each vendor lists its own lanes under vendors")
+        if not self.vendors:
+            raise _FieldError("vendors", self.vendors, "schema_version 2 needs at least one vendor")
+        for i, p in enumerate(self.products):
+            if p.wholesale_price is not None:
+                raise _FieldError(
+                    f"products.{p.name}.wholesale_price", p.wholesale_price,
+                    "not in schema_version 2: each vendor gives its own price under vendors.<name>.products",
+                )
+        if self.product_generator is not None and "wholesale_price" in self.product_generator.model_fields_set:
+            raise _FieldError(
+                "product_generator.wholesale_price", self.product_generator.wholesale_price,
+                "not in schema_version 2: give each vendor 'products: all' with its own wholesale_price",
+            )
+        _unique("vendors", [v.name for v in self.vendors])
+        owner: dict[str, str] = {}
+        for v in self.vendors:
+            if v.name in RESERVED_PARTIES:
+                raise _FieldError(f"vendors.{v.name}.name", v.name, f"reserved for another party ({', '.join(RESERVED_PARTIES)})")
+            if not v.origins:
+                raise _FieldError(f"vendors.{v.name}.origins", [], "a vendor needs at least one origin")
+            if not v.lanes:
+                raise _FieldError(f"vendors.{v.name}.lanes", [], "a vendor needs at least one lane")
+            for o in v.origins:
+                if o.name in owner:
+                    whose = "the same vendor" if owner[o.name] == v.name else f"vendor {owner[o.name]!r}"
+                    raise _FieldError(f"vendors.{v.name}.origins.{o.name}", o.name,
+                                      f"duplicate origin name (also an origin of {whose}); origin names are unique across vendors")
+                owner[o.name] = v.name
+        for v in self.vendors:
+            mine = sorted(o.name for o in v.origins)
+            for i, lane in enumerate(v.lanes):
+                if lane.origin not in mine:
+                    if lane.origin in owner:
+                        raise _FieldError(f"vendors.{v.name}.lanes.{i}.origin", lane.origin,
+                                          f"an origin of vendor {owner[lane.origin]!r}; a vendor's lanes leave from its own origins ({mine})")
+                    raise _FieldError(f"vendors.{v.name}.lanes.{i}.origin", lane.origin, f"unknown origin (this vendor's: {mine})")
+
+    def _check_origin_products(self, where: str, origins: list[Origin], supplied: set[str], products: set[str] | None = None) -> None:
+        """Origins' initial stock and production costs name products ``supplied`` (from all ``products``)."""
+        products = supplied if products is None else products
+        for o in origins:
+            for k in o.initial_stock:
+                if k not in products:
+                    raise _FieldError(f"{where}.{o.name}.initial_stock.{k}", k, "unknown product")
+                if k not in supplied:
+                    raise _FieldError(f"{where}.{o.name}.initial_stock.{k}", k, "a product this vendor does not supply")
+            if isinstance(o.production_cost, dict):
+                missing = supplied - set(o.production_cost)
+                if missing:
+                    raise _FieldError(f"{where}.{o.name}.production_cost", sorted(missing), "products without a production cost")
+                if products is not supplied:
+                    for k in o.production_cost:
+                        if k not in products:
+                            raise _FieldError(f"{where}.{o.name}.production_cost.{k}", k, "unknown product")
+
+    def _check_vendor_products(self, products: set[str]) -> None:
+        assert self.vendors is not None
+        supplied: dict[str, set[str]] = {}
+        for v in self.vendors:
+            if isinstance(v.products, dict):
+                for k in v.products:
+                    if k not in products:
+                        raise _FieldError(f"vendors.{v.name}.products.{k}", k, f"unknown product (known: {sorted(products)})")
+                if not v.products:
+                    raise _FieldError(f"vendors.{v.name}.products", {}, "a vendor supplies at least one product")
+            supplied[v.name] = set(products) if v.products == "all" else set(v.products)
+        for p in self.products:
+            if not any(p.name in mine for mine in supplied.values()):
+                raise _FieldError(f"products.{p.name}", p.name, "no vendor supplies this product (add it to a vendor's products)")
+        for v in self.vendors:
+            self._check_origin_products(f"vendors.{v.name}.origins", v.origins, supplied[v.name], products)
+
+    def _lanes_with_paths(self) -> list[tuple[str, Lane]]:
+        if self.vendors is None:
+            return [(f"lanes.{i}", lane) for i, lane in enumerate(self.lanes)]
+        return [(f"vendors.{v.name}.lanes.{i}", lane) for v in self.vendors for i, lane in enumerate(v.lanes)]
 
     def _check_size(self) -> None:
         """Refuse, before anything is allocated, a scenario too big for this machine's memory,
@@ -305,6 +477,61 @@ class Scenario(_Strict):
     def product_names(self) -> list[str]:
         return [p.name for p in self.products]
 
+    def vendor_specs(self) -> list[VendorSpec]:
+        """The vendors in file order, whatever the schema version. A version-1 scenario has one vendor
+        named ``"vendor"`` with the top-level origins and lanes and the products' wholesale prices."""
+        if self.vendors is None:
+            return [VendorSpec(name=V1_VENDOR, origins=list(self.origins), lanes=list(self.lanes),
+                               wholesale={p.name: float(p.wholesale_price) for p in self.products if p.wholesale_price is not None})]
+        out = []
+        for v in self.vendors:
+            if not isinstance(v.products, dict):  # 'all'
+                assert v.wholesale_price is not None
+                wholesale = {p.name: float(v.wholesale_price) for p in self.products}
+            else:
+                wholesale = {p.name: float(v.products[p.name]) for p in self.products if p.name in v.products}
+            out.append(VendorSpec(name=v.name, origins=list(v.origins), lanes=list(v.lanes), wholesale=wholesale))
+        return out
+
+    @property
+    def vendor_names(self) -> list[str]:
+        """The vendors' names in order (``["vendor"]`` for a version-1 scenario)."""
+        return [V1_VENDOR] if self.vendors is None else [v.name for v in self.vendors]
+
+    @property
+    def all_origins(self) -> list[Origin]:
+        """Every vendor's origins: vendors in order, each vendor's origins in order."""
+        return list(self.origins) if self.vendors is None else [o for v in self.vendors for o in v.origins]
+
+    @property
+    def all_lanes(self) -> list[Lane]:
+        """Every vendor's lanes in the global lane order (the order of a run's delay stream and of
+        trace files): vendors in order, each vendor's lanes in order; a version-1 scenario's lanes."""
+        return list(self.lanes) if self.vendors is None else [lane for v in self.vendors for lane in v.lanes]
+
+    @model_serializer(mode="wrap")
+    def _in_its_version(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``model_dump`` gives the scenario in its own schema version's form, which
+        :func:`scenario_from_dict` reads back to an equal object: a version-1 scenario exactly the
+        fields it always had (no ``vendors``: run ids and saved scenarios are unchanged); a version-2
+        one no top-level ``origins``/``lanes`` and no products' ``wholesale_price``."""
+        data = handler(self)
+        if self.vendors is None:
+            data.pop("vendors", None)
+            return data
+        data.pop("origins", None)
+        data.pop("lanes", None)
+        for p in data.get("products") or []:
+            if isinstance(p, dict) and p.get("wholesale_price") is None:
+                p.pop("wholesale_price", None)
+        for v in data.get("vendors") or []:
+            if isinstance(v, dict) and v.get("wholesale_price") is None:
+                v.pop("wholesale_price", None)
+        gen = data.get("product_generator")
+        if isinstance(gen, dict) and self.product_generator is not None and "wholesale_price" not in self.product_generator.model_fields_set:
+            gen.pop("wholesale_price", None)  # the default: giving it is an error in version 2
+        return data
+
     def with_overrides(self, overrides: dict[str, Any], source: str = "<overrides>") -> "Scenario":
         """Return a copy with dotted-path overrides applied (``{"demand.cv": 0.4, "weeks": 4}``),
         validated like a file. Lists are indexed by position or, for named items, by name
@@ -320,11 +547,12 @@ def run_size(scenario: Scenario, weeks: int, products: int | None = None) -> "Ru
     from sim.model.memory import RunSize
 
     count = len(scenario.products) if products is None else products
-    return RunSize(weeks, scenario.horizon, count, len(scenario.regions), len(scenario.fcs), len(scenario.origins), len(scenario.lanes))
+    return RunSize(weeks, scenario.horizon, count, len(scenario.regions), len(scenario.fcs), len(scenario.all_origins),
+                   len(scenario.all_lanes), len(scenario.vendor_names))
 
 
 def _rest(size: "RunSize") -> tuple[int, ...]:
-    return (size.products, size.regions, size.fcs, size.origins, size.lanes)
+    return (size.products, size.regions, size.fcs, size.origins, size.lanes, size.vendors)
 
 
 def unserved_regions(scenario: Scenario) -> list[str]:
@@ -382,8 +610,10 @@ def _set_dotted(data: Any, path: str, value: Any, source: str) -> None:
             raise ScenarioError(f"{source}: field '{path}': '{part}' is not inside a mapping or list")
 
 
-def _generate_products(gen: ProductGenerator, seed: int) -> list[dict[str, Any]]:
-    """Materialise the V-ADK product generator; deterministic in ``seed``."""
+def _generate_products(gen: ProductGenerator, seed: int, with_price: bool = True) -> list[dict[str, Any]]:
+    """Materialise the V-ADK product generator; deterministic in ``seed``. Products carry the
+    generator's ``wholesale_price`` in schema version 1 (``with_price``), none in version 2 (the
+    vendors name theirs)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x50524F44]))  # 'PROD' stream
     clusters = rng.choice(len(gen.mix), size=gen.count, p=np.asarray(gen.mix) / np.sum(gen.mix))
     means = np.asarray(gen.cluster_means)[clusters]
@@ -392,7 +622,7 @@ def _generate_products(gen: ProductGenerator, seed: int) -> list[dict[str, Any]]
     lo, hi = gen.holding_cost_range
     holding = rng.uniform(lo, hi, size=gen.count)
     width = len(str(gen.count))
-    return [
+    out = [
         {
             "name": f"{gen.name_prefix}{i:0{width}d}",
             "wholesale_price": gen.wholesale_price,
@@ -404,6 +634,10 @@ def _generate_products(gen: ProductGenerator, seed: int) -> list[dict[str, Any]]
         }
         for i in range(gen.count)
     ]
+    if not with_price:
+        for p in out:
+            del p["wholesale_price"]
+    return out
 
 
 def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
@@ -411,8 +645,9 @@ def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: the top level must be a mapping of fields, not {type(data).__name__}")
     version = data.get("schema_version", SCHEMA_VERSION)
-    if isinstance(version, bool) or version != SCHEMA_VERSION:  # true == 1 in Python
-        raise ScenarioError(f"{source}: field 'schema_version' = {version!r}: this flosim reads version {SCHEMA_VERSION}")
+    if isinstance(version, bool) or not isinstance(version, int) or version not in SCHEMA_VERSIONS:  # true == 1 in Python
+        raise ScenarioError(f"{source}: field 'schema_version' = {version!r}: this flosim reads versions "
+                            f"{' and '.join(str(v) for v in SCHEMA_VERSIONS)}")
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -420,7 +655,7 @@ def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
     _check_policies(scenario, source)  # as written: the JSON round trip below would turn .inf into null
     if scenario.product_generator is not None:
         resolved = scenario.model_dump(mode="json")
-        resolved["products"] = _generate_products(scenario.product_generator, scenario.seed)
+        resolved["products"] = _generate_products(scenario.product_generator, scenario.seed, with_price=scenario.schema_version == 1)
         resolved["product_generator"] = None
         return scenario_from_dict(resolved, source)
     return scenario
