@@ -21,6 +21,19 @@ bound only when ``lower > 0`` (then first best >= lower > 0), so otherwise it is
 (no certificate; ``upper - lower`` still bounds the absolute gap). The bound holds to the LP
 solver's tolerance (about 1e-9 relative with simplex, 1e-8 with the interior-point solver).
 
+**Agents that hold part of the plan.** With blocks (:mod:`sim.negotiation.blocks`; agent ``i`` holds
+``x[B_i]`` and its cost is ``C_i(x[B_i])``) the same argument runs component by component: if each
+component's prices sum to zero over the agents holding it, then ``sum_i y_i·x[B_i] = sum_j x_j
+sum_{i holds j} y_ij = 0`` for every global plan ``x``, so
+
+    min_x sum_i C_i(x[B_i])  >=  sum_i min_{x_i} [C_i(x_i) + y_i·x_i]  =  sum_i d_i(y_i)  =:  LB
+
+with each agent's dual value over its own block, and ``UB = sum_i C_i(plan[B_i])``. The
+coordinator's prices have that property after its first round (each component's consensus value is
+the mean over its holders of ``x_i + y_i/rho``, so the updated prices of its holders sum to zero); as
+without blocks, :func:`certify` re-centres them (it subtracts each component's mean price over its
+holders), so the bound is valid for any prices handed to it.
+
 Any prices that sum to zero give a valid ``lower``, so a negotiation that checks its plan more than
 once keeps the largest lower bound it has seen (:class:`Certifier`): the bound on first best only
 improves, and each check compares the current plan with it.
@@ -49,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from sim.negotiation.best_response import BestResponseError
+from sim.negotiation.blocks import Block, BlockLayout
 from sim.negotiation.protocol import can_certify  # noqa: F401  (re-exported: sim.negotiation.certificate.can_certify)
 
 
@@ -103,25 +117,37 @@ def _not_certifiable(negotiators: Sequence[Any]) -> str:
 
 
 def certify(negotiators: Sequence[Any], prices: Sequence[np.ndarray], plan: np.ndarray,
-            parallel: bool = False) -> Certificate:
+            parallel: bool = False, blocks: Sequence[Block] | None = None) -> Certificate:
     """The certificate of ``plan`` at the agents' final ``prices`` (see the module docstring).
 
     The prices are re-centred to sum exactly to zero (the coordinator's sum to zero up to rounding),
     which keeps the bound valid. An agent that cannot certify (:func:`can_certify`), or cannot compute
     its dual value (its LP solver fails), leaves no bound: ``gap`` is inf and ``message`` says why;
     nothing is raised, so a negotiation's plan is never lost to its certificate. ``parallel``: ask the
-    agents at once (threads; pays off when they run in their own processes)."""
+    agents at once (threads; pays off when they run in their own processes).
+
+    ``blocks[i]``: the part of the global ``plan`` agent ``i`` holds (None, the default: every agent
+    holds the whole plan); ``prices[i]`` is then in its block's shape, agent ``i`` is asked its dual
+    value at its re-centred prices and its cost of ``plan[blocks[i]]``, and no agent is shown
+    another's block. Blocks that do not fit the plan are a ``ValueError``."""
     if len(negotiators) != len(prices):
         raise ValueError(f"certify: {len(negotiators)} negotiators but {len(prices)} price arrays")
     t0 = time.perf_counter()
+    layout = BlockLayout.of(np.shape(plan), len(negotiators), blocks)
     missing = _not_certifiable(negotiators)
     if missing:
         return Certificate.of(float("nan"), float("-inf"), time.perf_counter() - t0, missing)
-    Y = np.asarray([np.asarray(p, dtype=float) for p in prices])
-    Y = Y - Y.mean(axis=0, keepdims=True)
+    if layout.full and layout.block_shapes[0] == layout.shape:  # (exactly the sums of earlier versions)
+        Y = np.asarray([np.asarray(p, dtype=float) for p in prices])
+        Y = Y - Y.mean(axis=0, keepdims=True)
+        own = [Y[i] for i in range(len(negotiators))]
+    else:  # each component's prices re-centred over the agents holding it
+        Ys = layout.center(layout.stack(prices, "prices"))
+        own = [layout.part(Ys, i) for i in range(len(negotiators))]
+    plan = np.asarray(plan, dtype=float)
 
     def both(i: int) -> tuple[float, float]:
-        return float(negotiators[i].dual_value(Y[i])), float(negotiators[i].own_cost(plan))
+        return float(negotiators[i].dual_value(own[i])), float(negotiators[i].own_cost(layout.take(plan, i)))
 
     try:
         if parallel and len(negotiators) > 1:
@@ -142,9 +168,11 @@ PlanRule = Callable[[np.ndarray, Sequence[np.ndarray]], np.ndarray]
 class Certifier:
     """Certifies a negotiation's plan at its checks, keeping the best lower bound seen.
 
-    ``plan(z, answers)`` says which plan would be executed if the negotiation stopped now (default:
-    the cheapest, by the agents' stated costs, of the consensus plan ``z`` and the agents' answers);
-    the certificate bounds that plan. The lower bound on first best holds
+    ``plan(z, answers)`` says which (global) plan would be executed if the negotiation stopped now,
+    from the global consensus plan ``z`` and the agents' answers (each in its block's shape); default:
+    the cheapest, by the agents' stated costs, of ``z`` and, for each agent, ``z`` with its block
+    replaced by its answer (without blocks: the answer itself). The certificate bounds that plan.
+    ``blocks``: the agents' blocks of the plan, as given to the negotiation (None: the whole plan). The lower bound on first best holds
     for any prices that sum to zero, so each check keeps the largest one seen so far: the bound the
     stopping rule uses only improves. ``checks`` counts the checks made.
 
@@ -152,30 +180,40 @@ class Certifier:
     :meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate` (``certifier=``); ``Certifier.for_agents(negotiators)``
     returns None when some agent cannot certify."""
 
-    def __init__(self, negotiators: Sequence[Any], plan: PlanRule | None = None, parallel: bool = True) -> None:
+    def __init__(self, negotiators: Sequence[Any], plan: PlanRule | None = None, parallel: bool = True,
+                 blocks: Sequence[Block] | None = None) -> None:
         self.negotiators = list(negotiators)
         self.plan_rule = plan
         self.parallel = parallel
+        self.blocks = None if blocks is None else list(blocks)
         self.best_lower = float("-inf")
         self.last_plan: np.ndarray | None = None
 
     @classmethod
-    def for_agents(cls, negotiators: Sequence[Any], plan: PlanRule | None = None) -> "Certifier | None":
+    def for_agents(cls, negotiators: Sequence[Any], plan: PlanRule | None = None,
+                   blocks: Sequence[Block] | None = None) -> "Certifier | None":
         """A certifier if every agent can certify (:func:`can_certify`), otherwise None."""
-        return cls(negotiators, plan) if all(can_certify(n) for n in negotiators) else None
+        return cls(negotiators, plan, blocks=blocks) if all(can_certify(n) for n in negotiators) else None
 
     def __call__(self, z: np.ndarray, answers: Sequence[np.ndarray], prices: Sequence[np.ndarray]) -> Certificate:
         t0 = time.perf_counter()
+        blocks = self.blocks
         if self.plan_rule is not None:
             plan = np.asarray(self.plan_rule(z, answers), dtype=float)
-            c = certify(self.negotiators, prices, plan, parallel=self.parallel)
+            c = certify(self.negotiators, prices, plan, parallel=self.parallel, blocks=blocks)
         else:  # the cheapest of the consensus plan and the answers (an answer can be the only feasible one)
-            c, plan = certify(self.negotiators, prices, np.asarray(z, dtype=float), parallel=self.parallel), np.asarray(z, dtype=float)
-            for a in answers:
+            z = np.asarray(z, dtype=float)
+            layout = BlockLayout.of(z.shape, len(self.negotiators), blocks)
+            c, plan = certify(self.negotiators, prices, z, parallel=self.parallel, blocks=blocks), z
+            for i, a in enumerate(answers):
                 if not np.isfinite(c.lower):
                     break
-                a = np.asarray(a, dtype=float)
-                upper = float(sum(neg.own_cost(a) for neg in self.negotiators))
+                if layout.full:
+                    a = np.asarray(a, dtype=float).reshape(z.shape)
+                else:  # z with agent i's block replaced by its answer
+                    a, ans = z.copy(), np.asarray(a, dtype=float)
+                    a.reshape(-1)[layout.flat[i]] = ans.ravel()
+                upper = float(sum(neg.own_cost(layout.take(a, j)) for j, neg in enumerate(self.negotiators)))
                 if upper < c.upper or not np.isfinite(c.upper):
                     c, plan = Certificate.of(upper, c.lower), a
         self.last_plan = plan

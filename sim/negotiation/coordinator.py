@@ -91,6 +91,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sim.negotiation.blocks import BlockLayout
 from sim.negotiation.protocol import Negotiator
 from sim.negotiation.transcript import Transcript
 from sim.model.validation import number_from_text
@@ -219,46 +220,65 @@ class ConsensusADMM:
         prices0: Sequence[np.ndarray] | None = None,
         on_round: Callable[[dict[str, Any]], None] | None = None,
         certifier: Any = "auto",
+        blocks: Sequence[Any] | None = None,
     ) -> NegotiationResult:
         """Run the negotiation; see the module docstring. ``z0``/``prices0`` warm-start it;
         ``on_round`` is called with each round's history entry (progress on long negotiations).
         ``certifier``: a :class:`sim.negotiation.certificate.Certifier` (or any callable ``(z, answers, prices) ->
         Certificate``); ``"auto"`` (default) builds one that bounds the consensus plan ``z`` when every
-        agent can certify and ``options.certify`` is on; None stops on residuals."""
+        agent can certify and ``options.certify`` is on; None stops on residuals.
+
+        ``blocks[i]``: the part of the plan agent ``i`` holds, a numpy basic index into an array of
+        shape ``shape`` (an int, a slice or a tuple of them; None, the default, the whole plan;
+        :mod:`sim.negotiation.blocks`). Agent ``i`` is then asked with ``z[blocks[i]]`` and its prices in
+        its block's shape and answers in that shape; ``answers[i]``, ``prices[i]`` and ``prices0[i]``
+        are in that shape, ``z`` and ``z0`` global. Blocks that do not fit ``shape``, or leave a
+        component no agent holds, are a ``ValueError`` before any agent is asked."""
         opt = self.options
         start = time.perf_counter()
         N = len(negotiators)
         if N == 0:
             raise ValueError("negotiate needs at least one negotiator")
+        layout = BlockLayout.of(shape, N, blocks)
         if isinstance(certifier, str):
             if certifier != "auto":
                 raise ValueError(f"certifier must be 'auto', None or a Certifier, got {certifier!r}")
             from sim.negotiation.certificate import Certifier  # (certificate imports best_response, not this module)
 
-            certifier = Certifier.for_agents(negotiators) if opt.certify else None
+            certifier = Certifier.for_agents(negotiators, blocks=blocks) if opt.certify else None
         elif not opt.certify:
             certifier = None
+        elif certifier is not None and hasattr(certifier, "blocks"):
+            theirs = BlockLayout.of(shape, N, certifier.blocks)
+            if theirs.block_shapes != layout.block_shapes or not all(
+                    np.array_equal(a, b) for a, b in zip(theirs.flat, layout.flat, strict=True)):
+                raise ValueError(f"the certifier's blocks {certifier.blocks!r} are not the negotiation's {blocks!r}")
         certificate: Any = None
         certified_plan: np.ndarray | None = None
         next_check: int | None = None
         checked_at = -1
         checks, checks_s = 0, 0.0
-        n = int(np.prod(shape))
-        transcript = Transcript(shape=tuple(int(s) for s in shape), n_agents=N) if opt.record_transcript else None
+        n = layout.n
+        m = layout.m
+        given = None if blocks is None or all(b is None for b in blocks) else layout.json_blocks()
+        transcript = Transcript(shape=layout.shape, n_agents=N, blocks=given) if opt.record_transcript else None
         history: list[dict[str, float]] = []
         calls = 0
 
-        pool = ThreadPoolExecutor(max_workers=N) if opt.parallel and N > 1 else None
+        def shown(i: int, z: np.ndarray) -> np.ndarray:
+            # what agent i is shown of the plan: its own block, nothing else (a copy, so that an
+            # agent cannot change the coordinator's state)
+            return z.reshape(layout.block_shapes[i]).copy() if layout.full else z[layout.flat[i]].reshape(layout.block_shapes[i])
 
         def ask(i: int, z: np.ndarray, Y: np.ndarray, rho: float) -> Any:
             try:
-                return negotiators[i].best_response(z.reshape(shape), Y[i].reshape(shape), float(rho))
+                return negotiators[i].best_response(shown(i, z), layout.part(Y, i), float(rho))
             except Exception as exc:  # an agent that fails is reported, not hidden
                 return _Failed(f"agent {i} raised {type(exc).__name__}: {exc}")
 
         def query(z: np.ndarray, Y: np.ndarray, rho: float) -> np.ndarray:
             nonlocal calls
-            X = np.empty((N, n))
+            X = layout.zeros()
             if pool is not None:
                 answers = list(pool.map(lambda i: ask(i, z, Y, rho), range(N)))
             else:
@@ -267,16 +287,25 @@ class ConsensusADMM:
                 if isinstance(ans, _Failed):
                     raise ans
                 a = np.asarray(ans, dtype=float)
-                if a.size != n or not np.all(np.isfinite(a)):
-                    raise _Failed(f"agent {i} answered with {'non-finite values' if a.size == n else f'shape {a.shape}'}")
-                X[i] = a.ravel()
+                size = layout.flat[i].size
+                if a.size != size:
+                    raise _Failed(f"agent {i} answered with shape {a.shape}; expected its block's shape {layout.block_shapes[i]}")
+                if not np.all(np.isfinite(a)):
+                    raise _Failed(f"agent {i} answered with non-finite values")
+                layout.part(X, i)[...] = a.reshape(layout.block_shapes[i])
             calls += 1
             return X
 
-        z = np.zeros(n) if z0 is None else np.asarray(z0, dtype=float).ravel().copy()
-        Y = np.zeros((N, n)) if prices0 is None else np.array([np.asarray(p, dtype=float).ravel() for p in prices0])
+        if z0 is None:
+            z = np.zeros(n)
+        else:
+            z = np.asarray(z0, dtype=float).ravel().copy()
+            if z.size != n:
+                raise ValueError(f"z0 has shape {np.shape(z0)}; the plan has shape {layout.shape}")
+        Y = layout.zeros() if prices0 is None else layout.stack(prices0, "prices0")
         rho = opt.rho
-        X = np.zeros((N, n))
+        X = layout.zeros()
+        pool = ThreadPoolExecutor(max_workers=N) if opt.parallel and N > 1 else None
         status: Status = "iteration_cap"
         message = ""
         r = s = np.inf
@@ -304,14 +333,16 @@ class ConsensusADMM:
                     break
                 k += 1
                 X = query(z, Y, rho)
-                Xr = X if opt.relaxation == 1.0 else opt.relaxation * X + (1.0 - opt.relaxation) * z
-                z_new = (Xr + Y / rho).mean(axis=0)
-                Y_new = Y + rho * (Xr - z_new)
-                r = float(np.sqrt(np.sum((X - z_new) ** 2)))
+                zs = layout.spread(z)  # z where each agent component is (z itself when all hold all)
+                Xr = X if opt.relaxation == 1.0 else opt.relaxation * X + (1.0 - opt.relaxation) * zs
+                z_new = layout.mean(Xr + Y / rho)  # each component: the mean over its holders
+                zs_new = layout.spread(z_new)
+                Y_new = Y + rho * (Xr - zs_new)
+                r = float(np.sqrt(np.sum((X - zs_new) ** 2)))
                 # dual residual: each agent's optimality condition at the new prices,
                 # rho (x_i - z) - (y_i_new - y_i); with relaxation 1 this is rho sqrt(N) ||z_new - z||
-                s = float(np.linalg.norm(rho * (X - z) - (Y_new - Y)))
-                eps_pri = np.sqrt(N * n) * opt.eps_abs + opt.eps_rel * max(float(np.linalg.norm(X)), np.sqrt(N) * float(np.linalg.norm(z_new)))
+                s = float(np.linalg.norm(rho * (X - zs) - (Y_new - Y)))
+                eps_pri = np.sqrt(m) * opt.eps_abs + opt.eps_rel * max(float(np.linalg.norm(X)), layout.spread_norm(z_new))
                 if certifier is None:
                     # the stop itself: eps_abs valued at the rms price, so the test is in the prices' own scale
                     eps_dual = (opt.eps_abs + opt.eps_rel) * float(np.linalg.norm(Y_new))
@@ -320,22 +351,23 @@ class ConsensusADMM:
                     # valued at one unit of money per unit, or at the rms price where that is smaller
                     # (costs in a small unit), so that rho is balanced the right way at any cost scale
                     y_norm = float(np.linalg.norm(Y_new))
-                    eps_dual = np.sqrt(N * n) * opt.eps_abs * min(1.0, y_norm / np.sqrt(N * n)) + opt.eps_rel * y_norm
+                    eps_dual = np.sqrt(m) * opt.eps_abs * min(1.0, y_norm / np.sqrt(m)) + opt.eps_rel * y_norm
                 u = np.concatenate([z, (Y / rho).ravel()])
                 g = np.concatenate([z_new, (Y_new / rho).ravel()])
                 f = g - u
                 res = float(np.linalg.norm(f))
                 step = "plain"
                 if transcript is not None:
-                    transcript.record(k, z, Y, rho, X, r, s)
+                    transcript.record(k, z, [layout.part(Y, i) for i in range(N)], rho,
+                                      [layout.part(X, i) for i in range(N)], r, s)
                 agreed = r <= eps_pri and s <= eps_dual
                 stop: Status | None = None
                 if certifier is None:
                     stop = "stopped_on_residuals" if agreed else None
                 elif agreed and (next_check is None or k >= next_check):
                     try:
-                        certificate = certifier(z_new.reshape(shape), [X[i].reshape(shape) for i in range(N)],
-                                                [Y_new[i].reshape(shape) for i in range(N)])
+                        certificate = certifier(z_new.reshape(shape), [layout.part(X, i) for i in range(N)],
+                                                [layout.part(Y_new, i) for i in range(N)])
                     except Exception as exc:  # an agent that fails at a check is reported like one failing to answer
                         raise _Failed(f"certificate check at round {k} raised {type(exc).__name__}: {exc}") from None
                     certified_plan = getattr(certifier, "last_plan", None)
@@ -383,7 +415,7 @@ class ConsensusADMM:
                 if on_round is not None:
                     on_round(history[-1])
                 z = u_next[:n].copy()
-                Y = u_next[n:].reshape(N, n) * rho
+                Y = u_next[n:].reshape(layout.stacked_shape) * rho
                 if auto_rho and k == 1:
                     rho = 1.0 / max(1.0, float(np.sqrt(np.mean(X**2))))
                     mem_u.clear()
@@ -413,8 +445,8 @@ class ConsensusADMM:
                 pool.shutdown(wait=True)
         return NegotiationResult(
             z=z.reshape(shape),
-            answers=[X[i].reshape(shape) for i in range(N)],
-            prices=[Y[i].reshape(shape) for i in range(N)],
+            answers=[layout.part(X, i).copy() for i in range(N)],
+            prices=[layout.part(Y, i).copy() for i in range(N)],
             rho=float(rho) if rho is not None else float("nan"),
             iterations=iterations,
             status=status,
