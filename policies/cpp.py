@@ -100,6 +100,7 @@ def plan_from_answer(answer: np.ndarray, ctx: PlanningContext, vendors: Sequence
     """:func:`executable_plan` of one retailer answer ``[V, H, F, K]`` (the certifier's plan rule
     during a negotiation)."""
     plan = np.maximum(np.asarray(answer, dtype=float), 0.0)
+    plan = plan * ctx.public.supplies[:, None, None, :]  # nothing from a vendor that does not supply it (public)
     cap = np.asarray(ctx.public.receiving_capacity, dtype=float)
     if np.any(np.isfinite(cap)):
         total = plan.sum(axis=(0, 3))  # [H, F], all vendors
