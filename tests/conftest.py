@@ -74,6 +74,19 @@ def small_dict() -> dict[str, Any]:
 
 # -- tracing a world --------------------------------------------------------------------------------
 @dataclass
+class VendorWeek:
+    """One vendor's execution of one week, as the world did it."""
+
+    start: np.ndarray  # [O, K] origin stock at planning
+    po: np.ndarray | None = None  # [F, K] its block of the PO
+    shipped: np.ndarray | None = None  # [F, K]
+    lane_units: np.ndarray | None = None  # [L, K] its own lanes
+    produced: np.ndarray | None = None  # [O, K]
+    end: np.ndarray | None = None  # [O, K]
+    costs: dict[str, float] | None = None
+
+
+@dataclass
 class WeekTrace:
     week: int
     times: dict[str, float] = field(default_factory=dict)
@@ -81,14 +94,9 @@ class WeekTrace:
     arrivals: np.ndarray | None = None  # [F, K]
     stock_at_planning: np.ndarray | None = None  # [F, K]
     transit_at_planning: np.ndarray | None = None  # [F, K], after this week's arrivals
-    vendor_start: np.ndarray | None = None  # [O, K]
     backlog_start: np.ndarray | None = None  # [R, K]
-    po: np.ndarray | None = None
-    shipped: np.ndarray | None = None
-    lane_units: np.ndarray | None = None  # [L, K]
-    produced: np.ndarray | None = None
-    vendor_end: np.ndarray | None = None
-    vendor_costs: dict[str, float] | None = None
+    vendors: dict[str, VendorWeek] = field(default_factory=dict)  # by vendor name
+    po: np.ndarray | None = None  # [V, F, K]
     transit_after_execution: np.ndarray | None = None
     demand: np.ndarray | None = None
     owed: np.ndarray | None = None
@@ -96,9 +104,41 @@ class WeekTrace:
     unmet: np.ndarray | None = None
     stock_end: np.ndarray | None = None
     backlog_end: np.ndarray | None = None
-    transfer: float | None = None
+    transfers: dict[str, float] = field(default_factory=dict)
     ledger: list[dict[str, Any]] = field(default_factory=list)
     delivered: list[tuple[float, Any]] = field(default_factory=list)  # (time, shipment)
+
+    @property
+    def shipped(self) -> np.ndarray:
+        """Units shipped into each FC this week by all vendors, ``[F, K]``."""
+        return sum(v.shipped for v in self.vendors.values())
+
+    @property
+    def produced(self) -> np.ndarray:
+        """Units produced this week by all vendors, ``[K]`` summed over origins."""
+        return sum(v.produced.sum(axis=0) for v in self.vendors.values())
+
+    def _only(self) -> VendorWeek:
+        assert len(self.vendors) == 1, "one-vendor accessor on a several-vendor trace"
+        return next(iter(self.vendors.values()))
+
+    # one-vendor conveniences (the only vendor's figures)
+    @property
+    def lane_units(self) -> np.ndarray:
+        return self._only().lane_units
+
+    @property
+    def vendor_start(self) -> np.ndarray:
+        return self._only().start
+
+    @property
+    def vendor_end(self) -> np.ndarray:
+        return self._only().end
+
+    @property
+    def transfer(self) -> float:
+        """What the vendors paid this week in total."""
+        return float(sum(self.transfers.get(name, 0.0) for name in self.vendors))
 
 
 @dataclass
@@ -106,7 +146,7 @@ class Trace:
     world: World
     weeks: list[WeekTrace]
     initial_fc: np.ndarray
-    initial_vendor: np.ndarray
+    initial_vendor: dict[str, np.ndarray]
     phase_log: list[tuple[float, str, int]]
 
 
@@ -124,7 +164,8 @@ def trace_world(scenario: Scenario, policy: Any, inputs: WorldInputs | None = No
     world = World(scenario, pol, inputs)
     log: list[WeekTrace] = []
     phases: list[tuple[float, str, int]] = []
-    initial_fc, initial_vendor = world.fc_stock.copy(), world.vendor_stock.copy()
+    initial_fc = world.fc_stock.copy()
+    initial_vendor = {name: stock.copy() for name, stock in world.vendor_stock.items()}
 
     orig_context, orig_execute, orig_serve, orig_account, orig_deliver = (
         world.context, world._execute, world._serve, world._account, world._deliver,
@@ -137,7 +178,7 @@ def trace_world(scenario: Scenario, policy: Any, inputs: WorldInputs | None = No
         w.stock_at_planning = world.fc_stock.copy()
         w.stock_before_arrivals = w.stock_at_planning - w.arrivals
         w.transit_at_planning = _transit(world)
-        w.vendor_start = world.vendor_stock.copy()
+        w.vendors = {name: VendorWeek(start=stock.copy()) for name, stock in world.vendor_stock.items()}
         w.backlog_start = world.backlog.copy()
         log.append(w)
         phases.append((world.env.now, "forecast", t))
@@ -148,12 +189,14 @@ def trace_world(scenario: Scenario, policy: Any, inputs: WorldInputs | None = No
         w.times["execution"] = world.env.now
         phases.append((world.env.now, "execution", t))
         orig_execute(t, decision)
-        ful = world._week["fulfilment"]
         w.po = np.array(decision.po, dtype=float)
-        w.shipped, w.lane_units, w.produced = ful.shipped.copy(), ful.lane_units.copy(), ful.produced.copy()
-        w.vendor_end, w.vendor_costs = ful.end_stock.copy(), dict(ful.costs)
+        for name, ful in world._week["fulfilments"].items():
+            vw = w.vendors[name]
+            vw.po = w.po[world.public.vendor_index(name)].copy()
+            vw.shipped, vw.lane_units, vw.produced = ful.shipped.copy(), ful.lane_units.copy(), ful.produced.copy()
+            vw.end, vw.costs = ful.end_stock.copy(), dict(ful.costs)
         w.transit_after_execution = _transit(world)
-        w.transfer = float(decision.transfer)
+        w.transfers = {k: float(v) for k, v in decision.transfers.items()}
 
     def serve(t: int):
         w = log[-1]
@@ -205,57 +248,83 @@ def tracer():
 
 # -- independent prices, read from the scenario (not from the agents) -------------------------------
 @dataclass(frozen=True)
-class Prices:
-    wholesale: np.ndarray  # [K]
-    receiving: np.ndarray  # [F]
-    holding: np.ndarray  # [K]
-    penalty: np.ndarray  # [K]
-    outbound: np.ndarray  # [F, R], nan where no arc
+class VendorPrices:
+    """One vendor's prices and network, read from the scenario's vendor list."""
+
+    wholesale: np.ndarray  # [K], 0 where it does not supply
+    supplies: np.ndarray  # [K] bool
     production: np.ndarray  # [O, K]
     vendor_holding: np.ndarray  # [O]
     capacity: np.ndarray  # [O]
-    volume: np.ndarray  # [K]
     lane_origin: np.ndarray
     lane_fc: np.ndarray
     spare_volume: np.ndarray
     spare_cost: np.ndarray
     truckload_cost: np.ndarray
+    volume: np.ndarray  # [K]
+
+
+@dataclass(frozen=True)
+class Prices:
+    receiving: np.ndarray  # [F]
+    holding: np.ndarray  # [K]
+    penalty: np.ndarray  # [K]
+    outbound: np.ndarray  # [F, R], nan where no arc
+    volume: np.ndarray  # [K]
+    vendors: dict[str, VendorPrices]
+
+    def _only(self) -> VendorPrices:
+        assert len(self.vendors) == 1, "one-vendor accessor on a several-vendor scenario"
+        return next(iter(self.vendors.values()))
+
+    def __getattr__(self, name: str) -> Any:  # one-vendor conveniences: prices.production, prices.lane_fc ...
+        if name in VendorPrices.__dataclass_fields__:
+            return getattr(self._only(), name)
+        raise AttributeError(name)
 
 
 def prices_of(s: Scenario) -> Prices:
     K = [p.name for p in s.products]
     F = [f.name for f in s.fcs]
-    O = [o.name for o in s.origins]
     out = np.full((len(F), len(s.regions)), np.nan)
     for f, row in s.outbound_cost.items():
         for r, c in row.items():
             out[F.index(f), s.regions.index(r)] = c
-    prod = np.array(
-        [[o.production_cost[k] if isinstance(o.production_cost, dict) else o.production_cost for k in K] for o in s.origins]
-    )
+    volume = np.array([p.volume for p in s.products])
+    vendors = {}
+    for spec in s.vendor_specs():
+        O = [o.name for o in spec.origins]
+        prod = np.array([[o.production_cost.get(k, 0.0) if isinstance(o.production_cost, dict) else o.production_cost
+                          for k in K] for o in spec.origins])
+        vendors[spec.name] = VendorPrices(
+            wholesale=np.array([spec.wholesale.get(k, 0.0) for k in K]),
+            supplies=np.array([k in spec.wholesale for k in K]),
+            production=prod,
+            vendor_holding=np.array([o.holding_cost for o in spec.origins]),
+            capacity=np.array([o.capacity for o in spec.origins]),
+            lane_origin=np.array([O.index(l.origin) for l in spec.lanes]),
+            lane_fc=np.array([F.index(l.fc) for l in spec.lanes]),
+            spare_volume=np.array([l.spare_volume for l in spec.lanes]),
+            spare_cost=np.array([l.spare_cost for l in spec.lanes]),
+            truckload_cost=np.array([l.truckload_cost for l in spec.lanes]),
+            volume=volume,
+        )
     return Prices(
-        wholesale=np.array([p.wholesale_price for p in s.products]),
         receiving=np.array([f.receiving_cost for f in s.fcs]),
         holding=np.array([p.holding_cost for p in s.products]),
         penalty=np.array([p.lost_sales_penalty for p in s.products]),
         outbound=out,
-        production=prod,
-        vendor_holding=np.array([o.holding_cost for o in s.origins]),
-        capacity=np.array([o.capacity for o in s.origins]),
-        volume=np.array([p.volume for p in s.products]),
-        lane_origin=np.array([O.index(l.origin) for l in s.lanes]),
-        lane_fc=np.array([F.index(l.fc) for l in s.lanes]),
-        spare_volume=np.array([l.spare_volume for l in s.lanes]),
-        spare_cost=np.array([l.spare_cost for l in s.lanes]),
-        truckload_cost=np.array([l.truckload_cost for l in s.lanes]),
+        volume=volume,
+        vendors=vendors,
     )
 
 
-def lane_cost(p: Prices, lane_units: np.ndarray) -> float:
+def lane_cost(p: Prices | VendorPrices, lane_units: np.ndarray) -> float:
     """The piecewise linear lane cost of docs/model.md ("Private cost models"), from the scenario's lane parameters."""
-    vol = lane_units @ p.volume  # [L]
-    spare = np.minimum(vol, p.spare_volume)
-    return float(np.sum(p.spare_cost * spare + p.truckload_cost * (vol - spare)))
+    v = p if isinstance(p, VendorPrices) else p._only()
+    vol = lane_units @ v.volume  # [L]
+    spare = np.minimum(vol, v.spare_volume)
+    return float(np.sum(v.spare_cost * spare + v.truckload_cost * (vol - spare)))
 
 
 def _tol(*arrays: np.ndarray) -> float:
@@ -264,15 +333,16 @@ def _tol(*arrays: np.ndarray) -> float:
 
 
 def check_conservation(trace: Trace, scenario: Scenario) -> None:
-    """Units: nothing created or lost, at each FC and origin, in transit and at the customer."""
+    """Units: nothing created or lost, at each FC and every vendor's origins, in transit and at the customer."""
     p = prices_of(scenario)
     weeks = trace.weeks
     backlog_mode = scenario.unmet_demand == "backlog"
-    prev_fc, prev_vendor = trace.initial_fc, trace.initial_vendor
+    prev_fc, prev_vendor = trace.initial_fc, dict(trace.initial_vendor)
     prev_transit = np.zeros_like(prev_fc)
     prev_backlog = np.zeros((len(scenario.regions), len(scenario.products)))
     for w in weeks:
-        tol = _tol(w.stock_at_planning, w.shipped, w.owed, w.vendor_start, w.produced, w.transit_at_planning)
+        tol = _tol(w.stock_at_planning, w.shipped, w.owed, w.transit_at_planning,
+                   *[a for v in w.vendors.values() for a in (v.start, v.produced)])
         t = w.week
         # FC stock carries over; arrivals come out of transit and into the FC
         np.testing.assert_allclose(w.stock_before_arrivals, prev_fc, atol=tol, err_msg=f"week {t}: FC stock carried over")
@@ -283,19 +353,21 @@ def check_conservation(trace: Trace, scenario: Scenario) -> None:
         np.testing.assert_allclose(delivered, w.arrivals, atol=tol, err_msg=f"week {t}: arrivals are this week's trucks")
         for _, s in w.delivered:
             assert s.arrival == t and s.arrival >= s.nominal_arrival >= s.week + 1
-        # vendor: stock + production = stock + shipped, production within capacity
-        assert np.all(w.produced >= -tol) and np.all(w.lane_units >= -tol) and np.all(w.vendor_end >= -tol)
-        np.testing.assert_allclose(w.vendor_start, prev_vendor, atol=tol, err_msg=f"week {t}: origin stock carried over")
-        out_of_origin = np.zeros_like(w.vendor_start)
-        np.add.at(out_of_origin, p.lane_origin, w.lane_units)
-        np.testing.assert_allclose(
-            w.vendor_end, w.vendor_start + w.produced - out_of_origin, atol=tol, err_msg=f"week {t}: origin balance"
-        )
-        assert np.all(w.produced.sum(axis=1) <= p.capacity + tol), f"week {t}: production above capacity"
-        into_fc = np.zeros_like(w.shipped)
-        np.add.at(into_fc, p.lane_fc, w.lane_units)
-        np.testing.assert_allclose(w.shipped, into_fc, atol=tol, err_msg=f"week {t}: shipped = sum of lanes to the FC")
-        assert np.all(w.shipped <= np.maximum(w.po, 0.0) + tol), f"week {t}: shipped more than ordered"
+        # each vendor: stock + production = stock + shipped, production within capacity, only its own lanes
+        assert set(w.vendors) == set(p.vendors)
+        for name, vw in w.vendors.items():
+            vp = p.vendors[name]
+            assert np.all(vw.produced >= -tol) and np.all(vw.lane_units >= -tol) and np.all(vw.end >= -tol)
+            np.testing.assert_allclose(vw.start, prev_vendor[name], atol=tol, err_msg=f"week {t}: {name}'s origin stock carried over")
+            out_of_origin = np.zeros_like(vw.start)
+            np.add.at(out_of_origin, vp.lane_origin, vw.lane_units)
+            np.testing.assert_allclose(vw.end, vw.start + vw.produced - out_of_origin, atol=tol, err_msg=f"week {t}: {name}'s origin balance")
+            assert np.all(vw.produced.sum(axis=1) <= vp.capacity + tol), f"week {t}: {name}'s production above capacity"
+            into_fc = np.zeros_like(vw.shipped)
+            np.add.at(into_fc, vp.lane_fc, vw.lane_units)
+            np.testing.assert_allclose(vw.shipped, into_fc, atol=tol, err_msg=f"week {t}: {name} shipped = sum of its lanes to the FC")
+            assert np.all(vw.shipped <= np.maximum(vw.po, 0.0) + tol), f"week {t}: {name} shipped more than ordered"
+            assert np.all(vw.shipped[:, ~vp.supplies] <= tol), f"week {t}: {name} shipped a product it does not supply"
         np.testing.assert_allclose(
             w.transit_after_execution, w.transit_at_planning + w.shipped, atol=tol, err_msg=f"week {t}: shipments enter transit"
         )
@@ -309,13 +381,14 @@ def check_conservation(trace: Trace, scenario: Scenario) -> None:
         assert np.all(served <= w.stock_at_planning + tol), f"week {t}: served more than on hand"
         np.testing.assert_allclose(w.stock_end, w.stock_at_planning - served, atol=tol, err_msg=f"week {t}: FC balance")
         np.testing.assert_allclose(w.backlog_end, w.unmet if backlog_mode else 0.0, atol=tol)
-        prev_fc, prev_vendor, prev_transit, prev_backlog = w.stock_end, w.vendor_end, w.transit_after_execution, w.backlog_end
+        prev_fc, prev_transit, prev_backlog = w.stock_end, w.transit_after_execution, w.backlog_end
+        prev_vendor = {name: vw.end for name, vw in w.vendors.items()}
     # the whole run, per product: what existed plus what was made = what exists plus what was sold
-    produced = sum(w.produced.sum(axis=0) for w in weeks)
+    produced = sum(w.produced for w in weeks)
     sold = sum(w.outbound.sum(axis=(0, 1)) for w in weeks)
     last = weeks[-1]
-    start = trace.initial_fc.sum(axis=0) + trace.initial_vendor.sum(axis=0)
-    end = last.stock_end.sum(axis=0) + last.vendor_end.sum(axis=0) + _transit(trace.world).sum(axis=0)
+    start = trace.initial_fc.sum(axis=0) + sum(v.sum(axis=0) for v in trace.initial_vendor.values())
+    end = last.stock_end.sum(axis=0) + sum(v.end.sum(axis=0) for v in last.vendors.values()) + _transit(trace.world).sum(axis=0)
     np.testing.assert_allclose(start + produced, end + sold, atol=_tol(start, produced, sold), err_msg="run: units conserved")
 
 
@@ -328,25 +401,33 @@ def ledger_by(rows: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
 
 
 def check_money(trace: Trace, scenario: Scenario) -> None:
-    """Every ledger entry is the price of a physical flow; wholesale and transfers net to zero."""
+    """Every ledger entry is the price of a physical flow; wholesale and transfers net to zero across
+    all parties (the retailer, every vendor, and the mechanism's balance if any)."""
     p = prices_of(scenario)
     for w in trace.weeks:
         led = ledger_by(w.ledger)
         assert {r["week"] for r in w.ledger} == {w.week}
-        wholesale = float(np.sum(p.wholesale[None, :] * w.shipped))
+        sales = {name: float(np.sum(p.vendors[name].wholesale[None, :] * vw.shipped)) for name, vw in w.vendors.items()}
         expected = {
-            ("retailer", "wholesale"): wholesale,
+            ("retailer", "wholesale"): sum(sales.values()),
             ("retailer", "receiving"): float(np.sum(p.receiving[:, None] * w.arrivals)),
             ("retailer", "holding"): float(np.sum(p.holding[None, :] * w.stock_end)),
             ("retailer", "outbound"): float(np.nansum(p.outbound[:, :, None] * w.outbound)),
             ("retailer", "lost_sales"): float(np.sum(p.penalty[None, :] * w.unmet)),
-            ("retailer", "transfer"): -w.transfer,
-            ("vendor", "wholesale"): -wholesale,
-            ("vendor", "production"): float(np.sum(p.production * w.produced)),
-            ("vendor", "vendor_holding"): float(np.sum(p.vendor_holding[:, None] * w.vendor_end)),
-            ("vendor", "inbound_transport"): lane_cost(p, w.lane_units),
-            ("vendor", "transfer"): w.transfer,
+            ("retailer", "transfer"): w.transfers.get("retailer", 0.0),
         }
+        for name, vw in w.vendors.items():
+            vp = p.vendors[name]
+            expected.update({
+                (name, "wholesale"): -sales[name],
+                (name, "production"): float(np.sum(vp.production * vw.produced)),
+                (name, "vendor_holding"): float(np.sum(vp.vendor_holding[:, None] * vw.end)),
+                (name, "inbound_transport"): lane_cost(vp, vw.lane_units),
+                (name, "transfer"): w.transfers.get(name, 0.0),
+            })
+        balance = -sum(w.transfers.values())
+        if balance != 0.0:
+            expected[("mechanism", "transfer")] = balance
         scale = 1.0 + sum(abs(v) for v in expected.values())
         for key, value in expected.items():
             assert key in led, f"week {w.week}: ledger has no {key}"
@@ -355,13 +436,12 @@ def check_money(trace: Trace, scenario: Scenario) -> None:
         extra = {k: v for k, v in led.items() if k not in expected}
         assert all(abs(v) <= 1e-9 for v in extra.values()), f"week {w.week}: unexplained ledger entries {extra}"
         # parties' net costs add up to the social cost; wholesale and transfers cancel
-        retailer = sum(v for (party, _), v in led.items() if party == "retailer")
-        vendor = sum(v for (party, _), v in led.items() if party == "vendor")
+        total = sum(led.values())
         social = sum(v for (_, comp), v in expected.items() if comp not in ("wholesale", "transfer"))
-        assert retailer + vendor == pytest.approx(social, abs=1e-6 * scale)
-        assert led[("retailer", "wholesale")] + led[("vendor", "wholesale")] == pytest.approx(0.0, abs=1e-9 * scale)
-        assert led[("retailer", "transfer")] + led[("vendor", "transfer")] == 0.0
-        assert all(r["party"] in ("retailer", "vendor") for r in w.ledger)
+        assert total == pytest.approx(social, abs=1e-6 * scale)
+        assert sum(v for (_, comp), v in led.items() if comp == "wholesale") == pytest.approx(0.0, abs=1e-9 * scale)
+        assert sum(v for (_, comp), v in led.items() if comp == "transfer") == pytest.approx(0.0, abs=1e-9 * scale)
+        assert {r["party"] for r in w.ledger} <= {"retailer", "mechanism", *w.vendors}
 
 
 @pytest.fixture(scope="session")

@@ -24,14 +24,14 @@ def contexts(default_scenario):
 def test_first_best_is_never_above_jit_in_a_planning_round(contexts):
     for ctx in contexts:
         own = ctx.retailer.preferred_plan()
-        vendor = ctx.vendor.evaluate(own.plan)
+        vendor = ctx.vendor.evaluate(own.plan[0])
         jp = joint_plan(ctx.retailer, ctx.vendor)
         assert vendor.feasible
         assert jp.social_cost <= own.total + vendor.total + 1e-6 * (1 + abs(own.total))
         # ... nor above any other plan the vendor can ship, e.g. scaled versions of JIT's
         for scale in (0.5, 0.9):
             plan = scale * own.plan
-            v = ctx.vendor.evaluate(plan)
+            v = ctx.vendor.evaluate(plan[0])
             if v.feasible:
                 assert jp.social_cost <= ctx.retailer.evaluate(plan).total + v.total + 1e-6 * (1 + abs(own.total))
 
@@ -39,7 +39,7 @@ def test_first_best_is_never_above_jit_in_a_planning_round(contexts):
 def test_oracle_split_is_each_partys_own_cost_of_the_plan(contexts):
     for ctx in contexts:
         jp = joint_plan(ctx.retailer, ctx.vendor)
-        r, v = ctx.retailer.evaluate(jp.plan), ctx.vendor.evaluate(jp.plan)
+        r, v = ctx.retailer.evaluate(jp.plan), ctx.vendor.evaluate(jp.plan[0])
         assert r.feasible and v.feasible
         tol = 1e-6 * (1 + abs(r.total) + abs(v.total))
         assert jp.retailer.total == pytest.approx(r.total, abs=tol)
@@ -68,15 +68,15 @@ def test_jit_plan_the_vendor_cannot_ship(small_scenario):
     s = small_scenario.with_overrides({"origins.O1.capacity": 5, "origins.O2.capacity": 5, "origins.O1.initial_stock": {}})
     ctx = planning_context(s, 0)
     own = ctx.retailer.preferred_plan()
-    v = ctx.vendor.evaluate(own.plan)
+    v = ctx.vendor.evaluate(own.plan[0])
     assert not v.feasible and v.total == np.inf
-    short = ctx.vendor.evaluate(own.plan, allow_short=True)
+    short = ctx.vendor.evaluate(own.plan[0], allow_short=True)
     assert short.feasible
-    assert np.all(short.plan <= own.plan + 1e-9) and short.plan.sum() < own.plan.sum()
+    assert np.all(short.plan <= own.plan[0] + 1e-9) and short.plan.sum() < own.plan.sum()
     assert np.all(short.plan.sum(axis=(1, 2)) <= 10 + 1e-6)  # capacity 5 + 5 a week
     jp = joint_plan(ctx.retailer, ctx.vendor)
-    assert ctx.vendor.evaluate(jp.plan).feasible
-    assert jp.social_cost <= ctx.retailer.evaluate(short.plan).total + ctx.vendor.evaluate(short.plan).total + 1e-6
+    assert ctx.vendor.evaluate(jp.plan[0]).feasible
+    assert jp.social_cost <= ctx.retailer.evaluate(short.plan[None]).total + ctx.vendor.evaluate(short.plan).total + 1e-6
 
 
 def test_retailer_lp_matches_design_on_a_hand_example(small_dict):
@@ -99,12 +99,12 @@ def test_retailer_lp_matches_design_on_a_hand_example(small_dict):
     ctx = planning_context(scenario_from_dict(d), 0)
     own = ctx.retailer.preferred_plan()
     # week 0 demand is lost (nothing on hand, nothing can arrive); weeks 1, 2 are served from x[0], x[1]
-    np.testing.assert_allclose(own.plan[:, 0, 0], [10, 10, 0], atol=1e-9)
+    np.testing.assert_allclose(own.plan[0, :, 0, 0], [10, 10, 0], atol=1e-9)
     expected = 9.0 * 10 + 2 * 10 * (4.0 + 0.5 + 0.25)
     assert own.total == pytest.approx(expected)
     assert own.breakdown[("lost_sales", 0)] == pytest.approx(90.0)
     # vendor: makes and ships 10 a week, earns w - production - lane = 4 - 1 - 0.5 per unit
-    v = ctx.vendor.evaluate(own.plan)
+    v = ctx.vendor.evaluate(own.plan[0])
     assert v.total == pytest.approx(-20 * (4.0 - 1.0 - 0.5))
     jp = joint_plan(ctx.retailer, ctx.vendor)
     assert jp.social_cost == pytest.approx(own.total + v.total)
@@ -205,15 +205,16 @@ def test_cost_breakdown_sums_to_the_objective(contexts):
     b = LPBuilder()
     x = b.add_var(ctx.public.shape)
     ctx.retailer.add_block(b, x)
-    ctx.vendor.add_block(b, x)
+    ctx.vendor.add_block(b, x[0])
     sol = solve_lp(b.build())
     assert sum(sol.cost_breakdown().values()) == pytest.approx(sol.objective, rel=1e-9)
     assert sol.objective == pytest.approx(joint_plan(ctx.retailer, ctx.vendor).social_cost, rel=1e-7)
 
 
 def test_split_scenario_keeps_private_data_apart(default_scenario):
-    pub, ret, ven = split_scenario(default_scenario)
-    assert pub.shape == (default_scenario.horizon, 3, 3)
+    pub, ret, vendors = split_scenario(default_scenario)
+    assert pub.shape == (1, default_scenario.horizon, 3, 3) and pub.vendors == ("vendor",)
+    ven = vendors["vendor"]
     # what may be public is; costs are only in the private views
     assert not any(hasattr(pub, name) for name in ("receiving", "holding", "outbound", "production", "truckload_cost"))
     fcs, regions = list(pub.fcs), list(pub.regions)

@@ -114,7 +114,7 @@ class PayingJIT:
 
     def decide(self, ctx):
         d = self._jit.decide(ctx)
-        return Decision(plan=d.plan, transfer=self.amount, committed=False)
+        return Decision(plan=d.plan, transfers={"vendor": self.amount, "retailer": -self.amount}, committed=False)
 
 
 def test_transfers_net_to_zero_and_leave_social_cost_unchanged(default4):
@@ -230,7 +230,7 @@ def _blocks(ctx, plan):
     b = LPBuilder()
     x = b.add_var(ctx.public.shape)
     r = ctx.retailer.add_block(b, x)
-    v = ctx.vendor.add_block(b, x)
+    v = ctx.vendor.add_block(b, x[0])
     sol = solve_lp(b.build().with_bounds(x, plan, plan))
     return {k: sol.values(idx) for k, idx in {**r, **v}.items()}
 
@@ -262,16 +262,16 @@ def test_story_in_one_planning_round(story):
     assert fb["spare"][:, cd].sum() > jit["spare"][:, cd].sum() + 1.0
     assert np.all(fb["spare"][:, cd] <= story["spare"] + 1e-6)
     assert fb["truckload"][:, cd].sum() == pytest.approx(0.0, abs=1e-6)
-    assert jp.plan[:, DAL].sum() > own.plan[:, DAL].sum()
+    assert jp.plan[:, :, DAL].sum() > own.plan[:, :, DAL].sum()
     # ... and serves part of South-West demand from Dallas, which JIT never does
     assert fb["outbound"][:, DAL, SW].sum() > 1.0
     assert jit["outbound"][:, DAL, SW].sum() == pytest.approx(0.0, abs=1e-6)
     # JIT buys Phoenix stock directly, serving South-West from Phoenix; first-best buys less of it
-    assert own.plan[0, PHX].sum() > 0
+    assert own.plan[0, 0, PHX].sum() > 0
     assert jit["outbound"][:, PHX, SW].sum() > 0
     assert jit["lane_units"][:, story["phx_lanes"]].sum() > fb["lane_units"][:, story["phx_lanes"]].sum()
     # and the joint plan is cheaper for the two together
-    vendor_jit = ctx.vendor.evaluate(own.plan)
+    vendor_jit = ctx.vendor.evaluate(own.plan[0])
     assert vendor_jit.feasible
     assert jp.social_cost < own.total + vendor_jit.total - 1.0
 
@@ -292,7 +292,7 @@ def test_story_in_the_simulated_world(story, tracer, checks):
             assert w.stock_end[PHX, k] == pytest.approx(0.0, abs=1e-6), f"week {w.week}: Dallas served South-West with Phoenix stocked"
     cin_dal = {p: sum(w.lane_units[cd].sum() for w in t.weeks) for p, t in tr.items()}
     assert cin_dal["first-best"] > cin_dal["jit"] + 1.0
-    assert all(w.po[PHX].sum() > 0 for w in tr["jit"].weeks)  # JIT orders Phoenix stock every week
+    assert all(w.po[:, PHX].sum() > 0 for w in tr["jit"].weeks)  # JIT orders Phoenix stock every week
     phx = {p: sum(w.shipped[PHX].sum() for w in t.weeks) for p, t in tr.items()}
     assert phx["first-best"] < phx["jit"]
     for p, t in tr.items():
