@@ -9,6 +9,10 @@ Three sizes, built programmatically (no files needed):
 * ``large``: 2,000 products x 20 FCs (8 regions, 4 origins), 6 weeks.
 * ``PxFxRxO`` (for example ``1000x5x5x2``): the same synthetic network with ``P`` products, ``F``
   FCs, ``R`` regions (equal weights) and ``O`` origins, seeded by ``P``, for scaling studies.
+* ``PxFxRxOxV`` (for example ``330x5x5x2x3``): ``V`` vendors, each with its own ``O`` origins and lanes
+  to every FC, each supplying every product at its own wholesale price (5.0, 5.1, ...): the
+  negotiation has ``V + 1`` agents, the retailer answering for the whole plan and each vendor for
+  its block.
 
 For each size :func:`run_benchmark` times, in one process and on the same planning round (week 0,
 scenario's initial stock, mean demand as the forecast):
@@ -48,7 +52,8 @@ SIZES = ("small", "pilot", "large")
 VADK_REGION_WEIGHTS = [0.247, 0.158, 0.233, 0.131, 0.231]
 
 
-def _grid_scenario(name: str, *, products: int, fcs: int, regions: int, origins: int, weights: list[float] | None, seed: int) -> dict[str, Any]:
+def _grid_scenario(name: str, *, products: int, fcs: int, regions: int, origins: int, weights: list[float] | None, seed: int,
+                   vendors: int = 1) -> dict[str, Any]:
     """A synthetic network: FCs and regions on a line (outbound cost grows with distance, far pairs
     unreachable), every origin ships to every FC, about a third of the lanes carry spare volume."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xBE7C]))
@@ -110,6 +115,8 @@ def _grid_scenario(name: str, *, products: int, fcs: int, regions: int, origins:
         "demand": {"model": "vadk", "cv": 0.3, "region_weights": dict(zip(region_names, map(float, w), strict=True)),
                    "multipliers": [1.014, 0.980, 0.989, 1.000, 1.015, 1.001]},
     }
+    if vendors > 1:
+        data = _several_vendors(data, vendors, origins, regions, fc_names, fc_pos, fc_share, total, rng)
     scenario = scenario_from_dict(data, f"benchmark '{name}'")
     # initial FC stock: about 1.2 weeks of each product's demand, split by FC share
     stock_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x570C]))
@@ -121,21 +128,51 @@ def _grid_scenario(name: str, *, products: int, fcs: int, regions: int, origins:
     return resolved
 
 
-GRID_SIZE = re.compile(r"^(\d+)x(\d+)x(\d+)x(\d+)$")
+def _several_vendors(data: dict[str, Any], vendors: int, origins: int, regions: int, fc_names: list[str],
+                     fc_pos: np.ndarray, fc_share: np.ndarray, total: float, rng: np.random.Generator) -> dict[str, Any]:
+    """``data`` as a version-2 scenario with ``vendors`` vendors, each with its own ``origins`` origins
+    (spread along the line, shifted per vendor) and lanes to every FC, each supplying every product
+    at its own wholesale price; capacity split so that together they cover demand with ~30% slack."""
+    out = {k: v for k, v in data.items() if k not in ("origins", "lanes")}
+    out["schema_version"] = 2
+    out["product_generator"] = {k: v for k, v in data["product_generator"].items() if k != "wholesale_price"}
+    vendor_list = []
+    for v in range(vendors):
+        names = [f"V{v}O{o}" for o in range(origins)]
+        origin_list = [{"name": n, "capacity": round(1.3 * total / (origins * vendors), 1),
+                        "production_cost": round(2.0 + 0.3 * o + 0.15 * v, 2), "holding_cost": 0.02} for o, n in enumerate(names)]
+        lanes = []
+        for o, oname in enumerate(names):
+            o_pos = ((o + 0.5) / origins + 0.37 * v / vendors) % 1.0 * (regions - 1)
+            for f, fname in enumerate(fc_names):
+                dist = abs(o_pos - fc_pos[f])
+                lane: dict[str, Any] = {"origin": oname, "fc": fname, "truckload_cost": round(0.4 + 0.5 * dist, 3)}
+                if rng.uniform() < 0.35:
+                    lane["spare_volume"] = round(float(total * fc_share[f] * rng.uniform(0.1, 0.4) / vendors), 1)
+                    lane["spare_cost"] = 0.05
+                lanes.append(lane)
+        vendor_list.append({"name": f"vendor{v}", "origins": origin_list, "lanes": lanes, "products": "all",
+                            "wholesale_price": round(5.0 + 0.1 * v, 2)})
+    out["vendors"] = vendor_list
+    return out
+
+
+GRID_SIZE = re.compile(r"^(\d+)x(\d+)x(\d+)x(\d+)(?:x(\d+))?$")
 
 
 def is_size(size: str) -> bool:
-    """Whether ``size`` names a benchmark size: one of :data:`SIZES` or ``PxFxRxO``."""
+    """Whether ``size`` names a benchmark size: one of :data:`SIZES`, ``PxFxRxO`` or ``PxFxRxOxV``."""
     m = GRID_SIZE.match(size)
-    return size in SIZES or (m is not None and all(int(g) >= 1 for g in m.groups()))
+    return size in SIZES or (m is not None and all(int(g) >= 1 for g in m.groups() if g is not None))
 
 
 def benchmark_scenario(size: str) -> Scenario:
-    """The scenario of a benchmark size (``small``, ``pilot``, ``large`` or ``PxFxRxO``)."""
+    """The scenario of a benchmark size (``small``, ``pilot``, ``large``, ``PxFxRxO`` or ``PxFxRxOxV``)."""
     if size not in SIZES and is_size(size):
-        products, fcs, regions, origins = (int(g) for g in GRID_SIZE.match(size).groups())
+        products, fcs, regions, origins, vendors = (int(g) if g is not None else 1 for g in GRID_SIZE.match(size).groups())
         return scenario_from_dict(_grid_scenario(f"bench-{size}", products=products, fcs=fcs, regions=regions,
-                                                 origins=origins, weights=None, seed=products), f"benchmark '{size}'")
+                                                 origins=origins, weights=None, seed=products, vendors=vendors),
+                                  f"benchmark '{size}'")
     if size == "small":
         return load_scenario("default")
     if size == "pilot":
@@ -163,16 +200,19 @@ def mean_demand(scenario: Scenario, start_week: int = 0) -> np.ndarray:
     return np.maximum(0.0, mult[:, None, None] * w[None, :, None] * base[None, None, :])
 
 
-def planning_round(scenario: Scenario) -> tuple[RetailerAgent, VendorAgent]:
-    """The two agents at the start of week 0: the scenario's initial stock, nothing in transit, and
-    mean demand as the forecast. A single planning round needs no simulated world."""
+def planning_round(scenario: Scenario) -> tuple[RetailerAgent, dict[str, VendorAgent]]:
+    """The agents at the start of week 0 (the retailer, and each vendor by name): the scenario's
+    initial stock, nothing in transit, and mean demand as the forecast. A single planning round needs
+    no simulated world."""
     public, rdata, vdata = split_scenario(scenario)
-    retailer, vendor = RetailerAgent(public, rdata), VendorAgent(public, vdata)
-    H, F, K = public.shape
-    retailer.observe(RetailerState(rdata.initial_stock.copy(), np.zeros((H, F, K)), np.zeros((public.R, K))),
+    retailer = RetailerAgent(public, rdata)
+    retailer.observe(RetailerState(rdata.initial_stock.copy(), np.zeros(public.block_shape), np.zeros((public.R, public.K))),
                      mean_demand(scenario))
-    vendor.observe(VendorState(vdata.initial_stock.copy()))
-    return retailer, vendor
+    vendors = {}
+    for name, data in vdata.items():
+        vendors[name] = VendorAgent(public, data)
+        vendors[name].observe(VendorState(data.initial_stock.copy()))
+    return retailer, vendors
 
 
 class _ScaledBuilder:
@@ -200,6 +240,15 @@ class ScaledCosts:
     def __init__(self, agent: Any, scale: float) -> None:
         self.agent, self.scale = agent, float(scale)
         self.public = agent.public
+        self.party = agent.party
+        self.plan_shape = agent.plan_shape
+        self.index = getattr(agent, "index", None)
+
+    def negotiator(self, options: Any = None, *, process: bool = False) -> Any:
+        """The scaled agent's negotiator, built from its scaled cost model."""
+        from sim.negotiation.best_response import ProcessNegotiator, negotiator_for
+
+        return ProcessNegotiator(self, options) if process else negotiator_for(self, options)
 
     def add_block(self, b: Any, x: np.ndarray, *args: Any, **kwargs: Any) -> Any:
         return self.agent.add_block(_ScaledBuilder(b, self.scale), x, *args, **kwargs)
@@ -256,27 +305,29 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     opts = admm_options(options, "flosim bench")  # bad options fail before the central solve
     answer_opts = answer_options(answers, "flosim bench")
     scenario = benchmark_scenario(size)
-    retailer, vendor = planning_round(scenario)
+    retailer, vendors = planning_round(scenario)
     if cost_scale != 1.0:
-        retailer, vendor = ScaledCosts(retailer, cost_scale), ScaledCosts(vendor, cost_scale)
+        retailer = ScaledCosts(retailer, cost_scale)
+        vendors = {name: ScaledCosts(v, cost_scale) for name, v in vendors.items()}
     t0 = time.perf_counter()
     b = LPBuilder()
     x = b.add_var(retailer.public.shape)
     retailer.add_block(b, x)
-    vendor.add_block(b, x)
+    for v, vendor in enumerate(vendors.values()):
+        vendor.add_block(b, x[v])
     lp = b.build()
     t1 = time.perf_counter()
     central = solve_lp(lp)  # simplex, or interior point from sim.model.lp.IPM_THRESHOLD variables on
     first_best = central.objective
     t2 = time.perf_counter()
-    ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendor=vendor, rng=np.random.default_rng(0))
+    ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendors=vendors, rng=np.random.default_rng(0))
     plan, result = negotiate_efficient_plan(ctx, opts, on_round=on_round, certify=True, answers=answer_opts)
     t3 = time.perf_counter()
     # the stopping rule's checks are part of the negotiation (in cpp_s); a certificate computed after
     # an unconverged negotiation (for the report) is not
     after_s = 0.0 if result.certificate is None or result.checks and result.certified else result.certificate.wall_s
     certify_s = result.checks_s
-    social = cost_scale * (retailer.evaluate(plan).total + vendor.evaluate(plan).total)
+    social = cost_scale * (retailer.evaluate(plan).total + sum(vendor.evaluate(plan[v]).total for v, vendor in enumerate(vendors.values())))
     return BenchRow(
         size=size,
         n_public=int(np.prod(retailer.public.shape)),

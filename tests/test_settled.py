@@ -38,7 +38,7 @@ class ExtraInLastWeek:
         if ctx.week == self.last_week:
             plan = d.plan.copy()
             plan[0, 0, 0] += EXTRA
-            return Decision(plan=plan, transfer=0.0, committed=True)
+            return Decision(plan=plan, committed=True)
         return d
 
 

@@ -1,12 +1,12 @@
 """``flosim bench``: CPP negotiation time against a centralized solve of the same problem.
 
-    flosim bench [--sizes small,pilot,large,PxFxRxO] [--set NAME=VALUE ...] [--answer NAME=VALUE ...] [--cost-scale S] [--json]
+    flosim bench [--sizes small,pilot,large,PxFxRxO[xV]] [--set NAME=VALUE ...] [--answer NAME=VALUE ...] [--cost-scale S] [--json]
 
 Per size, in one process: the number of public (plan) variables, the joint LP's build and HiGHS solve
 times, the CPP negotiation's time and iterations, the ratio CPP/centralized, and the relative gap of
 the CPP plan's social cost to the first best, and the bound on it the agents certify without a
 central solve (``certified_gap``). Sizes are described in :mod:`experiments.benchmarks`; besides
-``small``, ``pilot`` and ``large``, ``PxFxRxO`` (for example ``1000x5x5x2``) builds the benchmark
+``small``, ``pilot`` and ``large``, ``PxFxRxO`` (for example ``1000x5x5x2``, or ``PxFxRxOxV`` with V vendors, ``330x5x5x2x3``) builds the benchmark
 network with that many products, FCs, regions and origins, for scaling studies. ``--set`` changes an
 ADMM option of the negotiation (``--set eps_rel=3e-3``), ``--answer`` a setting of the agents' best
 responses (``--answer exact_below=0`` caps every answer at ``early_max_iter`` OSQP iterations); a
@@ -32,7 +32,7 @@ from sim.results import jsonable
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="benchmark CPP against a centralized solve",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="small,pilot", help="comma-separated sizes: small, pilot, large, or PxFxRxO (products x FCs x regions x origins, "
+    p.add_argument("--sizes", default="small,pilot", help="comma-separated sizes: small, pilot, large, or PxFxRxO[xV] (products x FCs x regions x origins [x vendors], "
                    "the benchmark network at another size; default small,pilot)")
     p.add_argument("--set", dest="admm", action="append", type=name_value("NAME=VALUE", "eps_rel=3e-3"), default=[], metavar="NAME=VALUE",
                    help="ADMM option of the negotiation (sim.negotiation.coordinator.ADMMOptions), e.g. eps_rel=3e-3; repeatable")
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [s for s in sizes if not is_size(s)]
     if not sizes or unknown:
         raise FlosimError(f"--sizes: unknown size(s) {unknown or sizes!r} (choose from {', '.join(SIZES)}, "
-                          "or PxFxRxO: products x FCs x regions x origins, for example 1000x5x5x2)")
+                          "or PxFxRxO[xV]: products x FCs x regions x origins [x vendors], for example 1000x5x5x2 or 330x5x5x2x3)")
     if not (args.cost_scale > 0 and args.cost_scale < float("inf")):
         raise FlosimError(f"--cost-scale: must be a positive finite number, got {args.cost_scale!r}")
     admm, answers = dict(args.admm), dict(args.answers)
