@@ -237,6 +237,22 @@ def test_whole_plan_blocks_reproduce_the_negotiation_before_blocks(blocks, opts,
     assert all(a.shape == (2, 3) for a in result.answers + result.prices)
 
 
+@pytest.mark.parametrize("opts", [{}, {"anderson": True}, {"certify": False, "rho": 0.5}])
+def test_one_vendor_holding_its_block_of_a_one_vendor_plan_is_the_plain_negotiation(opts) -> None:
+    """A plan with a vendor axis of size one, the vendor holding block 0 (shape (2, 3)) and the
+    retailer the whole plan: the same numbers, bit for bit, as both agents holding the whole plan."""
+    targets = [np.arange(6.0).reshape(1, 2, 3) * (i + 1) / 3 + i for i in range(2)]
+    whole = ConsensusADMM(ADMMOptions(**opts)).negotiate([_CertQuadratic(1.0, targets[0]), _CertQuadratic(3.0, targets[1])], (1, 2, 3))
+    block = ConsensusADMM(ADMMOptions(**opts)).negotiate([_CertQuadratic(1.0, targets[0]), _CertQuadratic(3.0, targets[1][0])],
+                                                        (1, 2, 3), blocks=[None, 0])
+    assert block.status == whole.status and block.status in ("converged", "stopped_on_residuals")
+    assert block.iterations == whole.iterations and block.history == whole.history
+    assert np.array_equal(block.z, whole.z) and block.answers[1].shape == (2, 3)
+    assert np.array_equal(block.answers[1], whole.answers[1][0]) and np.array_equal(block.prices[1], whole.prices[1][0])
+    if whole.certificate is not None:
+        assert (block.certificate.upper, block.certificate.lower) == (whole.certificate.upper, whole.certificate.lower)
+
+
 @pytest.mark.parametrize("anderson", [False, True])
 def test_whole_plan_blocks_are_bit_for_bit_the_plain_negotiation(anderson: bool) -> None:
     """LP agents (OSQP answers, certificate checks): every block the whole plan, spelled any way,

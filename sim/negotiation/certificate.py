@@ -137,7 +137,7 @@ def certify(negotiators: Sequence[Any], prices: Sequence[np.ndarray], plan: np.n
     missing = _not_certifiable(negotiators)
     if missing:
         return Certificate.of(float("nan"), float("-inf"), time.perf_counter() - t0, missing)
-    if layout.full and layout.block_shapes[0] == layout.shape:  # (exactly the sums of earlier versions)
+    if layout.full and all(bs == layout.shape for bs in layout.block_shapes):  # (the sums of earlier versions)
         Y = np.asarray([np.asarray(p, dtype=float) for p in prices])
         Y = Y - Y.mean(axis=0, keepdims=True)
         own = [Y[i] for i in range(len(negotiators))]
