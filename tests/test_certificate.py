@@ -12,7 +12,8 @@ from experiments.cli import main
 from policies.cpp import negotiate_efficient_plan
 from sim.parties.oracle import joint_plan
 from sim.negotiation.best_response import negotiator_for
-from sim.negotiation.certificate import certify
+from sim.negotiation.certificate import Certifier, certify
+from sim.negotiation.coordinator import ADMMOptions, ConsensusADMM
 from sim.model.lp import LPBuilder
 from sim.world import planning_context
 
@@ -150,3 +151,89 @@ def test_flosim_plan_reports_a_certified_gap_that_bounds_the_gap(capsys) -> None
     assert out["certified_gap"] is not None and out["certified_gap"] >= out["gap"] - REL
     assert main(["plan", "--policy", "jit", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["certified_gap"] is None
+
+
+# --- agents that hold part of the plan ------------------------------------------------------------
+
+SHAPE = (2, 3)
+BLOCKS = [(slice(None), slice(0, 2)), 0, (slice(None), slice(1, 3))]  # x[0, 1] has three holders, x[1, 0] one
+
+
+class _Quadratic:
+    """``C(x) = (a/2)||x - b||²`` over its block; records the shape of everything it is asked."""
+
+    def __init__(self, a: float, b: np.ndarray) -> None:
+        self.a, self.b, self.asked = a, b, []
+
+    def best_response(self, z, prices, rho):
+        return (self.a * self.b - prices + rho * z) / (self.a + rho)
+
+    def own_cost(self, x) -> float:
+        self.asked.append(np.shape(x))
+        return 0.5 * self.a * float(np.sum((np.asarray(x) - self.b) ** 2))
+
+    def dual_value(self, prices) -> float:
+        self.asked.append(np.shape(prices))
+        y = np.asarray(prices, dtype=float)
+        return float(np.sum(y * self.b) - np.sum(y**2) / (2 * self.a))
+
+
+@pytest.fixture()
+def block_agents():
+    rng = np.random.default_rng(4)
+    grid = np.zeros(SHAPE)
+    agents = [_Quadratic(a, rng.normal(size=grid[b].shape)) for a, b in zip((1.0, 2.5, 0.7), BLOCKS, strict=True)]
+    num, den = np.zeros(SHAPE), np.zeros(SHAPE)
+    for g, b in zip(agents, BLOCKS, strict=True):
+        num[b] += g.a * g.b
+        den[b] += g.a
+    x_star = num / den  # each component: the weighted mean of its holders' targets
+    optimum = sum(0.5 * g.a * float(np.sum((x_star[b] - g.b) ** 2)) for g, b in zip(agents, BLOCKS, strict=True))
+    return agents, x_star, optimum
+
+
+def test_with_blocks_the_bound_is_tight_at_the_optimal_prices(block_agents) -> None:
+    """The optimum's prices, y_i = -grad C_i(x*[B_i]), sum to zero over each component's holders, and
+    there the agents' dual values over their own blocks add up to the optimum (strong duality)."""
+    agents, x_star, optimum = block_agents
+    prices = [-g.a * (x_star[b] - g.b) for g, b in zip(agents, BLOCKS, strict=True)]
+    c = certify(agents, prices, x_star, blocks=BLOCKS)
+    assert c.lower == pytest.approx(optimum, rel=1e-12) and c.upper == pytest.approx(optimum, rel=1e-12)
+    for g, b in zip(agents, BLOCKS, strict=True):  # each agent was asked about its own block only
+        assert g.asked == [np.zeros(SHAPE)[b].shape] * 2
+
+
+def test_with_blocks_the_lower_bound_holds_at_any_prices(block_agents) -> None:
+    """Prices that do not sum to zero over a component's holders are re-centred over those holders
+    (not over all agents), so the bound is valid for whatever prices are handed in."""
+    agents, x_star, optimum = block_agents
+    # the optimal prices plus the same offset for every holder of a component (so they no longer sum
+    # to zero): un-centred, the offset would lift the bound above the optimum; centred over each
+    # component's holders it cancels, and the bound is the tight one again
+    y_star = [-g.a * (x_star[b] - g.b) for g, b in zip(agents, BLOCKS, strict=True)]
+    for t in (1e-3, 1e-2, 1e-1):
+        offset = t * np.sign(x_star)
+        c = certify(agents, [y + offset[b] for y, b in zip(y_star, BLOCKS, strict=True)], x_star, blocks=BLOCKS)
+        assert c.lower == pytest.approx(optimum, rel=1e-12)
+    rng = np.random.default_rng(9)
+    grid = np.zeros(SHAPE)
+    for scale in (0.3, 1.0, 3.0, 10.0):
+        for _ in range(5):
+            prices = [rng.normal(0.5 * scale, scale, size=grid[b].shape) for b in BLOCKS]
+            c = certify(agents, prices, x_star, blocks=BLOCKS)
+            assert c.lower <= optimum * (1 + 1e-12)
+            assert c.upper == pytest.approx(optimum, rel=1e-12)
+
+
+def test_certifier_with_blocks_bounds_a_negotiated_plan(block_agents) -> None:
+    agents, x_star, optimum = block_agents
+    certifier = Certifier.for_agents(agents, blocks=BLOCKS)
+    assert certifier is not None and certifier.blocks == BLOCKS
+    result = ConsensusADMM(ADMMOptions(gap_tol=1e-5)).negotiate(agents, SHAPE, certifier=certifier, blocks=BLOCKS)
+    assert result.converged
+    c = result.certificate
+    assert c.lower <= optimum * (1 + 1e-12) <= c.upper * (1 + 1e-12) and c.gap <= 1e-5
+    assert result.certified_plan.shape == SHAPE
+    # a certifier built for other blocks than the negotiation's is refused, not silently used
+    with pytest.raises(ValueError, match="certifier's blocks"):
+        ConsensusADMM().negotiate(agents, SHAPE, certifier=Certifier(agents, blocks=[None, 0, 1]), blocks=BLOCKS)

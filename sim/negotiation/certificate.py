@@ -137,7 +137,7 @@ def certify(negotiators: Sequence[Any], prices: Sequence[np.ndarray], plan: np.n
     missing = _not_certifiable(negotiators)
     if missing:
         return Certificate.of(float("nan"), float("-inf"), time.perf_counter() - t0, missing)
-    if layout.full and layout.block_shapes[0] == layout.shape:  # (exactly the sums of earlier versions)
+    if layout.full and all(bs == layout.shape for bs in layout.block_shapes):  # (the sums of earlier versions)
         Y = np.asarray([np.asarray(p, dtype=float) for p in prices])
         Y = Y - Y.mean(axis=0, keepdims=True)
         own = [Y[i] for i in range(len(negotiators))]
@@ -172,13 +172,14 @@ class Certifier:
     from the global consensus plan ``z`` and the agents' answers (each in its block's shape); default:
     the cheapest, by the agents' stated costs, of ``z`` and, for each agent, ``z`` with its block
     replaced by its answer (without blocks: the answer itself). The certificate bounds that plan.
-    ``blocks``: the agents' blocks of the plan, as given to the negotiation (None: the whole plan). The lower bound on first best holds
-    for any prices that sum to zero, so each check keeps the largest one seen so far: the bound the
-    stopping rule uses only improves. ``checks`` counts the checks made.
+    ``blocks``: the agents' blocks of the plan, as given to the negotiation (None: the whole plan).
+    The lower bound on first best holds for any prices that sum to zero, so each check keeps the
+    largest one seen so far: the bound the stopping rule uses only improves.
 
     What a user may do: ``Certifier(negotiators, plan=...)`` and pass it to
-    :meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate` (``certifier=``); ``Certifier.for_agents(negotiators)``
-    returns None when some agent cannot certify."""
+    :meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate` (``certifier=``, with the same ``blocks``
+    as the negotiation: other blocks are a ``ValueError``); ``Certifier.for_agents(negotiators,
+    blocks=...)`` returns None when some agent cannot certify."""
 
     def __init__(self, negotiators: Sequence[Any], plan: PlanRule | None = None, parallel: bool = True,
                  blocks: Sequence[Block] | None = None) -> None:

@@ -73,6 +73,17 @@ converging; checked after each round, so a round under way is finished) or ``"fa
 raised or answered with non-finite numbers). A result
 that did not converge is never presented as an agreement: callers check :attr:`NegotiationResult.converged`.
 
+**Agents that hold part of the plan** (``negotiate(..., blocks=...)``, :mod:`sim.negotiation.blocks`).
+Agent ``i`` may hold only ``x[blocks[i]]`` (a numpy basic index; None: the whole plan). It is then
+sent ``z[blocks[i]]`` and its prices in its block's shape, and nothing else of the plan. The update is
+general-form consensus (Boyd et al. 2011, section 7.2): each component's ``z`` is the mean of
+``xr_i + y_i/rho`` over the agents holding it, each agent's prices update on its own components, and
+the residuals and tolerances count agent components: ``sqrt(m)`` with ``m`` the number of (agent,
+component) pairs in place of ``sqrt(N n)``, and ``||z restricted to each agent, stacked||`` in place of
+``sqrt(N) ||z||``. The agents' components are stacked in one vector (an index into ``z``; means by
+weighted bin counts); with every block the whole plan that is the ``[N, n]`` array and the mean
+``mean(axis=0)``, so the numbers are exactly those without blocks.
+
 What a user may do: ``ConsensusADMM(ADMMOptions(...)).negotiate(negotiators, shape)`` with any
 objects implementing the protocol; pass ``record_transcript=True`` to keep everything that left an
 agent (:mod:`sim.negotiation.transcript`). Each round only ``best_response`` is called on a negotiator; at a

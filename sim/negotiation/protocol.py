@@ -1,8 +1,9 @@
 """The Consensus Planning Protocol (CPP) as seen by the coordinator: what an agent must answer.
 
 An agent in a CPP negotiation keeps its cost model to itself. The coordinator sends it three things,
-a consensus plan ``z``, the agent's own prices ``y`` (both shaped like the plan, ``(H, F, K)``) and a
-penalty ``rho > 0``, and the agent answers with its *best response*
+a consensus plan ``z``, the agent's own prices ``y`` (both shaped like the part of the plan the agent
+holds: the whole plan, or only its block of it, ``negotiate(..., blocks=...)``) and a penalty
+``rho > 0``, and the agent answers, in the same shape, with its *best response*
 
     x = argmin_x  C(x) + y·x + (rho/2) ||x - z||²
 
