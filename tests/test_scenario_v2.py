@@ -242,3 +242,19 @@ def test_the_three_vendor_sweep_spec_loads_against_its_scenario():
     assert points and all(
         loaded.scenario.with_overrides(p, source="point").vendor_names == ["cincinnati", "memphis", "reno"] for p in points[:3]
     )
+
+
+def test_a_runs_inputs_and_trace_lanes_cover_every_vendors_lanes_in_the_global_order():
+    from forecasts.inputs import draw_inputs
+    from forecasts.traces import lane_names
+
+    s = load_scenario("two-vendors")
+    names = [f"{lane.origin}->{lane.fc}" for v in s.vendor_specs() for lane in v.lanes]
+    assert lane_names(s) == names and len(names) == 9
+    inputs = draw_inputs(s, weeks=3)
+    assert inputs.delays.shape[1] == len(names)
+    # a lane's delays are its own stream: the first vendor's lanes draw what the one-vendor default draws
+    default = load_scenario("default").model_copy(update={"seed": s.seed})
+    assert (draw_inputs(default, weeks=3).delays == inputs.delays[:, :6]).all()
+    # the Tucson lanes draw from their own distributions (TUS->IND is late with probability 0.2)
+    assert set(inputs.delays[:, 6:].ravel().tolist()) <= {0, 1}

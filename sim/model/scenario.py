@@ -1,8 +1,8 @@
 """Scenario files: the schema, loading and validation.
 
 A scenario is a YAML file describing one retailer, its vendors and the world they live in: products,
-fulfillment centers (FCs), demand regions, each vendor's origins, lanes and prices, costs, the demand and forecast model,
-the planning horizon, the number of simulated weeks, the cool-down after them (``settle_weeks``: the
+fulfillment centers (FCs), demand regions, each vendor's origins, lanes and prices, costs, the demand
+and forecast model, the planning horizon, the number of simulated weeks, the cool-down after them (``settle_weeks``: the
 weeks every policy's world continues under JIT so the stock a run leaves behind is valued), the seed
 and policy parameters.
 
@@ -13,7 +13,6 @@ What a user may do:
 * ``scenario.model_copy(update=...)`` or :meth:`Scenario.with_overrides` derives variants for sweeps.
 * ``dump_scenario(scenario, path)`` writes the *resolved* scenario (generated products materialised),
   which reloads to the identical object: a results folder stores it so a run can be repeated exactly.
-
 * ``scenario.vendor_specs()`` gives the vendors (:class:`VendorSpec`: name, origins, lanes, wholesale
   prices) whatever the schema version; ``scenario.all_lanes`` the lanes in the global lane order.
 
