@@ -2,9 +2,9 @@
 
 A scenario is a YAML file describing one retailer, its vendors and the world they live in: products,
 fulfillment centers (FCs), demand regions, each vendor's origins, lanes and prices, costs, the demand
-and forecast model, the planning horizon, the number of simulated weeks, the cool-down after them (``settle_weeks``: the
-weeks every policy's world continues under JIT so the stock a run leaves behind is valued), the seed
-and policy parameters.
+and forecast model, the planning horizon, the number of simulated weeks, the cool-down after them
+(``settle_weeks``: the weeks every policy's world continues under JIT so the stock a run leaves
+behind is valued), the seed and policy parameters.
 
 What a user may do:
 
