@@ -14,10 +14,11 @@ from sim.model.scenario import Scenario
 
 def draw_delays(s: Scenario, weeks: int, rng: np.random.Generator) -> np.ndarray:
     """Extra delay in whole weeks, ``[weeks, L]`` (integers >= 0)."""
-    out = np.zeros((weeks, len(s.all_lanes)), dtype=np.int64)
+    lanes = s.all_lanes  # the global lane order: vendors in order, each vendor's lanes in order
+    out = np.zeros((weeks, len(lanes)), dtype=np.int64)
     # one child stream per lane: lane l's delays of week t depend neither on the run's length nor on
     # the other lanes
-    for i, (lane, child) in enumerate(zip(s.all_lanes, rng.spawn(len(s.all_lanes)))):
+    for i, (lane, child) in enumerate(zip(lanes, rng.spawn(len(lanes)))):
         out[:, i] = child.choice(np.asarray(lane.delay.values), size=weeks, p=np.asarray(lane.delay.probs))
     return out
 

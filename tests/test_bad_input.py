@@ -16,10 +16,11 @@ import yaml
 from experiments.cli import main
 
 DEFAULT = yaml.safe_load((resources.files("sim") / "scenarios" / "default.yaml").read_text())
+TWO_VENDORS = yaml.safe_load((resources.files("sim") / "scenarios" / "two-vendors.yaml").read_text())
 
 
-def _write(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None]) -> Path:
-    data = copy.deepcopy(DEFAULT)
+def _write(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None], base: dict[str, Any] = DEFAULT) -> Path:
+    data = copy.deepcopy(base)
     change(data)
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -84,6 +85,79 @@ def test_invalid_scenario_file(capsys, tmp_path, name, change, needles):
     _assert_clear(code, out, err, results, str(path), *needles)
     assert len(err.strip().splitlines()) == 1, err  # one problem, one line (no pydantic internals)
     assert "constrained-" not in err and "dict[" not in err
+
+
+def _vendor(i: int, **fields: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d["vendors"][i].update(fields)
+
+
+def _to_v1_with_vendors(d: dict[str, Any]) -> None:
+    d.update(DEFAULT, vendors=d["vendors"])
+
+
+def _generated_with_price(d: dict[str, Any]) -> None:
+    d.pop("products")
+    d["product_generator"] = {"count": 4, "wholesale_price": 5.0}
+    for f in d["fcs"]:
+        f["initial_stock"] = {}
+    for v in d["vendors"]:
+        v.update(products="all", wholesale_price=5.0)
+        for o in v["origins"]:
+            o.update(production_cost=2.0, initial_stock={})
+
+
+# several vendors (schema version 2, on the built-in two-vendors scenario): (file name, change, needles)
+VENDOR_CASES = [
+    ("duplicate_vendor.yaml", _vendor(1, name="acme"), ["'vendors' = 'acme'", "duplicate name"]),
+    ("vendor_retailer.yaml", _vendor(1, name="retailer"), ["vendors.retailer.name", "'retailer'", "reserved"]),
+    ("vendor_mechanism.yaml", _vendor(0, name="mechanism"), ["vendors.mechanism.name", "'mechanism'", "reserved"]),
+    ("vendor_without_lanes.yaml", _vendor(1, lanes=[]), ["vendors.sonora.lanes", "at least one lane"]),
+    ("vendor_without_origins.yaml", _vendor(1, origins=[], lanes=[]), ["vendors.sonora.origins", "at least one origin"]),
+    ("lane_from_other_vendor.yaml", lambda d: d["vendors"][1]["lanes"][2].update(origin="CIN"),
+     ["vendors.sonora.lanes.2.origin", "'CIN'", "vendor 'acme'"]),
+    ("lane_from_no_vendor.yaml", lambda d: d["vendors"][0]["lanes"][1].update(origin="DET"),
+     ["vendors.acme.lanes.1.origin", "'DET'", "unknown origin"]),
+    ("origin_of_two_vendors.yaml", lambda d: d["vendors"][1]["origins"].append({**d["vendors"][0]["origins"][2]}),
+     ["vendors.sonora.origins.RNO", "'RNO'", "vendor 'acme'"]),
+    ("product_nobody_supplies.yaml", lambda d: d["vendors"][1]["products"].pop("sunscreen"),
+     ["products.sunscreen", "no vendor supplies"]),
+    ("vendor_unknown_product.yaml", lambda d: d["vendors"][0]["products"].update(shampoo=4.0),
+     ["vendors.acme.products.shampoo", "unknown product"]),
+    ("v2_top_level_origins.yaml", lambda d: d.update(origins=DEFAULT["origins"]), ["'origins'", "schema_version 2"]),
+    ("v2_top_level_lanes.yaml", lambda d: d.update(lanes=DEFAULT["lanes"]), ["'lanes'", "schema_version 2"]),
+    ("v2_product_price.yaml", lambda d: d["products"][2].update(wholesale_price=8.0),
+     ["products.razors.wholesale_price", "8.0", "schema_version 2"]),
+    ("v2_generator_price.yaml", _generated_with_price, ["product_generator.wholesale_price", "5.0", "products: all"]),
+    ("v2_without_vendors.yaml", lambda d: d.pop("vendors"), ["'vendors'", "at least one vendor"]),
+    ("v1_with_vendors.yaml", _to_v1_with_vendors, ["'vendors'", "schema_version 2"]),
+    ("vendor_stock_not_supplied.yaml", lambda d: d["vendors"][1]["origins"][0]["initial_stock"].update(razors=5),
+     ["vendors.sonora.origins.TUS.initial_stock.razors", "does not supply"]),
+    ("vendor_stock_unknown.yaml", lambda d: d["vendors"][0]["origins"][0]["initial_stock"].update(shampoo=5),
+     ["vendors.acme.origins.CIN.initial_stock.shampoo", "unknown product"]),
+    ("vendor_production_missing.yaml", lambda d: d["vendors"][1]["origins"][0]["production_cost"].pop("sunscreen"),
+     ["vendors.sonora.origins.TUS.production_cost", "sunscreen", "without a production cost"]),
+    ("vendor_production_unknown.yaml", lambda d: d["vendors"][1]["origins"][0]["production_cost"].update(shampoo=1.0),
+     ["vendors.sonora.origins.TUS.production_cost.shampoo", "unknown product"]),
+    ("vendor_all_without_price.yaml", _vendor(0, products="all"), ["vendors.0.wholesale_price", "needs a wholesale_price"]),
+    ("vendor_price_without_all.yaml", _vendor(1, wholesale_price=5.5), ["vendors.1.wholesale_price", "5.5", "only with products 'all'"]),
+    ("vendor_products_word.yaml", _vendor(1, products="some"), ["vendors.1.products", "'some'", "'all'"]),
+    ("vendor_negative_price.yaml", lambda d: d["vendors"][1]["products"].update(detergent=-5.8),
+     ["vendors.1.products.detergent", "-5.8"]),
+    ("vendor_duplicate_lane.yaml", lambda d: d["vendors"][1]["lanes"].append(dict(d["vendors"][1]["lanes"][1])),
+     ["vendors.sonora.lanes", "TUS->DAL", "duplicate"]),
+    ("vendor_lane_unknown_fc.yaml", lambda d: d["vendors"][1]["lanes"][1].update(fc="SEA"), ["vendors.sonora.lanes.1.fc", "SEA", "unknown FC"]),
+    ("vendor_unknown_field.yaml", _vendor(0, colour="red"), ["vendors.0.colour", "unknown field"]),
+    ("vendor_missing_name.yaml", lambda d: d["vendors"][0].pop("name"), ["vendors.0.name", "missing"]),
+]
+
+
+@pytest.mark.parametrize("name, change, needles", VENDOR_CASES, ids=[c[0] for c in VENDOR_CASES])
+def test_invalid_several_vendor_file(capsys, tmp_path, name, change, needles):
+    path = _write(tmp_path, name, change, base=TWO_VENDORS)
+    code, out, err, results = _run(capsys, tmp_path, str(path))
+    _assert_clear(code, out, err, results, str(path), *needles)
+    assert len(err.strip().splitlines()) == 1, err
+    assert "constrained-" not in err and "dict[" not in err and "literal" not in err
 
 
 def test_malformed_yaml(capsys, tmp_path):

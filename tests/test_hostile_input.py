@@ -23,6 +23,7 @@ from experiments.cli import main
 
 DEFAULT = yaml.safe_load((resources.files("sim") / "scenarios" / "default.yaml").read_text())
 DEFAULT_TEXT = (resources.files("sim") / "scenarios" / "default.yaml").read_text()
+TWO_VENDORS = yaml.safe_load((resources.files("sim") / "scenarios" / "two-vendors.yaml").read_text())
 
 
 def _refused(capsys, argv: list[str], *needles: str, out: Path | None = None) -> str:
@@ -44,8 +45,9 @@ def _refused(capsys, argv: list[str], *needles: str, out: Path | None = None) ->
     return err
 
 
-def _scenario_file(tmp_path: Path, change: Callable[[dict[str, Any]], None], name: str = "s.yaml") -> Path:
-    data = copy.deepcopy(DEFAULT)
+def _scenario_file(tmp_path: Path, change: Callable[[dict[str, Any]], None], name: str = "s.yaml",
+                   base: dict[str, Any] = DEFAULT) -> Path:
+    data = copy.deepcopy(base)
     change(data)
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -90,6 +92,29 @@ def test_numbers_that_are_not_numbers(capsys, tmp_path, field, value, shown):
     path = _scenario_file(tmp_path, _set(field, value))
     err = _run_refused(capsys, tmp_path, path, str(path), field, shown)
     assert len(err.strip().splitlines()) == 1, err
+
+
+# the same in a several-vendor (schema version 2) file: each vendor's prices, origins and lanes
+V2_NUMERIC_FIELDS = [
+    "vendors.1.products.detergent", "vendors.0.origins.0.capacity", "vendors.1.origins.0.production_cost.sunscreen",
+    "vendors.0.origins.1.production_cost", "vendors.1.origins.0.initial_stock.detergent", "vendors.1.lanes.0.spare_volume",
+    "vendors.0.lanes.2.truckload_cost",
+]
+V2_NUMBER_CASES = [pytest.param(f, v, shown, id=f"{f}={shown}") for f in V2_NUMERIC_FIELDS for v, shown in BAD_NUMBERS]
+
+
+@pytest.mark.parametrize("field, value, shown", V2_NUMBER_CASES)
+def test_numbers_that_are_not_numbers_in_a_several_vendor_file(capsys, tmp_path, field, value, shown):
+    path = _scenario_file(tmp_path, _set(field, value), base=TWO_VENDORS)
+    err = _run_refused(capsys, tmp_path, path, str(path), field, shown)
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_vendor_price_for_every_product_must_be_a_number(capsys, tmp_path):
+    def change(d: dict[str, Any]) -> None:
+        d["vendors"][0].update(products="all", wholesale_price=float("nan"))
+    path = _scenario_file(tmp_path, change, base=TWO_VENDORS)
+    _run_refused(capsys, tmp_path, path, str(path), "vendors.0.wholesale_price", "nan")
 
 
 @pytest.mark.parametrize("field, value", [("products.0.wholesale_price", float("-inf")), ("demand.trend", float("-inf")),

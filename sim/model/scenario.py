@@ -1,10 +1,10 @@
 """Scenario files: the schema, loading and validation.
 
-A scenario is a YAML file describing one retailer, one vendor and the world they live in: products,
-fulfillment centers (FCs), demand regions, vendor origins, lanes, costs, the demand and forecast model,
-the planning horizon, the number of simulated weeks, the cool-down after them (``settle_weeks``: the
-weeks every policy's world continues under JIT so the stock a run leaves behind is valued), the seed
-and policy parameters.
+A scenario is a YAML file describing one retailer, its vendors and the world they live in: products,
+fulfillment centers (FCs), demand regions, each vendor's origins, lanes and prices, costs, the demand
+and forecast model, the planning horizon, the number of simulated weeks, the cool-down after them
+(``settle_weeks``: the weeks every policy's world continues under JIT so the stock a run leaves
+behind is valued), the seed and policy parameters.
 
 What a user may do:
 
@@ -13,9 +13,14 @@ What a user may do:
 * ``scenario.model_copy(update=...)`` or :meth:`Scenario.with_overrides` derives variants for sweeps.
 * ``dump_scenario(scenario, path)`` writes the *resolved* scenario (generated products materialised),
   which reloads to the identical object: a results folder stores it so a run can be repeated exactly.
+* ``scenario.vendor_specs()`` gives the vendors (:class:`VendorSpec`: name, origins, lanes, wholesale
+  prices) whatever the schema version; ``scenario.all_lanes`` the lanes in the global lane order.
 
-Schema version 1. Every field is documented on the model below; unknown fields are errors, so a typo
-never silently falls back to a default. Problems raise :class:`sim.model.errors.ScenarioError` whose message
+Schema version 1 (the default) has one vendor, named ``"vendor"``: top-level ``origins`` and
+``lanes`` and a ``wholesale_price`` per product. Version 2 lists ``vendors``, each with its own
+origins, lanes and the products it supplies at its own prices (docs/model.md, "Several vendors").
+Every field is documented on the models below; unknown fields are errors, so a typo never silently
+falls back to a default. Problems raise :class:`sim.model.errors.ScenarioError` whose message
 names the file, the field (as a dotted path) and the offending value.
 """
 
