@@ -497,3 +497,17 @@ def write_flaky_policy(folder, module: str = "flaky") -> None:
     scenario = load_scenario("default").model_dump(mode="json")
     scenario["policies"]["flaky"] = {"fail": False}
     (folder / "flaky.yaml").write_text(yaml.safe_dump(scenario))
+
+
+def one_vendor_round(scenario: Scenario) -> tuple[Any, Any]:
+    """The retailer's and the only vendor's agents of a one-vendor scenario's first planning round
+    (:func:`experiments.benchmarks.planning_round`)."""
+    from experiments.benchmarks import planning_round
+
+    retailer, vendors = planning_round(scenario)
+    (vendor,) = vendors.values()
+    return retailer, vendor
+
+
+#: Which part of the plan each of (retailer, vendor) answers for in a one-vendor negotiation.
+ONE_VENDOR_BLOCKS = [None, 0]

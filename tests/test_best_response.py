@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from experiments.benchmarks import planning_round
+from conftest import ONE_VENDOR_BLOCKS, one_vendor_round
 from sim.negotiation.best_response import BestResponseOptions, negotiator_for
 
 
@@ -36,11 +36,11 @@ def _objective(br, x, z, y, rho):
 
 @pytest.mark.parametrize("party", ["retailer", "vendor"])
 def test_best_response_solves_the_query(small_scenario, party) -> None:
-    retailer, vendor = planning_round(small_scenario)
+    retailer, vendor = one_vendor_round(small_scenario)
     agent = retailer if party == "retailer" else vendor
     br = negotiator_for(agent, BestResponseOptions(early_max_iter=20000))  # solved to OSQP's tolerance
     rng = np.random.default_rng(1)
-    shape = agent.public.shape
+    shape = agent.plan_shape
     for rho in (0.05, 1.0):  # the second query re-solves warm with a new rho
         z = rng.uniform(0, 60, size=shape)
         y = rng.normal(0, 1.0, size=shape)
@@ -59,11 +59,11 @@ def test_best_response_solves_the_query(small_scenario, party) -> None:
 def test_capped_answers_are_flagged_and_the_work_continues_on_the_next_query(small_scenario, party) -> None:
     """With a small cap on OSQP iterations per query a cold answer is inexact (counted in
     ``stats['inexact']``); asking the same query again warm-starts from it, so answers converge."""
-    retailer, vendor = planning_round(small_scenario)
+    retailer, vendor = one_vendor_round(small_scenario)
     agent = retailer if party == "retailer" else vendor
     br = negotiator_for(agent, BestResponseOptions(max_iter=10, adaptive=0.0))
     rng = np.random.default_rng(2)
-    shape = agent.public.shape
+    shape = agent.plan_shape
     z, y, rho = rng.uniform(0, 60, size=shape), rng.normal(0, 1.0, size=shape), 0.05
     ref, _ = _qp_reference(br, z, y, rho)
     tol = 1e-2 * max(1.0, float(np.abs(ref).max()))
@@ -78,14 +78,14 @@ def test_capped_answers_are_flagged_and_the_work_continues_on_the_next_query(sma
 
 
 def test_own_cost_matches_the_agent(small_scenario) -> None:
-    retailer, vendor = planning_round(small_scenario)
+    retailer, vendor = one_vendor_round(small_scenario)
     plan = retailer.preferred_plan().plan
     assert negotiator_for(retailer).own_cost(plan) == pytest.approx(retailer.evaluate(plan).total, rel=1e-9)
-    assert negotiator_for(vendor).own_cost(plan) == pytest.approx(vendor.evaluate(plan).total, rel=1e-9)
+    assert negotiator_for(vendor).own_cost(plan[0]) == pytest.approx(vendor.evaluate(plan[0]).total, rel=1e-9)
 
 
 def test_rho_must_be_positive(small_scenario) -> None:
-    retailer, _ = planning_round(small_scenario)
+    retailer, _ = one_vendor_round(small_scenario)
     br = negotiator_for(retailer)
     z = np.zeros(retailer.public.shape)
     with pytest.raises(ValueError):
@@ -94,7 +94,7 @@ def test_rho_must_be_positive(small_scenario) -> None:
 
 def test_per_component_penalties(small_scenario) -> None:
     """FloPro-style agents get a penalty per variable; flosim's best responses accept that too."""
-    retailer, _ = planning_round(small_scenario)
+    retailer, _ = one_vendor_round(small_scenario)
     br = negotiator_for(retailer, BestResponseOptions(early_max_iter=20000))  # solved to OSQP's tolerance
     rng = np.random.default_rng(2)
     shape = retailer.public.shape
@@ -110,8 +110,8 @@ def test_per_component_penalties(small_scenario) -> None:
 def test_process_negotiator_answers_like_the_in_process_one(small_scenario) -> None:
     from sim.negotiation.best_response import ProcessNegotiator
 
-    _, vendor = planning_round(small_scenario)
-    shape = vendor.public.shape
+    _, vendor = one_vendor_round(small_scenario)
+    shape = vendor.plan_shape
     z, y = np.full(shape, 20.0), np.zeros(shape)
     with ProcessNegotiator(vendor) as remote:
         far = remote.best_response(z, y, 0.3)
@@ -125,14 +125,14 @@ def test_vendor_plan_is_substituted_out_and_answers_are_unchanged(small_scenario
     """The vendor's plan is defined by one equality row per component (x = shipments on its lanes),
     so it leaves the QP (a smaller KKT system); the retailer's plan enters stock balances and stays.
     Either way the answer is the query's unique solution, with scalar and per-component penalties."""
-    retailer, vendor = planning_round(small_scenario)
+    retailer, vendor = one_vendor_round(small_scenario)
     assert negotiator_for(retailer)._M is None
     exact = BestResponseOptions(early_max_iter=20000)
     sub = negotiator_for(vendor, exact)
     plain = negotiator_for(vendor, BestResponseOptions(early_max_iter=20000, substitute=False))
     assert sub._M is not None and sub._n < plain._n and sub._A.shape[0] < plain._A.shape[0]
     rng = np.random.default_rng(3)
-    shape = vendor.public.shape
+    shape = vendor.plan_shape
     for rho in (0.05, 1.0, rng.uniform(0.1, 2.0, size=shape), rng.uniform(0.1, 2.0, size=shape)):
         z, y = rng.uniform(0, 60, size=shape), rng.normal(0, 1.0, size=shape)
         ref, _ = _qp_reference(plain, z, y, rho)
@@ -160,7 +160,7 @@ def test_a_plan_defined_by_fixed_variables_alone_keeps_the_plain_qp() -> None:
 def test_exact_below_keeps_answers_capped_until_the_tolerance_falls_below_it(small_scenario) -> None:
     """Answers are cut off at ``early_max_iter`` while the adaptive tolerance is at least
     ``exact_below`` (default: ``max_tol``, so only at the loosest tolerance) and solved below it."""
-    _, vendor = planning_round(small_scenario)
+    _, vendor = one_vendor_round(small_scenario)
     default = negotiator_for(vendor, BestResponseOptions())
     lower = negotiator_for(vendor, BestResponseOptions(exact_below=0.01))
     assert default._iteration_cap(0.1) == lower._iteration_cap(0.1) == 100
@@ -171,8 +171,8 @@ def test_exact_below_keeps_answers_capped_until_the_tolerance_falls_below_it(sma
 def test_osqp_settings_may_override_flosims_own(small_scenario) -> None:
     """``BestResponseOptions.osqp`` reaches OSQP even for settings flosim sets itself (scaling,
     check_termination); the answer is the same query's solution."""
-    _, vendor = planning_round(small_scenario)
-    shape = vendor.public.shape
+    _, vendor = one_vendor_round(small_scenario)
+    shape = vendor.plan_shape
     z, y = np.full(shape, 20.0), np.zeros(shape)
     exact = dict(early_max_iter=20000, abs_tol=1e-6, rel_tol=1e-8, adaptive=0.0)
     ref = negotiator_for(vendor, BestResponseOptions(**exact)).best_response(z, y, 0.3)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.benchmarks import planning_round
+from conftest import ONE_VENDOR_BLOCKS, one_vendor_round
 from sim.parties.oracle import joint_plan
 from sim.model.lp import LPBuilder, solve_lp
 from sim.negotiation.best_response import LPBestResponse, negotiator_for
@@ -53,7 +53,8 @@ def random_scenario(seed: int):
 
 
 def _gap(retailer, vendor, plan) -> float:
-    social = retailer.evaluate(plan).total + vendor.evaluate(plan).total
+    """Relative gap to first best of a one-vendor plan given as the vendor's block."""
+    social = retailer.evaluate(plan[None]).total + vendor.evaluate(plan).total
     best = joint_plan(retailer, vendor).social_cost
     return (social - best) / abs(best)
 
@@ -65,10 +66,9 @@ TIGHT = dict(eps_rel=1e-4, eps_abs=1e-4, max_iter=1500)
 @settings(max_examples=4, deadline=None)
 @given(seed=st.integers(0, 10_000))
 def test_cpp_reaches_first_best_on_random_instances(anderson: bool, relaxation: float, seed: int) -> None:
-    retailer, vendor = planning_round(random_scenario(seed))
+    retailer, vendor = one_vendor_round(random_scenario(seed))
     result = ConsensusADMM(ADMMOptions(anderson=anderson, relaxation=relaxation, **TIGHT)).negotiate(
-        [negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape
-    )
+        [negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape, blocks=ONE_VENDOR_BLOCKS)
     assert result.converged, result.message
     plan = negotiator_for(vendor).confirm(result.answers[1])
     assert vendor.evaluate(plan).feasible
@@ -110,20 +110,19 @@ class ProtocolOnly:
 
 
 def test_coordinator_uses_nothing_but_the_protocol(default_scenario) -> None:
-    retailer, vendor = planning_round(default_scenario)
+    retailer, vendor = one_vendor_round(default_scenario)
     wrapped = [ProtocolOnly(negotiator_for(retailer)), ProtocolOnly(negotiator_for(vendor))]
     with pytest.raises(AttributeError):
         wrapped[0].own_cost  # noqa: B018 - the wrapper really blocks everything else
-    result = ConsensusADMM(ADMMOptions(record_transcript=True)).negotiate(wrapped, retailer.public.shape)
+    result = ConsensusADMM(ADMMOptions(record_transcript=True)).negotiate(wrapped, retailer.public.shape, blocks=ONE_VENDOR_BLOCKS)
     assert result.status == "stopped_on_residuals" and result.agreed  # wrapped agents offer nothing to certify with
     assert _gap(retailer, vendor, negotiator_for(vendor).confirm(result.answers[1])) <= 1e-3
 
 
 def test_non_convergence_is_reported(default_scenario) -> None:
-    retailer, vendor = planning_round(default_scenario)
+    retailer, vendor = one_vendor_round(default_scenario)
     result = ConsensusADMM(ADMMOptions(rho=1e3, max_iter=3, adaptive_rho=False)).negotiate(
-        [negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape
-    )
+        [negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape, blocks=ONE_VENDOR_BLOCKS)
     assert result.status == "iteration_cap"
     assert not result.converged
     assert result.iterations == 3
@@ -132,14 +131,14 @@ def test_non_convergence_is_reported(default_scenario) -> None:
 
 
 def test_a_time_limit_stops_the_negotiation_and_says_so(default_scenario) -> None:
-    retailer, vendor = planning_round(default_scenario)
+    retailer, vendor = one_vendor_round(default_scenario)
     negotiators = [negotiator_for(retailer), negotiator_for(vendor)]
-    result = ConsensusADMM(ADMMOptions(time_limit=1e-9)).negotiate(negotiators, retailer.public.shape)
+    result = ConsensusADMM(ADMMOptions(time_limit=1e-9)).negotiate(negotiators, retailer.public.shape, blocks=ONE_VENDOR_BLOCKS)
     assert (result.status, result.iterations, result.converged) == ("time_limit", 1, False)
     assert "time limit" in result.message and np.all(np.isfinite(result.z))
     # a limit the negotiation does not reach changes nothing
-    free = ConsensusADMM(ADMMOptions()).negotiate([negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape)
-    timed = ConsensusADMM(ADMMOptions(time_limit=3600)).negotiate([negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape)
+    free = ConsensusADMM(ADMMOptions()).negotiate([negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape, blocks=ONE_VENDOR_BLOCKS)
+    timed = ConsensusADMM(ADMMOptions(time_limit=3600)).negotiate([negotiator_for(retailer), negotiator_for(vendor)], retailer.public.shape, blocks=ONE_VENDOR_BLOCKS)
     assert timed.converged and timed.iterations == free.iterations and np.array_equal(timed.z, free.z)
 
 
@@ -172,9 +171,9 @@ def test_options_reject_unknown_fields() -> None:
 def test_default_negotiation_ends_on_solved_answers(default_scenario) -> None:
     """Early answers may be cut off at OSQP's early iteration cap (inexact ADMM); the answers of the
     round that declares convergence must be solved, or the residuals would not certify anything."""
-    retailer, vendor = planning_round(default_scenario)
+    retailer, vendor = one_vendor_round(default_scenario)
     negotiators = [negotiator_for(retailer), negotiator_for(vendor)]
-    result = ConsensusADMM().negotiate(negotiators, retailer.public.shape)
+    result = ConsensusADMM().negotiate(negotiators, retailer.public.shape, blocks=ONE_VENDOR_BLOCKS)
     assert result.converged
     assert all(neg.stats["last_exact"] is True for neg in negotiators), [neg.stats for neg in negotiators]
     assert _gap(retailer, vendor, negotiators[1].confirm(result.answers[1])) <= 1e-3

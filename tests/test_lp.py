@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from experiments.benchmarks import planning_round
+from conftest import ONE_VENDOR_BLOCKS, one_vendor_round
 from sim.model.lp import LPBuilder, solve_lp
 
 
 def _joint_lp(scenario):
-    retailer, vendor = planning_round(scenario)
+    retailer, vendor = one_vendor_round(scenario)
     b = LPBuilder()
     x = b.add_var(retailer.public.shape)
     retailer.add_block(b, x)
@@ -39,7 +39,7 @@ def test_interior_point_prints_nothing_on_stdout() -> None:
     code = (
         "from experiments.benchmarks import benchmark_scenario, planning_round\n"
         "from sim.model.lp import LPBuilder, solve_lp\n"
-        "r, v = planning_round(benchmark_scenario('small'))\n"
+        "r, v = one_vendor_round(benchmark_scenario('small'))\n"
         "b = LPBuilder(); x = b.add_var(r.public.shape); r.add_block(b, x); v.add_block(b, x)\n"
         "assert solve_lp(b.build(), method='ipm').ok\n"
     )
