@@ -39,6 +39,7 @@ shown: :mod:`policies.privacy`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -143,6 +144,7 @@ def negotiate_efficient_plan(
     answers: BestResponseOptions | dict[str, Any] | None = None,
     wrap_vendor: Callable[[str, Any], Any] | None = None,
     vendors: Sequence[str] | None = None,
+    start: "NegotiationState | None" = None,
 ) -> tuple[np.ndarray, NegotiationResult]:
     """Negotiate ``argmin C_R + sum_v C_v`` between the context's agents; returns the executable plan
     and the negotiation result (check ``result.converged`` before treating the plan as agreed).
@@ -159,7 +161,11 @@ def negotiate_efficient_plan(
     ``wrap_vendor(name, negotiator)``: wraps a vendor's negotiator on that vendor's side before the
     negotiation (for example :class:`sim.negotiation.answer_noise.NoisyNegotiator`, noisy answers); the
     coordinator is unchanged. ``vendors``: the vendors taking part (default all); a vendor left out is
-    ordered from as JIT would (the retailer alone decides its block: the pivot's counterfactual)."""
+    ordered from as JIT would (the retailer alone decides its block: the pivot's counterfactual).
+    ``start``: the state of another negotiation of the same week (:class:`NegotiationState`) to start
+    from: its plan, its prices for the parties taking part (the retailer's prices on a left-out vendor's
+    block set to zero, so each component's prices still sum to zero over its holders) and its ``rho``;
+    a pivot's negotiation starts from the full one's agreement, which is usually close."""
     opts = admm_options(options)
     answer_opts = answer_options(answers)
     pub = ctx.public
@@ -171,6 +177,15 @@ def negotiate_efficient_plan(
         prices0 = [shift_week(p, axis=1 if i == 0 else 0) for i, p in enumerate(warm.prices)]
         if opts.rho is None:
             opts = opts.model_copy(update={"rho": warm.rho})
+    if start is not None and z0 is None:
+        z0 = np.asarray(start.z, dtype=float).copy()
+        retailer_prices = np.asarray(start.prices["retailer"], dtype=float).copy()
+        for name in ctx.vendors:
+            if name not in names:
+                retailer_prices[pub.vendor_index(name)] = 0.0  # the retailer alone holds that block now
+        prices0 = [retailer_prices] + [np.asarray(start.prices[name], dtype=float) for name in names]
+        if opts.rho is None:
+            opts = opts.model_copy(update={"rho": start.rho})
     if processes is None:
         processes = int(np.prod(pub.block_shape)) >= PROCESS_THRESHOLD
     negotiators: list[Any] = [ctx.retailer.negotiator(answer_opts, process=processes)]
@@ -196,6 +211,22 @@ def negotiate_efficient_plan(
         for neg in negotiators:
             if hasattr(neg, "close"):
                 neg.close()
+
+
+@dataclass(frozen=True)
+class NegotiationState:
+    """Where a negotiation ended, by party: the consensus plan, each party's prices (the retailer's
+    over the whole plan, each vendor's over its block) and ``rho``. Another negotiation of the same
+    week may start from it (``negotiate_efficient_plan(start=...)``)."""
+
+    z: np.ndarray
+    prices: dict[str, np.ndarray]
+    rho: float
+
+    @staticmethod
+    def of(result: NegotiationResult, vendors: Sequence[str]) -> "NegotiationState":
+        """The state of ``result``, a negotiation among the retailer and ``vendors`` (in that order)."""
+        return NegotiationState(result.z, {"retailer": result.prices[0], **dict(zip(vendors, result.prices[1:]))}, result.rho)
 
 
 def _in_plan_order(negotiators: Sequence[Any], indices: Sequence[int], V: int) -> list[Any]:

@@ -39,7 +39,7 @@ import numpy as np
 
 from sim.model.decision import Decision, PlanningContext
 from policies.cbt import CBTBreakdown, cost_benefit_transfer
-from policies.cpp import evaluate_blocks
+from policies.cpp import NegotiationState, evaluate_blocks
 from policies.jit import jit_outcome
 from policies.privacy import ViewRecorder, privacy_options
 from sim.parties.oracle import joint_plan
@@ -51,13 +51,13 @@ from sim.model.errors import FlosimError
 def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
                    answers: BestResponseOptions | None = None, *, wrap_vendor: Callable[[str, Any], Any] | None = None,
                    on_result: Callable[[Any], None] | None = None,
-                   vendors: Sequence[str] | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+                   vendors: Sequence[str] | None = None, start: Any = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x*`` by CPP negotiation (default) or the central oracle; ``None`` if CPP did not converge.
     ``admm``, ``answers``: the negotiation's and the agents' settings (see :func:`cpp_settings`);
     ``wrap_vendor(name, negotiator)``: wraps a vendor's negotiator (noisy answers); ``on_result``:
     called with the negotiation's result (its transcript, prices). ``vendors``: the vendors whose
     preferences count (default all; the others' blocks are the retailer's alone to decide: a pivot's
-    counterfactual)."""
+    counterfactual). ``start``: a :class:`policies.cpp.NegotiationState` of the same week to start from."""
     names = list(ctx.vendors) if vendors is None else list(vendors)
     if not names:  # the retailer alone: its own plan, no negotiation needed
         return ctx.retailer.preferred_plan().plan, {"solver": "retailer-alone"}
@@ -65,7 +65,7 @@ def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
         return joint_plan(ctx.retailer, {n: ctx.vendors[n] for n in names}).plan, {"solver": "central"}
     from policies.cpp import negotiate_efficient_plan
 
-    plan, result = negotiate_efficient_plan(ctx, admm, answers=answers, wrap_vendor=wrap_vendor, vendors=names)
+    plan, result = negotiate_efficient_plan(ctx, admm, answers=answers, wrap_vendor=wrap_vendor, vendors=names, start=start)
     if on_result is not None:
         on_result(result)
     diag = {"solver": "cpp", "iterations": result.iterations, "converged": result.status == "converged", "status": result.status}
@@ -190,8 +190,9 @@ class CPPVCGPolicy:
         for name in ctx.vendors:
             others = [u for u in ctx.vendors if u != name]
             # without the other vendors the counterfactual is the retailer alone: its JIT plan
-            counterfactual, cdiag = (jit.plan, {}) if not others else efficient_plan(ctx, self.solver, self.admm,
-                                                                                     self.answers, vendors=others)
+            start = NegotiationState.of(result, list(ctx.vendors)) if result is not None else None
+            counterfactual, cdiag = (jit.plan, {}) if not others else efficient_plan(
+                ctx, self.solver, self.admm, self.answers, vendors=others, start=start)
             if counterfactual is None:  # the pivot's own negotiation failed: no transfer can be priced
                 self.privacy.keep(ctx.week, result, jit.plan, 0.0)
                 return Decision(jit.plan, {}, False, jit.planned(),
