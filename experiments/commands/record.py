@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out or default_results_dir("trace"))
     write_trace(out, scenario, inputs, seed=seed, source=" ".join(["flosim", *sys.argv[1:]]), overwrite=args.force)
     info = {"trace_dir": str(out), "scenario": scenario.name, "weeks": weeks, "horizon": scenario.horizon, "seed": seed,
-            "regions": len(scenario.regions), "products": len(scenario.products), "lanes": len(scenario.lanes)}
+            "regions": len(scenario.regions), "products": len(scenario.products), "lanes": len(scenario.all_lanes)}
     if args.json:
         json.dump(info, sys.stdout, indent=2)
         sys.stdout.write("\n")
