@@ -21,7 +21,10 @@ from policies.registry import make_policy
 from sim.model.scenario import Scenario, load_scenario, scenario_from_dict
 from sim.world import World
 
-settings.register_profile("flosim", deadline=None, max_examples=int(os.environ.get("FLOSIM_PROPERTY_EXAMPLES", "8")))
+# derandomize: the same examples on every run and machine, so a property test cannot pass on one CI run
+# and fail on the next (set FLOSIM_PROPERTY_EXAMPLES higher, or drop derandomize locally, to explore)
+settings.register_profile("flosim", deadline=None, derandomize=True,
+                          max_examples=int(os.environ.get("FLOSIM_PROPERTY_EXAMPLES", "8")))
 settings.load_profile("flosim")
 
 
