@@ -130,19 +130,19 @@ class CheckedFirstBest(FirstBestPolicy):
     def decide(self, ctx):
         jp = joint_plan(ctx.retailer, ctx.vendor)
         own = ctx.retailer.preferred_plan()
-        vendor = ctx.vendor.evaluate(own.plan)
+        vendor = ctx.vendor.evaluate(own.plan[0])  # the only vendor's block
         entry = {"week": ctx.week, "first_best": jp.social_cost, "jit_feasible": vendor.feasible}
         if vendor.feasible:
             entry["jit"] = own.total + vendor.total
         else:
             # The vendor cannot ship JIT's plan; what JIT would get is the plan the vendor ships short.
-            short = ctx.vendor.evaluate(own.plan, allow_short=True)
-            assert short.feasible and np.all(short.plan <= own.plan + 1e-6)
-            entry["jit"] = ctx.retailer.evaluate(short.plan).total + ctx.vendor.evaluate(short.plan).total
+            short = ctx.vendor.evaluate(own.plan[0], allow_short=True)
+            assert short.feasible and np.all(short.plan <= own.plan[0] + 1e-6)
+            entry["jit"] = ctx.retailer.evaluate(short.plan[None]).total + ctx.vendor.evaluate(short.plan).total
         entry["retailer_own"] = own.total
         entry["retailer_at_first_best"] = ctx.retailer.evaluate(jp.plan).total
         entry["jp_retailer"] = jp.retailer.total
-        entry["vendor_at_first_best"] = ctx.vendor.evaluate(jp.plan).total
+        entry["vendor_at_first_best"] = ctx.vendor.evaluate(jp.plan[0]).total
         entry["jp_vendor"] = jp.vendor.total
         self.rounds.append(entry)
         return super().decide(ctx)
