@@ -63,8 +63,8 @@ def test_deterministic_cbt_is_immediate_plus_future_exactly(deterministic_ctx):
     assert cbt.future_ce == pytest.approx(cbt.future_mean, abs=1e-9)
     assert cbt.raw == pytest.approx(cbt.immediate + cbt.future_ce, abs=1e-9)
     # and the whole transfer is the pivot R(x*_t) - R(x^J_t): the retailer's least cost with each PO fixed
-    r_star = ctx.retailer.cost_with_first_week(x_star[0]).total
-    r_jit = ctx.retailer.cost_with_first_week(x_jit[0]).total
+    r_star = ctx.retailer.cost_with_first_week(x_star[:, 0]).total  # the POs, [V, F, K]
+    r_jit = ctx.retailer.cost_with_first_week(x_jit[:, 0]).total
     assert cbt.raw == pytest.approx(r_star - r_jit, rel=1e-9, abs=1e-6)
     # the retailer's own plan is its optimum, so the pivot is never negative here
     assert cbt.raw >= -1e-6
@@ -86,7 +86,7 @@ def test_one_way_transfer_is_never_negative():
     x_jit = ctx.retailer.preferred_plan().plan
     # deviating towards a plan that is cheaper for the retailer in week t gives a negative raw CBT
     cheaper = x_jit.copy()
-    cheaper[0] *= 0.5
+    cheaper[:, 0] *= 0.5  # half of week t's PO
     one = cost_benefit_transfer(ctx, cheaper, x_jit, scenarios=4)
     two = cost_benefit_transfer(ctx, cheaper, x_jit, scenarios=4, two_way=True)
     assert one.paid == max(one.raw, 0.0)

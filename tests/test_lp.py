@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ONE_VENDOR_BLOCKS, one_vendor_round
+from conftest import one_vendor_round
 from sim.model.lp import LPBuilder, solve_lp
 
 
@@ -17,7 +17,7 @@ def _joint_lp(scenario):
     b = LPBuilder()
     x = b.add_var(retailer.public.shape)
     retailer.add_block(b, x)
-    vendor.add_block(b, x)
+    vendor.add_block(b, x[vendor.index])  # the vendor's block of the whole plan
     return b.build()
 
 
@@ -39,8 +39,9 @@ def test_interior_point_prints_nothing_on_stdout() -> None:
     code = (
         "from experiments.benchmarks import benchmark_scenario, planning_round\n"
         "from sim.model.lp import LPBuilder, solve_lp\n"
-        "r, v = one_vendor_round(benchmark_scenario('small'))\n"
-        "b = LPBuilder(); x = b.add_var(r.public.shape); r.add_block(b, x); v.add_block(b, x)\n"
+        "r, vendors = planning_round(benchmark_scenario('small'))\n"
+        "(v,) = vendors.values()\n"
+        "b = LPBuilder(); x = b.add_var(r.public.shape); r.add_block(b, x); v.add_block(b, x[v.index])\n"
         "assert solve_lp(b.build(), method='ipm').ok\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -25,11 +25,16 @@ def test_builtin_scenarios_validate_and_round_trip(name, tmp_path):
     # every FC can be supplied by some lane and can serve some region
     assert {lane.fc for lane in s.all_lanes} == {f.name for f in s.fcs}
     assert all(any(c is not None for c in s.outbound_cost[f.name].values()) for f in s.fcs)
-    if s.schema_version == 1:  # the arrays of several vendors are checked in the model's own tests
-        pub, ret, ven = split_scenario(s)
-        assert pub.shape == (s.horizon, len(s.fcs), len(s.products))
-        assert set(ven.lane_fc.tolist()) == set(range(pub.F))
-        assert np.all(np.isfinite(ret.outbound).any(axis=1))
+    pub, ret, vendors = split_scenario(s)
+    specs = s.vendor_specs()
+    assert list(vendors) == [v.name for v in specs] and pub.vendors == tuple(vendors)
+    if s.schema_version == 1:
+        assert list(vendors) == ["vendor"]
+    assert pub.shape == (len(specs), s.horizon, len(s.fcs), len(s.products))
+    assert pub.block_shape == (s.horizon, len(s.fcs), len(s.products))
+    # every FC is reached by some vendor's lane (together they cover the FCs)
+    assert set().union(*(ven.lane_fc.tolist() for ven in vendors.values())) == set(range(pub.F))
+    assert np.all(np.isfinite(ret.outbound).any(axis=1))
     path = tmp_path / f"{name}.yaml"
     dump_scenario(s, path)
     assert load_scenario(path) == s
