@@ -8,6 +8,9 @@ the same first-best social cost (``first_best``, known to the oracle only):
   decision is scored by ``S(x_t)``, the least social cost over the horizon with that PO fixed (later
   weeks re-planned efficiently): ``share = (S(x^J_t) - S(x_t)) / (S(x^J_t) - first-best)``,
   ``gap = S(x_t) / first-best - 1``. Need not grow with the menu (see :mod:`policies.menu`).
+With several vendors each is offered its own menu of ``size`` items; ``vendor_saving`` and
+``offered`` are summed over the vendors and ``item`` names each vendor's pick.
+
 * ``share_vendor`` (the *vendor's criterion*): what the vendor minimises when it picks, its own cost
   of the item plus the price, as a saving against the JIT item (``vendor_saving``), over the
   first-best saving of the completed plans ``jit_plan - first_best``. Each decision prices its items
@@ -127,25 +130,27 @@ def menu_efficiency(
     for label, scenario, menus in zip(labels, scenarios, policies):
         for week in weeks:
             ctx = planning_context(scenario, week=week)
-            fb = joint_plan(ctx.retailer, ctx.vendor).social_cost
+            fb = joint_plan(ctx.retailer, ctx.vendors).social_cost
             own = ctx.retailer.preferred_plan()
-            jit = fixed_first_week_cost(ctx.retailer, ctx.vendor, own.plan[0])
-            jit_plan = own.total + ctx.vendor.evaluate(own.plan).total
+            jit = fixed_first_week_cost(ctx.retailer, ctx.vendors, own.plan[:, 0])
+            jit_plan = own.total + sum(agent.evaluate(own.plan[ctx.public.vendor_index(name)]).total
+                                       for name, agent in ctx.vendors.items())
             for (tailored, size), policy in menus.items():
                 # every decision sees the demand scenarios the policy gets this week: common random
                 # numbers across sizes and tailoring, whatever else is evaluated
                 d = policy.decide(replace(ctx, rng=policy_rng(scenario.seed, week)))
-                social = fixed_first_week_cost(ctx.retailer, ctx.vendor, d.po)
+                social = fixed_first_week_cost(ctx.retailer, ctx.vendors, d.po)
                 social_plan = d.diagnostics["planned_social"]
-                vendor_saving = d.diagnostics["vendor_saving"]  # JIT item's cost + price less the pick's
+                picked = _picked(d.diagnostics, ctx.public.vendors)
+                vendor_saving = picked["vendor_saving"]  # JIT item's cost + price less the pick's (all vendors)
                 rows.append(
                     {
                         "scenario": label,
                         "week": week,
                         "tailored": tailored,
                         "size": size,
-                        "offered": d.diagnostics["menu_size"],
-                        "item": d.diagnostics["menu_item"],
+                        "offered": picked["menu_size"],
+                        "item": picked["menu_item"],
                         "share": _share(jit - social, jit - fb),
                         "gap": (social - fb) / abs(fb),
                         "share_vendor": _share(vendor_saving, jit_plan - fb),
@@ -168,6 +173,18 @@ def menu_efficiency(
                 if on_step:
                     on_step()
     return pd.DataFrame(rows)
+
+
+def _picked(diagnostics: dict[str, Any], vendors: Sequence[str]) -> dict[str, Any]:
+    """A decision's menu figures: one vendor's as they are; with several vendors the savings summed,
+    the sizes summed and the picks named ``"acme: <item>; sonora: <item>"``."""
+    if len(vendors) == 1:
+        return {key: diagnostics[key] for key in ("vendor_saving", "menu_size", "menu_item")}
+    return {
+        "vendor_saving": sum(diagnostics[f"vendor_saving_{v}"] for v in vendors),
+        "menu_size": sum(diagnostics[f"menu_size_{v}"] for v in vendors),
+        "menu_item": "; ".join(f"{v}: {diagnostics[f'menu_item_{v}']}" for v in vendors),
+    }
 
 
 def _share(saving: float, possible: float) -> float:

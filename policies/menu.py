@@ -92,9 +92,11 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from sim.model.decision import Decision, PlanningContext
 from policies.cbt import CBTBreakdown, TransferPricer
+from policies.jit import jit_outcome
+from sim.model.decision import Decision, PlanningContext
 from sim.model.errors import FlosimError
+from sim.model.plan_cost import PlanCost
 
 DEFAULT_LEVELS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
 SHIFT_FRACTIONS = (0.25, 0.5, 1.0)
@@ -142,13 +144,13 @@ def _move(plan: np.ndarray, a: int, b: int, amount: np.ndarray, shift: int) -> n
     return out
 
 
-def _discount_items(ctx: PlanningContext, v: int, fcs: Sequence[int], levels: Sequence[float]) -> Iterator[MenuItem]:
+def _discount_items(ctx: PlanningContext, full: np.ndarray, v: int, fcs: Sequence[int], levels: Sequence[float]) -> Iterator[MenuItem]:
     for level in levels:
         for f in fcs:
             d = np.zeros(ctx.public.F)
             d[f] = level
-            yield MenuItem(ctx.retailer.preferred_plan(inbound_discount=d, only=_only(ctx, v)).plan,
-                           f"discount {ctx.public.fcs[f]}={level:g}")
+            plan = ctx.retailer.preferred_plan(inbound_discount=d, only=_only(ctx, v)).plan
+            yield MenuItem(_embed(full, v, plan[v]), f"discount {ctx.public.fcs[f]}={level:g}")
 
 
 def _shift_items(ctx: PlanningContext, full: np.ndarray, v: int, targets: Sequence[int]) -> Iterator[MenuItem]:
@@ -182,15 +184,17 @@ def _capped_shift_plan(ctx: PlanningContext, jit: np.ndarray, a: int, b: int, ca
     return plan
 
 
-def _steer_plan(ctx: PlanningContext, v: int, a: int, b: int, surcharge: float, cap: float) -> np.ndarray:
+def _steer_plan(ctx: PlanningContext, full: np.ndarray, v: int, a: int, b: int, surcharge: float, cap: float) -> np.ndarray:
     """The retailer's own optimal plan under a surcharge at FC ``a`` and a discount at FC ``b`` that
-    applies only to the first ``cap`` units of weekly volume there. The retailer chooses which demand
-    to move, so the plan stays consistent with its own outbound costs."""
+    applies only to the first ``cap`` units of weekly volume there (vendor ``v``'s units only). The
+    retailer chooses which demand to move, so the plan stays consistent with its own outbound costs.
+    Only ``v``'s block is taken; the other vendors' blocks stay those of ``full`` (``x^J``)."""
     d = np.zeros(ctx.public.F)
     d[a], d[b] = -surcharge, STEER_DISCOUNT
     caps = np.full(ctx.public.F, np.inf)
     caps[b] = cap
-    return ctx.retailer.preferred_plan(inbound_discount=d, discount_cap=caps, only=_only(ctx, v)).plan
+    plan = ctx.retailer.preferred_plan(inbound_discount=d, discount_cap=caps, only=_only(ctx, v)).plan
+    return _embed(full, v, plan[v])
 
 
 def _jit_cap(jit: np.ndarray, b: int, mult: float, vol: np.ndarray) -> float:
@@ -225,7 +229,7 @@ def _steer_items(ctx: PlanningContext, full: np.ndarray, v: int, targets: Sequen
                 cap = _jit_cap(jit, b, mult, ctx.public.volume)
                 for a in range(ctx.public.F):
                     if a != b:
-                        yield MenuItem(_steer_plan(ctx, v, a, b, surcharge, cap), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
+                        yield MenuItem(_steer_plan(ctx, full, v, a, b, surcharge, cap), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
 
 
 def _room_items(
@@ -241,7 +245,7 @@ def _room_items(
         for b, room in rooms.items():
             for a in range(ctx.public.F):
                 if a != b:
-                    yield MenuItem(_steer_plan(ctx, v, a, b, surcharge, room), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {room:g}")
+                    yield MenuItem(_steer_plan(ctx, full, v, a, b, surcharge, room), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {room:g}")
     for b, room in rooms.items() if shift else ():
         for a in range(ctx.public.F):
             if a != b:
@@ -367,7 +371,7 @@ def build_menu(
         if method in ("discount", "mixed"):
             gens.append(_steer_items(ctx, jit_plan, v, fcs))
     if method in ("discount", "mixed"):
-        gens.append(_discount_items(ctx, v, fcs, levels))
+        gens.append(_discount_items(ctx, jit_plan, v, fcs, levels))
     if method in ("shift", "mixed"):
         gens.append(_shift_items(ctx, jit_plan, v, fcs))
     key = (lambda p: p[:, 0]) if first_week else (lambda p: p)
@@ -471,25 +475,41 @@ class MenuPolicy:
                 "volume_step": self.volume_step, "levels": list(self.levels), "pricing": self.pricing,
                 "commitment": self.commitment, **self.cbt}
 
-    def preferred(self, ctx: PlanningContext) -> list[str] | dict[str, float | None] | None:
-        """The vendor's coarse preference the menu is tailored to: as given, or (``auto``) what the
-        vendor's agent discloses: FC names, with (``disclosure: volume``) the weekly volume it has
-        room for at each, rounded to ``volume_step``."""
+    def preferred(self, ctx: PlanningContext, vendor: str | None = None) -> list[str] | dict[str, float | None] | None:
+        """The coarse preference vendor ``vendor``'s menu is tailored to (default: the only vendor): as
+        given (the same for every vendor), or (``auto``) what that vendor's agent discloses: FC names,
+        with (``disclosure: volume``) the weekly volume it has room for at each, rounded to
+        ``volume_step``."""
         if self.preference != "auto":
             return self.preference
-        names = ctx.vendor.coarse_preference()
+        agent = ctx.vendor if vendor is None else ctx.vendors[vendor]
+        names = agent.coarse_preference()
         if self.disclosure == "names":
             return names
-        volumes = ctx.vendor.coarse_volumes(self.volume_step)
+        volumes = agent.coarse_volumes(self.volume_step)
         return {name: volumes.get(name) for name in names}
 
-    def offer(self, ctx: PlanningContext) -> tuple[list[MenuItem], list[CBTBreakdown], Any]:
-        """The week's menu and the price of each item."""
-        _one_vendor(ctx)
-        own = ctx.retailer.preferred_plan()
-        items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx),
-                           levels=self.levels, first_week=self.commitment == "week")
-        pricer = TransferPricer(ctx, own.plan, **self.cbt)
+    def pricer(self, ctx: PlanningContext, jit_plan: np.ndarray) -> TransferPricer:
+        """The week's pricer against ``x^J``: one for every vendor's menu (the same JIT counterfactual,
+        the same demand paths)."""
+        return TransferPricer(ctx, jit_plan, **self.cbt)
+
+    def offer(
+        self, ctx: PlanningContext, vendor: str | None = None, *, own: PlanCost | None = None,
+        pricer: TransferPricer | None = None,
+    ) -> tuple[list[MenuItem], list[CBTBreakdown], Any]:
+        """Vendor ``vendor``'s menu this week (default: the only vendor) and the price of each item.
+
+        Items are whole plans ``[V, H, F, K]`` that differ from ``x^J`` (``own``, the retailer's own
+        plan; solved here if not given) only in that vendor's block (under weekly commitment: in its
+        block's first week, the rest the retailer's own continuation). ``pricer``: the week's
+        :meth:`pricer` (built here if not given)."""
+        name = _vendor_name(ctx, vendor)
+        v = ctx.public.vendor_index(name)
+        own = ctx.retailer.preferred_plan() if own is None else own
+        items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx, name),
+                           levels=self.levels, first_week=self.commitment == "week", vendor=v)
+        pricer = self.pricer(ctx, own.plan) if pricer is None else pricer
         quote = pricer.price_plan if self.pricing == "plan" else pricer.price
         if self.commitment == "week":
             # an item is its first week; the rest is the retailer's own optimal continuation, and the
@@ -504,39 +524,128 @@ class MenuPolicy:
         return items, [quote(item.plan) for item in items], own
 
     def decide(self, ctx: PlanningContext) -> Decision:
-        items, quotes, own = self.offer(ctx)
-        # the vendor's choice: its own cost of each plan plus the price; it never shows its costs
-        vendor_costs = [ctx.vendor.evaluate(item.plan[0]).total for item in items]
-        totals = [c + q.paid for c, q in zip(vendor_costs, quotes)]
-        pick = int(np.argmin(totals))
-        item, quote = items[pick], quotes[pick]
-        r_item = ctx.retailer.evaluate(item.plan).total
-        vendor = ctx.vendor.party
+        public = ctx.public
+        jit = jit_outcome(ctx)  # the JIT counterfactual: x^J, and each vendor's cost of its block (may short)
+        pricer = self.pricer(ctx, jit.plan)
+        picks: dict[str, Pick] = {}
+        for name, agent in ctx.vendors.items():
+            v = public.vendor_index(name)
+            items, quotes, _ = self.offer(ctx, name, own=jit.retailer, pricer=pricer)
+            # the vendor's choice: its own cost of its block plus the price; it never shows its costs
+            costs = [agent.evaluate(item.plan[v]).total for item in items]
+            totals = [c + q.paid for c, q in zip(costs, quotes)]
+            pick = int(np.argmin(totals))
+            picks[name] = Pick(v, items, quotes, costs, totals, pick)
+        plan, scaled = self._combine(ctx, jit.plan, pricer, picks)
+        one = len(picks) == 1
+        if one and np.array_equal(plan, next(iter(picks.values())).item.plan):
+            combined = next(iter(picks.values())).quote  # the pick alone: its own price is the combination's
+        else:
+            combined = pricer.price_plan(plan) if self._whole_plan_price else pricer.price(plan)
+        r_plan = ctx.retailer.evaluate(plan).total
+        paid = {name: p.quote.paid for name, p in picks.items()}
+        own_cost = {name: p.costs[p.pick] if np.array_equal(plan[p.v], p.item.plan[p.v])
+                    else ctx.vendors[name].evaluate(plan[p.v]).total for name, p in picks.items()}
+        received = sum(paid.values())
+        diagnostics: dict[str, Any] = {
+            "contract": "plan" if self._whole_plan_price and self.commitment == "plan" else "first-week",
+        }
+        if one:
+            (name, p), = picks.items()
+            diagnostics.update({"menu_size": len(p.items), "menu_pick": p.pick, "menu_item": p.item.kind,
+                                "cbt_immediate": p.quote.immediate, "cbt_future_ce": p.quote.future_ce})
+        else:
+            for name, p in picks.items():
+                diagnostics.update({f"menu_size_{name}": len(p.items), f"menu_pick_{name}": p.pick,
+                                    f"menu_item_{name}": p.item.kind, f"cbt_immediate_{name}": p.quote.immediate,
+                                    f"cbt_future_ce_{name}": p.quote.future_ce})
+            diagnostics["receiving_scaled"] = scaled
+        # the retailer: what it receives less its expected cost of the combined plan against x^J
+        diagnostics["ex_ante_margin_retailer"] = received - (combined.immediate + combined.future_mean)
+        for name, p in picks.items():
+            # against JIT without a menu (jit_outcome: the vendor's block of x^J, shorting what does not pay)
+            diagnostics[f"ex_ante_margin_{name}"] = jit.vendors[name].total - (own_cost[name] + paid[name])
+            # the vendor's own criterion: its cost plus price of the JIT item less the pick's (>= 0;
+            # equal to the margin above when the JIT item's price is zero, as the CBT of x^J is, and
+            # the vendor would ship x^J in full)
+            diagnostics["vendor_saving" if one else f"vendor_saving_{name}"] = p.totals[0] - p.totals[p.pick]
+        diagnostics["planned_social"] = r_plan + sum(own_cost.values())
+        diagnostics["jit_planned_social"] = jit.retailer.total + sum(p.costs[0] for p in picks.values())
         return Decision(
-            plan=item.plan,
-            transfers={"retailer": -quote.paid, vendor: quote.paid},
+            plan=plan,
+            transfers={"retailer": -received, **paid},
             committed=True,
-            planned={"retailer": r_item - quote.paid, vendor: totals[pick]},
-            diagnostics={
-                "contract": "plan" if self.pricing == "plan" and self.commitment == "plan" else "first-week",
-                "menu_size": len(items),
-                "menu_pick": pick,
-                "menu_item": item.kind,
-                "cbt_immediate": quote.immediate,
-                "cbt_future_ce": quote.future_ce,
-                "ex_ante_margin_retailer": quote.paid - (quote.immediate + quote.future_mean),
-                # against JIT without a menu (the JIT plan at no transfer)
-                f"ex_ante_margin_{vendor}": vendor_costs[0] - totals[pick],
-                # the vendor's own criterion: its cost plus price of the JIT item less the pick's (>= 0;
-                # equal to the margin above when the JIT item's price is zero, as the CBT of x^J is)
-                "vendor_saving": totals[0] - totals[pick],
-                "planned_social": r_item + vendor_costs[pick],
-                "jit_planned_social": own.total + vendor_costs[0],
-            },
+            planned={"retailer": r_plan - received, **{name: own_cost[name] + paid[name] for name in picks}},
+            diagnostics=diagnostics,
         )
 
+    @property
+    def _whole_plan_price(self) -> bool:
+        return self.pricing == "plan" and self.commitment == "plan"
 
-def _one_vendor(ctx: PlanningContext) -> None:
-    if ctx.public.V != 1:
-        raise FlosimError(f"policy 'menu': this scenario has {ctx.public.V} vendors ({', '.join(ctx.public.vendors)}); "
-                          "the menu of contracts is offered to one vendor")
+    def _combine(self, ctx: PlanningContext, jit_plan: np.ndarray, pricer: TransferPricer,
+                 picks: Mapping[str, "Pick"]) -> tuple[np.ndarray, bool]:
+        """The PO the retailer sends: each vendor's block from its pick, scaled down where the blocks
+        together exceed an FC's receiving capacity (as :func:`policies.cpp.plan_from_answer` does: :func:`fit_receiving_capacity`), and
+        under weekly commitment completed with the retailer's own continuation. Whether it scaled."""
+        if len(picks) == 1:
+            (p,) = picks.values()
+            plan = p.item.plan
+        else:
+            plan = np.array(jit_plan, dtype=float, copy=True)
+            for p in picks.values():
+                plan[p.v] = p.item.plan[p.v]
+        blocks = plan[:, :1] if self.commitment == "week" else plan  # what binds
+        fitted = fit_receiving_capacity(blocks, ctx.public.receiving_capacity)
+        scaled = not np.allclose(fitted, blocks, rtol=0.0, atol=1e-9)
+        if self.commitment == "week" and (scaled or len(picks) > 1) and not all(p.pick == 0 for p in picks.values()):
+            plan = pricer.completed(fitted[:, 0]).plan
+        elif scaled:
+            plan = fitted
+        return plan, scaled
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One vendor's menu this week and its choice."""
+
+    v: int  # the vendor's position on the plan's vendor axis
+    items: list[MenuItem]
+    quotes: list[CBTBreakdown]
+    costs: list[float]  # its own cost of each item's block
+    totals: list[float]  # cost plus price: what it minimises
+    pick: int
+
+    @property
+    def item(self) -> MenuItem:
+        return self.items[self.pick]
+
+    @property
+    def quote(self) -> CBTBreakdown:
+        return self.quotes[self.pick]
+
+
+def fit_receiving_capacity(plan: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """``plan`` ``[V, H, F, K]`` with every vendor's units into an FC scaled down by one factor in each
+    week where all vendors' units together exceed the FC's receiving ``capacity`` ``[F]`` (``inf``:
+    none); unchanged elsewhere. The rule of :func:`policies.cpp.plan_from_answer` (which this module
+    cannot import: ``policies.cpp`` imports it through ``policies.privacy``)."""
+    plan = np.asarray(plan, dtype=float)
+    cap = np.asarray(capacity, dtype=float)
+    if not np.any(np.isfinite(cap)):
+        return plan
+    total = plan.sum(axis=(0, 3))  # [H, F], all vendors
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(total > cap[None, :], cap[None, :] / np.where(total > 0, total, 1.0), 1.0)
+    return plan * factor[None, :, :, None]
+
+
+def _vendor_name(ctx: PlanningContext, vendor: str | None) -> str:
+    if vendor is None:
+        if ctx.public.V != 1:
+            raise FlosimError(f"policy 'menu': this scenario has {ctx.public.V} vendors ({', '.join(ctx.public.vendors)}); "
+                              "name the vendor whose menu is offered")
+        return ctx.public.vendors[0]
+    if vendor not in ctx.vendors:
+        raise FlosimError(f"policy 'menu': no vendor named {vendor!r} (vendors: {', '.join(ctx.public.vendors)})")
+    return vendor
