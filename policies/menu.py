@@ -79,9 +79,40 @@ Incentives. The prices are CBTs computed from the retailer's reported costs, so 
 for the vendor only: no vendor lie pays (audited), but the retailer gains by overstating its holding
 cost (same pick, higher price; ``docs/mechanisms.md``).
 
-Parameters: ``size`` (items including ``x^J``, a whole number >= 1), ``method``, ``preference``, ``disclosure``,
-``volume_step``, ``levels``, ``commitment``, ``pricing``, and the CBT parameters ``discount``,
-``risk_aversion``, ``scenarios``, ``two_way``.
+Several vendors. Each vendor is offered its own menu for its own block, priced at the cost its
+choice puts on the others. Vendor ``v``'s items are built as above from ``x^J`` (the retailer's own
+plan over every vendor at their wholesale prices) and ``v``'s own coarse disclosure; they differ from
+``x^J`` only in ``v``'s block (a discount or steer item is the retailer's plan under a virtual
+discount on ``v``'s units, of which only ``v``'s block is kept). Item ``i`` of vendor ``v`` is priced
+at ``v``'s pivot term against JIT: the retailer's CBT of the item against ``x^J``; for a shared plan
+nothing is added for the other vendors, since their blocks are the JIT ones in every item of ``v``'s
+menu and their costs do not change. One pricer serves every menu (one JIT counterfactual, the same
+demand paths). The vendors choose simultaneously, each from its own menu, minimising its own cost of
+its block plus the price; the PO combines the chosen blocks, scaled down where together they exceed
+an FC's receiving capacity (the rule of ``policies.cpp.plan_from_answer``). Each vendor pays its
+item's price to the retailer (``Decision.transfers``); the mechanism keeps nothing. The JIT
+counterfactual of every margin is :func:`policies.jit.jit_outcome` (each vendor may short its block).
+The combination is not priced as a whole: each price assumes the others stay at ``x^J``, so the
+retailer's expected cost of the combined plan need not equal the sum of the prices
+(``ex_ante_margin_retailer`` says by how much).
+
+A vendor that can ship no item of its menu (``x^J`` asks more of it than it can make or truck; on
+``two-vendors`` the Tucson vendor in some weeks) declines the menu and stays on JIT terms: its block
+is what it would ship under JIT, at no price (``menu_item_<name>`` = ``declined: JIT terms``).
+``decline: any`` lets a vendor decline whenever JIT terms suit it better than every item, which
+makes ex-ante participation hold for every vendor by construction; the default ``infeasible`` keeps
+today's menus, where the JIT item commits the vendor to ship ``x^J`` in full (worth less to a vendor
+that would short part of it than JIT terms, so its ex-ante margin can be negative).
+
+Diagnostics. One vendor: as before (``menu_size``, ``menu_pick``, ``menu_item``, ``cbt_immediate``,
+``cbt_future_ce``, ``vendor_saving``, ``ex_ante_margin_retailer``, ``ex_ante_margin_<name>``,
+``planned_social``, ``jit_planned_social``). Several: the same per vendor keyed by its name
+(``menu_pick_<name>``, ``menu_item_<name>``, ``vendor_saving_<name>``, ``ex_ante_margin_<name>`` ...)
+and ``receiving_scaled``.
+
+Parameters: ``size`` (items including ``x^J``, a whole number >= 1; per vendor), ``method``, ``preference``, ``disclosure``,
+``volume_step``, ``levels``, ``commitment``, ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
+CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way``.
 """
 
 from __future__ import annotations
@@ -105,6 +136,8 @@ STEER_SURCHARGES = (0.2, 0.1)
 ROOM_SURCHARGES = (0.3, 0.2, 0.5)
 STEER_DISCOUNT = 0.1
 METHODS = ("discount", "shift", "mixed")
+DECLINE = ("infeasible", "any")
+DECLINED = "declined: JIT terms"  # the pick of a vendor that can ship no item of its menu
 
 
 @dataclass(frozen=True)
@@ -438,8 +471,12 @@ class MenuPolicy:
         risk_aversion: float = 0.0,
         scenarios: int = 8,
         two_way: bool = False,
+        decline: str = "infeasible",
     ) -> None:
         size = _whole("size", size, 1)
+        if decline not in DECLINE:
+            raise FlosimError(f"policy 'menu': decline must be 'infeasible' or 'any', got {decline!r}")
+        self.decline = decline
         scenarios = _whole("scenarios", scenarios, 1)
         _check_method(method)
         if commitment not in ("plan", "week"):
@@ -473,7 +510,7 @@ class MenuPolicy:
         ``policies.menu``: what a results file records to say which menu ran."""
         return {"size": self.size, "method": self.method, "preference": self.preference, "disclosure": self.disclosure,
                 "volume_step": self.volume_step, "levels": list(self.levels), "pricing": self.pricing,
-                "commitment": self.commitment, **self.cbt}
+                "commitment": self.commitment, **self.cbt, "decline": self.decline}
 
     def preferred(self, ctx: PlanningContext, vendor: str | None = None) -> list[str] | dict[str, float | None] | None:
         """The coarse preference vendor ``vendor``'s menu is tailored to (default: the only vendor): as
@@ -535,8 +572,17 @@ class MenuPolicy:
             costs = [agent.evaluate(item.plan[v]).total for item in items]
             totals = [c + q.paid for c, q in zip(costs, quotes)]
             pick = int(np.argmin(totals))
+            if not np.isfinite(totals[pick]) or (self.decline == "any" and jit.vendors[name].total < totals[pick]):
+                # it can ship no item (x^J asks more of it than it can make or truck), or (``decline:
+                # any``) JIT terms suit it better than every item: it declines the menu and stays on
+                # JIT terms, shipping what it would under JIT, at no price
+                shipped = jit.vendors[name].plan
+                items = [*items, MenuItem(_embed(jit.plan, v, shipped), DECLINED)]
+                quotes = [*quotes, _no_price(pricer)]
+                costs, totals = [*costs, jit.vendors[name].total], [*totals, jit.vendors[name].total]
+                pick = len(items) - 1
             picks[name] = Pick(v, items, quotes, costs, totals, pick)
-        plan, scaled = self._combine(ctx, jit.plan, pricer, picks)
+        plan, scaled = self._combine(ctx, picks)
         one = len(picks) == 1
         if one and np.array_equal(plan, next(iter(picks.values())).item.plan):
             combined = next(iter(picks.values())).quote  # the pick alone: its own price is the combination's
@@ -560,17 +606,32 @@ class MenuPolicy:
                                     f"menu_item_{name}": p.item.kind, f"cbt_immediate_{name}": p.quote.immediate,
                                     f"cbt_future_ce_{name}": p.quote.future_ce})
             diagnostics["receiving_scaled"] = scaled
-        # the retailer: what it receives less its expected cost of the combined plan against x^J
-        diagnostics["ex_ante_margin_retailer"] = received - (combined.immediate + combined.future_mean)
+        # the retailer: what it receives less its expected cost of the combined plan against x^J, in
+        # which a vendor that declined ships what it ships under JIT in both (like for like)
+        extra = combined.immediate + combined.future_mean
+        declined = [p for p in picks.values() if p.declined]
+        jit_retailer = jit.retailer.total
+        if declined:
+            reference = np.array(jit.plan, dtype=float, copy=True)
+            for p in declined:
+                reference[p.v] = p.item.plan[p.v]
+            ref = pricer.price_plan(reference) if self._whole_plan_price else pricer.price(reference)
+            extra -= ref.immediate + ref.future_mean
+            jit_retailer = ctx.retailer.evaluate(reference).total
+        diagnostics["ex_ante_margin_retailer"] = received - extra
         for name, p in picks.items():
             # against JIT without a menu (jit_outcome: the vendor's block of x^J, shorting what does not pay)
             diagnostics[f"ex_ante_margin_{name}"] = jit.vendors[name].total - (own_cost[name] + paid[name])
             # the vendor's own criterion: its cost plus price of the JIT item less the pick's (>= 0;
             # equal to the margin above when the JIT item's price is zero, as the CBT of x^J is, and
             # the vendor would ship x^J in full)
-            diagnostics["vendor_saving" if one else f"vendor_saving_{name}"] = p.totals[0] - p.totals[p.pick]
+            saving = p.totals[0] - p.totals[p.pick] if np.isfinite(p.totals[0]) else 0.0  # 0: declined
+            diagnostics["vendor_saving" if one else f"vendor_saving_{name}"] = saving
         diagnostics["planned_social"] = r_plan + sum(own_cost.values())
-        diagnostics["jit_planned_social"] = jit.retailer.total + sum(p.costs[0] for p in picks.values())
+        # x^J at no price: each vendor's cost of shipping its block in full; a vendor that declined
+        # ships what it ships under JIT (and the retailer's cost is of that plan)
+        diagnostics["jit_planned_social"] = jit_retailer + sum(
+            p.costs[0] if np.isfinite(p.costs[0]) else jit.vendors[name].total for name, p in picks.items())
         return Decision(
             plan=plan,
             transfers={"retailer": -received, **paid},
@@ -583,26 +644,18 @@ class MenuPolicy:
     def _whole_plan_price(self) -> bool:
         return self.pricing == "plan" and self.commitment == "plan"
 
-    def _combine(self, ctx: PlanningContext, jit_plan: np.ndarray, pricer: TransferPricer,
-                 picks: Mapping[str, "Pick"]) -> tuple[np.ndarray, bool]:
-        """The PO the retailer sends: each vendor's block from its pick, scaled down where the blocks
-        together exceed an FC's receiving capacity (as :func:`policies.cpp.plan_from_answer` does: :func:`fit_receiving_capacity`), and
-        under weekly commitment completed with the retailer's own continuation. Whether it scaled."""
-        if len(picks) == 1:
-            (p,) = picks.values()
-            plan = p.item.plan
-        else:
-            plan = np.array(jit_plan, dtype=float, copy=True)
-            for p in picks.values():
-                plan[p.v] = p.item.plan[p.v]
-        blocks = plan[:, :1] if self.commitment == "week" else plan  # what binds
-        fitted = fit_receiving_capacity(blocks, ctx.public.receiving_capacity)
-        scaled = not np.allclose(fitted, blocks, rtol=0.0, atol=1e-9)
-        if self.commitment == "week" and (scaled or len(picks) > 1) and not all(p.pick == 0 for p in picks.values()):
-            plan = pricer.completed(fitted[:, 0]).plan
-        elif scaled:
-            plan = fitted
-        return plan, scaled
+    def _combine(self, ctx: PlanningContext, picks: Mapping[str, "Pick"]) -> tuple[np.ndarray, bool]:
+        """The plan the retailer sends: each vendor's block from its pick (under weekly commitment the
+        pick's first week and its completion; only the first week binds), scaled down where the blocks
+        together exceed an FC's receiving capacity (as :func:`policies.cpp.plan_from_answer` does:
+        :func:`fit_receiving_capacity`). Whether it scaled."""
+        first = next(iter(picks.values()))
+        plan = np.array(first.item.plan, dtype=float, copy=True)
+        for p in picks.values():
+            plan[p.v] = p.item.plan[p.v]
+        fitted = fit_receiving_capacity(plan, ctx.public.receiving_capacity)
+        scaled = not np.array_equal(fitted, plan)
+        return (fitted if scaled else plan), scaled
 
 
 @dataclass(frozen=True)
@@ -617,12 +670,23 @@ class Pick:
     pick: int
 
     @property
+    def declined(self) -> bool:
+        """It could ship no item and stayed on JIT terms."""
+        return self.item.kind == DECLINED
+
+    @property
     def item(self) -> MenuItem:
         return self.items[self.pick]
 
     @property
     def quote(self) -> CBTBreakdown:
         return self.quotes[self.pick]
+
+
+def _no_price(pricer: TransferPricer) -> CBTBreakdown:
+    """The price of staying on JIT terms: nothing."""
+    return CBTBreakdown(immediate=0.0, future_ce=0.0, future_mean=0.0, raw=0.0, paid=0.0,
+                        retailer_cost_efficient=pricer.c_jit, retailer_cost_jit=pricer.c_jit)
 
 
 def fit_receiving_capacity(plan: np.ndarray, capacity: np.ndarray) -> np.ndarray:
