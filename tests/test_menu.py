@@ -528,12 +528,17 @@ def test_each_vendors_items_are_priced_at_the_retailers_cbt_against_jit():
     assert priced > 0
 
 
-def test_decline_any_keeps_every_vendor_at_least_as_well_off_as_under_jit():
-    scenario = load_scenario("two-vendors")
-    for week in (0, 1):
-        d = MenuPolicy(size=6, preference="auto", scenarios=2, decline="any").decide(planning_context(scenario, week=week))
-        for name in ("acme", "sonora"):
-            assert d.diagnostics[f"ex_ante_margin_{name}"] >= -1e-6, (week, name)
+def test_decline_any_keeps_every_vendor_at_least_as_well_off_as_under_jit(two_vendor_run):
+    from sim.runner import run_policies
+
+    # by default the JIT item commits a vendor to ship x^J in full: in week 1 of the menu's own run the
+    # Tucson vendor takes an item that leaves it worse off than JIT terms (where it would short)
+    default = two_vendor_run.decisions[two_vendor_run.decisions.policy == "menu"]
+    assert default["ex_ante_margin_sonora"].min() < -1.0
+    scenario = load_scenario("two-vendors").with_overrides({"policies.menu.decline": "any"})
+    d = run_policies(scenario, ["menu"], weeks=2, progress=False).decisions
+    for name in ("acme", "sonora"):  # by construction for the vendors (the retailer's is measured, not designed)
+        assert d[f"ex_ante_margin_{name}"].min() >= -1e-6, (name, d[f"ex_ante_margin_{name}"].tolist())
     with pytest.raises(FlosimError, match="decline"):
         MenuPolicy(decline="sometimes")
 
