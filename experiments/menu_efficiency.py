@@ -9,7 +9,8 @@ the same first-best social cost (``first_best``, known to the oracle only):
   weeks re-planned efficiently): ``share = (S(x^J_t) - S(x_t)) / (S(x^J_t) - first-best)``,
   ``gap = S(x_t) / first-best - 1``. Need not grow with the menu (see :mod:`policies.menu`).
 With several vendors each is offered its own menu of ``size`` items; ``vendor_saving`` and
-``offered`` are summed over the vendors and ``item`` names each vendor's pick.
+``offered`` are summed over the vendors and ``item`` names each vendor's pick; a vendor that cannot
+ship its block of ``x^J`` counts in the JIT reference with what it would ship under JIT.
 
 * ``share_vendor`` (the *vendor's criterion*): what the vendor minimises when it picks, its own cost
   of the item plus the price, as a saving against the JIT item (``vendor_saving``), over the
@@ -44,10 +45,12 @@ import json
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from experiments.audit import fixed_first_week_cost
 from forecasts.inputs import policy_rng
+from policies.jit import jit_outcome
 from policies.menu import MenuPolicy
 from policies.registry import make_policy
 from sim.parties.oracle import joint_plan
@@ -131,10 +134,7 @@ def menu_efficiency(
         for week in weeks:
             ctx = planning_context(scenario, week=week)
             fb = joint_plan(ctx.retailer, ctx.vendors).social_cost
-            own = ctx.retailer.preferred_plan()
-            jit = fixed_first_week_cost(ctx.retailer, ctx.vendors, own.plan[:, 0])
-            jit_plan = own.total + sum(agent.evaluate(own.plan[ctx.public.vendor_index(name)]).total
-                                       for name, agent in ctx.vendors.items())
+            jit, jit_plan = _jit_reference(ctx)
             for (tailored, size), policy in menus.items():
                 # every decision sees the demand scenarios the policy gets this week: common random
                 # numbers across sizes and tailoring, whatever else is evaluated
@@ -173,6 +173,23 @@ def menu_efficiency(
                 if on_step:
                     on_step()
     return pd.DataFrame(rows)
+
+
+def _jit_reference(ctx: Any) -> tuple[float, float]:
+    """``S(x^J_t)`` and the social cost of ``x^J`` on the forecast, every vendor shipping its block in
+    full; where a vendor cannot (``x^J`` asks more of it than it can make), it ships what it would under
+    JIT (:func:`policies.jit.jit_outcome`), as it does when it declines the menu."""
+    out = jit_outcome(ctx)
+    plan = np.array(out.plan, dtype=float, copy=True)
+    vendors = 0.0
+    for name, agent in ctx.vendors.items():
+        v = ctx.public.vendor_index(name)
+        cost = agent.evaluate(plan[v]).total
+        if not np.isfinite(cost):
+            plan[v], cost = out.vendors[name].plan, out.vendors[name].total
+        vendors += cost
+    retailer = out.retailer.total if np.array_equal(plan, out.plan) else ctx.retailer.evaluate(plan).total
+    return fixed_first_week_cost(ctx.retailer, ctx.vendors, plan[:, 0]), retailer + vendors
 
 
 def _picked(diagnostics: dict[str, Any], vendors: Sequence[str]) -> dict[str, Any]:

@@ -568,3 +568,14 @@ def test_one_vendor_gives_the_same_decision_whatever_its_name_and_schema(week):
     renamed = {k.replace("_solo", "_vendor"): v for k, v in b.diagnostics.items()}
     assert a.diagnostics == renamed and "ex_ante_margin_vendor" in a.diagnostics
     assert a.diagnostics["menu_pick"] > 0  # a real pick, not the JIT item
+
+
+def test_efficiency_table_on_two_vendors_names_each_pick_and_a_menu_of_one_is_jit():
+    scenario = load_scenario("two-vendors").with_overrides({"demand.deterministic": True})
+    table = menu_efficiency([scenario], sizes=[1, 4], weeks=[1], scenarios_for_prices=1)
+    assert np.isfinite(table["jit"]).all() and (table["jit"] > table["first_best"]).all()
+    for _, row in table.iterrows():
+        assert row["item"].startswith("acme: ") and "; sonora: " in row["item"], row["item"]
+    one = table[table["size"] == 1]
+    assert (one["share"].abs() < 1e-9).all() and (one["vendor_saving"].abs() < 1e-9).all()
+    assert table[(table["size"] == 4) & table.tailored]["share"].iloc[0] > 0.5
