@@ -26,7 +26,8 @@ wall_s, planned, plan`` (plus ``scenario``, ``week``, ``committed``, ``diagnosti
 in order); ``transfer`` is what the vendors pay in all, ``transfers`` what each party pays (negative:
 receives) and ``balance`` the mechanism's own net; ``vendors`` maps each vendor's name to its
 ``cost`` (of its block of the plan), ``planned``, ``transfer`` and ``po_units``; ``retailer_cost`` is the
-retailer's.
+retailer's. Under an uncommitted decision (JIT) a vendor that cannot ship its block is valued at what
+it would ship (its block replaced by that; named in ``shorted``); an infinite figure is ``null``.
 """
 
 from __future__ import annotations
@@ -76,10 +77,18 @@ def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int
     t0 = time.perf_counter()
     decision = pol.decide(ctx)
     wall = time.perf_counter() - t0
-    plan = np.asarray(decision.plan, dtype=float)
+    plan = np.array(decision.plan, dtype=float, copy=True)
     public = ctx.public
+    vendor_cost, shorted = {}, []
+    for name, agent in ctx.vendors.items():
+        v = public.vendor_index(name)
+        vendor_cost[name] = agent.evaluate(plan[v]).total
+        if not np.isfinite(vendor_cost[name]) and not decision.committed:
+            # it cannot ship its block, and nothing binds it to: valued at what it would ship (as under JIT)
+            short = agent.evaluate(plan[v], allow_short=True)
+            plan[v], vendor_cost[name] = short.plan, short.total
+            shorted.append(name)
     retailer_cost = ctx.retailer.evaluate(plan).total
-    vendor_cost = {name: agent.evaluate(plan[public.vendor_index(name)]).total for name, agent in ctx.vendors.items()}
     social = retailer_cost + sum(vendor_cost.values())
     first_best = joint_plan(ctx.retailer, ctx.vendors).social_cost
     diag = dict(decision.diagnostics)
@@ -111,6 +120,7 @@ def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int
         "diagnostics": diag,
         "shape": list(plan.shape),
         "vendor_names": list(public.vendors),
+        "shorted": shorted,
         "fcs": list(public.fcs),
         "products": list(public.products),
         "plan": plan,
@@ -123,12 +133,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return 0
     print(f"policy {report['policy']} on scenario {report['scenario']}, week {report['week']}")
-    print(f"  social cost      {report['social_cost']:.2f}")
+    if report["shorted"]:
+        print(f"  NOTE: {', '.join(report['shorted'])} cannot ship its block of the plan; valued at what it would ship (as under JIT)")
+    print(f"  social cost      {_figure(report['social_cost'])}")
     print(f"  first best       {report['first_best_social_cost']:.2f}")
-    print(f"  gap              {report['gap']:.3e}   (the whole six-week plan as it stands)")
+    print(f"  gap              {_figure(report['gap'], '.3e')}   (the whole six-week plan as it stands)")
     if report["binding_social_cost"] is not None:
-        print(f"  binding social   {report['binding_social_cost']:.2f}   (this week's PO fixed, later weeks re-planned efficiently)")
-        print(f"  binding gap      {report['binding_gap']:.3e}   (only the first week binds on a rolling horizon)")
+        print(f"  binding social   {_figure(report['binding_social_cost'])}   (this week's PO fixed, later weeks re-planned efficiently)")
+        print(f"  binding gap      {_figure(report['binding_gap'], '.3e')}   (only the first week binds on a rolling horizon)")
     if report["certified_gap"] is not None:
         print(f"  certified gap    {report['certified_gap']:.3e}   (bound from the agents' dual values; no central solve)")
     if report["iterations"] is not None:
@@ -139,11 +151,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"  mechanism's net  {report['balance']:.2f}")
     print(f"  wall time        {report['wall_s']:.3f} s")
     for party, cost in report["planned"].items():
-        print(f"  planned {party:<9}{cost:.2f}")
+        print(f"  planned {party:<9}{_figure(cost)}")
     if len(report["vendors"]) > 1:
         print("  by vendor        own cost of its block, what it pays, PO units:")
         for name, fig in report["vendors"].items():
-            print(f"    {name:<14}{fig['cost']:>12.2f}{fig['transfer']:>12.2f}{fig['po_units']:>12.1f}")
+            print(f"    {name:<14}{_figure(fig['cost']):>12}{fig['transfer']:>12.2f}{fig['po_units']:>12.1f}")
     if "fallback" in report["diagnostics"]:
         print(f"  NOTE: negotiation did not converge ({report['diagnostics'].get('status')}); fell back to {report['diagnostics']['fallback']}")
     plan = np.asarray(report["plan"])
@@ -159,3 +171,8 @@ def run(args: argparse.Namespace) -> int:
     if len(report["products"]) > len(shown):
         print(f"    ... and {len(report['products']) - len(shown)} more products (--json prints the whole plan)")
     return 0
+
+
+def _figure(value: float | None, spec: str = ".2f") -> str:
+    """A figure as text; ``None`` (an infinite cost in the JSON: a plan some party cannot carry out) as ``inf``."""
+    return "inf" if value is None else format(value, spec)
