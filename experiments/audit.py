@@ -34,7 +34,7 @@ receives: the audit reports what happens.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -155,15 +155,17 @@ def audit_steps(scenario: Scenario, mechanisms: Sequence[str], parties: Sequence
     return len(mechanisms) * (1 + n) * (weeks if mode == "round" else 1)
 
 
-def fixed_first_week_cost(retailer: RetailerAgent, vendor: VendorAgent | None, po: np.ndarray) -> float:
-    """Least true cost over the horizon with week 0 of the plan fixed to ``po``: the retailer's alone
-    (``vendor`` None) or the social cost of both."""
+def fixed_first_week_cost(retailer: RetailerAgent, vendor: Any, po: np.ndarray) -> float:
+    """Least true cost over the horizon with week 0 of the plan fixed to ``po`` ``[V, F, K]``: the
+    retailer's alone (``vendor`` None) or the social cost with ``vendor`` (one vendor's agent, or the
+    vendors' agents by name: each adds its own block)."""
+    agents = [] if vendor is None else list(vendor.values()) if isinstance(vendor, Mapping) else [vendor]
     b = LPBuilder()
     x = b.add_var(retailer.public.shape)
     retailer.add_block(b, x)
-    if vendor is not None:
-        vendor.add_block(b, x)
-    lp = b.build().with_bounds(x[0], po, po)
+    for agent in agents:
+        agent.add_block(b, x[agent.index])
+    lp = b.build().with_bounds(x[:, 0], po, po)
     sol = solve_lp(lp, raise_on_fail=False)
     if not sol.ok:
         return float("inf")

@@ -8,6 +8,10 @@ the same first-best social cost (``first_best``, known to the oracle only):
   decision is scored by ``S(x_t)``, the least social cost over the horizon with that PO fixed (later
   weeks re-planned efficiently): ``share = (S(x^J_t) - S(x_t)) / (S(x^J_t) - first-best)``,
   ``gap = S(x_t) / first-best - 1``. Need not grow with the menu (see :mod:`policies.menu`).
+With several vendors each is offered its own menu of ``size`` items; ``vendor_saving`` and
+``offered`` are summed over the vendors and ``item`` names each vendor's pick; a vendor that cannot
+ship its block of ``x^J`` counts in the JIT reference with what it would ship under JIT.
+
 * ``share_vendor`` (the *vendor's criterion*): what the vendor minimises when it picks, its own cost
   of the item plus the price, as a saving against the JIT item (``vendor_saving``), over the
   first-best saving of the completed plans ``jit_plan - first_best``. Each decision prices its items
@@ -41,10 +45,12 @@ import json
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from experiments.audit import fixed_first_week_cost
 from forecasts.inputs import policy_rng
+from policies.jit import jit_outcome
 from policies.menu import MenuPolicy
 from policies.registry import make_policy
 from sim.parties.oracle import joint_plan
@@ -127,25 +133,24 @@ def menu_efficiency(
     for label, scenario, menus in zip(labels, scenarios, policies):
         for week in weeks:
             ctx = planning_context(scenario, week=week)
-            fb = joint_plan(ctx.retailer, ctx.vendor).social_cost
-            own = ctx.retailer.preferred_plan()
-            jit = fixed_first_week_cost(ctx.retailer, ctx.vendor, own.plan[0])
-            jit_plan = own.total + ctx.vendor.evaluate(own.plan).total
+            fb = joint_plan(ctx.retailer, ctx.vendors).social_cost
+            jit, jit_plan = _jit_reference(ctx)
             for (tailored, size), policy in menus.items():
                 # every decision sees the demand scenarios the policy gets this week: common random
                 # numbers across sizes and tailoring, whatever else is evaluated
                 d = policy.decide(replace(ctx, rng=policy_rng(scenario.seed, week)))
-                social = fixed_first_week_cost(ctx.retailer, ctx.vendor, d.po)
+                social = fixed_first_week_cost(ctx.retailer, ctx.vendors, d.po)
                 social_plan = d.diagnostics["planned_social"]
-                vendor_saving = d.diagnostics["vendor_saving"]  # JIT item's cost + price less the pick's
+                picked = _picked(d.diagnostics, ctx.public.vendors)
+                vendor_saving = picked["vendor_saving"]  # JIT item's cost + price less the pick's (all vendors)
                 rows.append(
                     {
                         "scenario": label,
                         "week": week,
                         "tailored": tailored,
                         "size": size,
-                        "offered": d.diagnostics["menu_size"],
-                        "item": d.diagnostics["menu_item"],
+                        "offered": picked["menu_size"],
+                        "item": picked["menu_item"],
                         "share": _share(jit - social, jit - fb),
                         "gap": (social - fb) / abs(fb),
                         "share_vendor": _share(vendor_saving, jit_plan - fb),
@@ -168,6 +173,35 @@ def menu_efficiency(
                 if on_step:
                     on_step()
     return pd.DataFrame(rows)
+
+
+def _jit_reference(ctx: Any) -> tuple[float, float]:
+    """``S(x^J_t)`` and the social cost of ``x^J`` on the forecast, every vendor shipping its block in
+    full; where a vendor cannot (``x^J`` asks more of it than it can make), it ships what it would under
+    JIT (:func:`policies.jit.jit_outcome`), as it does when it declines the menu."""
+    out = jit_outcome(ctx)
+    plan = np.array(out.plan, dtype=float, copy=True)
+    vendors = 0.0
+    for name, agent in ctx.vendors.items():
+        v = ctx.public.vendor_index(name)
+        cost = agent.evaluate(plan[v]).total
+        if not np.isfinite(cost):
+            plan[v], cost = out.vendors[name].plan, out.vendors[name].total
+        vendors += cost
+    retailer = out.retailer.total if np.array_equal(plan, out.plan) else ctx.retailer.evaluate(plan).total
+    return fixed_first_week_cost(ctx.retailer, ctx.vendors, plan[:, 0]), retailer + vendors
+
+
+def _picked(diagnostics: dict[str, Any], vendors: Sequence[str]) -> dict[str, Any]:
+    """A decision's menu figures: one vendor's as they are; with several vendors the savings summed,
+    the sizes summed and the picks named ``"acme: <item>; sonora: <item>"``."""
+    if len(vendors) == 1:
+        return {key: diagnostics[key] for key in ("vendor_saving", "menu_size", "menu_item")}
+    return {
+        "vendor_saving": sum(diagnostics[f"vendor_saving_{v}"] for v in vendors),
+        "menu_size": sum(diagnostics[f"menu_size_{v}"] for v in vendors),
+        "menu_item": "; ".join(f"{v}: {diagnostics[f'menu_item_{v}']}" for v in vendors),
+    }
 
 
 def _share(saving: float, possible: float) -> float:

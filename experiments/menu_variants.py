@@ -22,7 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from sim.model.decision import PlanningContext
+from sim.model.plan_cost import PlanCost
 from policies.cbt import CBTBreakdown, TransferPricer
 from policies.menu import MenuItem, MenuPolicy, build_menu
 from sim.parties.oracle import joint_plan
@@ -33,16 +36,24 @@ class MenuWithFirstBestItem(MenuPolicy):
 
     name = "menu-fb-item"
 
-    def offer(self, ctx: PlanningContext) -> tuple[list[MenuItem], list[CBTBreakdown], Any]:
+    def offer(
+        self, ctx: PlanningContext, vendor: str | None = None, *, own: PlanCost | None = None,
+        pricer: TransferPricer | None = None,
+    ) -> tuple[list[MenuItem], list[CBTBreakdown], Any]:
         if self.commitment != "week":
             raise ValueError("menu-fb-item compares weekly-commitment menus; use commitment: week")
-        own = ctx.retailer.preferred_plan()
-        items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx),
-                           levels=self.levels, first_week=True)
-        items.append(MenuItem(joint_plan(ctx.retailer, ctx.vendor).plan, "first-best item"))
-        pricer = TransferPricer(ctx, own.plan, **self.cbt)
+        name = vendor if vendor is not None else ctx.public.vendors[0]
+        v = ctx.public.vendor_index(name)
+        own = ctx.retailer.preferred_plan() if own is None else own
+        items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx, vendor),
+                           levels=self.levels, first_week=True, vendor=v)
+        # the first-best plan's first week in this vendor's block, the other vendors' as in x^J
+        fb = np.array(own.plan, dtype=float, copy=True)
+        fb[v] = joint_plan(ctx.retailer, ctx.vendors).plan[v]
+        items.append(MenuItem(fb, "first-best item"))
+        pricer = self.pricer(ctx, own.plan) if pricer is None else pricer
         completed = [MenuItem(own.plan, "jit")]
-        completed += [MenuItem(pricer.completed(i.plan[0]).plan, i.kind) for i in items[1:]]
+        completed += [MenuItem(pricer.completed(i.plan[:, 0]).plan, i.kind) for i in items[1:]]
         return completed, [pricer.price(i.plan) for i in completed], own
 
 

@@ -79,9 +79,40 @@ Incentives. The prices are CBTs computed from the retailer's reported costs, so 
 for the vendor only: no vendor lie pays (audited), but the retailer gains by overstating its holding
 cost (same pick, higher price; ``docs/mechanisms.md``).
 
-Parameters: ``size`` (items including ``x^J``, a whole number >= 1), ``method``, ``preference``, ``disclosure``,
-``volume_step``, ``levels``, ``commitment``, ``pricing``, and the CBT parameters ``discount``,
-``risk_aversion``, ``scenarios``, ``two_way``.
+Several vendors. Each vendor is offered its own menu for its own block, priced at the cost its
+choice puts on the others. Vendor ``v``'s items are built as above from ``x^J`` (the retailer's own
+plan over every vendor at their wholesale prices) and ``v``'s own coarse disclosure; they differ from
+``x^J`` only in ``v``'s block (a discount or steer item is the retailer's plan under a virtual
+discount on ``v``'s units, of which only ``v``'s block is kept). Item ``i`` of vendor ``v`` is priced
+at ``v``'s pivot term against JIT: the retailer's CBT of the item against ``x^J``; for a shared plan
+nothing is added for the other vendors, since their blocks are the JIT ones in every item of ``v``'s
+menu and their costs do not change. One pricer serves every menu (one JIT counterfactual, the same
+demand paths). The vendors choose simultaneously, each from its own menu, minimising its own cost of
+its block plus the price; the PO combines the chosen blocks, scaled down where together they exceed
+an FC's receiving capacity (the rule of ``policies.cpp.plan_from_answer``). Each vendor pays its
+item's price to the retailer (``Decision.transfers``); the mechanism keeps nothing. The JIT
+counterfactual of every margin is :func:`policies.jit.jit_outcome` (each vendor may short its block).
+The combination is not priced as a whole: each price assumes the others stay at ``x^J``, so the
+retailer's expected cost of the combined plan need not equal the sum of the prices
+(``ex_ante_margin_retailer`` says by how much).
+
+A vendor that can ship no item of its menu (``x^J`` asks more of it than it can make or truck; on
+``two-vendors`` the Tucson vendor in some weeks) declines the menu and stays on JIT terms: its block
+is what it would ship under JIT, at no price (``menu_item_<name>`` = ``declined: JIT terms``).
+``decline: any`` lets a vendor decline whenever JIT terms suit it better than every item, which
+makes ex-ante participation hold for every vendor by construction; the default ``infeasible`` keeps
+today's menus, where the JIT item commits the vendor to ship ``x^J`` in full (worth less to a vendor
+that would short part of it than JIT terms, so its ex-ante margin can be negative).
+
+Diagnostics. One vendor: as before (``menu_size``, ``menu_pick``, ``menu_item``, ``cbt_immediate``,
+``cbt_future_ce``, ``vendor_saving``, ``ex_ante_margin_retailer``, ``ex_ante_margin_<name>``,
+``planned_social``, ``jit_planned_social``). Several: the same per vendor keyed by its name
+(``menu_pick_<name>``, ``menu_item_<name>``, ``vendor_saving_<name>``, ``ex_ante_margin_<name>`` ...)
+and ``receiving_scaled``.
+
+Parameters: ``size`` (items including ``x^J``, a whole number >= 1; per vendor), ``method``, ``preference``, ``disclosure``,
+``volume_step``, ``levels``, ``commitment``, ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
+CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way``.
 """
 
 from __future__ import annotations
@@ -92,9 +123,11 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from sim.model.decision import Decision, PlanningContext
 from policies.cbt import CBTBreakdown, TransferPricer
+from policies.jit import jit_outcome
+from sim.model.decision import Decision, PlanningContext
 from sim.model.errors import FlosimError
+from sim.model.plan_cost import PlanCost
 
 DEFAULT_LEVELS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
 SHIFT_FRACTIONS = (0.25, 0.5, 1.0)
@@ -103,6 +136,8 @@ STEER_SURCHARGES = (0.2, 0.1)
 ROOM_SURCHARGES = (0.3, 0.2, 0.5)
 STEER_DISCOUNT = 0.1
 METHODS = ("discount", "shift", "mixed")
+DECLINE = ("infeasible", "any")
+DECLINED = "declined: JIT terms"  # the pick of a vendor that can ship no item of its menu
 
 
 @dataclass(frozen=True)
@@ -142,13 +177,13 @@ def _move(plan: np.ndarray, a: int, b: int, amount: np.ndarray, shift: int) -> n
     return out
 
 
-def _discount_items(ctx: PlanningContext, v: int, fcs: Sequence[int], levels: Sequence[float]) -> Iterator[MenuItem]:
+def _discount_items(ctx: PlanningContext, full: np.ndarray, v: int, fcs: Sequence[int], levels: Sequence[float]) -> Iterator[MenuItem]:
     for level in levels:
         for f in fcs:
             d = np.zeros(ctx.public.F)
             d[f] = level
-            yield MenuItem(ctx.retailer.preferred_plan(inbound_discount=d, only=_only(ctx, v)).plan,
-                           f"discount {ctx.public.fcs[f]}={level:g}")
+            plan = ctx.retailer.preferred_plan(inbound_discount=d, only=_only(ctx, v)).plan
+            yield MenuItem(_embed(full, v, plan[v]), f"discount {ctx.public.fcs[f]}={level:g}")
 
 
 def _shift_items(ctx: PlanningContext, full: np.ndarray, v: int, targets: Sequence[int]) -> Iterator[MenuItem]:
@@ -182,15 +217,17 @@ def _capped_shift_plan(ctx: PlanningContext, jit: np.ndarray, a: int, b: int, ca
     return plan
 
 
-def _steer_plan(ctx: PlanningContext, v: int, a: int, b: int, surcharge: float, cap: float) -> np.ndarray:
+def _steer_plan(ctx: PlanningContext, full: np.ndarray, v: int, a: int, b: int, surcharge: float, cap: float) -> np.ndarray:
     """The retailer's own optimal plan under a surcharge at FC ``a`` and a discount at FC ``b`` that
-    applies only to the first ``cap`` units of weekly volume there. The retailer chooses which demand
-    to move, so the plan stays consistent with its own outbound costs."""
+    applies only to the first ``cap`` units of weekly volume there (vendor ``v``'s units only). The
+    retailer chooses which demand to move, so the plan stays consistent with its own outbound costs.
+    Only ``v``'s block is taken; the other vendors' blocks stay those of ``full`` (``x^J``)."""
     d = np.zeros(ctx.public.F)
     d[a], d[b] = -surcharge, STEER_DISCOUNT
     caps = np.full(ctx.public.F, np.inf)
     caps[b] = cap
-    return ctx.retailer.preferred_plan(inbound_discount=d, discount_cap=caps, only=_only(ctx, v)).plan
+    plan = ctx.retailer.preferred_plan(inbound_discount=d, discount_cap=caps, only=_only(ctx, v)).plan
+    return _embed(full, v, plan[v])
 
 
 def _jit_cap(jit: np.ndarray, b: int, mult: float, vol: np.ndarray) -> float:
@@ -225,7 +262,7 @@ def _steer_items(ctx: PlanningContext, full: np.ndarray, v: int, targets: Sequen
                 cap = _jit_cap(jit, b, mult, ctx.public.volume)
                 for a in range(ctx.public.F):
                     if a != b:
-                        yield MenuItem(_steer_plan(ctx, v, a, b, surcharge, cap), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
+                        yield MenuItem(_steer_plan(ctx, full, v, a, b, surcharge, cap), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
 
 
 def _room_items(
@@ -241,7 +278,7 @@ def _room_items(
         for b, room in rooms.items():
             for a in range(ctx.public.F):
                 if a != b:
-                    yield MenuItem(_steer_plan(ctx, v, a, b, surcharge, room), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {room:g}")
+                    yield MenuItem(_steer_plan(ctx, full, v, a, b, surcharge, room), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {room:g}")
     for b, room in rooms.items() if shift else ():
         for a in range(ctx.public.F):
             if a != b:
@@ -367,7 +404,7 @@ def build_menu(
         if method in ("discount", "mixed"):
             gens.append(_steer_items(ctx, jit_plan, v, fcs))
     if method in ("discount", "mixed"):
-        gens.append(_discount_items(ctx, v, fcs, levels))
+        gens.append(_discount_items(ctx, jit_plan, v, fcs, levels))
     if method in ("shift", "mixed"):
         gens.append(_shift_items(ctx, jit_plan, v, fcs))
     key = (lambda p: p[:, 0]) if first_week else (lambda p: p)
@@ -434,8 +471,12 @@ class MenuPolicy:
         risk_aversion: float = 0.0,
         scenarios: int = 8,
         two_way: bool = False,
+        decline: str = "infeasible",
     ) -> None:
         size = _whole("size", size, 1)
+        if decline not in DECLINE:
+            raise FlosimError(f"policy 'menu': decline must be 'infeasible' or 'any', got {decline!r}")
+        self.decline = decline
         scenarios = _whole("scenarios", scenarios, 1)
         _check_method(method)
         if commitment not in ("plan", "week"):
@@ -469,27 +510,43 @@ class MenuPolicy:
         ``policies.menu``: what a results file records to say which menu ran."""
         return {"size": self.size, "method": self.method, "preference": self.preference, "disclosure": self.disclosure,
                 "volume_step": self.volume_step, "levels": list(self.levels), "pricing": self.pricing,
-                "commitment": self.commitment, **self.cbt}
+                "commitment": self.commitment, **self.cbt, "decline": self.decline}
 
-    def preferred(self, ctx: PlanningContext) -> list[str] | dict[str, float | None] | None:
-        """The vendor's coarse preference the menu is tailored to: as given, or (``auto``) what the
-        vendor's agent discloses: FC names, with (``disclosure: volume``) the weekly volume it has
-        room for at each, rounded to ``volume_step``."""
+    def preferred(self, ctx: PlanningContext, vendor: str | None = None) -> list[str] | dict[str, float | None] | None:
+        """The coarse preference vendor ``vendor``'s menu is tailored to (default: the only vendor): as
+        given (the same for every vendor), or (``auto``) what that vendor's agent discloses: FC names,
+        with (``disclosure: volume``) the weekly volume it has room for at each, rounded to
+        ``volume_step``."""
         if self.preference != "auto":
             return self.preference
-        names = ctx.vendor.coarse_preference()
+        agent = ctx.vendor if vendor is None else ctx.vendors[vendor]
+        names = agent.coarse_preference()
         if self.disclosure == "names":
             return names
-        volumes = ctx.vendor.coarse_volumes(self.volume_step)
+        volumes = agent.coarse_volumes(self.volume_step)
         return {name: volumes.get(name) for name in names}
 
-    def offer(self, ctx: PlanningContext) -> tuple[list[MenuItem], list[CBTBreakdown], Any]:
-        """The week's menu and the price of each item."""
-        _one_vendor(ctx)
-        own = ctx.retailer.preferred_plan()
-        items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx),
-                           levels=self.levels, first_week=self.commitment == "week")
-        pricer = TransferPricer(ctx, own.plan, **self.cbt)
+    def pricer(self, ctx: PlanningContext, jit_plan: np.ndarray) -> TransferPricer:
+        """The week's pricer against ``x^J``: one for every vendor's menu (the same JIT counterfactual,
+        the same demand paths)."""
+        return TransferPricer(ctx, jit_plan, **self.cbt)
+
+    def offer(
+        self, ctx: PlanningContext, vendor: str | None = None, *, own: PlanCost | None = None,
+        pricer: TransferPricer | None = None,
+    ) -> tuple[list[MenuItem], list[CBTBreakdown], Any]:
+        """Vendor ``vendor``'s menu this week (default: the only vendor) and the price of each item.
+
+        Items are whole plans ``[V, H, F, K]`` that differ from ``x^J`` (``own``, the retailer's own
+        plan; solved here if not given) only in that vendor's block (under weekly commitment: in its
+        block's first week, the rest the retailer's own continuation). ``pricer``: the week's
+        :meth:`pricer` (built here if not given)."""
+        name = _vendor_name(ctx, vendor)
+        v = ctx.public.vendor_index(name)
+        own = ctx.retailer.preferred_plan() if own is None else own
+        items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx, name),
+                           levels=self.levels, first_week=self.commitment == "week", vendor=v)
+        pricer = self.pricer(ctx, own.plan) if pricer is None else pricer
         quote = pricer.price_plan if self.pricing == "plan" else pricer.price
         if self.commitment == "week":
             # an item is its first week; the rest is the retailer's own optimal continuation, and the
@@ -504,39 +561,155 @@ class MenuPolicy:
         return items, [quote(item.plan) for item in items], own
 
     def decide(self, ctx: PlanningContext) -> Decision:
-        items, quotes, own = self.offer(ctx)
-        # the vendor's choice: its own cost of each plan plus the price; it never shows its costs
-        vendor_costs = [ctx.vendor.evaluate(item.plan[0]).total for item in items]
-        totals = [c + q.paid for c, q in zip(vendor_costs, quotes)]
-        pick = int(np.argmin(totals))
-        item, quote = items[pick], quotes[pick]
-        r_item = ctx.retailer.evaluate(item.plan).total
-        vendor = ctx.vendor.party
+        public = ctx.public
+        jit = jit_outcome(ctx)  # the JIT counterfactual: x^J, and each vendor's cost of its block (may short)
+        pricer = self.pricer(ctx, jit.plan)
+        picks: dict[str, Pick] = {}
+        for name, agent in ctx.vendors.items():
+            v = public.vendor_index(name)
+            items, quotes, _ = self.offer(ctx, name, own=jit.retailer, pricer=pricer)
+            # the vendor's choice: its own cost of its block plus the price; it never shows its costs
+            costs = [agent.evaluate(item.plan[v]).total for item in items]
+            totals = [c + q.paid for c, q in zip(costs, quotes)]
+            pick = int(np.argmin(totals))
+            if not np.isfinite(totals[pick]) or (self.decline == "any" and jit.vendors[name].total < totals[pick]):
+                # it can ship no item (x^J asks more of it than it can make or truck), or (``decline:
+                # any``) JIT terms suit it better than every item: it declines the menu and stays on
+                # JIT terms, shipping what it would under JIT, at no price
+                shipped = jit.vendors[name].plan
+                items = [*items, MenuItem(_embed(jit.plan, v, shipped), DECLINED)]
+                quotes = [*quotes, _no_price(pricer)]
+                costs, totals = [*costs, jit.vendors[name].total], [*totals, jit.vendors[name].total]
+                pick = len(items) - 1
+            picks[name] = Pick(v, items, quotes, costs, totals, pick)
+        plan, scaled = self._combine(ctx, picks)
+        one = len(picks) == 1
+        if one and np.array_equal(plan, next(iter(picks.values())).item.plan):
+            combined = next(iter(picks.values())).quote  # the pick alone: its own price is the combination's
+        else:
+            combined = pricer.price_plan(plan) if self._whole_plan_price else pricer.price(plan)
+        r_plan = ctx.retailer.evaluate(plan).total
+        paid = {name: p.quote.paid for name, p in picks.items()}
+        own_cost = {name: p.costs[p.pick] if np.array_equal(plan[p.v], p.item.plan[p.v])
+                    else ctx.vendors[name].evaluate(plan[p.v]).total for name, p in picks.items()}
+        received = sum(paid.values())
+        diagnostics: dict[str, Any] = {
+            "contract": "plan" if self._whole_plan_price and self.commitment == "plan" else "first-week",
+        }
+        if one:
+            (name, p), = picks.items()
+            diagnostics.update({"menu_size": len(p.items), "menu_pick": p.pick, "menu_item": p.item.kind,
+                                "cbt_immediate": p.quote.immediate, "cbt_future_ce": p.quote.future_ce})
+        else:
+            for name, p in picks.items():
+                diagnostics.update({f"menu_size_{name}": len(p.items), f"menu_pick_{name}": p.pick,
+                                    f"menu_item_{name}": p.item.kind, f"cbt_immediate_{name}": p.quote.immediate,
+                                    f"cbt_future_ce_{name}": p.quote.future_ce})
+            diagnostics["receiving_scaled"] = scaled
+        # the retailer: what it receives less its expected cost of the combined plan against x^J, in
+        # which a vendor that declined ships what it ships under JIT in both (like for like)
+        extra = combined.immediate + combined.future_mean
+        declined = [p for p in picks.values() if p.declined]
+        jit_retailer = jit.retailer.total
+        if declined:
+            reference = np.array(jit.plan, dtype=float, copy=True)
+            for p in declined:
+                reference[p.v] = p.item.plan[p.v]
+            ref = pricer.price_plan(reference) if self._whole_plan_price else pricer.price(reference)
+            extra -= ref.immediate + ref.future_mean
+            jit_retailer = ctx.retailer.evaluate(reference).total
+        diagnostics["ex_ante_margin_retailer"] = received - extra
+        for name, p in picks.items():
+            # against JIT without a menu (jit_outcome: the vendor's block of x^J, shorting what does not pay)
+            diagnostics[f"ex_ante_margin_{name}"] = jit.vendors[name].total - (own_cost[name] + paid[name])
+            # the vendor's own criterion: its cost plus price of the JIT item less the pick's (>= 0;
+            # equal to the margin above when the JIT item's price is zero, as the CBT of x^J is, and
+            # the vendor would ship x^J in full)
+            saving = p.totals[0] - p.totals[p.pick] if np.isfinite(p.totals[0]) else 0.0  # 0: declined
+            diagnostics["vendor_saving" if one else f"vendor_saving_{name}"] = saving
+        diagnostics["planned_social"] = r_plan + sum(own_cost.values())
+        # x^J at no price: each vendor's cost of shipping its block in full; a vendor that declined
+        # ships what it ships under JIT (and the retailer's cost is of that plan)
+        diagnostics["jit_planned_social"] = jit_retailer + sum(
+            p.costs[0] if np.isfinite(p.costs[0]) else jit.vendors[name].total for name, p in picks.items())
         return Decision(
-            plan=item.plan,
-            transfers={"retailer": -quote.paid, vendor: quote.paid},
+            plan=plan,
+            transfers={"retailer": -received, **paid},
             committed=True,
-            planned={"retailer": r_item - quote.paid, vendor: totals[pick]},
-            diagnostics={
-                "contract": "plan" if self.pricing == "plan" and self.commitment == "plan" else "first-week",
-                "menu_size": len(items),
-                "menu_pick": pick,
-                "menu_item": item.kind,
-                "cbt_immediate": quote.immediate,
-                "cbt_future_ce": quote.future_ce,
-                "ex_ante_margin_retailer": quote.paid - (quote.immediate + quote.future_mean),
-                # against JIT without a menu (the JIT plan at no transfer)
-                f"ex_ante_margin_{vendor}": vendor_costs[0] - totals[pick],
-                # the vendor's own criterion: its cost plus price of the JIT item less the pick's (>= 0;
-                # equal to the margin above when the JIT item's price is zero, as the CBT of x^J is)
-                "vendor_saving": totals[0] - totals[pick],
-                "planned_social": r_item + vendor_costs[pick],
-                "jit_planned_social": own.total + vendor_costs[0],
-            },
+            planned={"retailer": r_plan - received, **{name: own_cost[name] + paid[name] for name in picks}},
+            diagnostics=diagnostics,
         )
 
+    @property
+    def _whole_plan_price(self) -> bool:
+        return self.pricing == "plan" and self.commitment == "plan"
 
-def _one_vendor(ctx: PlanningContext) -> None:
-    if ctx.public.V != 1:
-        raise FlosimError(f"policy 'menu': this scenario has {ctx.public.V} vendors ({', '.join(ctx.public.vendors)}); "
-                          "the menu of contracts is offered to one vendor")
+    def _combine(self, ctx: PlanningContext, picks: Mapping[str, "Pick"]) -> tuple[np.ndarray, bool]:
+        """The plan the retailer sends: each vendor's block from its pick (under weekly commitment the
+        pick's first week and its completion; only the first week binds), scaled down where the blocks
+        together exceed an FC's receiving capacity (as :func:`policies.cpp.plan_from_answer` does:
+        :func:`fit_receiving_capacity`). Whether it scaled."""
+        first = next(iter(picks.values()))
+        plan = np.array(first.item.plan, dtype=float, copy=True)
+        for p in picks.values():
+            plan[p.v] = p.item.plan[p.v]
+        fitted = fit_receiving_capacity(plan, ctx.public.receiving_capacity)
+        scaled = not np.array_equal(fitted, plan)
+        return (fitted if scaled else plan), scaled
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One vendor's menu this week and its choice."""
+
+    v: int  # the vendor's position on the plan's vendor axis
+    items: list[MenuItem]
+    quotes: list[CBTBreakdown]
+    costs: list[float]  # its own cost of each item's block
+    totals: list[float]  # cost plus price: what it minimises
+    pick: int
+
+    @property
+    def declined(self) -> bool:
+        """It could ship no item and stayed on JIT terms."""
+        return self.item.kind == DECLINED
+
+    @property
+    def item(self) -> MenuItem:
+        return self.items[self.pick]
+
+    @property
+    def quote(self) -> CBTBreakdown:
+        return self.quotes[self.pick]
+
+
+def _no_price(pricer: TransferPricer) -> CBTBreakdown:
+    """The price of staying on JIT terms: nothing."""
+    return CBTBreakdown(immediate=0.0, future_ce=0.0, future_mean=0.0, raw=0.0, paid=0.0,
+                        retailer_cost_efficient=pricer.c_jit, retailer_cost_jit=pricer.c_jit)
+
+
+def fit_receiving_capacity(plan: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """``plan`` ``[V, H, F, K]`` with every vendor's units into an FC scaled down by one factor in each
+    week where all vendors' units together exceed the FC's receiving ``capacity`` ``[F]`` (``inf``:
+    none); unchanged elsewhere. The rule of :func:`policies.cpp.plan_from_answer` (which this module
+    cannot import: ``policies.cpp`` imports it through ``policies.privacy``)."""
+    plan = np.asarray(plan, dtype=float)
+    cap = np.asarray(capacity, dtype=float)
+    if not np.any(np.isfinite(cap)):
+        return plan
+    total = plan.sum(axis=(0, 3))  # [H, F], all vendors
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(total > cap[None, :], cap[None, :] / np.where(total > 0, total, 1.0), 1.0)
+    return plan * factor[None, :, :, None]
+
+
+def _vendor_name(ctx: PlanningContext, vendor: str | None) -> str:
+    if vendor is None:
+        if ctx.public.V != 1:
+            raise FlosimError(f"policy 'menu': this scenario has {ctx.public.V} vendors ({', '.join(ctx.public.vendors)}); "
+                              "name the vendor whose menu is offered")
+        return ctx.public.vendors[0]
+    if vendor not in ctx.vendors:
+        raise FlosimError(f"policy 'menu': no vendor named {vendor!r} (vendors: {', '.join(ctx.public.vendors)})")
+    return vendor

@@ -180,8 +180,8 @@ class RecordingMenu(MenuPolicy):
         self.shown: list[MenuShown] = []
         self._offer: Any = None
 
-    def offer(self, ctx: PlanningContext) -> Any:
-        self._offer = super().offer(ctx)
+    def offer(self, ctx: PlanningContext, *args: Any, **kwargs: Any) -> Any:
+        self._offer = super().offer(ctx, *args, **kwargs)
         return self._offer
 
     def decide(self, ctx: PlanningContext) -> Decision:

@@ -297,3 +297,25 @@ def test_menu_plot_formats_and_flosim_plot_rebuilds_it(tmp_path, capsys):
     assert code == 0, err
     assert (tmp_path / "figs" / "menu_efficiency.pdf").read_bytes().startswith(b"%PDF")
     assert not (out / "plots" / "menu_efficiency.pdf").exists()
+
+
+@pytest.mark.parametrize("policy", ["jit", "first-best", "split-savings", "menu"])
+def test_plan_shows_each_vendors_figures_by_name(capsys, policy):
+    code, stdout, err = _run(capsys, "plan", "--scenario", "two-vendors", "--policy", policy, "--week", "1", "--json")
+    assert code == 0, err
+    report = _strict_json(stdout)
+    assert list(report["vendors"]) == report["vendor_names"] == ["acme", "sonora"]
+    assert report["shape"] == [2, 6, 3, 4] and np.asarray(report["plan"]).shape == (2, 6, 3, 4)
+    # every party's cost of the plan adds up to the social cost; the transfers and the balance to zero
+    parts = report["retailer_cost"] + sum(v["cost"] for v in report["vendors"].values())
+    assert report["social_cost"] == pytest.approx(parts, rel=1e-12)
+    assert sum(report["transfers"].values()) + report["balance"] == pytest.approx(0.0, abs=1e-9)
+    assert report["transfer"] == pytest.approx(sum(v["transfer"] for v in report["vendors"].values()))
+    for name, fig in report["vendors"].items():
+        assert fig["po_units"] == pytest.approx(np.asarray(report["plan"])[report["vendor_names"].index(name), 0].sum())
+    # under JIT the Tucson vendor cannot ship its block of x^J: valued at what it would ship
+    assert report["shorted"] == (["sonora"] if policy == "jit" else [])
+    assert report["first_best_social_cost"] - 1e-6 <= report["binding_social_cost"]
+    code, text, err = _run(capsys, "plan", "--scenario", "two-vendors", "--policy", policy, "--week", "1")
+    assert code == 0, err
+    assert "PO (week 0) from acme" in text and "PO (week 0) from sonora" in text and "planned sonora" in text

@@ -4,9 +4,10 @@
 
 Builds the context at the start of week ``W`` (earlier weeks simulated under JIT, via
 :func:`sim.world.planning_context`), lets the policy decide, and reports its plan's social cost
-(both parties' evaluated costs), the first-best social cost, the relative gap, the negotiation's
-iterations and convergence (for CPP policies), the transfer, the wall time, each party's planned
-cost and the plan itself.
+(every party's evaluated cost), the first-best social cost, the relative gap, the negotiation's
+iterations and convergence (for CPP policies), the transfers, the wall time, each party's planned
+cost and the plan itself. With several vendors it also shows, for each vendor by name, its own cost
+of its block, what it pays and the units of its PO, and prints each vendor's PO.
 
 Two gaps to first best. ``gap`` scores the policy's whole six-week plan as it stands (for the menu:
 the picked item's first week completed with the retailer's own continuation). On a rolling horizon
@@ -21,7 +22,12 @@ final prices (:mod:`sim.negotiation.certificate`); null for other policies. For 
 ``--json`` prints all of it as one JSON object with keys ``policy, social_cost,
 first_best_social_cost, gap, binding_social_cost, binding_gap, certified_gap, iterations, converged, transfer,
 wall_s, planned, plan`` (plus ``scenario``, ``week``, ``committed``, ``diagnostics``, ``shape``,
-``fcs``, ``products``).
+``fcs``, ``products``). ``plan`` is the whole plan ``[vendor, week, FC, product]`` (``vendor_names``
+in order); ``transfer`` is what the vendors pay in all, ``transfers`` what each party pays (negative:
+receives) and ``balance`` the mechanism's own net; ``vendors`` maps each vendor's name to its
+``cost`` (of its block of the plan), ``planned``, ``transfer`` and ``po_units``; ``retailer_cost`` is the
+retailer's. Under an uncommitted decision (JIT) a vendor that cannot ship its block is valued at what
+it would ship (its block replaced by that; named in ``shorted``); an infinite figure is ``null``.
 """
 
 from __future__ import annotations
@@ -71,11 +77,25 @@ def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int
     t0 = time.perf_counter()
     decision = pol.decide(ctx)
     wall = time.perf_counter() - t0
-    plan = np.asarray(decision.plan, dtype=float)
-    social = ctx.retailer.evaluate(plan).total + ctx.vendor.evaluate(plan).total
-    first_best = joint_plan(ctx.retailer, ctx.vendor).social_cost
+    plan = np.array(decision.plan, dtype=float, copy=True)
+    public = ctx.public
+    vendor_cost, shorted = {}, []
+    for name, agent in ctx.vendors.items():
+        v = public.vendor_index(name)
+        vendor_cost[name] = agent.evaluate(plan[v]).total
+        if not np.isfinite(vendor_cost[name]) and not decision.committed:
+            # it cannot ship its block, and nothing binds it to: valued at what it would ship (as under JIT)
+            short = agent.evaluate(plan[v], allow_short=True)
+            plan[v], vendor_cost[name] = short.plan, short.total
+            shorted.append(name)
+    retailer_cost = ctx.retailer.evaluate(plan).total
+    social = retailer_cost + sum(vendor_cost.values())
+    first_best = joint_plan(ctx.retailer, ctx.vendors).social_cost
     diag = dict(decision.diagnostics)
-    binding = None if diag.get("contract") == "plan" else fixed_first_week_cost(ctx.retailer, ctx.vendor, plan[0])
+    binding = None if diag.get("contract") == "plan" else fixed_first_week_cost(ctx.retailer, ctx.vendors, plan[:, 0])
+    transfers = {party: float(decision.transfers.get(party, 0.0)) for party in ("retailer", *public.vendors)}
+    vendors = {name: {"cost": vendor_cost[name], "planned": decision.planned.get(name), "transfer": transfers[name],
+                      "po_units": float(plan[public.vendor_index(name), 0].sum())} for name in public.vendors}
     return jsonable({
         "policy": getattr(pol, "name", policy),
         "scenario": scenario.name,
@@ -88,14 +108,21 @@ def plan_round(scenario_name: str, week: int = 0, policy: str = "cpp", seed: int
         "certified_gap": diag.get("certified_gap"),
         "iterations": diag.get("iterations"),
         "converged": diag.get("converged"),
-        "transfer": decision.transfer,
+        # what the vendors pay in all (one vendor: what it pays); by party in `transfers`
+        "transfer": sum(transfers[name] for name in public.vendors),
+        "transfers": transfers,
+        "balance": decision.balance,
         "committed": decision.committed,
         "wall_s": wall,
         "planned": decision.planned,
+        "retailer_cost": retailer_cost,
+        "vendors": vendors,
         "diagnostics": diag,
         "shape": list(plan.shape),
-        "fcs": list(ctx.public.fcs),
-        "products": list(ctx.public.products),
+        "vendor_names": list(public.vendors),
+        "shorted": shorted,
+        "fcs": list(public.fcs),
+        "products": list(public.products),
         "plan": plan,
     })
 
@@ -106,30 +133,46 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return 0
     print(f"policy {report['policy']} on scenario {report['scenario']}, week {report['week']}")
-    print(f"  social cost      {report['social_cost']:.2f}")
+    if report["shorted"]:
+        print(f"  NOTE: {', '.join(report['shorted'])} cannot ship its block of the plan; valued at what it would ship (as under JIT)")
+    print(f"  social cost      {_figure(report['social_cost'])}")
     print(f"  first best       {report['first_best_social_cost']:.2f}")
-    print(f"  gap              {report['gap']:.3e}   (the whole six-week plan as it stands)")
+    print(f"  gap              {_figure(report['gap'], '.3e')}   (the whole six-week plan as it stands)")
     if report["binding_social_cost"] is not None:
-        print(f"  binding social   {report['binding_social_cost']:.2f}   (this week's PO fixed, later weeks re-planned efficiently)")
-        print(f"  binding gap      {report['binding_gap']:.3e}   (only the first week binds on a rolling horizon)")
+        print(f"  binding social   {_figure(report['binding_social_cost'])}   (this week's PO fixed, later weeks re-planned efficiently)")
+        print(f"  binding gap      {_figure(report['binding_gap'], '.3e')}   (only the first week binds on a rolling horizon)")
     if report["certified_gap"] is not None:
         print(f"  certified gap    {report['certified_gap']:.3e}   (bound from the agents' dual values; no central solve)")
     if report["iterations"] is not None:
         print(f"  iterations       {report['iterations']} (converged: {report['converged']})")
-    print(f"  transfer         {report['transfer']:.2f}   committed: {report['committed']}")
+    print(f"  transfer         {report['transfer']:.2f}   committed: {report['committed']}"
+          + ("   (paid by the vendor)" if len(report["vendors"]) == 1 else "   (paid by the vendors in all)"))
+    if report["balance"]:
+        print(f"  mechanism's net  {report['balance']:.2f}")
     print(f"  wall time        {report['wall_s']:.3f} s")
     for party, cost in report["planned"].items():
-        print(f"  planned {party:<9}{cost:.2f}")
+        print(f"  planned {party:<9}{_figure(cost)}")
+    if len(report["vendors"]) > 1:
+        print("  by vendor        own cost of its block, what it pays, PO units:")
+        for name, fig in report["vendors"].items():
+            print(f"    {name:<14}{_figure(fig['cost']):>12}{fig['transfer']:>12.2f}{fig['po_units']:>12.1f}")
     if "fallback" in report["diagnostics"]:
         print(f"  NOTE: negotiation did not converge ({report['diagnostics'].get('status')}); fell back to {report['diagnostics']['fallback']}")
     plan = np.asarray(report["plan"])
-    print("  PO (week 0), units by FC x product:")
     shown = report["products"][:8]
     width = max([12, *(len(p) + 2 for p in shown)])
     fc_width = max([12, *(len(f) + 2 for f in report["fcs"])])
-    print("    " + " " * fc_width + "".join(f"{p:>{width}}" for p in shown))
-    for f, fc in enumerate(report["fcs"]):
-        print(f"    {fc:<{fc_width}}" + "".join(f"{plan[0, f, k]:>{width}.1f}" for k in range(len(shown))))
+    several = len(report["vendor_names"]) > 1
+    for v, name in enumerate(report["vendor_names"]):
+        print(f"  PO (week 0) from {name}, units by FC x product:" if several else "  PO (week 0), units by FC x product:")
+        print("    " + " " * fc_width + "".join(f"{p:>{width}}" for p in shown))
+        for f, fc in enumerate(report["fcs"]):
+            print(f"    {fc:<{fc_width}}" + "".join(f"{plan[v, 0, f, k]:>{width}.1f}" for k in range(len(shown))))
     if len(report["products"]) > len(shown):
         print(f"    ... and {len(report['products']) - len(shown)} more products (--json prints the whole plan)")
     return 0
+
+
+def _figure(value: float | None, spec: str = ".2f") -> str:
+    """A figure as text; ``None`` (an infinite cost in the JSON: a plan some party cannot carry out) as ``inf``."""
+    return "inf" if value is None else format(value, spec)
