@@ -102,12 +102,7 @@ def plan_from_answer(answer: np.ndarray, ctx: PlanningContext, vendors: Sequence
     during a negotiation)."""
     plan = np.maximum(np.asarray(answer, dtype=float), 0.0)
     plan = plan * ctx.public.supplies[:, None, None, :]  # nothing from a vendor that does not supply it (public)
-    cap = np.asarray(ctx.public.receiving_capacity, dtype=float)
-    if np.any(np.isfinite(cap)):
-        total = plan.sum(axis=(0, 3))  # [H, F], all vendors
-        with np.errstate(divide="ignore", invalid="ignore"):
-            factor = np.where(total > cap[None, :], cap[None, :] / np.where(total > 0, total, 1.0), 1.0)
-        plan = plan * factor[None, :, :, None]
+    plan = ctx.public.within_receiving_capacity(plan)
     for v, vendor in enumerate(vendors or ()):
         confirm = getattr(vendor, "confirm", None)  # an outside agent may not offer it
         if confirm is not None:

@@ -647,13 +647,13 @@ class MenuPolicy:
     def _combine(self, ctx: PlanningContext, picks: Mapping[str, "Pick"]) -> tuple[np.ndarray, bool]:
         """The plan the retailer sends: each vendor's block from its pick (under weekly commitment the
         pick's first week and its completion; only the first week binds), scaled down where the blocks
-        together exceed an FC's receiving capacity (as :func:`policies.cpp.plan_from_answer` does:
-        :func:`fit_receiving_capacity`). Whether it scaled."""
+        together exceed an FC's receiving capacity (:meth:`sim.model.data.PublicData.within_receiving_capacity`,
+        as every policy does). Whether it scaled."""
         first = next(iter(picks.values()))
         plan = np.array(first.item.plan, dtype=float, copy=True)
         for p in picks.values():
             plan[p.v] = p.item.plan[p.v]
-        fitted = fit_receiving_capacity(plan, ctx.public.receiving_capacity)
+        fitted = ctx.public.within_receiving_capacity(plan)
         scaled = not np.array_equal(fitted, plan)
         return (fitted if scaled else plan), scaled
 
@@ -687,21 +687,6 @@ def _no_price(pricer: TransferPricer) -> CBTBreakdown:
     """The price of staying on JIT terms: nothing."""
     return CBTBreakdown(immediate=0.0, future_ce=0.0, future_mean=0.0, raw=0.0, paid=0.0,
                         retailer_cost_efficient=pricer.c_jit, retailer_cost_jit=pricer.c_jit)
-
-
-def fit_receiving_capacity(plan: np.ndarray, capacity: np.ndarray) -> np.ndarray:
-    """``plan`` ``[V, H, F, K]`` with every vendor's units into an FC scaled down by one factor in each
-    week where all vendors' units together exceed the FC's receiving ``capacity`` ``[F]`` (``inf``:
-    none); unchanged elsewhere. The rule of :func:`policies.cpp.plan_from_answer` (which this module
-    cannot import: ``policies.cpp`` imports it through ``policies.privacy``)."""
-    plan = np.asarray(plan, dtype=float)
-    cap = np.asarray(capacity, dtype=float)
-    if not np.any(np.isfinite(cap)):
-        return plan
-    total = plan.sum(axis=(0, 3))  # [H, F], all vendors
-    with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(total > cap[None, :], cap[None, :] / np.where(total > 0, total, 1.0), 1.0)
-    return plan * factor[None, :, :, None]
 
 
 def _vendor_name(ctx: PlanningContext, vendor: str | None) -> str:

@@ -50,6 +50,19 @@ class PublicData:
     def V(self) -> int:
         return len(self.vendors)
 
+    def within_receiving_capacity(self, plan: np.ndarray) -> np.ndarray:
+        """``plan`` ``[V, H, F, K]`` with every vendor's units into an FC scaled down by one factor in each
+        week where all vendors' units together exceed the FC's public receiving capacity; unchanged
+        elsewhere (and when no FC has a capacity). The rule every policy uses to make a plan executable."""
+        plan = np.asarray(plan, dtype=float)
+        cap = np.asarray(self.receiving_capacity, dtype=float)
+        if not np.any(np.isfinite(cap)):
+            return plan
+        total = plan.sum(axis=(0, 3))  # [H, F], all vendors
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(total > cap[None, :], cap[None, :] / np.where(total > 0, total, 1.0), 1.0)
+        return plan * factor[None, :, :, None]
+
     def vendor_index(self, name: str) -> int:
         """Position of vendor ``name`` on a plan's vendor axis."""
         try:
