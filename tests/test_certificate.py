@@ -22,7 +22,6 @@ REL = 1e-9  # LP solver tolerance, relative to the social cost
 
 
 #: a source bug on this branch (see /work/notes/issue-15-ctest.md): the test is right, the command is not
-FLOSIM_PLAN_NOT_PORTED = ("flosim plan is not yet ported to the vendor axis: experiments/commands/plan.py evaluates the vendor on the whole plan (ctx.vendor.evaluate(plan)), reads decision.transfer and takes plan[0] as the PO; it raises a ValueError on the default scenario")
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +151,6 @@ def test_prices_and_negotiators_must_match(ctx) -> None:
                 np.zeros(ctx.public.shape))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=FLOSIM_PLAN_NOT_PORTED)
 def test_flosim_plan_reports_a_certified_gap_that_bounds_the_gap(capsys) -> None:
     assert main(["plan", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

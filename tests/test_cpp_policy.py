@@ -15,7 +15,6 @@ from sim.world import planning_context
 
 
 #: a source bug on this branch (see /work/notes/issue-15-ctest.md): the test is right, the command is not
-FLOSIM_PLAN_NOT_PORTED = ("flosim plan is not yet ported to the vendor axis: experiments/commands/plan.py evaluates the vendor on the whole plan (ctx.vendor.evaluate(plan)), reads decision.transfer and takes plan[0] as the PO; it raises a ValueError on the default scenario")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +61,6 @@ def test_bad_options_are_user_errors() -> None:
         CPPPolicy(certify="yes")
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=FLOSIM_PLAN_NOT_PORTED)
 def test_flosim_plan_json(capsys) -> None:
     assert main(["plan", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
