@@ -24,7 +24,9 @@ lying net cost``: positive means lying pays. Rows carry ``party``, the liar's pa
   the theory: costs stop at the last simulated week while stock carries on, and the rolling plan on
   point forecasts is not optimal in a noisy world, so a lie can lower realised social cost.
 
-Lies (a family each, applied to the liar's private data):
+Lies (a family each, applied to the liar's private data), after a control row ``truthful`` per
+party (its true data reported through the same path as a lie: its gain is zero, or the audit's own
+noise):
 
 * each vendor: scale all its costs by alpha on a grid; inflate one of its lanes (the one with spare
   truck volume); hide its spare truck volume; understate its production capacity;
@@ -62,6 +64,8 @@ from sim.model.scenario import Scenario
 from sim.world import World, planning_context
 
 ALPHAS = (0.5, 0.8, 1.25, 2.0)
+#: the control "lie" of every party: its true data, reported through the same path as a lie (gain 0)
+TRUTHFUL = "truthful"
 #: a gain within ``truthful_slack`` plus this much of the social cost (LP tolerance) is ``within_slack``
 SLACK_TOL = 1e-7
 
@@ -86,7 +90,8 @@ def _scale_vendor(alpha: float) -> Callable[[VendorData], VendorData]:
 def vendor_lies(data: VendorData) -> list[Lie]:
     """The lies of the vendor whose data is ``data`` (its rows carry ``party = data.name``)."""
     party = data.name
-    lies = [Lie(party, f"scale_costs_x{a:g}", _scale_vendor(a)) for a in ALPHAS]
+    lies = [Lie(party, TRUTHFUL, lambda d: d)]
+    lies += [Lie(party, f"scale_costs_x{a:g}", _scale_vendor(a)) for a in ALPHAS]
     spare = np.flatnonzero(data.spare_volume > 0)
     lane = int(spare[0]) if spare.size else int(np.argmin(data.truckload_cost))
 
@@ -103,6 +108,7 @@ def vendor_lies(data: VendorData) -> list[Lie]:
 
 def retailer_lies(data: RetailerData) -> list[Lie]:
     return [
+        Lie(RETAILER, TRUTHFUL, lambda d: d),
         Lie(RETAILER, "inflate_holding_x3", lambda d: replace(d, holding=d.holding * 3.0)),
         Lie(RETAILER, "inflate_lost_sales_x1.5", lambda d: replace(d, penalty=d.penalty * 1.5)),
     ]

@@ -33,7 +33,7 @@ def audit_notes(mechanisms: list[str], parties: list[str]) -> list[str]:
     if not cbt or "retailer" not in parties:  # the retailer's party name
         return []
     return [f"{', '.join(cbt)}: the CBT is priced from the retailer's own reported costs, so the mechanism is "
-            "truthful for the vendors only; a retailer lie can pay (docs/mechanisms.md)"]
+            "designed to be truthful for the vendors only; a retailer lie can pay (docs/mechanisms.md)"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
