@@ -45,8 +45,7 @@ What a user may do: :func:`run_audit` (the table), :func:`audit_parties` (who ca
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from collections.abc import Mapping
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -193,18 +192,15 @@ def audit_steps(scenario: Scenario, mechanisms: Sequence[str], parties: Sequence
     return len(mechanisms) * (1 + n) * (weeks if mode == "round" else 1)
 
 
-def fixed_first_week_cost(retailer: RetailerAgent, vendors: Mapping[str, VendorAgent] | VendorAgent | None,
-                          po: np.ndarray) -> float:
+def fixed_first_week_cost(retailer: RetailerAgent, vendor: Any, po: np.ndarray) -> float:
     """Least true cost over the horizon with week 0 of the plan fixed to ``po`` ``[V, F, K]``: the
-    retailer's and that of ``vendors`` (agents by name, or one agent; None or empty: the retailer's
-    alone). A vendor left out has no cost here: its later weeks are ordered as the retailer likes at
-    the wholesale price."""
-    if isinstance(vendors, VendorAgent):
-        vendors = {vendors.party: vendors}
+    retailer's alone (``vendor`` None) or the social cost with ``vendor`` (one vendor's agent, or the
+    vendors' agents by name: each adds its own block)."""
+    agents = [] if vendor is None else list(vendor.values()) if isinstance(vendor, Mapping) else [vendor]
     b = LPBuilder()
     x = b.add_var(retailer.public.shape)
     retailer.add_block(b, x)
-    for agent in (vendors or {}).values():
+    for agent in agents:
         agent.add_block(b, x[agent.index])
     lp = b.build().with_bounds(x[:, 0], po, po)
     sol = solve_lp(lp, raise_on_fail=False)
