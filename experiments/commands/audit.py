@@ -32,8 +32,12 @@ def audit_notes(mechanisms: list[str], parties: list[str]) -> list[str]:
     cbt = [m for m in mechanisms if m in CBT_MECHANISMS]
     if not cbt or "retailer" not in parties:  # the retailer's party name
         return []
-    return [f"{', '.join(cbt)}: the CBT is priced from the retailer's own reported costs, so the mechanism is "
-            "designed to be truthful for the vendors only; a retailer lie can pay (docs/mechanisms.md)"]
+    if len([p for p in parties if p != "retailer"]) <= 1:
+        return [f"{', '.join(cbt)}: the CBT is priced from the retailer's own reported costs, so the mechanism is "
+                "truthful for the vendor only; a retailer lie can pay (docs/mechanisms.md)"]
+    return [f"{', '.join(cbt)}: the transfers are priced from the retailer's own reported costs, so the mechanism "
+            "is designed to be truthful for the vendors only; a retailer lie can pay, and with several vendors "
+            "vendor lies can pay too (docs/mechanisms.md, the incentive audit)"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
