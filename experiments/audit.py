@@ -1,34 +1,45 @@
 """Incentive audit: does any party gain by misreporting its costs? (docs/model.md, "Metrics"; docs/mechanisms.md)
 
 For each mechanism, party and lie, the party's agent answers the mechanism's queries with a
-misreported cost model while its *true* outcome is measured. ``gain = truthful net cost - lying net
-cost``: positive means lying pays. Two modes:
+misreported cost model while its *true* outcome is measured; every other party answers truthfully.
+With several vendors each vendor lies in turn (the others truthful). ``gain = truthful net cost -
+lying net cost``: positive means lying pays. Rows carry ``party``, the liar's party name
+(``retailer`` or a vendor's name). Two modes:
 
 * ``round`` (default): the theory's test. At each audited planning week (states reached under JIT),
   the mechanism decides once with truthful and once with lying answers. A party's true net cost of a
-  round is what it pays this week plus its continuation under the mechanism (dynamic pivot): for the
-  retailer ``R(x_t) - T``, its least true cost over the horizon with the PO fixed to ``x_t``, less the
-  transfer it receives; for the vendor ``S(x_t) - R(x_t) + T``, where ``S`` is the least true social
-  cost with the PO fixed. Both are exact LPs. A mechanism whose price covers a whole plan (the menu
-  with plan pricing, ``diagnostics["contract"] == "plan"``) is valued as that contract instead: each
-  party's true cost of the plan, plus or minus the price. Under CPP-VCG with a two-way transfer, ``gamma = 0`` and
-  demand known, the vendor's net cost is ``S(x_t)`` minus terms it cannot influence, so truth is optimal.
+  round is what it pays this week plus its continuation under the mechanism (dynamic pivot). Let
+  ``S(x_t)`` be the least true social cost over the horizon with the PO fixed to ``x_t``, and
+  ``S_-v(x_t)`` the same without vendor ``v``'s costs (the retailer and the other vendors; ``v``'s
+  later weeks ordered as the retailer likes at the wholesale price): vendor ``v`` bears
+  ``S(x_t) - S_-v(x_t) + T_v`` (``T_v`` what it pays this week), the retailer the rest of
+  ``S(x_t)`` plus what it pays. With one vendor ``S_-v`` is the retailer's own least cost
+  ``R(x_t)``, so the vendor bears ``S - R + T`` and the retailer ``R - T``. All are exact LPs. A
+  mechanism whose price covers a whole plan (the menu with plan pricing, ``diagnostics["contract"] ==
+  "plan"``) is valued as that contract instead: each party's true cost of the plan plus what it pays.
+  Under CPP-VCG with a two-way transfer, ``gamma = 0`` and demand known, a vendor's net cost is
+  ``S(x_t)`` minus terms it cannot influence, so truth is optimal.
 * ``run``: the world is simulated over the whole run with the lie told every week, and realised
-  ledger net costs are compared on the same random numbers. Useful but not a test of the theory:
-  costs stop at the last simulated week while stock carries on, and the rolling plan on point
-  forecasts is not optimal in a noisy world, so a lie can lower realised social cost.
+  ledger net costs (by party name) are compared on the same random numbers. Useful but not a test of
+  the theory: costs stop at the last simulated week while stock carries on, and the rolling plan on
+  point forecasts is not optimal in a noisy world, so a lie can lower realised social cost.
 
-Lies (a family each, applied to the agent's private data):
+Lies (a family each, applied to the liar's private data), after a control row ``truthful`` per
+party (its true data reported through the same path as a lie: its gain is zero, or the audit's own
+noise):
 
-* vendor: scale all its costs by alpha on a grid; inflate one lane (the one with spare truck volume);
-  hide its spare truck volume; understate its production capacity;
+* each vendor: scale all its costs by alpha on a grid; inflate one of its lanes (the one with spare
+  truck volume); hide its spare truck volume; understate its production capacity;
 * retailer: inflate its holding cost; inflate its lost-sales penalty.
 
-Theory: under ``cpp-vcg`` the vendor's cost plus the CBT equals the social cost up to terms it cannot
-influence, so no vendor lie should pay beyond solver and rolling-horizon error; under
-``split-savings`` the transfer depends on the vendor's reported saving, so some lies pay. The
+Theory: under ``cpp-vcg`` a vendor's cost plus its pivot payment equals the social cost up to terms
+it cannot influence, so no vendor lie should pay beyond solver and rolling-horizon error; under
+``split-savings`` the transfer depends on the vendors' reported savings, so some lies pay. The
 one-directional CBT makes no such promise for the retailer, whose reported costs set the transfer it
 receives: the audit reports what happens.
+
+What a user may do: :func:`run_audit` (the table), :func:`audit_parties` (who can lie in a scenario),
+:func:`vendor_lies` / :func:`retailer_lies` (the lies), or ``flosim audit``.
 """
 
 from __future__ import annotations
@@ -45,18 +56,22 @@ from sim.parties.retailer import RetailerAgent
 from sim.parties.vendor import VendorAgent
 from sim.parties.oracle import joint_plan
 from sim.model.data import RetailerData, VendorData, split_scenario
+from sim.model.decision import RETAILER
+from sim.model.errors import FlosimError
 from sim.model.lp import LPBuilder, solve_lp
 from sim.model.scenario import Scenario
 from sim.world import World, planning_context
 
 ALPHAS = (0.5, 0.8, 1.25, 2.0)
+#: the control "lie" of every party: its true data, reported through the same path as a lie (gain 0)
+TRUTHFUL = "truthful"
 #: a gain within ``truthful_slack`` plus this much of the social cost (LP tolerance) is ``within_slack``
 SLACK_TOL = 1e-7
 
 
 @dataclass(frozen=True)
 class Lie:
-    party: str  # "vendor" or "retailer"
+    party: str  # the liar's party name: "retailer" or a vendor's name
     name: str
     apply: Callable[[Any], Any]  # private data -> misreported private data
 
@@ -72,7 +87,10 @@ def _scale_vendor(alpha: float) -> Callable[[VendorData], VendorData]:
 
 
 def vendor_lies(data: VendorData) -> list[Lie]:
-    lies = [Lie("vendor", f"scale_costs_x{a:g}", _scale_vendor(a)) for a in ALPHAS]
+    """The lies of the vendor whose data is ``data`` (its rows carry ``party = data.name``)."""
+    party = data.name
+    lies = [Lie(party, TRUTHFUL, lambda d: d)]
+    lies += [Lie(party, f"scale_costs_x{a:g}", _scale_vendor(a)) for a in ALPHAS]
     spare = np.flatnonzero(data.spare_volume > 0)
     lane = int(spare[0]) if spare.size else int(np.argmin(data.truckload_cost))
 
@@ -81,23 +99,43 @@ def vendor_lies(data: VendorData) -> list[Lie]:
         bump[lane] = 3.0
         return replace(d, spare_cost=d.spare_cost * bump, truckload_cost=d.truckload_cost * bump)
 
-    lies.append(Lie("vendor", f"inflate_lane_{data.lane_names[lane]}_x3", inflate))
-    lies.append(Lie("vendor", "hide_spare_volume", lambda d: replace(d, spare_volume=np.zeros_like(d.spare_volume))))
-    lies.append(Lie("vendor", "understate_capacity_x0.7", lambda d: replace(d, capacity=d.capacity * 0.7)))
+    lies.append(Lie(party, f"inflate_lane_{data.lane_names[lane]}_x3", inflate))
+    lies.append(Lie(party, "hide_spare_volume", lambda d: replace(d, spare_volume=np.zeros_like(d.spare_volume))))
+    lies.append(Lie(party, "understate_capacity_x0.7", lambda d: replace(d, capacity=d.capacity * 0.7)))
     return lies
 
 
 def retailer_lies(data: RetailerData) -> list[Lie]:
     return [
-        Lie("retailer", "inflate_holding_x3", lambda d: replace(d, holding=d.holding * 3.0)),
-        Lie("retailer", "inflate_lost_sales_x1.5", lambda d: replace(d, penalty=d.penalty * 1.5)),
+        Lie(RETAILER, TRUTHFUL, lambda d: d),
+        Lie(RETAILER, "inflate_holding_x3", lambda d: replace(d, holding=d.holding * 3.0)),
+        Lie(RETAILER, "inflate_lost_sales_x1.5", lambda d: replace(d, penalty=d.penalty * 1.5)),
     ]
+
+
+def audit_parties(scenario: Scenario) -> list[str]:
+    """The parties that can lie in ``scenario``, in ledger order: the retailer, then each vendor."""
+    return [RETAILER, *(spec.name for spec in scenario.vendor_specs())]
+
+
+def _lies(scenario: Scenario, parties: Sequence[str] | None) -> tuple[list[Lie], RetailerData, dict[str, VendorData]]:
+    """Every lie of the audited ``parties`` (default: all), each vendor's in vendor order, then the
+    retailer's; an unknown party name is an error naming the scenario's parties."""
+    _, retailer_data, vendor_data = split_scenario(scenario)
+    known = audit_parties(scenario)
+    chosen = known if parties is None else list(parties)
+    unknown = [p for p in chosen if p not in known]
+    if unknown:
+        raise FlosimError(f"audit: unknown part{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))} "
+                          f"in scenario {scenario.name!r} (parties: {', '.join(known)})")
+    lies = [lie for data in vendor_data.values() for lie in vendor_lies(data)] + retailer_lies(retailer_data)
+    return [lie for lie in lies if lie.party in chosen], retailer_data, vendor_data
 
 
 def _net_costs(ledger: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
     df = pd.DataFrame(ledger)
     by_party = df.groupby("party")["value"].sum()
-    return {p: float(by_party.get(p, 0.0)) for p in ("retailer", "vendor")}, float(df["value"].sum())
+    return {str(p): float(v) for p, v in by_party.items()}, float(df["value"].sum())
 
 
 def _run_audit(
@@ -106,7 +144,7 @@ def _run_audit(
     *,
     weeks: int | None = None,
     seed: int | None = None,
-    parties: Sequence[str] = ("vendor", "retailer"),
+    parties: Sequence[str] | None = None,
     policy_overrides: dict[str, dict[str, Any]] | None = None,
     on_run: Callable[[], None] | None = None,
 ) -> pd.DataFrame:
@@ -115,8 +153,7 @@ def _run_audit(
     seed = scenario.seed if seed is None else seed
     scenario = scenario.model_copy(update={"seed": seed, "weeks": weeks})
     inputs = draw_inputs(scenario, weeks=weeks, seed=seed)
-    _, retailer_data, vendor_data = split_scenario(scenario)
-    lies = [lie for lie in vendor_lies(vendor_data) + retailer_lies(retailer_data) if lie.party in parties]
+    lies, retailer_data, vendor_data = _lies(scenario, parties)
     rows = []
     for mech in mechanisms:
         overrides = (policy_overrides or {}).get(mech, {})
@@ -126,12 +163,13 @@ def _run_audit(
         if on_run:
             on_run()
         for lie in lies:
-            true_data = vendor_data if lie.party == "vendor" else retailer_data
+            true_data = retailer_data if lie.party == RETAILER else vendor_data[lie.party]
             world = World(scenario, make_policy(mech, scenario, **overrides), inputs, reports={lie.party: lie.apply(true_data)})
             lie_party, lie_social = _net_costs(world.run(weeks).ledger)
             if on_run:
                 on_run()
-            gain = truth_party[lie.party] - lie_party[lie.party]
+            truth_cost, lie_cost = truth_party.get(lie.party, 0.0), lie_party.get(lie.party, 0.0)
+            gain = truth_cost - lie_cost
             rows.append(
                 {
                     "mechanism": mech,
@@ -139,8 +177,8 @@ def _run_audit(
                     "lie": lie.name,
                     "gain": gain,
                     "relative_gain": gain / abs(truth_social) if truth_social else float("nan"),
-                    "truthful_net_cost": truth_party[lie.party],
-                    "lying_net_cost": lie_party[lie.party],
+                    "truthful_net_cost": truth_cost,
+                    "lying_net_cost": lie_cost,
                     "truthful_social_cost": truth_social,
                     "lying_social_cost": lie_social,
                 }
@@ -148,10 +186,9 @@ def _run_audit(
     return pd.DataFrame(rows)
 
 
-def audit_steps(scenario: Scenario, mechanisms: Sequence[str], parties: Sequence[str], mode: str, weeks: int) -> int:
+def audit_steps(scenario: Scenario, mechanisms: Sequence[str], parties: Sequence[str] | None, mode: str, weeks: int) -> int:
     """Number of progress steps :func:`run_audit` reports through ``on_run``."""
-    _, rd, vd = split_scenario(scenario)
-    n = sum(1 for lie in vendor_lies(vd) + retailer_lies(rd) if lie.party in parties)
+    n = len(_lies(scenario, parties)[0])
     return len(mechanisms) * (1 + n) * (weeks if mode == "round" else 1)
 
 
@@ -178,17 +215,17 @@ def _round_audit(
     *,
     weeks: int,
     seed: int,
-    parties: Sequence[str],
+    parties: Sequence[str] | None,
     policy_overrides: dict[str, dict[str, Any]] | None,
     on_run: Callable[[], None] | None,
 ) -> pd.DataFrame:
     scenario = scenario.model_copy(update={"seed": seed, "weeks": max(weeks, 1)})
-    public, retailer_data, vendor_data = split_scenario(scenario)
-    lies = [lie for lie in vendor_lies(vendor_data) + retailer_lies(retailer_data) if lie.party in parties]
+    public = split_scenario(scenario)[0]
+    lies, retailer_data, vendor_data = _lies(scenario, parties)
     contexts = [planning_context(scenario, week=w) for w in range(weeks)]
     # the least true social cost of each round, nothing fixed: the truthful plan's distance from it
-    # bounds what any lie can gain where the mechanism is a Clarke pivot (vendor's net cost = S + const)
-    first_best = [joint_plan(ctx.retailer, ctx.vendor).social_cost for ctx in contexts]
+    # bounds what any lie can gain where the mechanism is a Clarke pivot (a vendor's net cost = S + const)
+    first_best = [joint_plan(ctx.retailer, ctx.vendors).social_cost for ctx in contexts]
     acc: dict[tuple[str, str, str], list[float]] = {}
     social: dict[str, float] = {}
     slack: dict[str, float] = {}
@@ -200,15 +237,20 @@ def _round_audit(
             truth_decision = make_policy(mech, scenario, **overrides).decide(fresh(ctx))
 
             def true_costs(decision) -> dict[str, float]:
-                po, transfer = decision.po, decision.transfer
+                paid = {p: float(decision.transfers.get(p, 0.0)) for p in (RETAILER, *ctx.vendors)}
                 if decision.diagnostics.get("contract") == "plan":
                     # the price covers the whole plan (menu with plan pricing): value the plan as the contract
-                    r_plan = ctx.retailer.evaluate(decision.plan).total
-                    v_plan = ctx.vendor.evaluate(decision.plan).total
-                    return {"retailer": r_plan - transfer, "vendor": v_plan + transfer, "social": r_plan + v_plan}
-                r = fixed_first_week_cost(ctx.retailer, None, po)
-                s_ = fixed_first_week_cost(ctx.retailer, ctx.vendor, po)
-                return {"retailer": r - transfer, "vendor": s_ - r + transfer, "social": s_}
+                    own = {RETAILER: ctx.retailer.evaluate(decision.plan).total}
+                    own.update({name: agent.evaluate(decision.plan[agent.index]).total for name, agent in ctx.vendors.items()})
+                    return {**{p: own[p] + paid[p] for p in own}, "social": float(sum(own.values()))}
+                po = decision.po
+                s_ = fixed_first_week_cost(ctx.retailer, ctx.vendors, po)
+                share = {name: s_ - fixed_first_week_cost(ctx.retailer, {u: a for u, a in ctx.vendors.items() if u != name}, po)
+                         for name in ctx.vendors}  # vendor v's continuation under the pivot: S - S_-v
+                out = {name: share[name] + paid[name] for name in ctx.vendors}
+                out[RETAILER] = s_ - sum(share.values()) + paid[RETAILER]
+                out["social"] = s_
+                return out
 
             truth = true_costs(truth_decision)
             social[mech] = social.get(mech, 0.0) + truth["social"]
@@ -216,14 +258,14 @@ def _round_audit(
             if on_run:
                 on_run()
             for lie in lies:
-                if lie.party == "vendor":
-                    liar = VendorAgent(public, lie.apply(vendor_data))
-                    liar.observe(ctx.vendor.state)
-                    lie_ctx = replace(ctx, vendor=liar)
-                else:
+                if lie.party == RETAILER:
                     liar = RetailerAgent(public, lie.apply(retailer_data))
                     liar.observe(ctx.retailer.state, ctx.retailer.forecast)
                     lie_ctx = replace(ctx, retailer=liar)
+                else:
+                    liar = VendorAgent(public, lie.apply(vendor_data[lie.party]))
+                    liar.observe(ctx.vendors[lie.party].state)
+                    lie_ctx = replace(ctx, vendors={**ctx.vendors, lie.party: liar})  # the others truthful
                 lied = true_costs(make_policy(mech, scenario, **overrides).decide(fresh(lie_ctx)))
                 key = (mech, lie.party, lie.name)
                 a = acc.setdefault(key, [0.0, 0.0, 0.0])
@@ -260,12 +302,13 @@ def run_audit(
     mode: str = "round",
     weeks: int | None = None,
     seed: int | None = None,
-    parties: Sequence[str] = ("vendor", "retailer"),
+    parties: Sequence[str] | None = None,
     policy_overrides: dict[str, dict[str, Any]] | None = None,
     on_run: Callable[[], None] | None = None,
 ) -> pd.DataFrame:
     """The audit table: one row per mechanism, party and lie, gains summed over the audited weeks
-    (``round``) or the simulated run (``run``); see the module docstring."""
+    (``round``) or the simulated run (``run``); see the module docstring. ``parties``: the liars to
+    audit by party name (default: the retailer and every vendor, each lying in turn)."""
     seed = scenario.seed if seed is None else seed
     if mode == "run":
         return _run_audit(scenario, mechanisms, weeks=weeks, seed=seed, parties=parties,

@@ -58,27 +58,51 @@ def _plan_observations(x: np.ndarray, marginal: np.ndarray, public: PublicData, 
                         np.asarray(marginal, dtype=float)[keep], kind[keep].astype(int))
 
 
+def vendor_wholesale(public: PublicData) -> np.ndarray:
+    """The one vendor's wholesale prices ``[K]``: the observer studies what the retailer learns of ONE
+    vendor's costs, so a scenario with several vendors is an error naming the vendor count."""
+    w = np.asarray(public.wholesale, dtype=float)
+    if w.ndim == 1:
+        return w
+    if w.shape[0] != 1:
+        raise ValueError(f"the observer reads one vendor's answers; this scenario has {w.shape[0]} vendors "
+                         f"({', '.join(public.vendors)})")
+    return w[0]
+
+
 def transcript_observations(transcript: Transcript, public: PublicData, vendor_index: int = 1) -> Observations:
-    """Every round's vendor answer in ``transcript``, as observations of its marginal cost."""
-    if tuple(transcript.shape) != tuple(public.shape):
+    """Every round's vendor answer in ``transcript``, as observations of its marginal cost.
+
+    The vendor answers for its block ``(H, F, K)``: a transcript of the whole plan ``(V, H, F, K)`` with
+    blocks (as the CPP policies record it), or one saved before the vendor axis, where every agent held
+    the plan ``(H, F, K)``."""
+    w = vendor_wholesale(public)[None, None, :]
+    if tuple(transcript.shape) not in (tuple(public.shape), tuple(public.block_shape)):
         raise ValueError(f"transcript plan shape {tuple(transcript.shape)} is not the scenario's {tuple(public.shape)}")
     if not 0 <= vendor_index < transcript.n_agents:
         raise ValueError(f"transcript has {transcript.n_agents} agents; no agent {vendor_index}")
+    shape = tuple(public.block_shape)
+    if tuple(transcript.block_shape(vendor_index)) != shape:
+        raise ValueError(f"transcript agent {vendor_index} answers for a block of shape "
+                         f"{tuple(transcript.block_shape(vendor_index))}, not a vendor's {shape}")
+    held = transcript.held(vendor_index)
     rounds: dict[int, dict[str, np.ndarray]] = {}
     for it, agent, name, values in transcript.rows:
         if agent == COORDINATOR and name in ("z", "rho"):
             rounds.setdefault(it, {})[name] = values
         elif agent == vendor_index and name in ("prices", "answer"):
             rounds.setdefault(it, {})[name] = values
-    w = np.asarray(public.wholesale, dtype=float)[None, None, :]
     parts = []
     for it in sorted(rounds):
         r = rounds[it]
         if not all(k in r for k in ("z", "rho", "prices", "answer")):
             raise ValueError(f"transcript round {it} is incomplete (has {sorted(r)})")
-        shape = public.shape
-        z, y, x = (r[k].reshape(shape) for k in ("z", "prices", "answer"))
-        rho = r["rho"].reshape(-1)[0] if r["rho"].size == 1 else r["rho"].reshape(shape)
+        size = int(np.prod(transcript.shape))
+        if r["z"].size != size:
+            raise ValueError(f"transcript round {it}: z has {r['z'].size} numbers, the plan {size}")
+        z = r["z"][held].reshape(shape)  # the part of z the vendor was shown
+        y, x = (r[k].reshape(shape) for k in ("prices", "answer"))
+        rho = r["rho"].reshape(-1)[0] if r["rho"].size == 1 else r["rho"][held].reshape(shape)
         marginal = w - y - rho * (x - z)
         parts.append(_plan_observations(x, marginal, public))
     return Observations.concat(parts)
@@ -87,13 +111,13 @@ def transcript_observations(transcript: Transcript, public: PublicData, vendor_i
 def _agreement_observations(entry: AgreementShown, public: PublicData) -> Observations:
     if not entry.agreed:
         return Observations.empty()  # no agreement, no point on the vendor's curve
-    w = np.asarray(public.wholesale, dtype=float)[None, None, :]
+    w = vendor_wholesale(public)[None, None, :]
     return _plan_observations(entry.plan, w + entry.retailer_prices, public, zeros="skip")
 
 
 def _shipment_observations(entry: ShipmentShown, public: PublicData) -> Observations:
     vol = np.asarray(public.volume, dtype=float)
-    w = np.asarray(public.wholesale, dtype=float)
+    w = vendor_wholesale(public)
     ordered = entry.order > ZERO_UNITS
     short = entry.shipped < entry.order - ZERO_UNITS
     V = entry.shipped @ vol  # [F]

@@ -81,6 +81,17 @@ class Segment:
         return self.alpha + unit_volume * self.mu
 
 
+def the_vendor(scenario: Scenario) -> tuple[PublicData, VendorData]:
+    """The public data and the data of the scenario's one vendor. The privacy audit measures what the
+    retailer learns of ONE vendor's costs; a scenario with several vendors is an error naming it and
+    its vendor count."""
+    public, _, vendors = split_scenario(scenario)
+    if len(vendors) != 1:
+        raise FlosimError(f"scenario {scenario.name!r}: the privacy audit studies what the retailer learns of one "
+                          f"vendor's costs; this scenario has {len(vendors)} vendors ({', '.join(vendors)})")
+    return public, next(iter(vendors.values()))
+
+
 def reference_volume(public: PublicData) -> float:
     """The average product volume: the unit in which delivered costs and capacities are read."""
     return float(np.mean(public.volume))
@@ -242,8 +253,8 @@ class _Measured:
     def decide(self, ctx: Any) -> Any:
         decision = self.inner.decide(ctx)
         own = ctx.retailer.preferred_plan()
-        jit = own.total + ctx.vendor.evaluate(own.plan).total
-        plan = ctx.retailer.evaluate(decision.plan).total + ctx.vendor.evaluate(decision.plan).total
+        jit = own.total + ctx.vendor.evaluate(own.plan[0]).total  # one vendor: its block is plan[0]
+        plan = ctx.retailer.evaluate(decision.plan).total + ctx.vendor.evaluate(decision.plan[0]).total
         self.planned.append((plan, jit, joint_plan(ctx.retailer, ctx.vendor).social_cost))
         return decision
 
@@ -292,7 +303,7 @@ def run_privacy(scenario: Scenario, variants: Sequence[Variant], *, weeks: int |
     """Run every variant (and jit and first-best as references, on the same random numbers) and audit
     what each showed the retailer. Returns the audits, the run's per-policy summary and each
     variant's record of what it showed the retailer."""
-    public, _, vendor = split_scenario(scenario)
+    public, vendor = the_vendor(scenario)
     built = []
     names = [v.name for v in variants]
     if len(set(names)) != len(names):

@@ -88,7 +88,9 @@ class RoundsShown:
 @dataclass(frozen=True)
 class AgreementShown:
     """A week under a neutral coordinator with sealed agents: the agreed plan, the transfer and the
-    retailer agent's final prices (a subgradient of the retailer's own cost at the plan)."""
+    retailer agent's final prices (a subgradient of the retailer's own cost at the plan). With one
+    vendor, ``plan`` and ``retailer_prices`` are the vendor's block ``(H, F, K)`` of each (what the
+    retailer learns about that vendor); with several, the whole plan ``(V, H, F, K)``."""
 
     week: int
     plan: np.ndarray
@@ -99,7 +101,7 @@ class AgreementShown:
 
 @dataclass(frozen=True)
 class ShipmentShown:
-    """A JIT week: the order the retailer sent and what the vendor shipped, ``[F, K]`` each."""
+    """A JIT week: the order the retailer sent the (one) vendor and what it shipped, ``[F, K]`` each."""
 
     week: int
     order: np.ndarray
@@ -152,9 +154,12 @@ class ViewRecorder:
             if result is not None and result.transcript is not None:
                 self.shown.append(RoundsShown(week, result.transcript))
         else:
+            plan = np.asarray(plan, dtype=float)
             prices = np.asarray(result.prices[0], dtype=float).copy() if result is not None else np.zeros_like(plan)
             agreed = bool(result is not None and result.converged)
-            self.shown.append(AgreementShown(week, np.asarray(plan, dtype=float).copy(), prices, float(transfer), agreed))
+            if plan.shape[0] == 1:  # one vendor: what the retailer learns of it is about its block x[0]
+                plan, prices = plan[0], prices[0]
+            self.shown.append(AgreementShown(week, plan.copy(), prices.copy(), float(transfer), agreed))
 
 
 class RecordingJIT(JITPolicy):
@@ -168,7 +173,7 @@ class RecordingJIT(JITPolicy):
     def decide(self, ctx: PlanningContext) -> Decision:
         decision = super().decide(ctx)
         shipped = ctx.vendor.fulfil(decision.po[0], committed=decision.committed).shipped  # one vendor
-        self.shown.append(ShipmentShown(ctx.week, decision.po.copy(), np.asarray(shipped, dtype=float).copy()))
+        self.shown.append(ShipmentShown(ctx.week, decision.po[0].copy(), np.asarray(shipped, dtype=float).copy()))
         return decision
 
 

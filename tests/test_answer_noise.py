@@ -48,7 +48,7 @@ def test_infinite_budget_leaves_the_cpp_policy_as_it_was(default_scenario):
 def test_large_budget_approaches_exact_answers(contexts):
     ctx: PlanningContext = contexts[0]
     exact = negotiator_for(ctx.vendor)
-    shape = ctx.public.shape
+    shape = ctx.public.block_shape  # the vendor answers for its block (H, F, K)
     z = np.full(shape, 50.0)
     y = np.zeros(shape)
     want = exact.best_response(z, y, 0.05)
@@ -61,7 +61,7 @@ def test_large_budget_approaches_exact_answers(contexts):
 
 def test_noisy_answers_differ_and_stay_feasible(contexts):
     ctx: PlanningContext = contexts[0]
-    shape = ctx.public.shape
+    shape = ctx.public.block_shape  # the vendor answers for its block (H, F, K)
     inner = negotiator_for(ctx.vendor)
     noise = AnswerNoise(NoiseOptions(eps=0.5, scope="answer"), shape, np.random.default_rng(7))
     neg = NoisyNegotiator(inner, noise.for_negotiation())
@@ -102,7 +102,7 @@ def test_noise_is_seeded_and_leaves_the_policy_stream_alone(default_scenario, co
     for scope in ("run", "week", "answer"):
         before = ctx.rng.bit_generator.state
         wrap = ViewRecorder(PrivacyOptions(eps=3.0, scope=scope)).vendor_wrapper(ctx)
-        wrap(negotiator_for(ctx.vendor))._draw()
+        wrap("vendor", negotiator_for(ctx.vendor))._draw()
         assert ctx.rng.bit_generator.state == before, scope
 
 
@@ -138,10 +138,10 @@ def test_a_noisy_vendor_certifies_the_cost_it_answers_for(contexts):
     from sim.negotiation.certificate import certify
 
     ctx: PlanningContext = contexts[0]
-    shape = ctx.public.shape
+    shape = ctx.public.block_shape  # the vendor answers for its block (H, F, K)
     inner = negotiator_for(ctx.vendor)
     draw = AnswerNoise(NoiseOptions(eps=30.0, scope="run"), shape, np.random.default_rng(4)).for_negotiation()
-    _, result = negotiate_efficient_plan(ctx, {"max_iter": 300}, wrap_vendor=lambda neg: NoisyNegotiator(neg, draw))
+    _, result = negotiate_efficient_plan(ctx, {"max_iter": 300}, wrap_vendor=lambda name, neg: NoisyNegotiator(neg, draw))
     assert result.status == "converged" and result.certified and result.gap_bound <= 1e-2 and result.iterations < 300
     from sim.negotiation.answer_noise import FixedDraw
 
@@ -157,5 +157,5 @@ def test_a_noisy_vendor_certifies_the_cost_it_answers_for(contexts):
     per_answer = NoisyNegotiator(inner, AnswerNoise(NoiseOptions(eps=30.0, scope="answer"), shape,
                                                     np.random.default_rng(4)).for_negotiation())
     assert per_answer.can_certify is False
-    cert = certify([negotiator_for(ctx.retailer), per_answer], [-y, y], x)
+    cert = certify([negotiator_for(ctx.retailer), per_answer], [-y[None], y], x[None], blocks=[None, 0])
     assert not cert.bounded and "not certified" in cert.message

@@ -58,3 +58,66 @@ def test_audit_command_json_and_files(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert {"mechanism", "party", "lie", "gain", "relative_gain", "truthful_slack", "within_slack"} <= set(rows[0])
     assert (out / "audit.parquet").exists() and (out / "audit.png").stat().st_size > 10_000
+
+
+# -- several vendors: each vendor lies in turn, the others truthful --------------------------------------
+
+TWO_VENDORS = ("acme", "sonora")
+TOL_CENTRAL = 1e-6  # relative to the truthful social cost: the central solver is exact up to the LP's tolerance
+
+
+@pytest.fixture(scope="module")
+def two_vendor_audit():
+    s = load_scenario("two-vendors").with_overrides({"demand.deterministic": True})
+    overrides = {"cpp-vcg": {"solver": "central", "discount": 1.0, "scenarios": 1},
+                 "split-savings": {"solver": "central"}}
+    return run_audit(s, ["cpp-vcg", "split-savings"], weeks=1, parties=list(TWO_VENDORS), policy_overrides=overrides)
+
+
+def test_each_vendor_tells_its_own_lies(two_vendor_audit):
+    from sim.model.data import split_scenario
+
+    _, _, vendors = split_scenario(load_scenario("two-vendors"))
+    for mech, t in two_vendor_audit.groupby("mechanism"):
+        assert set(t["party"]) == set(TWO_VENDORS), mech
+        lies = {party: set(t[t.party == party]["lie"]) for party in TWO_VENDORS}
+        assert all(len(names) == 8 and "truthful" in names and "hide_spare_volume" in names for names in lies.values())
+        for party in TWO_VENDORS:  # the inflated lane is one of the liar's own lanes
+            lane = next(n for n in lies[party] if n.startswith("inflate_lane_"))[len("inflate_lane_"):-len("_x3")]
+            assert lane in vendors[party].lane_names, (party, lane)
+
+
+def test_truthful_reports_gain_nothing(two_vendor_audit, deterministic_audit):
+    for table in (two_vendor_audit, deterministic_audit):
+        t = table[table.lie == "truthful"]
+        assert len(t) == table.groupby(["mechanism", "party"]).ngroups
+        assert (t["gain"].abs() <= 1e-9 * t["truthful_social_cost"].abs()).all(), t[["mechanism", "party", "gain"]]
+        assert (t["lying_social_cost"] == t["truthful_social_cost"]).all()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "measured: with two vendors the pivot's other-vendor terms value their whole planned blocks (weeks that do "
+    "not bind), so inflating a vendor's reported costs moves the planned later weeks to the other vendor and "
+    "lowers its own payment; acme scale_costs_x2 gains 0.15 of the week's social cost here (see docs/mechanisms.md, the audit)"))
+def test_no_vendor_lie_pays_under_cpp_vcg_with_two_vendors(two_vendor_audit):
+    t = two_vendor_audit[two_vendor_audit.mechanism == "cpp-vcg"]
+    assert len(t) == 16
+    assert (t["relative_gain"] <= TOL_CENTRAL).all(), t[["party", "lie", "relative_gain"]]
+
+
+def test_some_vendor_lie_pays_under_split_savings_with_two_vendors(two_vendor_audit):
+    t = two_vendor_audit[two_vendor_audit.mechanism == "split-savings"]
+    assert (t["relative_gain"] > 1e-4).any()
+    assert not t["within_slack"].all()
+
+
+def test_audit_command_names_every_vendor_and_refuses_an_unknown_party(tmp_path, capsys):
+    code = main(["audit", "--scenario", "two-vendors", "--policy", "jit", "--weeks", "1", "--out", str(tmp_path / "a"), "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["party"] for r in rows} == {"acme", "sonora", "retailer"}
+    assert all(r["gain"] == 0.0 for r in rows if r["lie"] == "truthful")
+    assert main(["audit", "--scenario", "two-vendors", "--party", "vendor", "--out", str(tmp_path / "b")]) == 2
+    message = capsys.readouterr().err
+    assert "--party vendor" in message and "two-vendors" in message and "acme" in message and "Traceback" not in message
+    assert not (tmp_path / "b").exists()

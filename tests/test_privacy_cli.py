@@ -173,10 +173,10 @@ def test_a_transcript_damaged_inside_exits_2_naming_the_file_and_the_round(audit
     _, out = audited
     t = Transcript.load(sorted((out / "transcripts").glob("cpp-vcg-week*.parquet"))[0])
     incomplete = tmp_path / "incomplete.parquet"
-    Transcript(shape=t.shape, n_agents=t.n_agents,
+    Transcript(shape=t.shape, n_agents=t.n_agents, blocks=t.blocks,
                rows=[r for r in t.rows if not (r[0] == 3 and r[1] == 1 and r[2] == "answer")]).save(incomplete)
     not_finite = tmp_path / "nan.parquet"
-    Transcript(shape=t.shape, n_agents=t.n_agents, rows=[(i, a, n, np.full_like(v, np.nan) if (i, a, n) == (2, 1, "prices") else v)
+    Transcript(shape=t.shape, n_agents=t.n_agents, blocks=t.blocks, rows=[(i, a, n, np.full_like(v, np.nan) if (i, a, n) == (2, 1, "prices") else v)
                                                          for i, a, n, v in t.rows]).save(not_finite)
     for path, needle in ((incomplete, "round 3 is incomplete"), (not_finite, "round 2, agent 1: prices is not finite")):
         code, _, err = _run(capsys, "--weeks", "2", "--transcript", str(path), "--out", str(tmp_path / path.stem))

@@ -20,6 +20,7 @@ from sim.negotiation.best_response import BestResponseOptions, negotiator_for
 from sim.negotiation.cost_curves import fit_curves
 from sim.model.data import split_scenario
 from sim.model.scenario import scenario_from_dict
+from sim.negotiation.blocks import block_to_json
 from sim.negotiation.transcript import Transcript
 
 EXACT = BestResponseOptions(abs_tol=1e-10, rel_tol=1e-10, polish=True, adaptive=0.0, max_iter=200000)
@@ -53,25 +54,26 @@ def exploring_transcript(scenario, steps: int = 60, rhos: tuple[float, ...] = (2
     (answers close to the plan) and a small one (answers that stay on a kink over a range of plans),
     with prices equal to the wholesale prices; recorded as a coordinator records a negotiation (the
     vendor is agent 1; agent 0's answers are the plans)."""
-    public, _, vendor_data = split_scenario(scenario)
+    public, _, vendors = split_scenario(scenario)
+    vendor_data = vendors["vendor"]
     vendor = VendorAgent(public, vendor_data)
     vendor.observe(VendorState(np.zeros((vendor_data.O, public.K))))
     neg = negotiator_for(vendor, EXACT)
-    H, F, K = public.shape
-    t = Transcript(shape=public.shape, n_agents=2)
+    H, F, K = public.block_shape
+    # as the policies record it: the retailer holds the whole plan (1, H, F, K), the vendor its block x[0]
+    t = Transcript(shape=public.shape, n_agents=2, blocks=[block_to_json(None), block_to_json(0)])
     spare = np.array([vendor_data.spare_volume[vendor_data.lane_fc == f].sum() for f in range(F)])
+    w = public.wholesale[0]
     for i, s in enumerate(np.linspace(0.02, 2.0, steps)):
         mix = np.array([0.3 + 0.4 * ((i * 7) % steps) / steps, 0.0])
         mix[1] = (1.0 - mix[0]) / public.volume[1]  # volume shares: mix[0] of product a, the rest b
-        z = np.empty(public.shape)
+        z = np.empty(public.block_shape)
         for h in range(H):
             z[h] = (s * (1.0 + 0.1 * h) * spare)[:, None] * mix[None, :]
-        y = np.zeros((2, *public.shape))
-        y[1] = public.wholesale[None, None, :]
-        y[0] = -y[1]
+        y = np.broadcast_to(w, z.shape).copy()
         for j, rho in enumerate(rhos):
-            x = neg.best_response(z, y[1], rho)
-            t.record(len(rhos) * i + j + 1, z, y, rho, np.stack([z, x]), 0.0, 0.0)
+            x = neg.best_response(z, y, rho)
+            t.record(len(rhos) * i + j + 1, z[None], [-y[None], y], rho, [z[None], x], 0.0, 0.0)
     return t, public, vendor_data
 
 
@@ -109,10 +111,12 @@ def test_the_fit_reads_only_what_it_is_given(known):
             accessed.add(name)
             return object.__getattribute__(self, name)
 
-    spy = Spy(shape=transcript.shape, n_agents=transcript.n_agents, rows=list(transcript.rows))
+    spy = Spy(shape=transcript.shape, n_agents=transcript.n_agents, rows=list(transcript.rows), blocks=transcript.blocks)
     obs = observations([RoundsShown(0, spy)], public)
     assert obs.size > 0
-    assert accessed <= {"shape", "n_agents", "rows"}
+    # the record's layout (which part of the plan the vendor held) and its rows; nothing else
+    assert accessed <= {"shape", "n_agents", "rows", "blocks", "block_shape", "held", "_layout"}
+    assert "rows" in accessed
     assert {name for _, _, name, _ in transcript.rows} <= {"z", "prices", "answer", "rho", "primal", "dual"}
 
 

@@ -1,7 +1,9 @@
 """``flosim audit``: the incentive audit (see :mod:`experiments.audit`).
 
+Each party lies in turn (the retailer, and with several vendors each vendor, the others truthful);
+rows carry the liar's party name. ``--party NAME`` (repeatable) audits only those liars.
 The CBT of ``cpp-vcg`` and ``menu`` is priced from the retailer's own reported costs, so those
-mechanisms are truthful for the vendor only: a retailer lie can pay, and the output says so.
+mechanisms are truthful for the vendors only: a retailer lie can pay, and the output says so.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from experiments.audit import audit_steps, run_audit
+from experiments.audit import audit_parties, audit_steps, run_audit
 from experiments.commands.run import add_scenario_args
 from policies.registry import available_policies
 from sim.model.errors import FlosimError
@@ -28,20 +30,26 @@ CBT_MECHANISMS = ("cpp-vcg", "menu")  # transfers priced from the retailer's rep
 def audit_notes(mechanisms: list[str], parties: list[str]) -> list[str]:
     """What the table cannot say by itself: where a mechanism promises truthfulness for one party only."""
     cbt = [m for m in mechanisms if m in CBT_MECHANISMS]
-    if not cbt or "retailer" not in parties:
+    if not cbt or "retailer" not in parties:  # the retailer's party name
         return []
-    return [f"{', '.join(cbt)}: the CBT is priced from the retailer's own reported costs, so the mechanism is "
-            "truthful for the vendor only; a retailer lie can pay (docs/mechanisms.md)"]
+    if len([p for p in parties if p != "retailer"]) <= 1:
+        return [f"{', '.join(cbt)}: the CBT is priced from the retailer's own reported costs, so the mechanism is "
+                "truthful for the vendor only; a retailer lie can pay (docs/mechanisms.md)"]
+    return [f"{', '.join(cbt)}: the transfers are priced from the retailer's own reported costs, so the mechanism "
+            "is designed to be truthful for the vendors only; a retailer lie can pay, and with several vendors "
+            "vendor lies can pay too (docs/mechanisms.md, the incentive audit)"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="incentive audit: does any party gain by misreporting its costs?",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scenario_args(p)
-    p.add_argument("--mechanism", action="append", metavar="M", help="mechanism to audit; repeat (default: cpp-vcg, split-savings, menu)")
+    p.add_argument("--mechanism", "--policy", dest="mechanism", action="append", metavar="M",
+                   help="mechanism to audit; repeat (default: cpp-vcg, split-savings, menu)")
     p.add_argument("--mode", choices=["round", "run"], default="round",
                    help="round: per planning round with continuation values (the theory's test, default); run: whole simulated run")
-    p.add_argument("--party", action="append", choices=["vendor", "retailer"], help="liar(s) to audit (default: both)")
+    p.add_argument("--party", action="append", metavar="NAME",
+                   help="liar to audit by party name (retailer, or a vendor's name); repeat (default: every party)")
     p.add_argument("--out", help="folder for audit.parquet, audit.json and the plot (default: results/audit-<timestamp>)")
     p.add_argument("--json", action="store_true", help="print the audit rows as JSON on stdout")
     p.set_defaults(func=main)
@@ -53,7 +61,11 @@ def main(args: argparse.Namespace) -> int:
     for m in mechanisms:
         if m not in available_policies() and ":" not in m:
             raise FlosimError(f"--mechanism {m!r}: not an available policy ({', '.join(available_policies())})")
-    parties = args.party or ["vendor", "retailer"]
+    known = audit_parties(scenario)
+    parties = list(dict.fromkeys(args.party)) if args.party else known[1:] + known[:1]  # vendors, then the retailer
+    unknown = [p for p in parties if p not in known]
+    if unknown:
+        raise FlosimError(f"--party {unknown[0]}: not a party of scenario {scenario.name!r} (parties: {', '.join(known)})")
     weeks = args.weeks if args.weeks is not None else (3 if args.mode == "round" else scenario.weeks)
     out = Path(args.out or default_results_dir("audit"))
     started = time.perf_counter()

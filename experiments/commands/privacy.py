@@ -39,11 +39,12 @@ from experiments.privacy import (
     reference_volume,
     run_privacy,
     table,
+    the_vendor,
     true_segments,
 )
 from policies.privacy import RoundsShown
 from sim.negotiation.answer_noise import NoiseOptions
-from sim.model.data import PublicData, split_scenario
+from sim.model.data import PublicData
 from sim.model.errors import FlosimError
 from sim.results import default_results_dir, write_json, write_table
 from sim.model.scenario import load_scenario
@@ -123,7 +124,7 @@ def variants(args: argparse.Namespace) -> list[Variant]:
 def load_transcripts(paths: list[str], public: PublicData) -> list[RoundsShown]:
     """Saved transcripts, checked: a missing, unreadable, foreign or damaged file (a round without
     the vendor's answer, numbers that are not finite) is an error naming it."""
-    shape = public.shape
+    shapes = (tuple(public.shape), tuple(public.block_shape))  # with the vendor axis, or saved before it
     shown = []
     for i, name in enumerate(paths):
         path = Path(name)
@@ -135,8 +136,8 @@ def load_transcripts(paths: list[str], public: PublicData) -> list[RoundsShown]:
             transcript = Transcript.load(path)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
             raise FlosimError(f"--transcript {name}: cannot read a transcript: {type(exc).__name__}: {exc}") from None
-        if tuple(transcript.shape) != tuple(shape):
-            raise FlosimError(f"--transcript {name}: plan shape {tuple(transcript.shape)} is not the scenario's {tuple(shape)}")
+        if tuple(transcript.shape) not in shapes:
+            raise FlosimError(f"--transcript {name}: plan shape {tuple(transcript.shape)} is not the scenario's {shapes[0]}")
         if transcript.n_agents < 2:
             raise FlosimError(f"--transcript {name}: {transcript.n_agents} agent(s); the vendor is agent 1")
         names = {n for _, _, n, _ in transcript.rows}
@@ -215,7 +216,7 @@ def main(args: argparse.Namespace) -> int:
     if args.seed is not None:
         base = base.model_copy(update={"seed": args.seed})
     seeds = _seeds(args.seeds, base.seed)
-    public, _, vendor = split_scenario(base)
+    public, vendor = the_vendor(base)  # one vendor; several: an error naming the scenario and the count
     chosen = variants(args)
     saved = load_transcripts(args.transcript, public) if args.transcript else []
     out = Path(args.out or default_results_dir("privacy"))
