@@ -188,6 +188,13 @@ def _is_number(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
+def _is_party_totals(value: Any) -> bool:
+    """A policy's ``parties``: party name -> figures (``net_cost``, ``settled_net_cost`` ...), each a
+    number, null or a replicated ``{mean, lo, hi}``."""
+    return isinstance(value, dict) and all(isinstance(e, dict) and all(_is_number(v) for v in e.values())
+                                           for e in value.values())
+
+
 def _short(exc: BaseException | str) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 160 else text[:157] + "..."
@@ -217,8 +224,10 @@ def load_results(folder: str | Path) -> LoadedResults:
     summary = read_json(folder / "summary.json", SUMMARY_KEYS) if (folder / "summary.json").exists() else {}
     if summary and not (isinstance(summary["policies"], dict) and all(isinstance(v, dict) for v in summary["policies"].values())):
         raise FlosimError(f"{folder / 'summary.json'}: damaged ('policies' is not a mapping of policy: totals)")
-    if summary and not all(_is_number(v) for totals in summary["policies"].values() for v in totals.values()):
+    if summary and not all(_is_number(v) for totals in summary["policies"].values() for k, v in totals.items() if k != "parties"):
         raise FlosimError(f"{folder / 'summary.json'}: damaged (a policy's totals are not all numbers)")
+    if summary and not all(_is_party_totals(totals.get("parties", {})) for totals in summary["policies"].values()):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged (a policy's 'parties' is not a mapping of party: figures)")
     part = summary.get("participation") or {}
     if summary and not (isinstance(part, dict) and all(isinstance(v, dict) and all(isinstance(e, dict) for e in v.values())
                                                         for v in part.values())):
