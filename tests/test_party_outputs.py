@@ -235,3 +235,18 @@ def test_one_vendor_keeps_its_keys_beside_the_party_entries(tmp_path):
         assert totals["settled_vendor_net_cost"] == totals["parties"]["vendor"]["settled_net_cost"]
         assert totals["retailer_net_cost"] == totals["parties"]["retailer"]["net_cost"]
     assert set(s["participation"]["first-best"]) == {"retailer", "vendor"}
+
+
+def test_scenario_check_and_list_count_every_vendor(capsys):
+    import yaml
+    from importlib import resources
+
+    raw = yaml.safe_load((resources.files("sim") / "scenarios" / "two-vendors.yaml").read_text())
+    assert main(["scenario", "check", "two-vendors", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["vendors"] == [v["name"] for v in raw["vendors"]] == list(VENDORS)
+    assert info["origins"] == sum(len(v["origins"]) for v in raw["vendors"]) > 0
+    assert info["lanes"] == sum(len(v["lanes"]) for v in raw["vendors"]) > 0
+    assert main(["scenario", "list"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("two-vendors "))
+    assert "vendors: acme, sonora" in line
