@@ -235,6 +235,17 @@ def test_one_vendor_keeps_its_keys_beside_the_party_entries(tmp_path):
         assert totals["settled_vendor_net_cost"] == totals["parties"]["vendor"]["settled_net_cost"]
         assert totals["retailer_net_cost"] == totals["parties"]["retailer"]["net_cost"]
     assert set(s["participation"]["first-best"]) == {"retailer", "vendor"}
+    # a folder written before parties had names (no 'parties' entries) still gets its party figure
+    summary_file = tmp_path / "one" / "summary.json"
+    old = json.loads(summary_file.read_text())
+    for totals in old["policies"].values():
+        del totals["parties"]
+    summary_file.write_text(json.dumps(old))
+    data = load_plot_data(tmp_path / "one")
+    ax = plot_net_cost_by_party(data).axes[0]
+    heights = {(c.get_label(), policy): patch.get_height() for c in ax.containers for policy, patch in zip(data.policies, c.patches)}
+    assert heights == {(party, p): pytest.approx(old["policies"][p][f"settled_{party}_net_cost"], rel=1e-12)
+                       for party in ("retailer", "vendor") for p in data.policies}
 
 
 def test_scenario_check_and_list_count_every_vendor(capsys):

@@ -20,10 +20,13 @@ from experiments.plots.data import COST_UNIT, PlotData, party_color  # noqa: E40
 
 def party_cost_column(data: PlotData, party: str) -> tuple[str, str]:
     """The summary column of ``party``'s net cost: ``(settled_net_cost_<party>, "settled")`` when the
-    results hold settled figures, else ``(net_cost_<party>, "raw")``."""
-    settled = f"settled_net_cost_{party}"
-    if settled in data.summary and data.summary[settled].notna().any():
-        return settled, "settled"
+    results hold settled figures, else ``(net_cost_<party>, "raw")``; for results written before
+    parties had names, the one-vendor columns (``settled_retailer_net_cost``, ``vendor_net_cost`` ...)."""
+    s = data.summary
+    for col, basis in ((f"settled_net_cost_{party}", "settled"), (f"settled_{party}_net_cost", "settled"),
+                       (f"net_cost_{party}", "raw"), (f"{party}_net_cost", "raw")):
+        if col in s and s[col].notna().any():
+            return col, basis
     return f"net_cost_{party}", "raw"
 
 
