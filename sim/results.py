@@ -5,7 +5,9 @@ A results folder holds
 * ``ledger.parquet``: tidy rows ``(run, policy, week, party, component, value)``;
 * ``flows.parquet``: units by run, policy and week (demand, served, shipped, stock ...);
 * ``decisions.parquet``: transfers, planned costs and policy diagnostics by week;
-* ``summary.json``: the summary ``flosim run --json`` prints;
+* ``summary.json``: the summary ``flosim run --json`` prints (each policy's totals, with every party's
+  figures by name under ``parties``, and participation per party: README, "What flosim run --json
+  prints");
 * ``scenario.yaml``: the resolved scenario, which reloads to the identical scenario;
 * ``metadata.json``: seed, package versions, command, timings, creation time.
 
