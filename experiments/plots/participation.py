@@ -30,7 +30,8 @@ def plot_participation(data: PlotData) -> "plt.Figure | None":
         return None
     stats = data.across(m, "cumulative", ["policy", "party", "week"])
     d = data.decisions
-    cols = min(COLUMNS, len(parties))
+    cols = 2 if len(parties) == 4 else min(COLUMNS, len(parties))  # four parties: two by two
+    weeks = sorted(set(m.week))
     rows = math.ceil(len(parties) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * max(cols, 2), 3.4 * rows), sharex=True, squeeze=False)
     for ax, party in zip(axes.flat, parties):
@@ -50,7 +51,11 @@ def plot_participation(data: PlotData) -> "plt.Figure | None":
         ax.set_title(f"{party}: margin over JIT (> 0: better off)")
         ax.set_xlabel("week")
         ax.set_ylabel(f"raw margin, measured weeks ({COST_UNIT})")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(weeks) <= 20:  # every week a tick, and only weeks (one week would get fractions)
+            ax.set_xticks(weeks)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_tick_params(labelbottom=True)  # shared x axis: every panel keeps its labels
     for ax in list(axes.flat)[len(parties):]:
         ax.set_visible(False)
     handles, labels = [], []
