@@ -16,8 +16,9 @@ adding replications keeps the earlier ones), all policies of a replication on th
   interval of that ratio, which stays finite when one replication's first-best saving is near zero
   (a mean of per-replication ratios would not);
 
-and per policy and party ``settled_ex_post_margin`` (JIT's settled net cost minus the policy's in the
-same replication; raw ``cumulative_margin`` too). What a user may do: call these from Python, or
+``parties.<name>.net_cost`` (and ``settled_net_cost``, ``transfers``) for every party by name (the
+retailer and each vendor), and per policy and party ``settled_ex_post_margin`` (JIT's settled net
+cost minus the policy's in the same replication; raw ``cumulative_margin`` too). What a user may do: call these from Python, or
 ``flosim run --replications N``.
 """
 
@@ -33,7 +34,7 @@ from tqdm import tqdm
 
 from experiments.intervals import mean_ci
 from sim.model.decision import Policy
-from sim.metrics import participation, summarize
+from sim.metrics import PARTY_TOTALS, participation, summarize
 from sim.runner import RunResult, run_policies
 from sim.model.scenario import Scenario
 
@@ -181,9 +182,16 @@ def replicated_summary(per_run: list[dict[str, Any]], policies: list[str]) -> di
                         f"{name}: first best's {basis} saving over JIT is not distinguishable from 0 "
                         f"(mean {_num(m['mean'])}, 95% CI [{_num(m['lo'])}, {_num(m['hi'])}]), so the shares of it "
                         "have no bounded interval: lo and hi are null; compare the savings instead")
+        names = _party_names(r["policies"][p].get("parties") or {} for r in done)
+        if names:
+            entry["parties"] = {
+                party: {k: interval([np.nan if v is None else v for v in
+                                     (((r["policies"][p].get("parties") or {}).get(party) or {}).get(k) for r in done)])
+                        for k in PARTY_TOTALS}
+                for party in names}
         out_p[p] = entry
         parties = {}
-        for party in ("retailer", "vendor"):
+        for party in _party_names(r["participation"].get(p) or {} for r in done):
             vals = {k: [r["participation"].get(p, {}).get(party, {}).get(k) for r in done] for k in PARTY_FIGURES}
             if any(v is not None for v in vals["settled_ex_post_margin"]):
                 parties[party] = {k: interval([np.nan if x is None else x for x in v]) for k, v in vals.items()}
@@ -191,6 +199,11 @@ def replicated_summary(per_run: list[dict[str, Any]], policies: list[str]) -> di
             out_part[p] = parties
     return {"policies": out_p, "participation": out_part, "replications_complete": len(done),
             **({"warnings": warnings} if warnings else {})}
+
+
+def _party_names(per_run) -> list[str]:
+    """The party names of several replications' mappings, in first-seen order (retailer first)."""
+    return list(dict.fromkeys(name for mapping in per_run for name in mapping))
 
 
 def _num(v: float | None) -> str:

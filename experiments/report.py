@@ -26,20 +26,34 @@ from sim.model.errors import FlosimError
 
 #: Settled figures (the run plus its cool-down under JIT, leftover stock valued) first, then the raw
 #: ones (the measured weeks only); each label says which.
+#: Each party's net cost (the retailer and every vendor, by name) comes after the social figures:
+#: see :func:`metrics`.
 METRICS = [
     ("settled_social_cost", "settled social cost"),
     ("settled_saving_vs_jit", "settled saving vs JIT"),
     ("settled_share_of_first_best_saving", "settled share of first-best saving"),
-    ("settled_retailer_net_cost", "settled retailer net cost"),
-    ("settled_vendor_net_cost", "settled vendor net cost"),
     ("social_cost", "raw social cost"),
-    ("retailer_net_cost", "raw retailer net cost"),
-    ("vendor_net_cost", "raw vendor net cost"),
-    ("transfers", "transfers (vendor to retailer)"),
+    ("transfers", "transfers paid by the vendors"),
     ("saving_vs_jit", "raw saving vs JIT"),
     ("share_of_first_best_saving", "raw share of first-best saving"),
     ("fill_rate", "fill rate"),
 ]
+
+
+def metrics(data: PlotData) -> list[tuple[str, str]]:
+    """The policy table's columns: :data:`METRICS` with each party's settled net cost after the settled
+    figures and its raw net cost after the raw social cost (one column per party name, for any number
+    of vendors; results written before party names existed give the retailer and the vendor)."""
+    s = data.summary
+    parties = data.parties or ["retailer", "vendor"]
+
+    def column(party: str, settled: bool) -> str:
+        new, old = (f"settled_net_cost_{party}", f"settled_{party}_net_cost") if settled else (f"net_cost_{party}", f"{party}_net_cost")
+        return new if new in s or old not in s else old
+
+    settled = [(column(p, True), f"settled {p} net cost") for p in parties]
+    raw = [(column(p, False), f"raw {p} net cost") for p in parties]
+    return [*METRICS[:3], *settled, METRICS[3], *raw, *METRICS[4:]]
 PERCENT = {"share_of_first_best_saving", "settled_share_of_first_best_saving", "fill_rate"}
 
 
@@ -71,7 +85,7 @@ def policy_table(data: PlotData) -> pd.DataFrame:
     for policy in data.policies:
         s = data.summary[data.summary.policy == policy]
         row = {"policy": policy}
-        for col, label in METRICS:
+        for col, label in metrics(data):
             if col in s and s[col].notna().any():
                 share = _share_of_first_best(data, policy, SHARES[col]) if col in SHARES else None
                 if share is not None:
@@ -141,7 +155,11 @@ def participation_table(data: PlotData) -> pd.DataFrame:
                      "weeks worse off than JIT": f"{int(g['violated'].sum())} of {int(m[(m.policy == policy) & (m.party == party)].shape[0])}",
                      "runs worse off overall": f"{int((g['cumulative'] < 0).sum())} of {len(g)}"})
     order = {p: i for i, p in enumerate(data.policies)}
-    return pd.DataFrame(rows).sort_values("policy", key=lambda s: s.map(order), kind="stable")
+    party_order = {p: i for i, p in enumerate(data.parties)}
+    out = pd.DataFrame(rows)
+    out = out[out.party.isin(data.agents)] if data.agents else out  # the mechanism's balance does not participate
+    return out.sort_values(["policy", "party"], key=lambda s: s.map(order if s.name == "policy" else party_order),
+                           kind="stable")
 
 
 def design_table(data: PlotData, limit: int = 60) -> pd.DataFrame:

@@ -31,7 +31,8 @@ What a user may do:
   results folder ``flosim plot`` can read) atomically; a run that raises writes ``runs/<run_id>/error.json``
   and the others go on; ``resume=True`` skips finished runs (and retries failed ones); at the end every
   finished run is gathered into tidy tables in ``out``: ``summary.parquet`` (one row per run x policy
-  with the swept parameter values), ``runs.parquet`` (status, error, seed, wall time per run),
+  with the swept parameter values, and a column per party and figure: ``net_cost_<party>``,
+  ``settled_net_cost_<party>``, ``transfers_<party>``, ``<party>_cumulative_margin`` ...), ``runs.parquet`` (status, error, seed, wall time per run),
   ``ledger.parquet``, ``flows.parquet``, ``decisions.parquet``, plus ``sweep.json`` and ``scenario.yaml``.
 
 Run ids are deterministic: a hash of the base scenario, the run's overrides, policies, weeks and seed,
@@ -61,6 +62,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from experiments.replications import replication_seeds  # noqa: F401 - one seed rule for sweeps and runs
+from sim.metrics import party_columns
 from sim.model.errors import FlosimError, SpecError
 from sim.model.scenario import Scenario, builtin_scenarios, dump_scenario, load_scenario, scenario_from_dict
 from sim.model.validation import Number, Whole, format_validation_error, read_yaml
@@ -668,7 +670,8 @@ def gather(out: str | Path, loaded: LoadedSpec, tasks: list[RunTask] | None = No
         if is_complete(folder):
             try:
                 res = load_results(folder)
-                summaries = [{**row, "policy": policy, "weeks": res.summary["weeks"], **totals,
+                summaries = [{**row, "policy": policy, "weeks": res.summary["weeks"],
+                              **{k: v for k, v in totals.items() if k != "parties"}, **party_columns(totals),
                               **_participation_columns(res.summary.get("participation") or {}, policy)}
                              for policy, totals in res.summary["policies"].items()]
             except (FlosimError, TypeError, AttributeError) as exc:  # damaged: reported, not gathered

@@ -65,8 +65,11 @@ def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[s
     """Per policy: social cost, each party's net cost, transfers paid by the vendors, fill rate, units
     not served, and the stock left at the end of the run (FCs, in transit, at the vendors' origins),
     all raw (measured weeks); then the settled social cost and net costs (with the cool-down).
-    ``parties`` holds every party's ``net_cost`` and ``settled_net_cost`` by name; with one vendor the
-    keys ``retailer_net_cost`` and ``vendor_net_cost`` (and their settled versions) stay as well."""
+    ``parties`` holds, by party name (the retailer, each vendor, and ``mechanism`` when the transfers
+    left it a balance), the party's raw ``net_cost``, its ``settled_net_cost`` and the ``transfers`` it
+    paid over the measured weeks (negative: received); the parties' net costs sum to the social cost.
+    With one vendor the keys ``retailer_net_cost`` and ``vendor_net_cost`` (and their settled
+    versions) stay as well. ``transfers`` is the total the vendors paid."""
     settled = settled_totals(ledger)
     names = parties(ledger)
     vendors = vendor_names(ledger)
@@ -96,10 +99,23 @@ def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[s
         s = settled[str(policy)]
         settled_parties = s.pop("_settled_parties")
         entry.update(s)
-        entry["parties"] = {p: {"net_cost": float(by_party.get(p, 0.0)), "settled_net_cost": settled_parties.get(p, 0.0)}
+        paid = rows[rows.component == "transfer"].groupby("party")["value"].sum()
+        entry["parties"] = {p: {"net_cost": float(by_party.get(p, 0.0)), "settled_net_cost": settled_parties.get(p, 0.0),
+                                "transfers": float(paid.get(p, 0.0))}
                             for p in names}
         out[str(policy)] = entry
     return out
+
+
+#: A party's figures in a policy's ``parties`` entry (:func:`policy_totals`).
+PARTY_TOTALS = ("net_cost", "settled_net_cost", "transfers")
+
+
+def party_columns(totals: dict[str, Any]) -> dict[str, Any]:
+    """A policy's ``parties`` entry as flat columns ``<figure>_<party>`` (``net_cost_acme``,
+    ``settled_net_cost_retailer`` ...), for tables with one row per policy (sweep summaries, plots)."""
+    return {f"{figure}_{party}": value for party, entry in (totals.get("parties") or {}).items()
+            for figure, value in entry.items()}
 
 
 def _unserved_units(f: pd.DataFrame) -> float:

@@ -5,7 +5,9 @@ A results folder holds
 * ``ledger.parquet``: tidy rows ``(run, policy, week, party, component, value)``;
 * ``flows.parquet``: units by run, policy and week (demand, served, shipped, stock ...);
 * ``decisions.parquet``: transfers, planned costs and policy diagnostics by week;
-* ``summary.json``: the summary ``flosim run --json`` prints;
+* ``summary.json``: the summary ``flosim run --json`` prints (each policy's totals, with every party's
+  figures by name under ``parties``, and participation per party: README, "What flosim run --json
+  prints");
 * ``scenario.yaml``: the resolved scenario, which reloads to the identical scenario;
 * ``metadata.json``: seed, package versions, command, timings, creation time.
 
@@ -188,6 +190,13 @@ def _is_number(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
+def _is_party_totals(value: Any) -> bool:
+    """A policy's ``parties``: party name -> figures (``net_cost``, ``settled_net_cost`` ...), each a
+    number, null or a replicated ``{mean, lo, hi}``."""
+    return isinstance(value, dict) and all(isinstance(e, dict) and all(_is_number(v) for v in e.values())
+                                           for e in value.values())
+
+
 def _short(exc: BaseException | str) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 160 else text[:157] + "..."
@@ -217,8 +226,10 @@ def load_results(folder: str | Path) -> LoadedResults:
     summary = read_json(folder / "summary.json", SUMMARY_KEYS) if (folder / "summary.json").exists() else {}
     if summary and not (isinstance(summary["policies"], dict) and all(isinstance(v, dict) for v in summary["policies"].values())):
         raise FlosimError(f"{folder / 'summary.json'}: damaged ('policies' is not a mapping of policy: totals)")
-    if summary and not all(_is_number(v) for totals in summary["policies"].values() for v in totals.values()):
+    if summary and not all(_is_number(v) for totals in summary["policies"].values() for k, v in totals.items() if k != "parties"):
         raise FlosimError(f"{folder / 'summary.json'}: damaged (a policy's totals are not all numbers)")
+    if summary and not all(_is_party_totals(totals.get("parties", {})) for totals in summary["policies"].values()):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged (a policy's 'parties' is not a mapping of party: figures)")
     part = summary.get("participation") or {}
     if summary and not (isinstance(part, dict) and all(isinstance(v, dict) and all(isinstance(e, dict) for e in v.values())
                                                         for v in part.values())):

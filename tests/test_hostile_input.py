@@ -589,6 +589,12 @@ RUN_DAMAGE = {
                             "summary.json"),
     "ledger_values_text": (lambda f: _edit_table(f / "ledger.parquet", lambda df: df.assign(value=df["value"].astype(str))),
                            "ledger.parquet"),
+    # the per-party figures (policies.<p>.parties.<name>): a list, and a text where a number belongs
+    "summary_parties_list": (lambda f: _edit_json(f / "summary.json", lambda d: d["policies"]["jit"].update(parties=[1, 2])),
+                             "summary.json"),
+    "summary_party_cost_text": (lambda f: _edit_json(f / "summary.json",
+                                                     lambda d: d["policies"]["jit"]["parties"]["vendor"].update(net_cost="abc")),
+                                "summary.json"),
 }
 
 

@@ -37,7 +37,7 @@ class ExtraInLastWeek:
         d = self.jit.decide(ctx)
         if ctx.week == self.last_week:
             plan = d.plan.copy()
-            plan[0, 0, 0, 0] += EXTRA  # the only vendor, this week, FC 0, product 0
+            plan[0, 0, 0, 0] += EXTRA  # the (only) vendor, week 0, FC 0, product 0
             return Decision(plan=plan, committed=True)
         return d
 
@@ -100,21 +100,16 @@ def test_settle_weeks_zero_reproduces_raw_figures_and_raw_figures_do_not_depend_
     for p in off_t:
         assert off_t[p]["settled_social_cost"] == off_t[p]["social_cost"]
         assert off_t[p]["settled_vendor_net_cost"] == off_t[p]["vendor_net_cost"]
-        for party, figures in off_t[p]["parties"].items():
-            assert figures["settled_net_cost"] == figures["net_cost"], party
-        assert _raw(on_t[p]) == _raw(off_t[p])
+        raw_keys = [k for k in off_t[p] if not k.startswith("settled_") and k != "parties"]
+        assert {k: on_t[p][k] for k in raw_keys} == {k: off_t[p][k] for k in raw_keys}
+        for party, figures in off_t[p]["parties"].items():  # each party's raw figures alike, settled = raw without cool-down
+            assert figures["settled_net_cost"] == figures["net_cost"]
+            assert {k: v for k, v in on_t[p]["parties"][party].items() if k != "settled_net_cost"} == \
+                {k: v for k, v in figures.items() if k != "settled_net_cost"}
     # the measured rows themselves are identical, bit for bit
     a = measured(extra_run.ledger).reset_index(drop=True)
     b = off.ledger.reset_index(drop=True)
     assert a["value"].tolist() == b["value"].tolist()
-
-
-def _raw(totals: dict) -> dict:
-    """A policy's totals without the settled figures (also inside the per-party figures)."""
-    out = {k: v for k, v in totals.items() if not k.startswith("settled_")}
-    out["parties"] = {name: {k: v for k, v in figures.items() if not k.startswith("settled_")}
-                      for name, figures in totals["parties"].items()}
-    return out
 
 
 def test_participation_on_the_settled_basis(extra_run):

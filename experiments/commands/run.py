@@ -1,7 +1,9 @@
 """``flosim run``: simulate policies on one scenario with common random numbers, write a results folder.
 
 The summary gives raw figures (the measured weeks) and settled ones (with the scenario's cool-down
-under JIT, so the stock a run leaves behind is valued: ``settled_social_cost`` ...). With
+under JIT, so the stock a run leaves behind is valued: ``settled_social_cost`` ...), and each
+party's figures by name (``policies.<p>.parties.<name>.net_cost``, ``participation.<p>.<name>``: the
+retailer and every vendor; one-vendor scenarios keep ``retailer_net_cost``/``vendor_net_cost``). With
 ``--replications N`` (N >= 2) every policy runs on N worlds whose seeds are spawned from the run's
 seed, and the summary gives each figure as ``{mean, lo, hi}`` (95% confidence interval), savings and
 margins as paired differences per replication (:mod:`experiments.replications`); the results folder
@@ -22,7 +24,7 @@ from typing import Any
 
 from policies.registry import available_policies
 from sim.model.errors import FlosimError
-from sim.metrics import component_table, participation, summarize
+from sim.metrics import component_table, participation, party_columns, summarize
 from sim.results import check_out_folder, default_results_dir, publish_mode, replace_folder, write_results
 from sim.runner import RunResult, run_policies
 from sim.model.scenario import load_scenario, scenario_warnings
@@ -144,12 +146,14 @@ def _write_whole(out: Path, **contents: Any) -> None:
 def _print_table(summary: dict[str, Any], result: RunResult) -> None:
     print(f"scenario {summary['scenario']}, {summary['weeks']} weeks, seed {summary['seed']}; "
           f"settled figures include {summary.get('settle_weeks', 0)} cool-down weeks under JIT, raw ones do not")
-    cols = ["settled_social_cost", "settled_saving_vs_jit", "social_cost", "retailer_net_cost", "vendor_net_cost",
+    parties = list(dict.fromkeys(p for t in summary["policies"].values() for p in t.get("parties") or {}))
+    cols = ["settled_social_cost", "settled_saving_vs_jit", "social_cost", *(f"net_cost_{p}" for p in parties),
             "transfers", "fill_rate", "saving_vs_jit"]
-    heads = ["settled social", "settled saving", "raw social", "raw retailer", "raw vendor", "transfers", "fill rate",
+    heads = ["settled social", "settled saving", "raw social", *(f"raw {p}"[:15] for p in parties), "transfers", "fill rate",
              "raw saving"]
     print(f"{'policy':<14}" + "".join(f"{c:>16}" for c in heads))
     for name, t in summary["policies"].items():
+        t = {**t, **party_columns(t)}
         cells = "".join(f"{t.get(c, float('nan')) if t.get(c) is not None else float('nan'):>16.2f}" for c in cols)
         print(f"{name:<14}{cells}")
     print()
@@ -214,8 +218,11 @@ def _print_replicated(summary: dict[str, Any]) -> None:
           f"{summary['replications']} replications from seed {summary['seed']}; mean [95% CI]; settled figures")
     cols = [("settled_social_cost", "settled social cost", False), ("settled_saving_vs_jit", "saving vs JIT", False),
             ("share_of_first_best", "share of first best", True)]
-    print(f"{'policy':<14}" + "".join(f"{label:>34}" for _, label, _ in cols) + f"{'vendor settled margin':>34}")
+    vendors = list(dict.fromkeys(party for part in summary["participation"].values() for party in part if party != "retailer"))
+    print(f"{'policy':<14}" + "".join(f"{label:>34}" for _, label, _ in cols)
+          + "".join(f"{(v + ' settled margin')[:33]:>34}" for v in vendors))
     for name, t in summary["policies"].items():
-        vendor = (summary["participation"].get(name) or {}).get("vendor", {}).get("settled_ex_post_margin")
-        print(f"{name:<14}" + "".join(f"{_ci(t.get(k), pc):>34}" for k, _, pc in cols) + f"{_ci(vendor):>34}")
+        part = summary["participation"].get(name) or {}
+        margins = [(part.get(v) or {}).get("settled_ex_post_margin") for v in vendors]
+        print(f"{name:<14}" + "".join(f"{_ci(t.get(k), pc):>34}" for k, _, pc in cols) + "".join(f"{_ci(m):>34}" for m in margins))
     print(f"\nresults: {summary['results_dir']}")

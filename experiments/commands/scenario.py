@@ -42,9 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    for name in builtin_scenarios():
+    names = builtin_scenarios()
+    width = max([12, *(len(n) for n in names)])  # the names line up however long the longest is
+    for name in names:
         s = load_scenario(name)
-        print(f"{name:<12} {s.description}")
+        vendors = [v.name for v in s.vendor_specs()]
+        who = f" [vendors: {', '.join(vendors)}]" if len(vendors) > 1 else ""
+        print(f"{name:<{width}} {s.description}{who}")
     return 0
 
 
@@ -67,9 +71,11 @@ def _show(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     s = load_scenario(args.scenario)
     warnings = scenario_warnings(s)
+    vendors = [v.name for v in s.vendor_specs()]
+    origins, lanes = len(s.all_origins), len(s.all_lanes)  # every vendor's (a version-2 file has no top-level ones)
     info = {"scenario": s.name, "weeks": s.weeks, "horizon": s.horizon, "products": len(s.products),
-            "fcs": len(s.fcs), "regions": len(s.regions), "origins": len(s.origins), "lanes": len(s.lanes),
-            "warnings": warnings}
+            "fcs": len(s.fcs), "regions": len(s.regions), "origins": origins, "lanes": lanes,
+            "vendors": vendors, "warnings": warnings}
     if args.json:
         json.dump(info, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -77,5 +83,6 @@ def _check(args: argparse.Namespace) -> int:
         for w in warnings:
             print(f"flosim: warning: {w}", file=sys.stderr)
         print(f"{args.scenario}: valid scenario '{s.name}': {s.weeks} weeks, horizon {s.horizon}, {len(s.products)} products, "
-              f"{len(s.fcs)} FCs, {len(s.regions)} regions, {len(s.origins)} origins, {len(s.lanes)} lanes")
+              f"{len(s.fcs)} FCs, {len(s.regions)} regions, {origins} origins, {lanes} lanes, "
+              f"{len(vendors)} vendor{'s' if len(vendors) != 1 else ''} ({', '.join(vendors)})")
     return 0

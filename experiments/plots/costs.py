@@ -35,7 +35,7 @@ def _bars(ax, stats, order: list[str], ylabel: str) -> None:
 
 
 def plot_social_cost(data: PlotData) -> "plt.Figure":
-    """Bars: total social cost (retailer + vendor, transfers cancel) of each policy, settled when known."""
+    """Bars: total social cost (the retailer plus every vendor; transfers cancel) of each policy, settled when known."""
     col, basis = settled_or_raw(data.summary, "social_cost")
     stats = data.across(data.summary, col, ["policy"])
     fig, ax = plt.subplots(figsize=(5.2, 3.4))

@@ -5,6 +5,10 @@ run under ``runs/``) or a sweep folder (``flosim sweep``) and returns :class:`Pl
 tables whatever the kind, with a run id, design point and replication on every row, so every figure is
 built from saved results only and the same code serves single runs and sweeps.
 
+Parties are named (``retailer`` and each vendor's name): the summary table has a column
+``net_cost_<party>`` (and ``settled_net_cost_<party>``, ``transfers_<party>``) per party and
+participation columns ``<party>_<check>``, for any number of vendors.
+
 The ledger, flows and decisions tables hold the measured weeks only (raw, week by week); settled
 figures (the run plus its cool-down under JIT) come from the summary's ``settled_*`` columns, and
 the cost figures use them when present and say so.
@@ -25,7 +29,7 @@ import pandas as pd
 
 from experiments.intervals import mean_ci
 from sim.model.errors import FlosimError
-from sim.metrics import measured
+from sim.metrics import MECHANISM, measured, parties, party_columns
 
 #: Fixed colours so a policy looks the same in every figure.
 POLICY_COLORS = {
@@ -38,6 +42,9 @@ POLICY_COLORS = {
 }
 _EXTRA = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
 COST_UNIT = "currency units"
+#: Party colours: the retailer always the same, vendors in the order they appear, the mechanism grey.
+RETAILER_COLOR, MECHANISM_COLOR = "#4c72b0", "#8c8c8c"
+_VENDOR_COLORS = ["#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#ccb974", "#64b5cd"]
 
 
 def settled_or_raw(summary: pd.DataFrame, col: str) -> tuple[str, str]:
@@ -56,6 +63,16 @@ def policy_color(policy: str, order: list[str]) -> str:
     return _EXTRA[others.index(policy) % len(_EXTRA)] if policy in others else _EXTRA[0]
 
 
+def party_color(party: str, order: list[str]) -> str:
+    """A party's colour in figures with one series per party (``order``: the results' parties)."""
+    if party == "retailer":
+        return RETAILER_COLOR
+    if party == MECHANISM:
+        return MECHANISM_COLOR
+    vendors = [p for p in order if p not in ("retailer", MECHANISM)]
+    return _VENDOR_COLORS[vendors.index(party) % len(_VENDOR_COLORS)] if party in vendors else _VENDOR_COLORS[0]
+
+
 @dataclass
 class PlotData:
     """A results folder as tidy tables (see the module docstring)."""
@@ -71,6 +88,17 @@ class PlotData:
     parameters: list[str] = field(default_factory=list)
     policies: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parties(self) -> list[str]:
+        """The parties of the results, by name: the retailer, then each vendor in the ledger's order (and
+        ``mechanism`` last when a policy's transfers left it a balance)."""
+        return parties(self.ledger) if len(self.ledger) and "party" in self.ledger else []
+
+    @property
+    def agents(self) -> list[str]:
+        """The parties who take part (retailer and vendors), without the mechanism's balance."""
+        return [p for p in self.parties if p != MECHANISM]
 
     @property
     def replications(self) -> int:
@@ -108,7 +136,8 @@ def _run_summary_rows(summary: dict[str, Any], run_id: str) -> pd.DataFrame:
         rid = f"rep-{r['replication']}" if per_rep else run_id
         part = r.get("participation") or {}
         for policy, totals in (r.get("policies") or {}).items():
-            row = {"run_id": rid, "point": 0, "replication": int(r["replication"]), "policy": policy, **totals}
+            row = {"run_id": rid, "point": 0, "replication": int(r["replication"]), "policy": policy,
+                   **{k: v for k, v in totals.items() if k != "parties"}, **party_columns(totals)}
             for party, entry in (part.get(policy) or {}).items():
                 for key, v in entry.items():
                     row[f"{party}_{key}"] = v

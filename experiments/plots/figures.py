@@ -7,7 +7,8 @@ file stem                    what it shows                                      
 ============================ =============================================================== ==========
 ``social_cost``              social cost by policy, 95% CI across replications               any
 ``savings_vs_jit``           saving against JIT by policy, share of the first-best saving    jit
-``cbt_by_week``              cost-benefit transfer paid by the vendor, week by week          transfers
+``net_cost_by_party``        each party's net cost (retailer, every vendor) by policy         any
+``cbt_by_week``              transfer paid by each vendor, week by week                       transfers
 ``participation``            cumulative ex post (and ex ante) margins over JIT, per party     jit
 ``cpp_convergence``          ADMM rounds and residuals per week, or transcript histories     CPP runs
 ``savings_vs_parameters``    saving against JIT against each swept parameter                 a sweep
@@ -33,6 +34,7 @@ from experiments.plots.menu import STEM as MENU_STEM
 from experiments.plots.menu import is_menu_folder, load_menu_table, menu_figure
 from experiments.plots.parameters import plot_savings_vs_parameters
 from experiments.plots.participation import plot_participation
+from experiments.plots.parties import plot_net_cost_by_party
 from experiments.plots.style import FORMATS, paper_style, save_figure
 from experiments.plots.weekly import plot_cbt_by_week
 from sim.model.errors import FlosimError
@@ -47,11 +49,13 @@ class FigureSpec:
 
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("social_cost", "Social cost (retailer plus vendor; transfers cancel) of each policy over the run.",
+    FigureSpec("social_cost", "Social cost (the retailer plus every vendor; transfers cancel) of each policy over the run.",
                plot_social_cost, "no policy totals"),
     FigureSpec("savings_vs_jit", "Saving against JIT on the same random numbers; labels give the share of the first-best saving captured.",
                plot_savings, "needs jit and another policy"),
-    FigureSpec("cbt_by_week", "Cost-benefit transfer paid by the vendor to the retailer, week by week.",
+    FigureSpec("net_cost_by_party", "Net cost of each party (the retailer and every vendor) by policy; a policy's bars sum "
+               "to its social cost.", plot_net_cost_by_party, "no party figures in the summary"),
+    FigureSpec("cbt_by_week", "Transfer paid by each vendor (the cost-benefit transfer under CPP-VCG), week by week.",
                plot_cbt_by_week, "no policy paid a transfer"),
     FigureSpec("participation", "Participation: each party's cumulative margin over JIT (above zero = better off than under JIT).",
                plot_participation, "needs jit and another policy"),
