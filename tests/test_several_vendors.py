@@ -178,3 +178,18 @@ def test_policies_need_only_the_protocol_and_show_a_vendor_only_its_block(two_ve
         assert all(shape == block for shape in seen[name]), (name, set(seen[name]))
     if policy != "jit":  # in a negotiation the retailer answers for the whole plan
         assert any(shape == ctx.public.shape for shape in seen["retailer"])
+
+
+def test_rounding_in_budget_balanced_transfers_leaves_no_mechanism_balance():
+    """A budget-balanced rule pays the retailer minus the vendors' payments; the float sum of such
+    transfers can be 1e-13 off zero, which must not put a ``mechanism`` row in the ledger."""
+    from sim.model.decision import Decision
+
+    a, b = 2922.1234567891, 1703.987654321
+    rounded = Decision(np.zeros((2, 1, 1, 1)), {"acme": a, "retailer": -(a + b), "sonora": b})
+    assert sum(rounded.transfers.values()) != 0.0  # the premise: the plain float sum is not zero
+    assert rounded.balance == 0.0
+    kept = Decision(np.zeros((2, 1, 1, 1)), {"acme": a, "retailer": -a})
+    assert kept.balance == 0.0
+    surplus = Decision(np.zeros((2, 1, 1, 1)), {"acme": a, "sonora": b, "retailer": -a})
+    assert surplus.balance == pytest.approx(-b)

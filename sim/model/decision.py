@@ -18,6 +18,7 @@ parameters for the policy (``scenario.policies[name]``) as keyword arguments.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -114,8 +115,12 @@ class Decision:
 
     @property
     def balance(self) -> float:
-        """The mechanism's own net this week: ``-sum(transfers)``."""
-        return -float(sum(self.transfers.values()))
+        """The mechanism's own net this week: ``-sum(transfers)``, and exactly 0.0 when that sum is only
+        floating-point rounding (within 1e-12 of the largest transfer): a budget-balanced rule computes
+        the retailer's receipt as minus the vendors' payments, and ``a + b - (a + b)`` need not be 0."""
+        amounts = [float(v) for v in self.transfers.values()]
+        total = math.fsum(amounts)
+        return 0.0 if abs(total) <= 1e-12 * max([1.0] + [abs(a) for a in amounts]) else -total
 
 
 def vendor_pays_retailer(vendor: str, amount: float) -> dict[str, float]:
