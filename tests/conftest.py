@@ -447,6 +447,23 @@ def check_money(trace: Trace, scenario: Scenario) -> None:
         assert {r["party"] for r in w.ledger} <= {"retailer", "mechanism", *w.vendors}
 
 
+def check_flows(flows: Any) -> None:
+    """The flows table's unit balances, per policy and week (measured and cool-down weeks alike): FC
+    stock, goods in transit and the vendors' origin stock carry over, demand is served or unmet, nobody
+    ships more than ordered, and one week's end is the next week's start."""
+    for policy, f in flows.groupby("policy"):
+        f = f.sort_values("week")
+        tol = 1e-6 * (1 + f[["fc_stock_start", "in_transit_start", "owed"]].abs().max().max())
+        assert np.allclose(f.fc_stock_end, f.fc_stock_start + f.arrivals - f.served, atol=tol), policy
+        assert np.allclose(f.in_transit_end, f.in_transit_start - f.arrivals + f.shipped, atol=tol), policy
+        assert np.allclose(f.vendor_stock_end, f.vendor_stock_start + f.produced - f.shipped, atol=tol), policy
+        assert np.allclose(f.served + f.unmet, f.owed, atol=tol), policy
+        assert np.all(f.shipped <= f.po + tol), policy
+        assert np.allclose(f.fc_stock_end.values[:-1], f.fc_stock_start.values[1:], atol=tol), policy
+        assert np.allclose(f.in_transit_end.values[:-1], f.in_transit_start.values[1:], atol=tol), policy
+        assert np.allclose(f.vendor_stock_end.values[:-1], f.vendor_stock_start.values[1:], atol=tol), policy
+
+
 @pytest.fixture(scope="session")
 def checks():
     """The invariant checks, as a namespace, for tests and property tests."""
@@ -454,6 +471,7 @@ def checks():
     class _Checks:
         conservation = staticmethod(check_conservation)
         money = staticmethod(check_money)
+        flows = staticmethod(check_flows)
         prices = staticmethod(prices_of)
         lane_cost = staticmethod(lane_cost)
         ledger_by = staticmethod(ledger_by)
