@@ -140,6 +140,7 @@ def negotiate_efficient_plan(
     wrap_vendor: Callable[[str, Any], Any] | None = None,
     vendors: Sequence[str] | None = None,
     start: "NegotiationState | None" = None,
+    first_week: np.ndarray | None = None,
 ) -> tuple[np.ndarray, NegotiationResult]:
     """Negotiate ``argmin C_R + sum_v C_v`` between the context's agents; returns the executable plan
     and the negotiation result (check ``result.converged`` before treating the plan as agreed).
@@ -160,7 +161,9 @@ def negotiate_efficient_plan(
     ``start``: the state of another negotiation of the same week (:class:`NegotiationState`) to start
     from: its plan, its prices for the parties taking part (the retailer's prices on a left-out vendor's
     block set to zero, so each component's prices still sum to zero over its holders) and its ``rho``;
-    a pivot's negotiation starts from the full one's agreement, which is usually close."""
+    a pivot's negotiation starts from the full one's agreement, which is usually close.
+    ``first_week`` ``[V, F, K]``: this week's PO given; each agent negotiates the later weeks with it
+    fixed on its own side (the value of a PO with the later weeks re-planned jointly)."""
     opts = admm_options(options)
     answer_opts = answer_options(answers)
     pub = ctx.public
@@ -183,10 +186,12 @@ def negotiate_efficient_plan(
             opts = opts.model_copy(update={"rho": start.rho})
     if processes is None:
         processes = int(np.prod(pub.block_shape)) >= PROCESS_THRESHOLD
-    negotiators: list[Any] = [ctx.retailer.negotiator(answer_opts, process=processes)]
+    fixed = {} if first_week is None else {"first_week": np.asarray(first_week, dtype=float)}
+    negotiators: list[Any] = [ctx.retailer.negotiator(answer_opts, process=processes, **fixed)]
     try:
         for name in names:
-            negotiators.append(ctx.vendors[name].negotiator(answer_opts, process=processes))
+            own = {} if first_week is None else {"first_week": fixed["first_week"][pub.vendor_index(name)]}
+            negotiators.append(ctx.vendors[name].negotiator(answer_opts, process=processes, **own))
         if wrap_vendor is not None:
             negotiators[1:] = [wrap_vendor(name, neg) for name, neg in zip(names, negotiators[1:])]
         vendor_negs = _in_plan_order(negotiators[1:], blocks[1:], pub.V)

@@ -51,21 +51,26 @@ from sim.model.errors import FlosimError
 def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
                    answers: BestResponseOptions | None = None, *, wrap_vendor: Callable[[str, Any], Any] | None = None,
                    on_result: Callable[[Any], None] | None = None,
-                   vendors: Sequence[str] | None = None, start: Any = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+                   vendors: Sequence[str] | None = None, start: Any = None,
+                   first_week: np.ndarray | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x*`` by CPP negotiation (default) or the central oracle; ``None`` if CPP did not converge.
     ``admm``, ``answers``: the negotiation's and the agents' settings (see :func:`cpp_settings`);
     ``wrap_vendor(name, negotiator)``: wraps a vendor's negotiator (noisy answers); ``on_result``:
     called with the negotiation's result (its transcript, prices). ``vendors``: the vendors whose
     preferences count (default all; the others' blocks are the retailer's alone to decide: a pivot's
-    counterfactual). ``start``: a :class:`policies.cpp.NegotiationState` of the same week to start from."""
+    counterfactual). ``start``: a :class:`policies.cpp.NegotiationState` of the same week to start from.
+    ``first_week`` ``[V, F, K]``: this week's PO given, the later weeks planned."""
     names = list(ctx.vendors) if vendors is None else list(vendors)
     if not names:  # the retailer alone: its own plan, no negotiation needed
+        if first_week is not None:
+            return ctx.retailer.cost_with_first_week(first_week).plan, {"solver": "retailer-alone"}
         return ctx.retailer.preferred_plan().plan, {"solver": "retailer-alone"}
     if solver == "central":
-        return joint_plan(ctx.retailer, {n: ctx.vendors[n] for n in names}).plan, {"solver": "central"}
+        return joint_plan(ctx.retailer, {n: ctx.vendors[n] for n in names}, first_week).plan, {"solver": "central"}
     from policies.cpp import negotiate_efficient_plan
 
-    plan, result = negotiate_efficient_plan(ctx, admm, answers=answers, wrap_vendor=wrap_vendor, vendors=names, start=start)
+    plan, result = negotiate_efficient_plan(ctx, admm, answers=answers, wrap_vendor=wrap_vendor, vendors=names, start=start,
+                                            first_week=first_week)
     if on_result is not None:
         on_result(result)
     diag = {"solver": "cpp", "iterations": result.iterations, "converged": result.status == "converged", "status": result.status}
@@ -118,16 +123,26 @@ class Pivot:
 
 
 def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfactual: np.ndarray, *,
-                 discount: float, risk_aversion: float, scenarios: int, two_way: bool) -> Pivot:
+                 discount: float, risk_aversion: float, scenarios: int, two_way: bool,
+                 joint_at_plan: np.ndarray | None = None) -> Pivot:
     """``T_v`` of ``vendor`` for moving from ``counterfactual`` (``x^{-v}``) to ``plan`` (``x*``); see the
-    module docstring."""
+    module docstring. ``joint_at_plan``: with other vendors, the plan the retailer and the other
+    vendors agree on with this week's PO fixed at ``plan``'s (the later weeks re-planned without
+    ``vendor``); None with one vendor (the retailer alone re-plans: the CBT)."""
     cbt = cost_benefit_transfer(ctx, plan, counterfactual, discount=discount, risk_aversion=risk_aversion,
                                 scenarios=scenarios, two_way=True)
     terms = {"retailer": cbt.raw}
-    for name, agent in ctx.vendors.items():
-        if name != vendor:
-            v = ctx.public.vendor_index(name)
-            terms[name] = agent.evaluate(plan[v]).total - agent.evaluate(counterfactual[v]).total
+    if joint_at_plan is not None:
+        # S_-v(po): the retailer's and the other vendors' least cost with the PO fixed and the later
+        # weeks re-planned together. The CBT prices the retailer's side with its own continuation; the
+        # joint continuation adds the difference, on the forecast (zero with one vendor)
+        r = ctx.retailer
+        terms["retailer"] += ((r.evaluate(joint_at_plan).total - r.cost_with_first_week(plan[:, 0]).total)
+                              - (r.evaluate(counterfactual).total - r.cost_with_first_week(counterfactual[:, 0]).total))
+        for name, agent in ctx.vendors.items():
+            if name != vendor:
+                u = ctx.public.vendor_index(name)
+                terms[name] = agent.evaluate(joint_at_plan[u]).total - agent.evaluate(counterfactual[u]).total
     raw = float(sum(terms.values()))
     return Pivot(vendor, terms, raw, raw if two_way else max(raw, 0.0), cbt)
 
@@ -193,12 +208,16 @@ class CPPVCGPolicy:
             start = NegotiationState.of(result, list(ctx.vendors)) if result is not None else None
             counterfactual, cdiag = (jit.plan, {}) if not others else efficient_plan(
                 ctx, self.solver, self.admm, self.answers, vendors=others, start=start)
-            if counterfactual is None:  # the pivot's own negotiation failed: no transfer can be priced
+            joint, jdiag = (None, {}) if not others or counterfactual is None else efficient_plan(
+                ctx, self.solver, self.admm, self.answers, vendors=others, start=start, first_week=plan[:, 0])
+            if counterfactual is None or (others and joint is None):  # a pivot's negotiation failed: no transfer
                 self.privacy.keep(ctx.week, result, jit.plan, 0.0)
+                failed = cdiag if counterfactual is None else jdiag
                 return Decision(jit.plan, {}, False, jit.planned(),
-                                {**diag, "fallback": "jit", "pivot_failed": name, "pivot_status": cdiag.get("status", "")})
+                                {**diag, "fallback": "jit", "pivot_failed": name, "pivot_status": failed.get("status", "")})
             pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
-                                       risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way))
+                                       risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
+                                       joint_at_plan=joint))
         transfers = pivot_transfers(pivots, self.payee)
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = evaluate_blocks(ctx, plan)

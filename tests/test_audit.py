@@ -95,10 +95,6 @@ def test_truthful_reports_gain_nothing(two_vendor_audit, deterministic_audit):
         assert (t["lying_social_cost"] == t["truthful_social_cost"]).all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "measured: with two vendors the pivot's other-vendor terms value their whole planned blocks (weeks that do "
-    "not bind), so inflating a vendor's reported costs moves the planned later weeks to the other vendor and "
-    "lowers its own payment; acme scale_costs_x2 gains 0.15 of the week's social cost here (see docs/mechanisms.md, the audit)"))
 def test_no_vendor_lie_pays_under_cpp_vcg_with_two_vendors(two_vendor_audit):
     t = two_vendor_audit[two_vendor_audit.mechanism == "cpp-vcg"]
     assert len(t) == 16

@@ -73,9 +73,10 @@ def test_nothing_is_ordered_from_a_vendor_that_does_not_supply_it(two_vendors):
 
 
 def test_each_vendors_pivot_equals_an_independent_computation():
-    """Known demand, central solves: ``T_v`` is the retailer's immediate-plus-continuation cost of the
-    efficient PO over the PO chosen without ``v``'s preferences, plus the other vendor's cost of its
-    block of the efficient plan over its block of that plan; the retailer receives both pivots."""
+    """Known demand, central solves: ``T_v = S_-v(x*_t) - S_-v(x^{-v}_t)``, where ``S_-v(po)`` is the
+    least cost of the retailer and the other vendor when this week's PO is ``po`` and the later weeks
+    are planned without ``v``'s preferences (a joint LP here, independent of the policy's code); the
+    retailer receives both pivots."""
     s = scenario_from_dict(known_demand_two_vendors(), "<two-small>")
     ctx = planning_context(s, 0)
     policy = CPPVCGPolicy(solver="central", two_way=True)
@@ -83,16 +84,26 @@ def test_each_vendors_pivot_equals_an_independent_computation():
     star = joint_plan(ctx.retailer, ctx.vendors).plan
     np.testing.assert_allclose(decision.plan, star, atol=1e-7)
     for v, other in (("east", "west"), ("west", "east")):
-        without = joint_plan(ctx.retailer, {other: ctx.vendors[other]}).plan  # v's block: the retailer's choice alone
-        u = ctx.public.vendor_index(other)
-        retailer_term = (ctx.retailer.cost_with_first_week(star[:, 0]).by_week.sum()
-                         - ctx.retailer.cost_with_first_week(without[:, 0]).by_week.sum())
-        other_term = ctx.vendors[other].evaluate(star[u]).total - ctx.vendors[other].evaluate(without[u]).total
-        expected = retailer_term + other_term
+        others = {other: ctx.vendors[other]}  # v's block: the retailer's choice alone
+        expected = _least_cost(ctx, others, star[:, 0]) - _least_cost(ctx, others, None)
         assert decision.diagnostics[f"pivot_raw_{v}"] == pytest.approx(expected, rel=1e-7, abs=1e-6)
         assert decision.transfers[v] == pytest.approx(expected, rel=1e-7, abs=1e-6)
     assert decision.transfers["retailer"] == pytest.approx(-(decision.transfers["east"] + decision.transfers["west"]))
     assert decision.balance == pytest.approx(0.0, abs=1e-9)
+
+
+def _least_cost(ctx, vendors, first_week) -> float:
+    """The retailer's and ``vendors``' least joint cost, this week's PO fixed at ``first_week`` (None:
+    free), written as one LP from the agents' cost models."""
+    from sim.model.lp import LPBuilder, solve_lp
+
+    b = LPBuilder()
+    x = b.add_var(ctx.public.shape)
+    ctx.retailer.add_block(b, x)
+    for agent in vendors.values():
+        agent.add_block(b, x[agent.index])
+    lp = b.build() if first_week is None else b.build().with_bounds(x[:, 0], first_week, first_week)
+    return solve_lp(lp).objective
 
 
 def test_payee_each_pays_every_party_its_own_term():

@@ -335,17 +335,24 @@ class LPBestResponse:
         raise BestResponseError(f"dual value: {sol.status}")
 
 
-def negotiator_for(agent: Any, options: BestResponseOptions | None = None) -> LPBestResponse:
+def negotiator_for(agent: Any, options: BestResponseOptions | None = None,
+                   first_week: np.ndarray | None = None) -> LPBestResponse:
     """A best-response negotiator for a flosim agent, built from its ``add_block`` cost model.
 
     This runs on the agent's side: the returned object holds the agent's private LP and answers
     CPP queries; the coordinator receives only the object and talks to it only through
     ``best_response``. Build a new one whenever the agent's situation changes (each planning week).
+    ``first_week``: the plan's first week (the week axis is the third from last, ``(..., H, F, K)``)
+    fixed to these units: a negotiation of the later weeks with this week's PO given.
     """
     b = LPBuilder()
     x = b.add_var(_plan_shape(agent))
     agent.add_block(b, x)
-    return LPBestResponse(b.build(), x, options)
+    lp = b.build()
+    if first_week is not None:
+        first = x[..., 0, :, :]
+        lp = lp.with_bounds(first, np.broadcast_to(first_week, first.shape), np.broadcast_to(first_week, first.shape))
+    return LPBestResponse(lp, x, options)
 
 
 def _plan_shape(agent: Any) -> tuple[int, ...]:
@@ -373,7 +380,7 @@ def _recv(stream: Any) -> Any:
     return pickle.loads(data)
 
 
-def _negotiator_in_worker(agent: Any, options: BestResponseOptions | None) -> Any:
+def _negotiator_in_worker(agent: Any, options: BestResponseOptions | None, first_week: np.ndarray | None = None) -> Any:
     """What a worker answers with: a negotiator as given (anything with ``best_response``, such as
     :class:`sim.negotiation.flopro_adapter.FloProNegotiator`), one a factory builds there (a picklable callable
     without arguments, for agents that cannot be pickled themselves), or flosim's LP negotiator of an
@@ -381,7 +388,7 @@ def _negotiator_in_worker(agent: Any, options: BestResponseOptions | None) -> An
     if callable(getattr(agent, "best_response", None)):
         return agent
     if callable(getattr(agent, "add_block", None)):
-        return negotiator_for(agent, options)
+        return negotiator_for(agent, options, first_week)
     if callable(agent):
         made = agent()
         if not callable(getattr(made, "best_response", None)):
@@ -398,8 +405,8 @@ def _worker_main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     try:
-        agent, options = _recv(inp)
-        negotiator = _negotiator_in_worker(agent, options)
+        agent, options, first_week = _recv(inp)
+        negotiator = _negotiator_in_worker(agent, options, first_week)
         shape = getattr(negotiator, "shape", None)
         _send(out, (True, {"shape": None if shape is None else tuple(int(v) for v in shape),
                            "can_certify": can_certify(negotiator)}))
@@ -434,14 +441,14 @@ class ProcessNegotiator:
     negotiator in the worker offers the last two). Use it as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, agent: Any, options: BestResponseOptions | None = None) -> None:
+    def __init__(self, agent: Any, options: BestResponseOptions | None = None, first_week: np.ndarray | None = None) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-c", "from sim.negotiation.best_response import _worker_main; _worker_main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
         self._lock = threading.Lock()
-        _send(self._proc.stdin, (agent, options))
+        _send(self._proc.stdin, (agent, options, first_week))
         self._ready = False
         self._info: dict[str, Any] = {}
         known = getattr(agent, "plan_shape", None)

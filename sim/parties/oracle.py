@@ -32,9 +32,11 @@ class JointPlan:
         return next(iter(self.vendors.values()))
 
 
-def joint_plan(retailer: RetailerAgent, vendors: Mapping[str, VendorAgent] | VendorAgent) -> JointPlan:
+def joint_plan(retailer: RetailerAgent, vendors: Mapping[str, VendorAgent] | VendorAgent,
+               first_week: np.ndarray | None = None) -> JointPlan:
     """First-best oracle: ``argmin C_R + sum_v C_v`` with all private models in one LP (HiGHS).
-    ``vendors``: the vendors' agents by name (or one vendor's agent)."""
+    ``vendors``: the vendors' agents by name (or one vendor's agent); a vendor left out has no say in
+    its block (the retailer decides it). ``first_week`` ``[V, F, K]``: this week's PO given."""
     if isinstance(vendors, VendorAgent):
         vendors = {vendors.party: vendors}
     b = LPBuilder()
@@ -42,7 +44,10 @@ def joint_plan(retailer: RetailerAgent, vendors: Mapping[str, VendorAgent] | Ven
     retailer.add_block(b, x)
     for agent in vendors.values():
         agent.add_block(b, x[agent.index])
-    sol = solve_lp(b.build())
+    lp = b.build()
+    if first_week is not None:
+        lp = lp.with_bounds(x[:, 0], first_week, first_week)
+    sol = solve_lp(lp)
     plan = sol.values(x)
     br = sol.cost_breakdown()
     H = retailer.public.horizon

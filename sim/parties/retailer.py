@@ -81,10 +81,12 @@ class RetailerAgent:
         reach = np.flatnonzero(np.isfinite(outbound))
         return [self.public.fcs[int(f)] for f in reach[np.argsort(outbound[reach], kind="stable")]]
 
-    def negotiator(self, options: BestResponseOptions | None = None, *, process: bool = False) -> Any:
+    def negotiator(self, options: BestResponseOptions | None = None, *, process: bool = False,
+                   first_week: np.ndarray | None = None) -> Any:
         """This agent's CPP negotiator, built on its own side from its private LP (in its own process
         with ``process=True``; close it after the negotiation)."""
-        return ProcessNegotiator(self, options) if process else negotiator_for(self, options)
+        # first_week [V, F, K]: this week's PO given; the negotiation is about the later weeks
+        return ProcessNegotiator(self, options, first_week) if process else negotiator_for(self, options, first_week)
 
     # -- the cost model as an LP block ----------------------------------------------------------
     def add_block(

@@ -65,10 +65,12 @@ class VendorAgent:
         assert self._state is not None, "observe() first"
         return self._state
 
-    def negotiator(self, options: BestResponseOptions | None = None, *, process: bool = False) -> Any:
+    def negotiator(self, options: BestResponseOptions | None = None, *, process: bool = False,
+                   first_week: np.ndarray | None = None) -> Any:
         """This agent's CPP negotiator over its own block, built on its own side from its private LP
         (in its own process with ``process=True``; close it after the negotiation)."""
-        return ProcessNegotiator(self, options) if process else negotiator_for(self, options)
+        # first_week [F, K]: this week's PO given; the negotiation is about the later weeks
+        return ProcessNegotiator(self, options, first_week) if process else negotiator_for(self, options, first_week)
 
     def add_block(self, b: LPBuilder, x: np.ndarray, state: VendorState | None = None) -> dict[str, np.ndarray]:
         """Write ``C_v`` over its block's plan variables ``x[H,F,K]`` into ``b``; returns the private variable blocks."""
