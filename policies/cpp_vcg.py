@@ -6,15 +6,21 @@ cost its influence puts on the others. Its counterfactual is ``x^{-v}``, the pla
 preferences ignored (a negotiation among the retailer and the other vendors, in which the retailer
 orders from ``v`` as JIT would; with one vendor, the retailer's own plan ``x^J``), and
 
-    T_v = [retailer's CBT term of x* against x^{-v}] + sum_{u != v} [C_u(x*[u]) - C_u(x^{-v}[u])]
+    T_v = S_-v(x*_t) - S_-v(x^{-v}_t)
 
-The retailer's term is the cost-benefit transfer of :mod:`policies.cbt` (immediate cost of the
-binding week plus the certainty equivalent of its later weeks, from the two states); the other
-vendors' terms are their costs of their blocks of the two plans. With one vendor ``T_v`` is exactly
-the CBT. Truthful answers are a dominant strategy for each vendor: its cost plus ``T_v`` equals the
-social cost up to terms it cannot influence. ``payee``: who receives ``T_v``: ``retailer`` (default,
-all of it) or ``each`` (every other party its own term). ``two_way: false`` (default) clamps each
-``T_v`` at zero: a vendor never receives money.
+with ``S_-v(po)`` the least cost of the retailer and the other vendors when this week's PO is ``po`` and
+the later weeks are re-planned together without ``v`` (a negotiation with the first week fixed on each
+agent's side; at ``x^{-v}_t`` that is the counterfactual's own value). The retailer's own part is
+priced as the cost-benefit transfer of :mod:`policies.cbt` (the binding week plus the certainty
+equivalent of its continuation over demand scenarios); the joint re-planning adds, on the forecast,
+what the other vendors' coordination changes. With one vendor ``S_-v`` is the retailer alone and
+``T_v`` is exactly the CBT. Only the binding week enters: an earlier version charged the other
+vendors' whole planned blocks, and a vendor could then shift the later, non-binding weeks to its
+competitor by inflating its costs and pay less (the audit found gains of up to 0.15 of a week's
+social cost). Truthful answers are a dominant strategy for each vendor: its cost plus ``T_v`` equals
+the social cost up to terms it cannot influence. ``payee``: who receives ``T_v``: ``retailer``
+(default, all of it) or ``each`` (every other party its own term). ``two_way: false`` (default) clamps
+each ``T_v`` at zero: a vendor never receives money.
 
 ``split-savings``: the same efficient plan, but the binding week's planned saving over JIT (the
 vendors' reported savings less the retailer's extra cost) is split through the transfers. Its

@@ -204,3 +204,22 @@ def test_rounding_in_budget_balanced_transfers_leaves_no_mechanism_balance():
     assert kept.balance == 0.0
     surplus = Decision(np.zeros((2, 1, 1, 1)), {"acme": a, "sonora": b, "retailer": -a})
     assert surplus.balance == pytest.approx(-b)
+
+
+def test_a_negotiation_with_the_first_week_fixed_reaches_the_joint_optimum_of_the_later_weeks(two_vendors):
+    """``S_-v(po)`` of the pivot: the retailer and one vendor negotiate the later weeks with this week's
+    PO given (each agent fixes it on its own side); the plan keeps the PO and costs what the joint LP
+    with the same PO fixed costs, to the negotiation's tolerance."""
+    from policies.cpp import negotiate_efficient_plan
+
+    ctx = planning_context(two_vendors, 0)
+    po = 0.8 * joint_plan(ctx.retailer, ctx.vendors).plan[:, 0]  # not the optimum's own first week
+    plan, result = negotiate_efficient_plan(ctx, vendors=["sonora"], first_week=po)
+    assert result.converged, result.message
+    np.testing.assert_allclose(plan[:, 0], po, atol=1e-6 * (1 + po.max()))
+    s = ctx.public.vendor_index("sonora")
+    negotiated = ctx.retailer.evaluate(plan).total + ctx.vendors["sonora"].evaluate(plan[s]).total
+    best = _least_cost(ctx, {"sonora": ctx.vendors["sonora"]}, po)
+    assert best <= negotiated <= best + 1e-2 * abs(best)
+    free = _least_cost(ctx, {"sonora": ctx.vendors["sonora"]}, None)
+    assert free < best  # fixing the first week away from the optimum costs something: the test can fail
