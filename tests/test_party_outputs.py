@@ -147,6 +147,33 @@ def test_a_mechanism_balance_is_a_party_of_its_own_and_the_sums_still_hold():
         assert rows[rows.component == "transfer"].value.sum() == pytest.approx(0.0, abs=1e-9), week
 
 
+class PaysTheMechanism:
+    """JIT, but acme pays 50 a week to the mechanism named in the transfers (``{"acme": 50,
+    "mechanism": -50}``): budget balanced, so the sums must hold with the mechanism's row booked."""
+
+    name = "pays-the-mechanism"
+
+    def __init__(self) -> None:
+        self.jit = JITPolicy()
+
+    def decide(self, ctx: PlanningContext) -> Decision:
+        d = self.jit.decide(ctx)
+        return Decision(plan=d.plan, transfers={"acme": 50.0, "mechanism": -50.0}, committed=d.committed,
+                        planned=d.planned)
+
+
+def test_a_transfer_to_the_mechanism_by_name_is_booked_and_moves_no_social_cost():
+    scenario = load_scenario("two-vendors").model_copy(update={"weeks": 1, "settle_weeks": 0})
+    r = run_policies(scenario, [JITPolicy(), PaysTheMechanism()])
+    totals = summarize(r.ledger, r.flows, r.decisions)
+    mine = totals["pays-the-mechanism"]
+    assert mine["social_cost"] == pytest.approx(totals["jit"]["social_cost"], rel=1e-12)
+    assert mine["parties"]["mechanism"]["net_cost"] == pytest.approx(-50.0)
+    assert mine["parties"]["acme"]["net_cost"] == pytest.approx(totals["jit"]["parties"]["acme"]["net_cost"] + 50.0)
+    rows = r.ledger[r.ledger.policy == "pays-the-mechanism"]
+    assert rows[rows.component == "transfer"].value.sum() == pytest.approx(0.0, abs=1e-9)
+
+
 def test_plots_draw_a_series_per_party(two_vendors, tmp_path):
     _, out = two_vendors
     data = load_plot_data(out)

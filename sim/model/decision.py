@@ -99,7 +99,9 @@ class Decision:
     ``transfers[p]``: what party ``p`` pays this week (a cost; negative: it receives); parties left out
     pay nothing. ``balance`` is the mechanism's own net, ``-sum(transfers)``: zero when the transfers
     are budget balanced, negative when the mechanism keeps a surplus. Transfers plus balance sum to
-    zero, so they never change the social cost."""
+    zero, so they never change the social cost. A policy may name the ``mechanism`` party in
+    ``transfers``; the ledger's ``mechanism`` row is then what it pays plus the balance (minus what the
+    retailer and the vendors pay)."""
 
     plan: np.ndarray  # [V, H, F, K]
     transfers: dict[str, float] = field(default_factory=dict)
