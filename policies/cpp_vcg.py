@@ -11,10 +11,13 @@ orders from ``v`` as JIT would; with one vendor, the retailer's own plan ``x^J``
 The retailer's term is the cost-benefit transfer of :mod:`policies.cbt` (immediate cost of the
 binding week plus the certainty equivalent of its later weeks, from the two states); the other
 vendors' terms are their costs of their blocks of the two plans. With one vendor ``T_v`` is exactly
-the CBT. Truthful answers are a dominant strategy for each vendor: its cost plus ``T_v`` equals the
-social cost up to terms it cannot influence. ``payee``: who receives ``T_v``: ``retailer`` (default,
-all of it) or ``each`` (every other party its own term). ``two_way: false`` (default) clamps each
-``T_v`` at zero: a vendor never receives money.
+the CBT, and truthful answers are a dominant strategy for the vendor: its cost plus ``T_v`` equals the
+social cost up to terms it cannot influence. With several vendors that holds for a one-shot mechanism
+over the whole plan, not on the rolling horizon: the other vendors' terms price whole planned blocks,
+weeks that do not bind, and the audit finds vendor lies that pay (docs/vendors.md). ``payee``: who
+receives ``T_v``: ``retailer`` (default, all of it) or ``each`` (every other party its own term).
+``two_way: false`` (default) clamps each ``T_v`` at zero: a vendor never receives money for its own
+pivot (under ``payee: each`` it may receive its term of another vendor's).
 
 ``split-savings``: the same efficient plan, but the binding week's planned saving over JIT (the
 vendors' reported savings less the retailer's extra cost) is split through the transfers. Its
