@@ -163,6 +163,22 @@ def test_a_transfer_to_the_mechanism_by_name_is_booked_and_moves_no_social_cost(
     assert rows[rows.component == "transfer"].value.sum() == pytest.approx(0.0, abs=1e-9)
 
 
+def test_budget_balanced_transfers_leave_no_mechanism_row_from_rounding():
+    """Two vendors pay 0.1 and 0.2 and the retailer receives their float sum (what ``pivot_transfers``
+    and the menu compute): the three do not cancel exactly in floating point (2.8e-17), which must not
+    add a ``mechanism`` party to the run."""
+    from policies.cpp_vcg import Pivot, pivot_transfers
+
+    transfers = pivot_transfers([Pivot("acme", {"retailer": 0.1}, 0.1, 0.1, None),
+                                 Pivot("sonora", {"retailer": 0.2}, 0.2, 0.2, None)], "retailer")
+    assert sum(transfers.values()) != 0.0  # the rounding this test is about
+    assert Decision(np.zeros(1), transfers).balance == 0.0
+    scenario = load_scenario("two-vendors").model_copy(update={"weeks": 1, "settle_weeks": 0})
+    r = run_policies(scenario, [JITWithTransfers("rounding", transfers)])
+    assert set(r.ledger.party) == set(PARTIES)
+    assert Decision(np.zeros(1), {"acme": 100.0, "retailer": -100.0 + 1e-6}).balance == pytest.approx(-1e-6)  # a real balance stays
+
+
 def test_plots_draw_a_series_per_party(two_vendors, tmp_path):
     _, out = two_vendors
     data = load_plot_data(out)

@@ -18,6 +18,7 @@ parameters for the policy (``scenario.policies[name]``) as keyword arguments.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -31,6 +32,8 @@ from sim.model.plan_cost import PlanCost
 RETAILER = "retailer"
 #: The party a mechanism's own balance is booked to when transfers do not sum to zero.
 MECHANISM = "mechanism"
+#: Transfers summing to less than this share of the amounts they move are budget balanced (rounding).
+BALANCE_ROUNDING = 1e-12
 
 
 @runtime_checkable
@@ -116,8 +119,14 @@ class Decision:
 
     @property
     def balance(self) -> float:
-        """The mechanism's own net this week: ``-sum(transfers)``."""
-        return -float(sum(self.transfers.values()))
+        """The mechanism's own net this week: ``-sum(transfers)``; exactly zero when the sum is only
+        floating-point rounding (below ``BALANCE_ROUNDING`` of the amounts moved), as when the retailer
+        receives the float sum of several vendors' payments."""
+        amounts = [float(v) for v in self.transfers.values()]
+        total = math.fsum(amounts)
+        if abs(total) <= BALANCE_ROUNDING * math.fsum(abs(v) for v in amounts):
+            return 0.0
+        return -total
 
 
 def vendor_pays_retailer(vendor: str, amount: float) -> dict[str, float]:
