@@ -20,7 +20,8 @@ receives ``T_v``: ``retailer`` (default, all of it) or ``each`` (every other par
 pivot (under ``payee: each`` it may receive its term of another vendor's).
 
 ``split-savings``: the same efficient plan, but the binding week's planned saving over JIT (the
-vendors' reported savings less the retailer's extra cost) is split through the transfers. Its
+vendors' reported savings less the retailer's extra cost) is split through the transfers: the
+retailer keeps ``share`` of it, the vendors the rest in equal parts (:func:`split_payment`). Its
 transfer depends on the vendors' reported costs, so it is *not* incentive compatible: the incentive
 audit shows lies that pay.
 
@@ -228,6 +229,16 @@ class CPPVCGPolicy:
         return Decision(plan, transfers, True, planned, diag)
 
 
+def split_payment(savings: dict[str, float], pay_total: float) -> dict[str, float]:
+    """What each vendor pays of ``pay_total`` (split-savings): its own reported saving less an equal part
+    of what the vendors keep, ``T_v = s_v - (sum_u s_u - pay_total) / |V|``. Every vendor then ends the
+    same amount better off than JIT (``s_v - T_v``, the vendors' share of the saving split equally), and
+    the payments sum to ``pay_total``. With one vendor it pays ``pay_total``. (A split in proportion to
+    each vendor's saving divides by their sum, which may be near zero while the savings are large.)"""
+    kept = (sum(savings.values()) - pay_total) / len(savings)
+    return {name: s - kept for name, s in savings.items()} if len(savings) > 1 else {name: pay_total for name in savings}
+
+
 class SplitSavingsPolicy:
     """The efficient plan with the planned saving over JIT split (not incentive compatible)."""
 
@@ -247,16 +258,12 @@ class SplitSavingsPolicy:
             return Decision(jit.plan, {}, False, jit.planned(), {**diag, "fallback": "jit"})
         r_eff, v_eff = ctx.retailer.evaluate(plan), evaluate_blocks(ctx, plan)
         # the binding week's planned costs: retailer's extra cost and each vendor's saving from x*_t over
-        # x^J_t, the vendors' as they report them (which is what makes the rule manipulable); each vendor
-        # pays the retailer its share of the extra cost plus `share` of the week's total saving, in
-        # proportion to its own saving
+        # x^J_t, the vendors' as they report them (which is what makes the rule manipulable)
         retailer_extra = float(r_eff.by_week[0] - jit.retailer.by_week[0])
         savings = {name: float(jit.vendors[name].by_week[0] - c.by_week[0]) for name, c in v_eff.items()}
-        total_saving = sum(savings.values())
-        saving = total_saving - retailer_extra
+        saving = sum(savings.values()) - retailer_extra
         pay_total = retailer_extra + self.share * saving  # retailer ends `share` of the week's saving better off
-        weights = {name: (s / total_saving if abs(total_saving) > 1e-12 else 1.0 / len(savings)) for name, s in savings.items()}
-        transfers = {name: pay_total * w for name, w in weights.items()}
+        transfers = split_payment(savings, pay_total)
         transfers["retailer"] = -pay_total
         diag.update(
             planned_saving=saving,

@@ -76,6 +76,32 @@ def test_split_savings_splits_the_weeks_saving_equally():
     np.testing.assert_allclose(d["ex_ante_margin_retailer"], d["ex_ante_margin_vendor"], rtol=1e-9, atol=1e-6)
 
 
+def test_split_savings_with_two_vendors_leaves_each_vendor_an_equal_part_of_the_saving():
+    """two-vendors, week 1 (central): sonora's own planned saving is negative (the plan moves volume to
+    acme); the vendors' part of the week's saving is split equally between them, so each ends the same
+    amount better off than JIT ex ante, and the retailer keeps its share. (A split in proportion to each
+    vendor's saving left sonora 69 worse off than JIT.)"""
+    from sim.world import planning_context
+
+    ctx = planning_context(load_scenario("two-vendors"), 1)
+    d = SplitSavingsPolicy(solver="central").decide(ctx).diagnostics
+    gain = d["planned_saving"]
+    assert gain > 0
+    assert d["ex_ante_margin_retailer"] == pytest.approx(0.5 * gain, rel=1e-9)
+    for name in ("acme", "sonora"):
+        assert d[f"ex_ante_margin_{name}"] == pytest.approx(0.25 * gain, rel=1e-9), name
+
+
+def test_split_payment_stays_bounded_when_the_vendors_savings_nearly_cancel():
+    from policies.cpp_vcg import split_payment
+
+    t = split_payment({"a": 1000.0, "b": -999.9}, pay_total=-250.0)
+    assert sum(t.values()) == pytest.approx(-250.0)
+    assert max(abs(v) for v in t.values()) < 2000.0  # proportional weights would be +-10,000 here
+    assert 1000.0 - t["a"] == pytest.approx(-999.9 - t["b"])  # each keeps the same
+    assert split_payment({"only": 12.5}, pay_total=3.25) == {"only": 3.25}  # one vendor pays it all, exactly
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"discount": 0.0}, {"discount": 1.5}, {"risk_aversion": -1.0}, {"scenarios": 0}, {"solver": "magic"}],
