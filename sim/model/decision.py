@@ -129,11 +129,6 @@ class Decision:
         return -total
 
 
-def vendor_pays_retailer(vendor: str, amount: float) -> dict[str, float]:
-    """Transfers of ``amount`` paid by ``vendor`` to the retailer (negative: the retailer pays)."""
-    return {RETAILER: -float(amount), vendor: float(amount)} if amount else {}
-
-
 @runtime_checkable
 class Policy(Protocol):
     name: str
