@@ -21,7 +21,8 @@ pivot (under ``payee: each`` it may receive its term of another vendor's).
 
 ``split-savings``: the same efficient plan, but the binding week's planned saving over JIT (the
 vendors' reported savings less the retailer's extra cost) is split through the transfers: the
-retailer keeps ``share`` of it, the vendors the rest in equal parts (:func:`split_payment`). Its
+retailer keeps ``share`` of it, the vendors the rest, each in proportion to how much the plan changes
+its costs (:func:`split_payment`). Its
 transfer depends on the vendors' reported costs, so it is *not* incentive compatible: the incentive
 audit shows lies that pay.
 
@@ -230,13 +231,19 @@ class CPPVCGPolicy:
 
 
 def split_payment(savings: dict[str, float], pay_total: float) -> dict[str, float]:
-    """What each vendor pays of ``pay_total`` (split-savings): its own reported saving less an equal part
-    of what the vendors keep, ``T_v = s_v - (sum_u s_u - pay_total) / |V|``. Every vendor then ends the
-    same amount better off than JIT (``s_v - T_v``, the vendors' share of the saving split equally), and
-    the payments sum to ``pay_total``. With one vendor it pays ``pay_total``. (A split in proportion to
-    each vendor's saving divides by their sum, which may be near zero while the savings are large.)"""
-    kept = (sum(savings.values()) - pay_total) / len(savings)
-    return {name: s - kept for name, s in savings.items()} if len(savings) > 1 else {name: pay_total for name in savings}
+    """What each vendor pays of ``pay_total`` (split-savings): its own reported saving less its part of
+    what the vendors keep, ``K = sum_u s_u - pay_total``, in proportion to how much the plan changes
+    its costs: ``T_v = s_v - K |s_v| / sum_u |s_u|`` (equal parts when no vendor's cost changes). The
+    payments sum to ``pay_total``; a vendor whose costs the plan leaves alone pays nothing, and each
+    vendor's margin over JIT, ``s_v - T_v``, has the sign of ``K`` (a vendor whose saving is negative is
+    made whole first). With one vendor it pays ``pay_total``. (A split in proportion to the signed
+    savings divides by their sum, which may be near zero while the savings are large.)"""
+    if len(savings) == 1:
+        return {name: pay_total for name in savings}
+    kept = sum(savings.values()) - pay_total
+    scale = sum(abs(s) for s in savings.values())
+    weights = {name: abs(s) / scale if scale > 0 else 1.0 / len(savings) for name, s in savings.items()}
+    return {name: s - kept * weights[name] for name, s in savings.items()}
 
 
 class SplitSavingsPolicy:
