@@ -33,7 +33,9 @@ noise):
 * retailer: inflate its holding cost; inflate its lost-sales penalty.
 
 Theory: under ``cpp-vcg`` a vendor's cost plus its pivot payment equals the social cost up to terms
-it cannot influence, so no vendor lie should pay beyond solver and rolling-horizon error; under
+it cannot influence, so no vendor lie should pay beyond solver and rolling-horizon error (with one
+vendor; with several, the other vendors' terms price weeks that do not bind, and lies that pay are
+measured on ``two-vendors``: docs/vendors.md); under
 ``split-savings`` the transfer depends on the vendors' reported savings, so some lies pay. The
 one-directional CBT makes no such promise for the retailer, whose reported costs set the transfer it
 receives: the audit reports what happens.

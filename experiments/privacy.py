@@ -129,8 +129,8 @@ def _rel(truth: float, estimate: float | None) -> float | None:
     return abs(estimate - truth) / abs(truth) if truth != 0 else abs(estimate - truth)
 
 
-def _row(policy: str, parameter: str, truth: float, estimate: float | None) -> dict[str, Any]:
-    return {"policy": policy, "party": "vendor", "parameter": parameter, "truth": float(truth),
+def _row(policy: str, party: str, parameter: str, truth: float, estimate: float | None) -> dict[str, Any]:
+    return {"policy": policy, "party": party, "parameter": parameter, "truth": float(truth),
             "estimate": None if estimate is None else float(estimate), "relative_error": _rel(truth, estimate)}
 
 
@@ -163,8 +163,8 @@ def parameter_rows(policy: str, public: PublicData, vendor: VendorData, curves: 
                 if curve.split_identified:
                     mu = curve.level_between(seg.start, seg.end, curve.mu)
                     alpha = curve.level_between(seg.start, seg.end, curve.alpha)
-            rows.append(_row(policy, f"{name} {seg.kind}_delivered", seg.delivered(v), delivered))
-            rows.append(_row(policy, f"{name} {seg.kind}_cost", seg.mu, mu))
+            rows.append(_row(policy, vendor.name, f"{name} {seg.kind}_delivered", seg.delivered(v), delivered))
+            rows.append(_row(policy, vendor.name, f"{name} {seg.kind}_cost", seg.mu, mu))
             if alpha is not None:
                 prod_est[seg.origin].append(alpha)
             if seg.kind == "spare":
@@ -173,7 +173,7 @@ def parameter_rows(policy: str, public: PublicData, vendor: VendorData, curves: 
                 est = None if start is None or end is None else end - start
                 if est is None and j == 0 and disclosed and f in disclosed:
                     est = disclosed[f]
-                rows.append(_row(policy, f"{name} spare_volume", seg.end - seg.start, est))
+                rows.append(_row(policy, vendor.name, f"{name} spare_volume", seg.end - seg.start, est))
             last_of_origin = j + 1 < len(segs) and segs[j + 1].origin != seg.origin and math.isfinite(seg.end)
             if last_of_origin and seg.end - _origin_start(segs, j) >= vendor.capacity[seg.origin] * v - 1e-6:
                 cap_seen.add(seg.origin)
@@ -182,10 +182,10 @@ def parameter_rows(policy: str, public: PublicData, vendor: VendorData, curves: 
                 if start_est is not None and kinks[j] is not None:
                     cap_est[seg.origin].append((kinks[j] - start_est) / v)
     for o in range(vendor.O):
-        rows.append(_row(policy, f"{vendor.origins[o]} production_cost", float(vendor.production[o].mean()),
+        rows.append(_row(policy, vendor.name, f"{vendor.origins[o]} production_cost", float(vendor.production[o].mean()),
                          float(np.median(prod_est[o])) if prod_est[o] else None))
         if o in cap_seen:
-            rows.append(_row(policy, f"{vendor.origins[o]} capacity", float(vendor.capacity[o]),
+            rows.append(_row(policy, vendor.name, f"{vendor.origins[o]} capacity", float(vendor.capacity[o]),
                              float(np.median(cap_est[o])) if cap_est[o] else None))
     return rows
 
@@ -210,7 +210,8 @@ def summary_row(policy: str, rows: list[dict[str, Any]], **extra: Any) -> dict[s
     mine = [r for r in rows if r["policy"] == policy and r["parameter"] != "summary"]
     n = len(mine)
     within = lambda tol: sum(1 for r in mine if r["relative_error"] is not None and r["relative_error"] <= tol) / n if n else 0.0  # noqa: E731
-    return {"policy": policy, "party": "vendor", "parameter": "summary", "truth": None, "estimate": None,
+    party = next((r["party"] for r in mine), None)  # the audited vendor's name
+    return {"policy": policy, "party": party, "parameter": "summary", "truth": None, "estimate": None,
             "relative_error": None, "within_5pct": within(0.05), "within_25pct": within(0.25), "parameters": n, **extra}
 
 

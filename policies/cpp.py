@@ -123,12 +123,6 @@ def shift_week(a: np.ndarray, axis: int = 0) -> np.ndarray:
 PROCESS_THRESHOLD = 5000
 
 
-def negotiation_blocks(public: Any) -> list[Any]:
-    """Which part of the plan each negotiator answers for: the retailer the whole plan, vendor ``v``
-    its block ``x[v]`` (in plan order)."""
-    return [None] + list(range(public.V))
-
-
 def negotiate_efficient_plan(
     ctx: PlanningContext,
     options: ADMMOptions | dict[str, Any] | None = None,

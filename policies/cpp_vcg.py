@@ -18,12 +18,17 @@ what the other vendors' coordination changes. With one vendor ``S_-v`` is the re
 vendors' whole planned blocks, and a vendor could then shift the later, non-binding weeks to its
 competitor by inflating its costs and pay less (the audit found gains of up to 0.15 of a week's
 social cost). Truthful answers are a dominant strategy for each vendor: its cost plus ``T_v`` equals
-the social cost up to terms it cannot influence. ``payee``: who receives ``T_v``: ``retailer``
-(default, all of it) or ``each`` (every other party its own term). ``two_way: false`` (default) clamps
-each ``T_v`` at zero: a vendor never receives money.
+the social cost up to terms it cannot influence (measured: with exact solves no vendor lie pays on
+``two-vendors``; with CPP's default ``gap_tol`` of 1e-2 one lie gains 0.005 of social cost, none at
+1e-3; docs/vendors.md). ``payee``: who receives ``T_v``: ``retailer`` (default, all of it) or ``each``
+(every other party its own term). ``two_way: false`` (default) clamps each ``T_v`` at zero: a vendor
+never receives money for its own pivot (under ``payee: each`` it may receive its term of another
+vendor's).
 
 ``split-savings``: the same efficient plan, but the binding week's planned saving over JIT (the
-vendors' reported savings less the retailer's extra cost) is split through the transfers. Its
+vendors' reported savings less the retailer's extra cost) is split through the transfers: the
+retailer keeps ``share`` of it, the vendors the rest, each in proportion to how much the plan changes
+its costs (:func:`split_payment`). Its
 transfer depends on the vendors' reported costs, so it is *not* incentive compatible: the incentive
 audit shows lies that pay.
 
@@ -250,6 +255,22 @@ class CPPVCGPolicy:
         return Decision(plan, transfers, True, planned, diag)
 
 
+def split_payment(savings: dict[str, float], pay_total: float) -> dict[str, float]:
+    """What each vendor pays of ``pay_total`` (split-savings): its own reported saving less its part of
+    what the vendors keep, ``K = sum_u s_u - pay_total``, in proportion to how much the plan changes
+    its costs: ``T_v = s_v - K |s_v| / sum_u |s_u|`` (equal parts when no vendor's cost changes). The
+    payments sum to ``pay_total``; a vendor whose costs the plan leaves alone pays nothing, and each
+    vendor's margin over JIT, ``s_v - T_v``, has the sign of ``K`` (a vendor whose saving is negative is
+    made whole first). With one vendor it pays ``pay_total``. (A split in proportion to the signed
+    savings divides by their sum, which may be near zero while the savings are large.)"""
+    if len(savings) == 1:
+        return {name: pay_total for name in savings}
+    kept = sum(savings.values()) - pay_total
+    scale = sum(abs(s) for s in savings.values())
+    weights = {name: abs(s) / scale if scale > 0 else 1.0 / len(savings) for name, s in savings.items()}
+    return {name: s - kept * weights[name] for name, s in savings.items()}
+
+
 class SplitSavingsPolicy:
     """The efficient plan with the planned saving over JIT split (not incentive compatible)."""
 
@@ -269,16 +290,12 @@ class SplitSavingsPolicy:
             return Decision(jit.plan, {}, False, jit.planned(), {**diag, "fallback": "jit"})
         r_eff, v_eff = ctx.retailer.evaluate(plan), evaluate_blocks(ctx, plan)
         # the binding week's planned costs: retailer's extra cost and each vendor's saving from x*_t over
-        # x^J_t, the vendors' as they report them (which is what makes the rule manipulable); each vendor
-        # pays the retailer its share of the extra cost plus `share` of the week's total saving, in
-        # proportion to its own saving
+        # x^J_t, the vendors' as they report them (which is what makes the rule manipulable)
         retailer_extra = float(r_eff.by_week[0] - jit.retailer.by_week[0])
         savings = {name: float(jit.vendors[name].by_week[0] - c.by_week[0]) for name, c in v_eff.items()}
-        total_saving = sum(savings.values())
-        saving = total_saving - retailer_extra
+        saving = sum(savings.values()) - retailer_extra
         pay_total = retailer_extra + self.share * saving  # retailer ends `share` of the week's saving better off
-        weights = {name: (s / total_saving if abs(total_saving) > 1e-12 else 1.0 / len(savings)) for name, s in savings.items()}
-        transfers = {name: pay_total * w for name, w in weights.items()}
+        transfers = split_payment(savings, pay_total)
         transfers["retailer"] = -pay_total
         diag.update(
             planned_saving=saving,

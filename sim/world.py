@@ -259,8 +259,11 @@ class World:
             rows += [(name, "wholesale", -sales[name])]
             rows += [(name, comp, float(ful.costs.get(comp, 0.0))) for comp in ("production", "inbound_transport", "vendor_holding")]
             rows += [(name, "transfer", float(transfers.get(name, 0.0)))]
-        if decision.balance != 0.0:
-            rows += [(MECHANISM, "transfer", decision.balance)]
+        # the mechanism's row: what it pays by name (if a policy names it) plus its balance, i.e. minus
+        # what the retailer and the vendors pay, so the week's transfer rows always sum to zero
+        mechanism = float(transfers.get(MECHANISM, 0.0)) + decision.balance
+        if mechanism != 0.0:
+            rows += [(MECHANISM, "transfer", mechanism)]
         return [
             {"run": self.run_id, "policy": self.name, "week": t, "party": p, "component": c, "value": v, "phase": self.phase}
             for p, c, v in rows

@@ -111,6 +111,8 @@ VENDOR_CASES = [
     ("duplicate_vendor.yaml", _vendor(1, name="acme"), ["'vendors' = 'acme'", "duplicate name"]),
     ("vendor_retailer.yaml", _vendor(1, name="retailer"), ["vendors.retailer.name", "'retailer'", "reserved"]),
     ("vendor_mechanism.yaml", _vendor(0, name="mechanism"), ["vendors.mechanism.name", "'mechanism'", "reserved"]),
+    ("vendor_empty_name.yaml", _vendor(1, name=""), ["vendors.1.name", "''", "needs a name"]),
+    ("vendor_blank_name.yaml", _vendor(0, name="  "), ["vendors.0.name", "needs a name"]),
     ("vendor_without_lanes.yaml", _vendor(1, lanes=[]), ["vendors.sonora.lanes", "at least one lane"]),
     ("vendor_without_origins.yaml", _vendor(1, origins=[], lanes=[]), ["vendors.sonora.origins", "at least one origin"]),
     ("lane_from_other_vendor.yaml", lambda d: d["vendors"][1]["lanes"][2].update(origin="CIN"),

@@ -76,6 +76,34 @@ def test_split_savings_splits_the_weeks_saving_equally():
     np.testing.assert_allclose(d["ex_ante_margin_retailer"], d["ex_ante_margin_vendor"], rtol=1e-9, atol=1e-6)
 
 
+def test_split_savings_with_two_vendors_leaves_no_vendor_worse_off_ex_ante():
+    """two-vendors, week 1 (central): sonora's own planned saving is negative (the plan moves volume to
+    acme). The vendors' part of the week's saving is split in proportion to how much the plan changes
+    each one's costs, so both end better off than JIT ex ante and the retailer keeps its share. (A
+    split in proportion to the signed savings left sonora 69 worse off than JIT.)"""
+    from sim.world import planning_context
+
+    ctx = planning_context(load_scenario("two-vendors"), 1)
+    d = SplitSavingsPolicy(solver="central").decide(ctx).diagnostics
+    gain = d["planned_saving"]
+    assert gain > 0
+    assert d["ex_ante_margin_retailer"] == pytest.approx(0.5 * gain, rel=1e-9)
+    margins = [d[f"ex_ante_margin_{name}"] for name in ("acme", "sonora")]
+    assert min(margins) > 0
+    assert sum(margins) == pytest.approx(0.5 * gain, rel=1e-9)
+
+
+def test_split_payment_stays_bounded_when_the_vendors_savings_nearly_cancel():
+    from policies.cpp_vcg import split_payment
+
+    t = split_payment({"a": 1000.0, "b": -999.9, "idle": 0.0}, pay_total=-250.0)
+    assert sum(t.values()) == pytest.approx(-250.0)
+    assert max(abs(v) for v in t.values()) < 2000.0  # signed weights would be +-10,000 here
+    assert t["idle"] == 0.0  # a vendor whose costs do not change pays nothing
+    assert 1000.0 - t["a"] > 0 and -999.9 - t["b"] > 0  # the vendors keep 250.1: both gain
+    assert split_payment({"only": 12.5}, pay_total=3.25) == {"only": 3.25}  # one vendor pays it all, exactly
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"discount": 0.0}, {"discount": 1.5}, {"risk_aversion": -1.0}, {"scenarios": 0}, {"solver": "magic"}],

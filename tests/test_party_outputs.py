@@ -113,19 +113,22 @@ def test_units_and_money_add_up_every_week_across_all_parties(two_vendors):
             assert np.allclose(f[f"{col}_end"].to_numpy()[:-1], f[f"{col}_start"].to_numpy()[1:], atol=1e-6), (policy, col)
 
 
-class LeavesABalance:
-    """JIT, but each vendor pays 100 and 40 a week and the retailer receives 120: the mechanism keeps
-    20 a week (not budget balanced), which the ledger must show as a ``mechanism`` party."""
+class JITWithTransfers:
+    """JIT, with fixed weekly ``transfers`` (party -> what it pays): only the split between the parties
+    moves, never the social cost."""
 
-    name = "leaves-a-balance"
-
-    def __init__(self) -> None:
-        self.jit = JITPolicy()
+    def __init__(self, name: str, transfers: dict[str, float]) -> None:
+        self.name, self.transfers, self.jit = name, transfers, JITPolicy()
 
     def decide(self, ctx: PlanningContext) -> Decision:
         d = self.jit.decide(ctx)
-        return Decision(plan=d.plan, transfers={"acme": 100.0, "sonora": 40.0, "retailer": -120.0}, committed=d.committed,
-                        planned=d.planned)
+        return Decision(plan=d.plan, transfers=dict(self.transfers), committed=d.committed, planned=d.planned)
+
+
+def LeavesABalance() -> JITWithTransfers:
+    """Each vendor pays 100 and 40 a week and the retailer receives 120: the mechanism keeps 20 a week
+    (not budget balanced), which the ledger must show as a ``mechanism`` party."""
+    return JITWithTransfers("leaves-a-balance", {"acme": 100.0, "sonora": 40.0, "retailer": -120.0})
 
 
 def test_a_mechanism_balance_is_a_party_of_its_own_and_the_sums_still_hold():
@@ -145,6 +148,35 @@ def test_a_mechanism_balance_is_a_party_of_its_own_and_the_sums_still_hold():
     assert part["retailer"]["cumulative_margin"] == pytest.approx(240.0)
     for week, rows in r.ledger[r.ledger.policy == "leaves-a-balance"].groupby("week"):
         assert rows[rows.component == "transfer"].value.sum() == pytest.approx(0.0, abs=1e-9), week
+
+
+def test_a_transfer_to_the_mechanism_by_name_is_booked_and_moves_no_social_cost():
+    scenario = load_scenario("two-vendors").model_copy(update={"weeks": 1, "settle_weeks": 0})
+    # acme pays 50 a week to the mechanism named in the transfers: budget balanced, the row must be booked
+    r = run_policies(scenario, [JITPolicy(), JITWithTransfers("pays-the-mechanism", {"acme": 50.0, "mechanism": -50.0})])
+    totals = summarize(r.ledger, r.flows, r.decisions)
+    mine = totals["pays-the-mechanism"]
+    assert mine["social_cost"] == pytest.approx(totals["jit"]["social_cost"], rel=1e-12)
+    assert mine["parties"]["mechanism"]["net_cost"] == pytest.approx(-50.0)
+    assert mine["parties"]["acme"]["net_cost"] == pytest.approx(totals["jit"]["parties"]["acme"]["net_cost"] + 50.0)
+    rows = r.ledger[r.ledger.policy == "pays-the-mechanism"]
+    assert rows[rows.component == "transfer"].value.sum() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_budget_balanced_transfers_leave_no_mechanism_row_from_rounding():
+    """Two vendors pay 0.1 and 0.2 and the retailer receives their float sum (what ``pivot_transfers``
+    and the menu compute): the three do not cancel exactly in floating point (2.8e-17), which must not
+    add a ``mechanism`` party to the run."""
+    from policies.cpp_vcg import Pivot, pivot_transfers
+
+    transfers = pivot_transfers([Pivot("acme", {"retailer": 0.1}, 0.1, 0.1, None),
+                                 Pivot("sonora", {"retailer": 0.2}, 0.2, 0.2, None)], "retailer")
+    assert sum(transfers.values()) != 0.0  # the rounding this test is about
+    assert Decision(np.zeros(1), transfers).balance == 0.0
+    scenario = load_scenario("two-vendors").model_copy(update={"weeks": 1, "settle_weeks": 0})
+    r = run_policies(scenario, [JITWithTransfers("rounding", transfers)])
+    assert set(r.ledger.party) == set(PARTIES)
+    assert Decision(np.zeros(1), {"acme": 100.0, "retailer": -100.0 + 1e-6}).balance == pytest.approx(-1e-6)  # a real balance stays
 
 
 def test_plots_draw_a_series_per_party(two_vendors, tmp_path):

@@ -183,3 +183,25 @@ def test_a_transcript_damaged_inside_exits_2_naming_the_file_and_the_round(audit
         assert code == 2 and "Traceback" not in err, err
         assert str(path) in err and "damaged" in err and needle in err
         assert not (tmp_path / path.stem).exists()
+
+
+def test_rows_name_the_audited_vendor_by_its_own_name(tmp_path, capsys):
+    """A one-vendor scenario of schema version 2 whose vendor is not called ``vendor``: every row,
+    the summary rows and the seeds' mean row included, carries that vendor's name as ``party``."""
+    import yaml
+
+    from sim.model.scenario import load_scenario
+
+    d = yaml.safe_load(load_scenario("two-vendors").model_dump_json())
+    acme = next(v for v in d["vendors"] if v["name"] == "acme")
+    d.update(name="acme-alone", vendors=[acme], products=[p for p in d["products"] if p["name"] in acme["products"]])
+    for f in d["fcs"]:
+        f["initial_stock"] = {k: u for k, u in f["initial_stock"].items() if k in acme["products"]}
+    path = tmp_path / "acme_alone.yaml"
+    path.write_text(yaml.safe_dump(d))
+    code, stdout, err = _run(capsys, "--scenario", str(path), "--weeks", "1", "--policy", "jit", "--seeds", "1,2",
+                             "--json", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    rows = json.loads(stdout)
+    assert rows and {r["party"] for r in rows} == {"acme"}
+    assert any(r["parameter"] == "summary" and r["seed"] == "mean" for r in rows)

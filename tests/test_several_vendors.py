@@ -169,7 +169,7 @@ RETAILER_METHODS = ("forecast", "preferred_plan", "evaluate", "cost_with_first_w
 VENDOR_METHODS = ("evaluate", "coarse_preference", "coarse_volumes", "negotiator")
 
 
-@pytest.mark.parametrize("policy", ["jit", "cpp", "cpp-vcg", "split-savings"])
+@pytest.mark.parametrize("policy", ["jit", "cpp", "cpp-vcg", "split-savings", "menu"])
 def test_policies_need_only_the_protocol_and_show_a_vendor_only_its_block(two_vendors, policy):
     from policies.registry import make_policy
 

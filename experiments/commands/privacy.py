@@ -202,7 +202,7 @@ def _means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "planned_share_vs_cpp-vcg")
     for name in names:
         mine = [r for r in rows if r["parameter"] == "summary" and r["policy"] == name]
-        row: dict[str, Any] = {"policy": name, "party": "vendor", "parameter": "summary", "truth": None, "estimate": None,
+        row: dict[str, Any] = {"policy": name, "party": mine[0]["party"], "parameter": "summary", "truth": None, "estimate": None,
                                "relative_error": None, "seed": "mean", "seeds": [r["seed"] for r in mine]}
         for k in keys:
             values = [r.get(k) for r in mine]

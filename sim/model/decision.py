@@ -32,6 +32,8 @@ from sim.model.plan_cost import PlanCost
 RETAILER = "retailer"
 #: The party a mechanism's own balance is booked to when transfers do not sum to zero.
 MECHANISM = "mechanism"
+#: Transfers summing to less than this share of the amounts they move are budget balanced (rounding).
+BALANCE_ROUNDING = 1e-12
 
 
 @runtime_checkable
@@ -100,7 +102,9 @@ class Decision:
     ``transfers[p]``: what party ``p`` pays this week (a cost; negative: it receives); parties left out
     pay nothing. ``balance`` is the mechanism's own net, ``-sum(transfers)``: zero when the transfers
     are budget balanced, negative when the mechanism keeps a surplus. Transfers plus balance sum to
-    zero, so they never change the social cost."""
+    zero, so they never change the social cost. A policy may name the ``mechanism`` party in
+    ``transfers``; the ledger's ``mechanism`` row is then what it pays plus the balance (minus what the
+    retailer and the vendors pay)."""
 
     plan: np.ndarray  # [V, H, F, K]
     transfers: dict[str, float] = field(default_factory=dict)
@@ -115,17 +119,14 @@ class Decision:
 
     @property
     def balance(self) -> float:
-        """The mechanism's own net this week: ``-sum(transfers)``, and exactly 0.0 when that sum is only
-        floating-point rounding (within 1e-12 of the largest transfer): a budget-balanced rule computes
-        the retailer's receipt as minus the vendors' payments, and ``a + b - (a + b)`` need not be 0."""
+        """The mechanism's own net this week: ``-sum(transfers)``; exactly zero when the sum is only
+        floating-point rounding (below ``BALANCE_ROUNDING`` of the amounts moved), as when the retailer
+        receives the float sum of several vendors' payments."""
         amounts = [float(v) for v in self.transfers.values()]
         total = math.fsum(amounts)
-        return 0.0 if abs(total) <= 1e-12 * max([1.0] + [abs(a) for a in amounts]) else -total
-
-
-def vendor_pays_retailer(vendor: str, amount: float) -> dict[str, float]:
-    """Transfers of ``amount`` paid by ``vendor`` to the retailer (negative: the retailer pays)."""
-    return {RETAILER: -float(amount), vendor: float(amount)} if amount else {}
+        if abs(total) <= BALANCE_ROUNDING * math.fsum(abs(v) for v in amounts):
+            return 0.0
+        return -total
 
 
 @runtime_checkable

@@ -392,7 +392,9 @@ class Scenario(_Strict):
             )
         _unique("vendors", [v.name for v in self.vendors])
         owner: dict[str, str] = {}
-        for v in self.vendors:
+        for i, v in enumerate(self.vendors):
+            if not v.name.strip():  # a party name: ledger rows, JSON keys and columns are keyed by it
+                raise _FieldError(f"vendors.{i}.name", v.name, "a vendor needs a name (not empty)")
             if v.name in RESERVED_PARTIES:
                 raise _FieldError(f"vendors.{v.name}.name", v.name, f"reserved for another party ({', '.join(RESERVED_PARTIES)})")
             if not v.origins:
