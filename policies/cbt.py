@@ -72,6 +72,7 @@ class TransferPricer:
         risk_aversion: float = 0.0,
         scenarios: int = 16,
         two_way: bool = False,
+        paths: np.ndarray | None = None,
     ) -> None:
         self.retailer = ctx.retailer
         self.discount, self.risk_aversion, self.two_way = discount, risk_aversion, two_way
@@ -80,10 +81,7 @@ class TransferPricer:
         self._on_forecast: dict[bytes, Any] = {}
         # immediate term on the forecast; future term on demand scenarios drawn from the forecast
         self.c_jit = float(self.completed(self.jit_po).by_week[0])
-        self.paths = sample_demand_paths(self.retailer.forecast, ctx.forecast_sd, scenarios, ctx.rng)
-        if ctx.forecast_sd is None or not np.any(ctx.forecast_sd > 0):
-            # known demand: every path is the forecast (no draws made), so one gives the same prices
-            self.paths = self.paths[:1]
+        self.paths = demand_scenarios(ctx, scenarios) if paths is None else np.asarray(paths, dtype=float)
         self._later: dict[tuple[bytes, int], float] = {}
         self.v_jit = np.array([self._future(self.jit_po, i) for i in range(len(self.paths))])
 
@@ -146,6 +144,15 @@ class TransferPricer:
         )
 
 
+def demand_scenarios(ctx: PlanningContext, scenarios: int) -> np.ndarray:
+    """The week's demand paths for the certainty equivalent, ``[S, H, R, K]``, drawn from the forecast
+    distribution with the context's generator; with known demand one path, the forecast (no draws)."""
+    paths = sample_demand_paths(ctx.retailer.forecast, ctx.forecast_sd, scenarios, ctx.rng)
+    if ctx.forecast_sd is None or not np.any(ctx.forecast_sd > 0):
+        paths = paths[:1]  # known demand: every path is the forecast, so one gives the same prices
+    return paths
+
+
 def cost_benefit_transfer(
     ctx: PlanningContext,
     efficient_plan: np.ndarray,
@@ -155,7 +162,11 @@ def cost_benefit_transfer(
     risk_aversion: float = 0.0,
     scenarios: int = 16,
     two_way: bool = False,
+    paths: np.ndarray | None = None,
 ) -> CBTBreakdown:
-    """The week's CBT for moving from ``jit_plan`` to ``efficient_plan``; see the module docstring."""
-    pricer = TransferPricer(ctx, jit_plan, discount=discount, risk_aversion=risk_aversion, scenarios=scenarios, two_way=two_way)
+    """The week's CBT for moving from ``jit_plan`` to ``efficient_plan``; see the module docstring.
+    ``paths``: the demand scenarios to use (:func:`demand_scenarios`; default: drawn now), so that
+    several transfers of one week can be priced on the same scenarios."""
+    pricer = TransferPricer(ctx, jit_plan, discount=discount, risk_aversion=risk_aversion, scenarios=scenarios,
+                            two_way=two_way, paths=paths)
     return pricer.price(efficient_plan)

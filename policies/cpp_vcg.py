@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from sim.model.decision import Decision, PlanningContext
-from policies.cbt import CBTBreakdown, cost_benefit_transfer
+from policies.cbt import CBTBreakdown, cost_benefit_transfer, demand_scenarios
 from policies.cpp import NegotiationState, evaluate_blocks
 from policies.jit import jit_outcome
 from policies.privacy import ViewRecorder, privacy_options
@@ -135,13 +135,14 @@ class Pivot:
 
 def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfactual: np.ndarray, *,
                  discount: float, risk_aversion: float, scenarios: int, two_way: bool,
-                 joint_at_plan: np.ndarray | None = None) -> Pivot:
+                 joint_at_plan: np.ndarray | None = None, paths: np.ndarray | None = None) -> Pivot:
     """``T_v`` of ``vendor`` for moving from ``counterfactual`` (``x^{-v}``) to ``plan`` (``x*``); see the
     module docstring. ``joint_at_plan``: with other vendors, the plan the retailer and the other
     vendors agree on with this week's PO fixed at ``plan``'s (the later weeks re-planned without
-    ``vendor``); None with one vendor (the retailer alone re-plans: the CBT)."""
+    ``vendor``); None with one vendor (the retailer alone re-plans: the CBT). ``paths``: the week's
+    demand scenarios (:func:`policies.cbt.demand_scenarios`; default: drawn now)."""
     cbt = cost_benefit_transfer(ctx, plan, counterfactual, discount=discount, risk_aversion=risk_aversion,
-                                scenarios=scenarios, two_way=True)
+                                scenarios=scenarios, two_way=True, paths=paths)
     terms = {"retailer": cbt.raw}
     if joint_at_plan is not None:
         # S_-v(po): the retailer's and the other vendors' least cost with the PO fixed and the later
@@ -212,6 +213,8 @@ class CPPVCGPolicy:
         if plan is None:  # never a silent wrong answer: flag the week and fall back to JIT
             self.privacy.keep(ctx.week, result, jit.plan, 0.0)
             return Decision(jit.plan, {}, False, jit.planned(), {**diag, "fallback": "jit"})
+        # every vendor's pivot (and the ex-ante comparison with JIT) on the same demand scenarios
+        paths = demand_scenarios(ctx, self.scenarios)
         pivots = []
         for name in ctx.vendors:
             others = [u for u in ctx.vendors if u != name]
@@ -228,13 +231,14 @@ class CPPVCGPolicy:
                                 {**diag, "fallback": "jit", "pivot_failed": name, "pivot_status": failed.get("status", "")})
             pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint))
+                                       joint_at_plan=joint, paths=paths))
         transfers = pivot_transfers(pivots, self.payee)
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = evaluate_blocks(ctx, plan)
         # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation)
         vs_jit = pivots[0].cbt if len(pivots) == 1 else cost_benefit_transfer(
-            ctx, plan, jit.plan, discount=self.discount, risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=True)
+            ctx, plan, jit.plan, discount=self.discount, risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=True,
+            paths=paths)
         paid_total = float(sum(p.paid for p in pivots))
         self.privacy.keep(ctx.week, result, plan, paid_total)
         if len(pivots) == 1:  # the one-vendor names of earlier versions

@@ -223,3 +223,21 @@ def test_a_negotiation_with_the_first_week_fixed_reaches_the_joint_optimum_of_th
     assert best <= negotiated <= best + 1e-2 * abs(best)
     free = _least_cost(ctx, {"sonora": ctx.vendors["sonora"]}, None)
     assert free < best  # fixing the first week away from the optimum costs something: the test can fail
+
+
+def test_every_vendors_pivot_is_priced_on_the_same_demand_scenarios(two_vendors, monkeypatch):
+    """Common random numbers within a week: the pivots of all vendors (and the comparison with JIT)
+    use one draw of demand scenarios, not one draw per vendor."""
+    import policies.cbt as cbt
+
+    seen = []
+    real = cbt.TransferPricer.__init__
+
+    def spy(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        seen.append(self.paths)
+
+    monkeypatch.setattr(cbt.TransferPricer, "__init__", spy)
+    CPPVCGPolicy(solver="central", scenarios=4).decide(planning_context(two_vendors, 0))
+    assert len(seen) >= 3 and seen[0].shape[0] == 4  # two pivots and the JIT comparison
+    assert all(np.array_equal(p, seen[0]) for p in seen)
