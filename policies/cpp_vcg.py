@@ -19,7 +19,7 @@ vendors' whole planned blocks, and a vendor could then shift the later, non-bind
 competitor by inflating its costs and pay less (the audit found gains of up to 0.15 of a week's
 social cost). Truthful answers are a dominant strategy for each vendor: its cost plus ``T_v`` equals
 the social cost up to terms it cannot influence (measured: with exact solves no vendor lie pays on
-``two-vendors``; with CPP's default ``gap_tol`` of 1e-2 one lie gains 0.005 of social cost, none at
+``two-vendors``; with CPP's default ``gap_tol`` of 1e-2 one lie gains 0.0054 of social cost, none at
 1e-3; docs/vendors.md). ``payee``: who receives ``T_v``: ``retailer`` (default, all of it) or ``each``
 (every other party its own term). ``two_way: false`` (default) clamps each ``T_v`` at zero: a vendor
 never receives money for its own pivot (under ``payee: each`` it may receive its term of another
