@@ -1,8 +1,9 @@
 """The random inputs of one simulated run, drawn once and shared by every policy.
 
-:class:`WorldInputs` (:mod:`forecasts.streams`) holds everything random the world needs: realised demand, the forecasts the
-retailer sees each week, the unresolved forecast uncertainty, and lane delays. ``draw_inputs`` makes
-them from one ``numpy.random.Generator`` per stream, spawned from the scenario seed with
+:class:`WorldInputs` (:mod:`forecasts.streams`) holds everything random the world needs, as named
+streams: realised demand, the forecasts the retailer sees each week, the unresolved forecast
+uncertainty, and lane delays (:mod:`forecasts.catalogue` declares them). ``draw_inputs`` draws each
+source of streams from its own ``numpy.random.Generator``, spawned from the scenario seed with
 ``numpy.random.SeedSequence``; every policy in a run is simulated on the same object (common random
 numbers), so differences between policies are differences between policies, not luck.
 """
@@ -11,54 +12,59 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecasts.delays import draw_delays
-from forecasts.demand import demand_cv, mean_demand
-from forecasts.evolution import draw_revisions, forecasts_and_demand, remaining_sd, revision_shares
-from forecasts.streams import WorldInputs
+from forecasts import catalogue
+from forecasts.streams import Source, WorldInputs, all_streams, check_catalogue
 from sim.model.errors import ScenarioError
 from sim.model.scenario import Scenario
 
 
+def declared_sources() -> tuple[Source, ...]:
+    """The run's sources of random streams (:data:`forecasts.catalogue.SOURCES`), checked."""
+    sources = tuple(catalogue.SOURCES)
+    check_catalogue(sources, catalogue.AXES)
+    return sources
+
+
 def settle_inputs(inputs: WorldInputs, weeks: int, settle: int) -> WorldInputs:
-    """The first ``weeks`` weeks of ``inputs`` followed by a ``settle``-week cool-down on the last forecast.
+    """The first ``weeks`` weeks of ``inputs`` followed by a ``settle``-week cool-down.
 
     The cool-down is what every policy's world continues on after the measured weeks (settled costs):
-    the demand of cool-down week ``s`` is the forecast the retailer made for it in the last measured
-    week (``forecasts[weeks - 1, s - weeks + 1]``; beyond that forecast's horizon its last week's figure
-    is held), the forecasts made during the cool-down say the same with no uncertainty left, and every
-    lane runs on its nominal lead time. It depends only on what the measured weeks already hold, so it
-    is the same for every policy, for a drawn run and for the replay of its recorded trace, and adding
-    cool-down weeks never changes a measured week's numbers.
+    its demand is what the retailer's last measured forecast said, with no uncertainty left
+    (:func:`forecasts.catalogue.cool_down_demand`), every lane runs on its nominal lead time, and any
+    other stream holds its neutral value. It depends only on what the measured weeks already hold,
+    so it is the same for every policy, for a drawn run and for the replay of its recorded trace, and
+    adding cool-down weeks never changes a measured week's numbers.
     """
     if weeks > inputs.weeks:
         raise ValueError(f"inputs cover {inputs.weeks} weeks, asked to settle after {weeks}")
-    T, H = weeks, inputs.forecasts.shape[1]
-    last = inputs.forecasts[T - 1]  # [H, R, K]: weeks T-1 .. T+H-2
-    # path[i] = demand of week T-1+i for i = 1 .. settle+H-1 (index 0 unused)
-    path = np.stack([last[min(i, H - 1)] for i in range(settle + H)])
-    demand = np.concatenate([inputs.demand[:T], path[1 : settle + 1]])
-    cool_f = np.stack([path[1 + s : 1 + s + H] for s in range(settle)]) if settle else inputs.forecasts[:0]
-    forecasts = np.concatenate([inputs.forecasts[:T], cool_f])
-    forecast_sd = np.concatenate([inputs.forecast_sd[:T], np.zeros_like(cool_f)])
-    delays = np.concatenate([inputs.delays[:T], np.zeros((settle, inputs.delays.shape[1]), dtype=inputs.delays.dtype)])
-    return WorldInputs(demand=demand, forecasts=forecasts, forecast_sd=forecast_sd, delays=delays)
-
-
-_STREAMS = ("demand", "delays", "policy")  # order fixes each stream's spawn position: append only
+    out: dict[str, np.ndarray] = {}
+    for source in declared_sources():
+        held = {s.name: inputs[s.name] for s in source.streams if s.name in inputs}
+        if not held:
+            continue
+        if len(held) != len(source.streams):
+            missing = [s.name for s in source.streams if s.name not in held]
+            raise ValueError(f"inputs hold part of source {source.name!r}: {missing} missing")
+        out.update(source.settle(held, weeks, settle))
+    undeclared = [n for n in inputs.names if n not in out]
+    if undeclared:
+        raise ValueError(f"inputs hold streams {undeclared} no source in forecasts.catalogue declares")
+    return WorldInputs(streams={n: out[n] for n in inputs.names})
 
 
 def _stream_seeds(seed: int) -> dict[str, np.random.SeedSequence]:
-    return dict(zip(_STREAMS, np.random.SeedSequence(seed).spawn(len(_STREAMS))))
+    sources = declared_sources()
+    return {src.name: child for src, child in zip(sources, np.random.SeedSequence(seed).spawn(len(sources)))}
 
 
 def input_streams(seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators for the world's random streams (demand, delays), spawned from ``seed``.
+    """One independent generator per source of world streams (demand, delays ...), spawned from ``seed``.
 
-    Each stream has a fixed spawn position, so drawing more or fewer numbers from one never shifts
-    another; new streams are appended to ``_STREAMS``.
+    Each source has a fixed spawn position (its place in :data:`forecasts.catalogue.SOURCES`), so
+    drawing more or fewer numbers from one never shifts another; new sources are appended.
     """
     seeds = _stream_seeds(seed)
-    return {name: np.random.default_rng(seeds[name]) for name in ("demand", "delays")}
+    return {src.name: np.random.default_rng(seeds[src.name]) for src in declared_sources() if src.streams}
 
 
 def policy_rng(seed: int, week: int) -> np.random.Generator:
@@ -79,7 +85,7 @@ def check_fits(s: Scenario, weeks: int) -> None:
 
 
 def draw_inputs(s: Scenario, weeks: int | None = None, seed: int | None = None) -> WorldInputs:
-    """Draw a run's inputs from the scenario's demand model and lanes.
+    """Draw a run's inputs: every declared stream, each source from its own child of the seed.
 
     A ``demand.model: trace`` scenario reads its inputs from ``demand.trace_dir`` instead
     (:mod:`forecasts.traces`); the seed then only drives the policies' own randomness.
@@ -91,17 +97,20 @@ def draw_inputs(s: Scenario, weeks: int | None = None, seed: int | None = None) 
     weeks = s.weeks if weeks is None else weeks
     seed = s.seed if seed is None else seed
     check_fits(s, weeks)
-    H = s.horizon
-    streams = input_streams(seed)
-    mean = mean_demand(s, weeks + H)
-    cv = demand_cv(s)
-    shares = revision_shares(H, s.demand.revision.shares)
-    if s.demand.deterministic:
-        eps = np.zeros((mean.shape[0], H, *mean.shape[1:]))
-        sd = np.zeros((weeks, H, *mean.shape[1:]))
-    else:
-        eps = draw_revisions(mean, cv, shares, streams["demand"])
-        sd = remaining_sd(mean, cv, shares, weeks, H)
-    F, D = forecasts_and_demand(mean, eps, weeks, H)
-    delays = draw_delays(s, weeks, streams["delays"])
-    return WorldInputs(demand=D, forecasts=F, forecast_sd=sd, delays=delays)
+    rngs = input_streams(seed)
+    drawn: dict[str, np.ndarray] = {}
+    for source in declared_sources():
+        if not source.streams:
+            continue
+        arrays = dict(source.draw(s, weeks, rngs[source.name]))  # type: ignore[misc]
+        names = [st.name for st in source.streams]
+        if sorted(arrays) != sorted(names):
+            raise ValueError(f"source {source.name!r} drew {sorted(arrays)}, declared {names}")
+        for st in source.streams:
+            a = np.asarray(arrays[st.name])
+            shape = st.shape(catalogue.AXES, s, weeks)
+            if a.shape != shape or a.dtype != np.dtype(st.dtype):
+                raise ValueError(f"source {source.name!r}: stream {st.name!r} drawn as {a.dtype}{list(a.shape)}, "
+                                 f"declared {np.dtype(st.dtype)}{list(shape)} (axes {st.axes})")
+            drawn[st.name] = a
+    return WorldInputs(streams={st.name: drawn[st.name] for st in all_streams(declared_sources()) if st.name in drawn})
