@@ -114,3 +114,10 @@ SOURCES: tuple[Source, ...] = (DEMAND, DELAYS, POLICY)
 """The run's sources in spawn order: append only."""
 
 check_catalogue(SOURCES, AXES)
+
+
+def sources() -> tuple[Source, ...]:
+    """The run's sources as declared now (:data:`SOURCES`, read at each call), checked."""
+    declared = tuple(SOURCES)
+    check_catalogue(declared, AXES)
+    return declared

@@ -13,16 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from forecasts import catalogue
-from forecasts.streams import Source, WorldInputs, all_streams, check_catalogue
+from forecasts.streams import WorldInputs, all_streams
 from sim.model.errors import ScenarioError
 from sim.model.scenario import Scenario
-
-
-def declared_sources() -> tuple[Source, ...]:
-    """The run's sources of random streams (:data:`forecasts.catalogue.SOURCES`), checked."""
-    sources = tuple(catalogue.SOURCES)
-    check_catalogue(sources, catalogue.AXES)
-    return sources
 
 
 def settle_inputs(inputs: WorldInputs, weeks: int, settle: int) -> WorldInputs:
@@ -38,7 +31,7 @@ def settle_inputs(inputs: WorldInputs, weeks: int, settle: int) -> WorldInputs:
     if weeks > inputs.weeks:
         raise ValueError(f"inputs cover {inputs.weeks} weeks, asked to settle after {weeks}")
     out: dict[str, np.ndarray] = {}
-    for source in declared_sources():
+    for source in catalogue.sources():
         held = {s.name: inputs[s.name] for s in source.streams if s.name in inputs}
         if not held:
             continue
@@ -53,7 +46,7 @@ def settle_inputs(inputs: WorldInputs, weeks: int, settle: int) -> WorldInputs:
 
 
 def _stream_seeds(seed: int) -> dict[str, np.random.SeedSequence]:
-    sources = declared_sources()
+    sources = catalogue.sources()
     return {src.name: child for src, child in zip(sources, np.random.SeedSequence(seed).spawn(len(sources)))}
 
 
@@ -64,7 +57,7 @@ def input_streams(seed: int) -> dict[str, np.random.Generator]:
     drawing more or fewer numbers from one never shifts another; new sources are appended.
     """
     seeds = _stream_seeds(seed)
-    return {src.name: np.random.default_rng(seeds[src.name]) for src in declared_sources() if src.streams}
+    return {src.name: np.random.default_rng(seeds[src.name]) for src in catalogue.sources() if src.streams}
 
 
 def policy_rng(seed: int, week: int) -> np.random.Generator:
@@ -99,7 +92,7 @@ def draw_inputs(s: Scenario, weeks: int | None = None, seed: int | None = None) 
     check_fits(s, weeks)
     rngs = input_streams(seed)
     drawn: dict[str, np.ndarray] = {}
-    for source in declared_sources():
+    for source in catalogue.sources():
         if not source.streams:
             continue
         arrays = dict(source.draw(s, weeks, rngs[source.name]))  # type: ignore[misc]
@@ -113,4 +106,4 @@ def draw_inputs(s: Scenario, weeks: int | None = None, seed: int | None = None) 
                 raise ValueError(f"source {source.name!r}: stream {st.name!r} drawn as {a.dtype}{list(a.shape)}, "
                                  f"declared {np.dtype(st.dtype)}{list(shape)} (axes {st.axes})")
             drawn[st.name] = a
-    return WorldInputs(streams={st.name: drawn[st.name] for st in all_streams(declared_sources()) if st.name in drawn})
+    return WorldInputs(streams={st.name: drawn[st.name] for st in all_streams(catalogue.sources()) if st.name in drawn})

@@ -1,17 +1,23 @@
 """Traces: a run's random inputs written to CSV files and read back exactly.
 
-A *trace* is a folder that holds everything random a run needs (realised weekly demand, the
-forecasts the retailer saw each week with their unresolved standard deviation, and lane delays), so
-a recorded period can be replayed bit for bit or a user can feed in their own history. The format is
-documented in ``docs/traces.md``:
+A *trace* is a folder that holds everything random a run needs (every stream declared in
+:mod:`forecasts.catalogue`: realised weekly demand, the forecasts the retailer saw each week with
+their unresolved standard deviation, lane delays), so a recorded period can be replayed bit for bit or
+a user can feed in their own history. The format is documented in ``docs/traces.md``:
 
-* ``trace.json``: format name and version, scenario name, ``weeks``, ``horizon``, ``seed`` and the
-  order of ``regions``, ``products`` and ``lanes`` (``"ORIGIN->FC"``);
-* ``demand.csv``: ``week,region,product,units``;
-* ``forecasts.csv``: ``week,lead,region,product,forecast,sd`` (made in ``week`` for ``week + lead``);
-* ``delays.csv``: ``week,lane,delay_weeks``;
+* ``trace.json``: format name and version, scenario name, ``weeks``, ``horizon``, ``seed`` and, for
+  each named axis the trace's streams use, the order of its names (``regions``, ``products``,
+  ``lanes`` as ``"ORIGIN->FC"`` ...);
+* one CSV file per stream file (:class:`forecasts.streams.Stream`'s ``file``): a column per axis, then
+  one value column per stream stored in it: ``demand.csv`` (``week,region,product,units``),
+  ``forecasts.csv`` (``week,lead,region,product,forecast,sd``), ``delays.csv``
+  (``week,lane,delay_weeks``);
 * ``scenario.yaml`` (optional): the resolved scenario the trace was recorded from, with its network and
   costs; ``flosim replay DIR`` uses it unless told otherwise.
+
+Nothing here names a stream: files, columns, checks and the digest all come from the catalogue, so a
+stream declared there is recorded and replayed with no change to this module. A stream declared after
+a trace was recorded (not ``required``) reads as its neutral value from that trace.
 
 Floats are written with Python's ``repr`` (the shortest text that reads back to the identical double),
 so writing and reading a trace changes no bit. Readers also accept ``float.hex`` text (``0x1.8p+1``).
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -49,18 +56,34 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from forecasts.streams import WorldInputs
+from forecasts import catalogue
+from forecasts.streams import Axis, Stream, WorldInputs, all_streams, trace_files
 from sim.model.errors import FlosimError
 from sim.model.scenario import Scenario, dump_scenario, load_scenario
 
 
 FORMAT = "flosim-trace"
 FORMAT_VERSION = 1
-FILES = {
-    "demand": ("demand.csv", ("week", "region", "product", "units")),
-    "forecasts": ("forecasts.csv", ("week", "lead", "region", "product", "forecast", "sd")),
-    "delays": ("delays.csv", ("week", "lane", "delay_weeks")),
-}
+
+
+def layout() -> dict[str, list[Stream]]:
+    """The trace's data files in order, each with the streams it stores (from the catalogue)."""
+    return trace_files(catalogue.sources())
+
+
+def _axes() -> dict[str, Axis]:
+    return catalogue.AXES
+
+
+def _required_files() -> list[str]:
+    return [f for f, streams in layout().items() if streams[0].required]
+
+
+def _needs(first: str = "") -> str:
+    """``"demand.csv, forecasts.csv, delays.csv and trace.json"``: what every trace folder holds."""
+    names = [*_required_files()]
+    names = [first, *names] if first else [*names, "trace.json"]
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def lane_names(scenario: Scenario) -> list[str]:
@@ -114,11 +137,18 @@ def resolve_trace_dir(trace_dir: str | Path) -> Path:
 
 def trace_digest(folder: str | Path) -> str:
     """A digest of a trace's recorded inputs (``trace.json`` and its data files), whatever folder it
-    sits in: sweeps key their runs by it, so moving a project keeps its run ids."""
+    sits in: sweeps key their runs by it, so moving a project keeps its run ids.
+
+    It covers ``trace.json``, every file a trace must hold (an absent one counts as empty) and every
+    optional stream file the trace holds, in the catalogue's order; an optional file a trace lacks
+    adds nothing, so declaring a new stream leaves the digest of every existing trace unchanged.
+    """
     folder = Path(folder)
     h = hashlib.sha256()
-    for name in ["trace.json", *(f for f, _ in FILES.values())]:
+    for name, streams in [("trace.json", None), *layout().items()]:
         p = folder / name
+        if streams is not None and not streams[0].required and not p.is_file():
+            continue
         h.update(name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"") + b"\0")
     return h.hexdigest()
 
@@ -135,6 +165,50 @@ def find_trace(name_or_dir: str | Path) -> Path:
 
 
 # -- writing --------------------------------------------------------------------------------------
+def _labels(axis: Axis, scenario: Scenario, weeks: int) -> list[Any]:
+    """What a CSV row writes for each position of ``axis``: its name, or the position itself."""
+    if axis.named:
+        return axis.labels(scenario)  # type: ignore[misc]
+    return list(range(axis.size(scenario, weeks)))
+
+
+def _streams_to_write(scenario: Scenario, inputs: WorldInputs) -> dict[str, list[Stream]]:
+    """The files to write for ``inputs`` (every declared stream they hold), checked against the scenario."""
+    out: dict[str, list[Stream]] = {}
+    declared = {s.name for s in all_streams(catalogue.sources())}
+    undeclared = [n for n in inputs.names if n not in declared]
+    if undeclared:
+        raise ValueError(f"inputs hold streams {undeclared} that forecasts.catalogue does not declare")
+    for file, streams in layout().items():
+        held = [s.name for s in streams if s.name in inputs]
+        if not held:
+            if streams[0].required:
+                raise ValueError(f"inputs lack {[s.name for s in streams]}, which every trace holds")
+            continue
+        if len(held) != len(streams):
+            raise ValueError(f"inputs hold {held} but not all of {[s.name for s in streams]}, stored together in {file}")
+        for s in streams:
+            expected = s.shape(_axes(), scenario, inputs.weeks)
+            if inputs[s.name].shape != expected:
+                raise ValueError(f"inputs' {s.name} of shape {inputs[s.name].shape} do not fit scenario {scenario.name!r} "
+                                 f"(expected {expected} over {', '.join(s.axes)})")
+        out[file] = streams
+    return out
+
+
+def _write_file(path: Path, streams: list[Stream], scenario: Scenario, inputs: WorldInputs) -> None:
+    """One CSV file: a column per axis, a value column per stream; rows in C order of the axes."""
+    axes = [_axes()[a] for a in streams[0].axes]
+    labels = [_labels(a, scenario, inputs.weeks) for a in axes]
+    text = [int if s.integer else format_float for s in streams]
+    values = [inputs[s.name].ravel().tolist() for s in streams]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow([*streams[0].axes, *(s.column for s in streams)])
+        for i, row in enumerate(itertools.product(*labels)):
+            w.writerow([*row, *(f(v[i]) for f, v in zip(text, values))])
+
+
 def write_trace(
     folder: str | Path,
     scenario: Scenario,
@@ -146,8 +220,9 @@ def write_trace(
 ) -> Path:
     """Write ``inputs`` (drawn for ``scenario``) as a trace folder; returns its path.
 
-    The folder appears complete or not at all (files go to a temporary sibling, renamed at the end).
-    An existing folder is replaced only if ``overwrite`` and it is a trace (holds ``trace.json``).
+    Every stream the inputs hold is written to its declared file (``forecasts.catalogue``). The
+    folder appears complete or not at all (files go to a temporary sibling, renamed at the end). An
+    existing folder is replaced only if ``overwrite`` and it is a trace (holds ``trace.json``).
     """
     folder = Path(folder)
     if folder.exists():
@@ -155,10 +230,9 @@ def write_trace(
             raise FlosimError(f"--out {folder}: already exists (choose another folder, or --force to replace a trace)")
         if not (folder / "trace.json").exists():
             raise FlosimError(f"--out {folder}: exists and is not a trace folder (no trace.json); not replacing it")
-    T, H, R, K = inputs.forecasts.shape
-    if (R, K) != (len(scenario.regions), len(scenario.products)) or H != scenario.horizon:
-        raise ValueError(f"inputs of shape {inputs.forecasts.shape} do not fit scenario {scenario.name!r}")
-    regions, products, lanes = scenario.regions, scenario.product_names, lane_names(scenario)
+    files = _streams_to_write(scenario, inputs)
+    T = inputs.weeks
+    used = {a for streams in files.values() for a in streams[0].axes}
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
@@ -168,38 +242,16 @@ def write_trace(
     except OSError as exc:
         raise FlosimError(f"--out {folder}: cannot create trace folder: {exc}") from None
     try:
-        with open(tmp / "demand.csv", "w", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(FILES["demand"][1])
-            for t in range(T):
-                for r, rn in enumerate(regions):
-                    for k, kn in enumerate(products):
-                        w.writerow([t, rn, kn, format_float(inputs.demand[t, r, k])])
-        with open(tmp / "forecasts.csv", "w", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(FILES["forecasts"][1])
-            for t in range(T):
-                for j in range(H):
-                    for r, rn in enumerate(regions):
-                        for k, kn in enumerate(products):
-                            w.writerow([t, j, rn, kn, format_float(inputs.forecasts[t, j, r, k]),
-                                        format_float(inputs.forecast_sd[t, j, r, k])])
-        with open(tmp / "delays.csv", "w", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(FILES["delays"][1])
-            for t in range(T):
-                for l, ln in enumerate(lanes):
-                    w.writerow([t, ln, int(inputs.delays[t, l])])
+        for file, streams in files.items():
+            _write_file(tmp / file, streams, scenario, inputs)
         meta = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "scenario": scenario.name,
             "weeks": int(T),
-            "horizon": int(H),
+            "horizon": int(scenario.horizon),
             "seed": int(scenario.seed if seed is None else seed),
-            "regions": list(regions),
-            "products": list(products),
-            "lanes": lanes,
+            **{a.key: a.labels(scenario) for a in _axes().values() if a.named and a.name in used},  # type: ignore[misc]
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "source": source,
         }
@@ -223,14 +275,18 @@ def write_trace(
 # -- reading --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Trace:
-    """A trace as read from disk, in its own name order (``meta`` is ``trace.json``)."""
+    """A trace as read from disk, in its own name order (``meta`` is ``trace.json``); ``streams`` holds
+    the streams its files store, by name (``trace.demand`` reads one)."""
 
     folder: Path
     meta: dict[str, Any]
-    demand: np.ndarray  # [T, R, K]
-    forecasts: np.ndarray  # [T, H, R, K]
-    forecast_sd: np.ndarray  # [T, H, R, K]
-    delays: np.ndarray  # [T, L]
+    streams: dict[str, np.ndarray]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        streams = self.__dict__.get("streams")
+        if streams is not None and name in streams:
+            return streams[name]
+        raise AttributeError(f"Trace has no stream {name!r}")
 
     @property
     def weeks(self) -> int:
@@ -242,7 +298,8 @@ class Trace:
 
     def inputs_for(self, scenario: Scenario, weeks: int | None = None) -> WorldInputs:
         """The first ``weeks`` weeks of this trace as inputs for ``scenario`` (names are matched, so
-        the scenario may list regions, products and lanes in another order)."""
+        the scenario may list regions, products, lanes ... in another order). A declared stream the
+        trace does not store (declared after it was recorded) is its neutral value throughout."""
         meta_file = self.folder / "trace.json"
         if scenario.horizon != self.horizon:
             raise FlosimError(
@@ -251,15 +308,21 @@ class Trace:
         weeks = self.weeks if weeks is None else weeks
         if weeks > self.weeks:
             raise FlosimError(f"{meta_file}: field 'weeks' = {self.weeks}: the trace is shorter than the {weeks} weeks asked for")
-        r_idx = _match(meta_file, "regions", self.meta["regions"], scenario.regions)
-        k_idx = _match(meta_file, "products", self.meta["products"], scenario.product_names)
-        l_idx = _match(meta_file, "lanes", self.meta["lanes"], lane_names(scenario))
-        return WorldInputs(
-            demand=np.ascontiguousarray(self.demand[:weeks][:, r_idx][:, :, k_idx]),
-            forecasts=np.ascontiguousarray(self.forecasts[:weeks][:, :, r_idx][:, :, :, k_idx]),
-            forecast_sd=np.ascontiguousarray(self.forecast_sd[:weeks][:, :, r_idx][:, :, :, k_idx]),
-            delays=np.ascontiguousarray(self.delays[:weeks][:, l_idx]),
-        )
+        declared = {s.name: s for s in all_streams(catalogue.sources())}
+        used = {a for n in self.streams for a in declared[n].axes}
+        order = {a.name: _match(meta_file, a.key, self.meta[a.key], a.labels(scenario))  # type: ignore[misc]
+                 for a in _axes().values() if a.named and a.name in used}
+        out = {}
+        for stream in declared.values():
+            if stream.name not in self.streams:
+                out[stream.name] = stream.neutral_array(stream.shape(_axes(), scenario, weeks))
+                continue
+            a = self.streams[stream.name][:weeks]
+            for i, axis in enumerate(stream.axes):
+                if axis in order:
+                    a = np.take(a, order[axis], axis=i)
+            out[stream.name] = np.ascontiguousarray(a)
+        return WorldInputs(streams=out)
 
 
 def _match(meta_file: Path, field: str, in_trace: list[str], in_scenario: list[str]) -> list[int]:
@@ -273,10 +336,15 @@ def _match(meta_file: Path, field: str, in_trace: list[str], in_scenario: list[s
     return [pos[n] for n in in_scenario]
 
 
+def _files_held(folder: Path) -> dict[str, list[Stream]]:
+    """The data files this trace must or does hold: the required ones and the optional ones present."""
+    return {f: streams for f, streams in layout().items() if streams[0].required or (folder / f).exists()}
+
+
 def _read_meta(folder: Path) -> dict[str, Any]:
     path = folder / "trace.json"
     if not path.exists():
-        raise FlosimError(f"{path}: missing; a trace folder needs trace.json, demand.csv, forecasts.csv and delays.csv")
+        raise FlosimError(f"{path}: missing; a trace folder needs {_needs('trace.json')}")
     try:
         meta = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -291,7 +359,11 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         v = meta.get(field)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise FlosimError(f"{path}: field '{field}' = {v!r}: must be a whole number >= 1")
-    for field in ("regions", "products", "lanes"):
+    used = {a for streams in _files_held(folder).values() for a in streams[0].axes}
+    for axis in _axes().values():
+        if not axis.named or axis.name not in used:
+            continue
+        field = axis.key
         v = meta.get(field)
         if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
             raise FlosimError(f"{path}: field '{field}' = {v!r}: must be a non-empty list of names")
@@ -304,7 +376,7 @@ def _read_meta(folder: Path) -> dict[str, Any]:
 
 def _rows(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     if not path.exists():
-        raise FlosimError(f"{path}: missing; a trace folder needs {', '.join(f for f, _ in FILES.values())} and trace.json")
+        raise FlosimError(f"{path}: missing; a trace folder needs {_needs()}")
     try:
         fh = open(path, newline="")
     except OSError as exc:
@@ -331,7 +403,7 @@ def _rows(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, dict[str, 
             raise FlosimError(f"{path}: not a valid CSV file: {exc}") from None
 
 
-def _index(path: Path, line: int, field: str, text: str, names: list[str] | int) -> int:
+def _index(path: Path, line: int, field: str, text: str, names: list[str] | int, key: str = "") -> int:
     if isinstance(names, int):
         try:
             value = int(text)
@@ -343,16 +415,21 @@ def _index(path: Path, line: int, field: str, text: str, names: list[str] | int)
     try:
         return names.index(text)
     except ValueError:
-        raise FlosimError(f"{path}: row {line}: field '{field}' = {text!r}: not in trace.json's {field}s {names[:8]}") from None
+        raise FlosimError(f"{path}: row {line}: field '{field}' = {text!r}: not in trace.json's {key or field + 's'} {names[:8]}") from None
 
 
-def _value(path: Path, line: int, field: str, text: str) -> float:
+def _value(path: Path, line: int, stream: Stream, text: str) -> float:
+    field = stream.column
     try:
         v = parse_float(text)
     except ValueError:
         raise FlosimError(f"{path}: row {line}: field '{field}' = {text!r}: not a number") from None
-    if not math.isfinite(v) or v < 0:
-        raise FlosimError(f"{path}: row {line}: field '{field}' = {text!r}: must be finite and >= 0")
+    if not math.isfinite(v) or not stream.low <= v <= stream.high:
+        bounds = f">= {stream.low:g}" if stream.high == math.inf else f"in [{stream.low:g}, {stream.high:g}]"
+        raise FlosimError(f"{path}: row {line}: field '{field}' = {text!r}: must be finite and {bounds}")
+    if stream.integer and v != int(v):
+        what = f" of {stream.unit}" if stream.unit else ""
+        raise FlosimError(f"{path}: row {line}: field '{field}' = {text!r}: must be a whole number{what}")
     return v
 
 
@@ -372,46 +449,33 @@ def _fill(path: Path, shape: tuple[int, ...], entries: Iterator[tuple[int, tuple
     return out
 
 
+def _read_file(path: Path, streams: list[Stream], meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The streams stored in one CSV file, each in trace.json's name order."""
+    axes = [_axes()[a] for a in streams[0].axes]
+    # what a row's axis field must be: a position below the count, or one of trace.json's names
+    domains: list[list[str] | int] = [meta[a.key] for a in axes]
+    shape = tuple(d if isinstance(d, int) else len(d) for d in domains)
+    header = (*streams[0].axes, *(s.column for s in streams))
+    arrays = _fill(path, shape, (
+        (line,
+         tuple(_index(path, line, a.name, row[a.name], d, a.key) for a, d in zip(axes, domains)),
+         tuple(_value(path, line, s, row[s.column]) for s in streams))
+        for line, row in _rows(path, header)
+    ), len(streams), ", ".join(streams[0].axes))
+    return {s.name: arr.astype(s.dtype, copy=False) for s, arr in zip(streams, arrays)}
+
+
 def read_trace(folder: str | Path) -> Trace:
-    """Read and validate a trace folder (every file, row and field)."""
+    """Read and validate a trace folder (every file, row and field): every file a trace must hold,
+    and the file of any other declared stream it holds."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FlosimError(f"{folder}: no such trace folder")
     meta = _read_meta(folder)
-    T, H = meta["weeks"], meta["horizon"]
-    regions, products, lanes = meta["regions"], meta["products"], meta["lanes"]
-    R, K, L = len(regions), len(products), len(lanes)
-
-    p = folder / FILES["demand"][0]
-    (demand,) = _fill(p, (T, R, K), (
-        (line, (_index(p, line, "week", row["week"], T), _index(p, line, "region", row["region"], regions),
-                _index(p, line, "product", row["product"], products)),
-         (_value(p, line, "units", row["units"]),))
-        for line, row in _rows(p, FILES["demand"][1])
-    ), 1, "week, region, product")
-
-    p = folder / FILES["forecasts"][0]
-    forecasts, sd = _fill(p, (T, H, R, K), (
-        (line, (_index(p, line, "week", row["week"], T), _index(p, line, "lead", row["lead"], H),
-                _index(p, line, "region", row["region"], regions), _index(p, line, "product", row["product"], products)),
-         (_value(p, line, "forecast", row["forecast"]), _value(p, line, "sd", row["sd"])))
-        for line, row in _rows(p, FILES["forecasts"][1])
-    ), 2, "week, lead, region, product")
-
-    p = folder / FILES["delays"][0]
-
-    def delay(line: int, text: str) -> float:
-        v = _value(p, line, "delay_weeks", text)
-        if v != int(v):
-            raise FlosimError(f"{p}: row {line}: field 'delay_weeks' = {text!r}: must be a whole number of weeks")
-        return v
-
-    (delays,) = _fill(p, (T, L), (
-        (line, (_index(p, line, "week", row["week"], T), _index(p, line, "lane", row["lane"], lanes)),
-         (delay(line, row["delay_weeks"]),))
-        for line, row in _rows(p, FILES["delays"][1])
-    ), 1, "week, lane")
-    return Trace(folder, meta, demand, forecasts, sd, delays.astype(np.int64))
+    streams: dict[str, np.ndarray] = {}
+    for file, group in _files_held(folder).items():
+        streams.update(_read_file(folder / file, group, meta))
+    return Trace(folder, meta, streams)
 
 
 def load_trace_inputs(scenario: Scenario, weeks: int | None = None) -> WorldInputs:
