@@ -1,4 +1,5 @@
-"""``flosim record``: export a run's random inputs (demand, forecasts, delays) as a trace folder.
+"""``flosim record``: export a run's random inputs (every declared stream: demand, forecasts, delays ...)
+as a trace folder.
 
 The trace holds exactly the inputs ``flosim run`` with the same scenario, weeks and seed simulates on,
 so ``flosim replay DIR`` reruns that period bit for bit; the format is in ``docs/traces.md``.
