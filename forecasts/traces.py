@@ -88,8 +88,8 @@ def _needs(first: str = "") -> str:
 
 def lane_names(scenario: Scenario) -> list[str]:
     """Lane labels ``"ORIGIN->FC"`` in the global lane order (vendors in order, each vendor's lanes
-    in order; a version-1 scenario's lanes as listed)."""
-    return [f"{lane.origin}->{lane.fc}" for lane in scenario.all_lanes]
+    in order; a version-1 scenario's lanes as listed): the names of the ``lane`` axis."""
+    return catalogue.AXES["lane"].labels(scenario)  # type: ignore[misc]
 
 
 def format_float(x: float) -> str:

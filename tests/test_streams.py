@@ -11,17 +11,36 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 sys.path.insert(0, str(DATA))
-from make_inputs_golden import draw_all  # noqa: E402
+from make_inputs_golden import RUNS, draw_all  # noqa: E402
+
+GOLDEN = DATA / "inputs_golden.npz"
+OLD_TRACE = DATA / "trace_default_2w"  # written by main at 9f80133
+
+
+def _stored_scenario(key: str):
+    """The resolved scenario a stored run was drawn from."""
+    import yaml
+
+    from sim.model.scenario import scenario_from_dict
+
+    return scenario_from_dict(yaml.safe_load(str(np.load(GOLDEN)[f"{key}/scenario"])))
+
+
+def _old_trace_scenario():
+    from sim.model.scenario import load_scenario
+
+    return load_scenario(OLD_TRACE / "scenario.yaml")
 
 
 def test_draws_equal_those_made_before_streams_were_declared():
     """Every array of tests/data/inputs_golden.npz (drawn by main at 9f80133, before this change),
     bit for bit: same child seeds, same order, same dtype, for a v1 and a v2 scenario, the pilot, a
     deterministic run, a cool-down and the policies' generators."""
-    stored = np.load(DATA / "inputs_golden.npz")
-    drawn = draw_all()
-    assert sorted(drawn) == sorted(stored.files)
-    for key in stored.files:
+    stored = np.load(GOLDEN)
+    arrays = [k for k in stored.files if not k.endswith("/scenario")]
+    drawn = draw_all({key: str(stored[f"{key}/scenario"]) for key, *_ in RUNS})
+    assert sorted(drawn) == sorted(arrays) and len(arrays) == 4 * len(RUNS) + 3
+    for key in arrays:
         assert drawn[key].dtype == stored[key].dtype and drawn[key].shape == stored[key].shape, key
         assert drawn[key].tobytes() == stored[key].tobytes(), key
 
@@ -38,13 +57,12 @@ def test_traces_recorded_before_read_and_digest_as_before():
     (sweeps key their runs by it), and the small one reads back to exactly what main drew."""
     from forecasts.inputs import draw_inputs
     from forecasts.traces import read_trace, resolve_trace_dir, trace_digest
-    from sim.model.scenario import load_scenario
 
     digests = _golden_digests()
-    assert trace_digest(DATA / "trace_default_2w") == digests["trace_default_2w"]
+    assert trace_digest(OLD_TRACE) == digests["trace_default_2w"]
     assert trace_digest(resolve_trace_dir("traces/pilot")) == digests["pilot"]
-    s = load_scenario("default").model_copy(update={"weeks": 2})
-    back = read_trace(DATA / "trace_default_2w").inputs_for(s)
+    s = _old_trace_scenario()
+    back = read_trace(OLD_TRACE).inputs_for(s)
     drawn = draw_inputs(s)
     assert back.names == drawn.names == ["demand", "forecasts", "forecast_sd", "delays"]
     for name in back.names:
@@ -53,18 +71,16 @@ def test_traces_recorded_before_read_and_digest_as_before():
 
 def test_a_trace_written_now_has_the_same_files_as_before(tmp_path):
     """``write_trace`` writes the same bytes as main did (tests/data/trace_default_2w) for the same
-    inputs; trace.json differs only in when and by what it was made."""
+    inputs, read from that trace; trace.json differs only in when and by what it was made."""
     import json
 
-    from forecasts.inputs import draw_inputs
-    from forecasts.traces import write_trace
-    from sim.model.scenario import load_scenario
+    from forecasts.traces import read_trace, write_trace
 
-    s = load_scenario("default").model_copy(update={"weeks": 2})
-    new = write_trace(tmp_path / "t", s, draw_inputs(s), seed=s.seed)
-    old = DATA / "trace_default_2w"
+    s = _old_trace_scenario()
+    old = OLD_TRACE
+    new = write_trace(tmp_path / "t", s, read_trace(old).inputs_for(s), seed=s.seed)
     assert sorted(p.name for p in new.iterdir()) == sorted(p.name for p in old.iterdir())
-    for name in ("demand.csv", "forecasts.csv", "delays.csv", "scenario.yaml"):
+    for name in ("demand.csv", "forecasts.csv", "delays.csv"):
         assert (new / name).read_bytes() == (old / name).read_bytes(), name
     a, b = (json.loads((f / "trace.json").read_text()) for f in (new, old))
     assert list(a) == list(b)
@@ -138,9 +154,8 @@ def noise(monkeypatch):
 
 def test_a_new_stream_is_drawn_reproducibly_from_its_own_child(noise):
     from forecasts.inputs import draw_inputs, settle_inputs
-    from sim.model.scenario import load_scenario
 
-    s = load_scenario("default")
+    s = _stored_scenario("default")
     a, b = draw_inputs(s, weeks=4), draw_inputs(s, weeks=4)
     assert a.names == ["demand", "forecasts", "forecast_sd", "delays", "noise"]
     assert a.noise.shape == (4, 3) and a.same_as(b)
@@ -149,7 +164,7 @@ def test_a_new_stream_is_drawn_reproducibly_from_its_own_child(noise):
     child = np.random.SeedSequence(s.seed).spawn(4)[3]
     assert a.noise.tobytes() == np.random.default_rng(child).uniform(size=(4, 3)).tobytes()
     # and the streams declared before it draw exactly what main drew
-    stored = np.load(DATA / "inputs_golden.npz")
+    stored = np.load(GOLDEN)
     for name in ("demand", "forecasts", "forecast_sd", "delays"):
         assert a[name].tobytes() == stored[f"default/{name}"].tobytes(), name
     # the cool-down holds its neutral value
@@ -200,18 +215,17 @@ def test_old_traces_replay_unchanged_with_a_new_stream_declared(noise):
     """Traces recorded before the stream existed: same digest, same inputs, the new stream neutral."""
     from forecasts.inputs import draw_inputs
     from forecasts.traces import read_trace, resolve_trace_dir, trace_digest, trace_scenario
-    from sim.model.scenario import load_scenario
 
     digests = _golden_digests()
-    assert trace_digest(DATA / "trace_default_2w") == digests["trace_default_2w"]
+    assert trace_digest(OLD_TRACE) == digests["trace_default_2w"]
     assert trace_digest(resolve_trace_dir("traces/pilot")) == digests["pilot"]
-    s = load_scenario("default").model_copy(update={"weeks": 2})
-    back = read_trace(DATA / "trace_default_2w").inputs_for(s)
+    s = _old_trace_scenario()
+    back = read_trace(OLD_TRACE).inputs_for(s)
     assert back.names == ["demand", "forecasts", "forecast_sd", "delays", "noise"]
     assert back.noise.shape == (2, 3) and np.all(back.noise == 0.5)
-    stored = draw_inputs(s)  # the declared streams before it are drawn as main drew them
+    drawn = draw_inputs(s)  # the streams declared before it are drawn as main drew them
     for name in ("demand", "forecasts", "forecast_sd", "delays"):
-        assert back[name].tobytes() == stored[name].tobytes(), name
+        assert back[name].tobytes() == drawn[name].tobytes(), name
     pilot = draw_inputs(trace_scenario(resolve_trace_dir("traces/pilot")))
     assert pilot.noise.shape == (9, 3) and np.all(pilot.noise == 0.5)
 
