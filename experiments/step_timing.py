@@ -10,9 +10,9 @@ Two layers, each timed *exclusively* (a step's own time, without the time of a s
 nested in it, so a layer's shares add up to at most 1):
 
 - ``steps``: what the policy does, called on the simulation's own thread (the negotiation's set-up,
-  its rounds, the certificate checks, the JIT plan, the CBT's pricing, the demand paths, menu items,
-  plan evaluations, the first-best solve, the world's own bookkeeping). Time not in any step is
-  ``other`` (the policy's own Python, the SimPy loop).
+  its rounds, the certificate checks, the JIT plan, the CBT's pricing (its LPs on the forecast and
+  one per demand path), the demand paths, menu items and offers, plan evaluations, the first-best
+  solve, the world's own bookkeeping). Time not in any step is ``other`` (the policy's own Python, the SimPy loop).
 - ``work``: the kind of computation underneath (LP builds, HiGHS solves, OSQP best responses and
   their set-up, agent processes). The negotiation asks its agents in threads, so this layer's
   seconds are summed over threads and may exceed the wall time of the step that waited for them.
@@ -43,10 +43,12 @@ STEPS: tuple[tuple[str, str, str, str], ...] = (
     ("steps", "CBT pricing", "policies.cbt", "cost_benefit_transfer"),
     ("steps", "CBT pricing", "policies.cbt", "TransferPricer.price"),
     ("steps", "CBT pricing", "policies.cbt", "TransferPricer.price_plan"),
-    ("steps", "CBT pricing", "policies.cbt", "TransferPricer.completed"),
+    ("steps", "CBT pricing", "policies.cbt", "TransferPricer.__init__"),
+    ("steps", "CBT: the retailer's plan on the forecast", "policies.cbt", "TransferPricer.completed"),
+    ("steps", "CBT: one LP per demand path", "policies.cbt", "TransferPricer._future"),
     ("steps", "menu items", "policies.menu", "build_menu"),
+    ("steps", "menu offers", "policies.menu", "MenuPolicy.offer"),
     ("steps", "plan evaluations", "sim.parties.retailer", "RetailerAgent.evaluate"),
-    ("steps", "plan evaluations", "sim.parties.retailer", "RetailerAgent.cost_with_first_week"),
     ("steps", "plan evaluations", "sim.parties.vendor", "VendorAgent.evaluate"),
     ("steps", "world (fulfil, serve, account)", "sim.world", "World._execute"),
     ("steps", "world (fulfil, serve, account)", "sim.world", "World._serve"),
