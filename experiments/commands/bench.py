@@ -15,6 +15,20 @@ name that does not exist, or a value of the wrong type, is an error before anyth
 the stopping rule should not care).
 ``--json`` prints a list of rows with keys ``size, n_public, central_s, cpp_s, ratio, iterations, gap``
 (and a few more).
+
+    flosim bench --replay [TRACE] [--weeks N] [--policy P ...] [--profile DIR] [--json]
+
+Replays a trace (default the shipped pilot) once per policy (default ``jit, first-best, cpp-vcg,
+menu``), all in one process on the same inputs, and prints each policy's wall time (its measured weeks
+and the cool-down under JIT that every replay runs), the ratio to first best's time, the time in the
+policy's own planning (``decide_s``), and the shares of its main steps (negotiation set-up and rounds,
+certificate checks, CBT pricing, demand paths, menu items, plan evaluations, the world's bookkeeping)
+and of the work underneath (LP builds, HiGHS solves, OSQP best responses); see
+:mod:`experiments.replay_bench` and ``docs/performance.md``. ``--profile DIR`` also writes a cProfile
+of each policy (``DIR/<policy>.pstats``; its overhead is then in the times). ``--json`` prints
+``{trace, scenario, weeks, settle_weeks, read_trace_s, cpus, load_average, policies}``, each policy
+``{policy, seconds, decide_s, ratio_to_first_best, steps, work}`` and each step or kind of work
+``{seconds, calls, share}`` (share of the policy's ``seconds``).
 """
 
 from __future__ import annotations
@@ -32,7 +46,13 @@ from sim.results import jsonable
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="benchmark CPP against a centralized solve",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="small,pilot", help="comma-separated sizes: small, pilot, large, or PxFxRxO[xV] (products x FCs x regions x origins [x vendors], "
+    p.add_argument("--replay", nargs="?", const="pilot", default=None, metavar="TRACE",
+                   help="time each policy on a trace replay instead (default trace: the shipped pilot) and report its ratio to first best")
+    p.add_argument("--weeks", default=None, metavar="N", help="with --replay: replay only the first N weeks")
+    p.add_argument("--policy", action="append", default=None, metavar="P",
+                   help="with --replay: a policy to time; repeatable (default: jit, first-best, cpp-vcg, menu)")
+    p.add_argument("--profile", default=None, metavar="DIR", help="with --replay: also write a cProfile of each policy to DIR/<policy>.pstats")
+    p.add_argument("--sizes", default=None, help="comma-separated sizes: small, pilot, large, or PxFxRxO[xV] (products x FCs x regions x origins [x vendors], "
                    "the benchmark network at another size; default small,pilot)")
     p.add_argument("--set", dest="admm", action="append", type=name_value("NAME=VALUE", "eps_rel=3e-3"), default=[], metavar="NAME=VALUE",
                    help="ADMM option of the negotiation (sim.negotiation.coordinator.ADMMOptions), e.g. eps_rel=3e-3; repeatable")
@@ -45,10 +65,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.replay is not None:
+        return run_replay(args)
+    given = [flag for flag, value in (("--weeks", args.weeks), ("--policy", args.policy), ("--profile", args.profile)) if value is not None]
+    if given:
+        raise FlosimError(f"{given[0]}: only with --replay")
     from experiments.benchmarks import SIZES, format_table, is_size, run_benchmark
     from policies.cpp import admm_options, answer_options
 
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    sizes = [s.strip() for s in (args.sizes or "small,pilot").split(",") if s.strip()]
     unknown = [s for s in sizes if not is_size(s)]
     if not sizes or unknown:
         raise FlosimError(f"--sizes: unknown size(s) {unknown or sizes!r} (choose from {', '.join(SIZES)}, "
@@ -85,4 +110,31 @@ def run(args: argparse.Namespace) -> int:
             print(table.splitlines()[-1] if len(rows) > 1 else table, flush=True)
     if args.json:
         print(json.dumps(jsonable([r.as_dict() for r in rows]), indent=2))
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """``flosim bench --replay``: see the module docstring."""
+    from experiments.replay_bench import DEFAULT_POLICIES, bench_replay, format_replay_table
+
+    given = [flag for flag, value in (("--sizes", args.sizes), ("--set", args.admm), ("--answer", args.answers)) if value]
+    if given or args.cost_scale != 1.0:
+        raise FlosimError(f"{given[0] if given else '--cost-scale'}: not with --replay (it times the policies as the scenario sets them)")
+    weeks = None
+    if args.weeks is not None:
+        try:
+            weeks = int(args.weeks)
+        except ValueError:
+            raise FlosimError(f"--weeks must be a whole number, got {args.weeks!r}") from None
+        if weeks < 1:
+            raise FlosimError(f"--weeks must be >= 1, got {weeks}")
+
+    def progress(t: object) -> None:
+        print(f"flosim bench: {t.policy}: {t.seconds:.2f} s", file=sys.stderr, flush=True)  # type: ignore[attr-defined]
+
+    bench = bench_replay(args.replay, args.policy or DEFAULT_POLICIES, weeks=weeks, profile_dir=args.profile, on_policy=progress)
+    if args.json:
+        print(json.dumps(jsonable(bench.as_dict()), indent=2))
+    else:
+        print(format_replay_table(bench))
     return 0
