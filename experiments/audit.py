@@ -24,13 +24,18 @@ lying net cost``: positive means lying pays. Rows carry ``party``, the liar's pa
   the theory: costs stop at the last simulated week while stock carries on, and the rolling plan on
   point forecasts is not optimal in a noisy world, so a lie can lower realised social cost.
 
-Lies (a family each, applied to the liar's private data), after a control row ``truthful`` per
-party (its true data reported through the same path as a lie: its gain is zero, or the audit's own
-noise):
+Lies (:mod:`experiments.lies`), after a control row ``truthful`` per party (its true data reported
+through the same path as a lie: its gain is zero, or the audit's own noise). By default each party's
+hand-written set:
 
 * each vendor: scale all its costs by alpha on a grid; inflate one of its lanes (the one with spare
   truck volume); hide its spare truck volume; understate its production capacity;
 * retailer: inflate its holding cost; inflate its lost-sales penalty.
+
+``lies="all"`` adds the families generated from the party's private data (every cost and quantity
+scaled as a whole and at one FC, region, product, origin or lane at a time; the retailer's forecast
+per region and stock per FC; a vendor's stock and capacity per origin, spare volume per lane);
+``lies=n`` samples ``n`` of those reproducibly from the seed. Rows carry ``parameter``.
 
 Theory: under ``cpp-vcg`` a vendor's cost plus its pivot payment equals the social cost up to terms
 it cannot influence, so no vendor lie should pay beyond solver and rolling-horizon error (with one
@@ -46,7 +51,7 @@ What a user may do: :func:`run_audit` (the table), :func:`audit_parties` (who ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -55,8 +60,8 @@ import pandas as pd
 from forecasts.inputs import draw_inputs, policy_rng
 from policies.registry import make_policy
 from sim.parties.retailer import RetailerAgent
-from sim.parties.vendor import VendorAgent
 from sim.parties.oracle import joint_plan
+from experiments.lies import ALPHAS, TRUTHFUL, Lie, liar_agent, lie_rng, pick_lies, retailer_lies, vendor_lies  # noqa: F401
 from sim.model.data import RetailerData, VendorData, split_scenario
 from sim.model.decision import RETAILER
 from sim.model.errors import FlosimError
@@ -64,55 +69,8 @@ from sim.model.lp import LPBuilder, solve_lp
 from sim.model.scenario import Scenario
 from sim.world import World, planning_context
 
-ALPHAS = (0.5, 0.8, 1.25, 2.0)
-#: the control "lie" of every party: its true data, reported through the same path as a lie (gain 0)
-TRUTHFUL = "truthful"
 #: a gain within ``truthful_slack`` plus this much of the social cost (LP tolerance) is ``within_slack``
 SLACK_TOL = 1e-7
-
-
-@dataclass(frozen=True)
-class Lie:
-    party: str  # the liar's party name: "retailer" or a vendor's name
-    name: str
-    apply: Callable[[Any], Any]  # private data -> misreported private data
-
-
-def _scale_vendor(alpha: float) -> Callable[[VendorData], VendorData]:
-    return lambda d: replace(
-        d,
-        production=d.production * alpha,
-        holding=d.holding * alpha,
-        spare_cost=d.spare_cost * alpha,
-        truckload_cost=d.truckload_cost * alpha,
-    )
-
-
-def vendor_lies(data: VendorData) -> list[Lie]:
-    """The lies of the vendor whose data is ``data`` (its rows carry ``party = data.name``)."""
-    party = data.name
-    lies = [Lie(party, TRUTHFUL, lambda d: d)]
-    lies += [Lie(party, f"scale_costs_x{a:g}", _scale_vendor(a)) for a in ALPHAS]
-    spare = np.flatnonzero(data.spare_volume > 0)
-    lane = int(spare[0]) if spare.size else int(np.argmin(data.truckload_cost))
-
-    def inflate(d: VendorData) -> VendorData:
-        bump = np.ones(d.L)
-        bump[lane] = 3.0
-        return replace(d, spare_cost=d.spare_cost * bump, truckload_cost=d.truckload_cost * bump)
-
-    lies.append(Lie(party, f"inflate_lane_{data.lane_names[lane]}_x3", inflate))
-    lies.append(Lie(party, "hide_spare_volume", lambda d: replace(d, spare_volume=np.zeros_like(d.spare_volume))))
-    lies.append(Lie(party, "understate_capacity_x0.7", lambda d: replace(d, capacity=d.capacity * 0.7)))
-    return lies
-
-
-def retailer_lies(data: RetailerData) -> list[Lie]:
-    return [
-        Lie(RETAILER, TRUTHFUL, lambda d: d),
-        Lie(RETAILER, "inflate_holding_x3", lambda d: replace(d, holding=d.holding * 3.0)),
-        Lie(RETAILER, "inflate_lost_sales_x1.5", lambda d: replace(d, penalty=d.penalty * 1.5)),
-    ]
 
 
 def audit_parties(scenario: Scenario) -> list[str]:
@@ -120,18 +78,28 @@ def audit_parties(scenario: Scenario) -> list[str]:
     return [RETAILER, *(spec.name for spec in scenario.vendor_specs())]
 
 
-def _lies(scenario: Scenario, parties: Sequence[str] | None) -> tuple[list[Lie], RetailerData, dict[str, VendorData]]:
+def _lies(scenario: Scenario, parties: Sequence[str] | None, which: str | int | None = None,
+          seed: int | None = None) -> tuple[list[Lie], RetailerData, dict[str, VendorData]]:
     """Every lie of the audited ``parties`` (default: all), each vendor's in vendor order, then the
-    retailer's; an unknown party name is an error naming the scenario's parties."""
-    _, retailer_data, vendor_data = split_scenario(scenario)
+    retailer's; an unknown party name is an error naming the scenario's parties. ``which``: the
+    hand-written set (None), ``"all"`` or a sampled count (:func:`experiments.lies.pick_lies`, drawn
+    from ``seed``, default the scenario's)."""
+    public, retailer_data, vendor_data = split_scenario(scenario)
     known = audit_parties(scenario)
     chosen = known if parties is None else list(parties)
     unknown = [p for p in chosen if p not in known]
     if unknown:
         raise FlosimError(f"audit: unknown part{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))} "
                           f"in scenario {scenario.name!r} (parties: {', '.join(known)})")
-    lies = [lie for data in vendor_data.values() for lie in vendor_lies(data)] + retailer_lies(retailer_data)
-    return [lie for lie in lies if lie.party in chosen], retailer_data, vendor_data
+    seed = scenario.seed if seed is None else seed
+    datas = [*vendor_data.values(), retailer_data]
+    names = [*vendor_data, RETAILER]
+    lies = []
+    for name, data in zip(names, datas):
+        if name in chosen:
+            rng = lie_rng(seed, known.index(name)) if isinstance(which, int) else None
+            lies += pick_lies(public, data, which, rng)
+    return lies, retailer_data, vendor_data
 
 
 def _net_costs(ledger: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
@@ -149,13 +117,15 @@ def _run_audit(
     parties: Sequence[str] | None = None,
     policy_overrides: dict[str, dict[str, Any]] | None = None,
     on_run: Callable[[], None] | None = None,
+    lies: str | int | None = None,
 ) -> pd.DataFrame:
     """Whole-run audit (mode ``run``)."""
     weeks = scenario.weeks if weeks is None else weeks
     seed = scenario.seed if seed is None else seed
     scenario = scenario.model_copy(update={"seed": seed, "weeks": weeks})
     inputs = draw_inputs(scenario, weeks=weeks, seed=seed)
-    lies, retailer_data, vendor_data = _lies(scenario, parties)
+    public = split_scenario(scenario)[0]
+    lies, retailer_data, vendor_data = _lies(scenario, parties, lies, seed)
     rows = []
     for mech in mechanisms:
         overrides = (policy_overrides or {}).get(mech, {})
@@ -166,7 +136,8 @@ def _run_audit(
             on_run()
         for lie in lies:
             true_data = retailer_data if lie.party == RETAILER else vendor_data[lie.party]
-            world = World(scenario, make_policy(mech, scenario, **overrides), inputs, reports={lie.party: lie.apply(true_data)})
+            world = World(scenario, make_policy(mech, scenario, **overrides), inputs,
+                          reports={lie.party: liar_agent(public, lie, true_data)})
             lie_party, lie_social = _net_costs(world.run(weeks).ledger)
             if on_run:
                 on_run()
@@ -177,6 +148,7 @@ def _run_audit(
                     "mechanism": mech,
                     "party": lie.party,
                     "lie": lie.name,
+                    "parameter": lie.parameter,
                     "gain": gain,
                     "relative_gain": gain / abs(truth_social) if truth_social else float("nan"),
                     "truthful_net_cost": truth_cost,
@@ -188,9 +160,10 @@ def _run_audit(
     return pd.DataFrame(rows)
 
 
-def audit_steps(scenario: Scenario, mechanisms: Sequence[str], parties: Sequence[str] | None, mode: str, weeks: int) -> int:
+def audit_steps(scenario: Scenario, mechanisms: Sequence[str], parties: Sequence[str] | None, mode: str, weeks: int,
+                lies: str | int | None = None, seed: int | None = None) -> int:
     """Number of progress steps :func:`run_audit` reports through ``on_run``."""
-    n = len(_lies(scenario, parties)[0])
+    n = len(_lies(scenario, parties, lies, seed)[0])
     return len(mechanisms) * (1 + n) * (weeks if mode == "round" else 1)
 
 
@@ -220,10 +193,12 @@ def _round_audit(
     parties: Sequence[str] | None,
     policy_overrides: dict[str, dict[str, Any]] | None,
     on_run: Callable[[], None] | None,
+    lies: str | int | None = None,
 ) -> pd.DataFrame:
     scenario = scenario.model_copy(update={"seed": seed, "weeks": max(weeks, 1)})
     public = split_scenario(scenario)[0]
-    lies, retailer_data, vendor_data = _lies(scenario, parties)
+    lies, retailer_data, vendor_data = _lies(scenario, parties, lies, seed)
+    parameter = {(lie.party, lie.name): lie.parameter for lie in lies}
     contexts = [planning_context(scenario, week=w) for w in range(weeks)]
     # the least true social cost of each round, nothing fixed: the truthful plan's distance from it
     # bounds what any lie can gain where the mechanism is a Clarke pivot (a vendor's net cost = S + const)
@@ -261,11 +236,11 @@ def _round_audit(
                 on_run()
             for lie in lies:
                 if lie.party == RETAILER:
-                    liar = RetailerAgent(public, lie.apply(retailer_data))
+                    liar = liar_agent(public, lie, retailer_data)
                     liar.observe(ctx.retailer.state, ctx.retailer.forecast)
                     lie_ctx = replace(ctx, retailer=liar)
                 else:
-                    liar = VendorAgent(public, lie.apply(vendor_data[lie.party]))
+                    liar = liar_agent(public, lie, vendor_data[lie.party])
                     liar.observe(ctx.vendors[lie.party].state)
                     lie_ctx = replace(ctx, vendors={**ctx.vendors, lie.party: liar})  # the others truthful
                 lied = true_costs(make_policy(mech, scenario, **overrides).decide(fresh(lie_ctx)))
@@ -284,6 +259,7 @@ def _round_audit(
                 "mechanism": mech,
                 "party": party,
                 "lie": name,
+                "parameter": parameter[(party, name)],
                 "gain": gain,
                 "relative_gain": gain / abs(social[mech]) if social[mech] else float("nan"),
                 "truthful_net_cost": truth_cost,
@@ -307,15 +283,19 @@ def run_audit(
     parties: Sequence[str] | None = None,
     policy_overrides: dict[str, dict[str, Any]] | None = None,
     on_run: Callable[[], None] | None = None,
+    lies: str | int | None = None,
 ) -> pd.DataFrame:
     """The audit table: one row per mechanism, party and lie, gains summed over the audited weeks
     (``round``) or the simulated run (``run``); see the module docstring. ``parties``: the liars to
-    audit by party name (default: the retailer and every vendor, each lying in turn)."""
+    audit by party name (default: the retailer and every vendor, each lying in turn). ``lies``: each
+    party's hand-written set (None, the default), ``"all"`` (that set and the lie families generated
+    from its private data) or a count ``n`` (the truthful control and ``n`` lies of ``"all"`` drawn
+    from ``seed``; :mod:`experiments.lies`). Rows carry ``parameter``, the parameter lied about."""
     seed = scenario.seed if seed is None else seed
     if mode == "run":
         return _run_audit(scenario, mechanisms, weeks=weeks, seed=seed, parties=parties,
-                          policy_overrides=policy_overrides, on_run=on_run)
+                          policy_overrides=policy_overrides, on_run=on_run, lies=lies)
     if mode != "round":
         raise ValueError(f"audit mode must be 'round' or 'run', got {mode!r}")
     return _round_audit(scenario, mechanisms, weeks=3 if weeks is None else weeks, seed=seed, parties=parties,
-                        policy_overrides=policy_overrides, on_run=on_run)
+                        policy_overrides=policy_overrides, on_run=on_run, lies=lies)

@@ -31,7 +31,7 @@ import simpy
 
 from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
 from sim.model.decision import MECHANISM, RETAILER, Decision, PlanningContext, Policy
-from sim.model.data import split_scenario
+from sim.model.data import PublicData, split_scenario
 from sim.parties.retailer import RetailerAgent, RetailerState
 from sim.parties.vendor import Fulfilment, VendorAgent, VendorState
 from sim.metrics import MEASURED, SETTLE
@@ -58,6 +58,15 @@ class WorldRecord:
     ledger: list[dict[str, Any]] = field(default_factory=list)
     flows: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _report_agent(reports: dict[str, Any], party: str, public: PublicData, kind: type, truthful: Any) -> Any:
+    """The agent answering for ``party``: ``truthful`` without a report, else the report if it is
+    already an agent of the party's kind, else an agent on the reported data."""
+    if party not in reports:
+        return truthful
+    report = reports[party]
+    return report if isinstance(report, kind) else kind(public, report)
 
 
 class World:
@@ -88,8 +97,10 @@ class World:
         unknown = set(reports) - {RETAILER, *self.vendors}
         if unknown:
             raise ValueError(f"reports for unknown parties {sorted(unknown)} (parties: {[RETAILER, *self.vendors]})")
-        self.retailer_report = RetailerAgent(self.public, reports[RETAILER]) if RETAILER in reports else self.retailer
-        self.vendor_reports = {name: VendorAgent(self.public, reports[name]) if name in reports else agent
+        # A report is private data (an agent is built on it) or an agent already built, e.g. one that
+        # also misreports what it observes each week (its stock, the retailer's forecast).
+        self.retailer_report = _report_agent(reports, RETAILER, self.public, RetailerAgent, self.retailer)
+        self.vendor_reports = {name: _report_agent(reports, name, self.public, VendorAgent, agent)
                                for name, agent in self.vendors.items()}
         self._vendor_data = vendor_data
         self.env = simpy.Environment()

@@ -2,6 +2,10 @@
 
 Each party lies in turn (the retailer, and with several vendors each vendor, the others truthful);
 rows carry the liar's party name. ``--party NAME`` (repeatable) audits only those liars.
+``--lies all|N``: besides each party's hand-written lies (the default), the lie families generated
+from its private data (every cost and quantity scaled as a whole and at one FC, region, product,
+origin or lane at a time, the retailer's forecast per region), all of them or N per party drawn
+reproducibly from the seed; rows carry ``parameter``, the parameter lied about.
 The CBT of ``cpp-vcg`` and ``menu`` is priced from the retailer's own reported costs, so those
 mechanisms are truthful for the vendors only: a retailer lie can pay, and the output says so.
 """
@@ -17,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from experiments.audit import audit_parties, audit_steps, run_audit
+from experiments.lies import parse_lies
 from experiments.commands.run import add_scenario_args
 from policies.registry import available_policies
 from sim.model.errors import FlosimError
@@ -50,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="round: per planning round with continuation values (the theory's test, default); run: whole simulated run")
     p.add_argument("--party", action="append", metavar="NAME",
                    help="liar to audit by party name (retailer, or a vendor's name); repeat (default: every party)")
+    p.add_argument("--lies", metavar="all|N",
+                   help="lies per party: 'all' (the hand-written set and the families generated from the party's "
+                        "private data) or N of those drawn from the seed (default: the hand-written set)")
     p.add_argument("--out", help="folder for audit.parquet, audit.json and the plot (default: results/audit-<timestamp>)")
     p.add_argument("--json", action="store_true", help="print the audit rows as JSON on stdout")
     p.set_defaults(func=main)
@@ -66,19 +74,24 @@ def main(args: argparse.Namespace) -> int:
     unknown = [p for p in parties if p not in known]
     if unknown:
         raise FlosimError(f"--party {unknown[0]}: not a party of scenario {scenario.name!r} (parties: {', '.join(known)})")
+    try:
+        lies = parse_lies(args.lies)
+    except ValueError as exc:
+        raise FlosimError(str(exc)) from None
     weeks = args.weeks if args.weeks is not None else (3 if args.mode == "round" else scenario.weeks)
     out = Path(args.out or default_results_dir("audit"))
     started = time.perf_counter()
-    steps = audit_steps(scenario, mechanisms, parties, args.mode, weeks)
+    steps = audit_steps(scenario, mechanisms, parties, args.mode, weeks, lies, args.seed)
     with tqdm(total=steps, desc="auditing", file=sys.stderr, disable=not sys.stderr.isatty(), delay=2.0) as bar:
         table = run_audit(scenario, mechanisms, mode=args.mode, weeks=weeks, seed=args.seed, parties=parties,
-                          on_run=lambda: bar.update(1))
+                          on_run=lambda: bar.update(1), lies=lies)
     out.mkdir(parents=True, exist_ok=True)
     write_table(out / "audit.parquet", table)
-    shown = [c for c in ("mechanism", "party", "lie", "gain", "relative_gain", "truthful_slack", "within_slack") if c in table]
+    shown = [c for c in ("mechanism", "party", "lie", "parameter", "gain", "relative_gain", "truthful_slack", "within_slack") if c in table]
     rows = table[shown].to_dict(orient="records")
     write_json(out / "audit.json", {"scenario": scenario.name, "mode": args.mode, "weeks": weeks,
                                     "seed": scenario.seed if args.seed is None else args.seed,
+                                    "lies": "default" if lies is None else lies,
                                     "wall_s": time.perf_counter() - started, "notes": audit_notes(mechanisms, parties),
                                     "rows": rows})
     from experiments.plots.audit import plot_audit
