@@ -20,7 +20,10 @@ Generated families (:func:`generated_lies`), for every private parameter of the 
   per origin (``initial_stock``, as for the retailer); spare truck volume, spare-volume cost and
   truckload cost per lane.
 
-A lie that changes nothing (scaling a zero, or an infinite outbound cost) is left out. Fields that
+A lie that changes nothing (scaling a zero, or an infinite outbound cost) is left out, except the
+stock and forecast lies: they scale what the party observes each week, which the data cannot tell
+(an origin without stock in week 0 may hold some later). Scaling cannot overstate a zero: phantom
+stock at an empty origin, or spare volume on a lane without any, is not among the lies. Fields that
 are structure, not private parameters a party could misstate to gain, are not lied about: they are
 listed in :data:`STRUCTURE` with the reason.
 
@@ -223,7 +226,8 @@ def generated_lies(public: PublicData, data: RetailerData | VendorData, forecast
             targets += [(axis, i, f"[{axis_label}={n}]") for i, n in enumerate(names)]
         for axis, index, label in targets:
             for factor in factors:
-                if _changes(value, factor, axis, index):
+                # stock and forecast are observed week by week: a lie scales whatever is there that week
+                if param in OBSERVED or _changes(value, factor, axis, index):
                     lies.append(_field_lie(party, param, factor, axis, index, label))
     return lies
 
