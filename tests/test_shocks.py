@@ -219,3 +219,15 @@ def test_the_scenario_dumps_without_shocks_as_before_and_with_them_round_trips()
     assert "shocks" not in load_scenario("default").model_dump(mode="json")
     s = _default(2, {"outages": [{"origin": "ATL", "probability": 0.2, "depth": 0.5, "weeks": [0]}]})
     assert scenario_from_dict(s.model_dump(mode="json")) == s
+
+
+def test_replications_report_shortfall_units_as_an_interval(capsys, tmp_path):
+    data = copy.deepcopy(DEFAULT)
+    data["shocks"] = {"outages": [{"probability": 1.0, "depth": 1.0, "weeks": [1]}]}
+    path = tmp_path / "shock.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    code = main(["run", "--scenario", str(path), "--policy", "jit", "--weeks", "2", "--replications", "2", "--json",
+                 "--out", str(tmp_path / "out")])
+    assert code == 0
+    figure = json.loads(capsys.readouterr().out)["policies"]["jit"]["shortfall_units"]
+    assert set(figure) == {"mean", "lo", "hi"} and figure["mean"] > 100.0  # week 1: nothing made anywhere
