@@ -44,6 +44,7 @@ LEVEL = 0.95
 POLICY_FIGURES = (
     "settled_social_cost", "social_cost", "settled_retailer_net_cost", "settled_vendor_net_cost",
     "retailer_net_cost", "vendor_net_cost", "transfers", "fill_rate", "settled_saving_vs_jit", "saving_vs_jit",
+    "shortfall_units",
 )
 PARTY_FIGURES = ("settled_ex_post_margin", "cumulative_margin")
 

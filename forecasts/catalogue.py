@@ -5,17 +5,18 @@ Every random input of the world is declared here once (see :mod:`forecasts.strea
 declaration holds); drawing (:func:`forecasts.inputs.draw_inputs`), the cool-down after a run
 (:func:`forecasts.inputs.settle_inputs`) and traces (:mod:`forecasts.traces`: file names, columns,
 checks and the trace's digest) all walk :data:`SOURCES`, so a new random input is one :class:`Source`
-appended to it, for example::
+appended to it, as ``capacity`` (capacity shocks, the fourth source) was::
 
-    Source("outages", (Stream("capacity", ("week", "origin"), "capacity.csv", "available",
-                              high=1.0, neutral=1.0),),
-           draw=lambda scenario, weeks, rng: {"capacity": ...})
+    Source("capacity", (Stream("capacity", ("week", "origin"), "capacity.csv", "available",
+                               high=1.0, neutral=1.0),),
+           draw=draw_capacity)
 
 What a user may rely on:
 
 * a source's position in :data:`SOURCES` is the index of its child of
   ``numpy.random.SeedSequence(seed)``: sources are only ever appended, so a new one never changes the
-  numbers an existing one draws for a seed (``policy`` holds position 2: the policies' own generators);
+  numbers an existing one draws for a seed (``policy`` holds position 2: the policies' own generators;
+  ``capacity`` position 3);
 * the streams of trace format version 1 (``demand``, ``forecasts``, ``forecast_sd``, ``delays``) are
   ``required``: every trace holds them; a stream added later is optional, and a trace recorded before
   it existed reads as its neutral value, so old traces keep replaying.
@@ -110,7 +111,51 @@ DELAYS = Source(
 
 POLICY = Source("policy")  # the policies' own generators (forecasts.inputs.policy_rng); no world stream
 
-SOURCES: tuple[Source, ...] = (DEMAND, DELAYS, POLICY)
+
+def draw_capacity(s, weeks: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The share of each origin's weekly capacity available in each week (``[week, origin]``, in
+    [0, 1]) under the scenario's ``shocks``: 1 with none, and then no number is drawn.
+
+    Each outage and each disruption draws one uniform number per week and origin (for every origin,
+    whichever it covers, so naming an origin never shifts another entry's numbers), in the order the
+    scenario lists them; each multiplies the share by ``1 - depth`` in the weeks it strikes.
+    """
+    origins = [o.name for o in s.all_origins]
+    kappa = np.ones((weeks, len(origins)))
+    shocks = s.shocks
+    if shocks is None:
+        return {"capacity": kappa}
+    for e in shocks.outages:
+        u = rng.random((weeks, len(origins)))
+        hit = u < e.probability
+        if e.origin is not None:
+            hit[:, [o != e.origin for o in origins]] = False
+        if e.weeks is not None:
+            hit[[t not in e.weeks for t in range(weeks)]] = False
+        kappa = np.where(hit, kappa * (1.0 - e.depth), kappa)
+    for e in shocks.disruptions:
+        u = rng.random((weeks, len(origins)))
+        down = np.zeros((weeks, len(origins)), dtype=bool)
+        state = np.zeros(len(origins), dtype=bool)  # every origin starts up
+        for t in range(weeks):
+            state = np.where(state, u[t] >= e.p_recover, u[t] < e.p_fail)
+            down[t] = state
+        if e.origin is not None:
+            down[:, [o != e.origin for o in origins]] = False
+        kappa = np.where(down, kappa * (1.0 - e.depth), kappa)
+    return {"capacity": kappa}
+
+
+CAPACITY = Source(
+    "capacity",
+    (
+        Stream("capacity", ("week", "origin"), "capacity.csv", "available", high=1.0, neutral=1.0,
+               description="share of the origin's weekly capacity available in the week (capacity shocks)"),
+    ),
+    draw=draw_capacity,
+)
+
+SOURCES: tuple[Source, ...] = (DEMAND, DELAYS, POLICY, CAPACITY)
 """The run's sources in spawn order: append only."""
 
 check_catalogue(SOURCES, AXES)

@@ -187,6 +187,8 @@ def _streams_to_write(scenario: Scenario, inputs: WorldInputs) -> dict[str, list
             continue
         if len(held) != len(streams):
             raise ValueError(f"inputs hold {held} but not all of {[s.name for s in streams]}, stored together in {file}")
+        if not streams[0].required and all(np.all(inputs[s.name] == s.neutral) for s in streams):
+            continue  # nothing random happened in it: the trace reads it back as its neutral value anyway
         for s in streams:
             expected = s.shape(_axes(), scenario, inputs.weeks)
             if inputs[s.name].shape != expected:
@@ -220,7 +222,9 @@ def write_trace(
 ) -> Path:
     """Write ``inputs`` (drawn for ``scenario``) as a trace folder; returns its path.
 
-    Every stream the inputs hold is written to its declared file (``forecasts.catalogue``). The
+    Every stream the inputs hold is written to its declared file (``forecasts.catalogue``), except an
+    optional stream holding only its neutral value (capacity with no shocks), which the trace reads
+    back as that value anyway: a run without shocks records the files it recorded before. The
     folder appears complete or not at all (files go to a temporary sibling, renamed at the end). An
     existing folder is replaced only if ``overwrite`` and it is a trace (holds ``trace.json``).
     """

@@ -90,6 +90,9 @@ def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[s
             "transfers": float(transfers),
             "fill_rate": float(f["served"].sum() / demand) if demand > 0 else float("nan"),
             "lost_units": _unserved_units(f),
+            # units the vendors were ordered but did not ship (capacity shocks, or JIT's unprofitable units);
+            # not a cost of its own: the retailer's lost sales price them
+            "shortfall_units": float(f["shortfall"].sum()) if "shortfall" in f else 0.0,
             # stock left at the end (units): the ledger does not value it, so a policy that ends a
             # run with less stock looks cheaper by what that stock cost; compare these too
             "end_fc_stock": float(f["fc_stock_end"].iloc[-1]) if len(f) else 0.0,

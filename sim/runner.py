@@ -40,6 +40,8 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None  # set when a policy failed part way; tables hold the finished ones
     settle: int = 0  # cool-down weeks after the measured ones
+    #: units ordered, shipped and short by week, vendor, FC and product (:mod:`sim.execution`)
+    shortfalls: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def run_policies(
@@ -70,7 +72,7 @@ def run_policies(
     t0 = time.perf_counter()
     inputs = inputs if inputs is not None else draw_inputs(scenario, weeks=weeks, seed=seed)
     timings = {"draw_inputs_s": time.perf_counter() - t0}
-    ledger, flows, decisions = [], [], []
+    ledger, flows, decisions, shortfalls = [], [], [], []
     error = None
     settle = scenario.settle
     show = sys.stderr.isatty() if progress is None else progress
@@ -92,6 +94,7 @@ def run_policies(
             ledger += rec.ledger
             flows += rec.flows
             decisions += rec.decisions
+            shortfalls += rec.shortfalls
     finally:
         bar.close()
     done = [n for n in names if f"{n}_s" in timings]
@@ -107,4 +110,6 @@ def run_policies(
         timings=timings,
         error=error,
         settle=settle,
+        shortfalls=pd.DataFrame(shortfalls, columns=["run", "policy", "week", "phase", "vendor", "fc", "product",
+                                                     "ordered", "shipped", "shortfall"]),
     )

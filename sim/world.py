@@ -7,7 +7,8 @@ explicit rather than an accident of event creation order:
 t + 0.0  arrivals: shipments due this week are received at their FC (one SimPy process a shipment)
 t + 0.1  forecast update: the retailer sees this week's forecast for weeks t .. t+H-1
 t + 0.2  planning: the policy returns a :class:`~sim.model.decision.Decision`
-t + 0.3  execution: each vendor fulfils its block of the PO; each lane's shipment leaves with its random delay
+t + 0.3  execution (:mod:`sim.execution`): each vendor fulfils its block of the PO with the week's
+         realised capacity; what it does not ship is its shortfall; each lane's shipment leaves with its random delay
 t + 0.4  demand: regional demand is served from FC stock at least cost; the rest is lost or backlogged
 t + 0.5  accounting: the week's costs, revenues and transfers go into the ledger
 ======== ========================================================================================
@@ -30,6 +31,7 @@ import numpy as np
 import simpy
 
 from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
+from sim.execution import execute
 from sim.model.decision import MECHANISM, RETAILER, Decision, PlanningContext, Policy
 from sim.model.data import PublicData, split_scenario
 from sim.parties.retailer import RetailerAgent, RetailerState
@@ -58,6 +60,8 @@ class WorldRecord:
     ledger: list[dict[str, Any]] = field(default_factory=list)
     flows: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    #: per week, vendor, FC and product the PO ordered: ``ordered``, ``shipped`` and ``shortfall`` units
+    shortfalls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _report_agent(reports: dict[str, Any], party: str, public: PublicData, kind: type, truthful: Any) -> Any:
@@ -177,11 +181,13 @@ class World:
         )
 
     def _execute(self, t: int, decision: Decision) -> None:
+        # the week's realised capacity shares (the `capacity` stream; 1 in inputs that do not hold it)
+        shares = self.inputs.get("capacity")
+        shares = np.ones(len(self.scenario.all_origins)) if shares is None else shares[t]
+        executed = execute(self.vendors, decision, shares)
         fulfilments: dict[str, Fulfilment] = {}
-        for name, agent in self.vendors.items():
-            v = agent.index
-            later = decision.plan[v, 1:] if decision.committed else None
-            ful = agent.fulfil(decision.po[v], committed=decision.committed, later=later)
+        for name, ex in executed.items():
+            ful = ex.fulfilment
             fulfilments[name] = ful
             self.vendor_stock[name] = ful.end_stock.copy()
             data = self._vendor_data[name]
@@ -195,7 +201,7 @@ class World:
                 ship = Shipment(t, name, index, fc, units.copy(), nominal, nominal + int(self.inputs.delays[t, index]))
                 self.in_transit.append(ship)
                 self.env.process(self._deliver(ship))
-        self._week.update(fulfilments=fulfilments, po=decision.po.copy())
+        self._week.update(fulfilments=fulfilments, executed=executed, po=decision.po.copy())
 
     def _vendor_stock_total(self) -> float:
         return float(sum(stock.sum() for stock in self.vendor_stock.values()))
@@ -215,6 +221,7 @@ class World:
         self.record.ledger.extend(w)
         fuls = self._week["fulfilments"].values()
         y = self._week["outbound"]
+        self._record_shortfalls(t)
         self.record.flows.append(
             {
                 "run": self.run_id,
@@ -228,6 +235,7 @@ class World:
                 "po": float(self._week["po"].sum()),
                 "shipped": float(sum(f.shipped.sum() for f in fuls)),
                 "produced": float(sum(f.produced.sum() for f in fuls)),
+                "shortfall": float(sum(ex.shortfall.sum() for ex in self._week["executed"].values())),
                 "arrivals": float(self._week["arrivals"].sum()),
                 "fc_stock_start": float(self._week["fc_stock_start"].sum()),
                 "fc_stock_end": float(self.fc_stock.sum()),
@@ -252,6 +260,18 @@ class World:
         row.update({f"planned_{k}": float(v) for k, v in decision.planned.items()})
         row.update({k: v for k, v in decision.diagnostics.items() if isinstance(v, (int, float, str, bool, np.number))})
         self.record.decisions.append(row)
+
+    def _record_shortfalls(self, t: int) -> None:
+        """One ``shortfalls`` row per vendor, FC and product the week's PO ordered: ordered, shipped, short."""
+        fcs, products = self.public.fcs, self.public.products
+        for name, ex in self._week["executed"].items():
+            ordered, shipped, short = ex.ordered, ex.shipped, ex.shortfall
+            for f, k in zip(*np.nonzero(ordered > 0)):
+                self.record.shortfalls.append({
+                    "run": self.run_id, "policy": self.name, "week": t, "phase": self.phase, "vendor": name,
+                    "fc": fcs[f], "product": products[k], "ordered": float(ordered[f, k]),
+                    "shipped": float(shipped[f, k]), "shortfall": float(short[f, k]),
+                })
 
     def week_rows(self, t: int, decision: Decision) -> list[dict[str, Any]]:
         """The ledger rows of week ``t``: every cost, revenue and transfer, by party and component

@@ -64,7 +64,8 @@ def test_traces_recorded_before_read_and_digest_as_before():
     s = _old_trace_scenario()
     back = read_trace(OLD_TRACE).inputs_for(s)
     drawn = draw_inputs(s)
-    assert back.names == drawn.names == ["demand", "forecasts", "forecast_sd", "delays"]
+    assert back.names == drawn.names == ["demand", "forecasts", "forecast_sd", "delays", "capacity"]
+    assert np.all(back.capacity == 1.0)  # declared after it was recorded: full capacity throughout
     for name in back.names:
         assert back[name].dtype == drawn[name].dtype and back[name].tobytes() == drawn[name].tobytes(), name
 
@@ -157,11 +158,11 @@ def test_a_new_stream_is_drawn_reproducibly_from_its_own_child(noise):
 
     s = _stored_scenario("default")
     a, b = draw_inputs(s, weeks=4), draw_inputs(s, weeks=4)
-    assert a.names == ["demand", "forecasts", "forecast_sd", "delays", "noise"]
+    assert a.names == ["demand", "forecasts", "forecast_sd", "delays", "capacity", "noise"]
     assert a.noise.shape == (4, 3) and a.same_as(b)
     assert not np.array_equal(a.noise, draw_inputs(s, weeks=4, seed=s.seed + 1).noise)
-    # its own child of the seed: the fourth (after demand, delays and the policies' generators)
-    child = np.random.SeedSequence(s.seed).spawn(4)[3]
+    # its own child of the seed: the fifth (after demand, delays, the policies' generators and capacity)
+    child = np.random.SeedSequence(s.seed).spawn(5)[4]
     assert a.noise.tobytes() == np.random.default_rng(child).uniform(size=(4, 3)).tobytes()
     # and the streams declared before it draw exactly what main drew
     stored = np.load(GOLDEN)
@@ -221,7 +222,7 @@ def test_old_traces_replay_unchanged_with_a_new_stream_declared(noise):
     assert trace_digest(resolve_trace_dir("traces/pilot")) == digests["pilot"]
     s = _old_trace_scenario()
     back = read_trace(OLD_TRACE).inputs_for(s)
-    assert back.names == ["demand", "forecasts", "forecast_sd", "delays", "noise"]
+    assert back.names == ["demand", "forecasts", "forecast_sd", "delays", "capacity", "noise"]
     assert back.noise.shape == (2, 3) and np.all(back.noise == 0.5)
     drawn = draw_inputs(s)  # the streams declared before it are drawn as main drew them
     for name in ("demand", "forecasts", "forecast_sd", "delays"):

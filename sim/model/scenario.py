@@ -230,6 +230,37 @@ class Demand(_Strict):
             raise ValueError("model 'stationary' takes no trend and constant multipliers; use 'trend' or 'seasonal'")
         return self
 
+Share = Annotated[Number, Field(ge=0, le=1)]
+
+
+class Outage(_Strict):
+    """Independent outages: in each week, each origin it covers loses ``depth`` of its capacity with
+    ``probability``, independently of other weeks and origins."""
+
+    origin: str | None = Field(None, description="the origin it strikes; default every origin")
+    probability: Share = Field(description="chance of an outage in a week, in [0, 1]")
+    depth: Share = Field(description="share of the origin's weekly capacity lost in an outage, in [0, 1]")
+    weeks: list[NonNegInt] | None = Field(None, description="weeks in which it may strike; default every week")
+
+
+class Disruption(_Strict):
+    """A persistent disruption: a two-state Markov chain per origin it covers. An origin that is up
+    fails with ``p_fail`` each week and, once down, recovers with ``p_recover`` each week; while down
+    it loses ``depth`` of its capacity. Every origin starts the run up."""
+
+    origin: str | None = Field(None, description="the origin it strikes; default every origin")
+    p_fail: Share = Field(description="chance an origin that is up goes down in a week, in [0, 1]")
+    p_recover: Share = Field(description="chance an origin that is down comes back in a week, in [0, 1]")
+    depth: Share = Field(description="share of the origin's weekly capacity lost while down, in [0, 1]")
+
+
+class Shocks(_Strict):
+    """Capacity shocks: what share ``kappa[t, o]`` of each origin's capacity is available in week ``t``.
+    Each outage and disruption multiplies it by ``1 - depth`` when it strikes; with none it is 1."""
+
+    outages: list[Outage] = Field(default_factory=list)
+    disruptions: list[Disruption] = Field(default_factory=list)
+
 
 class ProductGenerator(_Strict):
     """Products drawn from the clusters of the public Flo Pro V-ADK calibration (docs/model.md, "Demand and forecasts").
@@ -292,6 +323,7 @@ class Scenario(_Strict):
     lanes: list[Lane] = Field(default_factory=list, description="version 1 only: the vendor's lanes")
     vendors: list[Vendor] | None = Field(None, description="version 2 only: the vendors, in order")
     demand: Demand = Field(default_factory=Demand)
+    shocks: Shocks | None = Field(None, description="capacity shocks (docs/model.md, \"Capacity shocks and execution\"); default none")
     policies: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="policy name -> parameters passed to that policy"
     )
@@ -346,6 +378,7 @@ class Scenario(_Strict):
             )
         if self.demand.region_weights is not None and not any(self.demand.region_weights.get(r, 0) > 0 for r in self.regions):
             raise _FieldError("demand.region_weights", dict(self.demand.region_weights), "no region has a positive weight, so there is no demand")
+        self._check_shocks()
         self._check_size()
         if products:
             for f in self.fcs:
@@ -357,6 +390,15 @@ class Scenario(_Strict):
             else:
                 self._check_vendor_products(products)
         return self
+
+    def _check_shocks(self) -> None:
+        if self.shocks is None:
+            return
+        origins = [o.name for o in self.all_origins]
+        for kind, entries in (("outages", self.shocks.outages), ("disruptions", self.shocks.disruptions)):
+            for i, e in enumerate(entries):
+                if e.origin is not None and e.origin not in origins:
+                    raise _FieldError(f"shocks.{kind}.{i}.origin", e.origin, f"unknown origin (known: {origins})")
 
     def _check_version_1(self) -> None:
         if self.vendors is not None:
@@ -523,6 +565,8 @@ class Scenario(_Strict):
         fields it always had (no ``vendors``: run ids and saved scenarios are unchanged); a version-2
         one no top-level ``origins``/``lanes`` and no products' ``wholesale_price``."""
         data = handler(self)
+        if self.shocks is None:  # no shocks: the scenario dumps as it did before shocks existed
+            data.pop("shocks", None)
         if self.vendors is None:
             data.pop("vendors", None)
             return data

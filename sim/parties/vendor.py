@@ -53,6 +53,11 @@ class VendorAgent:
         self.wholesale = public.wholesale[self.index]
 
     @property
+    def nominal_capacity(self) -> np.ndarray:
+        """Each origin's weekly production capacity ``P[o]`` as planned with ``[O]`` (shocks aside)."""
+        return self._data.capacity
+
+    @property
     def plan_shape(self) -> tuple[int, ...]:
         """The shape of the plan this agent answers for: its own block ``(H, F, K)``."""
         return self.public.block_shape
@@ -72,8 +77,12 @@ class VendorAgent:
         # first_week [F, K]: this week's PO given; the negotiation is about the later weeks
         return ProcessNegotiator(self, options, first_week) if process else negotiator_for(self, options, first_week)
 
-    def add_block(self, b: LPBuilder, x: np.ndarray, state: VendorState | None = None) -> dict[str, np.ndarray]:
-        """Write ``C_v`` over its block's plan variables ``x[H,F,K]`` into ``b``; returns the private variable blocks."""
+    def add_block(self, b: LPBuilder, x: np.ndarray, state: VendorState | None = None,
+                  capacity: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Write ``C_v`` over its block's plan variables ``x[H,F,K]`` into ``b``; returns the private variable blocks.
+
+        ``capacity`` ``[O]``: the first week's production capacity if it is not the nominal one (at
+        execution, after a capacity shock); later weeks keep the nominal capacity."""
         pub, d = self.public, self._data
         state = state or self.state
         party = self.party
@@ -106,7 +115,11 @@ class VendorAgent:
         b.add_terms("ub", vol[:, :, None], q, pub.volume[None, None, :])
         b.add_terms("ub", vol, v1, -1.0)
         b.add_terms("ub", vol, v2, -1.0)
-        cap = b.new_rows("ub", (H, O), np.broadcast_to(d.capacity, (H, O)))
+        limit = np.broadcast_to(d.capacity, (H, O))
+        if capacity is not None:
+            limit = limit.copy()
+            limit[0] = np.asarray(capacity, dtype=float)
+        cap = b.new_rows("ub", (H, O), limit)
         b.add_terms("ub", cap[:, :, None], p, 1.0)
         return {"lane_units": q, "produced": p, "stock": s, "spare": v1, "truckload": v2}
 
@@ -154,21 +167,23 @@ class VendorAgent:
                 out[name] = max(step, step * round(room / step))
         return out
 
-    def fulfil(self, po: np.ndarray, *, committed: bool, later: np.ndarray | None = None) -> Fulfilment:
+    def fulfil(self, po: np.ndarray, *, committed: bool, later: np.ndarray | None = None,
+               capacity: np.ndarray | None = None) -> Fulfilment:
         """Ship this week's PO ``[F, K]`` (its block's first week) from the origins at least cost.
 
         Uncommitted (JIT): the vendor knows only this PO; it ships the units whose wholesale price covers
         their marginal cost and capacity allows, and shorts the rest. Committed (an agreed plan): it ships
         all it can, and with the plan's ``later`` weeks ``[H-1, F, K]`` it plans production over the
         horizon, so stock is built ahead of a capacity-bound peak the plan foresees. Only this week's
-        production and shipments are executed.
+        production and shipments are executed. ``capacity`` ``[O]``: this week's realised production
+        capacity (default the nominal one; :mod:`sim.execution` passes it after a capacity shock).
         """
         pub, d = self.public, self._data
         po = np.maximum(np.asarray(po, dtype=float), 0.0)
         plan = po[None] if later is None or not committed else np.concatenate([po[None], np.maximum(later, 0.0)])
         b = LPBuilder()
         x = b.add_var(plan.shape, ub=plan)
-        blocks = self.add_block(b, x)
+        blocks = self.add_block(b, x, capacity=capacity)
         if committed:
             big = 1e3 * (1.0 + float(np.max(d.production, initial=0)) + float(np.max(d.truckload_cost, initial=0))
                           * float(np.max(pub.volume)) + float(np.max(self.wholesale, initial=0)))
