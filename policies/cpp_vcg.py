@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from sim.model.decision import Decision, PlanningContext
-from policies.cbt import CBTBreakdown, cost_benefit_transfer, demand_scenarios
+from policies.cbt import CBTBreakdown, TransferPricer, cost_benefit_transfer, demand_scenarios
 from policies.cpp import NegotiationState, evaluate_blocks
 from policies.jit import jit_outcome
 from policies.privacy import ViewRecorder, privacy_options
@@ -141,16 +141,18 @@ def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfac
     vendors agree on with this week's PO fixed at ``plan``'s (the later weeks re-planned without
     ``vendor``); None with one vendor (the retailer alone re-plans: the CBT). ``paths``: the week's
     demand scenarios (:func:`policies.cbt.demand_scenarios`; default: drawn now)."""
-    cbt = cost_benefit_transfer(ctx, plan, counterfactual, discount=discount, risk_aversion=risk_aversion,
-                                scenarios=scenarios, two_way=True, paths=paths)
+    pricer = TransferPricer(ctx, counterfactual, discount=discount, risk_aversion=risk_aversion, scenarios=scenarios,
+                            two_way=True, paths=paths)
+    cbt = pricer.price(plan)
     terms = {"retailer": cbt.raw}
     if joint_at_plan is not None:
         # S_-v(po): the retailer's and the other vendors' least cost with the PO fixed and the later
         # weeks re-planned together. The CBT prices the retailer's side with its own continuation; the
-        # joint continuation adds the difference, on the forecast (zero with one vendor)
+        # joint continuation adds the difference, on the forecast (zero with one vendor). The retailer's
+        # own continuation of each PO is the pricer's, already solved (``completed`` caches it)
         r = ctx.retailer
-        terms["retailer"] += ((r.evaluate(joint_at_plan).total - r.cost_with_first_week(plan[:, 0]).total)
-                              - (r.evaluate(counterfactual).total - r.cost_with_first_week(counterfactual[:, 0]).total))
+        terms["retailer"] += ((r.evaluate(joint_at_plan).total - pricer.completed(plan[:, 0]).total)
+                              - (r.evaluate(counterfactual).total - pricer.completed(counterfactual[:, 0]).total))
         for name, agent in ctx.vendors.items():
             if name != vendor:
                 u = ctx.public.vendor_index(name)

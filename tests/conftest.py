@@ -533,3 +533,13 @@ def one_vendor_round(scenario: Scenario) -> tuple[Any, Any]:
 
 #: Which part of the plan each of (retailer, vendor) answers for in a one-vendor negotiation.
 ONE_VENDOR_BLOCKS = [None, 0]
+
+
+def holders_weighted_mean(agents: Any, blocks: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The optimum of quadratic agents ``C_i(x) = (a_i/2)||x - b_i||²`` that each hold a block of a plan of
+    ``shape``: every component is the ``a``-weighted mean of the targets of the agents holding it."""
+    num, den = np.zeros(shape), np.zeros(shape)
+    for g, b in zip(agents, blocks, strict=True):
+        num[b] += g.a * g.b
+        den[b] += g.a
+    return num / den

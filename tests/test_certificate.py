@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
+from conftest import holders_weighted_mean
 from experiments.cli import main
 from policies.cpp import negotiate_efficient_plan
 from sim.parties.oracle import joint_plan
@@ -189,11 +190,7 @@ def block_agents():
     rng = np.random.default_rng(4)
     grid = np.zeros(SHAPE)
     agents = [_Quadratic(a, rng.normal(size=grid[b].shape)) for a, b in zip((1.0, 2.5, 0.7), BLOCKS, strict=True)]
-    num, den = np.zeros(SHAPE), np.zeros(SHAPE)
-    for g, b in zip(agents, BLOCKS, strict=True):
-        num[b] += g.a * g.b
-        den[b] += g.a
-    x_star = num / den  # each component: the weighted mean of its holders' targets
+    x_star = holders_weighted_mean(agents, BLOCKS, SHAPE)  # each component: the weighted mean of its holders' targets
     optimum = sum(0.5 * g.a * float(np.sum((x_star[b] - g.b) ** 2)) for g, b in zip(agents, BLOCKS, strict=True))
     return agents, x_star, optimum
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ONE_VENDOR_BLOCKS, one_vendor_round
+from conftest import ONE_VENDOR_BLOCKS, holders_weighted_mean, one_vendor_round
 from sim.parties.oracle import joint_plan
 from sim.model.lp import LPBuilder, solve_lp
 from sim.negotiation.best_response import LPBestResponse, negotiator_for
@@ -341,11 +341,7 @@ def test_quadratic_agents_with_blocks_reach_the_holders_weighted_mean(anderson: 
     rng = np.random.default_rng(8)
     grid = np.zeros(BLOCK_SHAPE)
     agents = [_CertQuadratic(a, rng.normal(size=grid[b].shape)) for a, b in zip((1.0, 4.0, 0.5), BLOCKS, strict=True)]
-    num, den = np.zeros(BLOCK_SHAPE), np.zeros(BLOCK_SHAPE)
-    for g, b in zip(agents, BLOCKS, strict=True):
-        num[b] += g.a * g.b
-        den[b] += g.a
-    expected = num / den
+    expected = holders_weighted_mean(agents, BLOCKS, BLOCK_SHAPE)
     opts = ADMMOptions(rho=1.0, anderson=anderson, eps_abs=1e-10, eps_rel=1e-10, max_iter=3000, certify=False)
     result = ConsensusADMM(opts).negotiate(agents, BLOCK_SHAPE, blocks=BLOCKS)
     assert result.status == "stopped_on_residuals", result.message
