@@ -125,3 +125,48 @@ def test_the_one_way_clamp_lets_a_vendor_lie_pay_when_its_pivot_is_negative(jit_
     sonora = t[t.party == "sonora"]
     assert sonora["relative_gain"].max() > 1e-4
     assert (t[t.party == "acme"]["relative_gain"] <= 1e-6).all()
+
+
+# -- the static budget: can every party be kept at its JIT cost? -------------------------------------------
+
+
+def test_static_jit_orders_pivots_keep_every_vendor_that_fills_its_jit_order_in(two_small):
+    """Week 1 of the small instance, both vendors able to ship their JIT orders: with the whole plan
+    committed, ``C_v(x*) + T_v <= C_v(x^J_v)`` (v's JIT cost) for the jit-orders pivot, exactly; the
+    coordinated pivot charges west more than that allows."""
+    from experiments.participation_bound import static_budget
+
+    ctx = planning_context(two_small, 1)
+    budget = static_budget(ctx)
+    assert budget.fills_jit_order == {"east": True, "west": True}
+    star, jit = joint_plan(ctx.retailer, ctx.vendors), jit_outcome(ctx)
+    for v in VENDORS:
+        net = star.vendors[v].total + budget.jit_orders[v]
+        assert net <= jit.vendors[v].total + 1e-6, (v, net, jit.vendors[v].total)
+    assert star.vendors["west"].total + budget.coordinated["west"] > jit.vendors["west"].total + 1.0
+
+
+def test_with_two_substitutes_the_pivots_that_keep_the_vendors_in_leave_the_retailer_short(two_small, default_scenario):
+    """Myerson-Satterthwaite on an instance: with one vendor the jit-orders pivot is the CBT and leaves the
+    retailer exactly its JIT cost; with two substitutable vendors the same pivots (the most the vendors
+    can pay and be kept in) fall short of the retailer's extra cost, so budget balance and every party's
+    participation cannot both hold."""
+    from experiments.participation_bound import static_budget
+
+    one = static_budget(planning_context(default_scenario, 0))
+    assert one.retailer_margin == pytest.approx(0.0, abs=1e-6 * one.first_best)
+    assert one.jit_orders == pytest.approx(one.coordinated)
+    two = static_budget(planning_context(two_small, 1))
+    assert two.retailer_margin < -1.0
+    assert two.coordinated_retailer_margin > 0  # the coordinated pivot funds the retailer, at west's expense
+
+
+def test_participation_bound_command(capsys):
+    from experiments.participation_bound import main
+
+    assert main(["--scenario", "two-vendors", "--week", "0"]) == 0
+    rows = __import__("json").loads(capsys.readouterr().out)
+    assert rows[0]["week"] == 0 and set(rows[0]["jit_orders"]) == {"acme", "sonora"}
+    assert rows[0]["retailer_margin"] < 0
+    assert main(["--scenario", "nosuch"]) == 2
+    assert "nosuch" in capsys.readouterr().err
