@@ -89,8 +89,7 @@ def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
     return (plan if result.status == "converged" else None), diag
 
 
-def _check_params(name: str, discount: float, risk_aversion: float, scenarios: int, solver: str, payee: str = "retailer",
-                  counterfactual: str = "coordinated") -> None:
+def _check_params(name: str, discount: float, risk_aversion: float, scenarios: int, solver: str, payee: str = "retailer") -> None:
     if not 0 < discount <= 1:
         raise FlosimError(f"policy '{name}': discount must be in (0, 1], got {discount}")
     if risk_aversion < 0:
@@ -101,8 +100,6 @@ def _check_params(name: str, discount: float, risk_aversion: float, scenarios: i
         raise FlosimError(f"policy '{name}': solver must be 'cpp' or 'central', got {solver!r}")
     if payee not in PAYEES:
         raise FlosimError(f"policy '{name}': payee must be one of {', '.join(PAYEES)}, got {payee!r}")
-    if counterfactual not in COUNTERFACTUALS:
-        raise FlosimError(f"policy '{name}': counterfactual must be one of {', '.join(COUNTERFACTUALS)}, got {counterfactual!r}")
 
 
 def cpp_settings(name: str, cpp: dict[str, Any] | None) -> tuple[ADMMOptions, BestResponseOptions | None]:
@@ -222,7 +219,10 @@ class CPPVCGPolicy:
         privacy: dict[str, Any] | None = None,
         counterfactual: str = "coordinated",
     ) -> None:
-        _check_params(self.name, discount, risk_aversion, scenarios, solver, payee, counterfactual)
+        _check_params(self.name, discount, risk_aversion, scenarios, solver, payee)
+        if counterfactual not in COUNTERFACTUALS:
+            raise FlosimError(f"policy '{self.name}': counterfactual must be one of {', '.join(COUNTERFACTUALS)}, "
+                              f"got {counterfactual!r}")
         self.discount, self.risk_aversion, self.scenarios = discount, risk_aversion, scenarios
         self.two_way, self.solver, self.payee = two_way, solver, payee
         self.counterfactual = counterfactual
@@ -288,7 +288,7 @@ class CPPVCGPolicy:
         if len(pivots) > 1:
             # the part of a vendor's margin its pivot does not control: its JIT cost less its cost of
             # shipping its block of the counterfactual. With exact solves and known demand the rest of
-            # the margin (before the clamp) is >= 0 (docs/vendors.md, "Participation")
+            # the margin is >= 0 (two-way, payee retailer; docs/vendors.md, "Participation")
             for p, cf in zip(pivots, counterfactuals):
                 i = ctx.public.vendor_index(p.vendor)
                 diag[f"counterfactual_margin_{p.vendor}"] = jit.vendors[p.vendor].total - ctx.vendors[p.vendor].evaluate(cf[i]).total
