@@ -157,7 +157,9 @@ def negotiate_efficient_plan(
     block set to zero, so each component's prices still sum to zero over its holders) and its ``rho``;
     a pivot's negotiation starts from the full one's agreement, which is usually close.
     ``first_week`` ``[V, F, K]``: this week's PO given; each agent negotiates the later weeks with it
-    fixed on its own side (the value of a PO with the later weeks re-planned jointly)."""
+    fixed on its own side (the value of a PO with the later weeks re-planned jointly). NaN entries are
+    free: ``first_week`` NaN except a left-out vendor's block gives that vendor's part of this week's PO
+    (a pivot's counterfactual that orders from it as JIT would)."""
     opts = admm_options(options)
     answer_opts = answer_options(answers)
     pub = ctx.public
@@ -184,7 +186,8 @@ def negotiate_efficient_plan(
     negotiators: list[Any] = [ctx.retailer.negotiator(answer_opts, process=processes, **fixed)]
     try:
         for name in names:
-            own = {} if first_week is None else {"first_week": fixed["first_week"][pub.vendor_index(name)]}
+            mine = None if first_week is None else fixed["first_week"][pub.vendor_index(name)]
+            own = {} if mine is None or np.isnan(mine).all() else {"first_week": mine}
             negotiators.append(ctx.vendors[name].negotiator(answer_opts, process=processes, **own))
         if wrap_vendor is not None:
             negotiators[1:] = [wrap_vendor(name, neg) for name, neg in zip(names, negotiators[1:])]

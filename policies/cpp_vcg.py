@@ -34,8 +34,9 @@ audit shows lies that pay.
 
 Parameters (scenario ``policies: {cpp-vcg: {...}}`` or keyword arguments): ``discount`` (delta),
 ``risk_aversion`` (gamma, 0 = expectation), ``scenarios`` (demand paths for the certainty equivalent),
-``two_way`` (allow negative transfers), ``payee`` (``retailer`` or ``each``), ``solver`` (``cpp`` or
-``central``), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
+``two_way`` (allow negative transfers), ``payee`` (``retailer`` or ``each``), ``counterfactual``
+(``coordinated`` or ``jit-orders``: each vendor's pivot counterfactual, :data:`COUNTERFACTUALS`),
+``solver`` (``cpp`` or ``central``), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
 when the policy is built), ``privacy`` (``cpp-vcg`` only: noisy vendor answers, a neutral
 coordinator, a record of what the retailer was shown; :mod:`policies.privacy`).
 """
@@ -121,6 +122,30 @@ def cpp_settings(name: str, cpp: dict[str, Any] | None) -> tuple[ADMMOptions, Be
 #: Who receives a vendor's pivot payment: the retailer all of it, or each other party its own term.
 PAYEES = ("retailer", "each")
 
+#: A vendor's pivot counterfactual ``x^{-v}`` (its preferences ignored): ``coordinated``, the retailer and
+#: the other vendors agree on a plan and the retailer orders from ``v`` whatever suits it at ``v``'s
+#: wholesale price; ``jit-orders``, the same with ``v``'s part of this week's PO held at the retailer's
+#: JIT order (what it would order from ``v`` today). Neither depends on ``v``'s reports; with one vendor
+#: both are the retailer's own plan ``x^J`` (the CBT).
+COUNTERFACTUALS = ("coordinated", "jit-orders")
+
+
+def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray, kind: str, solver: str,
+                         admm: ADMMOptions, answers: BestResponseOptions | None = None,
+                         start: Any = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """``x^{-v}`` of ``vendor`` (``kind``: one of :data:`COUNTERFACTUALS`): the plan of the retailer and the
+    other vendors with ``vendor``'s preferences ignored; ``None`` if the negotiation did not converge.
+    Without other vendors it is the retailer's own plan ``jit_plan``."""
+    others = [u for u in ctx.vendors if u != vendor]
+    if not others:
+        return jit_plan, {}
+    held = None
+    if kind == "jit-orders":  # v's part of this week's PO: the retailer's JIT order; the rest free
+        held = np.full(jit_plan[:, 0].shape, np.nan)
+        i = ctx.public.vendor_index(vendor)
+        held[i] = jit_plan[i, 0]
+    return efficient_plan(ctx, solver, admm, answers, vendors=others, start=start, first_week=held)
+
 
 @dataclass(frozen=True)
 class Pivot:
@@ -192,10 +217,15 @@ class CPPVCGPolicy:
         payee: str = "retailer",
         cpp: dict[str, Any] | None = None,
         privacy: dict[str, Any] | None = None,
+        counterfactual: str = "coordinated",
     ) -> None:
         _check_params(self.name, discount, risk_aversion, scenarios, solver, payee)
+        if counterfactual not in COUNTERFACTUALS:
+            raise FlosimError(f"policy '{self.name}': counterfactual must be one of {', '.join(COUNTERFACTUALS)}, "
+                              f"got {counterfactual!r}")
         self.discount, self.risk_aversion, self.scenarios = discount, risk_aversion, scenarios
         self.two_way, self.solver, self.payee = two_way, solver, payee
+        self.counterfactual = counterfactual
         self.admm, self.answers = cpp_settings(self.name, cpp)
         self.privacy = ViewRecorder(privacy_options(privacy, f"policy '{self.name}'"))
         if self.privacy.admm_update():
@@ -217,13 +247,13 @@ class CPPVCGPolicy:
             return Decision(jit.plan, {}, False, jit.planned(), {**diag, "fallback": "jit"})
         # every vendor's pivot (and the ex-ante comparison with JIT) on the same demand scenarios
         paths = demand_scenarios(ctx, self.scenarios)
-        pivots = []
+        pivots, counterfactuals = [], []
         for name in ctx.vendors:
             others = [u for u in ctx.vendors if u != name]
             # without the other vendors the counterfactual is the retailer alone: its JIT plan
             start = NegotiationState.of(result, list(ctx.vendors)) if result is not None else None
-            counterfactual, cdiag = (jit.plan, {}) if not others else efficient_plan(
-                ctx, self.solver, self.admm, self.answers, vendors=others, start=start)
+            counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, self.admm,
+                                                         self.answers, start=start)
             joint, jdiag = (None, {}) if not others or counterfactual is None else efficient_plan(
                 ctx, self.solver, self.admm, self.answers, vendors=others, start=start, first_week=plan[:, 0])
             if counterfactual is None or (others and joint is None):  # a pivot's negotiation failed: no transfer
@@ -234,6 +264,7 @@ class CPPVCGPolicy:
             pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
                                        joint_at_plan=joint, paths=paths))
+            counterfactuals.append(counterfactual)
         transfers = pivot_transfers(pivots, self.payee)
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = evaluate_blocks(ctx, plan)
@@ -254,6 +285,13 @@ class CPPVCGPolicy:
         diag["ex_ante_margin_retailer"] = -transfers.get("retailer", 0.0) - (vs_jit.immediate + vs_jit.future_mean)
         for name, cost in v_eff.items():
             diag[f"ex_ante_margin_{name}"] = (jit.vendors[name].total - cost.total) - transfers.get(name, 0.0)
+        if len(pivots) > 1:
+            # the part of a vendor's margin its pivot does not control: its JIT cost less its cost of
+            # shipping its block of the counterfactual. With exact solves and known demand the rest of
+            # the margin is >= 0 (two-way, payee retailer; docs/vendors.md, "Participation")
+            for p, cf in zip(pivots, counterfactuals):
+                i = ctx.public.vendor_index(p.vendor)
+                diag[f"counterfactual_margin_{p.vendor}"] = jit.vendors[p.vendor].total - ctx.vendors[p.vendor].evaluate(cf[i]).total
         diag.update(planned_social=r_eff.total + sum(c.total for c in v_eff.values()),
                     jit_planned_social=sum(jit.planned().values()))
         planned = {"retailer": r_eff.total + transfers.get("retailer", 0.0),

@@ -343,16 +343,25 @@ def negotiator_for(agent: Any, options: BestResponseOptions | None = None,
     CPP queries; the coordinator receives only the object and talks to it only through
     ``best_response``. Build a new one whenever the agent's situation changes (each planning week).
     ``first_week``: the plan's first week (the week axis is the third from last, ``(..., H, F, K)``)
-    fixed to these units: a negotiation of the later weeks with this week's PO given.
+    fixed to these units: a negotiation of the later weeks with this week's PO given. A NaN entry
+    leaves that component free (part of the week given: one vendor's block of the PO).
     """
     b = LPBuilder()
     x = b.add_var(_plan_shape(agent))
     agent.add_block(b, x)
     lp = b.build()
     if first_week is not None:
-        first = x[..., 0, :, :]
-        lp = lp.with_bounds(first, np.broadcast_to(first_week, first.shape), np.broadcast_to(first_week, first.shape))
+        lp = fix_first_week(lp, x, first_week)
     return LPBestResponse(lp, x, options)
+
+
+def fix_first_week(lp: Any, x: np.ndarray, first_week: np.ndarray) -> Any:
+    """``lp`` with the first week of the plan variables ``x`` ``(..., H, F, K)`` fixed to ``first_week``;
+    NaN entries stay free (bounds ``[0, inf)``, as every plan component's)."""
+    first = x[..., 0, :, :]
+    given = np.broadcast_to(np.asarray(first_week, dtype=float), first.shape)
+    free = np.isnan(given)
+    return lp.with_bounds(first, np.where(free, 0.0, given), np.where(free, np.inf, given))
 
 
 def _plan_shape(agent: Any) -> tuple[int, ...]:

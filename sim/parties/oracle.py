@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.model.lp import LPBuilder, solve_lp
+from sim.negotiation.best_response import fix_first_week
 from sim.model.plan_cost import PlanCost
 from sim.parties.retailer import RETAILER, RetailerAgent
 from sim.parties.vendor import VendorAgent
@@ -36,7 +37,8 @@ def joint_plan(retailer: RetailerAgent, vendors: Mapping[str, VendorAgent] | Ven
                first_week: np.ndarray | None = None) -> JointPlan:
     """First-best oracle: ``argmin C_R + sum_v C_v`` with all private models in one LP (HiGHS).
     ``vendors``: the vendors' agents by name (or one vendor's agent); a vendor left out has no say in
-    its block (the retailer decides it). ``first_week`` ``[V, F, K]``: this week's PO given."""
+    its block (the retailer decides it). ``first_week`` ``[V, F, K]``: this week's PO given (NaN
+    entries free: part of the week given)."""
     if isinstance(vendors, VendorAgent):
         vendors = {vendors.party: vendors}
     b = LPBuilder()
@@ -46,7 +48,7 @@ def joint_plan(retailer: RetailerAgent, vendors: Mapping[str, VendorAgent] | Ven
         agent.add_block(b, x[agent.index])
     lp = b.build()
     if first_week is not None:
-        lp = lp.with_bounds(x[:, 0], first_week, first_week)
+        lp = fix_first_week(lp, x, first_week)
     sol = solve_lp(lp)
     plan = sol.values(x)
     br = sol.cost_breakdown()
