@@ -34,7 +34,7 @@ def test_a_row_per_policy_and_first_best_is_the_unit(one_week: dict) -> None:
 
 
 def test_json_keys_as_documented(one_week: dict) -> None:
-    assert set(one_week) == {"trace", "scenario", "weeks", "settle_weeks", "read_trace_s", "cpus", "load_average", "policies"}
+    assert set(one_week) == {"trace", "scenario", "weeks", "settle_weeks", "read_trace_s", "cpus", "load_average", "warm_lp", "policies"}
     assert one_week["weeks"] == 1 and one_week["scenario"] == "pilot" and one_week["settle_weeks"] >= 1
     for row in one_week["policies"]:
         assert set(row) == {"policy", "seconds", "decide_s", "ratio_to_first_best", "steps", "work"}
@@ -91,6 +91,7 @@ def _lookup(module: object, attribute: str) -> object:
     (["--replay", "--policy", "no-such-policy"], "no-such-policy"),
     (["--replay", "--sizes", "small"], "--sizes"),
     (["--weeks", "1"], "--weeks"),
+    (["--warm-lp"], "--warm-lp"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", *argv]) == 2
