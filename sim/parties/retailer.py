@@ -18,18 +18,23 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from sim.model.data import PublicData, RetailerData
-from sim.model.lp import LinearProgram, LPBuilder, LPModel, solve_lp
+from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
 from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
 
 RETAILER = "retailer"
 
-#: Re-solve the week's LP from the previous query's basis (fast) instead of from scratch. Off by
-#: default: the retailer's LP has many optimal plans that differ only in which week a cost falls in,
-#: and a warm start stops at another of them than a solve from scratch, which moves the CBT (its
-#: immediate term and its future term) and so the menu's prices; see docs/performance.md.
+#: Re-solve the week's LP on a demand path from the previous query's basis (fast) instead of from
+#: scratch. Off by default. The retailer's LP has many optimal plans that differ only in which week a
+#: cost falls in, and a warm start stops at another of them than a solve from scratch would; the CBT
+#: uses that split. So with the switch on, a query on a demand path is answered in two warm-started
+#: solves: the optimum, then, among the optimal plans, one with the least first-week cost (a defined
+#: split, the same whichever way the solver gets there, but not the one today's goldens record).
+#: Queries on the forecast (whose plans the menu uses) are still solved from scratch. See
+#: docs/performance.md.
 WARM_START_LPS = False
 
 
@@ -201,7 +206,7 @@ class RetailerAgent:
             x = b.add_var((self.public.V, horizon, self.public.F, self.public.K))
             rows: dict[str, np.ndarray] = {}
             self.add_block(b, x, None, self.forecast[:horizon] if demand is None else demand, demand_rows=rows)
-            model = self._models[horizon] = _WeekModel(LPModel(b.build(), warm=WARM_START_LPS), x, rows, 1.0 if self.public.backlog else 0.0)
+            model = self._models[horizon] = _WeekModel(LPModel(b.build(), warm=False), x, rows, 1.0 if self.public.backlog else 0.0)
         return model
 
     def _solve_on(self, demand: np.ndarray | None, state: RetailerState | None, idx_of: Any, values: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -210,8 +215,10 @@ class RetailerAgent:
         if week is None:
             lp, x = self._lp(state, demand)
             return solve_lp(lp.with_bounds(idx_of(x), values, values)), x
-        lp = week.on(self.forecast if demand is None else demand, self.state.backlog)
-        return week.model.solve(lp.with_bounds(idx_of(week.x), values, values)), week.x
+        lp = week.on(self.forecast if demand is None else demand, self.state.backlog).with_bounds(idx_of(week.x), values, values)
+        if demand is None or not WARM_START_LPS:
+            return week.model.solve(lp), week.x
+        return week.least_first_week(lp), week.x
 
     def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: RetailerState | None = None) -> PlanCost:
         """The retailer's cost by week when this week's PO is ``po`` ``[V, F, K]`` and it follows its own
@@ -321,6 +328,33 @@ class _WeekModel:
     x: np.ndarray
     rows: dict[str, np.ndarray]
     beta: float
+
+    _warm: LPModel | None = None
+    _second: LPModel | None = None
+
+    def least_first_week(self, lp: LinearProgram) -> LPSolution:
+        """``lp`` (the model's LP with other bounds and right-hand sides) solved warm-started, then among
+        its optimal solutions one with the least first-week cost (a second warm-started LP with the total
+        cost bounded by the optimum plus 1e-10 relative): a split by week that does not depend on the
+        vertex the solver stops at."""
+        base = self.model.lp
+        if self._warm is None:
+            week0 = np.zeros(base.n)
+            for t in base.terms:
+                if t.label[0] == RETAILER and t.label[2] == 0 and not t.label[1].startswith("_"):
+                    np.add.at(week0, t.idx, t.coef)
+            total = sp.csr_matrix(base.c[None, :])
+            self._warm = LPModel(base, warm=True)
+            self._second = LPModel(replace(base, c=week0, A_ub=sp.vstack([base.A_ub, total], format="csr"),
+                                           b_ub=np.append(base.b_ub, np.inf)), warm=True)
+        assert self._second is not None
+        first = self._warm.solve(lp)
+        z = float(base.c @ first.x)
+        second = self._second.lp
+        sol = self._second.solve(replace(second, b_eq=lp.b_eq, b_ub=np.append(lp.b_ub, z + 1e-10 * abs(z) + 1e-7),
+                                         lb=lp.lb, ub=lp.ub))
+        x = np.clip(sol.x, lp.lb, lp.ub)
+        return LPSolution("optimal", x, lp.objective(x), lp)
 
     def on(self, demand: np.ndarray, backlog: np.ndarray) -> LinearProgram:
         """The LP with ``demand``'s right-hand sides (same matrices as the model's)."""
