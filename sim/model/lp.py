@@ -195,7 +195,7 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 
 _banner_lock = threading.Lock()
-_banner_shown = False
+_banner_shown: set[str] = set()  # the HiGHS builds (module names) that made an instance already
 
 
 def _linprog_highs() -> Any:
@@ -215,17 +215,16 @@ def _new_highs(core: Any = None) -> Any:
     """A silent HiGHS instance, of ``core``'s build (default: the ``highspy`` package). ``highspy``
     prints its banner on stdout (C level) when its first instance is made, which would corrupt
     ``--json``: that first one is made with stdout sent to stderr."""
-    global _banner_shown
     if core is None:
         import highspy as core
     make = getattr(core, "Highs", None) or core._Highs
-    if not _banner_shown:
+    if core.__name__ not in _banner_shown:
         with _banner_lock:
-            if not _banner_shown:
+            if core.__name__ not in _banner_shown:
                 with _stdout_to_stderr():
                     h = make()
                     h.setOptionValue("output_flag", False)
-                _banner_shown = True
+                _banner_shown.add(core.__name__)
                 return h
     h = make()
     h.setOptionValue("output_flag", False)

@@ -224,7 +224,9 @@ class RetailerAgent:
         """The retailer's cost by week when this week's PO is ``po`` ``[V, F, K]`` and it follows its own
         (JIT) plan afterwards, on ``demand`` ``[H, R, K]`` (default: its forecast). Week 0 of the result
         is ``c^R_t``; the later weeks sum to ``V^R_{t+1}`` from the state that ``po`` leads to.
-        Re-solves this week's LP from its last solution (the CBT asks this once per PO and demand path)."""
+        The CBT asks this once per PO and demand path: each query re-solves this week's LP, kept in HiGHS,
+        with only the first week's bounds and the demand changed (from scratch unless
+        :data:`WARM_START_LPS`)."""
         sol, x = self._solve_on(demand, state, lambda x: x[:, 0], po)
         return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
 
