@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import sim.parties.retailer as retailer_module
 from experiments.step_timing import StepTimer
 from forecasts.inputs import draw_inputs
 from forecasts.traces import find_trace, trace_scenario
@@ -37,10 +38,13 @@ class PolicyTiming:
     ratio_to_first_best: float | None  # None when first best was not timed
     steps: dict[str, dict[str, float]] = field(default_factory=dict)
     work: dict[str, dict[str, float]] = field(default_factory=dict)
+    cpu_s: float = 0.0  # the process's CPU time over the same replay (all threads)
+    cpu_ratio_to_first_best: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"policy": self.policy, "seconds": self.seconds, "decide_s": self.decide_s,
-                "ratio_to_first_best": self.ratio_to_first_best, "steps": self.steps, "work": self.work}
+                "ratio_to_first_best": self.ratio_to_first_best, "cpu_s": self.cpu_s,
+                "cpu_ratio_to_first_best": self.cpu_ratio_to_first_best, "steps": self.steps, "work": self.work}
 
 
 @dataclass
@@ -53,19 +57,22 @@ class ReplayBench:
     policies: list[PolicyTiming]
     cpus: int | None
     load_average: list[float] | None  # 1, 5, 15 minutes, when the bench started
+    warm_lp: bool = False  # the retailer's weekly LP re-solved from its last basis
 
     def as_dict(self) -> dict[str, Any]:
         return {"trace": self.trace, "scenario": self.scenario, "weeks": self.weeks, "settle_weeks": self.settle_weeks,
                 "read_trace_s": self.read_trace_s, "cpus": self.cpus, "load_average": self.load_average,
+                "warm_lp": self.warm_lp,
                 "policies": [p.as_dict() for p in self.policies]}
 
 
 def bench_replay(trace: str, policies: Sequence[str] = DEFAULT_POLICIES, *, weeks: int | None = None,
-                 profile_dir: str | Path | None = None, on_policy: Any = None) -> ReplayBench:
+                 profile_dir: str | Path | None = None, on_policy: Any = None, warm_lp: bool = False) -> ReplayBench:
     """Time each of ``policies`` on the replay of ``trace`` (a folder or a shipped trace's name); see
     the module docstring. ``weeks``: replay only the first ``weeks`` weeks. ``profile_dir``: also
     write ``<policy>.pstats`` there (cProfile; it slows the replay, so the times then include its
-    overhead). ``on_policy(timing)``: called as each policy finishes."""
+    overhead). ``on_policy(timing)``: called as each policy finishes. ``warm_lp``: the retailer re-solves
+    its weekly LP from the last basis (:data:`sim.parties.retailer.WARM_START_LPS`, restored afterwards)."""
     if weeks is not None and weeks < 1:
         raise FlosimError(f"--weeks must be >= 1, got {weeks}")
     if not policies:
@@ -84,10 +91,26 @@ def bench_replay(trace: str, policies: Sequence[str] = DEFAULT_POLICIES, *, week
     inputs = draw_inputs(scenario, weeks=weeks, seed=scenario.seed)  # reads the trace
     read_s = time.perf_counter() - started
     timings: list[PolicyTiming] = []
+    warm_before = getattr(retailer_module, "WARM_START_LPS", False)
+    retailer_module.WARM_START_LPS = warm_lp
+    try:
+        _time_policies(policies, scenario, weeks, inputs, profile_dir, on_policy, timings)
+    finally:
+        retailer_module.WARM_START_LPS = warm_before
+    reference = next((t for t in timings if t.policy == REFERENCE), None)
+    if reference is not None and reference.seconds:
+        for t in timings:
+            t.ratio_to_first_best = t.seconds / reference.seconds
+            t.cpu_ratio_to_first_best = t.cpu_s / reference.cpu_s if reference.cpu_s else None
+    return ReplayBench(str(folder), scenario.name, weeks, scenario.settle, read_s, timings, os.cpu_count(), load, warm_lp)
+
+
+def _time_policies(policies: Sequence[str], scenario: Any, weeks: int, inputs: Any, profile_dir: str | Path | None,
+                   on_policy: Any, timings: list[PolicyTiming]) -> None:
     for name in policies:
         profiler = cProfile.Profile() if profile_dir is not None else None
         with StepTimer() as timer:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             if profiler is not None:
                 profiler.enable()
             try:
@@ -95,33 +118,30 @@ def bench_replay(trace: str, policies: Sequence[str] = DEFAULT_POLICIES, *, week
             finally:
                 if profiler is not None:
                     profiler.disable()
-            seconds = time.perf_counter() - started
+            seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
         if profiler is not None:
             profiler.dump_stats(str(Path(profile_dir) / f"{name.replace(':', '_').replace('/', '_')}.pstats"))
         decisions = result.decisions
         decide_s = float(decisions["wall_s"].sum()) if "wall_s" in decisions else 0.0
         report = timer.report(seconds)
-        timing = PolicyTiming(result.policies[0], seconds, decide_s, None, report["steps"], report["work"])
+        timing = PolicyTiming(result.policies[0], seconds, decide_s, None, report["steps"], report["work"], cpu_s)
         timings.append(timing)
         if on_policy is not None:
             on_policy(timing)
-    reference = next((t.seconds for t in timings if t.policy == REFERENCE), None)
-    if reference:
-        for t in timings:
-            t.ratio_to_first_best = t.seconds / reference
-    return ReplayBench(str(folder), scenario.name, weeks, scenario.settle, read_s, timings, os.cpu_count(), load)
 
 
 def format_replay_table(bench: ReplayBench, top: int = 4) -> str:
     """A table: one row per policy (seconds, ratio to first best, decide seconds), then each policy's
     largest steps and kinds of work."""
     lines = [f"replay of {bench.trace}: {bench.weeks} weeks + {bench.settle_weeks} cool-down weeks under JIT; "
-             f"trace read in {bench.read_trace_s:.2f} s; {bench.cpus} CPUs, load average {_load(bench.load_average)}",
-             f"{'policy':<12} {'seconds':>8} {'x first-best':>12} {'decide_s':>9}  largest steps (share of the policy's time)"]
+             f"trace read in {bench.read_trace_s:.2f} s; {bench.cpus} CPUs, load average {_load(bench.load_average)}"
+             + ("; the retailer's LPs warm-started (--warm-lp)" if bench.warm_lp else ""),
+             f"{'policy':<12} {'seconds':>8} {'x first-best':>12} {'decide_s':>9} {'cpu_s':>8} {'cpu x fb':>8}  largest steps (share of the policy's time)"]
     for t in bench.policies:
         ratio = "-" if t.ratio_to_first_best is None else f"{t.ratio_to_first_best:.2f}"
+        cpu_ratio = "-" if t.cpu_ratio_to_first_best is None else f"{t.cpu_ratio_to_first_best:.2f}"
         steps = ", ".join(f"{label} {row['share']:.0%}" for label, row in list(t.steps.items())[:top])
-        lines.append(f"{t.policy:<12} {t.seconds:>8.2f} {ratio:>12} {t.decide_s:>9.2f}  {steps}")
+        lines.append(f"{t.policy:<12} {t.seconds:>8.2f} {ratio:>12} {t.decide_s:>9.2f} {t.cpu_s:>8.2f} {cpu_ratio:>8}  {steps}")
     lines.append("work underneath (summed over threads; share of the policy's time):")
     for t in bench.policies:
         work = ", ".join(f"{label} {row['share']:.0%} ({int(row['calls'])} calls)" for label, row in list(t.work.items())[:top])

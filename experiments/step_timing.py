@@ -59,6 +59,7 @@ STEPS: tuple[tuple[str, str, str, str], ...] = (
     ("work", "LP builds", "sim.model.lp", "LPBuilder.build"),
     ("work", "LP builds", "sim.model.lp", "LinearProgram.with_bounds"),
     ("work", "HiGHS solves", "sim.model.lp", "solve_lp"),
+    ("work", "HiGHS solves", "sim.model.lp", "LPModel.solve"),
     ("work", "OSQP set-up", "sim.negotiation.best_response", "LPBestResponse.__init__"),
     ("work", "OSQP best responses", "sim.negotiation.best_response", "LPBestResponse.best_response"),
     ("work", "agent process start-up", "sim.negotiation.best_response", "ProcessNegotiator._start"),

@@ -27,17 +27,19 @@ def one_week() -> dict:
 def test_a_row_per_policy_and_first_best_is_the_unit(one_week: dict) -> None:
     rows = {row["policy"]: row for row in one_week["policies"]}
     assert list(rows) == ["jit", "first-best"]
-    assert rows["first-best"]["ratio_to_first_best"] == 1.0
+    assert rows["first-best"]["ratio_to_first_best"] == 1.0 and rows["first-best"]["cpu_ratio_to_first_best"] == 1.0
+    assert rows["jit"]["cpu_ratio_to_first_best"] == pytest.approx(rows["jit"]["cpu_s"] / rows["first-best"]["cpu_s"])
     assert rows["jit"]["ratio_to_first_best"] == pytest.approx(rows["jit"]["seconds"] / rows["first-best"]["seconds"])
     for row in rows.values():
         assert row["seconds"] > 0 and 0 < row["decide_s"] < row["seconds"]  # the cool-down weeks are in seconds
 
 
 def test_json_keys_as_documented(one_week: dict) -> None:
-    assert set(one_week) == {"trace", "scenario", "weeks", "settle_weeks", "read_trace_s", "cpus", "load_average", "policies"}
+    assert set(one_week) == {"trace", "scenario", "weeks", "settle_weeks", "read_trace_s", "cpus", "load_average", "warm_lp", "policies"}
     assert one_week["weeks"] == 1 and one_week["scenario"] == "pilot" and one_week["settle_weeks"] >= 1
     for row in one_week["policies"]:
-        assert set(row) == {"policy", "seconds", "decide_s", "ratio_to_first_best", "steps", "work"}
+        assert set(row) == {"policy", "seconds", "decide_s", "ratio_to_first_best", "cpu_s", "cpu_ratio_to_first_best", "steps", "work"}
+        assert row["cpu_s"] > 0
         for table in (row["steps"], row["work"]):
             for entry in table.values():
                 assert set(entry) == {"seconds", "calls", "share"}
@@ -91,6 +93,7 @@ def _lookup(module: object, attribute: str) -> object:
     (["--replay", "--policy", "no-such-policy"], "no-such-policy"),
     (["--replay", "--sizes", "small"], "--sizes"),
     (["--weeks", "1"], "--weeks"),
+    (["--warm-lp"], "--warm-lp"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", *argv]) == 2

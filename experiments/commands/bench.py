@@ -16,7 +16,7 @@ the stopping rule should not care).
 ``--json`` prints a list of rows with keys ``size, n_public, central_s, cpp_s, ratio, iterations, gap``
 (and a few more).
 
-    flosim bench --replay [TRACE] [--weeks N] [--policy P ...] [--profile DIR] [--json]
+    flosim bench --replay [TRACE] [--weeks N] [--policy P ...] [--profile DIR] [--warm-lp] [--json]
 
 Replays a trace (default the shipped pilot) once per policy (default ``jit, first-best, cpp-vcg,
 menu``), all in one process on the same inputs, and prints each policy's wall time (its measured weeks
@@ -25,7 +25,9 @@ policy's own planning (``decide_s``), and the shares of its main steps (negotiat
 certificate checks, CBT pricing, demand paths, menu items, plan evaluations, the world's bookkeeping)
 and of the work underneath (LP builds, HiGHS solves, OSQP best responses); see
 :mod:`experiments.replay_bench` and ``docs/performance.md``. ``--profile DIR`` also writes a cProfile
-of each policy (``DIR/<policy>.pstats``; its overhead is then in the times). ``--json`` prints
+of each policy (``DIR/<policy>.pstats``; its overhead is then in the times). ``--warm-lp`` re-solves
+the retailer's weekly LP from the previous query's basis (:data:`sim.parties.retailer.WARM_START_LPS`;
+faster, but the CBT's prices then differ: see ``docs/performance.md``). ``--json`` prints
 ``{trace, scenario, weeks, settle_weeks, read_trace_s, cpus, load_average, policies}``, each policy
 ``{policy, seconds, decide_s, ratio_to_first_best, steps, work}`` and each step or kind of work
 ``{seconds, calls, share}`` (share of the policy's ``seconds``).
@@ -52,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", action="append", default=None, metavar="P",
                    help="with --replay: a policy to time; repeatable (default: jit, first-best, cpp-vcg, menu)")
     p.add_argument("--profile", default=None, metavar="DIR", help="with --replay: also write a cProfile of each policy to DIR/<policy>.pstats")
+    p.add_argument("--warm-lp", action="store_true",
+                   help="with --replay: re-solve the retailer's weekly LP from its last basis (faster; other CBT prices, see docs/performance.md)")
     p.add_argument("--sizes", default=None, help="comma-separated sizes: small, pilot, large, or PxFxRxO[xV] (products x FCs x regions x origins [x vendors], "
                    "the benchmark network at another size; default small,pilot)")
     p.add_argument("--set", dest="admm", action="append", type=name_value("NAME=VALUE", "eps_rel=3e-3"), default=[], metavar="NAME=VALUE",
@@ -67,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.replay is not None:
         return run_replay(args)
-    given = [flag for flag, value in (("--weeks", args.weeks), ("--policy", args.policy), ("--profile", args.profile)) if value is not None]
+    given = [flag for flag, value in (("--weeks", args.weeks), ("--policy", args.policy), ("--profile", args.profile),
+                                      ("--warm-lp", args.warm_lp or None)) if value is not None]
     if given:
         raise FlosimError(f"{given[0]}: only with --replay")
     from experiments.benchmarks import SIZES, format_table, is_size, run_benchmark
@@ -132,7 +137,8 @@ def run_replay(args: argparse.Namespace) -> int:
     def progress(t: object) -> None:
         print(f"flosim bench: {t.policy}: {t.seconds:.2f} s", file=sys.stderr, flush=True)  # type: ignore[attr-defined]
 
-    bench = bench_replay(args.replay, args.policy or DEFAULT_POLICIES, weeks=weeks, profile_dir=args.profile, on_policy=progress)
+    bench = bench_replay(args.replay, args.policy or DEFAULT_POLICIES, weeks=weeks, profile_dir=args.profile, on_policy=progress,
+                         warm_lp=args.warm_lp)
     if args.json:
         print(json.dumps(jsonable(bench.as_dict()), indent=2))
     else:

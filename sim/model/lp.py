@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -192,37 +194,191 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+_banner_lock = threading.Lock()
+_banner_shown: set[str] = set()  # the HiGHS builds (module names) that made an instance already
+
+
+def _linprog_highs() -> Any:
+    """The HiGHS build that ``scipy.optimize.linprog(method="highs")`` runs (scipy ships its own, through
+    the same pybind11 bindings as ``highspy``). The simplex paths use it, not the ``highspy`` package,
+    so that their answers are exactly linprog's: another HiGHS version can stop at another optimal
+    vertex of a degenerate LP, which moves costs between weeks (and so the transfers) by far more than
+    solver tolerance. ``highspy`` is used when this scipy does not ship the bindings."""
+    try:
+        from scipy.optimize._highspy import _core
+    except ImportError:  # pragma: no cover - scipy < 1.15
+        import highspy as _core
+    return _core
+
+
+def _new_highs(core: Any = None) -> Any:
+    """A silent HiGHS instance, of ``core``'s build (default: the ``highspy`` package). ``highspy``
+    prints its banner on stdout (C level) when its first instance is made, which would corrupt
+    ``--json``: that first one is made with stdout sent to stderr."""
+    if core is None:
+        import highspy as core
+    make = getattr(core, "Highs", None) or core._Highs
+    if core.__name__ not in _banner_shown:
+        with _banner_lock:
+            if core.__name__ not in _banner_shown:
+                with _stdout_to_stderr():
+                    h = make()
+                    h.setOptionValue("output_flag", False)
+                _banner_shown.add(core.__name__)
+                return h
+    h = make()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def _highs_lp(lp: LinearProgram, core: Any, *, ub_first: bool = True) -> Any:
+    """``lp`` as ``core.HighsLp``, column-wise: rows ``A_ub`` then ``A_eq`` (the order
+    ``scipy.optimize.linprog`` passes them in, so that HiGHS sees the same model either way), or
+    ``A_eq`` first (``ub_first=False``, the interior-point path's order)."""
+    free = np.full(lp.A_ub.shape[0], -np.inf)
+    if ub_first:
+        A = sp.vstack([lp.A_ub, lp.A_eq], format="csc")
+        lower, upper = np.concatenate([free, lp.b_eq]), np.concatenate([lp.b_ub, lp.b_eq])
+    else:
+        A = sp.vstack([lp.A_eq, lp.A_ub], format="csc")
+        lower, upper = np.concatenate([lp.b_eq, free]), np.concatenate([lp.b_eq, lp.b_ub])
+    model = core.HighsLp()
+    model.num_col_, model.num_row_ = lp.n, A.shape[0]
+    model.col_cost_ = lp.c
+    model.col_lower_ = lp.lb  # kHighsInf is IEEE infinity: infinite bounds pass as they are
+    model.col_upper_ = lp.ub
+    model.row_lower_ = lower
+    model.row_upper_ = upper
+    model.a_matrix_.format_ = core.MatrixFormat.kColwise
+    model.a_matrix_.num_col_, model.a_matrix_.num_row_ = lp.n, A.shape[0]
+    model.a_matrix_.start_ = A.indptr
+    model.a_matrix_.index_ = A.indices
+    model.a_matrix_.value_ = A.data
+    return model
+
+
+def _status(h: Any) -> str:
+    """HiGHS's model status in words ("Optimal", "Infeasible", "Unbounded", ...)."""
+    return str(h.modelStatusToString(h.getModelStatus()))
+
+
+def _simplex(h: Any) -> Any:
+    """The options ``scipy.optimize.linprog(method="highs")`` runs HiGHS with: presolve on, dual simplex
+    (HiGHS chooses simplex for an LP)."""
+    h.setOptionValue("presolve", "on")
+    h.setOptionValue("simplex_strategy", 1)  # dual
+    return h
+
+
 def _solve_ipm(lp: LinearProgram, threads: int | None) -> tuple[str, np.ndarray]:
     """HiGHS interior point (IPX) without crossover: an interior solution optimal to HiGHS's IPM
     tolerance (relative objective gap about 1e-8), not a vertex."""
     import highspy
 
-    with _stdout_to_stderr():  # highspy prints a banner on stdout (C level), which would corrupt --json
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+    h = _new_highs(highspy)
     h.setOptionValue("solver", "ipm")
     h.setOptionValue("run_crossover", "off")
     if threads is not None:
         h.setOptionValue("threads", int(threads))
-    A = sp.vstack([lp.A_eq, lp.A_ub]).tocsc()
-    inf = highspy.kHighsInf
-    model = highspy.HighsLp()
-    model.num_col_, model.num_row_ = lp.n, A.shape[0]
-    model.col_cost_ = lp.c
-    model.col_lower_ = lp.lb  # kHighsInf is IEEE infinity: infinite bounds pass as they are
-    model.col_upper_ = lp.ub
-    model.row_lower_ = np.concatenate([lp.b_eq, np.full(lp.A_ub.shape[0], -inf)])
-    model.row_upper_ = np.concatenate([lp.b_eq, lp.b_ub])
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_ = A.indptr
-    model.a_matrix_.index_ = A.indices
-    model.a_matrix_.value_ = A.data
-    h.passModel(model)
+    h.passModel(_highs_lp(lp, highspy, ub_first=False))
     h.run()
-    status = h.modelStatusToString(h.getModelStatus())
+    status = _status(h)
     if status != "Optimal":
         return status, np.full(lp.n, np.nan)
     return "optimal", np.asarray(h.getSolution().col_value, dtype=float)
+
+
+def _solve_simplex(lp: LinearProgram) -> tuple[str, np.ndarray]:
+    """HiGHS on ``lp`` from scratch, as ``linprog(method="highs")`` runs it, without scipy's checks and
+    conversions around the solve (about a third of the time on the pilot's small LPs)."""
+    core = _linprog_highs()
+    h = _simplex(_new_highs(core))
+    h.passModel(_highs_lp(lp, core))
+    h.run()
+    status = _status(h)
+    if status != "Optimal":
+        return status, np.full(lp.n, np.nan)
+    return "optimal", np.asarray(h.getSolution().col_value, dtype=float)
+
+
+class LPModel:
+    """One linear program held by HiGHS between solves, for solving it many times with other costs,
+    variable bounds or right-hand sides (the matrices stay as they are).
+
+    :meth:`solve` takes a :class:`LinearProgram` with this model's matrices (``A_eq``, ``A_ub``, the
+    same objects: ``with_bounds`` and ``dataclasses.replace`` keep them) and changes in HiGHS only the
+    costs, bounds and right-hand sides that differ from the last solve; HiGHS then starts from the
+    last solve's basis (dual simplex, no presolve) instead of from scratch. The first solve is exactly
+    :func:`solve_lp`'s. A later one finds an optimum of the same LP, but where the LP has several
+    optimal vertices (a cost moved between weeks at no total cost) it may stop at another one than a
+    solve from scratch would. What a user may do: hold one per LP that is re-solved often (a week's
+    retailer model over demand scenarios and fixed POs); solve from one thread at a time."""
+
+    def __init__(self, lp: LinearProgram, *, warm: bool = True) -> None:
+        self.warm = warm
+        self._core = _linprog_highs()
+        self._h = _simplex(_new_highs(self._core))
+        self._base = lp
+        self._h.passModel(_highs_lp(lp, self._core))
+        self._c, self._lb, self._ub = lp.c.copy(), lp.lb.copy(), lp.ub.copy()
+        self._b_ub, self._b_eq = lp.b_ub.copy(), lp.b_eq.copy()
+        self._lock = threading.Lock()
+        self.solves = 0
+
+    @property
+    def lp(self) -> LinearProgram:
+        """The LP the model was made from."""
+        return self._base
+
+    def solve(self, lp: LinearProgram | None = None, *, raise_on_fail: bool = True) -> LPSolution:
+        """Solve ``lp`` (default: the LP the model was made from); see the class docstring."""
+        lp = self._base if lp is None else lp
+        if lp.A_eq is not self._base.A_eq or lp.A_ub is not self._base.A_ub:
+            raise ValueError("LPModel.solve: the LP's matrices are not the model's (make it with "
+                             "with_bounds or dataclasses.replace from LPModel.lp)")
+        with self._lock:
+            self._update(lp)
+            if not self.warm:
+                self._h.clearSolver()
+            self._h.run()
+            self.solves += 1
+            status = _status(self._h)
+            x = np.asarray(self._h.getSolution().col_value, dtype=float) if status == "Optimal" else None
+        if x is None:
+            if raise_on_fail:
+                raise InfeasibleError(f"HiGHS: {status}")
+            return LPSolution(status, np.full(lp.n, np.nan), np.nan, lp)
+        x = np.clip(x, lp.lb, lp.ub)
+        return LPSolution("optimal", x, lp.objective(x), lp)
+
+    def _update(self, lp: LinearProgram) -> None:
+        h, m_ub = self._h, self._b_ub.size
+        changed = np.flatnonzero(lp.c != self._c)
+        if changed.size:
+            h.changeColsCost(changed.size, changed.astype(np.int32), lp.c[changed])
+            self._c = lp.c.copy()
+        changed = np.flatnonzero((lp.lb != self._lb) | (lp.ub != self._ub))
+        if changed.size:
+            h.changeColsBounds(changed.size, changed.astype(np.int32), lp.lb[changed], lp.ub[changed])
+            self._lb, self._ub = lp.lb.copy(), lp.ub.copy()
+        changed = np.flatnonzero(lp.b_ub != self._b_ub)
+        if changed.size:
+            self._change_rows(changed, np.full(changed.size, -np.inf), lp.b_ub[changed])
+            self._b_ub = lp.b_ub.copy()
+        changed = np.flatnonzero(lp.b_eq != self._b_eq)
+        if changed.size:
+            self._change_rows(changed + m_ub, lp.b_eq[changed], lp.b_eq[changed])
+            self._b_eq = lp.b_eq.copy()
+
+    def _change_rows(self, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        # scipy's bindings have no changeRowsBounds (highspy's do): one row at a time
+        many = getattr(self._h, "changeRowsBounds", None)
+        if many is not None:
+            many(rows.size, rows.astype(np.int32), lower, upper)
+            return
+        one = self._h.changeRowBounds
+        for r, lo, up in zip(rows.tolist(), lower.tolist(), upper.tolist()):
+            one(r, lo, up)
 
 
 #: ``solve_lp(method="auto")`` uses the interior-point path from this many variables on
@@ -230,23 +386,36 @@ IPM_THRESHOLD = 1_000_000
 
 
 def solve_lp(lp: LinearProgram, *, raise_on_fail: bool = True, method: str = "auto", threads: int | None = None) -> LPSolution:
-    """Solve with HiGHS. ``method="highs"``: dual simplex / IPM chosen by HiGHS, a vertex solution.
-    ``method="ipm"``: interior point without crossover (``threads`` for HiGHS), for LPs with millions
-    of variables, where simplex takes far longer (the ``large`` benchmark's joint LP, 3.6 million
-    variables: simplex unfinished after 14 minutes, IPM 500 s). ``"auto"`` (default): ``ipm`` from
-    :data:`IPM_THRESHOLD` variables on, else ``highs``. Deterministic for the same input."""
+    """Solve with HiGHS. ``method="highs"``: dual simplex / IPM chosen by HiGHS, a vertex solution,
+    through ``highspy`` with the options ``scipy.optimize.linprog(method="highs")`` uses;
+    ``method="linprog"``: the same through ``linprog`` itself (slower: it checks and converts the model
+    on every call; kept to compare against). ``method="ipm"``: interior point without crossover
+    (``threads`` for HiGHS), for LPs with millions of variables, where simplex takes far longer (the
+    ``large`` benchmark's joint LP, 3.6 million variables: simplex unfinished after 14 minutes, IPM
+    500 s). ``"auto"`` (default): ``ipm`` from :data:`IPM_THRESHOLD` variables on, else ``highs``.
+    Deterministic for the same input. To solve one LP many times with other bounds, costs or
+    right-hand sides, use :class:`LPModel`."""
     if method == "auto":
         method = "ipm" if lp.n >= IPM_THRESHOLD else "highs"
     if method == "ipm":
         status, x = _solve_ipm(lp, threads)
-        if status != "optimal":
-            if raise_on_fail:
-                raise InfeasibleError(f"HiGHS IPM: {status}")
-            return LPSolution(status, x, np.nan, lp, method)
-        x = np.clip(x, lp.lb, lp.ub)
-        return LPSolution("optimal", x, lp.objective(x), lp, method)
-    if method != "highs":
-        raise ValueError(f"unknown LP method {method!r} (choose 'auto', 'highs' or 'ipm')")
+    elif method == "highs":
+        status, x = _solve_simplex(lp)
+    elif method == "linprog":
+        status, x = _solve_linprog(lp)
+    else:
+        raise ValueError(f"unknown LP method {method!r} (choose 'auto', 'highs', 'linprog' or 'ipm')")
+    label = "highs" if method == "linprog" else method
+    if status != "optimal":
+        if raise_on_fail:
+            raise InfeasibleError(f"HiGHS{' IPM' if method == 'ipm' else ''}: {status}")
+        return LPSolution(status, x, np.nan, lp, label)
+    # clip solver noise below zero on non-negative variables
+    x = np.clip(x, lp.lb, lp.ub)
+    return LPSolution("optimal", x, lp.objective(x), lp, label)
+
+
+def _solve_linprog(lp: LinearProgram) -> tuple[str, np.ndarray]:
     res = linprog(
         lp.c,
         A_ub=lp.A_ub if lp.A_ub.shape[0] else None,
@@ -257,10 +426,5 @@ def solve_lp(lp: LinearProgram, *, raise_on_fail: bool = True, method: str = "au
         method="highs",
     )
     if res.status != 0:
-        if raise_on_fail:
-            raise InfeasibleError(f"HiGHS: {res.message}")
-        return LPSolution(res.message, np.full(lp.n, np.nan), np.nan, lp)
-    x = np.asarray(res.x)
-    # clip solver noise below zero on non-negative variables
-    x = np.clip(x, lp.lb, lp.ub)
-    return LPSolution("optimal", x, lp.objective(x), lp)
+        return str(res.message), np.full(lp.n, np.nan)
+    return "optimal", np.asarray(res.x, dtype=float)

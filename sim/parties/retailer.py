@@ -14,17 +14,28 @@ and the first-best oracle (:mod:`sim.parties.oracle`) use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from sim.model.data import PublicData, RetailerData
-from sim.model.lp import LinearProgram, LPBuilder, solve_lp
+from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
 from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
 
 RETAILER = "retailer"
+
+#: Re-solve the week's LP on a demand path from the previous query's basis (fast) instead of from
+#: scratch. Off by default. The retailer's LP has many optimal plans that differ only in which week a
+#: cost falls in, and a warm start stops at another of them than a solve from scratch would; the CBT
+#: uses that split. So with the switch on, a query on a demand path is answered in two warm-started
+#: solves: the optimum, then, among the optimal plans, one with the least first-week cost (a defined
+#: split, the same whichever way the solver gets there, but not the one today's goldens record).
+#: Queries on the forecast (whose plans the menu uses) are still solved from scratch. See
+#: docs/performance.md.
+WARM_START_LPS = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,12 @@ class RetailerAgent:
         self._data = data
         self._state: RetailerState | None = None
         self._forecast: np.ndarray | None = None
+        self._models: dict[int, _WeekModel] = {}  # this week's LP by horizon, kept in HiGHS between queries
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_models"] = {}  # a solver's memory does not travel (the agent is pickled to its own process)
+        return state
 
     @property
     def plan_shape(self) -> tuple[int, ...]:
@@ -56,6 +73,7 @@ class RetailerAgent:
         """Set this week's situation; ``forecast`` is ``[H, R, K]`` expected demand."""
         self._state = state
         self._forecast = np.asarray(forecast, dtype=float)
+        self._models = {}
 
     @property
     def state(self) -> RetailerState:
@@ -97,8 +115,12 @@ class RetailerAgent:
         demand: np.ndarray | None = None,
         *,
         terminal: bool = True,
+        demand_rows: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Write ``C_R`` over plan variables ``x[V,H,F,K]`` into ``b``; returns the private variable blocks."""
+        """Write ``C_R`` over plan variables ``x[V,H,F,K]`` into ``b``; returns the private variable blocks.
+        ``demand_rows``: if given, filled with the rows whose right-hand sides are demand (``"eq"``, the
+        demand balances) and its last week (``"ub"``, the cap on the terminal credit), for
+        :func:`demand_rhs`."""
         pub, d = self.public, self._data
         state = state or self.state
         demand = self.forecast if demand is None else demand
@@ -128,8 +150,7 @@ class RetailerAgent:
             own = b.new_rows("ub", (F, K))
             b.add_terms("ub", own, credit, 1.0)
             b.add_terms("ub", own, inv[H - 1], -1.0)
-            last_week = np.asarray(demand[H - 1], dtype=float).sum(axis=0)  # [K]
-            tot = b.new_rows("ub", (K,), last_week)
+            tot = b.new_rows("ub", (K,), demand_rhs(demand[:H], state.backlog, beta)[1])
             b.add_terms("ub", tot[None, :], credit, 1.0)
         # stock balance: I[tau] - I[tau-1] + sum_r y[tau] - arrivals(x) = pipeline (+ stock at tau=0)
         rhs = state.pipeline[:H].copy()
@@ -145,11 +166,13 @@ class RetailerAgent:
                 for v in range(V):  # every vendor's shipments arrive at the same FC
                     b.add_terms("eq", bal[lead:, f, :], x[v, : H - lead, f, :], -1.0)
         # demand: sum_f y + u[tau] - beta u[tau-1] = d (+ beta backlog at tau=0)
-        drhs = np.array(demand[:H], dtype=float)
-        drhs[0] += beta * state.backlog
-        dem = b.new_rows("eq", (H, R, K), drhs)
+        dem = b.new_rows("eq", (H, R, K), demand_rhs(demand[:H], state.backlog, beta)[0])
         b.add_terms("eq", dem[:, None, :, :], y, 1.0)
         b.add_terms("eq", dem, u, 1.0)
+        if demand_rows is not None:
+            demand_rows["eq"] = dem
+            if terminal and d.terminal_value > 0:
+                demand_rows["ub"] = tot
         if beta and H > 1:
             b.add_terms("eq", dem[1:], u[:-1], -beta)
         capped = np.flatnonzero(np.isfinite(pub.receiving_capacity))
@@ -170,12 +193,41 @@ class RetailerAgent:
         self.add_block(b, x, state, demand)
         return b.build(), x
 
+    def _week_model(self, state: RetailerState | None, demand: np.ndarray | None) -> "_WeekModel | None":
+        """This week's LP on ``demand``'s horizon, kept in HiGHS (:class:`sim.model.lp.LPModel`): built at
+        the first query of the week and re-solved for every other PO, plan and demand path, changing only
+        bounds and demand right-hand sides. None for a query about another state than this week's."""
+        if state is not None and state is not self._state:
+            return None
+        horizon = self.public.horizon if demand is None else int(np.shape(demand)[0])
+        model = self._models.get(horizon)
+        if model is None:
+            b = LPBuilder()
+            x = b.add_var((self.public.V, horizon, self.public.F, self.public.K))
+            rows: dict[str, np.ndarray] = {}
+            self.add_block(b, x, None, self.forecast[:horizon] if demand is None else demand, demand_rows=rows)
+            model = self._models[horizon] = _WeekModel(LPModel(b.build(), warm=False), x, rows, 1.0 if self.public.backlog else 0.0)
+        return model
+
+    def _solve_on(self, demand: np.ndarray | None, state: RetailerState | None, idx_of: Any, values: np.ndarray) -> tuple[Any, np.ndarray]:
+        """Solve this week's LP on ``demand`` with variables ``idx_of(x)`` fixed to ``values``."""
+        week = self._week_model(state, demand)
+        if week is None:
+            lp, x = self._lp(state, demand)
+            return solve_lp(lp.with_bounds(idx_of(x), values, values)), x
+        lp = week.on(self.forecast if demand is None else demand, self.state.backlog).with_bounds(idx_of(week.x), values, values)
+        if demand is None or not WARM_START_LPS:
+            return week.model.solve(lp), week.x
+        return week.least_first_week(lp), week.x
+
     def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: RetailerState | None = None) -> PlanCost:
         """The retailer's cost by week when this week's PO is ``po`` ``[V, F, K]`` and it follows its own
         (JIT) plan afterwards, on ``demand`` ``[H, R, K]`` (default: its forecast). Week 0 of the result
-        is ``c^R_t``; the later weeks sum to ``V^R_{t+1}`` from the state that ``po`` leads to."""
-        lp, x = self._lp(state, demand)
-        sol = solve_lp(lp.with_bounds(x[:, 0], po, po))
+        is ``c^R_t``; the later weeks sum to ``V^R_{t+1}`` from the state that ``po`` leads to.
+        The CBT asks this once per PO and demand path: each query re-solves this week's LP, kept in HiGHS,
+        with only the first week's bounds and the demand changed (from scratch unless
+        :data:`WARM_START_LPS`)."""
+        sol, x = self._solve_on(demand, state, lambda x: x[:, 0], po)
         return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
 
     # -- queries ----------------------------------------------------------------------------------
@@ -227,8 +279,7 @@ class RetailerAgent:
 
     def evaluate(self, plan: np.ndarray, state: RetailerState | None = None, demand: np.ndarray | None = None) -> PlanCost:
         """The retailer's cost if the vendors ship ``plan`` ``[V, H, F, K]`` (it still routes outbound optimally)."""
-        lp, x = self._lp(state, demand)
-        sol = solve_lp(lp.with_bounds(x, plan, plan))
+        sol, x = self._solve_on(demand, state, lambda x: x, plan)
         return PlanCost.from_breakdown(np.asarray(plan, dtype=float), sol.cost_breakdown(), RETAILER, x.shape[1])
 
     def serve_demand(self, stock: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -260,6 +311,64 @@ class RetailerAgent:
             "outbound": float(np.sum(np.where(np.isfinite(d.outbound), d.outbound, 0.0)[:, :, None] * outbound)),
             "lost_sales": float(np.sum(d.penalty[None, :] * unmet)),
         }
+
+
+def demand_rhs(demand: np.ndarray, backlog: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """The right-hand sides demand sets in the retailer's LP: the demand balances ``[H, R, K]`` (this
+    week's plus ``beta`` times the backlog carried in) and the cap on the terminal credit ``[K]`` (the
+    last week's demand over all regions)."""
+    d = np.array(demand, dtype=float)
+    d[0] += beta * backlog
+    return d, np.asarray(demand[-1], dtype=float).sum(axis=0)
+
+
+@dataclass
+class _WeekModel:
+    """The retailer's LP of one week and horizon, held in HiGHS, with the rows demand sets."""
+
+    model: LPModel
+    x: np.ndarray
+    rows: dict[str, np.ndarray]
+    beta: float
+
+    _warm: LPModel | None = None
+    _second: LPModel | None = None
+
+    def least_first_week(self, lp: LinearProgram) -> LPSolution:
+        """``lp`` (the model's LP with other bounds and right-hand sides) solved warm-started, then among
+        its optimal solutions one with the least first-week cost (a second warm-started LP with the total
+        cost bounded by the optimum plus 1e-10 relative): a split by week that does not depend on the
+        vertex the solver stops at."""
+        base = self.model.lp
+        if self._warm is None:
+            week0 = np.zeros(base.n)
+            for t in base.terms:
+                if t.label[0] == RETAILER and t.label[2] == 0 and not t.label[1].startswith("_"):
+                    np.add.at(week0, t.idx, t.coef)
+            total = sp.csr_matrix(base.c[None, :])
+            self._warm = LPModel(base, warm=True)
+            self._second = LPModel(replace(base, c=week0, A_ub=sp.vstack([base.A_ub, total], format="csr"),
+                                           b_ub=np.append(base.b_ub, np.inf)), warm=True)
+        assert self._second is not None
+        first = self._warm.solve(lp)
+        z = float(base.c @ first.x)
+        second = self._second.lp
+        sol = self._second.solve(replace(second, b_eq=lp.b_eq, b_ub=np.append(lp.b_ub, z + 1e-10 * abs(z) + 1e-7),
+                                         lb=lp.lb, ub=lp.ub))
+        x = np.clip(sol.x, lp.lb, lp.ub)
+        return LPSolution("optimal", x, lp.objective(x), lp)
+
+    def on(self, demand: np.ndarray, backlog: np.ndarray) -> LinearProgram:
+        """The LP with ``demand``'s right-hand sides (same matrices as the model's)."""
+        lp = self.model.lp
+        eq, ub = demand_rhs(np.asarray(demand)[: self.x.shape[1]], backlog, self.beta)
+        b_eq = lp.b_eq.copy()
+        b_eq[self.rows["eq"].ravel()] = eq.ravel()
+        b_ub = lp.b_ub
+        if "ub" in self.rows:
+            b_ub = b_ub.copy()
+            b_ub[self.rows["ub"].ravel()] = ub.ravel()
+        return replace(lp, b_eq=b_eq, b_ub=b_ub)
 
 
 def replacement_price(public: PublicData) -> np.ndarray:

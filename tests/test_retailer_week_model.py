@@ -1,0 +1,76 @@
+"""The retailer keeps its week's LP in HiGHS between queries (sim.parties.retailer): same answers as
+building and solving the LP afresh for each query, a new model each week, nothing of it pickled."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+import sim.parties.retailer as retailer_module
+from conftest import one_vendor_round
+from sim.model.lp import solve_lp
+from sim.model.plan_cost import PlanCost
+
+
+def _fresh_cost_with_first_week(retailer, po, demand):
+    lp, x = retailer._lp(None, demand)
+    sol = solve_lp(lp.with_bounds(x[:, 0], po, po))
+    return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), "retailer", x.shape[1])
+
+
+def test_queries_on_the_kept_model_equal_fresh_solves(default_scenario) -> None:
+    retailer, _ = one_vendor_round(default_scenario)
+    rng = np.random.default_rng(7)
+    plan = retailer.preferred_plan().plan
+    for _ in range(4):
+        po = plan[:, 0] * rng.uniform(0.5, 1.5, size=plan[:, 0].shape)
+        demand = retailer.forecast * rng.uniform(0.7, 1.3, size=retailer.forecast.shape)
+        for d in (None, demand):
+            got = retailer.cost_with_first_week(po, d)
+            want = _fresh_cost_with_first_week(retailer, po, retailer.forecast if d is None else d)
+            assert np.array_equal(got.by_week, want.by_week) and np.array_equal(got.plan, want.plan)
+        lp, x = retailer._lp(None, demand)
+        fresh = solve_lp(lp.with_bounds(x, plan, plan)).cost_breakdown()
+        assert retailer.evaluate(plan, demand=demand).by_week.sum() == PlanCost.from_breakdown(
+            plan, fresh, "retailer", x.shape[1]).by_week.sum()
+    (model,) = retailer._models.values()
+    assert model.model.solves == 4 * 3  # one model for the week: every query re-solved it
+
+
+def test_a_new_week_builds_a_new_model_and_pickles_carry_none(default_scenario) -> None:
+    retailer, _ = one_vendor_round(default_scenario)
+    po = retailer.preferred_plan().plan[:, 0]
+    first = retailer.cost_with_first_week(po)
+    assert len(retailer._models) == 1
+    copy = pickle.loads(pickle.dumps(retailer))
+    assert copy._models == {}
+    assert np.array_equal(copy.cost_with_first_week(po).by_week, first.by_week)
+    retailer.observe(retailer.state, retailer.forecast * 1.1)
+    assert retailer._models == {}
+    assert not np.array_equal(retailer.cost_with_first_week(po).by_week, first.by_week)
+
+
+def test_warm_start_switch_gives_the_same_totals_and_an_order_free_split(default_scenario, monkeypatch) -> None:
+    """With warm starts a query on a demand path reaches the same optimum (total cost) as a fresh solve,
+    and its split by week (least first-week cost among the optimal plans) does not depend on the
+    queries asked before it (the basis it starts from)."""
+    monkeypatch.setattr(retailer_module, "WARM_START_LPS", True)
+    retailer, _ = one_vendor_round(default_scenario)
+    rng = np.random.default_rng(8)
+    plan = retailer.preferred_plan().plan
+    queries = [(plan[:, 0] * rng.uniform(0.5, 1.5, size=plan[:, 0].shape),
+                retailer.forecast * rng.uniform(0.7, 1.3, size=retailer.forecast.shape)) for _ in range(5)]
+    forward = [retailer.cost_with_first_week(po, demand) for po, demand in queries]
+    for got, (po, demand) in zip(forward, queries, strict=True):
+        assert np.isclose(got.total, _fresh_cost_with_first_week(retailer, po, demand).total, rtol=1e-9)
+    (model,) = retailer._models.values()
+    assert model._warm is not None and model._warm.warm and model._warm.solves == 5
+    retailer.observe(retailer.state, retailer.forecast)  # a new model: the queries in the other order
+    backward = [retailer.cost_with_first_week(po, demand) for po, demand in reversed(queries)][::-1]
+    for a, b in zip(forward, backward, strict=True):  # what the CBT uses: week 0, and the later weeks' sum
+        assert np.isclose(a.by_week[0], b.by_week[0], rtol=1e-9, atol=1e-6)
+        assert np.isclose(a.by_week[1:].sum(), b.by_week[1:].sum(), rtol=1e-9, atol=1e-6)
+    # on the forecast the plan matters (the menu completes items with it): still solved from scratch
+    po = queries[0][0]
+    assert np.array_equal(retailer.cost_with_first_week(po).plan, _fresh_cost_with_first_week(retailer, po, retailer.forecast).plan)
