@@ -162,6 +162,29 @@ def certify(negotiators: Sequence[Any], prices: Sequence[np.ndarray], plan: np.n
     return Certificate.of(upper, lower, time.perf_counter() - t0)
 
 
+def answer_prices_of(layout: BlockLayout, stacked: np.ndarray) -> np.ndarray:
+    """Zero-sum prices from the prices at which each agent's answer is its exact best response.
+
+    ``stacked``: agent ``i``'s *answer prices* ``y_i + rho (x_i - z)`` (stacked as in ``layout``):
+    its answer ``x_i`` minimises ``C_i(x) + (y_i + rho (x_i - z))·x`` exactly (the optimality
+    condition of its proximal answer), so its dual value there is its stated cost of its answer plus
+    the prices times it. Those prices do not sum to zero (they differ by ``rho`` times the agents'
+    disagreement), so for each component the first agent holding it (the retailer in flosim's
+    negotiations, which holds the whole plan) takes minus the sum of the others' answer prices and the
+    others keep theirs: every agent but the first is priced where its own answer is optimal. Valid
+    like any zero-sum prices; near agreement it is much tighter than the coordinator's prices when an
+    agent's LP is degenerate (a vendor indifferent among many ways to ship: at the coordinator's
+    prices its LP answer jumps far from the plan, at its answer prices it stays at its answer)."""
+    Y = np.array(stacked, dtype=float)
+    if layout.full:
+        Y[0] -= Y.sum(axis=0)
+        return Y
+    total = np.bincount(layout.index, weights=Y, minlength=layout.n)
+    _, first = np.unique(layout.index, return_index=True)  # stacked order is agent order: the first holder
+    Y[first] -= total[layout.index[first]]
+    return Y
+
+
 PlanRule = Callable[[np.ndarray, Sequence[np.ndarray]], np.ndarray]
 
 
@@ -181,8 +204,14 @@ class Certifier:
     as the negotiation: other blocks are a ``ValueError``); ``Certifier.for_agents(negotiators,
     blocks=...)`` returns None when some agent cannot certify."""
 
+    #: the coordinator passes ``answer_prices`` to certifiers that say they take them
+    takes_answer_prices = True
+
     def __init__(self, negotiators: Sequence[Any], plan: PlanRule | None = None, parallel: bool = True,
-                 blocks: Sequence[Block] | None = None) -> None:
+                 blocks: Sequence[Block] | None = None, at: str = "answers") -> None:
+        if at not in ("answers", "prices"):
+            raise ValueError(f"Certifier: at must be 'answers' or 'prices', got {at!r}")
+        self.at = at
         self.negotiators = list(negotiators)
         self.plan_rule = plan
         self.parallel = parallel
@@ -192,13 +221,18 @@ class Certifier:
 
     @classmethod
     def for_agents(cls, negotiators: Sequence[Any], plan: PlanRule | None = None,
-                   blocks: Sequence[Block] | None = None) -> "Certifier | None":
+                   blocks: Sequence[Block] | None = None, at: str = "answers") -> "Certifier | None":
         """A certifier if every agent can certify (:func:`can_certify`), otherwise None."""
-        return cls(negotiators, plan, blocks=blocks) if all(can_certify(n) for n in negotiators) else None
+        return cls(negotiators, plan, blocks=blocks, at=at) if all(can_certify(n) for n in negotiators) else None
 
-    def __call__(self, z: np.ndarray, answers: Sequence[np.ndarray], prices: Sequence[np.ndarray]) -> Certificate:
+    def __call__(self, z: np.ndarray, answers: Sequence[np.ndarray], prices: Sequence[np.ndarray],
+                 answer_prices: Sequence[np.ndarray] | None = None) -> Certificate:
         t0 = time.perf_counter()
         blocks = self.blocks
+        if answer_prices is not None and self.at == "answers":  # the lower bound at the answers' own prices
+            layout = BlockLayout.of(np.shape(z), len(self.negotiators), blocks)
+            stacked = answer_prices_of(layout, layout.stack(answer_prices, "answer_prices"))
+            prices = [layout.part(stacked, i) for i in range(len(self.negotiators))]
         if self.plan_rule is not None:
             plan = np.asarray(self.plan_rule(z, answers), dtype=float)
             c = certify(self.negotiators, prices, plan, parallel=self.parallel, blocks=blocks)

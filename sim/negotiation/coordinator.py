@@ -377,8 +377,14 @@ class ConsensusADMM:
                     stop = "stopped_on_residuals" if agreed else None
                 elif agreed and (next_check is None or k >= next_check):
                     try:
-                        certificate = certifier(z_new.reshape(shape), [layout.part(X, i) for i in range(N)],
-                                                [layout.part(Y_new, i) for i in range(N)])
+                        args = (z_new.reshape(shape), [layout.part(X, i) for i in range(N)],
+                                [layout.part(Y_new, i) for i in range(N)])
+                        if getattr(certifier, "takes_answer_prices", False):
+                            # the prices at which each answer is exact: y_i + rho (x_i - z) as sent
+                            A = Y + rho * (X - zs)
+                            certificate = certifier(*args, answer_prices=[layout.part(A, i) for i in range(N)])
+                        else:
+                            certificate = certifier(*args)
                     except Exception as exc:  # an agent that fails at a check is reported like one failing to answer
                         raise _Failed(f"certificate check at round {k} raised {type(exc).__name__}: {exc}") from None
                     certified_plan = getattr(certifier, "last_plan", None)
