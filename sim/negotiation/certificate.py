@@ -38,6 +38,20 @@ Any prices that sum to zero give a valid ``lower``, so a negotiation that checks
 once keeps the largest lower bound it has seen (:class:`Certifier`): the bound on first best only
 improves, and each check compares the current plan with it.
 
+**Which prices.** The coordinator's prices ``y_i`` are not the best ones to ask at. Agent ``i``'s
+answer ``x_i = argmin C_i(x) + y_i·x + (rho/2)||x - z||²`` is an *exact* best response to its
+*answer prices* ``y_i + rho (x_i - z)`` (its optimality condition), so there its dual value is its
+cost of its answer plus those prices times it: no slack at all in its term. The answer prices do not
+sum to zero (they differ by ``rho`` times the disagreement), so :func:`answer_prices_of` lets the
+first holder of each component (the retailer, in flosim's negotiations) take minus the sum of the
+others'. The :class:`Certifier` bounds at those prices when the coordinator passes them (default
+``at="answers"``; ``at="prices"``: the coordinator's prices, as earlier versions did). It matters when
+an agent's LP is degenerate: flosim's vendor is nearly indifferent among many ways to make and ship,
+so at the coordinator's prices its LP answer is a vertex far from the plan and its dual value falls
+2.2e-3 of first best short on the ``pilot`` benchmark (round 76, true gap 7.9e-4; the bound stayed
+above 2e-3 for 270 rounds); at the answer prices the whole lower bound is 4e-5 short, and the first
+check certifies 8.3e-4. On ``small`` (round 52): 7.9e-4 short instead of 3.2e-3.
+
 Not every agent can certify: one written for another SDK may answer best responses and nothing else
 (:mod:`sim.negotiation.flopro_adapter`). :func:`can_certify` says whether an agent offers both numbers; certifying
 with one that does not returns a certificate without a bound (``gap`` inf, ``message`` naming the
@@ -197,7 +211,10 @@ class Certifier:
     replaced by its answer (without blocks: the answer itself). The certificate bounds that plan.
     ``blocks``: the agents' blocks of the plan, as given to the negotiation (None: the whole plan).
     The lower bound on first best holds for any prices that sum to zero, so each check keeps the
-    largest one seen so far: the bound the stopping rule uses only improves.
+    largest one seen so far: the bound the stopping rule uses only improves. ``at``: which prices the
+    lower bound is computed at when the coordinator passes the answers' own prices (``answer_prices``,
+    see the module docstring): ``"answers"`` (default, :func:`answer_prices_of` of them) or
+    ``"prices"`` (the coordinator's prices; the only choice when no answer prices are passed).
 
     What a user may do: ``Certifier(negotiators, plan=...)`` and pass it to
     :meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate` (``certifier=``, with the same ``blocks``
