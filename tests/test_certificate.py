@@ -14,7 +14,7 @@ from policies.cpp import negotiate_efficient_plan
 from sim.parties.oracle import joint_plan
 from sim.negotiation.best_response import negotiator_for
 from sim.negotiation.blocks import BlockLayout
-from sim.negotiation.certificate import Certifier, answer_prices_of, certify
+from sim.negotiation.certificate import Certifier, answer_prices_of, certify, lower_bound
 from sim.negotiation.coordinator import ADMMOptions, ConsensusADMM
 from sim.model.lp import LPBuilder
 from sim.world import planning_context
@@ -261,6 +261,16 @@ def test_answer_prices_sum_to_zero_and_price_every_later_holder_at_its_answer() 
     # x[1, 0] has one holder (agent 1, the third of its entries): its only price is zero
     only = np.flatnonzero(layout.index == np.ravel_multi_index((1, 0), SHAPE))
     assert only.size == 1 and Y[only[0]] == 0.0
+    # the last holder absorbing instead: every other holder keeps its answer price
+    Y = answer_prices_of(layout, A, "last")
+    assert np.allclose(np.bincount(layout.index, weights=Y, minlength=layout.n), 0.0, atol=1e-12)
+    _, back = np.unique(layout.index[::-1], return_index=True)
+    earlier = np.setdiff1d(np.arange(layout.m), layout.m - 1 - back)
+    assert np.array_equal(Y[earlier], A[earlier])
+    Y = answer_prices_of(full, A := rng.normal(size=full.stacked_shape), "last")
+    assert np.allclose(Y.sum(axis=0), 0.0, atol=1e-12) and np.array_equal(Y[:-1], A[:-1])
+    with pytest.raises(ValueError, match="absorber"):
+        answer_prices_of(full, A, "middle")
 
 
 class _BothPrices:
@@ -273,8 +283,8 @@ class _BothPrices:
         self.prices = Certifier(negotiators, plan=plan, parallel=False, blocks=ONE_VENDOR_BLOCKS, at="prices")
         self.lowers: list[tuple[float, float]] = []
 
-    def __call__(self, z, answers, prices, answer_prices=None):
-        c = self.answers(z, answers, prices, answer_prices=answer_prices)
+    def __call__(self, z, answers, prices, answer_prices=None, target=None):
+        c = self.answers(z, answers, prices, answer_prices=answer_prices, target=target)
         p = self.prices(z, answers, prices, answer_prices=answer_prices)
         self.lowers.append((c.lower, p.lower))
         self.last_plan = self.answers.last_plan
@@ -308,3 +318,26 @@ def test_the_bound_at_the_answers_prices_is_valid_and_tighter_on_the_small_bench
     first_answers, first_prices = both.lowers[0]
     assert fb - first_answers < 0.5 * (fb - first_prices)
     assert result.certificate.lower <= fb * (1 + REL)
+
+
+def test_a_failing_check_also_tries_the_last_holder_absorbing(block_agents) -> None:
+    """The second set of answer prices costs one more LP per agent, so it is asked only when the first
+    does not reach the target gap; the kept lower bound is the better of the two, and valid."""
+    agents, x_star, optimum = block_agents
+    layout = BlockLayout.of(SHAPE, 3, BLOCKS)
+    rng = np.random.default_rng(5)
+    grid = np.zeros(SHAPE)
+    answers = [x_star[b] + 0.1 * rng.normal(size=grid[b].shape) for b in BLOCKS]
+    A = [-g.a * (a - g.b) + 0.2 * rng.normal(size=a.shape) for g, a in zip(agents, answers, strict=True)]
+    stacked = layout.stack(A, "A")
+    first = [layout.part(answer_prices_of(layout, stacked, "first"), i) for i in range(3)]
+    last = [layout.part(answer_prices_of(layout, stacked, "last"), i) for i in range(3)]
+    lb_first, lb_last = (lower_bound(agents, p, SHAPE, blocks=BLOCKS) for p in (first, last))
+    assert lb_last > lb_first and lb_last <= optimum * (1 + 1e-12)  # (this draw: the last absorbing is better)
+    prices = [np.zeros(grid[b].shape) for b in BLOCKS]
+    both = Certifier(agents, blocks=BLOCKS)
+    both(x_star, answers, prices, answer_prices=A, target=None)
+    assert both.best_lower == pytest.approx(max(lb_first, lb_last), rel=1e-12)
+    reached = Certifier(agents, blocks=BLOCKS)
+    reached(x_star, answers, prices, answer_prices=A, target=1e9)  # the first already within target
+    assert reached.best_lower == pytest.approx(lb_first, rel=1e-12)

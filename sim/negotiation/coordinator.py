@@ -384,7 +384,7 @@ class ConsensusADMM:
                         if getattr(certifier, "takes_answer_prices", False):
                             # the prices at which each answer is exact: y_i + rho (x_i - z) as sent
                             A = Y + rho * (X - zs)
-                            certificate = certifier(*args, answer_prices=[layout.part(A, i) for i in range(N)])
+                            certificate = certifier(*args, answer_prices=[layout.part(A, i) for i in range(N)], target=opt.gap_tol)
                         else:
                             certificate = certifier(*args)
                     except Exception as exc:  # an agent that fails at a check is reported like one failing to answer
