@@ -51,9 +51,9 @@ def test_negotiated_plan_is_certified_and_the_bound_holds(ctx, first_best, negot
     assert c.lower <= first_best * (1 + REL) <= c.upper * (1 + 2 * REL)
     true_gap = (social - first_best) / first_best
     assert c.gap >= true_gap - REL
-    # at convergence the prices are near-optimal, so the bound is informative, not just valid
-    # (2.3e-3 measured against a true gap of 4.5e-4)
-    assert 0 < c.lower and c.gap <= 1e-2
+    # the stop certifies the default gap_tol: informative, not just valid (8.0e-4 measured against a
+    # true gap of 3.1e-4, at round 48; at the coordinator's prices it was 2.3e-3 against 4.5e-4)
+    assert 0 < c.lower and c.gap <= 1e-3
     assert result.diagnostics()["certified_gap"] == c.gap
 
 
