@@ -40,7 +40,8 @@ def _ledger_rows(result) -> list[list]:
                          ids=["absent", "empty", "never"])
 def test_without_shocks_the_ledger_equals_mains_bit_for_bit(shocks):
     """tests/data/default_ledger_main.json: the default scenario's ledger (3 weeks and the cool-down)
-    computed by main at 319d002, before capacity shocks and the execution step existed."""
+    computed by main at 319d002, before capacity shocks and the execution step existed (its cpp-vcg
+    rows recomputed when CPP's default gap_tol became 1e-3; jit and first-best rows are 319d002's)."""
     stored = json.loads((DATA / "default_ledger_main.json").read_text())
     s = _default(stored["weeks"], shocks)
     result = run_policies(s, stored["policies"], progress=False)

@@ -37,9 +37,11 @@ disagreement can be costly (a unit short where a backlog penalty is 100 times th
 So where the agents can bound their own cost (a :class:`sim.negotiation.certificate.Certifier`: each agent's
 dual value and its cost of the plan, :mod:`sim.negotiation.certificate`), the residual test only *triggers*
 checks: the negotiation stops as ``"converged"`` when the certified relative gap of its plan to
-first best is at most ``gap_tol`` (default 1e-2, because the bound is loose: the true gaps at
-such stops measured 6e-5 to 8e-3, most below 1e-3, docs/cpp.md), a bound that holds at any cost
-scale. After the
+first best is at most ``gap_tol`` (default 1e-3), a bound that holds at any cost scale. The
+coordinator hands the certifier, besides its prices, each agent's *answer prices* ``y_i + rho (x_i -
+z)`` (as sent this round): the prices at which the agent's answer is its exact best response, which
+give a far tighter bound than the coordinator's own prices when an agent's LP is degenerate
+(:func:`sim.negotiation.certificate.answer_prices_of`). After the
 first check, checks repeat at the first round with the residual test passed at least
 ``certify_every`` rounds after the last (a fixed spacing, not a timed one, so that a negotiation is
 reproducible bit for bit). So a ``converged`` negotiation has both: answers that agree within
@@ -131,7 +133,7 @@ class ADMMOptions(BaseModel):
         return value if cls.model_fields[info.field_name].annotation is bool else number_from_text(value)
     eps_abs: float = Field(1e-3, ge=0, description="absolute tolerance per plan component (units)")
     eps_rel: float = Field(1e-3, ge=0, description="relative tolerance on residual norms")
-    gap_tol: float = Field(1e-2, gt=0, description=(
+    gap_tol: float = Field(1e-3, gt=0, description=(
         "certified relative gap to first best at which a negotiation whose agents can certify stops as 'converged'"))
     certify: bool = Field(True, description=(
         "check the certificate where every agent can give it (False: stop on residuals, status 'stopped_on_residuals')"))
@@ -377,8 +379,14 @@ class ConsensusADMM:
                     stop = "stopped_on_residuals" if agreed else None
                 elif agreed and (next_check is None or k >= next_check):
                     try:
-                        certificate = certifier(z_new.reshape(shape), [layout.part(X, i) for i in range(N)],
-                                                [layout.part(Y_new, i) for i in range(N)])
+                        args = (z_new.reshape(shape), [layout.part(X, i) for i in range(N)],
+                                [layout.part(Y_new, i) for i in range(N)])
+                        if getattr(certifier, "takes_answer_prices", False):
+                            # the prices at which each answer is exact: y_i + rho (x_i - z) as sent
+                            A = Y + rho * (X - zs)
+                            certificate = certifier(*args, answer_prices=[layout.part(A, i) for i in range(N)], target=opt.gap_tol)
+                        else:
+                            certificate = certifier(*args)
                     except Exception as exc:  # an agent that fails at a check is reported like one failing to answer
                         raise _Failed(f"certificate check at round {k} raised {type(exc).__name__}: {exc}") from None
                     certified_plan = getattr(certifier, "last_plan", None)
