@@ -31,7 +31,7 @@ import numpy as np
 import simpy
 
 from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
-from sim.execution import execute
+from sim.execution import execute, remedied_transfers, shortfall_costs
 from sim.model.decision import MECHANISM, RETAILER, Decision, PlanningContext, Policy
 from sim.model.data import PublicData, split_scenario
 from sim.parties.retailer import RetailerAgent, RetailerState
@@ -107,6 +107,9 @@ class World:
         self.vendor_reports = {name: _report_agent(reports, name, self.public, VendorAgent, agent)
                                for name, agent in self.vendors.items()}
         self._vendor_data = vendor_data
+        rules = scenario.execution
+        self.rationing = "cheapest" if rules is None else rules.rationing
+        self.ranking = [self.public.fcs.index(f) for f in (rules.ranking or [])] if rules is not None else []
         self.env = simpy.Environment()
         # physical state
         self.fc_stock = retailer_data.initial_stock.copy()
@@ -184,7 +187,10 @@ class World:
         # the week's realised capacity shares (the `capacity` stream; 1 in inputs that do not hold it)
         shares = self.inputs.get("capacity")
         shares = np.ones(len(self.scenario.all_origins)) if shares is None else shares[t]
-        executed = execute(self.vendors, decision, shares)
+        executed = execute(self.vendors, decision, shares, rationing=self.rationing, ranking=self.ranking)
+        # what the missing units cost the retailer, by its own cost model (its state is still this week's)
+        costs = shortfall_costs(self.retailer, decision.po, executed, self.vendors)
+        transfers, damages = remedied_transfers(decision, executed, self.vendors, costs)
         fulfilments: dict[str, Fulfilment] = {}
         for name, ex in executed.items():
             ful = ex.fulfilment
@@ -201,7 +207,8 @@ class World:
                 ship = Shipment(t, name, index, fc, units.copy(), nominal, nominal + int(self.inputs.delays[t, index]))
                 self.in_transit.append(ship)
                 self.env.process(self._deliver(ship))
-        self._week.update(fulfilments=fulfilments, executed=executed, po=decision.po.copy())
+        self._week.update(fulfilments=fulfilments, executed=executed, po=decision.po.copy(), shortfall_costs=costs,
+                          transfers=transfers, damages=damages)
 
     def _vendor_stock_total(self) -> float:
         return float(sum(stock.sum() for stock in self.vendor_stock.values()))
@@ -236,6 +243,7 @@ class World:
                 "shipped": float(sum(f.shipped.sum() for f in fuls)),
                 "produced": float(sum(f.produced.sum() for f in fuls)),
                 "shortfall": float(sum(ex.shortfall.sum() for ex in self._week["executed"].values())),
+                "shortfall_cost": float(sum(self._week["shortfall_costs"].values())),
                 "arrivals": float(self._week["arrivals"].sum()),
                 "fc_stock_start": float(self._week["fc_stock_start"].sum()),
                 "fc_stock_end": float(self.fc_stock.sum()),
@@ -248,15 +256,19 @@ class World:
         )
         if self.phase == SETTLE:  # the cool-down's JIT decisions are not the policy's: no decision rows
             return
+        paid = self._week["transfers"]
         row = {
             "run": self.run_id,
             "policy": self.name,
             "week": t,
             "phase": self.phase,
-            "transfer": _vendors_paid(decision, self.vendors),
+            "transfer": _vendors_paid(paid, self.vendors),
             "committed": bool(decision.committed),
             "wall_s": wall,
         }
+        if paid != decision.transfers or self._week["damages"]:  # a remedy changed what was agreed
+            row["transfer_agreed"] = _vendors_paid(decision.transfers, self.vendors)
+            row["damages"] = float(sum(self._week["damages"].values()))
         row.update({f"planned_{k}": float(v) for k, v in decision.planned.items()})
         row.update({k: v for k, v in decision.diagnostics.items() if isinstance(v, (int, float, str, bool, np.number))})
         self.record.decisions.append(row)
@@ -266,11 +278,14 @@ class World:
         fcs, products = self.public.fcs, self.public.products
         for name, ex in self._week["executed"].items():
             ordered, shipped, short = ex.ordered, ex.shipped, ex.shortfall
+            # the vendor's shortfall cost, shared over its rows in proportion to their missing units
+            total, cost = float(short.sum()), self._week["shortfall_costs"].get(name, 0.0)
             for f, k in zip(*np.nonzero(ordered > 0)):
                 self.record.shortfalls.append({
                     "run": self.run_id, "policy": self.name, "week": t, "phase": self.phase, "vendor": name,
                     "fc": fcs[f], "product": products[k], "ordered": float(ordered[f, k]),
                     "shipped": float(shipped[f, k]), "shortfall": float(short[f, k]),
+                    "cost": cost * float(short[f, k]) / total if total > 0 and cost != 0.0 else 0.0,
                 })
 
     def week_rows(self, t: int, decision: Decision) -> list[dict[str, Any]]:
@@ -282,17 +297,25 @@ class World:
             self._week["arrivals"], self.fc_stock, self._week["outbound"],
             self._week["unmet"],
         )
-        transfers = decision.transfers
+        # the transfers after the decision's remedy (the agreed ones unless a committed PO was short)
+        transfers = self._week.get("transfers", decision.transfers)
+        damages = self._week.get("damages", {})
         rows = [(RETAILER, "wholesale", sum(sales.values()))]
         rows += [(RETAILER, comp, v) for comp, v in r_costs.items()]
         rows += [(RETAILER, "transfer", float(transfers.get(RETAILER, 0.0)))]
+        if damages:  # the short vendors pay the retailer their shortfall cost
+            rows += [(RETAILER, "damages", -float(sum(damages.values())))]
         for name, ful in fuls.items():
             rows += [(name, "wholesale", -sales[name])]
             rows += [(name, comp, float(ful.costs.get(comp, 0.0))) for comp in ("production", "inbound_transport", "vendor_holding")]
             rows += [(name, "transfer", float(transfers.get(name, 0.0)))]
+            if name in damages:
+                rows += [(name, "damages", float(damages[name]))]
         # the mechanism's row: what it pays by name (if a policy names it) plus its balance, i.e. minus
         # what the retailer and the vendors pay, so the week's transfer rows always sum to zero
-        mechanism = float(transfers.get(MECHANISM, 0.0)) + decision.balance
+        balance = decision.balance if transfers is decision.transfers or transfers == decision.transfers else \
+            Decision(decision.plan, transfers).balance
+        mechanism = float(transfers.get(MECHANISM, 0.0)) + balance
         if mechanism != 0.0:
             rows += [(MECHANISM, "transfer", mechanism)]
         return [
@@ -339,9 +362,9 @@ def _check_decision(d: Decision, public: Any, name: str) -> None:
     d.plan = np.maximum(plan, 0.0)
 
 
-def _vendors_paid(decision: Decision, vendors: Any) -> float:
+def _vendors_paid(transfers: dict[str, float], vendors: Any) -> float:
     """What the vendors paid this week in total (the ``transfer`` column of a decisions row)."""
-    return float(sum(decision.transfers.get(name, 0.0) for name in vendors))
+    return float(sum(transfers.get(name, 0.0) for name in vendors))
 
 
 def planning_context(scenario: Scenario, week: int = 0, seed: int | None = None) -> PlanningContext:

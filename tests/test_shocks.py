@@ -82,8 +82,8 @@ def executions(monkeypatch):
     seen: list[tuple[str, int, dict]] = []
     real = sim.world.execute
 
-    def recording(vendors, decision, shares):
-        out = real(vendors, decision, shares)
+    def recording(vendors, decision, shares, **rules):
+        out = real(vendors, decision, shares, **rules)
         seen.append((len(seen), np.asarray(shares).copy(), out))
         return out
 
