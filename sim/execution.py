@@ -44,7 +44,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from sim.model.decision import RETAILER, Decision
+from sim.model.decision import Decision
 from sim.parties.retailer import RetailerAgent
 from sim.parties.vendor import Fulfilment, VendorAgent
 
@@ -150,3 +150,25 @@ def remedied_transfers(decision: Decision, executed: Mapping[str, Execution], ve
         damages = {name: max(float(costs.get(name, 0.0)), 0.0) for name in executed
                    if float(executed[name].shortfall.sum()) > SHORT_UNITS and costs.get(name, 0.0) > 0}
     return transfers, damages
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One week's execution of a decision and what the mechanism then settles."""
+
+    executed: dict[str, Execution]
+    delivered: np.ndarray  # [V, F, K] the PO as shipped
+    costs: dict[str, float]  # each vendor's shortfall cost to the retailer
+    transfers: dict[str, float]  # after the remedy
+    damages: dict[str, float]  # what each short vendor pays the retailer on top (remedy ``damages``)
+
+
+def settle(retailer: RetailerAgent, vendors: Mapping[str, VendorAgent], decision: Decision, shares: np.ndarray, *,
+           rationing: str = "cheapest", ranking: Sequence[int] | None = None) -> Outcome:
+    """Execute ``decision`` with this week's capacity ``shares`` (:func:`execute`), price the
+    shortfalls (:func:`shortfall_costs`) and apply the decision's remedy (:func:`remedied_transfers`).
+    ``retailer`` and ``vendors``: the parties' true agents, observing this week's state."""
+    executed = execute(vendors, decision, shares, rationing=rationing, ranking=ranking)
+    costs = shortfall_costs(retailer, decision.po, executed, vendors)
+    transfers, damages = remedied_transfers(decision, executed, vendors, costs)
+    return Outcome(executed, delivered_po(decision.po, executed, vendors), costs, transfers, damages)

@@ -31,7 +31,7 @@ import numpy as np
 import simpy
 
 from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
-from sim.execution import execute, remedied_transfers, shortfall_costs
+from sim.execution import settle
 from sim.model.decision import MECHANISM, RETAILER, Decision, PlanningContext, Policy
 from sim.model.data import PublicData, split_scenario
 from sim.parties.retailer import RetailerAgent, RetailerState
@@ -187,10 +187,10 @@ class World:
         # the week's realised capacity shares (the `capacity` stream; 1 in inputs that do not hold it)
         shares = self.inputs.get("capacity")
         shares = np.ones(len(self.scenario.all_origins)) if shares is None else shares[t]
-        executed = execute(self.vendors, decision, shares, rationing=self.rationing, ranking=self.ranking)
-        # what the missing units cost the retailer, by its own cost model (its state is still this week's)
-        costs = shortfall_costs(self.retailer, decision.po, executed, self.vendors)
-        transfers, damages = remedied_transfers(decision, executed, self.vendors, costs)
+        # what each vendor ships; what the missing units cost the retailer, by its own cost model (its
+        # state is still this week's); the transfers after the decision's remedy
+        outcome = settle(self.retailer, self.vendors, decision, shares, rationing=self.rationing, ranking=self.ranking)
+        executed, costs, transfers, damages = outcome.executed, outcome.costs, outcome.transfers, outcome.damages
         fulfilments: dict[str, Fulfilment] = {}
         for name, ex in executed.items():
             ful = ex.fulfilment
