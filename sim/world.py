@@ -31,7 +31,7 @@ import numpy as np
 import simpy
 
 from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
-from sim.execution import settle
+from sim.execution import settle, vendor_shares
 from sim.model.decision import MECHANISM, RETAILER, Decision, PlanningContext, Policy
 from sim.model.data import PublicData, split_scenario
 from sim.parties.retailer import RetailerAgent, RetailerState
@@ -171,9 +171,10 @@ class World:
                 pipeline[expected - t, s.fc] += s.units
         for agent in {id(a): a for a in (self.retailer, self.retailer_report)}.values():
             agent.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy()), self.inputs.forecasts[t])
+        disclosed = self._disclosed(t)
         for name, agent in self.vendors.items():
             for a in {id(a): a for a in (agent, self.vendor_reports[name])}.values():
-                a.observe(VendorState(self.vendor_stock[name].copy()))
+                a.observe(VendorState(self.vendor_stock[name].copy(), capacity_share=disclosed.get(name)))
         return PlanningContext(
             week=t,
             public=self.public,
@@ -182,6 +183,15 @@ class World:
             rng=policy_rng(self.scenario.seed, t),
             forecast_sd=self.inputs.forecast_sd[t],
         )
+
+    def _disclosed(self, t: int) -> dict[str, np.ndarray]:
+        """Each vendor's capacity shares of week ``t`` when shocks are disclosed before planning
+        (``shocks.disclosure: disclosed``); empty otherwise (vendors plan with nominal capacity)."""
+        shocks = self.scenario.shocks
+        shares = self.inputs.get("capacity")
+        if shocks is None or shocks.disclosure != "disclosed" or shares is None:
+            return {}
+        return vendor_shares(shares[t], {name: len(a.nominal_capacity) for name, a in self.vendors.items()})
 
     def _execute(self, t: int, decision: Decision) -> None:
         # the week's realised capacity shares (the `capacity` stream; 1 in inputs that do not hold it)

@@ -27,6 +27,9 @@ from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator
 @dataclass(frozen=True)
 class VendorState:
     stock: np.ndarray  # [O, K] at the origins
+    #: ``[O]`` the share of each origin's capacity available this week, when the vendor learns it before
+    #: planning (disclosed capacity shocks); None: it plans with its nominal capacity
+    capacity_share: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,13 @@ class VendorAgent:
         """Write ``C_v`` over its block's plan variables ``x[H,F,K]`` into ``b``; returns the private variable blocks.
 
         ``capacity`` ``[O]``: the first week's production capacity if it is not the nominal one (at
-        execution, after a capacity shock); later weeks keep the nominal capacity."""
+        execution, after a capacity shock); later weeks keep the nominal capacity. Without it, a state
+        holding this week's ``capacity_share`` (disclosed shocks) sets the first week's capacity to that
+        share of its own (reported) capacity."""
         pub, d = self.public, self._data
         state = state or self.state
+        if capacity is None and state.capacity_share is not None:
+            capacity = np.asarray(state.capacity_share, dtype=float) * d.capacity
         party = self.party
         H, F, K = x.shape
         O, L = d.O, d.L
