@@ -594,8 +594,6 @@ class Scenario(_Strict):
         data = handler(self)
         if self.shocks is None:  # no shocks: the scenario dumps as it did before shocks existed
             data.pop("shocks", None)
-        elif self.shocks.disclosure == "execution":  # the default: dumped as before disclosure existed
-            data["shocks"].pop("disclosure", None)
         if self.execution is None:
             data.pop("execution", None)
         if self.vendors is None:
