@@ -237,3 +237,13 @@ def test_bad_shortage_settings_exit_2_naming_the_field(change, needles, policy, 
     for needle in needles:
         assert needle in captured.err, (needle, captured.err)
     assert not out.exists()
+
+
+def test_the_shortage_sweep_spec_loads_with_every_design_point():
+    from experiments.sweep import design_points, load_spec
+
+    loaded = load_spec("experiments/specs/shortage.yaml")
+    points = design_points(loaded.spec)
+    assert len(points) == 54
+    assert {p["policies.cpp-vcg.remedy"] for p in points} == {"none", "refund", "damages"}
+    assert {p["shocks.disclosure"] for p in points} == {"execution", "disclosed"}
