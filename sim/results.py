@@ -5,6 +5,8 @@ A results folder holds
 * ``ledger.parquet``: tidy rows ``(run, policy, week, party, component, value)``;
 * ``flows.parquet``: units by run, policy and week (demand, served, shipped, stock ...);
 * ``decisions.parquet``: transfers, planned costs and policy diagnostics by week;
+* ``shortfalls.parquet`` (runs written since shortages were modelled): units ordered, shipped and
+  short, and the shortfall's cost to the retailer, by week, vendor, FC and product;
 * ``summary.json``: the summary ``flosim run --json`` prints (each policy's totals, with every party's
   figures by name under ``parties``, and participation per party: README, "What flosim run --json
   prints");
