@@ -18,7 +18,10 @@ lying net cost``: positive means lying pays. Rows carry ``party``, the liar's pa
   mechanism whose price covers a whole plan (the menu with plan pricing, ``diagnostics["contract"] ==
   "plan"``) is valued as that contract instead: each party's true cost of the plan plus what it pays.
   Under CPP-VCG with a two-way transfer, ``gamma = 0`` and demand known, a vendor's net cost is
-  ``S(x_t)`` minus terms it cannot influence, so truth is optimal.
+  ``S(x_t)`` minus terms it cannot influence, so truth is optimal. Each round's committed PO is
+  executed with that week's realised capacity by the true vendors (:func:`sim.execution.settle`):
+  a PO they cannot ship in full (capacity shocks, or a vendor that over-promised) is valued as
+  delivered, with the transfers after the mechanism's remedy and any damages.
 * ``run``: the world is simulated over the whole run with the lie told every week, and realised
   ledger net costs (by party name) are compared on the same random numbers. Useful but not a test of
   the theory: costs stop at the last simulated week while stock carries on, and the rolling plan on
@@ -29,7 +32,8 @@ through the same path as a lie: its gain is zero, or the audit's own noise). By 
 hand-written set:
 
 * each vendor: scale all its costs by alpha on a grid; inflate one of its lanes (the one with spare
-  truck volume); hide its spare truck volume; understate its production capacity;
+  truck volume); hide its spare truck volume; understate its production capacity; overstate it
+  (over-promising: everywhere, and at its largest origin);
 * retailer: inflate its holding cost; inflate its lost-sales penalty.
 
 ``lies="all"`` adds the families generated from the party's private data (every cost and quantity
