@@ -8,7 +8,9 @@ t + 0.0  arrivals: shipments due this week are received at their FC (one SimPy p
 t + 0.1  forecast update: the retailer sees this week's forecast for weeks t .. t+H-1
 t + 0.2  planning: the policy returns a :class:`~sim.model.decision.Decision`
 t + 0.3  execution (:mod:`sim.execution`): each vendor fulfils its block of the PO with the week's
-         realised capacity; what it does not ship is its shortfall; each lane's shipment leaves with its random delay
+         realised capacity (rationing a committed PO it cannot ship in full by the scenario's rule);
+         what it does not ship is its shortfall, priced at its cost to the retailer; a committed
+         decision's remedy settles the transfers; each lane's shipment leaves with its random delay
 t + 0.4  demand: regional demand is served from FC stock at least cost; the rest is lost or backlogged
 t + 0.5  accounting: the week's costs, revenues and transfers go into the ledger
 ======== ========================================================================================
