@@ -18,7 +18,10 @@ lying net cost``: positive means lying pays. Rows carry ``party``, the liar's pa
   mechanism whose price covers a whole plan (the menu with plan pricing, ``diagnostics["contract"] ==
   "plan"``) is valued as that contract instead: each party's true cost of the plan plus what it pays.
   Under CPP-VCG with a two-way transfer, ``gamma = 0`` and demand known, a vendor's net cost is
-  ``S(x_t)`` minus terms it cannot influence, so truth is optimal.
+  ``S(x_t)`` minus terms it cannot influence, so truth is optimal. Each round's committed PO is
+  executed with that week's realised capacity by the true vendors (:func:`sim.execution.settle`):
+  a PO they cannot ship in full (capacity shocks, or a vendor that over-promised) is valued as
+  delivered, with the transfers after the mechanism's remedy and any damages.
 * ``run``: the world is simulated over the whole run with the lie told every week, and realised
   ledger net costs (by party name) are compared on the same random numbers. Useful but not a test of
   the theory: costs stop at the last simulated week while stock carries on, and the rolling plan on
@@ -29,7 +32,8 @@ through the same path as a lie: its gain is zero, or the audit's own noise). By 
 hand-written set:
 
 * each vendor: scale all its costs by alpha on a grid; inflate one of its lanes (the one with spare
-  truck volume); hide its spare truck volume; understate its production capacity;
+  truck volume); hide its spare truck volume; understate its production capacity; overstate it
+  (over-promising: everywhere, and at its largest origin);
 * retailer: inflate its holding cost; inflate its lost-sales penalty.
 
 ``lies="all"`` adds the families generated from the party's private data (every cost and quantity
@@ -67,6 +71,7 @@ from sim.model.decision import RETAILER
 from sim.model.errors import FlosimError
 from sim.model.lp import LPBuilder, solve_lp
 from sim.model.scenario import Scenario
+from sim.execution import settle, short
 from sim.world import World, planning_context
 
 #: a gain within ``truthful_slack`` plus this much of the social cost (LP tolerance) is ``within_slack``
@@ -200,6 +205,11 @@ def _round_audit(
     lies, retailer_data, vendor_data = _lies(scenario, parties, lies, seed)
     parameter = {(lie.party, lie.name): lie.parameter for lie in lies}
     contexts = [planning_context(scenario, week=w) for w in range(weeks)]
+    # each round's PO is executed with that week's realised capacity and the scenario's rationing, by
+    # the true vendors (an over-promise is shipped short and settled under the mechanism's remedy)
+    shares = draw_inputs(scenario, weeks=max(weeks, 1), seed=seed).get("capacity")
+    rules = scenario.execution
+    ranking = [public.fcs.index(f) for f in (rules.ranking or [])] if rules is not None else []
     # the least true social cost of each round, nothing fixed: the truthful plan's distance from it
     # bounds what any lie can gain where the mechanism is a Clarke pivot (a vendor's net cost = S + const)
     first_best = [joint_plan(ctx.retailer, ctx.vendors).social_cost for ctx in contexts]
@@ -214,13 +224,18 @@ def _round_audit(
             truth_decision = make_policy(mech, scenario, **overrides).decide(fresh(ctx))
 
             def true_costs(decision) -> dict[str, float]:
-                paid = {p: float(decision.transfers.get(p, 0.0)) for p in (RETAILER, *ctx.vendors)}
+                done = settle(ctx.retailer, ctx.vendors, decision,
+                              np.ones(len(scenario.all_origins)) if shares is None else shares[w],
+                              rationing="cheapest" if rules is None else rules.rationing, ranking=ranking)
+                paid = {p: float(done.transfers.get(p, 0.0)) + float(done.damages.get(p, 0.0)) for p in (RETAILER, *ctx.vendors)}
+                paid[RETAILER] -= float(sum(done.damages.values()))
                 if decision.diagnostics.get("contract") == "plan":
                     # the price covers the whole plan (menu with plan pricing): value the plan as the contract
                     own = {RETAILER: ctx.retailer.evaluate(decision.plan).total}
                     own.update({name: agent.evaluate(decision.plan[agent.index]).total for name, agent in ctx.vendors.items()})
                     return {**{p: own[p] + paid[p] for p in own}, "social": float(sum(own.values()))}
-                po = decision.po
+                # a committed PO as shipped (JIT's voluntary shorts are left to the valuation, as before)
+                po = done.delivered if decision.committed and short(done.executed) else decision.po
                 s_ = fixed_first_week_cost(ctx.retailer, ctx.vendors, po)
                 share = {name: s_ - fixed_first_week_cost(ctx.retailer, {u: a for u, a in ctx.vendors.items() if u != name}, po)
                          for name in ctx.vendors}  # vendor v's continuation under the pivot: S - S_-v

@@ -29,6 +29,7 @@ listed in :data:`STRUCTURE` with the reason.
 
 :func:`default_lies` is the audit's hand-written set (names unchanged: ``scale_costs_x0.5``,
 ``inflate_lane_CIN->DAL_x3``, ``hide_spare_volume``, ``understate_capacity_x0.7``,
+``overstate_capacity_x1.5``, ``overstate_capacity_<largest origin>_x2``,
 ``inflate_holding_x3``, ``inflate_lost_sales_x1.5``), :func:`all_lies` that set plus the generated
 families, and :func:`pick_lies` the audit's choice for ``--lies``: the default set, all, or a number
 drawn reproducibly from a seed.
@@ -245,7 +246,8 @@ def _scale_vendor(alpha: float) -> Callable[[VendorData], VendorData]:
 def vendor_lies(data: VendorData) -> list[Lie]:
     """The hand-written lies of the vendor whose data is ``data`` (rows carry ``party = data.name``):
     all costs scaled by each of :data:`ALPHAS`; one lane inflated x3 (the first with spare truck
-    volume, else the cheapest); spare truck volume hidden; capacity understated x0.7."""
+    volume, else the cheapest); spare truck volume hidden; capacity understated x0.7; capacity
+    overstated (over-promising) x1.5, and x2 at its largest origin alone."""
     party = data.name
     lies = [Lie(party, TRUTHFUL, lambda d: d)]
     lies += [Lie(party, f"scale_costs_x{a:g}", _scale_vendor(a), "costs") for a in ALPHAS]
@@ -260,6 +262,16 @@ def vendor_lies(data: VendorData) -> list[Lie]:
     lies.append(Lie(party, f"inflate_lane_{data.lane_names[lane]}_x3", inflate, "spare_cost,truckload_cost"))
     lies.append(Lie(party, "hide_spare_volume", lambda d: replace(d, spare_volume=np.zeros_like(d.spare_volume)), "spare_volume"))
     lies.append(Lie(party, "understate_capacity_x0.7", lambda d: replace(d, capacity=d.capacity * 0.7), "capacity"))
+    # over-promising: capacity it does not have, shipped short at execution (settled under the remedy)
+    lies.append(Lie(party, "overstate_capacity_x1.5", lambda d: replace(d, capacity=d.capacity * 1.5), "capacity"))
+    big = int(np.argmax(data.capacity))
+
+    def overstate_one(d: VendorData) -> VendorData:
+        more = np.ones(d.O)
+        more[big] = 2.0
+        return replace(d, capacity=d.capacity * more)
+
+    lies.append(Lie(party, f"overstate_capacity_{data.origins[big]}_x2", overstate_one, "capacity"))
     return lies
 
 

@@ -44,7 +44,7 @@ LEVEL = 0.95
 POLICY_FIGURES = (
     "settled_social_cost", "social_cost", "settled_retailer_net_cost", "settled_vendor_net_cost",
     "retailer_net_cost", "vendor_net_cost", "transfers", "fill_rate", "settled_saving_vs_jit", "saving_vs_jit",
-    "shortfall_units",
+    "shortfall_units", "shortfall_cost",
 )
 PARTY_FIGURES = ("settled_ex_post_margin", "cumulative_margin")
 
@@ -111,9 +111,9 @@ class Replicated:
     error: str | None = None
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Ledger, flows and decisions of every replication, with a ``replication`` column."""
+        """Ledger, flows, decisions and shortfalls of every replication, with a ``replication`` column."""
         out = {}
-        for name in ("ledger", "flows", "decisions"):
+        for name in ("ledger", "flows", "decisions", "shortfalls"):
             frames = []
             for i, r in enumerate(self.results):
                 df = getattr(r, name).copy()

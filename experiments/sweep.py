@@ -444,7 +444,8 @@ def execute_run(task: RunTask) -> RunOutcome:
         result.timings["total_s"] = wall
         summary = run_summary(result, str(runs_dir / task.run_id), scenario.name)
         summary.update(run_id=task.run_id, point=task.point, replication=task.replication, parameters=task.parameters)
-        write_results(tmp, tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
+        write_results(tmp, tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions,
+                                   "shortfalls": result.shortfalls},
                       summary=summary, scenario=result.scenario, seed=result.seed, timings=result.timings,
                       extra_metadata={"kind": "sweep-run", "command": task.command, "run_id": task.run_id,
                                       "point": task.point, "replication": task.replication, "parameters": task.parameters})

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.model.decision import Decision, PlanningContext
+from sim.model.decision import Decision, PlanningContext, check_remedy
 from policies.cbt import CBTBreakdown, TransferPricer, cost_benefit_transfer, demand_scenarios
 from policies.cpp import NegotiationState, evaluate_blocks
 from policies.jit import jit_outcome
@@ -218,11 +218,13 @@ class CPPVCGPolicy:
         cpp: dict[str, Any] | None = None,
         privacy: dict[str, Any] | None = None,
         counterfactual: str = "coordinated",
+        remedy: str = "none",
     ) -> None:
         _check_params(self.name, discount, risk_aversion, scenarios, solver, payee)
         if counterfactual not in COUNTERFACTUALS:
             raise FlosimError(f"policy '{self.name}': counterfactual must be one of {', '.join(COUNTERFACTUALS)}, "
                               f"got {counterfactual!r}")
+        self.remedy = check_remedy(f"policy '{self.name}'", remedy)
         self.discount, self.risk_aversion, self.scenarios = discount, risk_aversion, scenarios
         self.two_way, self.solver, self.payee = two_way, solver, payee
         self.counterfactual = counterfactual
@@ -247,7 +249,7 @@ class CPPVCGPolicy:
             return Decision(jit.plan, {}, False, jit.planned(), {**diag, "fallback": "jit"})
         # every vendor's pivot (and the ex-ante comparison with JIT) on the same demand scenarios
         paths = demand_scenarios(ctx, self.scenarios)
-        pivots, counterfactuals = [], []
+        pivots, counterfactuals = [], {}
         for name in ctx.vendors:
             others = [u for u in ctx.vendors if u != name]
             # without the other vendors the counterfactual is the retailer alone: its JIT plan
@@ -261,10 +263,10 @@ class CPPVCGPolicy:
                 failed = cdiag if counterfactual is None else jdiag
                 return Decision(jit.plan, {}, False, jit.planned(),
                                 {**diag, "fallback": "jit", "pivot_failed": name, "pivot_status": failed.get("status", "")})
+            counterfactuals[name] = counterfactual
             pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
                                        joint_at_plan=joint, paths=paths))
-            counterfactuals.append(counterfactual)
         transfers = pivot_transfers(pivots, self.payee)
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = evaluate_blocks(ctx, plan)
@@ -289,14 +291,36 @@ class CPPVCGPolicy:
             # the part of a vendor's margin its pivot does not control: its JIT cost less its cost of
             # shipping its block of the counterfactual. With exact solves and known demand the rest of
             # the margin is >= 0 (two-way, payee retailer; docs/vendors.md, "Participation")
-            for p, cf in zip(pivots, counterfactuals):
+            for p, cf in zip(pivots, counterfactuals.values()):
                 i = ctx.public.vendor_index(p.vendor)
                 diag[f"counterfactual_margin_{p.vendor}"] = jit.vendors[p.vendor].total - ctx.vendors[p.vendor].evaluate(cf[i]).total
         diag.update(planned_social=r_eff.total + sum(c.total for c in v_eff.values()),
                     jit_planned_social=sum(jit.planned().values()))
         planned = {"retailer": r_eff.total + transfers.get("retailer", 0.0),
                    **{name: c.total + transfers.get(name, 0.0) for name, c in v_eff.items()}}
-        return Decision(plan, transfers, True, planned, diag)
+        return Decision(plan, transfers, True, planned, diag, remedy=self.remedy,
+                        reprice=lambda delivered: self.repriced(ctx, plan, counterfactuals, paths, delivered))
+
+    def repriced(self, ctx: PlanningContext, plan: np.ndarray, counterfactuals: dict[str, np.ndarray],
+                 paths: np.ndarray, delivered: np.ndarray) -> dict[str, float]:
+        """The week's transfers recomputed on the delivered PO ``delivered`` ``[V, F, K]`` (remedies
+        ``refund`` and ``damages``): each vendor's pivot against the same counterfactual and demand
+        scenarios, with its own block of the PO as it delivered it and the others' as ordered (a
+        vendor answers for its own shortfall only)."""
+        pivots = []
+        for name in ctx.vendors:
+            v = ctx.public.vendor_index(name)
+            at = np.array(plan, dtype=float, copy=True)
+            at[v, 0] = delivered[v]
+            others = [u for u in ctx.vendors if u != name]
+            joint = None if not others else efficient_plan(ctx, self.solver, self.admm, self.answers, vendors=others,
+                                                           first_week=at[:, 0])[0]
+            if others and joint is None:  # the re-pricing negotiation did not converge: solve it centrally
+                joint = efficient_plan(ctx, "central", self.admm, self.answers, vendors=others, first_week=at[:, 0])[0]
+            pivots.append(vendor_pivot(ctx, name, at, counterfactuals[name], discount=self.discount,
+                                       risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
+                                       joint_at_plan=joint, paths=paths))
+        return pivot_transfers(pivots, self.payee)
 
 
 def split_payment(savings: dict[str, float], pay_total: float) -> dict[str, float]:

@@ -125,7 +125,7 @@ import numpy as np
 
 from policies.cbt import CBTBreakdown, TransferPricer
 from policies.jit import jit_outcome
-from sim.model.decision import Decision, PlanningContext
+from sim.model.decision import Decision, PlanningContext, check_remedy
 from sim.model.errors import FlosimError
 from sim.model.plan_cost import PlanCost
 
@@ -472,7 +472,9 @@ class MenuPolicy:
         scenarios: int = 8,
         two_way: bool = False,
         decline: str = "infeasible",
+        remedy: str = "none",
     ) -> None:
+        self.remedy = check_remedy("policy 'menu'", remedy)
         size = _whole("size", size, 1)
         if decline not in DECLINE:
             raise FlosimError(f"policy 'menu': decline must be 'infeasible' or 'any', got {decline!r}")
@@ -510,7 +512,7 @@ class MenuPolicy:
         ``policies.menu``: what a results file records to say which menu ran."""
         return {"size": self.size, "method": self.method, "preference": self.preference, "disclosure": self.disclosure,
                 "volume_step": self.volume_step, "levels": list(self.levels), "pricing": self.pricing,
-                "commitment": self.commitment, **self.cbt, "decline": self.decline}
+                "commitment": self.commitment, **self.cbt, "decline": self.decline, "remedy": self.remedy}
 
     def preferred(self, ctx: PlanningContext, vendor: str | None = None) -> list[str] | dict[str, float | None] | None:
         """The coarse preference vendor ``vendor``'s menu is tailored to (default: the only vendor): as
@@ -638,7 +640,23 @@ class MenuPolicy:
             committed=True,
             planned={"retailer": r_plan - received, **{name: own_cost[name] + paid[name] for name in picks}},
             diagnostics=diagnostics,
+            remedy=self.remedy,
+            reprice=lambda delivered: self.repriced(pricer, picks, delivered),
         )
+
+    def repriced(self, pricer: TransferPricer, picks: Mapping[str, "Pick"], delivered: np.ndarray) -> dict[str, float]:
+        """The week's prices recomputed on the delivered PO ``delivered`` ``[V, F, K]`` (remedies
+        ``refund`` and ``damages``): each vendor's picked item priced as before with its block's first
+        week as it delivered it; a vendor on JIT terms (declined) still pays nothing."""
+        paid = {}
+        for name, p in picks.items():
+            if p.declined:
+                paid[name] = p.quote.paid
+                continue
+            item = np.array(p.item.plan, dtype=float, copy=True)
+            item[p.v, 0] = delivered[p.v]
+            paid[name] = (pricer.price_plan(item) if self._whole_plan_price else pricer.price(item)).paid
+        return {"retailer": -sum(paid.values()), **paid}
 
     @property
     def _whole_plan_price(self) -> bool:

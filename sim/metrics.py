@@ -90,9 +90,11 @@ def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[s
             "transfers": float(transfers),
             "fill_rate": float(f["served"].sum() / demand) if demand > 0 else float("nan"),
             "lost_units": _unserved_units(f),
-            # units the vendors were ordered but did not ship (capacity shocks, or JIT's unprofitable units);
-            # not a cost of its own: the retailer's lost sales price them
+            # units the vendors were ordered but did not ship (capacity shocks, or JIT's unprofitable units)
             "shortfall_units": float(f["shortfall"].sum()) if "shortfall" in f else 0.0,
+            # what those units cost the retailer by its own cost model (sim.execution): a figure, not a
+            # ledger cost (the ledger's lost sales and other rows already hold what the shortfall did)
+            "shortfall_cost": float(f["shortfall_cost"].sum()) if "shortfall_cost" in f else 0.0,
             # stock left at the end (units): the ledger does not value it, so a policy that ends a
             # run with less stock looks cheaper by what that stock cost; compare these too
             "end_fc_stock": float(f["fc_stock_end"].iloc[-1]) if len(f) else 0.0,

@@ -5,6 +5,8 @@ A results folder holds
 * ``ledger.parquet``: tidy rows ``(run, policy, week, party, component, value)``;
 * ``flows.parquet``: units by run, policy and week (demand, served, shipped, stock ...);
 * ``decisions.parquet``: transfers, planned costs and policy diagnostics by week;
+* ``shortfalls.parquet`` (runs written since shortages were modelled): units ordered, shipped and
+  short, and the shortfall's cost to the retailer, by week, vendor, FC and product;
 * ``summary.json``: the summary ``flosim run --json`` prints (each policy's totals, with every party's
   figures by name under ``parties``, and participation per party: README, "What flosim run --json
   prints");
@@ -36,6 +38,8 @@ from sim.model.files import publish_mode
 from sim.model.scenario import Scenario, dump_scenario, load_scenario
 
 TABLES = ("ledger", "flows", "decisions")
+#: Tables a results folder may hold besides :data:`TABLES` (folders written before them lack them).
+OPTIONAL_TABLES = ("shortfalls",)
 LEDGER_COLUMNS = ("run", "policy", "week", "party", "component", "value")
 PACKAGES = ("flosim", "numpy", "scipy", "pandas", "pyarrow", "simpy", "highspy", "osqp", "cvxpy", "pydantic")
 
@@ -150,6 +154,12 @@ class LoadedResults:
     def decisions(self) -> pd.DataFrame:
         return self.tables["decisions"]
 
+    @property
+    def shortfalls(self) -> pd.DataFrame:
+        """Units ordered, shipped and short, and their cost, by week, vendor, FC and product (empty for
+        a folder written before the table existed)."""
+        return self.tables.get("shortfalls", pd.DataFrame())
+
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A Parquet table flosim wrote; :class:`FlosimError` naming the file if it cannot be read
@@ -223,6 +233,9 @@ def load_results(folder: str | Path) -> LoadedResults:
     tables = {}
     for name in TABLES:  # every writer writes all three: one missing is a damaged (or partly copied) folder
         tables[name] = read_table(folder / f"{name}.parquet")
+    for name in OPTIONAL_TABLES:
+        if (folder / f"{name}.parquet").exists():
+            tables[name] = read_table(folder / f"{name}.parquet")
     summary = read_json(folder / "summary.json", SUMMARY_KEYS) if (folder / "summary.json").exists() else {}
     if summary and not (isinstance(summary["policies"], dict) and all(isinstance(v, dict) for v in summary["policies"].values())):
         raise FlosimError(f"{folder / 'summary.json'}: damaged ('policies' is not a mapping of policy: totals)")

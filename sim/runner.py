@@ -40,7 +40,8 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None  # set when a policy failed part way; tables hold the finished ones
     settle: int = 0  # cool-down weeks after the measured ones
-    #: units ordered, shipped and short by week, vendor, FC and product (:mod:`sim.execution`)
+    #: units ordered, shipped and short, and the shortfall's cost to the retailer, by week, vendor, FC
+    #: and product (:mod:`sim.execution`)
     shortfalls: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
@@ -111,5 +112,5 @@ def run_policies(
         error=error,
         settle=settle,
         shortfalls=pd.DataFrame(shortfalls, columns=["run", "policy", "week", "phase", "vendor", "fc", "product",
-                                                     "ordered", "shipped", "shortfall"]),
+                                                     "ordered", "shipped", "shortfall", "cost"]),
     )

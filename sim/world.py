@@ -8,7 +8,9 @@ t + 0.0  arrivals: shipments due this week are received at their FC (one SimPy p
 t + 0.1  forecast update: the retailer sees this week's forecast for weeks t .. t+H-1
 t + 0.2  planning: the policy returns a :class:`~sim.model.decision.Decision`
 t + 0.3  execution (:mod:`sim.execution`): each vendor fulfils its block of the PO with the week's
-         realised capacity; what it does not ship is its shortfall; each lane's shipment leaves with its random delay
+         realised capacity (rationing a committed PO it cannot ship in full by the scenario's rule);
+         what it does not ship is its shortfall, priced at its cost to the retailer; a committed
+         decision's remedy settles the transfers; each lane's shipment leaves with its random delay
 t + 0.4  demand: regional demand is served from FC stock at least cost; the rest is lost or backlogged
 t + 0.5  accounting: the week's costs, revenues and transfers go into the ledger
 ======== ========================================================================================
@@ -31,7 +33,7 @@ import numpy as np
 import simpy
 
 from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
-from sim.execution import execute
+from sim.execution import settle, vendor_shares
 from sim.model.decision import MECHANISM, RETAILER, Decision, PlanningContext, Policy
 from sim.model.data import PublicData, split_scenario
 from sim.parties.retailer import RetailerAgent, RetailerState
@@ -107,6 +109,9 @@ class World:
         self.vendor_reports = {name: _report_agent(reports, name, self.public, VendorAgent, agent)
                                for name, agent in self.vendors.items()}
         self._vendor_data = vendor_data
+        rules = scenario.execution
+        self.rationing = "cheapest" if rules is None else rules.rationing
+        self.ranking = [self.public.fcs.index(f) for f in (rules.ranking or [])] if rules is not None else []
         self.env = simpy.Environment()
         # physical state
         self.fc_stock = retailer_data.initial_stock.copy()
@@ -168,9 +173,10 @@ class World:
                 pipeline[expected - t, s.fc] += s.units
         for agent in {id(a): a for a in (self.retailer, self.retailer_report)}.values():
             agent.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy()), self.inputs.forecasts[t])
+        disclosed = self._disclosed(t)
         for name, agent in self.vendors.items():
             for a in {id(a): a for a in (agent, self.vendor_reports[name])}.values():
-                a.observe(VendorState(self.vendor_stock[name].copy()))
+                a.observe(VendorState(self.vendor_stock[name].copy(), capacity_share=disclosed.get(name)))
         return PlanningContext(
             week=t,
             public=self.public,
@@ -180,11 +186,23 @@ class World:
             forecast_sd=self.inputs.forecast_sd[t],
         )
 
+    def _disclosed(self, t: int) -> dict[str, np.ndarray]:
+        """Each vendor's capacity shares of week ``t`` when shocks are disclosed before planning
+        (``shocks.disclosure: disclosed``); empty otherwise (vendors plan with nominal capacity)."""
+        shocks = self.scenario.shocks
+        shares = self.inputs.get("capacity")
+        if shocks is None or shocks.disclosure != "disclosed" or shares is None:
+            return {}
+        return vendor_shares(shares[t], {name: len(a.nominal_capacity) for name, a in self.vendors.items()})
+
     def _execute(self, t: int, decision: Decision) -> None:
         # the week's realised capacity shares (the `capacity` stream; 1 in inputs that do not hold it)
         shares = self.inputs.get("capacity")
         shares = np.ones(len(self.scenario.all_origins)) if shares is None else shares[t]
-        executed = execute(self.vendors, decision, shares)
+        # what each vendor ships; what the missing units cost the retailer, by its own cost model (its
+        # state is still this week's); the transfers after the decision's remedy
+        outcome = settle(self.retailer, self.vendors, decision, shares, rationing=self.rationing, ranking=self.ranking)
+        executed, costs, transfers, damages = outcome.executed, outcome.costs, outcome.transfers, outcome.damages
         fulfilments: dict[str, Fulfilment] = {}
         for name, ex in executed.items():
             ful = ex.fulfilment
@@ -201,7 +219,8 @@ class World:
                 ship = Shipment(t, name, index, fc, units.copy(), nominal, nominal + int(self.inputs.delays[t, index]))
                 self.in_transit.append(ship)
                 self.env.process(self._deliver(ship))
-        self._week.update(fulfilments=fulfilments, executed=executed, po=decision.po.copy())
+        self._week.update(fulfilments=fulfilments, executed=executed, po=decision.po.copy(), shortfall_costs=costs,
+                          transfers=transfers, damages=damages)
 
     def _vendor_stock_total(self) -> float:
         return float(sum(stock.sum() for stock in self.vendor_stock.values()))
@@ -236,6 +255,7 @@ class World:
                 "shipped": float(sum(f.shipped.sum() for f in fuls)),
                 "produced": float(sum(f.produced.sum() for f in fuls)),
                 "shortfall": float(sum(ex.shortfall.sum() for ex in self._week["executed"].values())),
+                "shortfall_cost": float(sum(self._week["shortfall_costs"].values())),
                 "arrivals": float(self._week["arrivals"].sum()),
                 "fc_stock_start": float(self._week["fc_stock_start"].sum()),
                 "fc_stock_end": float(self.fc_stock.sum()),
@@ -248,15 +268,19 @@ class World:
         )
         if self.phase == SETTLE:  # the cool-down's JIT decisions are not the policy's: no decision rows
             return
+        paid = self._week["transfers"]
         row = {
             "run": self.run_id,
             "policy": self.name,
             "week": t,
             "phase": self.phase,
-            "transfer": _vendors_paid(decision, self.vendors),
+            "transfer": _vendors_paid(paid, self.vendors),
             "committed": bool(decision.committed),
             "wall_s": wall,
         }
+        if paid != decision.transfers or self._week["damages"]:  # a remedy changed what was agreed
+            row["transfer_agreed"] = _vendors_paid(decision.transfers, self.vendors)
+            row["damages"] = float(sum(self._week["damages"].values()))
         row.update({f"planned_{k}": float(v) for k, v in decision.planned.items()})
         row.update({k: v for k, v in decision.diagnostics.items() if isinstance(v, (int, float, str, bool, np.number))})
         self.record.decisions.append(row)
@@ -266,11 +290,14 @@ class World:
         fcs, products = self.public.fcs, self.public.products
         for name, ex in self._week["executed"].items():
             ordered, shipped, short = ex.ordered, ex.shipped, ex.shortfall
+            # the vendor's shortfall cost, shared over its rows in proportion to their missing units
+            total, cost = float(short.sum()), self._week["shortfall_costs"].get(name, 0.0)
             for f, k in zip(*np.nonzero(ordered > 0)):
                 self.record.shortfalls.append({
                     "run": self.run_id, "policy": self.name, "week": t, "phase": self.phase, "vendor": name,
                     "fc": fcs[f], "product": products[k], "ordered": float(ordered[f, k]),
                     "shipped": float(shipped[f, k]), "shortfall": float(short[f, k]),
+                    "cost": cost * float(short[f, k]) / total if total > 0 and cost != 0.0 else 0.0,
                 })
 
     def week_rows(self, t: int, decision: Decision) -> list[dict[str, Any]]:
@@ -282,17 +309,25 @@ class World:
             self._week["arrivals"], self.fc_stock, self._week["outbound"],
             self._week["unmet"],
         )
-        transfers = decision.transfers
+        # the transfers after the decision's remedy (the agreed ones unless a committed PO was short)
+        transfers = self._week.get("transfers", decision.transfers)
+        damages = self._week.get("damages", {})
         rows = [(RETAILER, "wholesale", sum(sales.values()))]
         rows += [(RETAILER, comp, v) for comp, v in r_costs.items()]
         rows += [(RETAILER, "transfer", float(transfers.get(RETAILER, 0.0)))]
+        if damages:  # the short vendors pay the retailer their shortfall cost
+            rows += [(RETAILER, "damages", -float(sum(damages.values())))]
         for name, ful in fuls.items():
             rows += [(name, "wholesale", -sales[name])]
             rows += [(name, comp, float(ful.costs.get(comp, 0.0))) for comp in ("production", "inbound_transport", "vendor_holding")]
             rows += [(name, "transfer", float(transfers.get(name, 0.0)))]
+            if name in damages:
+                rows += [(name, "damages", float(damages[name]))]
         # the mechanism's row: what it pays by name (if a policy names it) plus its balance, i.e. minus
         # what the retailer and the vendors pay, so the week's transfer rows always sum to zero
-        mechanism = float(transfers.get(MECHANISM, 0.0)) + decision.balance
+        balance = decision.balance if transfers is decision.transfers or transfers == decision.transfers else \
+            Decision(decision.plan, transfers).balance
+        mechanism = float(transfers.get(MECHANISM, 0.0)) + balance
         if mechanism != 0.0:
             rows += [(MECHANISM, "transfer", mechanism)]
         return [
@@ -339,9 +374,9 @@ def _check_decision(d: Decision, public: Any, name: str) -> None:
     d.plan = np.maximum(plan, 0.0)
 
 
-def _vendors_paid(decision: Decision, vendors: Any) -> float:
+def _vendors_paid(transfers: dict[str, float], vendors: Any) -> float:
     """What the vendors paid this week in total (the ``transfer`` column of a decisions row)."""
-    return float(sum(decision.transfers.get(name, 0.0) for name in vendors))
+    return float(sum(transfers.get(name, 0.0) for name in vendors))
 
 
 def planning_context(scenario: Scenario, week: int = 0, seed: int | None = None) -> PlanningContext:

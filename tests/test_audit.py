@@ -81,7 +81,8 @@ def test_each_vendor_tells_its_own_lies(two_vendor_audit):
     for mech, t in two_vendor_audit.groupby("mechanism"):
         assert set(t["party"]) == set(TWO_VENDORS), mech
         lies = {party: set(t[t.party == party]["lie"]) for party in TWO_VENDORS}
-        assert all(len(names) == 8 and "truthful" in names and "hide_spare_volume" in names for names in lies.values())
+        assert all(len(names) == 10 and "truthful" in names and "hide_spare_volume" in names
+                   and "overstate_capacity_x1.5" in names for names in lies.values())
         for party in TWO_VENDORS:  # the inflated lane is one of the liar's own lanes
             lane = next(n for n in lies[party] if n.startswith("inflate_lane_"))[len("inflate_lane_"):-len("_x3")]
             assert lane in vendors[party].lane_names, (party, lane)
@@ -97,7 +98,7 @@ def test_truthful_reports_gain_nothing(two_vendor_audit, deterministic_audit):
 
 def test_no_vendor_lie_pays_under_cpp_vcg_with_two_vendors(two_vendor_audit):
     t = two_vendor_audit[two_vendor_audit.mechanism == "cpp-vcg"]
-    assert len(t) == 16
+    assert len(t) == 20  # ten lies (the truthful control among them) of each vendor
     assert (t["relative_gain"] <= TOL_CENTRAL).all(), t[["party", "lie", "relative_gain"]]
 
 

@@ -78,17 +78,17 @@ def test_a_markov_disruption_persists_and_recovers_as_declared():
 @pytest.fixture()
 def executions(monkeypatch):
     """Every week's execution (sim.execution.execute's answer) of the runs made while it is active."""
-    import sim.world
+    import sim.execution
 
     seen: list[tuple[str, int, dict]] = []
-    real = sim.world.execute
+    real = sim.execution.execute
 
-    def recording(vendors, decision, shares):
-        out = real(vendors, decision, shares)
+    def recording(vendors, decision, shares, **rules):
+        out = real(vendors, decision, shares, **rules)
         seen.append((len(seen), np.asarray(shares).copy(), out))
         return out
 
-    monkeypatch.setattr(sim.world, "execute", recording)
+    monkeypatch.setattr(sim.execution, "execute", recording)
     return seen
 
 

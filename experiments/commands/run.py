@@ -125,7 +125,8 @@ def main(args: argparse.Namespace) -> int:
 def write_run_folder(out: Path, result: RunResult, summary: dict[str, Any], extra_metadata: dict[str, Any] | None = None) -> None:
     """Write a run's results folder in a temporary sibling and put it at ``out`` whole (replacing an
     earlier results folder, which :func:`sim.results.check_out_folder` allowed with ``--force``)."""
-    _write_whole(out, tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions},
+    _write_whole(out, tables={"ledger": result.ledger, "flows": result.flows, "decisions": result.decisions,
+                              "shortfalls": result.shortfalls},
                  summary=summary, scenario=result.scenario, seed=result.seed, timings=result.timings,
                  extra_metadata=extra_metadata)
 

@@ -19,13 +19,14 @@ parameters for the policy (``scenario.policies[name]``) as keyword arguments.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from sim.model.data import PublicData
+from sim.model.errors import FlosimError
 from sim.model.plan_cost import PlanCost
 
 #: The retailer's party name; vendors have their own names (a version-1 scenario's one vendor: "vendor").
@@ -34,6 +35,18 @@ RETAILER = "retailer"
 MECHANISM = "mechanism"
 #: Transfers summing to less than this share of the amounts they move are budget balanced (rounding).
 BALANCE_ROUNDING = 1e-12
+#: What a committed mechanism does when a vendor does not deliver its PO in full (docs/model.md,
+#: "Shortfalls and remedies"): ``none`` the agreed transfers stand; ``refund`` they are recomputed on the
+#: delivered PO (:attr:`Decision.reprice`); ``damages`` refund, and each vendor also pays the retailer
+#: the cost its missing units put on the retailer (the world's shortfall cost).
+REMEDIES = ("none", "refund", "damages")
+
+
+def check_remedy(owner: str, remedy: Any) -> str:
+    """``remedy`` if it is one of :data:`REMEDIES`, else a :class:`FlosimError` naming ``owner`` (a policy)."""
+    if remedy not in REMEDIES:
+        raise FlosimError(f"{owner}: remedy must be one of {', '.join(REMEDIES)}, got {remedy!r}")
+    return str(remedy)
 
 
 @runtime_checkable
@@ -111,6 +124,11 @@ class Decision:
     committed: bool = False  # True: the vendors agreed to ship the PO in full; False: JIT, they may short
     planned: dict[str, float] = field(default_factory=dict)  # planned cost per party, e.g. {"retailer": ..}
     diagnostics: dict[str, Any] = field(default_factory=dict)  # scalars for the ledger (iterations, gap ...)
+    #: what the mechanism does if a committed PO is not delivered in full (one of :data:`REMEDIES`)
+    remedy: str = "none"
+    #: the transfers recomputed for a delivered PO ``[V, F, K]`` (``refund`` and ``damages`` need it; a
+    #: policy sets it with the week's counterfactual captured, so the world can call it after execution)
+    reprice: Callable[[np.ndarray], dict[str, float]] | None = None
 
     @property
     def po(self) -> np.ndarray:

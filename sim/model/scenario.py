@@ -260,6 +260,23 @@ class Shocks(_Strict):
 
     outages: list[Outage] = Field(default_factory=list)
     disruptions: list[Disruption] = Field(default_factory=list)
+    disclosure: Literal["execution", "disclosed"] = Field(
+        "execution", description="when a vendor learns kappa[t]: at execution (default), or before planning "
+        "(disclosed: its agent plans week t with it; the others see only its answers)")
+
+
+#: How a vendor that cannot ship its committed PO in full chooses what to short (:class:`Execution`).
+RATIONING_RULES = ("cheapest", "pro-rata", "priority")
+
+
+class ExecutionRules(_Strict):
+    """How a vendor that cannot ship a committed PO in full rations it: ``cheapest`` (default: it ships
+    as much as it can at least cost to itself), ``pro-rata`` (every FC and product it was ordered gets
+    the same share, as large as its capacity allows), ``priority`` (the retailer's FCs in ``ranking``
+    order, most important first; unranked FCs last)."""
+
+    rationing: Literal["cheapest", "pro-rata", "priority"] = "cheapest"
+    ranking: list[str] | None = Field(None, description="priority only: the retailer's FCs, most important first")
 
 
 class ProductGenerator(_Strict):
@@ -324,6 +341,7 @@ class Scenario(_Strict):
     vendors: list[Vendor] | None = Field(None, description="version 2 only: the vendors, in order")
     demand: Demand = Field(default_factory=Demand)
     shocks: Shocks | None = Field(None, description="capacity shocks (docs/model.md, \"Capacity shocks and execution\"); default none")
+    execution: ExecutionRules | None = Field(None, description="how a vendor rations a committed PO it cannot ship in full; default cheapest")
     policies: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="policy name -> parameters passed to that policy"
     )
@@ -392,6 +410,15 @@ class Scenario(_Strict):
         return self
 
     def _check_shocks(self) -> None:
+        if self.execution is not None:
+            fcs = [f.name for f in self.fcs]
+            ranking = self.execution.ranking
+            if self.execution.rationing == "priority" and not ranking:
+                raise _FieldError("execution.ranking", ranking, "rationing 'priority' needs a ranking of the retailer's FCs")
+            for i, name in enumerate(ranking or []):
+                if name not in fcs:
+                    raise _FieldError(f"execution.ranking.{i}", name, f"unknown FC (known: {fcs})")
+            _unique("execution.ranking", list(ranking or []))
         if self.shocks is None:
             return
         origins = [o.name for o in self.all_origins]
@@ -567,6 +594,8 @@ class Scenario(_Strict):
         data = handler(self)
         if self.shocks is None:  # no shocks: the scenario dumps as it did before shocks existed
             data.pop("shocks", None)
+        if self.execution is None:
+            data.pop("execution", None)
         if self.vendors is None:
             data.pop("vendors", None)
             return data

@@ -14,7 +14,7 @@ and the first-best oracle (:mod:`sim.parties.oracle`) use it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator
 @dataclass(frozen=True)
 class VendorState:
     stock: np.ndarray  # [O, K] at the origins
+    #: ``[O]`` the share of each origin's capacity available this week, when the vendor learns it before
+    #: planning (disclosed capacity shocks); None: it plans with its nominal capacity
+    capacity_share: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,13 @@ class VendorAgent:
         """Write ``C_v`` over its block's plan variables ``x[H,F,K]`` into ``b``; returns the private variable blocks.
 
         ``capacity`` ``[O]``: the first week's production capacity if it is not the nominal one (at
-        execution, after a capacity shock); later weeks keep the nominal capacity."""
+        execution, after a capacity shock); later weeks keep the nominal capacity. Without it, a state
+        holding this week's ``capacity_share`` (disclosed shocks) sets the first week's capacity to that
+        share of its own (reported) capacity."""
         pub, d = self.public, self._data
         state = state or self.state
+        if capacity is None and state.capacity_share is not None:
+            capacity = np.asarray(state.capacity_share, dtype=float) * d.capacity
         party = self.party
         H, F, K = x.shape
         O, L = d.O, d.L
@@ -168,7 +175,8 @@ class VendorAgent:
         return out
 
     def fulfil(self, po: np.ndarray, *, committed: bool, later: np.ndarray | None = None,
-               capacity: np.ndarray | None = None) -> Fulfilment:
+               capacity: np.ndarray | None = None, rationing: str = "cheapest",
+               ranking: Sequence[int] | None = None) -> Fulfilment:
         """Ship this week's PO ``[F, K]`` (its block's first week) from the origins at least cost.
 
         Uncommitted (JIT): the vendor knows only this PO; it ships the units whose wholesale price covers
@@ -177,6 +185,11 @@ class VendorAgent:
         horizon, so stock is built ahead of a capacity-bound peak the plan foresees. Only this week's
         production and shipments are executed. ``capacity`` ``[O]``: this week's realised production
         capacity (default the nominal one; :mod:`sim.execution` passes it after a capacity shock).
+
+        ``rationing`` (committed only: which of this week's units it shorts when it cannot ship them
+        all): ``cheapest`` (as many as it can, the ones cheapest to it), ``pro-rata`` (the largest
+        share of every ordered FC and product first, then as many more as it can), ``priority`` (FCs in
+        ``ranking`` order, FC indices most important first; unranked FCs last).
         """
         pub, d = self.public, self._data
         po = np.maximum(np.asarray(po, dtype=float), 0.0)
@@ -189,7 +202,22 @@ class VendorAgent:
                           * float(np.max(pub.volume)) + float(np.max(self.wholesale, initial=0)))
             # this week's PO first, then the later weeks of the agreed plan
             contract = (self.party, "_contract", 0)  # a reward that dominates every real cost; not a cash flow
-            b.add_cost(x[0], -2 * big, contract)
+            reward = np.full(po.shape, 2 * big)
+            if rationing == "priority":  # a higher-ranked FC's unit is worth more than any cost difference
+                order = list(ranking or [])
+                for rank, f in enumerate(order):
+                    reward[f] += 2 * big * (len(order) - rank) / (len(order) + 1)
+            elif rationing == "pro-rata":  # theta: the share of every ordered line shipped, largest first
+                lines = np.argwhere(po > 0)
+                if len(lines):
+                    theta = b.add_var((1,), ub=1.0)
+                    rows = b.new_rows("ub", (len(lines),))
+                    b.add_terms("ub", rows, theta[np.zeros(len(lines), dtype=int)], po[lines[:, 0], lines[:, 1]])
+                    b.add_terms("ub", rows, x[0][lines[:, 0], lines[:, 1]], -1.0)
+                    b.add_cost(theta, -3 * big * float(po.sum()), contract)
+            elif rationing != "cheapest":
+                raise ValueError(f"unknown rationing rule {rationing!r} (known: cheapest, pro-rata, priority)")
+            b.add_cost(x[0], -reward, contract)
             if plan.shape[0] > 1:
                 b.add_cost(x[1:], -big, contract)
         sol = solve_lp(b.build())

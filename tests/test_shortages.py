@@ -1,0 +1,249 @@
+"""Shortages: rationing rules, the shortfall's cost to the retailer, remedies (none, refund, damages)
+against hand computations, disclosed shocks, the results folder's shortfall table, and bad input.
+
+The shocks themselves, the capacity stream's traces (a trace with capacity.csv replays bit for bit; a
+trace recorded before the stream existed still replays) and the no-shock ledger equal to main's are
+tested in tests/test_shocks.py."""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+import yaml
+
+from experiments.cli import main
+from sim.model.scenario import load_scenario, scenario_from_dict
+from sim.results import load_results
+from sim.runner import run_policies
+from sim.world import World, planning_context
+from policies.registry import make_policy
+
+DEFAULT = yaml.safe_load((resources.files("sim") / "scenarios" / "default.yaml").read_text())
+#: no origin makes anything in week 0 (only Cincinnati's stock can be shipped), Cincinnati has 10% of its
+#: capacity in week 1: the committed POs cannot all be shipped
+DEEP = {"outages": [{"probability": 1.0, "depth": 1.0, "weeks": [0]},
+                    {"origin": "CIN", "probability": 1.0, "depth": 0.9, "weeks": [1]}]}
+
+
+def _scenario(weeks: int = 2, shocks: dict | None = DEEP, remedy: str | None = None, execution: dict | None = None,
+              **changes):
+    data = copy.deepcopy(DEFAULT)
+    data.update(weeks=weeks, settle_weeks=0, **changes)  # no cool-down: nothing here is about settled costs
+    if shocks is not None:
+        data["shocks"] = shocks
+    if execution is not None:
+        data["execution"] = execution
+    data["policies"]["cpp-vcg"]["solver"] = "central"
+    if remedy is not None:
+        data["policies"]["cpp-vcg"]["remedy"] = remedy
+        data["policies"]["menu"]["remedy"] = remedy
+    return scenario_from_dict(data, "<test>")
+
+
+def _rows(df):
+    return [tuple(repr(v) if isinstance(v, float) else v for v in row) for row in df.itertuples(index=False)]
+
+
+# -- units and rationing ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("rule", ["cheapest", "pro-rata", "priority"])
+def test_units_are_conserved_under_every_rationing_rule(rule):
+    execution = {"rationing": rule, **({"ranking": ["IND", "DAL", "PHX"]} if rule == "priority" else {})}
+    r = run_policies(_scenario(3, execution=execution), ["jit", "cpp-vcg"], progress=False)
+    s = r.shortfalls
+    assert len(s) and s["shortfall"].sum() > 100  # the outage makes both policies short
+    assert np.allclose(s["shipped"] + s["shortfall"], s["ordered"], atol=1e-6)
+    assert (s["shipped"] >= -1e-9).all() and (s["shortfall"] >= 0).all()
+    assert not s.duplicated(["policy", "week", "phase", "vendor", "fc", "product"]).any()
+    # the flows' weekly totals are the table's
+    by_week = s.groupby(["policy", "week"])[["shortfall", "cost"]].sum()
+    f = r.flows.set_index(["policy", "week"])
+    assert np.allclose(f.loc[by_week.index, "shortfall"], by_week["shortfall"])
+    assert np.allclose(f.loc[by_week.index, "shortfall_cost"], by_week["cost"])
+
+
+def _fill(result, week: int = 0):
+    s = result.shortfalls
+    s = s[(s.policy == "cpp-vcg") & (s.week == week)]
+    return s.assign(fill=s["shipped"] / s["ordered"])
+
+
+def test_rationing_rules_short_whom_they_say():
+    cheapest = _fill(run_policies(_scenario(1), ["cpp-vcg"], progress=False))
+    pro_rata = _fill(run_policies(_scenario(1, execution={"rationing": "pro-rata"}), ["cpp-vcg"], progress=False))
+    ranked = ["PHX", "IND", "DAL"]
+    priority = _fill(run_policies(_scenario(1, execution={"rationing": "priority", "ranking": ranked}), ["cpp-vcg"],
+                                  progress=False))
+    # the same PO (planning does not know the outage), shipped short in every case
+    for r in (pro_rata, priority):
+        assert np.allclose(r["ordered"].to_numpy(), cheapest["ordered"].to_numpy())
+        assert r["shortfall"].sum() > 100
+    # pro-rata: no line is left further behind than under the cheapest rule
+    assert pro_rata["fill"].min() >= cheapest["fill"].min() - 1e-9
+    assert pro_rata["fill"].min() > 0.0
+    # priority: an FC is filled at least as well as every FC ranked below it
+    by_fc = priority.groupby("fc").apply(lambda g: g["shipped"].sum() / g["ordered"].sum())
+    for hi, lo in zip(ranked, ranked[1:]):
+        assert by_fc[hi] >= by_fc[lo] - 1e-9, by_fc
+    assert by_fc[ranked[0]] > by_fc[ranked[-1]]
+
+
+# -- the shortfall cost, refund and damages by hand (known demand) ---------------------------------------
+def _one_week(remedy: str):
+    scenario = _scenario(1, remedy=remedy, demand={**DEFAULT["demand"], "deterministic": True})
+    record = World(scenario, make_policy("cpp-vcg", scenario), run_id="r").run(1)
+    ctx = planning_context(scenario, 0)
+    return scenario, record, ctx
+
+
+def _po(ctx, rows, column: str) -> np.ndarray:
+    pub = ctx.public
+    out = np.zeros((pub.V, pub.F, pub.K))
+    for r in rows:
+        out[pub.vendor_index(r["vendor"]), pub.fcs.index(r["fc"]), pub.products.index(r["product"])] = r[column]
+    return out
+
+
+def _ledger(record, party: str, component: str) -> float:
+    return sum(r["value"] for r in record.ledger if r["party"] == party and r["component"] == component)
+
+
+@pytest.mark.parametrize("remedy", ["none", "refund", "damages"])
+def test_refund_and_damages_equal_hand_computations_with_known_demand(remedy):
+    _, record, ctx = _one_week(remedy)
+    rows = record.shortfalls
+    assert sum(r["shortfall"] for r in rows) > 100
+    ordered, delivered = _po(ctx, rows, "ordered"), _po(ctx, rows, "shipped")
+    retailer = ctx.retailer
+    # by hand: the retailer's cost of a first week with its own best continuation, on the (known) demand
+    cost = lambda po: retailer.cost_with_first_week(po).total  # noqa: E731
+    jit = retailer.preferred_plan().plan[:, 0]
+    agreed = max(cost(ordered) - cost(jit), 0.0)  # the CBT of the agreed PO (one-way, delta 1, gamma 0)
+    refund = max(cost(delivered) - cost(jit), 0.0)  # ... recomputed on the delivered PO
+    missing = cost(delivered) - cost(ordered)  # the shortfall's cost to the retailer
+    assert missing > 0 and refund > agreed
+    assert sum(r["cost"] for r in rows) == pytest.approx(missing, rel=1e-9)
+    assert record.flows[0]["shortfall_cost"] == pytest.approx(missing, rel=1e-9)
+    paid = _ledger(record, "vendor", "transfer")
+    assert paid == pytest.approx({"none": agreed, "refund": refund, "damages": refund}[remedy], rel=1e-6, abs=1e-6)
+    assert _ledger(record, "retailer", "transfer") == pytest.approx(-paid, rel=1e-12)
+    damages = _ledger(record, "vendor", "damages")
+    assert damages == pytest.approx(missing if remedy == "damages" else 0.0, rel=1e-9)
+    assert _ledger(record, "retailer", "damages") == -damages
+    decision = record.decisions[0]
+    assert decision["transfer"] == pytest.approx(paid)
+    if remedy == "none":
+        assert "transfer_agreed" not in decision
+    else:
+        assert decision["transfer_agreed"] == pytest.approx(agreed, rel=1e-6, abs=1e-6)
+
+
+def test_remedies_move_money_only():
+    runs = {r: run_policies(_scenario(1, remedy=r), ["cpp-vcg", "menu"], progress=False) for r in ("none", "refund", "damages")}
+    social = {r: res.ledger.groupby("policy")["value"].sum() for r, res in runs.items()}
+    flows = {r: res.flows.drop(columns=[]) for r, res in runs.items()}
+    for r in ("refund", "damages"):
+        assert np.allclose(social[r], social["none"], rtol=1e-12)  # transfers and damages sum to zero
+        assert _rows(flows[r]) == _rows(flows["none"])  # the same units move
+    vendor = {r: res.ledger[res.ledger.party == "vendor"].groupby("policy")["value"].sum() for r, res in runs.items()}
+    assert vendor["damages"]["cpp-vcg"] > vendor["refund"]["cpp-vcg"]
+
+
+# -- shocks off, or nothing short: today's results exactly ------------------------------------------------
+def test_without_shortfalls_remedies_and_rationing_change_nothing():
+    base = run_policies(_scenario(2, shocks=None), ["jit", "cpp-vcg", "menu"], progress=False)
+    other = run_policies(_scenario(2, shocks=None, remedy="damages", execution={"rationing": "pro-rata"}),
+                         ["jit", "cpp-vcg", "menu"], progress=False)
+    assert _rows(base.ledger) == _rows(other.ledger)
+    assert "shortfalls" not in load_scenario("default").model_dump(mode="json")
+    assert "execution" not in load_scenario("default").model_dump(mode="json")
+
+
+def test_disclosed_shocks_are_planned_around():
+    execution = run_policies(_scenario(1), ["cpp-vcg"], progress=False)
+    disclosed = run_policies(_scenario(1, shocks={**DEEP, "disclosure": "disclosed"}), ["cpp-vcg"], progress=False)
+    assert execution.flows["shortfall"].iloc[0] > 100
+    # the vendor plans week 0 with 10% of Cincinnati: the agreed PO is one it can ship
+    assert disclosed.flows["shortfall"].iloc[0] < 1e-6
+    assert disclosed.flows["po"].iloc[0] < execution.flows["po"].iloc[0]
+
+
+# -- results: summary keys and the shortfall table -------------------------------------------------------
+def test_run_reports_shortfall_units_and_cost_and_writes_the_table(capsys, tmp_path):
+    path = tmp_path / "shock.yaml"
+    path.write_text(yaml.safe_dump(_scenario(2, remedy="refund").model_dump(mode="json"), sort_keys=False))
+    out = tmp_path / "out"
+    code = main(["run", "--scenario", str(path), "--policy", "jit", "--policy", "cpp-vcg", "--json", "--out", str(out)])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    for name in ("jit", "cpp-vcg"):
+        t = summary["policies"][name]
+        assert t["shortfall_units"] > 0 and t["shortfall_cost"] > 0
+    loaded = load_results(out)
+    table = loaded.shortfalls
+    assert {"vendor", "fc", "product", "ordered", "shipped", "shortfall", "cost"} <= set(table.columns)
+    measured = table[table.phase == "measured"]
+    for name in ("jit", "cpp-vcg"):
+        mine = measured[measured.policy == name]
+        assert mine["shortfall"].sum() == pytest.approx(summary["policies"][name]["shortfall_units"])
+        assert mine["cost"].sum() == pytest.approx(summary["policies"][name]["shortfall_cost"])
+
+
+def test_a_results_folder_without_the_table_still_loads(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--scenario", "default", "--policy", "jit", "--weeks", "1", "--json", "--out", str(out)]) == 0
+    capsys.readouterr()
+    (out / "shortfalls.parquet").unlink()  # as written before the table existed
+    assert load_results(out).shortfalls.empty
+
+
+def test_the_shortage_scenario_binds_sometimes():
+    s = load_scenario("shortage")
+    assert s.shocks is not None and s.shocks.disruptions[0].origin == "CIN"
+    assert s.policies["cpp-vcg"]["remedy"] == "refund"
+
+
+# -- bad input -------------------------------------------------------------------------------------------
+BAD = [
+    ({"policies": {"cpp-vcg": {"remedy": "insurance"}}}, ["cpp-vcg", "remedy", "insurance"], "cpp-vcg"),
+    ({"policies": {"menu": {"remedy": "sue"}}}, ["menu", "remedy", "sue"], "menu"),
+    ({"execution": {"rationing": "lottery"}}, ["execution.rationing", "lottery"], "jit"),
+    ({"execution": {"rationing": "priority"}}, ["execution.ranking", "needs a ranking"], "jit"),
+    ({"execution": {"rationing": "priority", "ranking": ["DAL", "LAX"]}}, ["execution.ranking.1", "LAX", "unknown FC"], "jit"),
+    ({"execution": {"rationing": "priority", "ranking": ["DAL", "DAL"]}}, ["execution.ranking", "DAL", "duplicate"], "jit"),
+    ({"shocks": {"disclosure": "leaked"}}, ["shocks.disclosure", "leaked"], "jit"),
+]
+
+
+@pytest.mark.parametrize("change,needles,policy", BAD, ids=[str(i) for i in range(len(BAD))])
+def test_bad_shortage_settings_exit_2_naming_the_field(change, needles, policy, capsys, tmp_path):
+    data = copy.deepcopy(DEFAULT)
+    for key, value in change.items():
+        if key == "policies":
+            for name, params in value.items():
+                data["policies"].setdefault(name, {}).update(params)
+        else:
+            data[key] = value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "results"
+    code = main(["run", "--scenario", str(path), "--policy", policy, "--weeks", "1", "--json", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2 and "Traceback" not in captured.err, captured.err
+    assert captured.err.startswith("flosim: error: ")
+    for needle in needles:
+        assert needle in captured.err, (needle, captured.err)
+    assert not out.exists()
+
+
+def test_the_shortage_sweep_spec_loads_with_every_design_point():
+    from experiments.sweep import design_points, load_spec
+
+    loaded = load_spec("experiments/specs/shortage.yaml")
+    points = design_points(loaded.spec)
+    assert len(points) == 54
+    assert {p["policies.cpp-vcg.remedy"] for p in points} == {"none", "refund", "damages"}
+    assert {p["shocks.disclosure"] for p in points} == {"execution", "disclosed"}
