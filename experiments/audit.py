@@ -102,6 +102,55 @@ def _lies(scenario: Scenario, parties: Sequence[str] | None, which: str | int | 
     return lies, retailer_data, vendor_data
 
 
+def policy_rule(policy: Any) -> str:
+    """The transfer rule a built policy applies (:mod:`policies.transfer_rules`), or ``""`` for a policy
+    without one (JIT, first best, a user's policy)."""
+    settings = getattr(policy, "transfer", None)
+    return str(getattr(settings, "rule", "") or "")
+
+
+#: The mechanisms whose transfer rule ``--rule`` sets (the others have a fixed rule or none).
+RULE_MECHANISMS = ("cpp-vcg", "menu")
+
+
+def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
+
+
+def mechanism_overrides(scenario: Scenario, mechanisms: Sequence[str], rule: str | None = None,
+                        options: Sequence[tuple[str, Any]] = ()) -> dict[str, dict[str, Any]]:
+    """Each mechanism's parameters for an audit: the scenario's, with ``options`` (``(dotted.name, value)``
+    pairs such as ``("solver", "central")``, ``("cpp.gap_tol", 1e-3)``, ``("transfer.prior.spread", 0.2)``)
+    and, for the mechanisms that take a transfer rule (:data:`RULE_MECHANISMS`), ``transfer.rule = rule``,
+    merged into them (nested settings are merged, not replaced). The policies validate the result when
+    they are built."""
+    import inspect
+
+    takes = {m: set(inspect.signature(type(make_policy(m, scenario)).__init__).parameters) for m in mechanisms}
+    for name, _ in options:
+        if not any(name.split(".")[0] in t for t in takes.values()):
+            raise FlosimError(f"--set {name}: not a parameter of {', '.join(mechanisms)}")
+    out: dict[str, dict[str, Any]] = {}
+    for mech in mechanisms:
+        extra: dict[str, Any] = {}
+        for name, value in options:
+            if name.split(".")[0] not in takes[mech]:
+                continue
+            node = extra
+            *path, leaf = name.split(".")
+            for part in path:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        if rule is not None and mech in RULE_MECHANISMS:
+            extra = _merge(extra, {"transfer": {"rule": rule}})
+        if extra:
+            out[mech] = _merge(dict(scenario.policies.get(mech, {})), extra)
+    return out
+
+
 def _net_costs(ledger: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
     df = pd.DataFrame(ledger)
     by_party = df.groupby("party")["value"].sum()
@@ -129,9 +178,8 @@ def _run_audit(
     rows = []
     for mech in mechanisms:
         overrides = (policy_overrides or {}).get(mech, {})
-        truth_party, truth_social = _net_costs(
-            World(scenario, make_policy(mech, scenario, **overrides), inputs).run(weeks).ledger
-        )
+        policy = make_policy(mech, scenario, **overrides)
+        truth_party, truth_social = _net_costs(World(scenario, policy, inputs).run(weeks).ledger)
         if on_run:
             on_run()
         for lie in lies:
@@ -146,6 +194,7 @@ def _run_audit(
             rows.append(
                 {
                     "mechanism": mech,
+                    "rule": policy_rule(policy),
                     "party": lie.party,
                     "lie": lie.name,
                     "parameter": lie.parameter,
@@ -204,6 +253,7 @@ def _round_audit(
     # bounds what any lie can gain where the mechanism is a Clarke pivot (a vendor's net cost = S + const)
     first_best = [joint_plan(ctx.retailer, ctx.vendors).social_cost for ctx in contexts]
     acc: dict[tuple[str, str, str], list[float]] = {}
+    rules: dict[str, str] = {}
     social: dict[str, float] = {}
     slack: dict[str, float] = {}
     for mech in mechanisms:
@@ -211,7 +261,9 @@ def _round_audit(
         for w, ctx in enumerate(contexts):
             # every decision of a round sees the same demand scenarios: a fresh generator per call
             fresh = lambda c: replace(c, rng=policy_rng(seed, c.week))  # noqa: E731
-            truth_decision = make_policy(mech, scenario, **overrides).decide(fresh(ctx))
+            policy = make_policy(mech, scenario, **overrides)
+            rules[mech] = policy_rule(policy)
+            truth_decision = policy.decide(fresh(ctx))
 
             def true_costs(decision) -> dict[str, float]:
                 paid = {p: float(decision.transfers.get(p, 0.0)) for p in (RETAILER, *ctx.vendors)}
@@ -226,6 +278,11 @@ def _round_audit(
                          for name in ctx.vendors}  # vendor v's continuation under the pivot: S - S_-v
                 out = {name: share[name] + paid[name] for name in ctx.vendors}
                 out[RETAILER] = s_ - sum(share.values()) + paid[RETAILER]
+                if decision.diagnostics.get("transfer_rule") == "vcg-both":
+                    # the retailer pays its own pivot every week: its continuation is the social cost less
+                    # the vendors' own best continuations (each vendor's least cost with its PO fixed)
+                    out[RETAILER] = s_ - sum(agent.preferred_plan(first_week=po[agent.index]).total
+                                             for agent in ctx.vendors.values()) + paid[RETAILER]
                 out["social"] = s_
                 return out
 
@@ -257,6 +314,7 @@ def _round_audit(
         rows.append(
             {
                 "mechanism": mech,
+                "rule": rules[mech],
                 "party": party,
                 "lie": name,
                 "parameter": parameter[(party, name)],
