@@ -41,10 +41,12 @@ are not drawn: the drawn types use the party's reported state and forecast. The 
 approximated by ``draws`` type profiles drawn once a week from the policy's generator (common to every
 party, independent of the reports), the plan for each profile solved centrally (one LP), and each
 party's cost of a plan is its planned cost over the horizon on the forecast (a one-shot reading of the
-week: the plan's later weeks are valued as if they bound). ``xi_i`` is taken relative to the prior's
-centre type of ``i`` (the scenario's own parameters): subtracting a constant that does not depend on
-``i``'s report keeps both Bayesian truthfulness and budget balance, and keeps the transfers of the
-order of what a report changes rather than of the parties' whole costs.
+week: the plan's later weeks are valued as if they bound). ``xi_i`` is taken less its prior mean
+``E[xi_i(theta_i)]``, estimated on the same draws (the others' cost at each drawn profile's own plan):
+subtracting a constant that does not depend on ``i``'s report keeps both Bayesian truthfulness and
+budget balance, makes each party's expected transfer zero before types are drawn, and keeps the
+transfers of the order of what a type changes rather than of the parties' whole costs (on common
+draws, so the Monte-Carlo noise of the two terms largely cancels).
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ def _problem(e: Mapping[str, Any]) -> str:
     if e["type"] == "literal_error" and loc == "rule":
         return f"transfer.rule: unknown rule {e.get('input')!r} (rules: {', '.join(RULES)})"
     msg = str(e["msg"]).removeprefix("Value error, ")
-    return f"{name}: {msg} (got {e.get('input')!r})" if loc else f"{msg}"
+    return f"{name}: {msg} (got {e.get('input')!r})" if loc else f"transfer.{msg}"
 
 
 # -- the week's inputs and the settlement -------------------------------------------------------------
@@ -334,10 +336,10 @@ def _scaled(data: Any, fields: Sequence[str], factors: np.ndarray) -> Any:
 
 def expected_externalities(ctx: Any, prior: PriorSettings, centre: tuple[Any, Mapping[str, Any]],
                            rng: np.random.Generator) -> dict[str, float]:
-    """Each party's expected externality ``xi_i`` this week, relative to its prior centre type (see the
-    module docstring). ``centre``: the scenario's retailer data and vendor data by name (the prior's
-    centre, public in the simulator); ``rng``: draws the type profiles (independent of the reports).
-    ``2 * parties * draws`` central LPs."""
+    """Each party's expected externality ``xi_i`` this week, less its prior mean (see the module
+    docstring). ``centre``: the scenario's retailer data and vendor data by name (the prior's centre,
+    public in the simulator); ``rng``: draws the type profiles (independent of the reports).
+    ``(parties + 1) * draws`` central LPs."""
     from sim.parties.oracle import joint_plan
     from sim.parties.retailer import RetailerAgent
     from sim.parties.vendor import VendorAgent
@@ -364,17 +366,18 @@ def expected_externalities(ctx: Any, prior: PriorSettings, centre: tuple[Any, Ma
               for n in names}
         profiles.append((r, vs))
     reported = {RETAILER: ctx.retailer, **ctx.vendors}
-    centred = {RETAILER: retailer_of(r_data), **{n: vendor_of(n, v_data[n]) for n in names}}
+    # each drawn profile's own plan: the reference every party's expected externality is taken from
+    drawn_plans = [joint_plan(r, vs) for r, vs in profiles]
 
-    def others_cost(party: str, own: Any) -> float:
-        total = 0.0
-        for r, vs in profiles:
-            if party == RETAILER:
-                plan = joint_plan(own, vs)
-                total += sum(c.total for c in plan.vendors.values())
-            else:
-                plan = joint_plan(r, {**vs, party: own})
-                total += plan.retailer.total + sum(c.total for n, c in plan.vendors.items() if n != party)
-        return total / len(profiles)
+    def others(plan: Any, party: str) -> float:
+        return (0.0 if party == RETAILER else plan.retailer.total) + sum(
+            c.total for n, c in plan.vendors.items() if n != party)
 
-    return {p: others_cost(p, reported[p]) - others_cost(p, centred[p]) for p in [RETAILER, *names]}
+    out = {}
+    for party in [RETAILER, *names]:
+        on_report = [joint_plan(reported[party], vs) if party == RETAILER else joint_plan(r, {**vs, party: reported[party]})
+                     for r, vs in profiles]
+        # the others' cost at the plan chosen on the report, less at the plan of the party's own drawn type:
+        # the second term estimates E[xi_i] over i's prior (a constant: its report does not enter it)
+        out[party] = float(np.mean([others(p, party) - others(q, party) for p, q in zip(on_report, drawn_plans)]))
+    return out
