@@ -243,12 +243,13 @@ def _round_audit(
     policy_overrides: dict[str, dict[str, Any]] | None,
     on_run: Callable[[], None] | None,
     lies: str | int | None = None,
+    first_week: int = 0,
 ) -> pd.DataFrame:
-    scenario = scenario.model_copy(update={"seed": seed, "weeks": max(weeks, 1)})
+    scenario = scenario.model_copy(update={"seed": seed, "weeks": max(first_week + weeks, 1)})
     public = split_scenario(scenario)[0]
     lies, retailer_data, vendor_data = _lies(scenario, parties, lies, seed)
     parameter = {(lie.party, lie.name): lie.parameter for lie in lies}
-    contexts = [planning_context(scenario, week=w) for w in range(weeks)]
+    contexts = [planning_context(scenario, week=w) for w in range(first_week, first_week + weeks)]
     # the least true social cost of each round, nothing fixed: the truthful plan's distance from it
     # bounds what any lie can gain where the mechanism is a Clarke pivot (a vendor's net cost = S + const)
     first_best = [joint_plan(ctx.retailer, ctx.vendors).social_cost for ctx in contexts]
@@ -342,18 +343,23 @@ def run_audit(
     policy_overrides: dict[str, dict[str, Any]] | None = None,
     on_run: Callable[[], None] | None = None,
     lies: str | int | None = None,
+    first_week: int = 0,
 ) -> pd.DataFrame:
     """The audit table: one row per mechanism, party and lie, gains summed over the audited weeks
     (``round``) or the simulated run (``run``); see the module docstring. ``parties``: the liars to
     audit by party name (default: the retailer and every vendor, each lying in turn). ``lies``: each
     party's hand-written set (None, the default), ``"all"`` (that set and the lie families generated
     from its private data) or a count ``n`` (the truthful control and ``n`` lies of ``"all"`` drawn
-    from ``seed``; :mod:`experiments.lies`). Rows carry ``parameter``, the parameter lied about."""
+    from ``seed``; :mod:`experiments.lies`). Rows carry ``parameter``, the parameter lied about, and
+    ``rule``, the mechanism's transfer rule. ``first_week`` (round mode): the first audited planning week
+    (default 0; the audit covers ``first_week .. first_week + weeks - 1``)."""
     seed = scenario.seed if seed is None else seed
     if mode == "run":
         return _run_audit(scenario, mechanisms, weeks=weeks, seed=seed, parties=parties,
                           policy_overrides=policy_overrides, on_run=on_run, lies=lies)
     if mode != "round":
         raise ValueError(f"audit mode must be 'round' or 'run', got {mode!r}")
+    if first_week < 0:
+        raise FlosimError(f"audit: first week must be >= 0, got {first_week}")
     return _round_audit(scenario, mechanisms, weeks=3 if weeks is None else weeks, seed=seed, parties=parties,
-                        policy_overrides=policy_overrides, on_run=on_run, lies=lies)
+                        policy_overrides=policy_overrides, on_run=on_run, lies=lies, first_week=first_week)

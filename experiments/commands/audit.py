@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from experiments.audit import RULE_MECHANISMS, audit_parties, audit_steps, mechanism_overrides, run_audit
-from experiments.commands._args import name_value
+from experiments.commands._args import check_week, name_value, week_index
 from policies.transfer_rules import RULES
 from experiments.lies import parse_lies
 from experiments.commands.run import add_scenario_args
@@ -73,6 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    metavar="NAME=VALUE",
                    help="a mechanism parameter for this audit, dotted for nested settings: solver=central, "
                         "cpp.gap_tol=1e-3, transfer.prior.spread=0.2; repeat")
+    p.add_argument("--first-week", type=week_index("--first-week"), default=0, metavar="W",
+                   help="round mode: the first audited planning week (default 0); --weeks counts from it")
     p.add_argument("--out", help="folder for audit.parquet, audit.json and the plot (default: results/audit-<timestamp>)")
     p.add_argument("--json", action="store_true", help="print the audit rows as JSON on stdout")
     p.set_defaults(func=main)
@@ -102,12 +104,16 @@ def main(args: argparse.Namespace) -> int:
     for m in mechanisms:  # bad settings (a rule the mechanism lacks, a prior missing): exit 2 before any work
         make_policy(m, scenario, **overrides.get(m, {}))
     weeks = args.weeks if args.weeks is not None else (3 if args.mode == "round" else scenario.weeks)
+    if args.first_week:
+        if args.mode != "round":
+            raise FlosimError("--first-week: only the round mode audits from a given week")
+        check_week(args.first_week + weeks - 1, scenario, "--first-week + --weeks")
     out = Path(args.out or default_results_dir("audit"))
     started = time.perf_counter()
     steps = audit_steps(scenario, mechanisms, parties, args.mode, weeks, lies, args.seed)
     with tqdm(total=steps, desc="auditing", file=sys.stderr, disable=not sys.stderr.isatty(), delay=2.0) as bar:
         table = run_audit(scenario, mechanisms, mode=args.mode, weeks=weeks, seed=args.seed, parties=parties,
-                          on_run=lambda: bar.update(1), lies=lies, policy_overrides=overrides)
+                          on_run=lambda: bar.update(1), lies=lies, policy_overrides=overrides, first_week=args.first_week)
     out.mkdir(parents=True, exist_ok=True)
     write_table(out / "audit.parquet", table)
     shown = [c for c in ("mechanism", "rule", "party", "lie", "parameter", "gain", "relative_gain", "truthful_slack", "within_slack") if c in table]
@@ -115,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
     write_json(out / "audit.json", {"scenario": scenario.name, "mode": args.mode, "weeks": weeks,
                                     "seed": scenario.seed if args.seed is None else args.seed,
                                     "lies": "default" if lies is None else lies,
-                                    "rule": args.rule, "options": dict(args.options),
+                                    "rule": args.rule, "options": dict(args.options), "first_week": args.first_week,
                                     "wall_s": time.perf_counter() - started, "notes": audit_notes(mechanisms, parties, args.rule),
                                     "rows": rows})
     from experiments.plots.audit import plot_audit
