@@ -24,6 +24,12 @@ lying net cost``: positive means lying pays. Rows carry ``party``, the liar's pa
   the theory: costs stop at the last simulated week while stock carries on, and the rolling plan on
   point forecasts is not optimal in a noisy world, so a lie can lower realised social cost.
 
+Transfer rules (:mod:`policies.transfer_rules`): rows carry ``rule``, the audited mechanism's rule;
+:func:`mechanism_overrides` sets it (and any other parameter) for ``cpp-vcg`` and the menu. Under
+``vcg-both`` the retailer pays its own pivot every week, so its continuation is valued as ``S(x_t)``
+less each vendor's own least cost with its PO fixed (the vendor's side is unchanged); with that, its
+net cost too is the social cost up to terms it cannot influence.
+
 Lies (:mod:`experiments.lies`), after a control row ``truthful`` per party (its true data reported
 through the same path as a lie: its gain is zero, or the audit's own noise). By default each party's
 hand-written set:
