@@ -69,7 +69,7 @@ from sim.parties.retailer import RetailerAgent
 from sim.parties.oracle import joint_plan
 from experiments.lies import ALPHAS, TRUTHFUL, Lie, liar_agent, lie_rng, pick_lies, retailer_lies, vendor_lies  # noqa: F401
 from sim.model.data import RetailerData, VendorData, split_scenario
-from sim.model.decision import RETAILER
+from sim.model.decision import MECHANISM, RETAILER
 from sim.model.errors import FlosimError
 from sim.model.lp import LPBuilder, solve_lp
 from sim.model.scenario import Scenario
@@ -186,6 +186,7 @@ def _run_audit(
         overrides = (policy_overrides or {}).get(mech, {})
         policy = make_policy(mech, scenario, **overrides)
         truth_party, truth_social = _net_costs(World(scenario, policy, inputs).run(weeks).ledger)
+        truth_balance = truth_party.get(MECHANISM, 0.0)  # the mechanism's ledger row: its balance B
         if on_run:
             on_run()
         for lie in lies:
@@ -210,6 +211,7 @@ def _run_audit(
                     "lying_net_cost": lie_cost,
                     "truthful_social_cost": truth_social,
                     "lying_social_cost": lie_social,
+                    "truthful_balance": truth_balance,
                 }
             )
     return pd.DataFrame(rows)
@@ -261,6 +263,7 @@ def _round_audit(
     first_best = [joint_plan(ctx.retailer, ctx.vendors).social_cost for ctx in contexts]
     acc: dict[tuple[str, str, str], list[float]] = {}
     rules: dict[str, str] = {}
+    balance: dict[str, float] = {}  # the mechanism's balance B of the truthful decisions (+ deficit, - surplus)
     social: dict[str, float] = {}
     slack: dict[str, float] = {}
     for mech in mechanisms:
@@ -294,6 +297,7 @@ def _round_audit(
                 return out
 
             truth = true_costs(truth_decision)
+            balance[mech] = balance.get(mech, 0.0) + truth_decision.balance
             social[mech] = social.get(mech, 0.0) + truth["social"]
             slack[mech] = slack.get(mech, 0.0) + truth["social"] - first_best[w]
             if on_run:
@@ -332,6 +336,7 @@ def _round_audit(
                 "truthful_social_cost": social[mech],
                 "lying_social_cost": lie_social,
                 "truthful_slack": slack[mech],
+                "truthful_balance": balance[mech],
                 "within_slack": bool(gain <= slack[mech] + SLACK_TOL * abs(social[mech])),
             }
         )

@@ -56,8 +56,9 @@ from policies.cbt import CBTBreakdown, TransferPricer, cost_benefit_transfer, de
 from policies.cpp import NegotiationState, evaluate_blocks
 from policies.jit import jit_outcome
 from policies.privacy import ViewRecorder, privacy_options
-from policies.transfer_rules import (PAYEES, PivotTerms, TransferSettings, WeekInputs, expected_externalities,
-                                     distribute, retailer_pivot, settle, split_payment, transfer_settings)
+from policies.transfer_rules import (PAYEES, PivotTerms, TransferSettings, WeekInputs,  # noqa: F401 (PAYEES, split_payment: re-exported)
+                                     distribute, expected_externalities, retailer_pivot, settle, split_payment,
+                                     transfer_settings)
 from sim.parties.oracle import joint_plan
 from sim.negotiation.best_response import BestResponseOptions
 from sim.negotiation.coordinator import ADMMOptions

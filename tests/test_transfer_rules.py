@@ -288,6 +288,7 @@ def test_audit_rule_cli(tmp_path, capsys):
                  "--json", "--out", str(tmp_path / "b")]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows and {r["rule"] for r in rows} == {"vcg-both"} and {r["party"] for r in rows} == {"retailer"}
+    assert rows[0]["truthful_balance"] < 0.0  # vcg-both's balance is reported: here a surplus
 
 
 def test_mechanisms_cli(tmp_path, capsys):

@@ -116,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
                           on_run=lambda: bar.update(1), lies=lies, policy_overrides=overrides, first_week=args.first_week)
     out.mkdir(parents=True, exist_ok=True)
     write_table(out / "audit.parquet", table)
-    shown = [c for c in ("mechanism", "rule", "party", "lie", "parameter", "gain", "relative_gain", "truthful_slack", "within_slack") if c in table]
+    shown = [c for c in ("mechanism", "rule", "party", "lie", "parameter", "gain", "relative_gain", "truthful_slack", "within_slack", "truthful_balance") if c in table]
     rows = table[shown].to_dict(orient="records")
     write_json(out / "audit.json", {"scenario": scenario.name, "mode": args.mode, "weeks": weeks,
                                     "seed": scenario.seed if args.seed is None else args.seed,
@@ -135,6 +135,9 @@ def main(args: argparse.Namespace) -> int:
         if "truthful_slack" in table:
             print("truthful_slack: the truthful plans' social cost above first best, the most a lie can gain where the "
                   "vendor's net cost is the social cost plus terms it cannot move (Clarke pivot); within_slack: gain <= slack")
+        if "truthful_balance" in table:
+            print("truthful_balance: the mechanism's balance B over the truthful rounds (+ a deficit funded from outside, "
+                  "- a surplus it keeps; 0 when the transfers are budget balanced)")
         print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
         for note in audit_notes(mechanisms, parties, args.rule):
             print(f"note: {note}")
