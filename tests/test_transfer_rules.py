@@ -134,6 +134,39 @@ def test_expected_externality_by_hand(known):
     assert abs(math.fsum(d.transfers.values())) <= 1e-9 and d.balance == 0.0
 
 
+def test_expected_externality_is_bayesian_truthful_on_its_own_draws(known):
+    """Averaged over the prior's draws the mechanism uses (the others' types), a vendor's true cost of the
+    plan chosen on its report plus its transfer is least when it reports its true costs: its transfer is
+    the others' expected cost plus terms its report does not move (the AGV argument, for the one-shot
+    reading of the week the rule uses). Ex post, against the others' actual types, a lie may pay."""
+    prior = {"draws": 3, "spread": 0.3}
+    public, r_data, v_data = split_scenario(known)
+    base = planning_context(known, week=0)
+    policy = make_policy("cpp-vcg", known, solver="central", scenarios=1, transfer={"rule": "expected-externality", "prior": prior})
+    rng = np.random.default_rng(11).spawn(1)[0]
+    retailers = []
+    for _ in range(3):
+        r = RetailerAgent(public, _scaled(r_data, RETAILER_COST_FIELDS, rng.uniform(0.7, 1.3, 4)))
+        r.observe(base.retailer.state, base.retailer.forecast)
+        retailers.append(r)
+        rng.uniform(0.7, 1.3, 4)  # the vendor's drawn factors (not needed here)
+    truth = base.vendor
+
+    def interim(report):
+        d = policy.decide(replace(base, vendors={"vendor": report}, rng=np.random.default_rng(11)))
+        own = np.mean([truth.evaluate(joint_plan(r, report).plan[0]).total for r in retailers])
+        return own + d.transfers["vendor"]
+
+    def lie(fields, factors):
+        a = VendorAgent(public, _scaled(v_data["vendor"], fields, factors))
+        a.observe(truth.state)
+        return a
+
+    honest = interim(truth)
+    for report in (lie(["production"], [0.6]), lie(["truckload_cost"], [2.0]), lie(["production", "holding"], [1.5, 2.0])):
+        assert interim(report) >= honest - 1e-6 * abs(honest)
+
+
 def test_expected_externality_balances_every_week_with_two_vendors():
     """Budget balance in every week of a run (three parties: the redistribution divides by n - 1 = 2)."""
     from sim.runner import run_policies
