@@ -19,7 +19,7 @@ def plot_mechanisms(rows: Sequence[dict[str, Any]], path: str | Path, title: str
     rules = [r["rule"] for r in rows]
     y = np.arange(len(rules))
     val = lambda key: np.array([100 * (r.get(key) or 0.0) for r in rows])  # noqa: E731
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.55 * len(rules) + 2.2), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.55 * len(rules) + 3.0), sharey=True)
     ax = axes[0]
     h = 0.27
     ax.barh(y - h, val("max_vendor_lie_gain"), h, label="best vendor lie", color="#c0392b")
@@ -28,14 +28,14 @@ def plot_mechanisms(rows: Sequence[dict[str, Any]], path: str | Path, title: str
     ax.axvline(0.1, color="black", lw=0.8, ls=":", label="0.1% (1e-3)")
     ax.set_xscale("symlog", linthresh=0.01)
     ax.set_xlabel("% of social cost")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax.set_yticks(y, rules)
     ax.invert_yaxis()
     ax = axes[1]
     ax.barh(y - 0.2, [r.get("ex_ante_violations") or 0 for r in rows], 0.4, label="ex ante", color="#2c7fb8")
     ax.barh(y + 0.2, [r.get("ex_post_violations") or 0 for r in rows], 0.4, label="ex post", color="#7fcdbb")
     ax.set_xlabel("participation: party-weeks violated")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax = axes[2]
     bal = [r.get("balance_total") or 0.0 for r in rows]
     ax.barh(y, bal, color=["#c0392b" if b > 0 else "#27ae60" for b in bal])
