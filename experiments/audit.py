@@ -27,6 +27,12 @@ lying net cost``: positive means lying pays. Rows carry ``party``, the liar's pa
   the theory: costs stop at the last simulated week while stock carries on, and the rolling plan on
   point forecasts is not optimal in a noisy world, so a lie can lower realised social cost.
 
+Transfer rules (:mod:`policies.transfer_rules`): rows carry ``rule``, the audited mechanism's rule;
+:func:`mechanism_overrides` sets it (and any other parameter) for ``cpp-vcg`` and the menu. Under
+``vcg-both`` the retailer pays its own pivot every week, so its continuation is valued as ``S(x_t)``
+less each vendor's own least cost with its PO fixed (the vendor's side is unchanged); with that, its
+net cost too is the social cost up to terms it cannot influence.
+
 Lies (:mod:`experiments.lies`), after a control row ``truthful`` per party (its true data reported
 through the same path as a lie: its gain is zero, or the audit's own noise). By default each party's
 hand-written set:
@@ -67,7 +73,7 @@ from sim.parties.retailer import RetailerAgent
 from sim.parties.oracle import joint_plan
 from experiments.lies import ALPHAS, TRUTHFUL, Lie, liar_agent, lie_rng, pick_lies, retailer_lies, vendor_lies  # noqa: F401
 from sim.model.data import RetailerData, VendorData, split_scenario
-from sim.model.decision import RETAILER
+from sim.model.decision import MECHANISM, RETAILER
 from sim.model.errors import FlosimError
 from sim.model.lp import LPBuilder, solve_lp
 from sim.model.scenario import Scenario
@@ -107,6 +113,55 @@ def _lies(scenario: Scenario, parties: Sequence[str] | None, which: str | int | 
     return lies, retailer_data, vendor_data
 
 
+def policy_rule(policy: Any) -> str:
+    """The transfer rule a built policy applies (:mod:`policies.transfer_rules`), or ``""`` for a policy
+    without one (JIT, first best, a user's policy)."""
+    settings = getattr(policy, "transfer", None)
+    return str(getattr(settings, "rule", "") or "")
+
+
+#: The mechanisms whose transfer rule ``--rule`` sets (the others have a fixed rule or none).
+RULE_MECHANISMS = ("cpp-vcg", "menu")
+
+
+def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
+
+
+def mechanism_overrides(scenario: Scenario, mechanisms: Sequence[str], rule: str | None = None,
+                        options: Sequence[tuple[str, Any]] = ()) -> dict[str, dict[str, Any]]:
+    """Each mechanism's parameters for an audit: the scenario's, with ``options`` (``(dotted.name, value)``
+    pairs such as ``("solver", "central")``, ``("cpp.gap_tol", 1e-3)``, ``("transfer.prior.spread", 0.2)``)
+    and, for the mechanisms that take a transfer rule (:data:`RULE_MECHANISMS`), ``transfer.rule = rule``,
+    merged into them (nested settings are merged, not replaced). The policies validate the result when
+    they are built."""
+    import inspect
+
+    takes = {m: set(inspect.signature(type(make_policy(m, scenario)).__init__).parameters) for m in mechanisms}
+    for name, _ in options:
+        if not any(name.split(".")[0] in t for t in takes.values()):
+            raise FlosimError(f"--set {name}: not a parameter of {', '.join(mechanisms)}")
+    out: dict[str, dict[str, Any]] = {}
+    for mech in mechanisms:
+        extra: dict[str, Any] = {}
+        for name, value in options:
+            if name.split(".")[0] not in takes[mech]:
+                continue
+            node = extra
+            *path, leaf = name.split(".")
+            for part in path:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        if rule is not None and mech in RULE_MECHANISMS:
+            extra = _merge(extra, {"transfer": {"rule": rule}})
+        if extra:
+            out[mech] = _merge(dict(scenario.policies.get(mech, {})), extra)
+    return out
+
+
 def _net_costs(ledger: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
     df = pd.DataFrame(ledger)
     by_party = df.groupby("party")["value"].sum()
@@ -134,9 +189,9 @@ def _run_audit(
     rows = []
     for mech in mechanisms:
         overrides = (policy_overrides or {}).get(mech, {})
-        truth_party, truth_social = _net_costs(
-            World(scenario, make_policy(mech, scenario, **overrides), inputs).run(weeks).ledger
-        )
+        policy = make_policy(mech, scenario, **overrides)
+        truth_party, truth_social = _net_costs(World(scenario, policy, inputs).run(weeks).ledger)
+        truth_balance = truth_party.get(MECHANISM, 0.0)  # the mechanism's ledger row: its balance B
         if on_run:
             on_run()
         for lie in lies:
@@ -151,6 +206,7 @@ def _run_audit(
             rows.append(
                 {
                     "mechanism": mech,
+                    "rule": policy_rule(policy),
                     "party": lie.party,
                     "lie": lie.name,
                     "parameter": lie.parameter,
@@ -160,6 +216,7 @@ def _run_audit(
                     "lying_net_cost": lie_cost,
                     "truthful_social_cost": truth_social,
                     "lying_social_cost": lie_social,
+                    "truthful_balance": truth_balance,
                 }
             )
     return pd.DataFrame(rows)
@@ -199,21 +256,24 @@ def _round_audit(
     policy_overrides: dict[str, dict[str, Any]] | None,
     on_run: Callable[[], None] | None,
     lies: str | int | None = None,
+    first_week: int = 0,
 ) -> pd.DataFrame:
-    scenario = scenario.model_copy(update={"seed": seed, "weeks": max(weeks, 1)})
+    scenario = scenario.model_copy(update={"seed": seed, "weeks": max(first_week + weeks, 1)})
     public = split_scenario(scenario)[0]
     lies, retailer_data, vendor_data = _lies(scenario, parties, lies, seed)
     parameter = {(lie.party, lie.name): lie.parameter for lie in lies}
-    contexts = [planning_context(scenario, week=w) for w in range(weeks)]
+    contexts = [planning_context(scenario, week=w) for w in range(first_week, first_week + weeks)]
     # each round's PO is executed with that week's realised capacity and the scenario's rationing, by
     # the true vendors (an over-promise is shipped short and settled under the mechanism's remedy)
-    shares = draw_inputs(scenario, weeks=max(weeks, 1), seed=seed).get("capacity")
-    rules = scenario.execution
-    ranking = [public.fcs.index(f) for f in (rules.ranking or [])] if rules is not None else []
+    shares = draw_inputs(scenario, weeks=max(first_week + weeks, 1), seed=seed).get("capacity")
+    execution = scenario.execution
+    ranking = [public.fcs.index(f) for f in (execution.ranking or [])] if execution is not None else []
     # the least true social cost of each round, nothing fixed: the truthful plan's distance from it
     # bounds what any lie can gain where the mechanism is a Clarke pivot (a vendor's net cost = S + const)
     first_best = [joint_plan(ctx.retailer, ctx.vendors).social_cost for ctx in contexts]
     acc: dict[tuple[str, str, str], list[float]] = {}
+    rules: dict[str, str] = {}
+    balance: dict[str, float] = {}  # the mechanism's balance B of the truthful decisions (+ deficit, - surplus)
     social: dict[str, float] = {}
     slack: dict[str, float] = {}
     for mech in mechanisms:
@@ -221,12 +281,14 @@ def _round_audit(
         for w, ctx in enumerate(contexts):
             # every decision of a round sees the same demand scenarios: a fresh generator per call
             fresh = lambda c: replace(c, rng=policy_rng(seed, c.week))  # noqa: E731
-            truth_decision = make_policy(mech, scenario, **overrides).decide(fresh(ctx))
+            policy = make_policy(mech, scenario, **overrides)
+            rules[mech] = policy_rule(policy)
+            truth_decision = policy.decide(fresh(ctx))
 
             def true_costs(decision) -> dict[str, float]:
                 done = settle(ctx.retailer, ctx.vendors, decision,
-                              np.ones(len(scenario.all_origins)) if shares is None else shares[w],
-                              rationing="cheapest" if rules is None else rules.rationing, ranking=ranking)
+                              np.ones(len(scenario.all_origins)) if shares is None else shares[ctx.week],
+                              rationing="cheapest" if execution is None else execution.rationing, ranking=ranking)
                 paid = {p: float(done.transfers.get(p, 0.0)) + float(done.damages.get(p, 0.0)) for p in (RETAILER, *ctx.vendors)}
                 paid[RETAILER] -= float(sum(done.damages.values()))
                 if decision.diagnostics.get("contract") == "plan":
@@ -241,10 +303,16 @@ def _round_audit(
                          for name in ctx.vendors}  # vendor v's continuation under the pivot: S - S_-v
                 out = {name: share[name] + paid[name] for name in ctx.vendors}
                 out[RETAILER] = s_ - sum(share.values()) + paid[RETAILER]
+                if decision.diagnostics.get("transfer_rule") == "vcg-both":
+                    # the retailer pays its own pivot every week: its continuation is the social cost less
+                    # the vendors' own best continuations (each vendor's least cost with its PO fixed)
+                    out[RETAILER] = s_ - sum(agent.preferred_plan(first_week=po[agent.index]).total
+                                             for agent in ctx.vendors.values()) + paid[RETAILER]
                 out["social"] = s_
                 return out
 
             truth = true_costs(truth_decision)
+            balance[mech] = balance.get(mech, 0.0) + truth_decision.balance
             social[mech] = social.get(mech, 0.0) + truth["social"]
             slack[mech] = slack.get(mech, 0.0) + truth["social"] - first_best[w]
             if on_run:
@@ -272,6 +340,7 @@ def _round_audit(
         rows.append(
             {
                 "mechanism": mech,
+                "rule": rules[mech],
                 "party": party,
                 "lie": name,
                 "parameter": parameter[(party, name)],
@@ -282,6 +351,7 @@ def _round_audit(
                 "truthful_social_cost": social[mech],
                 "lying_social_cost": lie_social,
                 "truthful_slack": slack[mech],
+                "truthful_balance": balance[mech],
                 "within_slack": bool(gain <= slack[mech] + SLACK_TOL * abs(social[mech])),
             }
         )
@@ -299,18 +369,23 @@ def run_audit(
     policy_overrides: dict[str, dict[str, Any]] | None = None,
     on_run: Callable[[], None] | None = None,
     lies: str | int | None = None,
+    first_week: int = 0,
 ) -> pd.DataFrame:
     """The audit table: one row per mechanism, party and lie, gains summed over the audited weeks
     (``round``) or the simulated run (``run``); see the module docstring. ``parties``: the liars to
     audit by party name (default: the retailer and every vendor, each lying in turn). ``lies``: each
     party's hand-written set (None, the default), ``"all"`` (that set and the lie families generated
     from its private data) or a count ``n`` (the truthful control and ``n`` lies of ``"all"`` drawn
-    from ``seed``; :mod:`experiments.lies`). Rows carry ``parameter``, the parameter lied about."""
+    from ``seed``; :mod:`experiments.lies`). Rows carry ``parameter``, the parameter lied about, and
+    ``rule``, the mechanism's transfer rule. ``first_week`` (round mode): the first audited planning week
+    (default 0; the audit covers ``first_week .. first_week + weeks - 1``)."""
     seed = scenario.seed if seed is None else seed
     if mode == "run":
         return _run_audit(scenario, mechanisms, weeks=weeks, seed=seed, parties=parties,
                           policy_overrides=policy_overrides, on_run=on_run, lies=lies)
     if mode != "round":
         raise ValueError(f"audit mode must be 'round' or 'run', got {mode!r}")
+    if first_week < 0:
+        raise FlosimError(f"audit: first week must be >= 0, got {first_week}")
     return _round_audit(scenario, mechanisms, weeks=3 if weeks is None else weeks, seed=seed, parties=parties,
-                        policy_overrides=policy_overrides, on_run=on_run, lies=lies)
+                        policy_overrides=policy_overrides, on_run=on_run, lies=lies, first_week=first_week)

@@ -34,9 +34,13 @@ audit shows lies that pay.
 
 Parameters (scenario ``policies: {cpp-vcg: {...}}`` or keyword arguments): ``discount`` (delta),
 ``risk_aversion`` (gamma, 0 = expectation), ``scenarios`` (demand paths for the certainty equivalent),
-``two_way`` (allow negative transfers), ``payee`` (``retailer`` or ``each``), ``counterfactual``
-(``coordinated`` or ``jit-orders``: each vendor's pivot counterfactual, :data:`COUNTERFACTUALS`),
-``solver`` (``cpp`` or ``central``), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
+``transfer`` (the transfer rule and its options, :mod:`policies.transfer_rules`: ``{rule: one-way}``
+by default; ``two-way``, ``vcg-both``, ``expected-externality`` with a ``prior``, ``split-savings``),
+``two_way`` (an alias of ``transfer: {rule: two-way}``), ``payee`` (``retailer`` or ``each``; an alias
+of ``transfer.payee``), ``counterfactual`` (``coordinated`` or ``jit-orders``: each vendor's pivot
+counterfactual, :data:`COUNTERFACTUALS`), ``remedy`` (``none``, ``refund`` or ``damages``: what a PO
+delivered short does to the transfer, :mod:`sim.execution`), ``solver`` (``cpp`` or
+``central``), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
 when the policy is built), ``privacy`` (``cpp-vcg`` only: noisy vendor answers, a neutral
 coordinator, a record of what the retailer was shown; :mod:`policies.privacy`).
 """
@@ -44,7 +48,7 @@ coordinator, a record of what the retailer was shown; :mod:`policies.privacy`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +58,9 @@ from policies.cbt import CBTBreakdown, TransferPricer, cost_benefit_transfer, de
 from policies.cpp import NegotiationState, evaluate_blocks
 from policies.jit import jit_outcome
 from policies.privacy import ViewRecorder, privacy_options
+from policies.transfer_rules import (PAYEES, PivotTerms, TransferSettings, WeekInputs,  # noqa: F401 (PAYEES, split_payment: re-exported)
+                                     distribute, expected_externalities, retailer_pivot, settle, split_payment,
+                                     transfer_settings)
 from sim.parties.oracle import joint_plan
 from sim.negotiation.best_response import BestResponseOptions
 from sim.negotiation.coordinator import ADMMOptions
@@ -118,9 +125,6 @@ def cpp_settings(name: str, cpp: dict[str, Any] | None) -> tuple[ADMMOptions, Be
                           "fall back to JIT; leave certify on (loosen gap_tol instead)")
     return admm, answer_options(answers, f"policy '{name}'")
 
-
-#: Who receives a vendor's pivot payment: the retailer all of it, or each other party its own term.
-PAYEES = ("retailer", "each")
 
 #: A vendor's pivot counterfactual ``x^{-v}`` (its preferences ignored): ``coordinated``, the retailer and
 #: the other vendors agree on a plan and the retailer orders from ``v`` whatever suits it at ``v``'s
@@ -187,21 +191,11 @@ def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfac
 
 
 def pivot_transfers(pivots: Sequence[Pivot], payee: str) -> dict[str, float]:
-    """The week's transfers (what each party pays) from the vendors' pivots: each vendor pays what its
-    pivot asks; the retailer receives all of it (``payee: retailer``) or every party its own term,
-    scaled like the clamped total (``payee: each``). Budget balanced."""
-    out: dict[str, float] = {}
-    for p in pivots:
-        if p.paid == 0.0:
-            continue
-        out[p.vendor] = out.get(p.vendor, 0.0) + p.paid
-        if payee == "retailer" or p.raw == 0.0:
-            out["retailer"] = out.get("retailer", 0.0) - p.paid
-        else:
-            scale = p.paid / p.raw
-            for party, term in p.terms.items():
-                out[party] = out.get(party, 0.0) - scale * term
-    return out
+    """The week's transfers (what each party pays) from the vendors' pivots as computed (``Pivot.paid``:
+    clamped or not): each vendor pays what its pivot asks; the retailer receives all of it (``payee:
+    retailer``) or every party its own term, scaled like the clamped total (``payee: each``). Budget
+    balanced. The rules proper are :mod:`policies.transfer_rules`."""
+    return distribute([PivotTerms(p.vendor, p.terms, p.raw) for p in pivots], {p.vendor: p.paid for p in pivots}, payee)
 
 
 class CPPVCGPolicy:
@@ -214,20 +208,29 @@ class CPPVCGPolicy:
         scenarios: int = 16,
         two_way: bool = False,
         solver: str = "cpp",
-        payee: str = "retailer",
+        payee: str | None = None,
         cpp: dict[str, Any] | None = None,
         privacy: dict[str, Any] | None = None,
         counterfactual: str = "coordinated",
         remedy: str = "none",
+        transfer: dict[str, Any] | TransferSettings | None = None,
     ) -> None:
-        _check_params(self.name, discount, risk_aversion, scenarios, solver, payee)
+        _check_params(self.name, discount, risk_aversion, scenarios, solver, "retailer" if payee is None else payee)
         if counterfactual not in COUNTERFACTUALS:
             raise FlosimError(f"policy '{self.name}': counterfactual must be one of {', '.join(COUNTERFACTUALS)}, "
                               f"got {counterfactual!r}")
         self.remedy = check_remedy(f"policy '{self.name}'", remedy)
         self.discount, self.risk_aversion, self.scenarios = discount, risk_aversion, scenarios
-        self.two_way, self.solver, self.payee = two_way, solver, payee
+        #: the transfer rule and its options (``transfer``; ``two_way`` and ``payee`` are aliases)
+        self.transfer = transfer_settings(transfer, two_way=two_way, payee=payee, where=f"policy '{self.name}'")
+        self.two_way, self.solver, self.payee = self.transfer.rule != "one-way", solver, self.transfer.payee
         self.counterfactual = counterfactual
+        if self.remedy != "none" and self.transfer.rule not in ("one-way", "two-way"):
+            # a remedy re-prices the vendors' pivots on the delivered PO (:meth:`repriced`); the other rules'
+            # terms (the retailer's pivot, expected externalities, split savings) are not re-priced
+            raise FlosimError(f"policy '{self.name}': remedy {self.remedy!r} works with transfer.rule one-way or "
+                              f"two-way, got transfer.rule {self.transfer.rule!r}")
+        self._centre: Any = None  # the scenario's private data: the expected-externality prior's centre
         self.admm, self.answers = cpp_settings(self.name, cpp)
         self.privacy = ViewRecorder(privacy_options(privacy, f"policy '{self.name}'"))
         if self.privacy.admm_update():
@@ -237,6 +240,40 @@ class CPPVCGPolicy:
     def shown(self) -> list[Any]:
         """What the policy showed the retailer, week by week (with ``privacy: {record: true}``)."""
         return self.privacy.shown
+
+    def bind_scenario(self, scenario: Any) -> None:
+        """Called by :func:`policies.registry.make_policy`: the scenario's parameters are the centre of the
+        ``expected-externality`` rule's prior (public in the simulator; the parties report through their agents)."""
+        if self.transfer.rule == "expected-externality":
+            from sim.model.data import split_scenario
+
+            _, r_data, v_data = split_scenario(scenario)
+            self._centre = (r_data, v_data)
+
+    def settlement(self, ctx: PlanningContext, plan: np.ndarray, pivots: Sequence[Pivot],
+                   savings: dict[str, float], retailer_extra: float) -> tuple[Any, dict[str, Any]]:
+        """The week's transfers under the rule (:func:`policies.transfer_rules.settle`) from the vendors'
+        pivots, the reported savings of the binding week over JIT and, as the rule needs, the retailer's
+        pivot or the expected externalities; with the rule's diagnostics."""
+        rule, diag = self.transfer.rule, {}
+        inputs = WeekInputs(pivots=[PivotTerms(p.vendor, p.terms, p.raw) for p in pivots], savings=savings,
+                            retailer_extra=retailer_extra)
+        if rule == "vcg-both":
+            index = {n: ctx.public.vendor_index(n) for n in ctx.vendors}
+            rp = retailer_pivot(ctx.vendors, plan[:, 0], self.discount, index)
+            inputs = replace(inputs, retailer_pivot=rp.total)
+            diag["retailer_pivot"] = rp.total
+        elif rule == "expected-externality":
+            if self._centre is None:
+                raise FlosimError(f"policy '{self.name}': transfer rule 'expected-externality' needs the scenario "
+                                  "(the prior's centre): build the policy with policies.registry.make_policy, or call "
+                                  "bind_scenario(scenario)")
+            xi = expected_externalities(ctx, self.transfer.prior, self._centre, ctx.rng.spawn(1)[0])
+            inputs = replace(inputs, externalities=xi)
+            diag.update({f"expected_externality_{p}": v for p, v in xi.items()})
+        done = settle(self.transfer, inputs)
+        diag.update(transfer_rule=rule, transfer_balance=done.balance, transfer_clamped=len(done.clamped))
+        return done, diag
 
     def decide(self, ctx: PlanningContext) -> Decision:
         jit = jit_outcome(ctx)
@@ -267,14 +304,17 @@ class CPPVCGPolicy:
             pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
                                        joint_at_plan=joint, paths=paths))
-        transfers = pivot_transfers(pivots, self.payee)
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = evaluate_blocks(ctx, plan)
+        savings, retailer_extra = binding_week_savings(ctx, jit, r_eff, v_eff)
+        settled, rule_diag = self.settlement(ctx, plan, pivots, savings, retailer_extra)
+        transfers = settled.transfers
+        diag.update(rule_diag)
         # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation)
         vs_jit = pivots[0].cbt if len(pivots) == 1 else cost_benefit_transfer(
             ctx, plan, jit.plan, discount=self.discount, risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=True,
             paths=paths)
-        paid_total = float(sum(p.paid for p in pivots))
+        paid_total = float(sum(settled.paid.values()))
         self.privacy.keep(ctx.week, result, plan, paid_total)
         if len(pivots) == 1:  # the one-vendor names of earlier versions
             cbt = pivots[0].cbt
@@ -282,7 +322,7 @@ class CPPVCGPolicy:
                         cbt_raw=pivots[0].raw)
         for p in pivots:
             diag[f"pivot_raw_{p.vendor}"] = p.raw
-            diag[f"pivot_paid_{p.vendor}"] = p.paid
+            diag[f"pivot_paid_{p.vendor}"] = settled.paid.get(p.vendor, 0.0)
         # ex ante participation: expected gain over JIT from this week's decision, per party
         diag["ex_ante_margin_retailer"] = -transfers.get("retailer", 0.0) - (vs_jit.immediate + vs_jit.future_mean)
         for name, cost in v_eff.items():
@@ -323,20 +363,12 @@ class CPPVCGPolicy:
         return pivot_transfers(pivots, self.payee)
 
 
-def split_payment(savings: dict[str, float], pay_total: float) -> dict[str, float]:
-    """What each vendor pays of ``pay_total`` (split-savings): its own reported saving less its part of
-    what the vendors keep, ``K = sum_u s_u - pay_total``, in proportion to how much the plan changes
-    its costs: ``T_v = s_v - K |s_v| / sum_u |s_u|`` (equal parts when no vendor's cost changes). The
-    payments sum to ``pay_total``; a vendor whose costs the plan leaves alone pays nothing, and each
-    vendor's margin over JIT, ``s_v - T_v``, has the sign of ``K`` (a vendor whose saving is negative is
-    made whole first). With one vendor it pays ``pay_total``. (A split in proportion to the signed
-    savings divides by their sum, which may be near zero while the savings are large.)"""
-    if len(savings) == 1:
-        return {name: pay_total for name in savings}
-    kept = sum(savings.values()) - pay_total
-    scale = sum(abs(s) for s in savings.values())
-    weights = {name: abs(s) / scale if scale > 0 else 1.0 / len(savings) for name, s in savings.items()}
-    return {name: s - kept * weights[name] for name, s in savings.items()}
+def binding_week_savings(ctx: PlanningContext, jit: Any, r_eff: Any, v_eff: dict[str, Any]) -> tuple[dict[str, float], float]:
+    """The binding week's planned costs of the plan over JIT: each vendor's saving (as it reports its
+    costs: what makes split-savings manipulable) and the retailer's extra cost."""
+    retailer_extra = float(r_eff.by_week[0] - jit.retailer.by_week[0])
+    savings = {name: float(jit.vendors[name].by_week[0] - c.by_week[0]) for name, c in v_eff.items()}
+    return savings, retailer_extra
 
 
 class SplitSavingsPolicy:
@@ -349,6 +381,7 @@ class SplitSavingsPolicy:
             raise FlosimError(f"policy '{self.name}': share must be in [0, 1], got {share}")
         _check_params(self.name, 1.0, 0.0, 1, solver)
         self.share, self.solver = share, solver
+        self.transfer = TransferSettings(rule="split-savings", share=float(share))
         self.admm, self.answers = cpp_settings(self.name, cpp)
 
     def decide(self, ctx: PlanningContext) -> Decision:
@@ -359,12 +392,10 @@ class SplitSavingsPolicy:
         r_eff, v_eff = ctx.retailer.evaluate(plan), evaluate_blocks(ctx, plan)
         # the binding week's planned costs: retailer's extra cost and each vendor's saving from x*_t over
         # x^J_t, the vendors' as they report them (which is what makes the rule manipulable)
-        retailer_extra = float(r_eff.by_week[0] - jit.retailer.by_week[0])
-        savings = {name: float(jit.vendors[name].by_week[0] - c.by_week[0]) for name, c in v_eff.items()}
+        savings, retailer_extra = binding_week_savings(ctx, jit, r_eff, v_eff)
         saving = sum(savings.values()) - retailer_extra
-        pay_total = retailer_extra + self.share * saving  # retailer ends `share` of the week's saving better off
-        transfers = split_payment(savings, pay_total)
-        transfers["retailer"] = -pay_total
+        transfers = settle(self.transfer, WeekInputs(savings=savings, retailer_extra=retailer_extra)).transfers
+        pay_total = -transfers["retailer"]  # retailer ends `share` of the week's saving better off
         diag.update(
             planned_saving=saving,
             ex_ante_margin_retailer=pay_total - retailer_extra,

@@ -112,7 +112,7 @@ and ``receiving_scaled``.
 
 Parameters: ``size`` (items including ``x^J``, a whole number >= 1; per vendor), ``method``, ``preference``, ``disclosure``,
 ``volume_step``, ``levels``, ``commitment``, ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
-CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way``.
+CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`).
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ import numpy as np
 
 from policies.cbt import CBTBreakdown, TransferPricer
 from policies.jit import jit_outcome
+from policies.transfer_rules import transfer_settings
 from sim.model.decision import Decision, PlanningContext, check_remedy
 from sim.model.errors import FlosimError
 from sim.model.plan_cost import PlanCost
@@ -137,7 +138,10 @@ ROOM_SURCHARGES = (0.3, 0.2, 0.5)
 STEER_DISCOUNT = 0.1
 METHODS = ("discount", "shift", "mixed")
 DECLINE = ("infeasible", "any")
-DECLINED = "declined: JIT terms"  # the pick of a vendor that can ship no item of its menu
+DECLINED = "declined: JIT terms"
+#: The transfer rules a menu implements: its prices are CBTs, clamped at zero or not (the vendor's pick is
+#: its own; the retailer chooses nothing, so it has no pivot of its own to pay).
+MENU_RULES = ("one-way", "two-way")  # the pick of a vendor that can ship no item of its menu
 
 
 @dataclass(frozen=True)
@@ -473,6 +477,7 @@ class MenuPolicy:
         two_way: bool = False,
         decline: str = "infeasible",
         remedy: str = "none",
+        transfer: dict[str, Any] | None = None,
     ) -> None:
         self.remedy = check_remedy("policy 'menu'", remedy)
         size = _whole("size", size, 1)
@@ -497,6 +502,9 @@ class MenuPolicy:
             raise FlosimError(f"policy 'menu': risk_aversion must be a number >= 0, got {risk_aversion!r}")
         if not isinstance(two_way, bool):
             raise FlosimError(f"policy 'menu': two_way must be true or false, got {two_way!r}")
+        # the transfer rule (policies.transfer_rules): an item's price is its CBT, one-way or two-way
+        self.transfer = transfer_settings(transfer, two_way=two_way, allowed=MENU_RULES, where="policy 'menu'")
+        two_way = self.transfer.rule == "two-way"
         if disclosure not in ("volume", "names"):
             raise FlosimError(f"policy 'menu': disclosure must be 'volume' or 'names', got {disclosure!r}")
         if not _positive_number(volume_step):

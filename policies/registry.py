@@ -154,6 +154,9 @@ def make_policy(spec: str | Policy, scenario: Scenario, **overrides: Any) -> Pol
     if ":" in spec and name in BUILTIN:
         raise FlosimError(f"policy '{spec}': its name {name!r} is a built-in policy's; give the class another "
                           "name (results, savings and participation are keyed by it)")
+    bind = getattr(policy, "bind_scenario", None)
+    if callable(bind):  # a policy that needs the scenario's published parameters (a transfer rule's prior)
+        bind(scenario)
     return policy
 
 

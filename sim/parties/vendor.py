@@ -130,6 +130,22 @@ class VendorAgent:
         b.add_terms("ub", cap[:, :, None], p, 1.0)
         return {"lane_units": q, "produced": p, "stock": s, "spare": v1, "truckload": v2}
 
+    def preferred_plan(self, first_week: np.ndarray | None = None) -> PlanCost:
+        """The vendor's own preferred block ``argmin C_v`` (the retailer's wishes ignored: what it would
+        ship at the wholesale prices if it chose), or with ``first_week`` ``[F, K]`` this week's block given
+        and its own best later weeks. The counterfactual of the retailer's pivot (``vcg-both``)."""
+        b = LPBuilder()
+        x = b.add_var(self.plan_shape)
+        self.add_block(b, x)
+        lp = b.build()
+        if first_week is not None:
+            lp = lp.with_bounds(x[0], first_week, first_week)
+        sol = solve_lp(lp, raise_on_fail=False)
+        if not sol.ok:
+            return PlanCost.infeasible(np.zeros(self.plan_shape) if first_week is None else
+                                       np.broadcast_to(first_week, self.plan_shape).copy(), self.public.horizon)
+        return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), self.party, self.public.horizon)
+
     def evaluate(self, plan: np.ndarray, state: VendorState | None = None, *, allow_short: bool = False) -> PlanCost:
         """The vendor's cost of shipping its block ``plan`` ``[H, F, K]`` (net of wholesale revenue);
         infinite if it cannot.
