@@ -113,8 +113,12 @@ def jit_orders_audits():
 
 def test_no_vendor_lie_pays_under_the_jit_orders_pivot(jit_orders_audits):
     """The counterfactual does not depend on the vendor's reports, so truthfulness stays dominant."""
+    from experiments.lies import vendor_lies
+    from sim.model.data import split_scenario
+
     t = jit_orders_audits[True]
-    assert len(t) == 16 and set(t["party"]) == {"acme", "sonora"}
+    vendors = split_scenario(load_scenario("two-vendors"))[2]
+    assert len(t) == sum(len(vendor_lies(d)) for d in vendors.values()) and set(t["party"]) == {"acme", "sonora"}
     assert (t["relative_gain"] <= 1e-6).all(), t[["party", "lie", "relative_gain"]]
 
 
