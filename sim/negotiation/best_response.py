@@ -34,6 +34,7 @@ on the agent's side: it holds the agent's private LP, and hands the coordinator 
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import struct
@@ -406,15 +407,32 @@ def _negotiator_in_worker(agent: Any, options: BestResponseOptions | None, first
     raise TypeError(f"{type(agent).__name__} is neither a negotiator, an agent with add_block, nor a factory")
 
 
-def _worker_main() -> None:
+def _worker_main(preload: tuple[str, ...] | None = None) -> None:
     """Entry point of a :class:`ProcessNegotiator` worker: read the agent, build its negotiator, answer
     calls until told to stop. The protocol runs on the original stdin/stdout; anything a library
-    prints goes to stderr."""
+    prints goes to stderr. ``preload`` (a worker started ahead, :func:`prestart_workers`): import these
+    modules, then say so (one message) before waiting for an agent."""
     inp = os.fdopen(os.dup(0), "rb")
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
+    if preload is not None:
+        import importlib
+
+        try:
+            for name in preload:
+                importlib.import_module(name)
+            _send(out, (True, "ready"))
+        except Exception as exc:
+            _send(out, (False, f"{type(exc).__name__}: {exc}"))
+            return
     try:
         agent, options, first_week = _recv(inp)
+    except EOFError:  # stopped before it was given an agent (an idle worker started ahead)
+        return
+    except Exception as exc:  # an agent that cannot be unpickled here
+        _send(out, (False, f"{type(exc).__name__}: {exc}"))
+        return
+    try:
         negotiator = _negotiator_in_worker(agent, options, first_week)
         shape = getattr(negotiator, "shape", None)
         _send(out, (True, {"shape": None if shape is None else tuple(int(v) for v in shape),
@@ -436,6 +454,77 @@ def _worker_main() -> None:
             _send(out, (False, f"{type(exc).__name__}: {exc}"))
 
 
+_WORKER_CODE = "from sim.negotiation.best_response import _worker_main; _worker_main({})"
+#: workers started ahead by :func:`prestart_workers`, not yet given an agent
+_IDLE: list[subprocess.Popen] = []
+_IDLE_LOCK = threading.Lock()
+
+
+def _spawn_worker(preload: tuple[str, ...] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _WORKER_CODE.format("" if preload is None else repr(tuple(preload)))],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def _take_worker() -> subprocess.Popen | None:
+    """An idle worker started ahead (the oldest still alive), or None."""
+    with _IDLE_LOCK:
+        while _IDLE:
+            proc = _IDLE.pop(0)
+            if proc.poll() is None:
+                return proc
+    return None
+
+
+def prestart_workers(n: int, preload: tuple[str, ...] = ()) -> int:
+    """Start ``n`` agent worker processes ahead of the negotiation, wait until each has imported
+    flosim's negotiation code and the ``preload`` modules (for example the agents' modules, which
+    unpickling them would import), and keep them idle: the next ``n`` :class:`ProcessNegotiator`
+    objects take them instead of starting a ``python`` each. Returns how many are idle now.
+
+    This is what an agent service that is already running saves: the interpreter's start and its
+    imports, nothing of the negotiation (the agent's data still travels, and its model is still built,
+    when a :class:`ProcessNegotiator` takes a worker). ``flosim bench`` starts the agents' workers this
+    way before its timers, as the central solve's timer also excludes its solver's import. Idle workers
+    left over are stopped by :func:`stop_idle_workers` (and at exit)."""
+    procs = [_spawn_worker(tuple(preload)) for _ in range(max(0, int(n)))]
+    ready = []
+    for proc in procs:
+        try:
+            ok, info = _recv(proc.stdout)
+        except (EOFError, OSError):
+            ok, info = False, "closed its pipe"
+        if ok:
+            ready.append(proc)
+        else:
+            proc.kill()
+            proc.wait()
+            raise BestResponseError(f"agent worker failed to start: {info}")
+    with _IDLE_LOCK:
+        _IDLE.extend(ready)
+        return len(_IDLE)
+
+
+def stop_idle_workers() -> None:
+    """Stop every worker started ahead that no negotiator took."""
+    with _IDLE_LOCK:
+        idle = list(_IDLE)
+        _IDLE.clear()
+    for proc in idle:
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()  # the worker reads end of file and returns
+            except (OSError, ValueError):
+                pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+atexit.register(stop_idle_workers)
+
+
 class ProcessNegotiator:
     """An agent's negotiator running in its own process: the agent's data moves there and stays.
 
@@ -451,13 +540,13 @@ class ProcessNegotiator:
     """
 
     def __init__(self, agent: Any, options: BestResponseOptions | None = None, first_week: np.ndarray | None = None) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from sim.negotiation.best_response import _worker_main; _worker_main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        self._proc = _take_worker() or _spawn_worker()
         self._lock = threading.Lock()
-        _send(self._proc.stdin, (agent, options, first_week))
+        # the agent is sent from a thread: a pickle larger than the pipe's buffer blocks until the
+        # worker reads it (after its imports), and the next agent's worker should start meanwhile
+        self._sent: BaseException | None = None
+        self._sender = threading.Thread(target=self._send_agent, args=((agent, options, first_week),), daemon=True)
+        self._sender.start()
         self._ready = False
         self._info: dict[str, Any] = {}
         known = getattr(agent, "plan_shape", None)
@@ -485,9 +574,18 @@ class ProcessNegotiator:
                 return False
         return bool(self._info.get("can_certify"))
 
+    def _send_agent(self, payload: Any) -> None:
+        try:
+            _send(self._proc.stdin, payload)
+        except BaseException as exc:  # reported by _start (the worker died before reading it)
+            self._sent = exc
+
     def _start(self) -> None:
         """Wait for the worker's set-up report (under the lock)."""
         if not self._ready:
+            self._sender.join()
+            if self._sent is not None:
+                raise BrokenPipeError(f"could not send the agent: {self._sent}")
             ok, info = _recv(self._proc.stdout)
             if not ok:
                 raise BestResponseError(f"agent process failed to start: {info}")
@@ -525,6 +623,8 @@ class ProcessNegotiator:
 
     def close(self) -> None:
         """Stop the worker process (idempotent)."""
+        if getattr(self, "_sender", None) is not None and self._sender.is_alive():
+            self._sender.join(timeout=10)
         if self._proc.poll() is None:
             try:
                 _send(self._proc.stdin, None)
