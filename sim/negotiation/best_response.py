@@ -444,9 +444,12 @@ def _worker_main(preload: tuple[str, ...] | None = None) -> None:
         try:
             msg = _recv(inp)
         except EOFError:
-            return
-        if msg is None:
-            return
+            msg = None
+        if msg is None:  # done: leave at once (the interpreter's tear-down of numpy, scipy and OSQP
+            # takes a tenth of a second that the parent's close() would wait for); nothing is pending
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         method, args = msg
         try:
             _send(out, (True, getattr(negotiator, method)(*args)))
