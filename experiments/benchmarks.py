@@ -243,6 +243,7 @@ class ScaledCosts:
         self.party = agent.party
         self.plan_shape = agent.plan_shape
         self.index = getattr(agent, "index", None)
+        self.warm_checks = getattr(agent, "warm_checks", False)
 
     def negotiator(self, options: Any = None, *, process: bool = False) -> Any:
         """The scaled agent's negotiator, built from its scaled cost model."""

@@ -49,7 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from sim.model.lp import LinearProgram, LPBuilder, solve_lp
+from sim.model.lp import LinearProgram, LPBuilder, LPModel, solve_lp
 from sim.negotiation.protocol import can_certify
 from sim.model.validation import number_from_text
 
@@ -149,9 +149,14 @@ class BestResponseError(RuntimeError):
 class LPBestResponse:
     """A :class:`~sim.negotiation.protocol.Negotiator` for an agent whose cost is ``lp`` over plan variables ``x_idx``."""
 
-    def __init__(self, lp: LinearProgram, x_idx: np.ndarray, options: BestResponseOptions | None = None) -> None:
+    def __init__(self, lp: LinearProgram, x_idx: np.ndarray, options: BestResponseOptions | None = None,
+                 warm_checks: bool = False) -> None:
         self.options = options or BestResponseOptions()
         self._lp = lp
+        #: own_cost re-solves the LP of the last dual_value from its basis (HiGHS warm start) instead of
+        #: from scratch; the optimal value is the same to HiGHS's tolerance, so only the time differs
+        self.warm_checks = bool(warm_checks)
+        self._check: LPModel | None = None
         self.shape = tuple(np.shape(x_idx))
         self._x = np.asarray(x_idx, dtype=np.int64).ravel()
         self._rho: np.ndarray | None = None
@@ -318,7 +323,12 @@ class LPBestResponse:
         """The agent's private cost ``C(x)`` of plan ``x`` (``inf`` if it cannot carry it out).
         Diagnostics only: the coordinator never calls this."""
         flat = np.asarray(x, dtype=float).ravel()
-        sol = solve_lp(self._lp.with_bounds(self._x, flat, flat), raise_on_fail=False)
+        fixed = self._lp.with_bounds(self._x, flat, flat)
+        if self._check is not None:  # from the last dual LP's basis; anything but optimal is decided from scratch
+            sol = self._check.solve(fixed, raise_on_fail=False)
+            if sol.ok:
+                return sol.objective
+        sol = solve_lp(fixed, raise_on_fail=False)
         return sol.objective if sol.ok else float("inf")
 
     def dual_value(self, prices: np.ndarray) -> float:
@@ -328,7 +338,12 @@ class LPBestResponse:
         y = np.asarray(prices, dtype=float).ravel()
         c = self._lp.c.copy()
         np.add.at(c, self._x, y)
-        sol = solve_lp(replace(self._lp, c=c), raise_on_fail=False)
+        if self.warm_checks:  # the same solve as solve_lp's (a model's first solve), kept for own_cost
+            model = LPModel(self._lp, warm=True)
+            sol = model.solve(replace(self._lp, c=c), raise_on_fail=False)
+            self._check = model if sol.ok else None
+        else:
+            sol = solve_lp(replace(self._lp, c=c), raise_on_fail=False)
         if sol.ok:
             return sol.objective
         if "nbounded" in sol.status and "nfeasible" not in sol.status:
@@ -353,7 +368,7 @@ def negotiator_for(agent: Any, options: BestResponseOptions | None = None,
     lp = b.build()
     if first_week is not None:
         lp = fix_first_week(lp, x, first_week)
-    return LPBestResponse(lp, x, options)
+    return LPBestResponse(lp, x, options, warm_checks=bool(getattr(agent, "warm_checks", False)))
 
 
 def fix_first_week(lp: Any, x: np.ndarray, first_week: np.ndarray) -> Any:
