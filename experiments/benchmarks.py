@@ -22,12 +22,21 @@ scenario's initial stock, mean demand as the forecast):
   interior-point solver without crossover above, where simplex does not finish in reasonable time,
   see :func:`sim.model.lp.solve_lp`);
 * the CPP negotiation as the ``cpp`` policy runs it (:func:`policies.cpp.negotiate_efficient_plan`:
-  building both agents' best-response solvers, in their own processes from 5,000 plan components
-  on, the ADMM rounds, and the vendor's confirmation of the plan: ``cpp_s``), its iterations, and
+  sending each agent its data and building its best-response solver, in its own process from 5,000
+  plan components on, the ADMM rounds, the certificate checks and the vendor's confirmation of the
+  plan, up to the agents' processes stopping: ``cpp_s``), its iterations, and
   the relative social-cost gap of the plan it returns to the first best; and ``certified_gap``, the
   bound on that gap the two agents certify without any central solve (:mod:`sim.negotiation.certificate`:
   each agent's cost of the plan and its dual value at its final prices), with its time
   (``certify_s``: the stopping rule's checks, which are part of the negotiation and so of ``cpp_s``).
+
+What ``cpp_s`` leaves out: the agents' worker processes are started before the timers
+(:func:`sim.negotiation.best_response.prestart_workers`; ``startup_s``: a ``python`` each, importing
+numpy, scipy, OSQP and flosim, about 0.6 s on two cores). An agent that negotiates for a party is a
+service already running on that party's side, and the central solve's timer leaves out its solver's
+imports too; what a negotiation pays each time (the agent's data, its model, every answer and check)
+is in ``cpp_s``. The workers are ready (idle) before the central solve starts, so they take no CPU
+from it.
 
 What a user may do: ``flosim bench --sizes small,pilot`` (or call :func:`run_benchmark`), and build the
 same scenarios with :func:`benchmark_scenario` for their own experiments.
