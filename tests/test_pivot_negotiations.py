@@ -1,0 +1,57 @@
+"""CPP-VCG's pivot negotiations on ``two-vendors``: they end certified where the main one does, so a
+vendor's lie cannot buy a week of JIT (no transfer) by making a pivot's negotiation fail."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+import policies.cpp as cpp
+from experiments.audit import _lies
+from experiments.lies import liar_agent
+from forecasts.inputs import policy_rng
+from policies.registry import make_policy
+from sim.model.data import split_scenario
+from sim.model.scenario import load_scenario
+from sim.world import planning_context
+
+
+def _decide_logging(monkeypatch, ctx, scenario):
+    """The cpp-vcg decision of ``ctx`` and every negotiation it ran: (vendors taking part, result)."""
+    results = []
+    original = cpp.negotiate_efficient_plan
+
+    def logged(c, options=None, *args, **kwargs):
+        plan, result = original(c, options, *args, **kwargs)
+        results.append((tuple(kwargs.get("vendors") or c.vendors), kwargs.get("first_week") is not None, result))
+        return plan, result
+
+    monkeypatch.setattr(cpp, "negotiate_efficient_plan", logged)
+    decision = make_policy("cpp-vcg", scenario).decide(replace(ctx, rng=policy_rng(scenario.seed, ctx.week)))
+    return decision, results
+
+
+@pytest.fixture(scope="module")
+def sonora_lie_week0():
+    scenario = load_scenario("two-vendors")
+    public = split_scenario(scenario)[0]
+    lies, _, vendor_data = _lies(scenario, ["sonora"])
+    lie = next(lie for lie in lies if lie.name == "scale_costs_x0.8")
+    ctx = planning_context(scenario, week=0)
+    liar = liar_agent(public, lie, vendor_data["sonora"])
+    liar.observe(ctx.vendors["sonora"].state)
+    return scenario, replace(ctx, vendors={**ctx.vendors, "sonora": liar})
+
+
+def test_a_stalled_pivot_negotiation_is_certified_not_a_jit_week(monkeypatch, sonora_lie_week0) -> None:
+    """Week 0, sonora scaling its costs by 0.8: acme's joint re-plan (the retailer and sonora, the PO
+    fixed) stalls with its residuals above tolerance until the cap, on a plan certified within 2e-4.
+    It used to end there uncertified and the whole week fell back to JIT, which paid sonora +370
+    over its truthful week (the audit's +333 over three weeks). Now the cap round is checked."""
+    scenario, ctx = sonora_lie_week0
+    decision, results = _decide_logging(monkeypatch, ctx, scenario)
+    assert "fallback" not in decision.diagnostics
+    assert len(results) == 5  # the main negotiation, then x^{-v} and the joint re-plan of each vendor
+    assert all(r.status == "converged" and r.gap_bound <= 1e-3 for _, _, r in results)
+    assert decision.transfers["sonora"] > 0  # sonora pays its pivot
