@@ -147,6 +147,21 @@ def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray
     return efficient_plan(ctx, solver, admm, answers, vendors=others, start=start, first_week=held)
 
 
+def pivot_options(admm: ADMMOptions, main: Any) -> ADMMOptions:
+    """The options of a vendor's pivot negotiations (``x^{-v}`` and the joint re-plan at ``x*_t``):
+    ``admm`` with their stop on the absolute gap the main negotiation ``main`` was allowed,
+    ``gap_tol`` times its certified lower bound on the social cost. Their own objective ``S_-v``
+    includes the retailer's wholesale payments to ``v``, which no revenue of ``v`` cancels, so it is
+    1.3 to 1.8 times the social cost on ``two-vendors`` and the relative ``gap_tol`` would let each
+    of them err by that much more than the main plan, while ``T_v`` is a difference of their values.
+    ``admm`` itself when ``main`` carries no certified positive lower bound (a central solve) or the
+    options already stop on an absolute gap."""
+    cert = getattr(main, "certificate", None)
+    if admm.gap_abs is not None or cert is None or not np.isfinite(cert.lower) or cert.lower <= 0:
+        return admm
+    return admm.model_copy(update={"gap_abs": admm.gap_tol * float(cert.lower)})
+
+
 @dataclass(frozen=True)
 class Pivot:
     """One vendor's pivot this week: the terms of ``T_v`` by party, the raw total and what is paid."""
@@ -248,14 +263,15 @@ class CPPVCGPolicy:
         # every vendor's pivot (and the ex-ante comparison with JIT) on the same demand scenarios
         paths = demand_scenarios(ctx, self.scenarios)
         pivots, counterfactuals = [], []
+        pivot_admm = pivot_options(self.admm, result)  # each pivot's error within the main plan's
         for name in ctx.vendors:
             others = [u for u in ctx.vendors if u != name]
             # without the other vendors the counterfactual is the retailer alone: its JIT plan
             start = NegotiationState.of(result, list(ctx.vendors)) if result is not None else None
-            counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, self.admm,
+            counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, pivot_admm,
                                                          self.answers, start=start)
             joint, jdiag = (None, {}) if not others or counterfactual is None else efficient_plan(
-                ctx, self.solver, self.admm, self.answers, vendors=others, start=start, first_week=plan[:, 0])
+                ctx, self.solver, pivot_admm, self.answers, vendors=others, start=start, first_week=plan[:, 0])
             if counterfactual is None or (others and joint is None):  # a pivot's negotiation failed: no transfer
                 self.privacy.keep(ctx.week, result, jit.plan, 0.0)
                 failed = cdiag if counterfactual is None else jdiag

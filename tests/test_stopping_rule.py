@@ -193,3 +193,20 @@ def test_the_last_round_is_checked_whatever_the_residuals() -> None:
         _lp_negotiators(agents), (int(np.prod(DIMS)),))
     assert tight.status == "iteration_cap" and not tight.converged and tight.checks == 1
     assert tight.gap_bound == pytest.approx(loose.gap_bound)
+
+
+def test_an_absolute_gap_stops_within_it() -> None:
+    """``gap_abs``: the stop is on ``upper - lower`` (money), not the relative gap: half the
+    absolute gap the relative stop allows takes at least as many rounds and ends within it."""
+    agents = pair(*DIMS, backlog_ratio=200, seed=3)
+    fb = first_best(agents)
+    relative = ConsensusADMM(ADMMOptions()).negotiate(_lp_negotiators(agents), (int(np.prod(DIMS)),))
+    allowed = 0.5 * 1e-3 * fb
+    absolute = ConsensusADMM(ADMMOptions(gap_abs=allowed)).negotiate(_lp_negotiators(agents), (int(np.prod(DIMS)),))
+    assert absolute.converged
+    c = absolute.certificate
+    assert c.upper - c.lower <= allowed
+    assert social_cost(agents, absolute.certified_plan) - fb <= allowed + 1e-9 * fb
+    assert absolute.iterations >= relative.iterations
+    with pytest.raises(ValueError):
+        ADMMOptions(gap_abs=0)
