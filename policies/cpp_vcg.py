@@ -269,7 +269,7 @@ class CPPVCGPolicy:
             # without the other vendors the counterfactual is the retailer alone: its JIT plan
             start = NegotiationState.of(result, list(ctx.vendors)) if result is not None else None
             counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, pivot_admm,
-                                                         self.answers, start=start)
+                                                         self.answers)  # (cold: see pivot_counterfactual)
             joint, jdiag = (None, {}) if not others or counterfactual is None else efficient_plan(
                 ctx, self.solver, pivot_admm, self.answers, vendors=others, start=start, first_week=plan[:, 0])
             if counterfactual is None or (others and joint is None):  # a pivot's negotiation failed: no transfer
