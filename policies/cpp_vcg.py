@@ -19,10 +19,9 @@ vendors' whole planned blocks, and a vendor could then shift the later, non-bind
 competitor by inflating its costs and pay less (the audit found gains of up to 0.15 of a week's
 social cost). Truthful answers are a dominant strategy for each vendor: its cost plus ``T_v`` equals
 the social cost up to terms it cannot influence (measured: with exact solves no vendor lie pays on
-``two-vendors``; with CPP's default ``gap_tol`` of 1e-2 one lie gains 0.0054 of social cost, none at
-1e-3; docs/vendors.md). ``payee``: who receives ``T_v``: ``retailer`` (default, all of it) or ``each``
-(every other party its own term). ``two_way: false`` (default) clamps each ``T_v`` at zero: a vendor
-never receives money for its own pivot (under ``payee: each`` it may receive its term of another
+``two-vendors``; with CPP none gains more than 2.7e-4 of social cost; docs/vendors.md). ``payee``:
+who receives ``T_v``: ``retailer`` (default, all of it) or ``each`` (every other party its own term).
+``two_way: false`` (default) clamps each ``T_v`` at zero: a vendor never receives money for its own pivot (under ``payee: each`` it may receive its term of another
 vendor's).
 
 ``split-savings``: the same efficient plan, but the binding week's planned saving over JIT (the
@@ -135,7 +134,10 @@ def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray
                          start: Any = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x^{-v}`` of ``vendor`` (``kind``: one of :data:`COUNTERFACTUALS`): the plan of the retailer and the
     other vendors with ``vendor``'s preferences ignored; ``None`` if the negotiation did not converge.
-    Without other vendors it is the retailer's own plan ``jit_plan``."""
+    Without other vendors it is the retailer's own plan ``jit_plan``. ``start``: a state to start the
+    negotiation from; never one that carries ``vendor``'s reports (the main negotiation's): ``x^{-v}``
+    would then depend on them, and where many counterfactual POs are nearly equally cheap (as for
+    ``two-vendors``' sonora) a lie could choose among them (:class:`CPPVCGPolicy` starts it cold)."""
     others = [u for u in ctx.vendors if u != vendor]
     if not others:
         return jit_plan, {}
@@ -267,6 +269,7 @@ class CPPVCGPolicy:
         for name in ctx.vendors:
             others = [u for u in ctx.vendors if u != name]
             # without the other vendors the counterfactual is the retailer alone: its JIT plan
+            # the joint re-plan at x*_t starts from the main agreement (it depends on x* anyway)
             start = NegotiationState.of(result, list(ctx.vendors)) if result is not None else None
             counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, pivot_admm,
                                                          self.answers)  # (cold: see pivot_counterfactual)
