@@ -21,8 +21,8 @@ social cost). Truthful answers are a dominant strategy for each vendor: its cost
 the social cost up to terms it cannot influence (measured: with exact solves no vendor lie pays on
 ``two-vendors``; with CPP none gains more than 2.7e-4 of social cost; docs/vendors.md). ``payee``:
 who receives ``T_v``: ``retailer`` (default, all of it) or ``each`` (every other party its own term).
-``two_way: false`` (default) clamps each ``T_v`` at zero: a vendor never receives money for its own pivot (under ``payee: each`` it may receive its term of another
-vendor's).
+``two_way: false`` (default) clamps each ``T_v`` at zero: a vendor never receives money for its
+own pivot (under ``payee: each`` it may receive its term of another vendor's).
 
 ``split-savings``: the same efficient plan, but the binding week's planned saving over JIT (the
 vendors' reported savings less the retailer's extra cost) is split through the transfers: the
