@@ -19,11 +19,10 @@ vendors' whole planned blocks, and a vendor could then shift the later, non-bind
 competitor by inflating its costs and pay less (the audit found gains of up to 0.15 of a week's
 social cost). Truthful answers are a dominant strategy for each vendor: its cost plus ``T_v`` equals
 the social cost up to terms it cannot influence (measured: with exact solves no vendor lie pays on
-``two-vendors``; with CPP's default ``gap_tol`` of 1e-2 one lie gains 0.0054 of social cost, none at
-1e-3; docs/vendors.md). ``payee``: who receives ``T_v``: ``retailer`` (default, all of it) or ``each``
-(every other party its own term). ``two_way: false`` (default) clamps each ``T_v`` at zero: a vendor
-never receives money for its own pivot (under ``payee: each`` it may receive its term of another
-vendor's).
+``two-vendors``; with CPP none gains more than 2.7e-4 of social cost; docs/vendors.md). ``payee``:
+who receives ``T_v``: ``retailer`` (default, all of it) or ``each`` (every other party its own term).
+``two_way: false`` (default) clamps each ``T_v`` at zero: a vendor never receives money for its
+own pivot (under ``payee: each`` it may receive its term of another vendor's).
 
 ``split-savings``: the same efficient plan, but the binding week's planned saving over JIT (the
 vendors' reported savings less the retailer's extra cost) is split through the transfers: the
@@ -139,7 +138,10 @@ def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray
                          start: Any = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x^{-v}`` of ``vendor`` (``kind``: one of :data:`COUNTERFACTUALS`): the plan of the retailer and the
     other vendors with ``vendor``'s preferences ignored; ``None`` if the negotiation did not converge.
-    Without other vendors it is the retailer's own plan ``jit_plan``."""
+    Without other vendors it is the retailer's own plan ``jit_plan``. ``start``: a state to start the
+    negotiation from; never one that carries ``vendor``'s reports (the main negotiation's): ``x^{-v}``
+    would then depend on them, and where many counterfactual POs are nearly equally cheap (as for
+    ``two-vendors``' sonora) a lie could choose among them (:class:`CPPVCGPolicy` starts it cold)."""
     others = [u for u in ctx.vendors if u != vendor]
     if not others:
         return jit_plan, {}
@@ -149,6 +151,21 @@ def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray
         i = ctx.public.vendor_index(vendor)
         held[i] = jit_plan[i, 0]
     return efficient_plan(ctx, solver, admm, answers, vendors=others, start=start, first_week=held)
+
+
+def pivot_options(admm: ADMMOptions, main: Any) -> ADMMOptions:
+    """The options of a vendor's pivot negotiations (``x^{-v}`` and the joint re-plan at ``x*_t``):
+    ``admm`` with their stop on the absolute gap the main negotiation ``main`` was allowed,
+    ``gap_tol`` times its certified lower bound on the social cost. Their own objective ``S_-v``
+    includes the retailer's wholesale payments to ``v``, which no revenue of ``v`` cancels, so it is
+    1.3 to 1.8 times the social cost on ``two-vendors`` and the relative ``gap_tol`` would let each
+    of them err by that much more than the main plan, while ``T_v`` is a difference of their values.
+    ``admm`` itself when ``main`` carries no certified positive lower bound (a central solve) or the
+    options already stop on an absolute gap."""
+    cert = getattr(main, "certificate", None)
+    if admm.gap_abs is not None or cert is None or not np.isfinite(cert.lower) or cert.lower <= 0:
+        return admm
+    return admm.model_copy(update={"gap_abs": admm.gap_tol * float(cert.lower)})
 
 
 @dataclass(frozen=True)
@@ -287,14 +304,16 @@ class CPPVCGPolicy:
         # every vendor's pivot (and the ex-ante comparison with JIT) on the same demand scenarios
         paths = demand_scenarios(ctx, self.scenarios)
         pivots, counterfactuals = [], {}
+        pivot_admm = pivot_options(self.admm, result)  # each pivot's error within the main plan's
         for name in ctx.vendors:
             others = [u for u in ctx.vendors if u != name]
             # without the other vendors the counterfactual is the retailer alone: its JIT plan
+            # the joint re-plan at x*_t starts from the main agreement (it depends on x* anyway)
             start = NegotiationState.of(result, list(ctx.vendors)) if result is not None else None
-            counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, self.admm,
-                                                         self.answers, start=start)
+            counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, pivot_admm,
+                                                         self.answers)  # (cold: see pivot_counterfactual)
             joint, jdiag = (None, {}) if not others or counterfactual is None else efficient_plan(
-                ctx, self.solver, self.admm, self.answers, vendors=others, start=start, first_week=plan[:, 0])
+                ctx, self.solver, pivot_admm, self.answers, vendors=others, start=start, first_week=plan[:, 0])
             if counterfactual is None or (others and joint is None):  # a pivot's negotiation failed: no transfer
                 self.privacy.keep(ctx.week, result, jit.plan, 0.0)
                 failed = cdiag if counterfactual is None else jdiag

@@ -175,3 +175,38 @@ def test_an_agent_failing_at_a_check_fails_the_negotiation_instead_of_raising() 
     assert result.status == "failed" and not result.agreed and not result.certified
     assert "certificate check" in result.message and "solver licence expired" in result.message
     assert result.iterations >= 1 and np.all(np.isfinite(result.z))
+
+
+def test_the_last_round_is_checked_whatever_the_residuals() -> None:
+    """With a residual test that never passes (zero tolerances), no check is triggered before the cap;
+    the last round is still certified: ``converged`` when its bound is within ``gap_tol`` (and the
+    plan's true gap within the bound), the cap otherwise, with the bound reported either way."""
+    agents = pair(*DIMS, backlog_ratio=200, seed=3)
+    fb = first_best(agents)
+    loose = ConsensusADMM(ADMMOptions(eps_abs=0, eps_rel=0, max_iter=50, gap_tol=0.03)).negotiate(
+        _lp_negotiators(agents), (int(np.prod(DIMS)),))
+    assert loose.status == "converged" and loose.iterations == 50 and loose.checks == 1
+    assert loose.primal_residual > 0  # the answers still disagree: the residual test did not stop it
+    assert loose.gap_bound <= 0.03
+    assert (social_cost(agents, loose.certified_plan) - fb) / fb <= loose.gap_bound + 1e-9
+    tight = ConsensusADMM(ADMMOptions(eps_abs=0, eps_rel=0, max_iter=50, gap_tol=1e-3)).negotiate(
+        _lp_negotiators(agents), (int(np.prod(DIMS)),))
+    assert tight.status == "iteration_cap" and not tight.converged and tight.checks == 1
+    assert tight.gap_bound == pytest.approx(loose.gap_bound)
+
+
+def test_an_absolute_gap_stops_within_it() -> None:
+    """``gap_abs``: the stop is on ``upper - lower`` (money), not the relative gap: half the
+    absolute gap the relative stop allows takes at least as many rounds and ends within it."""
+    agents = pair(*DIMS, backlog_ratio=200, seed=3)
+    fb = first_best(agents)
+    relative = ConsensusADMM(ADMMOptions()).negotiate(_lp_negotiators(agents), (int(np.prod(DIMS)),))
+    allowed = 0.5 * 1e-3 * fb
+    absolute = ConsensusADMM(ADMMOptions(gap_abs=allowed)).negotiate(_lp_negotiators(agents), (int(np.prod(DIMS)),))
+    assert absolute.converged
+    c = absolute.certificate
+    assert c.upper - c.lower <= allowed
+    assert social_cost(agents, absolute.certified_plan) - fb <= allowed + 1e-9 * fb
+    assert absolute.iterations >= relative.iterations
+    with pytest.raises(ValueError):
+        ADMMOptions(gap_abs=0)

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from experiments.plots.style import save_to  # noqa: E402
+
 
 def plot_audit(table: pd.DataFrame, path: str | Path, title: str = "Incentive audit") -> Path:
     """Horizontal bars of ``relative_gain`` (percent of truthful social cost); red where lying pays."""
@@ -30,7 +32,4 @@ def plot_audit(table: pd.DataFrame, path: str | Path, title: str = "Incentive au
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+    return save_to(fig, path)

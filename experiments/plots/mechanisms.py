@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.plots.style import save_to  # noqa: E402
+
 
 def plot_mechanisms(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "Transfer rules") -> Path:
     """Three panels by rule: the best vendor and retailer lie gains beside the planning gap (percent of
@@ -45,7 +47,4 @@ def plot_mechanisms(rows: Sequence[dict[str, Any]], path: str | Path, title: str
         a.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+    return save_to(fig, path)

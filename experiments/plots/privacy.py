@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.plots.style import save_figure  # noqa: E402
+from experiments.plots.style import save_to  # noqa: E402
 from sim.negotiation.cost_curves import FittedCurve  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def plot_curve(true_steps: Sequence[tuple[float, float, float]], fitted: dict[st
     ax.set_ylabel(f"marginal cost of a unit of volume {unit_volume:g}")
     ax.set_title(title)
     ax.legend()
-    return _save(fig, path)
+    return save_to(fig, path)
 
 
 def tradeoff_points(summaries: Sequence[dict[str, Any]]) -> list[tuple[str, float, float]]:
@@ -64,11 +64,4 @@ def plot_tradeoff(summaries: Sequence[dict[str, Any]], path: str | Path, title: 
     ax.set_xlabel("share of vendor parameters recovered within 5%")
     ax.set_ylabel("share of the first-best saving (planned, week by week)")
     ax.set_title(title)
-    return _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    """Written like every flosim figure (:func:`experiments.plots.style.save_figure`), in the format
-    the file name's suffix says."""
-    path = Path(path)
-    return save_figure(fig, path.parent, path.stem, (path.suffix.lstrip(".") or "png",))[0]
+    return save_to(fig, path)

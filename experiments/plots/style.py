@@ -52,3 +52,10 @@ def save_figure(fig: "plt.Figure", out_dir: Path, stem: str, formats: Sequence[s
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def save_to(fig: "plt.Figure", path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` like every flosim figure (:func:`save_figure`), in the format the file
+    name's suffix says (png when it has none), and close it."""
+    path = Path(path)
+    return save_figure(fig, path.parent, path.stem, (path.suffix.lstrip(".") or "png",))[0]

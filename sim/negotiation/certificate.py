@@ -310,11 +310,13 @@ class Certifier:
         return cls(negotiators, plan, blocks=blocks, at=at) if all(can_certify(n) for n in negotiators) else None
 
     def __call__(self, z: np.ndarray, answers: Sequence[np.ndarray], prices: Sequence[np.ndarray],
-                 answer_prices: Sequence[np.ndarray] | None = None, target: float | None = None) -> Certificate:
+                 answer_prices: Sequence[np.ndarray] | None = None, target: float | None = None,
+                 target_abs: float | None = None) -> Certificate:
         """Certify the plan of this round. ``answer_prices``: each agent's ``y_i + rho (x_i - z)``
         (the coordinator passes them); ``target``: the gap at which the check would stop (the
-        coordinator's ``gap_tol``): a second set of answer prices is tried only when the first does
-        not reach it (None: always)."""
+        coordinator's ``gap_tol``), ``target_abs``: the absolute gap ``upper - lower`` at which it
+        would (its ``gap_abs``): a second set of answer prices is tried only when the first does not
+        reach either (both None: always)."""
         t0 = time.perf_counter()
         blocks = self.blocks
         second: list[np.ndarray] | None = None
@@ -359,7 +361,9 @@ class Certifier:
             self.best_lower = c.lower
         if second is not None and np.isfinite(c.lower):  # (also when this plan has no bound: later checks keep it)
             gap = Certificate.of(c.upper, self.best_lower).gap
-            if target is None or not gap <= target:
+            reached = ((target is not None and gap <= target)
+                       or (target_abs is not None and c.upper - self.best_lower <= target_abs))
+            if not reached:
                 other = lower_bound(self.negotiators, second, np.shape(z), parallel=self.parallel, blocks=blocks)
                 if np.isfinite(other) and other > self.best_lower:
                     self.best_lower = other

@@ -44,8 +44,16 @@ give a far tighter bound than the coordinator's own prices when an agent's LP is
 (:func:`sim.negotiation.certificate.answer_prices_of`). After the
 first check, checks repeat at the first round with the residual test passed at least
 ``certify_every`` rounds after the last (a fixed spacing, not a timed one, so that a negotiation is
-reproducible bit for bit). So a ``converged`` negotiation has both: answers that agree within
-tolerance and a certified plan. Where some agent
+reproducible bit for bit). The last round (``max_iter``) is checked whatever its residuals: ADMM
+over degenerate LPs can stall with a residual a few times its tolerance while the plan is already
+near-optimal (the answers keep moving among equally cheap ways to make and ship), and such a
+negotiation used to end at the cap with a plan its certificate would have accepted (measured: a
+pivot negotiation of ``two-vendors`` stalled at primal residual 2.7 against a tolerance of 1.2 for
+440 rounds while its certified gap was 1.8e-4). So a ``converged`` negotiation has a certified plan,
+and answers that agree within tolerance unless it was certified at the cap. With ``gap_abs`` set
+the stop is on the certified *absolute* gap ``upper - lower`` instead (also when the lower bound is
+<= 0, where no relative gap is bounded): for a negotiation whose own objective is not the quantity
+whose error matters, such as CPP-VCG's pivots (:func:`policies.cpp_vcg.pivot_options`). Where some agent
 cannot certify, the negotiation stops on the residual test alone with status
 ``"stopped_on_residuals"``, ``certified`` and ``converged`` false: an agreement (``agreed``), but
 with no bound on its gap (measured on FloPro-style agents with a high backlog penalty, at the
@@ -135,6 +143,10 @@ class ADMMOptions(BaseModel):
     eps_rel: float = Field(1e-3, ge=0, description="relative tolerance on residual norms")
     gap_tol: float = Field(1e-3, gt=0, description=(
         "certified relative gap to first best at which a negotiation whose agents can certify stops as 'converged'"))
+    gap_abs: float | None = Field(None, gt=0, description=(
+        "certified absolute gap (upper - lower, money) at which it stops instead, when set: for a negotiation whose "
+        "objective is not the quantity whose error matters (a pivot's, which includes payments no party's revenue "
+        "cancels); None: the relative gap_tol"))
     certify: bool = Field(True, description=(
         "check the certificate where every agent can give it (False: stop on residuals, status 'stopped_on_residuals')"))
     certify_every: int = Field(10, ge=1, description=(
@@ -377,14 +389,20 @@ class ConsensusADMM:
                 stop: Status | None = None
                 if certifier is None:
                     stop = "stopped_on_residuals" if agreed else None
-                elif agreed and (next_check is None or k >= next_check):
+                elif (agreed and (next_check is None or k >= next_check)) or k == opt.max_iter:
+                    # the residual test only triggers checks (the certificate is valid at any round): the
+                    # last round is checked whatever the residuals say, so that a negotiation whose
+                    # residuals stall above their tolerance on a near-optimal plan (degenerate answers
+                    # that keep moving at no cost) is not lost to the cap
                     try:
                         args = (z_new.reshape(shape), [layout.part(X, i) for i in range(N)],
                                 [layout.part(Y_new, i) for i in range(N)])
                         if getattr(certifier, "takes_answer_prices", False):
                             # the prices at which each answer is exact: y_i + rho (x_i - z) as sent
                             A = Y + rho * (X - zs)
-                            certificate = certifier(*args, answer_prices=[layout.part(A, i) for i in range(N)], target=opt.gap_tol)
+                            targets: dict[str, Any] = ({"target": opt.gap_tol} if opt.gap_abs is None else
+                                                       {"target": None, "target_abs": opt.gap_abs})
+                            certificate = certifier(*args, answer_prices=[layout.part(A, i) for i in range(N)], **targets)
                         else:
                             certificate = certifier(*args)
                     except Exception as exc:  # an agent that fails at a check is reported like one failing to answer
@@ -393,7 +411,7 @@ class ConsensusADMM:
                     checks += 1
                     checks_s += certificate.wall_s
                     checked_at = k
-                    if certificate.gap <= opt.gap_tol:
+                    if within_tolerance(certificate, opt):
                         stop = "converged"
                     else:  # a fixed spacing (not timed), so that a negotiation is reproducible bit for bit
                         next_check = k + opt.certify_every
@@ -482,6 +500,16 @@ class ConsensusADMM:
         )
 
 
+def within_tolerance(certificate: Any, opt: ADMMOptions) -> bool:
+    """Whether ``certificate`` stops a negotiation with options ``opt``: its absolute gap ``upper -
+    lower`` within ``gap_abs`` when that is set (any finite lower bound, also one <= 0), else its
+    relative gap within ``gap_tol``."""
+    if opt.gap_abs is not None:
+        return bool(np.isfinite(certificate.upper) and np.isfinite(certificate.lower)
+                    and certificate.upper - certificate.lower <= opt.gap_abs)
+    return bool(certificate.gap <= opt.gap_tol)
+
+
 def _hist(k: int, rho: float, r: float, s: float, ep: float, ed: float, step: str, certificate: Any = None) -> dict[str, Any]:
     h = {"iteration": k, "rho": rho, "primal": r, "dual": s, "eps_pri": float(ep), "eps_dual": float(ed), "step": step}
     if certificate is not None:
@@ -496,7 +524,9 @@ def _message(status: str, iterations: int, opt: ADMMOptions, certificate: Any) -
         return ("stopped on residuals: not certified (some agent cannot bound its cost), "
                 "so the plan's gap to first best is not known")
     text = f"not converged after {iterations} rounds" + (f" (time limit {opt.time_limit:g} s)" if status == "time_limit" else "")
-    if certificate is not None:
+    if certificate is not None and opt.gap_abs is not None:
+        text += f"; last certified absolute gap {certificate.upper - certificate.lower:.4g} (gap_abs {opt.gap_abs:g})"
+    elif certificate is not None:
         text += f"; last certified gap {certificate.gap:.3g} (gap_tol {opt.gap_tol:g})"
     return text
 
