@@ -34,6 +34,7 @@ on the agent's side: it holds the agent's private LP, and hands the coordinator 
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import struct
@@ -48,7 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from sim.model.lp import LinearProgram, LPBuilder, solve_lp
+from sim.model.lp import LinearProgram, LPBuilder, LPModel, solve_lp
 from sim.negotiation.protocol import can_certify
 from sim.model.validation import number_from_text
 
@@ -148,9 +149,14 @@ class BestResponseError(RuntimeError):
 class LPBestResponse:
     """A :class:`~sim.negotiation.protocol.Negotiator` for an agent whose cost is ``lp`` over plan variables ``x_idx``."""
 
-    def __init__(self, lp: LinearProgram, x_idx: np.ndarray, options: BestResponseOptions | None = None) -> None:
+    def __init__(self, lp: LinearProgram, x_idx: np.ndarray, options: BestResponseOptions | None = None,
+                 warm_checks: bool = False) -> None:
         self.options = options or BestResponseOptions()
         self._lp = lp
+        #: own_cost re-solves the LP of the last dual_value from its basis (HiGHS warm start) instead of
+        #: from scratch; the optimal value is the same to HiGHS's tolerance, so only the time differs
+        self.warm_checks = bool(warm_checks)
+        self._check: LPModel | None = None
         self.shape = tuple(np.shape(x_idx))
         self._x = np.asarray(x_idx, dtype=np.int64).ravel()
         self._rho: np.ndarray | None = None
@@ -317,7 +323,12 @@ class LPBestResponse:
         """The agent's private cost ``C(x)`` of plan ``x`` (``inf`` if it cannot carry it out).
         Diagnostics only: the coordinator never calls this."""
         flat = np.asarray(x, dtype=float).ravel()
-        sol = solve_lp(self._lp.with_bounds(self._x, flat, flat), raise_on_fail=False)
+        fixed = self._lp.with_bounds(self._x, flat, flat)
+        if self._check is not None:  # from the last dual LP's basis; anything but optimal is decided from scratch
+            sol = self._check.solve(fixed, raise_on_fail=False)
+            if sol.ok:
+                return sol.objective
+        sol = solve_lp(fixed, raise_on_fail=False)
         return sol.objective if sol.ok else float("inf")
 
     def dual_value(self, prices: np.ndarray) -> float:
@@ -327,7 +338,12 @@ class LPBestResponse:
         y = np.asarray(prices, dtype=float).ravel()
         c = self._lp.c.copy()
         np.add.at(c, self._x, y)
-        sol = solve_lp(replace(self._lp, c=c), raise_on_fail=False)
+        if self.warm_checks:  # the same solve as solve_lp's (a model's first solve), kept for own_cost
+            model = LPModel(self._lp, warm=True)
+            sol = model.solve(replace(self._lp, c=c), raise_on_fail=False)
+            self._check = model if sol.ok else None
+        else:
+            sol = solve_lp(replace(self._lp, c=c), raise_on_fail=False)
         if sol.ok:
             return sol.objective
         if "nbounded" in sol.status and "nfeasible" not in sol.status:
@@ -352,7 +368,7 @@ def negotiator_for(agent: Any, options: BestResponseOptions | None = None,
     lp = b.build()
     if first_week is not None:
         lp = fix_first_week(lp, x, first_week)
-    return LPBestResponse(lp, x, options)
+    return LPBestResponse(lp, x, options, warm_checks=bool(getattr(agent, "warm_checks", False)))
 
 
 def fix_first_week(lp: Any, x: np.ndarray, first_week: np.ndarray) -> Any:
@@ -406,15 +422,32 @@ def _negotiator_in_worker(agent: Any, options: BestResponseOptions | None, first
     raise TypeError(f"{type(agent).__name__} is neither a negotiator, an agent with add_block, nor a factory")
 
 
-def _worker_main() -> None:
+def _worker_main(preload: tuple[str, ...] | None = None) -> None:
     """Entry point of a :class:`ProcessNegotiator` worker: read the agent, build its negotiator, answer
     calls until told to stop. The protocol runs on the original stdin/stdout; anything a library
-    prints goes to stderr."""
+    prints goes to stderr. ``preload`` (a worker started ahead, :func:`prestart_workers`): import these
+    modules, then say so (one message) before waiting for an agent."""
     inp = os.fdopen(os.dup(0), "rb")
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
+    if preload is not None:
+        import importlib
+
+        try:
+            for name in preload:
+                importlib.import_module(name)
+            _send(out, (True, "ready"))
+        except Exception as exc:
+            _send(out, (False, f"{type(exc).__name__}: {exc}"))
+            return
     try:
         agent, options, first_week = _recv(inp)
+    except EOFError:  # stopped before it was given an agent (an idle worker started ahead)
+        return
+    except Exception as exc:  # an agent that cannot be unpickled here
+        _send(out, (False, f"{type(exc).__name__}: {exc}"))
+        return
+    try:
         negotiator = _negotiator_in_worker(agent, options, first_week)
         shape = getattr(negotiator, "shape", None)
         _send(out, (True, {"shape": None if shape is None else tuple(int(v) for v in shape),
@@ -426,14 +459,88 @@ def _worker_main() -> None:
         try:
             msg = _recv(inp)
         except EOFError:
-            return
-        if msg is None:
-            return
+            msg = None
+        if msg is None:  # done: leave at once (the interpreter's tear-down of numpy, scipy and OSQP
+            # takes a tenth of a second that the parent's close() would wait for); nothing is pending
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         method, args = msg
         try:
             _send(out, (True, getattr(negotiator, method)(*args)))
         except Exception as exc:
             _send(out, (False, f"{type(exc).__name__}: {exc}"))
+
+
+_WORKER_CODE = "from sim.negotiation.best_response import _worker_main; _worker_main({})"
+#: workers started ahead by :func:`prestart_workers`, not yet given an agent
+_IDLE: list[subprocess.Popen] = []
+_IDLE_LOCK = threading.Lock()
+
+
+def _spawn_worker(preload: tuple[str, ...] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _WORKER_CODE.format("" if preload is None else repr(tuple(preload)))],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def _take_worker() -> subprocess.Popen | None:
+    """An idle worker started ahead (the oldest still alive), or None."""
+    with _IDLE_LOCK:
+        while _IDLE:
+            proc = _IDLE.pop(0)
+            if proc.poll() is None:
+                return proc
+    return None
+
+
+def prestart_workers(n: int, preload: tuple[str, ...] = ()) -> int:
+    """Start ``n`` agent worker processes ahead of the negotiation, wait until each has imported
+    flosim's negotiation code and the ``preload`` modules (for example the agents' modules, which
+    unpickling them would import), and keep them idle: the next ``n`` :class:`ProcessNegotiator`
+    objects take them instead of starting a ``python`` each. Returns how many are idle now.
+
+    This is what an agent service that is already running saves: the interpreter's start and its
+    imports, nothing of the negotiation (the agent's data still travels, and its model is still built,
+    when a :class:`ProcessNegotiator` takes a worker). ``flosim bench`` starts the agents' workers this
+    way before its timers, as the central solve's timer also excludes its solver's import. Idle workers
+    left over are stopped by :func:`stop_idle_workers` (and at exit)."""
+    procs = [_spawn_worker(tuple(preload)) for _ in range(max(0, int(n)))]
+    ready = []
+    for proc in procs:
+        try:
+            ok, info = _recv(proc.stdout)
+        except (EOFError, OSError):
+            ok, info = False, "closed its pipe"
+        if ok:
+            ready.append(proc)
+        else:
+            proc.kill()
+            proc.wait()
+            raise BestResponseError(f"agent worker failed to start: {info}")
+    with _IDLE_LOCK:
+        _IDLE.extend(ready)
+        return len(_IDLE)
+
+
+def stop_idle_workers() -> None:
+    """Stop every worker started ahead that no negotiator took."""
+    with _IDLE_LOCK:
+        idle = list(_IDLE)
+        _IDLE.clear()
+    for proc in idle:
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()  # the worker reads end of file and returns
+            except (OSError, ValueError):
+                pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+atexit.register(stop_idle_workers)
 
 
 class ProcessNegotiator:
@@ -451,13 +558,13 @@ class ProcessNegotiator:
     """
 
     def __init__(self, agent: Any, options: BestResponseOptions | None = None, first_week: np.ndarray | None = None) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from sim.negotiation.best_response import _worker_main; _worker_main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        self._proc = _take_worker() or _spawn_worker()
         self._lock = threading.Lock()
-        _send(self._proc.stdin, (agent, options, first_week))
+        # the agent is sent from a thread: a pickle larger than the pipe's buffer blocks until the
+        # worker reads it (after its imports), and the next agent's worker should start meanwhile
+        self._sent: BaseException | None = None
+        self._sender = threading.Thread(target=self._send_agent, args=((agent, options, first_week),), daemon=True)
+        self._sender.start()
         self._ready = False
         self._info: dict[str, Any] = {}
         known = getattr(agent, "plan_shape", None)
@@ -485,9 +592,18 @@ class ProcessNegotiator:
                 return False
         return bool(self._info.get("can_certify"))
 
+    def _send_agent(self, payload: Any) -> None:
+        try:
+            _send(self._proc.stdin, payload)
+        except BaseException as exc:  # reported by _start (the worker died before reading it)
+            self._sent = exc
+
     def _start(self) -> None:
         """Wait for the worker's set-up report (under the lock)."""
         if not self._ready:
+            self._sender.join()
+            if self._sent is not None:
+                raise BrokenPipeError(f"could not send the agent: {self._sent}")
             ok, info = _recv(self._proc.stdout)
             if not ok:
                 raise BestResponseError(f"agent process failed to start: {info}")
@@ -525,6 +641,8 @@ class ProcessNegotiator:
 
     def close(self) -> None:
         """Stop the worker process (idempotent)."""
+        if getattr(self, "_sender", None) is not None and self._sender.is_alive():
+            self._sender.join(timeout=10)
         if self._proc.poll() is None:
             try:
                 _send(self._proc.stdin, None)

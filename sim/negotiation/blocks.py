@@ -45,6 +45,17 @@ def _check_basic(block: Any, where: str) -> None:
                     raise ValueError(f"{where} = {block!r}: slice bounds must be ints or None")
 
 
+def norm(a: np.ndarray) -> float:
+    """The Euclidean norm of all of ``a``'s entries, without BLAS. ``np.linalg.norm`` calls BLAS's dot,
+    which OpenBLAS runs on several threads from 10,000 entries on; its threads then spin for a while
+    (tens of milliseconds) waiting for more work, so a coordinator taking a few norms a round kept a
+    core busy the whole negotiation, the core its agents' processes answer on (measured on the pilot
+    benchmark, two cores: 4 of the coordinator's 6 CPU seconds). Also the same bits on any machine
+    (a threaded dot sums in an order that depends on the thread count)."""
+    a = np.asarray(a, dtype=float)
+    return float(np.sqrt(np.sum(np.square(a))))
+
+
 @dataclass(frozen=True)
 class BlockLayout:
     """The agents' blocks of a plan of shape ``shape`` and the stacked layout of their components.
@@ -138,8 +149,8 @@ class BlockLayout:
     def spread_norm(self, z: np.ndarray) -> float:
         """``||z restricted to each agent, stacked||`` (``sqrt(N) ||z||`` when every agent holds it all)."""
         if self.full:
-            return float(np.sqrt(self.n_agents)) * float(np.linalg.norm(z))
-        return float(np.linalg.norm(z[self.index]))
+            return float(np.sqrt(self.n_agents)) * norm(z)
+        return norm(z[self.index])
 
     def part(self, stacked: np.ndarray, i: int) -> np.ndarray:
         """Agent ``i``'s entries of a stacked array, in its block's shape (a view)."""

@@ -174,6 +174,11 @@ def certify(negotiators: Sequence[Any], prices: Sequence[np.ndarray], plan: np.n
     nothing is raised, so a negotiation's plan is never lost to its certificate. ``parallel``: ask the
     agents at once (threads; pays off when they run in their own processes).
 
+    ``plan`` may also be a callable without arguments returning it (agent 0 holding the whole plan):
+    it is then called while the agents compute their dual values, which do not depend on the plan
+    (the stopping rule's check: the vendors confirm the plan while the retailer solves its dual LP),
+    and the agents are asked at once whatever ``parallel`` says.
+
     ``blocks[i]``: the part of the global ``plan`` agent ``i`` holds (None, the default: every agent
     holds the whole plan); ``prices[i]`` is then in its block's shape, agent ``i`` is asked its dual
     value at its re-centred prices and its cost of ``plan[blocks[i]]``, and no agent is shown
@@ -181,24 +186,51 @@ def certify(negotiators: Sequence[Any], prices: Sequence[np.ndarray], plan: np.n
     if len(negotiators) != len(prices):
         raise ValueError(f"certify: {len(negotiators)} negotiators but {len(prices)} price arrays")
     t0 = time.perf_counter()
-    layout = BlockLayout.of(np.shape(plan), len(negotiators), blocks)
+    plan_of = plan if callable(plan) else None
+    shape = np.shape(prices[0]) if plan_of is not None and (blocks is None or blocks[0] is None) else np.shape(plan)
+    if plan_of is not None and blocks is not None and blocks[0] is not None:
+        raise ValueError("certify: a plan given as a callable needs agent 0 to hold the whole plan")
+    layout = BlockLayout.of(shape, len(negotiators), blocks)
     missing = _not_certifiable(negotiators)
     if missing:
         return Certificate.of(float("nan"), float("-inf"), time.perf_counter() - t0, missing)
     own = _centred(layout, prices)
-    plan = np.asarray(plan, dtype=float)
+    N = len(negotiators)
 
-    def both(i: int) -> tuple[float, float]:
-        return float(negotiators[i].dual_value(own[i])), float(negotiators[i].own_cost(layout.take(plan, i)))
+    def dual(i: int) -> float:
+        return float(negotiators[i].dual_value(own[i]))
 
+    def cost(i: int, plan: np.ndarray) -> float:
+        return float(negotiators[i].own_cost(layout.take(plan, i)))
+
+    plan_error: BaseException | None = None
     try:
-        if parallel and len(negotiators) > 1:
-            with ThreadPoolExecutor(max_workers=len(negotiators)) as pool:
-                terms = list(pool.map(both, range(len(negotiators))))
+        if plan_of is not None:  # the dual values do not need the plan: they are computed while it is made
+            with ThreadPoolExecutor(max_workers=2 * N) as pool:
+                duals = [pool.submit(dual, i) for i in range(N)]
+                try:  # (a failure to make the plan is the caller's, as if it had made it first)
+                    plan = np.asarray(plan_of(), dtype=float)
+                    if plan.shape != tuple(shape):
+                        raise ValueError(f"certify: the plan has shape {plan.shape}; the prices say {tuple(shape)}")
+                except Exception as exc:
+                    plan_error = exc
+                    for d in duals:
+                        d.cancel()
+                    terms = []
+                else:
+                    costs = [pool.submit(cost, i, plan) for i in range(N)]
+                    terms = [(d.result(), c.result()) for d, c in zip(duals, costs)]
+        elif parallel and N > 1:
+            plan = np.asarray(plan, dtype=float)
+            with ThreadPoolExecutor(max_workers=N) as pool:
+                terms = list(pool.map(lambda i: (dual(i), cost(i, plan)), range(N)))
         else:
-            terms = [both(i) for i in range(len(negotiators))]
+            plan = np.asarray(plan, dtype=float)
+            terms = [(dual(i), cost(i, plan)) for i in range(N)]
     except BestResponseError as exc:  # an agent could not compute its term: no bound, said so
         return Certificate.of(float("nan"), float("-inf"), time.perf_counter() - t0, f"no lower bound: {exc}")
+    if plan_error is not None:
+        raise plan_error
     lower = float(sum(d for d, _ in terms))
     upper = float(sum(c for _, c in terms))
     return Certificate.of(upper, lower, time.perf_counter() - t0)
@@ -296,8 +328,19 @@ class Certifier:
             last = answer_prices_of(layout, stacked, "last")
             second = [layout.part(last, i) for i in range(len(self.negotiators))]
         if self.plan_rule is not None:
-            plan = np.asarray(self.plan_rule(z, answers), dtype=float)
-            c = certify(self.negotiators, prices, plan, parallel=self.parallel, blocks=blocks)
+            made: list[np.ndarray] = []
+
+            def plan_now() -> np.ndarray:
+                made.append(np.asarray(self.plan_rule(z, answers), dtype=float))
+                return made[0]
+
+            whole = blocks is None or blocks[0] is None
+            if whole and self.parallel and len(self.negotiators) > 1:  # the plan is made during the dual LPs
+                c = certify(self.negotiators, prices, plan_now, blocks=blocks)
+                plan = made[0] if made else plan_now()  # (certify returns before making it if an agent cannot certify)
+            else:
+                plan = plan_now()
+                c = certify(self.negotiators, prices, plan, parallel=self.parallel, blocks=blocks)
         else:  # the cheapest of the consensus plan and the answers (an answer can be the only feasible one)
             z = np.asarray(z, dtype=float)
             layout = BlockLayout.of(z.shape, len(self.negotiators), blocks)

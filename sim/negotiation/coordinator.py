@@ -112,7 +112,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sim.negotiation.blocks import BlockLayout
+from sim.negotiation.blocks import BlockLayout, norm
 from sim.negotiation.protocol import Negotiator
 from sim.negotiation.transcript import Transcript
 from sim.model.validation import number_from_text
@@ -366,21 +366,21 @@ class ConsensusADMM:
                 r = float(np.sqrt(np.sum((X - zs_new) ** 2)))
                 # dual residual: each agent's optimality condition at the new prices,
                 # rho (x_i - z) - (y_i_new - y_i); with relaxation 1 this is rho sqrt(N) ||z_new - z||
-                s = float(np.linalg.norm(rho * (X - zs) - (Y_new - Y)))
-                eps_pri = np.sqrt(m) * opt.eps_abs + opt.eps_rel * max(float(np.linalg.norm(X)), layout.spread_norm(z_new))
+                s = norm(rho * (X - zs) - (Y_new - Y))
+                eps_pri = np.sqrt(m) * opt.eps_abs + opt.eps_rel * max(norm(X), layout.spread_norm(z_new))
                 if certifier is None:
                     # the stop itself: eps_abs valued at the rms price, so the test is in the prices' own scale
-                    eps_dual = (opt.eps_abs + opt.eps_rel) * float(np.linalg.norm(Y_new))
+                    eps_dual = (opt.eps_abs + opt.eps_rel) * norm(Y_new)
                 else:
                     # only the trigger of certificate checks (and rho's balancing): Boyd's form, eps_abs
                     # valued at one unit of money per unit, or at the rms price where that is smaller
                     # (costs in a small unit), so that rho is balanced the right way at any cost scale
-                    y_norm = float(np.linalg.norm(Y_new))
+                    y_norm = norm(Y_new)
                     eps_dual = np.sqrt(m) * opt.eps_abs * min(1.0, y_norm / np.sqrt(m)) + opt.eps_rel * y_norm
                 u = np.concatenate([z, (Y / rho).ravel()])
                 g = np.concatenate([z_new, (Y_new / rho).ravel()])
                 f = g - u
-                res = float(np.linalg.norm(f))
+                res = norm(f)
                 step = "plain"
                 if transcript is not None:
                     transcript.record(k, z, [layout.part(Y, i) for i in range(N)], rho,
