@@ -296,8 +296,9 @@ def _round_audit(
                     own = {RETAILER: ctx.retailer.evaluate(decision.plan).total}
                     own.update({name: agent.evaluate(decision.plan[agent.index]).total for name, agent in ctx.vendors.items()})
                     return {**{p: own[p] + paid[p] for p in own}, "social": float(sum(own.values()))}
-                # a committed PO as shipped (JIT's voluntary shorts are left to the valuation, as before)
-                po = done.delivered if decision.committed and short(done.executed) else decision.po
+                # the PO as shipped: a committed one short of capacity, or JIT orders a vendor shorts (the
+                # fixed-PO valuation cannot short: an order beyond a vendor's capacity would be valued infeasible)
+                po = done.delivered if short(done.executed) else decision.po
                 s_ = fixed_first_week_cost(ctx.retailer, ctx.vendors, po)
                 share = {name: s_ - fixed_first_week_cost(ctx.retailer, {u: a for u, a in ctx.vendors.items() if u != name}, po)
                          for name in ctx.vendors}  # vendor v's continuation under the pivot: S - S_-v

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from experiments.audit import run_audit
@@ -118,3 +120,15 @@ def test_audit_command_names_every_vendor_and_refuses_an_unknown_party(tmp_path,
     message = capsys.readouterr().err
     assert "--party vendor" in message and "two-vendors" in message and "acme" in message and "Traceback" not in message
     assert not (tmp_path / "b").exists()
+
+
+def test_a_jit_fallback_beyond_a_vendors_capacity_is_valued_as_shipped_not_as_infeasible():
+    """``two-vendors``, week 2: with sonora claiming twice its capacity at TUS, a pivot negotiation of the
+    lie fails and the week falls back to JIT, whose orders from sonora exceed its true capacity. Under JIT
+    the vendor shorts what it cannot ship; the audit values the PO as shipped (it used to value the
+    orders themselves, an infeasible plan: a loss of -inf)."""
+    from experiments.audit import run_audit
+
+    t = run_audit(load_scenario("two-vendors"), ["cpp-vcg"], weeks=1, first_week=2, parties=["sonora"])
+    assert "overstate_capacity_TUS_x2" in set(t["lie"])
+    assert np.isfinite(t["gain"]).all(), t[["lie", "gain"]]
