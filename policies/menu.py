@@ -506,6 +506,9 @@ class MenuPolicy:
             raise FlosimError(f"policy 'menu': two_way must be true or false, got {two_way!r}")
         # the transfer rule (policies.transfer_rules): an item's price is its CBT, one-way or two-way
         self.transfer = transfer_settings(transfer, two_way=two_way, allowed=MENU_RULES, where="policy 'menu'")
+        if self.transfer.payee != "retailer":  # an item's price is paid to the retailer, whose CBT it is
+            raise FlosimError(f"policy 'menu': transfer.payee {self.transfer.payee!r} is not implemented by the menu "
+                              "(its prices are the retailer's CBTs, paid to the retailer: payee retailer)")
         two_way = self.transfer.rule == "two-way"
         if disclosure not in ("volume", "names"):
             raise FlosimError(f"policy 'menu': disclosure must be 'volume' or 'names', got {disclosure!r}")

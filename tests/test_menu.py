@@ -194,7 +194,8 @@ def test_first_week_pricing_can_mislead_the_vendor(known_demand):
      ({"preference": {"DAL": 0}}, "'DAL': 0"), ({"size": 2.5}, "2.5"), ({"size": "big"}, "'big'"), ({"size": True}, "True"),
      ({"scenarios": 0}, "scenarios"), ({"scenarios": "8"}, "'8'"), ({"levels": "x"}, "'x'"), ({"levels": ["a"]}, "'a'"),
      ({"discount": "x"}, "discount"), ({"risk_aversion": -1}, "risk_aversion"), ({"two_way": "yes"}, "two_way"),
-     ({"preference": 3}, "preference"), ({"preference": {"DAL": "lots"}}, "'lots'")],
+     ({"preference": 3}, "preference"), ({"preference": {"DAL": "lots"}}, "'lots'"),
+     ({"transfer": {"payee": "each"}}, "transfer.payee 'each'"), ({"transfer": {"rule": "vcg-both"}}, "vcg-both")],
 )
 def test_bad_parameters_are_user_errors(kwargs, needle):
     field = next(iter(kwargs))
