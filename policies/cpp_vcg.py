@@ -125,6 +125,10 @@ def cpp_settings(name: str, cpp: dict[str, Any] | None) -> tuple[ADMMOptions, Be
     return admm, answer_options(answers, f"policy '{name}'")
 
 
+#: Units of its block below which a vendor counts as having delivered in full (the execution's
+#: ``sim.execution.SHORT_UNITS``, which this floor cannot import): its agreed pivot stands.
+FULL_UNITS = 1e-6
+
 #: A vendor's pivot counterfactual ``x^{-v}`` (its preferences ignored): ``coordinated``, the retailer and
 #: the other vendors agree on a plan and the retailer orders from ``v`` whatever suits it at ``v``'s
 #: wholesale price; ``jit-orders``, the same with ``v``'s part of this week's PO held at the retailer's
@@ -305,11 +309,11 @@ class CPPVCGPolicy:
         paths = demand_scenarios(ctx, self.scenarios)
         pivots, counterfactuals = [], {}
         pivot_admm = pivot_options(self.admm, result)  # each pivot's error within the main plan's
+        # the joint re-plan at x*_t starts from the main agreement (it depends on x* anyway)
+        start = NegotiationState.of(result, list(ctx.vendors)) if result is not None else None
         for name in ctx.vendors:
             others = [u for u in ctx.vendors if u != name]
             # without the other vendors the counterfactual is the retailer alone: its JIT plan
-            # the joint re-plan at x*_t starts from the main agreement (it depends on x* anyway)
-            start = NegotiationState.of(result, list(ctx.vendors)) if result is not None else None
             counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, pivot_admm,
                                                          self.answers)  # (cold: see pivot_counterfactual)
             joint, jdiag = (None, {}) if not others or counterfactual is None else efficient_plan(
@@ -357,25 +361,37 @@ class CPPVCGPolicy:
                     jit_planned_social=sum(jit.planned().values()))
         planned = {"retailer": r_eff.total + transfers.get("retailer", 0.0),
                    **{name: c.total + transfers.get(name, 0.0) for name, c in v_eff.items()}}
+        agreed = {p.vendor: p for p in pivots}
         return Decision(plan, transfers, True, planned, diag, remedy=self.remedy,
-                        reprice=lambda delivered: self.repriced(ctx, plan, counterfactuals, paths, delivered))
+                        reprice=lambda delivered: self.repriced(ctx, plan, counterfactuals, paths, delivered,
+                                                                agreed=agreed, admm=pivot_admm, start=start))
 
     def repriced(self, ctx: PlanningContext, plan: np.ndarray, counterfactuals: dict[str, np.ndarray],
-                 paths: np.ndarray, delivered: np.ndarray) -> dict[str, float]:
+                 paths: np.ndarray, delivered: np.ndarray, *, agreed: dict[str, Pivot] | None = None,
+                 admm: ADMMOptions | None = None, start: Any = None) -> dict[str, float]:
         """The week's transfers recomputed on the delivered PO ``delivered`` ``[V, F, K]`` (remedies
         ``refund`` and ``damages``): each vendor's pivot against the same counterfactual and demand
         scenarios, with its own block of the PO as it delivered it and the others' as ordered (a
-        vendor answers for its own shortfall only)."""
+        vendor answers for its own shortfall only). ``agreed``: the pivots the decision priced; a vendor
+        that delivered its block in full keeps its own (re-solving it would move its transfer by the
+        negotiation's tolerance alone). ``admm``, ``start``: the pivot negotiations' options and
+        starting state, as the decision's (default the policy's options, a cold start)."""
+        admm = self.admm if admm is None else admm
         pivots = []
         for name in ctx.vendors:
             v = ctx.public.vendor_index(name)
+            ordered = np.maximum(np.asarray(plan[v, 0], dtype=float), 0.0)
+            if agreed is not None and name in agreed and \
+                    float(np.maximum(ordered - np.asarray(delivered[v], dtype=float), 0.0).sum()) <= FULL_UNITS:
+                pivots.append(agreed[name])
+                continue
             at = np.array(plan, dtype=float, copy=True)
             at[v, 0] = delivered[v]
             others = [u for u in ctx.vendors if u != name]
-            joint = None if not others else efficient_plan(ctx, self.solver, self.admm, self.answers, vendors=others,
-                                                           first_week=at[:, 0])[0]
+            joint = None if not others else efficient_plan(ctx, self.solver, admm, self.answers, vendors=others,
+                                                           start=start, first_week=at[:, 0])[0]
             if others and joint is None:  # the re-pricing negotiation did not converge: solve it centrally
-                joint = efficient_plan(ctx, "central", self.admm, self.answers, vendors=others, first_week=at[:, 0])[0]
+                joint = efficient_plan(ctx, "central", admm, self.answers, vendors=others, first_week=at[:, 0])[0]
             pivots.append(vendor_pivot(ctx, name, at, counterfactuals[name], discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
                                        joint_at_plan=joint, paths=paths))

@@ -138,10 +138,12 @@ ROOM_SURCHARGES = (0.3, 0.2, 0.5)
 STEER_DISCOUNT = 0.1
 METHODS = ("discount", "shift", "mixed")
 DECLINE = ("infeasible", "any")
-DECLINED = "declined: JIT terms"
+DECLINED = "declined: JIT terms"  # the pick of a vendor that can ship no item of its menu
 #: The transfer rules a menu implements: its prices are CBTs, clamped at zero or not (the vendor's pick is
 #: its own; the retailer chooses nothing, so it has no pivot of its own to pay).
-MENU_RULES = ("one-way", "two-way")  # the pick of a vendor that can ship no item of its menu
+MENU_RULES = ("one-way", "two-way")
+#: Units of its block below which a vendor counts as having shipped its PO in full (as the execution does)
+FULL_UNITS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -504,6 +506,9 @@ class MenuPolicy:
             raise FlosimError(f"policy 'menu': two_way must be true or false, got {two_way!r}")
         # the transfer rule (policies.transfer_rules): an item's price is its CBT, one-way or two-way
         self.transfer = transfer_settings(transfer, two_way=two_way, allowed=MENU_RULES, where="policy 'menu'")
+        if self.transfer.payee != "retailer":  # an item's price is paid to the retailer, whose CBT it is
+            raise FlosimError(f"policy 'menu': transfer.payee {self.transfer.payee!r} is not implemented by the menu "
+                              "(its prices are the retailer's CBTs, paid to the retailer: payee retailer)")
         two_way = self.transfer.rule == "two-way"
         if disclosure not in ("volume", "names"):
             raise FlosimError(f"policy 'menu': disclosure must be 'volume' or 'names', got {disclosure!r}")
@@ -649,20 +654,25 @@ class MenuPolicy:
             planned={"retailer": r_plan - received, **{name: own_cost[name] + paid[name] for name in picks}},
             diagnostics=diagnostics,
             remedy=self.remedy,
-            reprice=lambda delivered: self.repriced(pricer, picks, delivered),
+            reprice=lambda delivered: self.repriced(pricer, picks, delivered, po=plan[:, 0]),
         )
 
-    def repriced(self, pricer: TransferPricer, picks: Mapping[str, "Pick"], delivered: np.ndarray) -> dict[str, float]:
+    def repriced(self, pricer: TransferPricer, picks: Mapping[str, "Pick"], delivered: np.ndarray,
+                 po: np.ndarray | None = None) -> dict[str, float]:
         """The week's prices recomputed on the delivered PO ``delivered`` ``[V, F, K]`` (remedies
         ``refund`` and ``damages``): each vendor's picked item priced as before with its block's first
-        week as it delivered it; a vendor on JIT terms (declined) still pays nothing."""
+        week less what it left unshipped of the PO ``po`` (default: its item's first week; the PO sent
+        may be the items scaled to the FCs' receiving capacity); a vendor that shipped its block of
+        ``po`` in full keeps its agreed price, and one on JIT terms (declined) still pays nothing."""
         paid = {}
         for name, p in picks.items():
-            if p.declined:
+            ordered = np.maximum(np.asarray(p.item.plan[p.v, 0] if po is None else po[p.v], dtype=float), 0.0)
+            missing = np.maximum(ordered - np.asarray(delivered[p.v], dtype=float), 0.0)
+            if p.declined or float(missing.sum()) <= FULL_UNITS:
                 paid[name] = p.quote.paid
                 continue
             item = np.array(p.item.plan, dtype=float, copy=True)
-            item[p.v, 0] = delivered[p.v]
+            item[p.v, 0] = np.maximum(item[p.v, 0] - missing, 0.0)
             paid[name] = (pricer.price_plan(item) if self._whole_plan_price else pricer.price(item)).paid
         return {"retailer": -sum(paid.values()), **paid}
 

@@ -194,7 +194,8 @@ def test_first_week_pricing_can_mislead_the_vendor(known_demand):
      ({"preference": {"DAL": 0}}, "'DAL': 0"), ({"size": 2.5}, "2.5"), ({"size": "big"}, "'big'"), ({"size": True}, "True"),
      ({"scenarios": 0}, "scenarios"), ({"scenarios": "8"}, "'8'"), ({"levels": "x"}, "'x'"), ({"levels": ["a"]}, "'a'"),
      ({"discount": "x"}, "discount"), ({"risk_aversion": -1}, "risk_aversion"), ({"two_way": "yes"}, "two_way"),
-     ({"preference": 3}, "preference"), ({"preference": {"DAL": "lots"}}, "'lots'")],
+     ({"preference": 3}, "preference"), ({"preference": {"DAL": "lots"}}, "'lots'"),
+     ({"transfer": {"payee": "each"}}, "transfer.payee 'each'"), ({"transfer": {"rule": "vcg-both"}}, "vcg-both")],
 )
 def test_bad_parameters_are_user_errors(kwargs, needle):
     field = next(iter(kwargs))
@@ -572,3 +573,29 @@ def test_efficiency_table_on_two_vendors_names_each_pick_and_a_menu_of_one_is_ji
     one = table[table["size"] == 1]
     assert (one["share"].abs() < 1e-9).all() and (one["vendor_saving"].abs() < 1e-9).all()
     assert table[(table["size"] == 4) & table.tailored]["share"].iloc[0] > 0.5
+
+
+def test_reprice_keeps_the_agreed_price_of_a_vendor_that_shipped_its_scaled_po_in_full(monkeypatch):
+    # the PO the retailer sends may be the picked items scaled down to the FCs' receiving capacity; a
+    # vendor that ships that PO in full has nothing to answer for under a remedy: its agreed price stands
+    # (re-pricing its item at the scaled block charged it for the retailer's own scaling)
+    from sim.model.data import PublicData
+
+    scenario = load_scenario("two-vendors")
+    ctx = planning_context(scenario, week=0)
+    fit = PublicData.within_receiving_capacity
+    monkeypatch.setattr(PublicData, "within_receiving_capacity",
+                        lambda self, plan: 0.8 * np.asarray(fit(self, plan), dtype=float))
+    d = MenuPolicy(size=6, preference="auto", scenarios=2, remedy="refund").decide(ctx)
+    assert d.diagnostics["receiving_scaled"]
+    taken = [n for n in ctx.vendors if not d.diagnostics[f"menu_item_{n}"].startswith("declined")
+             and d.diagnostics[f"menu_pick_{n}"] > 0]
+    assert taken and any(d.transfers[n] != 0.0 for n in taken)  # not vacuous: an item was picked and priced
+    assert d.reprice(d.po.copy()) == d.transfers
+    # a vendor short of its scaled PO is re-priced on its item less what it left unshipped: more for it
+    name = taken[0]
+    v = ctx.public.vendor_index(name)
+    delivered = d.po.copy()
+    delivered[v] *= 0.5
+    again = d.reprice(delivered)
+    assert again[name] >= d.transfers[name] and again["retailer"] == -sum(again[n] for n in ctx.vendors)

@@ -152,6 +152,27 @@ def test_remedies_move_money_only():
     assert vendor["damages"]["cpp-vcg"] > vendor["refund"]["cpp-vcg"]
 
 
+@pytest.mark.parametrize("transfer", [{"rule": "two-way"}, {"rule": "one-way", "payee": "each"}])
+def test_cpp_vcg_reprice_keeps_the_agreed_pivot_of_a_vendor_that_delivered_in_full(transfer):
+    # with the CPP solver (not central) every re-solve of a pivot negotiation lands somewhere within its
+    # tolerance: re-pricing the PO as ordered once gave acme 98.56 where the decision agreed 106.85
+    scenario = load_scenario("two-vendors")
+    ctx = planning_context(scenario, week=0)
+    decision = make_policy("cpp-vcg", scenario, remedy="refund", transfer=transfer).decide(ctx)
+    assert decision.committed and decision.diagnostics["solver"] == "cpp"
+    assert decision.reprice(decision.po.copy()) == decision.transfers  # delivered in full: what was agreed
+    # acme ships 90% of its block, sonora all of its own: sonora's own pivot stands (under payee
+    # retailer its transfer is exactly the agreed one), acme's is re-priced upwards
+    acme = ctx.public.vendor_index("acme")
+    delivered = decision.po.copy()
+    delivered[acme] *= 0.9
+    repriced = decision.reprice(delivered)
+    assert abs(sum(repriced.values())) < 1e-9 * sum(abs(v) for v in repriced.values())
+    if transfer.get("payee", "retailer") == "retailer":
+        assert repriced["sonora"] == decision.transfers["sonora"]
+        assert repriced["acme"] > decision.transfers["acme"]
+
+
 # -- shocks off, or nothing short: today's results exactly ------------------------------------------------
 def test_without_shortfalls_remedies_and_rationing_change_nothing():
     base = run_policies(_scenario(2, shocks=None), ["jit", "cpp-vcg", "menu"], progress=False)
