@@ -47,6 +47,7 @@ import numpy as np
 
 from sim.model.data import PublicData, RetailerData, VendorData
 from sim.model.decision import RETAILER
+from sim.model.errors import FlosimError
 from sim.parties.retailer import RetailerAgent, RetailerState
 from sim.parties.vendor import VendorAgent, VendorState
 
@@ -303,12 +304,12 @@ def lie_rng(seed: int, party_position: int) -> np.random.Generator:
 
 def parse_lies(value: str | int | None) -> str | int | None:
     """``--lies``: None (the hand-written set), ``"all"``, or a positive count; anything else is an
-    error naming the value."""
+    user error (:class:`FlosimError`) naming the value."""
     if value is None or value == "all":
         return value
     text = str(value).strip()
     if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise ValueError(f"--lies {value!r}: expected 'all' or a positive whole number")
+        raise FlosimError(f"--lies {value!r}: expected 'all' or a positive whole number")
     return int(text)
 
 

@@ -101,12 +101,17 @@ def _variants(lp, x, rng, count=6):
     return out
 
 
-def test_a_kept_model_solved_from_scratch_gives_solve_lps_answers(default_scenario) -> None:
-    retailer, vendor = one_vendor_round(default_scenario)
+def _retailer_lp(scenario):
+    """The default week's retailer LP and its plan variable: what the kept-model tests re-solve."""
+    retailer, _ = one_vendor_round(scenario)
     b = LPBuilder()
     x = b.add_var(retailer.public.shape)
     retailer.add_block(b, x)
-    lp = b.build()
+    return b.build(), x
+
+
+def test_a_kept_model_solved_from_scratch_gives_solve_lps_answers(default_scenario) -> None:
+    lp, x = _retailer_lp(default_scenario)
     model = LPModel(lp, warm=False)
     for v in _variants(lp, x, np.random.default_rng(3)):
         kept, fresh = model.solve(v), solve_lp(v)
@@ -115,11 +120,7 @@ def test_a_kept_model_solved_from_scratch_gives_solve_lps_answers(default_scenar
 
 
 def test_a_warm_started_model_finds_the_same_optimum(default_scenario) -> None:
-    retailer, vendor = one_vendor_round(default_scenario)
-    b = LPBuilder()
-    x = b.add_var(retailer.public.shape)
-    retailer.add_block(b, x)
-    lp = b.build()
+    lp, x = _retailer_lp(default_scenario)
     model = LPModel(lp)
     for v in _variants(lp, x, np.random.default_rng(4)):
         kept, fresh = model.solve(v), solve_lp(v)

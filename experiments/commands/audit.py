@@ -94,10 +94,7 @@ def main(args: argparse.Namespace) -> int:
     unknown = [p for p in parties if p not in known]
     if unknown:
         raise FlosimError(f"--party {unknown[0]}: not a party of scenario {scenario.name!r} (parties: {', '.join(known)})")
-    try:
-        lies = parse_lies(args.lies)
-    except ValueError as exc:
-        raise FlosimError(str(exc)) from None
+    lies = parse_lies(args.lies)
     overrides = mechanism_overrides(scenario, mechanisms, args.rule, args.options)
     from policies.registry import make_policy
 

@@ -55,10 +55,7 @@ def main(args: argparse.Namespace) -> int:
     bad = [r for r in rules if r not in RULES]
     if bad:
         raise FlosimError(f"--rules {bad[0]!r}: unknown transfer rule (rules: {', '.join(RULES)})")
-    try:
-        lies = parse_lies(args.lies)
-    except ValueError as exc:
-        raise FlosimError(str(exc)) from None
+    lies = parse_lies(args.lies)
     scenario = load_scenario(args.scenario)
     if any(name.split(".")[0] == "transfer" and name.split(".")[-1] == "rule" for name, _ in args.options):
         raise FlosimError("--set transfer.rule: the rules are chosen with --rules")
