@@ -39,7 +39,10 @@ by default; ``two-way``, ``vcg-both``, ``expected-externality`` with a ``prior``
 of ``transfer.payee``), ``counterfactual`` (``coordinated`` or ``jit-orders``: each vendor's pivot
 counterfactual, :data:`COUNTERFACTUALS`), ``remedy`` (``none``, ``refund`` or ``damages``: what a PO
 delivered short does to the transfer, :mod:`sim.execution`), ``solver`` (``cpp`` or
-``central``), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
+``central``), ``commitment`` (``{weeks: k, band: b}``: the first ``k`` weeks of every agreed plan
+bind both parties within ``±b``, :mod:`sim.model.commitment`; default none, the weekly commitment of
+``k = 1``; the negotiation, the JIT counterfactual and the transfer's continuations all plan inside
+the commitments already agreed), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
 when the policy is built), ``privacy`` (``cpp-vcg`` only: noisy vendor answers, a neutral
 coordinator, a record of what the retailer was shown; :mod:`policies.privacy`).
 """
@@ -52,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.model.commitment import CommitmentSettings, commitment_settings
 from sim.model.decision import Decision, PlanningContext, check_remedy
 from policies.cbt import CBTBreakdown, TransferPricer, cost_benefit_transfer, demand_scenarios
 from policies.cpp import NegotiationState, evaluate_blocks
@@ -235,7 +239,10 @@ class CPPVCGPolicy:
         counterfactual: str = "coordinated",
         remedy: str = "none",
         transfer: dict[str, Any] | TransferSettings | None = None,
+        commitment: dict[str, Any] | CommitmentSettings | None = None,
     ) -> None:
+        #: what an agreed plan commits beyond its PO (None: the weekly commitment; :mod:`sim.model.commitment`)
+        self.commitment = commitment_settings(commitment, f"policies.{self.name}.commitment")
         _check_params(self.name, discount, risk_aversion, scenarios, solver, "retailer" if payee is None else payee)
         if counterfactual not in COUNTERFACTUALS:
             raise FlosimError(f"policy '{self.name}': counterfactual must be one of {', '.join(COUNTERFACTUALS)}, "
@@ -265,6 +272,7 @@ class CPPVCGPolicy:
     def bind_scenario(self, scenario: Any) -> None:
         """Called by :func:`policies.registry.make_policy`: the scenario's parameters are the centre of the
         ``expected-externality`` rule's prior (public in the simulator; the parties report through their agents)."""
+        self.commitment = commitment_settings(self.commitment, f"policies.{self.name}.commitment", scenario.horizon)
         if self.transfer.rule == "expected-externality":
             from sim.model.data import split_scenario
 
@@ -362,7 +370,7 @@ class CPPVCGPolicy:
         planned = {"retailer": r_eff.total + transfers.get("retailer", 0.0),
                    **{name: c.total + transfers.get(name, 0.0) for name, c in v_eff.items()}}
         agreed = {p.vendor: p for p in pivots}
-        return Decision(plan, transfers, True, planned, diag, remedy=self.remedy,
+        return Decision(plan, transfers, True, planned, diag, remedy=self.remedy, commit=self.commitment,
                         reprice=lambda delivered: self.repriced(ctx, plan, counterfactuals, paths, delivered,
                                                                 agreed=agreed, admm=pivot_admm, start=start))
 

@@ -34,6 +34,7 @@ import simpy
 
 from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
 from sim.execution import settle, vendor_shares
+from sim.model.commitment import CommitmentRecord, PlanBounds
 from sim.model.decision import MECHANISM, RETAILER, Decision, PlanningContext, Policy
 from sim.model.data import PublicData, split_scenario
 from sim.parties.retailer import RetailerAgent, RetailerState
@@ -119,6 +120,8 @@ class World:
         self.backlog = np.zeros((self.public.R, self.public.K))
         self.in_transit: list[Shipment] = []
         self.record = WorldRecord()
+        #: the commitments agreed so far (public: both parties see them; :mod:`sim.model.commitment`)
+        self.commitments = CommitmentRecord(self.public.shape)
         self._week: dict[str, Any] = {}
         self.phase = MEASURED
 
@@ -151,7 +154,8 @@ class World:
             started = time.perf_counter()
             decision = active.decide(ctx)
             wall = time.perf_counter() - started
-            _check_decision(decision, self.public, getattr(active, "name", type(active).__name__))
+            _check_decision(decision, self.public, getattr(active, "name", type(active).__name__), ctx.bounds)
+            self._commit(t, ctx, decision)
             yield self.env.timeout(t + EXECUTION - self.env.now)
             self._execute(t, decision)
             yield self.env.timeout(t + DEMAND - self.env.now)
@@ -171,12 +175,15 @@ class World:
             expected = max(s.nominal_arrival, t + 1)  # overdue trucks are expected next week
             if expected - t < H:
                 pipeline[expected - t, s.fc] += s.units
+        bounds = self.commitments.bounds(t)  # the public commitment box on this week's plan (None: free)
         for agent in {id(a): a for a in (self.retailer, self.retailer_report)}.values():
-            agent.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy()), self.inputs.forecasts[t])
+            agent.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy(), bounds=bounds),
+                          self.inputs.forecasts[t])
         disclosed = self._disclosed(t)
         for name, agent in self.vendors.items():
+            own = None if bounds is None else bounds.block(agent.index)
             for a in {id(a): a for a in (agent, self.vendor_reports[name])}.values():
-                a.observe(VendorState(self.vendor_stock[name].copy(), capacity_share=disclosed.get(name)))
+                a.observe(VendorState(self.vendor_stock[name].copy(), capacity_share=disclosed.get(name), bounds=own))
         return PlanningContext(
             week=t,
             public=self.public,
@@ -184,6 +191,7 @@ class World:
             vendors=dict(self.vendor_reports),
             rng=policy_rng(self.scenario.seed, t),
             forecast_sd=self.inputs.forecast_sd[t],
+            bounds=bounds,
         )
 
     def _disclosed(self, t: int) -> dict[str, np.ndarray]:
@@ -201,7 +209,8 @@ class World:
         shares = np.ones(len(self.scenario.all_origins)) if shares is None else shares[t]
         # what each vendor ships; what the missing units cost the retailer, by its own cost model (its
         # state is still this week's); the transfers after the decision's remedy
-        outcome = settle(self.retailer, self.vendors, decision, shares, rationing=self.rationing, ranking=self.ranking)
+        outcome = settle(self.retailer, self.vendors, decision, shares, rationing=self.rationing, ranking=self.ranking,
+                         floor=self.commitments.floor(t))
         executed, costs, transfers, damages = outcome.executed, outcome.costs, outcome.transfers, outcome.damages
         fulfilments: dict[str, Fulfilment] = {}
         for name, ex in executed.items():
@@ -221,6 +230,20 @@ class World:
                 self.env.process(self._deliver(ship))
         self._week.update(fulfilments=fulfilments, executed=executed, po=decision.po.copy(), shortfall_costs=costs,
                           transfers=transfers, damages=damages)
+
+    def _commit(self, t: int, ctx: PlanningContext, decision: Decision) -> None:
+        """Record what a committed decision commits (:mod:`sim.model.commitment`) and, for the decisions
+        table, the units committed beyond the binding week and what this week's commitment box costs
+        each party (:func:`commitment_costs`)."""
+        info: dict[str, float] = {}
+        if decision.commit is not None and decision.committed and self.phase != SETTLE:
+            info["committed_units"] = self.commitments.commit(t, decision.plan, decision.commit)
+        if self.phase != SETTLE and (decision.commit is not None or ctx.bounds is not None):
+            info.setdefault("committed_units", 0.0)
+            info["commitment_bound"] = ctx.bounds is not None
+            costs = commitment_costs(self.retailer, self.vendors, ctx.bounds)
+            info.update({f"commitment_cost_{p}": v for p, v in costs.items()})
+        self._week["commitment"] = info
 
     def _vendor_stock_total(self) -> float:
         return float(sum(stock.sum() for stock in self.vendor_stock.values()))
@@ -283,6 +306,7 @@ class World:
             row["damages"] = float(sum(self._week["damages"].values()))
         row.update({f"planned_{k}": float(v) for k, v in decision.planned.items()})
         row.update({k: v for k, v in decision.diagnostics.items() if isinstance(v, (int, float, str, bool, np.number))})
+        row.update(self._week.get("commitment", {}))
         self.record.decisions.append(row)
 
     def _record_shortfalls(self, t: int) -> None:
@@ -359,13 +383,32 @@ class World:
         return self.record
 
 
-def _check_decision(d: Decision, public: Any, name: str) -> None:
+def commitment_costs(retailer: RetailerAgent, vendors: dict[str, VendorAgent], bounds: PlanBounds | None) -> dict[str, float]:
+    """What a week's commitment box costs each party: its planned cost (over the horizon, no transfers)
+    at the week's first-best plan inside the box less at the first-best plan without it, both solved
+    centrally on the parties' true models (a measurement, as first best is; docs/model.md, "Mutual
+    commitment"). Zero for every party when no bound is active (nothing is solved)."""
+    parties = [retailer.party, *vendors]
+    if bounds is None or not bounds.active:
+        return {p: 0.0 for p in parties}
+    from sim.parties.oracle import joint_plan
+
+    held, free = joint_plan(retailer, vendors), joint_plan(retailer, vendors, commitments=False)
+    out = {retailer.party: held.retailer.total - free.retailer.total}
+    out.update({name: held.vendors[name].total - free.vendors[name].total for name in vendors})
+    return out
+
+
+def _check_decision(d: Decision, public: Any, name: str, bounds: PlanBounds | None = None) -> None:
     plan = np.asarray(d.plan)
     shape = public.shape
     if plan.shape != shape:
         raise ValueError(f"policy {name!r} returned a plan of shape {plan.shape}, expected {shape} (vendors, H, FCs, products)")
     if not np.all(np.isfinite(plan)) or np.any(plan < -1e-6):
         raise ValueError(f"policy {name!r} returned a plan with negative or non-finite entries")
+    if bounds is not None and not bounds.contains(plan):
+        raise ValueError(f"policy {name!r} returned a plan outside the commitment bands agreed earlier (by up to "
+                         f"{bounds.violation(plan):.6g} units): a committed week may move only within its band")
     if not isinstance(d.transfers, dict) or not all(np.isfinite(float(v)) for v in d.transfers.values()):
         raise ValueError(f"policy {name!r} returned transfers that are not a mapping of party -> finite amount")
     unknown = set(d.transfers) - {RETAILER, MECHANISM, *public.vendors}

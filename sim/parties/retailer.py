@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from sim.model.commitment import PlanBounds
 from sim.model.data import PublicData, RetailerData
 from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
@@ -45,6 +46,9 @@ class RetailerState:
     stock: np.ndarray  # [F, K] on hand after this week's arrivals
     pipeline: np.ndarray  # [H, F, K] in-transit units expected to arrive in week t+tau (tau=0 is zero)
     backlog: np.ndarray  # [R, K] unmet demand carried over (zeros under lost sales)
+    #: the public commitment box on this week's plan ``[V, H, F, K]`` (None: no committed week in the
+    #: horizon); every plan the agent computes stays inside it (:mod:`sim.model.commitment`)
+    bounds: PlanBounds | None = None
 
 
 class RetailerAgent:
@@ -121,8 +125,10 @@ class RetailerAgent:
         *,
         terminal: bool = True,
         demand_rows: dict[str, np.ndarray] | None = None,
+        commitments: bool = True,
     ) -> dict[str, np.ndarray]:
         """Write ``C_R`` over plan variables ``x[V,H,F,K]`` into ``b``; returns the private variable blocks.
+        The plan stays inside the state's commitment box (``commitments=False``: ignore it).
         ``demand_rows``: if given, filled with the rows whose right-hand sides are demand (``"eq"``, the
         demand balances) and its last week (``"ub"``, the cap on the terminal credit), for
         :func:`demand_rhs`."""
@@ -132,6 +138,9 @@ class RetailerAgent:
         V, H, F, K = x.shape
         R = pub.R
         beta = 1.0 if pub.backlog else 0.0
+        if commitments and state.bounds is not None:
+            box = state.bounds.weeks(H)
+            b.tighten(x, box.lower, box.upper)
         arc = np.isfinite(d.outbound)  # [F, R]
         inv = b.add_var((H, F, K))
         y = b.add_var((H, F, R, K), ub=np.where(arc, np.inf, 0.0)[None, :, :, None] * np.ones((H, 1, 1, K)))
