@@ -175,15 +175,28 @@ class World:
             expected = max(s.nominal_arrival, t + 1)  # overdue trucks are expected next week
             if expected - t < H:
                 pipeline[expected - t, s.fc] += s.units
-        bounds = self.commitments.bounds(t)  # the public commitment box on this week's plan (None: free)
-        for agent in {id(a): a for a in (self.retailer, self.retailer_report)}.values():
-            agent.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy(), bounds=bounds),
-                          self.inputs.forecasts[t])
         disclosed = self._disclosed(t)
+        # the public commitment box on this week's plan (None: free), eased where a vendor says it can no
+        # longer ship a commitment's floor (its stock and capacity short of it: commitments bind subject
+        # to capacity); the record's reference quantities stay as agreed
+        bounds = self.commitments.bounds(t)
+        for name, agent in self.vendors.items():
+            state = VendorState(self.vendor_stock[name].copy(), capacity_share=disclosed.get(name))
+            for a in {id(a): a for a in (agent, self.vendor_reports[name])}.values():
+                a.observe(state)
+            if bounds is not None:
+                lower = bounds.lower[agent.index]
+                can = self.vendor_reports[name].committed_floor(lower)
+                if float(np.max(lower - can, initial=0.0)) > 1e-9:
+                    self._week["released"] = self._week.get("released", 0.0) + float(np.sum(lower - can))
+                    bounds.lower[agent.index] = np.minimum(lower, can)
         for name, agent in self.vendors.items():
             own = None if bounds is None else bounds.block(agent.index)
             for a in {id(a): a for a in (agent, self.vendor_reports[name])}.values():
                 a.observe(VendorState(self.vendor_stock[name].copy(), capacity_share=disclosed.get(name), bounds=own))
+        for agent in {id(a): a for a in (self.retailer, self.retailer_report)}.values():
+            agent.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy(), bounds=bounds),
+                          self.inputs.forecasts[t])
         return PlanningContext(
             week=t,
             public=self.public,
@@ -241,6 +254,7 @@ class World:
         if self.phase != SETTLE and (decision.commit is not None or ctx.bounds is not None):
             info.setdefault("committed_units", 0.0)
             info["commitment_bound"] = ctx.bounds is not None
+            info["commitment_released"] = float(self._week.get("released", 0.0))
             costs = commitment_costs(self.retailer, self.vendors, ctx.bounds)
             info.update({f"commitment_cost_{p}": v for p, v in costs.items()})
         self._week["commitment"] = info

@@ -13,7 +13,7 @@ and the first-best oracle (:mod:`sim.parties.oracle`) use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -153,6 +153,21 @@ class VendorAgent:
             return PlanCost.infeasible(np.zeros(self.plan_shape) if first_week is None else
                                        np.broadcast_to(first_week, self.plan_shape).copy(), self.public.horizon)
         return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), self.party, self.public.horizon)
+
+    def committed_floor(self, lower: np.ndarray) -> np.ndarray:
+        """The most of the commitments' lower bounds ``lower`` ``[H, F, K]`` it can still ship, by its
+        (reported) model this week: the plan ``x <= lower`` with the most units in total that its stock and
+        capacity allow. Equal to ``lower`` unless a capacity shock, or a week it did not build the stock a
+        commitment needed, leaves it short; the world then eases this week's box to it (a commitment
+        binds subject to capacity, :mod:`sim.model.commitment`)."""
+        lower = np.maximum(np.asarray(lower, dtype=float), 0.0)
+        b = LPBuilder()
+        x = b.add_var(self.plan_shape, ub=lower)
+        self.add_block(b, x, commitments=False)
+        lp = b.build()
+        sol = solve_lp(replace(lp, c=np.where(np.isin(np.arange(lp.n), x.ravel()), -1.0, 0.0), terms=(), const_terms=()),
+                       raise_on_fail=False)
+        return np.minimum(sol.values(x), lower) if sol.ok else np.zeros_like(lower)
 
     def evaluate(self, plan: np.ndarray, state: VendorState | None = None, *, allow_short: bool = False) -> PlanCost:
         """The vendor's cost of shipping its block ``plan`` ``[H, F, K]`` (net of wholesale revenue);
