@@ -62,7 +62,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from experiments.replications import replication_seeds  # noqa: F401 - one seed rule for sweeps and runs
-from sim.metrics import party_columns
+from sim.metrics import BY_PARTY, party_columns
 from sim.model.errors import FlosimError, SpecError
 from sim.model.scenario import Scenario, builtin_scenarios, dump_scenario, load_scenario, scenario_from_dict
 from sim.model.validation import Number, Whole, format_validation_error, read_yaml
@@ -672,7 +672,7 @@ def gather(out: str | Path, loaded: LoadedSpec, tasks: list[RunTask] | None = No
             try:
                 res = load_results(folder)
                 summaries = [{**row, "policy": policy, "weeks": res.summary["weeks"],
-                              **{k: v for k, v in totals.items() if k != "parties"}, **party_columns(totals),
+                              **{k: v for k, v in totals.items() if k not in BY_PARTY}, **party_columns(totals),
                               **_participation_columns(res.summary.get("participation") or {}, policy)}
                              for policy, totals in res.summary["policies"].items()]
             except (FlosimError, TypeError, AttributeError) as exc:  # damaged: reported, not gathered

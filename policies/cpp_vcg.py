@@ -242,7 +242,7 @@ class CPPVCGPolicy:
         commitment: dict[str, Any] | CommitmentSettings | None = None,
     ) -> None:
         #: what an agreed plan commits beyond its PO (None: the weekly commitment; :mod:`sim.model.commitment`)
-        self.commitment = commitment_settings(commitment, f"policies.{self.name}.commitment")
+        self.commit = commitment_settings(commitment, f"policies.{self.name}.commitment")
         _check_params(self.name, discount, risk_aversion, scenarios, solver, "retailer" if payee is None else payee)
         if counterfactual not in COUNTERFACTUALS:
             raise FlosimError(f"policy '{self.name}': counterfactual must be one of {', '.join(COUNTERFACTUALS)}, "
@@ -272,7 +272,7 @@ class CPPVCGPolicy:
     def bind_scenario(self, scenario: Any) -> None:
         """Called by :func:`policies.registry.make_policy`: the scenario's parameters are the centre of the
         ``expected-externality`` rule's prior (public in the simulator; the parties report through their agents)."""
-        self.commitment = commitment_settings(self.commitment, f"policies.{self.name}.commitment", scenario.horizon)
+        self.commit = commitment_settings(self.commit, f"policies.{self.name}.commitment", scenario.horizon)
         if self.transfer.rule == "expected-externality":
             from sim.model.data import split_scenario
 
@@ -370,7 +370,7 @@ class CPPVCGPolicy:
         planned = {"retailer": r_eff.total + transfers.get("retailer", 0.0),
                    **{name: c.total + transfers.get(name, 0.0) for name, c in v_eff.items()}}
         agreed = {p.vendor: p for p in pivots}
-        return Decision(plan, transfers, True, planned, diag, remedy=self.remedy, commit=self.commitment,
+        return Decision(plan, transfers, True, planned, diag, remedy=self.remedy, commit=self.commit,
                         reprice=lambda delivered: self.repriced(ctx, plan, counterfactuals, paths, delivered,
                                                                 agreed=agreed, admm=pivot_admm, start=start))
 

@@ -265,3 +265,66 @@ def test_commitment_settings_accept_good_input():
     assert commitment_settings({"weeks": 6}, "x", horizon=6).band == 0.0
     with pytest.raises(FlosimError, match="x.weeks = 7"):
         commitment_settings({"weeks": 7}, "x", horizon=6)
+
+
+# -- the menu ---------------------------------------------------------------------------------------------
+def test_menu_item_contract_is_items_and_commitment_strings_stay_its_alias():
+    from policies.menu import MenuPolicy
+
+    assert MenuPolicy().items == "week" and MenuPolicy().commit is None
+    old = MenuPolicy(commitment="plan")
+    assert old.items == "plan" and old.commitment == "plan" and old.commit is None
+    new = MenuPolicy(items="plan", commitment={"weeks": 2, "band": 0.1})
+    assert new.items == "plan" and new.commit == CommitmentSettings(weeks=2, band=0.1)
+    assert new.parameters()["commitment"] == {"weeks": 2, "band": 0.1} and new.parameters()["items"] == "plan"
+    again = MenuPolicy(**new.parameters())
+    assert again.items == "plan" and again.commit == new.commit
+    assert MenuPolicy(**old.parameters()).items == "plan"
+    with pytest.raises(FlosimError, match="contradicts items"):
+        MenuPolicy(items="plan", commitment="week")
+    with pytest.raises(FlosimError, match="policies.menu.commitment.band = 2"):
+        MenuPolicy(commitment={"weeks": 2, "band": 2})
+
+
+def test_menu_weekly_commitment_is_todays_menu_and_a_longer_one_keeps_its_bands():
+    s = _default(2)
+    plain = run_policies(s, ["menu"], progress=False)
+    weekly = run_policies(s.with_overrides({"policies.menu.commitment": {"weeks": 1, "band": 0.0}}), ["menu"], progress=False)
+    for table in ("ledger", "flows", "shortfalls"):
+        pd.testing.assert_frame_equal(getattr(plain, table), getattr(weekly, table), check_exact=True)
+    s = _default(4).with_overrides({"policies.menu.commitment": {"weeks": 3, "band": 0.1}})
+    policy = _Recording(make_policy("menu", s))
+    world = World(s, policy, draw_inputs(s))
+    record = world.run(4, settle=3)
+    ref = _references(policy.plans, 3, world.public.horizon)
+    assert _check_band(policy.plans, ref, 3, 0.1, world.public.horizon) >= 3
+    po, shipped = _po_and_shipped(world, record)
+    for tau, c in ref.items():
+        assert np.all(shipped.get(tau, np.zeros_like(c)) >= 0.9 * c - TOL * (1 + c)), tau
+
+
+# -- the figures --------------------------------------------------------------------------------------------
+def test_run_json_reports_committed_units_and_commitment_cost_by_party(capsys, tmp_path):
+    data = copy.deepcopy(DEFAULT)
+    data["policies"]["cpp-vcg"] = {"commitment": {"weeks": 3, "band": 0.1}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    assert main(["run", "--scenario", str(path), "--policy", "cpp-vcg", "--weeks", "3", "--json", "--out", str(out)]) == 0
+    summary = yaml.safe_load(capsys.readouterr().out)
+    mine, jit = summary["policies"]["cpp-vcg"], summary["policies"]["jit"]
+    assert "committed_units" not in jit and "commitment_cost" not in jit  # no commitment, no figures
+    decisions = pd.read_parquet(out / "decisions.parquet")
+    d = decisions[decisions.policy == "cpp-vcg"]
+    assert mine["committed_units"] == pytest.approx(d["committed_units"].sum()) and mine["committed_units"] > 0
+    assert set(mine["commitment_cost"]) == {"retailer", "vendor"}
+    for party, value in mine["commitment_cost"].items():
+        assert value == pytest.approx(d[f"commitment_cost_{party}"].sum())
+    # a box is active from the second week on; the bands cost the supply chain something, never less
+    # than nothing (the box only removes plans from the first-best problem)
+    assert d["commitment_bound"].tolist() == [False, True, True]
+    weekly = d["commitment_cost_retailer"] + d["commitment_cost_vendor"]
+    assert (weekly >= -1e-6 * (1 + d["planned_social"].abs())).all() and weekly.iloc[1:].gt(0).any()
+    from sim.results import load_results
+
+    assert load_results(out).summary["policies"]["cpp-vcg"]["commitment_cost"] == mine["commitment_cost"]
