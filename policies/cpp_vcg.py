@@ -189,14 +189,17 @@ class Pivot:
 
 def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfactual: np.ndarray, *,
                  discount: float, risk_aversion: float, scenarios: int, two_way: bool,
-                 joint_at_plan: np.ndarray | None = None, paths: np.ndarray | None = None) -> Pivot:
+                 joint_at_plan: np.ndarray | None = None, paths: np.ndarray | None = None,
+                 commit: CommitmentSettings | None = None) -> Pivot:
     """``T_v`` of ``vendor`` for moving from ``counterfactual`` (``x^{-v}``) to ``plan`` (``x*``); see the
     module docstring. ``joint_at_plan``: with other vendors, the plan the retailer and the other
     vendors agree on with this week's PO fixed at ``plan``'s (the later weeks re-planned without
     ``vendor``); None with one vendor (the retailer alone re-plans: the CBT). ``paths``: the week's
-    demand scenarios (:func:`policies.cbt.demand_scenarios`; default: drawn now)."""
+    demand scenarios (:func:`policies.cbt.demand_scenarios`; default: drawn now). ``commit``: the
+    mechanism's mutual commitment: the retailer's continuation after ``plan`` stays inside what agreeing
+    it commits (:class:`policies.cbt.TransferPricer`)."""
     pricer = TransferPricer(ctx, counterfactual, discount=discount, risk_aversion=risk_aversion, scenarios=scenarios,
-                            two_way=True, paths=paths)
+                            two_way=True, paths=paths, commit=commit)
     cbt = pricer.price(plan)
     terms = {"retailer": cbt.raw}
     if joint_at_plan is not None:
@@ -205,7 +208,7 @@ def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfac
         # joint continuation adds the difference, on the forecast (zero with one vendor). The retailer's
         # own continuation of each PO is the pricer's, already solved (``completed`` caches it)
         r = ctx.retailer
-        terms["retailer"] += ((r.evaluate(joint_at_plan).total - pricer.completed(plan[:, 0]).total)
+        terms["retailer"] += ((r.evaluate(joint_at_plan).total - pricer.completed(plan[:, 0], plan).total)
                               - (r.evaluate(counterfactual).total - pricer.completed(counterfactual[:, 0]).total))
         for name, agent in ctx.vendors.items():
             if name != vendor:
@@ -334,7 +337,7 @@ class CPPVCGPolicy:
             counterfactuals[name] = counterfactual
             pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint, paths=paths))
+                                       joint_at_plan=joint, paths=paths, commit=self.commit))
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = evaluate_blocks(ctx, plan)
         savings, retailer_extra = binding_week_savings(ctx, jit, r_eff, v_eff)
@@ -344,7 +347,7 @@ class CPPVCGPolicy:
         # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation)
         vs_jit = pivots[0].cbt if len(pivots) == 1 else cost_benefit_transfer(
             ctx, plan, jit.plan, discount=self.discount, risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=True,
-            paths=paths)
+            paths=paths, commit=self.commit)
         paid_total = float(sum(settled.paid.values()))
         self.privacy.keep(ctx.week, result, plan, paid_total)
         if len(pivots) == 1:  # the one-vendor names of earlier versions
@@ -402,7 +405,7 @@ class CPPVCGPolicy:
                 joint = efficient_plan(ctx, "central", admm, self.answers, vendors=others, first_week=at[:, 0])[0]
             pivots.append(vendor_pivot(ctx, name, at, counterfactuals[name], discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint, paths=paths))
+                                       joint_at_plan=joint, paths=paths, commit=self.commit))
         return pivot_transfers(pivots, self.payee)
 
 

@@ -581,7 +581,7 @@ class MenuPolicy:
     def pricer(self, ctx: PlanningContext, jit_plan: np.ndarray) -> TransferPricer:
         """The week's pricer against ``x^J``: one for every vendor's menu (the same JIT counterfactual,
         the same demand paths)."""
-        return TransferPricer(ctx, jit_plan, **self.cbt)
+        return TransferPricer(ctx, jit_plan, **self.cbt, commit=self.commit)
 
     def offer(
         self, ctx: PlanningContext, vendor: str | None = None, *, own: PlanCost | None = None,

@@ -123,6 +123,24 @@ class PlanBounds:
         return bool(np.all(plan >= self.lower - slack) and np.all(plan <= np.where(np.isfinite(self.upper), self.upper + slack, np.inf)))
 
 
+def agreed_box(bounds: PlanBounds | None, plan: np.ndarray, settings: CommitmentSettings | None) -> PlanBounds | None:
+    """The box on a plan made this week once ``plan`` ``[V, H, F, K]`` is agreed under ``settings``:
+    ``bounds`` (the commitments already held, week ``j`` of the plan being absolute week ``t + j``) with
+    the weeks ``1 .. k - 1`` that held no commitment yet bound to ``plan``'s band. What the agreement
+    leaves the continuation (the round audit values a decision with it); None when nothing is bound."""
+    plan = np.asarray(plan, dtype=float)
+    if settings is None or settings.weeks <= 1:
+        return bounds
+    out = PlanBounds.free(plan.shape) if bounds is None else PlanBounds(bounds.lower.copy(), bounds.upper.copy())
+    for j in range(1, min(settings.weeks, plan.shape[1])):
+        if np.all(np.isfinite(out.upper[:, j])):
+            continue  # anchored on an earlier agreement
+        c = np.maximum(plan[:, j], 0.0)
+        out.lower[:, j] = (1.0 - settings.band) * c
+        out.upper[:, j] = (1.0 + settings.band) * c
+    return out
+
+
 @dataclass
 class CommitmentRecord:
     """The commitments the world holds: each committed week's reference quantities ``[V, F, K]`` and
