@@ -328,3 +328,49 @@ def test_run_json_reports_committed_units_and_commitment_cost_by_party(capsys, t
     from sim.results import load_results
 
     assert load_results(out).summary["policies"]["cpp-vcg"]["commitment_cost"] == mine["commitment_cost"]
+
+
+# -- the audit under commitment ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def committed_audit():
+    from experiments.audit import run_audit
+    from sim.model.scenario import load_scenario
+
+    s = load_scenario("default").with_overrides({"demand.deterministic": True})
+    overrides = {"cpp-vcg": {"solver": "central", "scenarios": 1, "transfer": {"rule": "two-way"},
+                             "commitment": {"weeks": 2, "band": 0.1}}}
+    return s, overrides, run_audit(s, ["cpp-vcg"], weeks=3, parties=["vendor"], policy_overrides=overrides)
+
+
+def test_no_vendor_lie_pays_under_cpp_vcg_with_a_commitment(committed_audit):
+    """A lie can shape what the vendor will be held to (the agreed plan's next week); the CBT prices the
+    retailer's continuation inside what the agreement commits, so the vendor's net cost stays the
+    social cost up to terms it cannot influence, and with exact solves and known demand no lie pays."""
+    _, _, t = committed_audit
+    assert len(t) >= 9 and (t["lie"] != "truthful").sum() >= 8
+    assert (t["relative_gain"] <= 1e-7).all(), t[["lie", "gain"]]
+    assert (t["relative_gain"] < -1e-4).any()  # the lies are not all harmless: the audit measures something
+
+
+def test_the_audit_finds_the_lie_a_commitment_blind_price_would_pay_for(committed_audit, monkeypatch):
+    """Without the new commitments in the price (the counterfactual and the priced continuation then
+    differ only in the binding week), a vendor gains by shaping its next week's commitment: the audit,
+    run in the committed mechanism's own states, finds it."""
+    from experiments.audit import run_audit
+    from policies.cbt import TransferPricer
+
+    s, overrides, _ = committed_audit
+    monkeypatch.setattr(TransferPricer, "agreed", lambda self, plan: None)
+    blind = run_audit(s, ["cpp-vcg"], weeks=3, parties=["vendor"], policy_overrides=overrides)
+    assert (blind["relative_gain"] > 1e-4).any(), blind[["lie", "gain"]]
+
+
+def test_the_audit_command_runs_under_commitment(capsys, tmp_path):
+    code = main(["audit", "--policy", "cpp-vcg", "--weeks", "2", "--party", "vendor", "--set", "commitment.weeks=2",
+                 "--set", "commitment.band=0.1", "--set", "solver=central", "--out", str(tmp_path / "a"), "--json"])
+    assert code == 0
+    rows = yaml.safe_load(capsys.readouterr().out)
+    assert {r["lie"] for r in rows} >= {"truthful", "scale_costs_x2"}
+    code = main(["audit", "--policy", "cpp-vcg", "--weeks", "1", "--set", "commitment.weeks=0", "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "commitment.weeks" in err and "Traceback" not in err
