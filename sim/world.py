@@ -6,10 +6,13 @@ explicit rather than an accident of event creation order:
 ======== ========================================================================================
 t + 0.0  arrivals: shipments due this week are received at their FC (one SimPy process a shipment)
 t + 0.1  forecast update: the retailer sees this week's forecast for weeks t .. t+H-1
-t + 0.2  planning: the policy returns a :class:`~sim.model.decision.Decision`
+t + 0.2  planning: the policy returns a :class:`~sim.model.decision.Decision`, inside the commitment
+         box earlier agreements left on this week's plan (:mod:`sim.model.commitment`; refused
+         otherwise); a decision that commits beyond its PO adds its frozen weeks to the record
 t + 0.3  execution (:mod:`sim.execution`): each vendor fulfils its block of the PO with the week's
          realised capacity (rationing a committed PO it cannot ship in full by the scenario's rule);
-         what it does not ship is its shortfall, priced at its cost to the retailer; a committed
+         what it does not ship is its shortfall, priced at its cost to the retailer (an uncommitted
+         vendor ships the week's committed floor first, as far as its capacity allows); a committed
          decision's remedy settles the transfers; each lane's shipment leaves with its random delay
 t + 0.4  demand: regional demand is served from FC stock at least cost; the rest is lost or backlogged
 t + 0.5  accounting: the week's costs, revenues and transfers go into the ledger
