@@ -374,3 +374,24 @@ def test_the_audit_command_runs_under_commitment(capsys, tmp_path):
     code = main(["audit", "--policy", "cpp-vcg", "--weeks", "1", "--set", "commitment.weeks=0", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert code == 2 and "commitment.weeks" in err and "Traceback" not in err
+
+
+# -- sweeps -------------------------------------------------------------------------------------------------
+def test_a_sweep_may_vary_a_commitment_the_scenario_does_not_write(tmp_path):
+    from experiments.sweep import design_points, load_spec
+    from sim.model.errors import SpecError
+
+    spec = {"spec_version": 1, "name": "c", "scenario": "default", "policies": ["cpp-vcg"], "replications": 1,
+            "weeks": 1, "grid": {"policies.cpp-vcg.commitment.weeks": [1, 3], "policies.cpp-vcg.commitment.band": [0, 0.25]}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    loaded = load_spec(path)
+    points = design_points(loaded.spec)
+    assert len(points) == 4
+    built = [make_policy("cpp-vcg", loaded.scenario.with_overrides(p)).commit for p in points]
+    assert {(c.weeks, c.band) for c in built} == {(1, 0), (1, 0.25), (3, 0), (3, 0.25)}
+    for bad, needle in (({"policies.cpp-vcg.commitment.weeks": [0]}, "commitment.weeks = 0"),
+                        ({"policies.cpp-vcg.commitmnt.weeks": [2]}, "commitmnt")):
+        path.write_text(yaml.safe_dump({**spec, "grid": bad}))
+        with pytest.raises(SpecError, match=needle):
+            load_spec(path)
