@@ -46,6 +46,8 @@ from sim.metrics import MEASURED, SETTLE
 from sim.model.scenario import Scenario
 
 ARRIVALS, FORECAST, PLANNING, EXECUTION, DEMAND, ACCOUNTING = 0.0, 0.1, 0.2, 0.3, 0.4, 0.5
+#: a committed floor a vendor says it can no longer ship by less than this share is kept (LP rounding)
+RELEASE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -190,9 +192,10 @@ class World:
             if bounds is not None:
                 lower = bounds.lower[agent.index]
                 can = self.vendor_reports[name].committed_floor(lower)
-                if float(np.max(lower - can, initial=0.0)) > 1e-9:
-                    self._week["released"] = self._week.get("released", 0.0) + float(np.sum(lower - can))
-                    bounds.lower[agent.index] = np.minimum(lower, can)
+                eased = lower - can > RELEASE_TOLERANCE * (1.0 + lower)  # beyond LP rounding
+                if np.any(eased):
+                    self._week["released"] = self._week.get("released", 0.0) + float(np.sum((lower - can)[eased]))
+                    bounds.lower[agent.index] = np.where(eased, can, lower)
         for name, agent in self.vendors.items():
             own = None if bounds is None else bounds.block(agent.index)
             for a in {id(a): a for a in (agent, self.vendor_reports[name])}.values():
@@ -404,13 +407,18 @@ def commitment_costs(retailer: RetailerAgent, vendors: dict[str, VendorAgent], b
     """What a week's commitment box costs each party: its planned cost (over the horizon, no transfers)
     at the week's first-best plan inside the box less at the first-best plan without it, both solved
     centrally on the parties' true models (a measurement, as first best is; docs/model.md, "Mutual
-    commitment"). Zero for every party when no bound is active (nothing is solved)."""
+    commitment"). Zero for every party when no bound is active (nothing is solved); NaN if the parties
+    together cannot plan inside the box (a figure, so the run goes on)."""
     parties = [retailer.party, *vendors]
     if bounds is None or not bounds.active:
         return {p: 0.0 for p in parties}
+    from sim.model.lp import InfeasibleError
     from sim.parties.oracle import joint_plan
 
-    held, free = joint_plan(retailer, vendors), joint_plan(retailer, vendors, commitments=False)
+    try:
+        held, free = joint_plan(retailer, vendors), joint_plan(retailer, vendors, commitments=False)
+    except InfeasibleError:
+        return {p: float("nan") for p in parties}
     out = {retailer.party: held.retailer.total - free.retailer.total}
     out.update({name: held.vendors[name].total - free.vendors[name].total for name in vendors})
     return out
