@@ -13,6 +13,27 @@ plan afterwards, so week ``t``'s outbound decisions are made with the later week
 demand, ``delta = 1`` and ``gamma = 0`` the CBT is exactly ``R(x*_t) - R(x^J_t)``, the Clarke pivot of
 the dynamic pivot mechanism: the vendor pays the externality its presence imposes on the retailer.
 
+Valuation of the retailer's continuation (``continuation``, the ``transfer.continuation`` setting):
+
+* ``paths`` (default; the rule above): ``c^R_t`` from the LP on the forecast, ``V^R_{t+1}`` from one
+  LP per sampled demand path. Two things make the vendor's payoff differ from the planning objective
+  (the least social cost on the forecast with the PO fixed, ``S(x_t)``, which CPP minimises): the
+  continuation is a certainty equivalent over paths with per-path recourse while the plan is chosen on
+  the forecast, so the vendor's payoff is ``S(x_t)`` minus ``V_F(x_t) - CE(V_w(x_t))``, a term that
+  depends on the PO and that a lie can move; and the week-``t`` cost is taken from one LP and the
+  continuation from others, so where the retailer's LP has several optimal plans that differ only in
+  which week a cost falls in (it has many), the transfer depends on the vertex the solver returns.
+* ``forecast``: the retailer's least cost over the horizon with the PO fixed, ``R(x_t)``, from one LP
+  on the forecast, immediate and continuation together: ``CBT_t = c^R_t(x*_t) + delta V^R_{t+1}(x*_t)
+  - (same at x^J_t)`` with both terms from the same solve, so with ``delta = 1`` it is
+  ``R(x*_t) - R(x^J_t)``, the optimal value of two LPs, whatever optimal plan the solver returns. It
+  is valued as the plan is chosen (on the forecast), so the vendor's payoff is the planning
+  objective ``S(x_t)`` less ``R(x^J_t)``, which it cannot influence: truthful up to the planning
+  tolerance. And since ``x^J_t`` minimises ``R``, the CBT is never negative (up to solver tolerance):
+  one-way's clamp never binds. What it gives up: the retailer is paid its extra cost on the forecast,
+  not its expected extra cost over demand paths (the ex-ante margin, measured on the paths, can be
+  negative), and ``risk_aversion`` has nothing to act on (one path; a policy refuses ``gamma > 0``).
+
 What a user may do: :func:`certainty_equivalent` on any sample of costs; :func:`cost_benefit_transfer`
 given the context and the two plans; :class:`CBTBreakdown` records every term for the ledger.
 """
@@ -28,7 +49,12 @@ from scipy.special import logsumexp
 
 from forecasts.sampling import sample_demand_paths
 from sim.model.decision import PlanningContext
+from sim.model.errors import FlosimError
 from policies.transfers import clarke_pivot_payment
+
+#: How the retailer's continuation is valued (module docstring): over sampled demand paths (default)
+#: or, with the week's cost from the same solve, on the forecast the plan is chosen on.
+CONTINUATIONS = ("paths", "forecast")
 
 
 def certainty_equivalent(costs: np.ndarray, gamma: float) -> float:
@@ -42,6 +68,15 @@ def certainty_equivalent(costs: np.ndarray, gamma: float) -> float:
     if gamma == 0:
         return float(x.mean())
     return float((logsumexp(gamma * x) - np.log(x.size)) / gamma)
+
+
+def check_continuation(name: str, continuation: str, risk_aversion: float) -> None:
+    """``transfer.continuation: forecast`` values the continuation on one path, the forecast: a risk
+    aversion would have nothing to act on, so asking for both is an error rather than a silent no-op."""
+    if continuation == "forecast" and risk_aversion > 0:
+        raise FlosimError(f"policy '{name}': transfer.continuation 'forecast' values the retailer's continuation on "
+                          f"the forecast alone, so risk_aversion {risk_aversion} would have no effect; use continuation "
+                          "'paths' for a certainty equivalent, or risk_aversion 0")
 
 
 @dataclass(frozen=True)
@@ -60,7 +95,8 @@ class TransferPricer:
 
     The JIT side (its immediate cost and its cost on every demand scenario) is computed once, so
     pricing many candidate plans (a menu) costs one LP per scenario and plan, plus one on the
-    forecast that also completes the plan (:meth:`completed`). Queries only the retailer's agent.
+    forecast that also completes the plan (:meth:`completed`). With ``continuation="forecast"`` no
+    paths are drawn or used: a plan costs the one LP on the forecast. Queries only the retailer's agent.
     """
 
     def __init__(
@@ -73,15 +109,23 @@ class TransferPricer:
         scenarios: int = 16,
         two_way: bool = False,
         paths: np.ndarray | None = None,
+        continuation: str = "paths",
     ) -> None:
+        if continuation not in CONTINUATIONS:
+            raise ValueError(f"continuation must be one of {', '.join(CONTINUATIONS)}, got {continuation!r}")
         self.retailer = ctx.retailer
         self.discount, self.risk_aversion, self.two_way = discount, risk_aversion, two_way
+        self.continuation = continuation
         self.jit_plan = np.asarray(jit_plan, dtype=float)
         self.jit_po = self.jit_plan[:, 0]  # [V, F, K]
         self._on_forecast: dict[bytes, Any] = {}
         # immediate term on the forecast; future term on demand scenarios drawn from the forecast
+        # (``paths``) or on the forecast itself, from the same solve as the immediate term (``forecast``)
         self.c_jit = float(self.completed(self.jit_po).by_week[0])
-        self.paths = demand_scenarios(ctx, scenarios) if paths is None else np.asarray(paths, dtype=float)
+        if continuation == "forecast":
+            self.paths = np.asarray(self.retailer.forecast, dtype=float)[None]
+        else:
+            self.paths = demand_scenarios(ctx, scenarios) if paths is None else np.asarray(paths, dtype=float)
         self._later: dict[tuple[bytes, int], float] = {}
         self.v_jit = np.array([self._future(self.jit_po, i) for i in range(len(self.paths))])
 
@@ -99,10 +143,19 @@ class TransferPricer:
         # V^R_{t+1}: the retailer's JIT cost of weeks t+1.. from the state `po` leads to, on path i:
         # the later weeks of the fixed-PO problem, so week t's outbound is planned with them in view
         # (once per PO and path: the JIT item of a menu is priced from the JIT side's own solves)
+        if self.continuation == "forecast":  # the same solve as the immediate term: the split cancels
+            return float(self.completed(po).by_week[1:].sum())
         key = (np.ascontiguousarray(po, dtype=float).tobytes(), i)
         if key not in self._later:
             self._later[key] = float(self.retailer.cost_with_first_week(po, self.paths[i]).by_week[1:].sum())
         return self._later[key]
+
+    def _later_weeks(self, plan: np.ndarray) -> np.ndarray:
+        """The retailer's cost of ``plan``'s later weeks (plan fixed) on each path, or on the forecast
+        from the same solve as its first week (``forecast``)."""
+        if self.continuation == "forecast":
+            return np.array([self.retailer.evaluate(plan).by_week[1:].sum()])
+        return np.array([self.retailer.evaluate(plan, demand=p).by_week[1:].sum() for p in self.paths])
 
     def price(self, plan: np.ndarray) -> CBTBreakdown:
         """The CBT of ``plan``'s first week (the CPP-VCG rule)."""
@@ -119,15 +172,13 @@ class TransferPricer:
         plan = np.asarray(plan)
         c_jit, v_jit = self._jit_plan_costs
         c_eff = float(self.retailer.evaluate(plan).by_week[0])
-        v_eff = np.array([self.retailer.evaluate(plan, demand=p).by_week[1:].sum() for p in self.paths])
-        return self._breakdown(c_eff, self.discount * (v_eff - v_jit), c_jit)
+        return self._breakdown(c_eff, self.discount * (self._later_weeks(plan) - v_jit), c_jit)
 
     @cached_property
     def _jit_plan_costs(self) -> tuple[float, np.ndarray]:
         """JIT plan's first-week cost on the forecast and later-week costs on each path (plan fixed)."""
         first = float(self.retailer.evaluate(self.jit_plan).by_week[0])
-        later = np.array([self.retailer.evaluate(self.jit_plan, demand=p).by_week[1:].sum() for p in self.paths])
-        return first, later
+        return first, self._later_weeks(self.jit_plan)
 
     def _breakdown(self, c_eff: float, dv: np.ndarray, c_jit: float | None = None) -> CBTBreakdown:
         c_jit = self.c_jit if c_jit is None else c_jit
@@ -163,10 +214,12 @@ def cost_benefit_transfer(
     scenarios: int = 16,
     two_way: bool = False,
     paths: np.ndarray | None = None,
+    continuation: str = "paths",
 ) -> CBTBreakdown:
     """The week's CBT for moving from ``jit_plan`` to ``efficient_plan``; see the module docstring.
     ``paths``: the demand scenarios to use (:func:`demand_scenarios`; default: drawn now), so that
-    several transfers of one week can be priced on the same scenarios."""
+    several transfers of one week can be priced on the same scenarios. ``continuation``: one of
+    :data:`CONTINUATIONS` (``forecast`` uses no paths)."""
     pricer = TransferPricer(ctx, jit_plan, discount=discount, risk_aversion=risk_aversion, scenarios=scenarios,
-                            two_way=two_way, paths=paths)
+                            two_way=two_way, paths=paths, continuation=continuation)
     return pricer.price(efficient_plan)

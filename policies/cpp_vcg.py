@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from sim.model.decision import Decision, PlanningContext, check_remedy
-from policies.cbt import CBTBreakdown, TransferPricer, cost_benefit_transfer, demand_scenarios
+from policies.cbt import CBTBreakdown, TransferPricer, check_continuation, cost_benefit_transfer, demand_scenarios
 from policies.cpp import NegotiationState, evaluate_blocks
 from policies.jit import jit_outcome
 from policies.privacy import ViewRecorder, privacy_options
@@ -185,14 +185,17 @@ class Pivot:
 
 def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfactual: np.ndarray, *,
                  discount: float, risk_aversion: float, scenarios: int, two_way: bool,
-                 joint_at_plan: np.ndarray | None = None, paths: np.ndarray | None = None) -> Pivot:
+                 joint_at_plan: np.ndarray | None = None, paths: np.ndarray | None = None,
+                 continuation: str = "paths") -> Pivot:
     """``T_v`` of ``vendor`` for moving from ``counterfactual`` (``x^{-v}``) to ``plan`` (``x*``); see the
     module docstring. ``joint_at_plan``: with other vendors, the plan the retailer and the other
     vendors agree on with this week's PO fixed at ``plan``'s (the later weeks re-planned without
     ``vendor``); None with one vendor (the retailer alone re-plans: the CBT). ``paths``: the week's
-    demand scenarios (:func:`policies.cbt.demand_scenarios`; default: drawn now)."""
+    demand scenarios (:func:`policies.cbt.demand_scenarios`; default: drawn now). ``continuation``: how the
+    retailer's continuation is valued (:data:`policies.cbt.CONTINUATIONS`; with ``forecast`` and
+    ``discount`` 1, ``T_v = S_-v(x*_t) - S_-v(x^{-v}_t)`` with every term on the forecast)."""
     pricer = TransferPricer(ctx, counterfactual, discount=discount, risk_aversion=risk_aversion, scenarios=scenarios,
-                            two_way=True, paths=paths)
+                            two_way=True, paths=paths, continuation=continuation)
     cbt = pricer.price(plan)
     terms = {"retailer": cbt.raw}
     if joint_at_plan is not None:
@@ -246,6 +249,7 @@ class CPPVCGPolicy:
         self.transfer = transfer_settings(transfer, two_way=two_way, payee=payee, where=f"policy '{self.name}'")
         self.two_way, self.solver, self.payee = self.transfer.rule != "one-way", solver, self.transfer.payee
         self.counterfactual = counterfactual
+        check_continuation(self.name, self.transfer.continuation, risk_aversion)
         if self.remedy != "none" and self.transfer.rule not in ("one-way", "two-way"):
             # a remedy re-prices the vendors' pivots on the delivered PO (:meth:`repriced`); the other rules'
             # terms (the retailer's pivot, expected externalities, split savings) are not re-priced
@@ -326,15 +330,16 @@ class CPPVCGPolicy:
             counterfactuals[name] = counterfactual
             pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint, paths=paths))
+                                       joint_at_plan=joint, paths=paths, continuation=self.transfer.continuation))
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = evaluate_blocks(ctx, plan)
         savings, retailer_extra = binding_week_savings(ctx, jit, r_eff, v_eff)
         settled, rule_diag = self.settlement(ctx, plan, pivots, savings, retailer_extra)
         transfers = settled.transfers
         diag.update(rule_diag)
-        # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation)
-        vs_jit = pivots[0].cbt if len(pivots) == 1 else cost_benefit_transfer(
+        # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation over the
+        # demand paths, whatever the transfer's valuation: participation is measured the same way)
+        vs_jit = pivots[0].cbt if len(pivots) == 1 and self.transfer.continuation == "paths" else cost_benefit_transfer(
             ctx, plan, jit.plan, discount=self.discount, risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=True,
             paths=paths)
         paid_total = float(sum(settled.paid.values()))
@@ -394,7 +399,7 @@ class CPPVCGPolicy:
                 joint = efficient_plan(ctx, "central", admm, self.answers, vendors=others, first_week=at[:, 0])[0]
             pivots.append(vendor_pivot(ctx, name, at, counterfactuals[name], discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint, paths=paths))
+                                       joint_at_plan=joint, paths=paths, continuation=self.transfer.continuation))
         return pivot_transfers(pivots, self.payee)
 
 

@@ -123,7 +123,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from policies.cbt import CBTBreakdown, TransferPricer
+from policies.cbt import CBTBreakdown, TransferPricer, check_continuation
 from policies.jit import jit_outcome
 from policies.transfer_rules import transfer_settings
 from sim.model.decision import Decision, PlanningContext, check_remedy
@@ -510,6 +510,7 @@ class MenuPolicy:
             raise FlosimError(f"policy 'menu': transfer.payee {self.transfer.payee!r} is not implemented by the menu "
                               "(its prices are the retailer's CBTs, paid to the retailer: payee retailer)")
         two_way = self.transfer.rule == "two-way"
+        check_continuation("menu", self.transfer.continuation, risk_aversion)
         if disclosure not in ("volume", "names"):
             raise FlosimError(f"policy 'menu': disclosure must be 'volume' or 'names', got {disclosure!r}")
         if not _positive_number(volume_step):
@@ -519,13 +520,16 @@ class MenuPolicy:
         self.size, self.method, self.preference, self.levels = size, method, preference, tuple(sorted(levels))
         self.pricing = pricing
         self.cbt: dict[str, Any] = {"discount": discount, "risk_aversion": risk_aversion, "scenarios": scenarios, "two_way": two_way}
+        #: how an item's price values the retailer's continuation (``transfer.continuation``, :mod:`policies.cbt`)
+        self.continuation = self.transfer.continuation
 
     def parameters(self) -> dict[str, Any]:
         """Every parameter as checked and in effect (defaults included), keyed as in the scenario's
         ``policies.menu``: what a results file records to say which menu ran."""
         return {"size": self.size, "method": self.method, "preference": self.preference, "disclosure": self.disclosure,
                 "volume_step": self.volume_step, "levels": list(self.levels), "pricing": self.pricing,
-                "commitment": self.commitment, **self.cbt, "decline": self.decline, "remedy": self.remedy}
+                "commitment": self.commitment, **self.cbt, "continuation": self.continuation, "decline": self.decline,
+                "remedy": self.remedy}
 
     def preferred(self, ctx: PlanningContext, vendor: str | None = None) -> list[str] | dict[str, float | None] | None:
         """The coarse preference vendor ``vendor``'s menu is tailored to (default: the only vendor): as
@@ -544,6 +548,13 @@ class MenuPolicy:
     def pricer(self, ctx: PlanningContext, jit_plan: np.ndarray) -> TransferPricer:
         """The week's pricer against ``x^J``: one for every vendor's menu (the same JIT counterfactual,
         the same demand paths)."""
+        return TransferPricer(ctx, jit_plan, **self.cbt, continuation=self.continuation)
+
+    def measure(self, ctx: PlanningContext, jit_plan: np.ndarray, pricer: TransferPricer) -> TransferPricer:
+        """The pricer the retailer's ex-ante margin is measured with: its expected extra cost over the
+        demand paths, whatever the prices' valuation (``pricer`` itself under ``continuation: paths``)."""
+        if self.continuation == "paths":
+            return pricer
         return TransferPricer(ctx, jit_plan, **self.cbt)
 
     def offer(
@@ -622,7 +633,11 @@ class MenuPolicy:
                                     f"cbt_future_ce_{name}": p.quote.future_ce})
             diagnostics["receiving_scaled"] = scaled
         # the retailer: what it receives less its expected cost of the combined plan against x^J, in
-        # which a vendor that declined ships what it ships under JIT in both (like for like)
+        # which a vendor that declined ships what it ships under JIT in both (like for like); expected
+        # over the demand paths whatever the prices' valuation
+        measure = self.measure(ctx, jit.plan, pricer)
+        if measure is not pricer:
+            combined = measure.price_plan(plan) if self._whole_plan_price else measure.price(plan)
         extra = combined.immediate + combined.future_mean
         declined = [p for p in picks.values() if p.declined]
         jit_retailer = jit.retailer.total
@@ -630,7 +645,7 @@ class MenuPolicy:
             reference = np.array(jit.plan, dtype=float, copy=True)
             for p in declined:
                 reference[p.v] = p.item.plan[p.v]
-            ref = pricer.price_plan(reference) if self._whole_plan_price else pricer.price(reference)
+            ref = measure.price_plan(reference) if self._whole_plan_price else measure.price(reference)
             extra -= ref.immediate + ref.future_mean
             jit_retailer = ctx.retailer.evaluate(reference).total
         diagnostics["ex_ante_margin_retailer"] = received - extra

@@ -88,7 +88,9 @@ class PriorSettings(BaseModel):
 class TransferSettings(BaseModel):
     """A mechanism's transfer rule and its options: ``rule`` (one of :data:`RULES`), ``payee`` (one-way
     and two-way: who receives a vendor's pivot), ``share`` (split-savings: the retailer's share of the
-    saving), ``prior`` (expected-externality: required)."""
+    saving), ``prior`` (expected-externality: required), ``continuation`` (how a pivot values the
+    retailer's continuation, :data:`policies.cbt.CONTINUATIONS`: ``paths``, the default, over sampled
+    demand paths; ``forecast``, with the week's cost from one solve on the forecast the plan is chosen on)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
@@ -96,6 +98,7 @@ class TransferSettings(BaseModel):
     payee: Literal["retailer", "each"] = "retailer"
     share: float = Field(0.5, ge=0, le=1)
     prior: PriorSettings | None = None
+    continuation: Literal["paths", "forecast"] = "paths"
 
     @field_validator("share", mode="before")
     @classmethod
@@ -160,9 +163,11 @@ def _problem(e: Mapping[str, Any]) -> str:
     loc = ".".join(str(p) for p in e["loc"])
     name = f"transfer.{loc}" if loc else "transfer"
     if e["type"] == "extra_forbidden":
-        return f"{name}: unknown option (options: rule, payee, share, prior{{draws, spread}})"
+        return f"{name}: unknown option (options: rule, payee, share, prior{{draws, spread}}, continuation)"
     if e["type"] == "literal_error" and loc == "rule":
         return f"transfer.rule: unknown rule {e.get('input')!r} (rules: {', '.join(RULES)})"
+    if e["type"] == "literal_error" and loc == "continuation":
+        return f"transfer.continuation: unknown valuation {e.get('input')!r} (one of: paths, forecast)"
     msg = str(e["msg"]).removeprefix("Value error, ")
     return f"{name}: {msg} (got {e.get('input')!r})" if loc else f"transfer.{msg}"
 
