@@ -54,7 +54,7 @@ from policies.transfers import clarke_pivot_payment
 
 #: How the retailer's continuation is valued (module docstring): over sampled demand paths (default)
 #: or, with the week's cost from the same solve, on the forecast the plan is chosen on.
-CONTINUATIONS = ("paths", "forecast")
+CONTINUATIONS = ("paths", "forecast", "paths-whole")
 
 
 def certainty_equivalent(costs: np.ndarray, gamma: float) -> float:
@@ -127,7 +127,12 @@ class TransferPricer:
         else:
             self.paths = demand_scenarios(ctx, scenarios) if paths is None else np.asarray(paths, dtype=float)
         self._later: dict[tuple[bytes, int], float] = {}
-        self.v_jit = np.array([self._future(self.jit_po, i) for i in range(len(self.paths))])
+        self._by_path: dict[tuple[bytes, int], tuple[float, float]] = {}
+        if continuation == "paths":
+            self.v_jit = np.array([self._future(self.jit_po, i) for i in range(len(self.paths))])
+        else:
+            self._jit_weeks = self._weeks_of_po(self.jit_po)
+            self.v_jit = self._jit_weeks[1]
 
     def completed(self, po: np.ndarray) -> Any:
         """The retailer's cost by week (a ``PlanCost``, plan included) with this week's PO ``po`` and
@@ -143,42 +148,83 @@ class TransferPricer:
         # V^R_{t+1}: the retailer's JIT cost of weeks t+1.. from the state `po` leads to, on path i:
         # the later weeks of the fixed-PO problem, so week t's outbound is planned with them in view
         # (once per PO and path: the JIT item of a menu is priced from the JIT side's own solves)
-        if self.continuation == "forecast":  # the same solve as the immediate term: the split cancels
-            return float(self.completed(po).by_week[1:].sum())
         key = (np.ascontiguousarray(po, dtype=float).tobytes(), i)
         if key not in self._later:
             self._later[key] = float(self.retailer.cost_with_first_week(po, self.paths[i]).by_week[1:].sum())
         return self._later[key]
 
-    def _later_weeks(self, plan: np.ndarray) -> np.ndarray:
-        """The retailer's cost of ``plan``'s later weeks (plan fixed) on each path, or on the forecast
-        from the same solve as its first week (``forecast``)."""
+    def _weeks_of_po(self, po: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whole valuations: the retailer's first-week and later-week costs with the PO ``po`` fixed, both
+        from one solve, on each path (``paths-whole``) or on the forecast (``forecast``: one entry)."""
         if self.continuation == "forecast":
-            return np.array([self.retailer.evaluate(plan).by_week[1:].sum()])
-        return np.array([self.retailer.evaluate(plan, demand=p).by_week[1:].sum() for p in self.paths])
+            cost = self.completed(po)
+            return np.array([cost.by_week[0]]), np.array([cost.by_week[1:].sum()])
+        key = np.ascontiguousarray(po, dtype=float).tobytes()
+        for i, path in enumerate(self.paths):
+            if (key, i) not in self._by_path:
+                cost = self.retailer.cost_with_first_week(po, path)
+                self._by_path[(key, i)] = (float(cost.by_week[0]), float(cost.by_week[1:].sum()))
+        first, later = zip(*(self._by_path[(key, i)] for i in range(len(self.paths))))
+        return np.array(first), np.array(later)
+
+    def _weeks_of_plan(self, plan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whole valuations: the same with the whole ``plan`` fixed."""
+        costs = [self.retailer.evaluate(plan)] if self.continuation == "forecast" else \
+            [self.retailer.evaluate(plan, demand=p) for p in self.paths]
+        return np.array([c.by_week[0] for c in costs]), np.array([c.by_week[1:].sum() for c in costs])
 
     def price(self, plan: np.ndarray) -> CBTBreakdown:
         """The CBT of ``plan``'s first week (the CPP-VCG rule)."""
         po = np.asarray(plan)[:, 0]
+        if self.continuation != "paths":
+            first, later = self._weeks_of_po(po)
+            return self._whole(first, later, *self._jit_weeks)
         c_eff = float(self.completed(po).by_week[0])
         dv = self.discount * (np.array([self._future(po, i) for i in range(len(self.paths))]) - self.v_jit)
         return self._breakdown(c_eff, dv)
 
     def price_plan(self, plan: np.ndarray) -> CBTBreakdown:
         """The transfer for committing to the whole ``plan``: the retailer's cost of the plan's first week
-        on the forecast plus the certainty equivalent of its later weeks on the scenarios, against JIT's.
+        on the forecast plus the certainty equivalent of its later weeks on the scenarios, against JIT's
+        (under a whole valuation: the plan's cost by path, or on the forecast, against JIT's).
         This is the static Clarke pivot over the plan; a menu of whole plans needs it, because with
         first-week prices a vendor prefers items whose unpriced later weeks suit it."""
         plan = np.asarray(plan)
+        if self.continuation != "paths":
+            first, later = self._weeks_of_plan(plan)
+            return self._whole(first, later, *self._jit_plan_weeks)
         c_jit, v_jit = self._jit_plan_costs
         c_eff = float(self.retailer.evaluate(plan).by_week[0])
-        return self._breakdown(c_eff, self.discount * (self._later_weeks(plan) - v_jit), c_jit)
+        return self._breakdown(c_eff, self.discount * (np.array(
+            [self.retailer.evaluate(plan, demand=p).by_week[1:].sum() for p in self.paths]) - v_jit), c_jit)
 
     @cached_property
     def _jit_plan_costs(self) -> tuple[float, np.ndarray]:
         """JIT plan's first-week cost on the forecast and later-week costs on each path (plan fixed)."""
         first = float(self.retailer.evaluate(self.jit_plan).by_week[0])
-        return first, self._later_weeks(self.jit_plan)
+        later = np.array([self.retailer.evaluate(self.jit_plan, demand=p).by_week[1:].sum() for p in self.paths])
+        return first, later
+
+    @cached_property
+    def _jit_plan_weeks(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._weeks_of_plan(self.jit_plan)
+
+    def _whole(self, first: np.ndarray, later: np.ndarray, first_jit: np.ndarray, later_jit: np.ndarray) -> CBTBreakdown:
+        """A whole valuation's CBT: the certainty equivalent over the paths (one path, the forecast, under
+        ``forecast``) of ``first + discount * later`` against JIT's, each path's two terms from one solve.
+        Reported as its mean first-week part (``immediate``) and the rest (``future_*``)."""
+        d_first, d_later = first - first_jit, self.discount * (later - later_jit)
+        raw = certainty_equivalent(d_first + d_later, self.risk_aversion)
+        immediate = float(d_first.mean())
+        return CBTBreakdown(
+            immediate=immediate,
+            future_ce=raw - immediate,
+            future_mean=float(d_later.mean()),
+            raw=raw,
+            paid=raw if self.two_way else max(raw, 0.0),
+            retailer_cost_efficient=float(first.mean()),
+            retailer_cost_jit=float(first_jit.mean()),
+        )
 
     def _breakdown(self, c_eff: float, dv: np.ndarray, c_jit: float | None = None) -> CBTBreakdown:
         c_jit = self.c_jit if c_jit is None else c_jit

@@ -337,11 +337,12 @@ class CPPVCGPolicy:
         settled, rule_diag = self.settlement(ctx, plan, pivots, savings, retailer_extra)
         transfers = settled.transfers
         diag.update(rule_diag)
-        # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation over the
-        # demand paths, whatever the transfer's valuation: participation is measured the same way)
-        vs_jit = pivots[0].cbt if len(pivots) == 1 and self.transfer.continuation == "paths" else cost_benefit_transfer(
+        # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation) over the
+        # demand paths, whatever the transfer's valuation (under ``forecast``: each path's cost from one solve)
+        measure = "paths" if self.transfer.continuation == "paths" else "paths-whole"
+        vs_jit = pivots[0].cbt if len(pivots) == 1 and self.transfer.continuation == measure else cost_benefit_transfer(
             ctx, plan, jit.plan, discount=self.discount, risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=True,
-            paths=paths)
+            paths=paths, continuation=measure)
         paid_total = float(sum(settled.paid.values()))
         self.privacy.keep(ctx.week, result, plan, paid_total)
         if len(pivots) == 1:  # the one-vendor names of earlier versions

@@ -552,10 +552,11 @@ class MenuPolicy:
 
     def measure(self, ctx: PlanningContext, jit_plan: np.ndarray, pricer: TransferPricer) -> TransferPricer:
         """The pricer the retailer's ex-ante margin is measured with: its expected extra cost over the
-        demand paths, whatever the prices' valuation (``pricer`` itself under ``continuation: paths``)."""
-        if self.continuation == "paths":
+        demand paths, whatever the prices' valuation (``pricer`` itself unless the prices are on the
+        forecast; then each path's cost from one solve, ``paths-whole``)."""
+        if self.continuation != "forecast":
             return pricer
-        return TransferPricer(ctx, jit_plan, **self.cbt)
+        return TransferPricer(ctx, jit_plan, **self.cbt, continuation="paths-whole")
 
     def offer(
         self, ctx: PlanningContext, vendor: str | None = None, *, own: PlanCost | None = None,

@@ -90,7 +90,8 @@ class TransferSettings(BaseModel):
     and two-way: who receives a vendor's pivot), ``share`` (split-savings: the retailer's share of the
     saving), ``prior`` (expected-externality: required), ``continuation`` (how a pivot values the
     retailer's continuation, :data:`policies.cbt.CONTINUATIONS`: ``paths``, the default, over sampled
-    demand paths; ``forecast``, with the week's cost from one solve on the forecast the plan is chosen on)."""
+    demand paths; ``forecast``, with the week's cost from one solve on the forecast the plan is chosen on;
+    ``paths-whole``, on the paths, each path's week and continuation from one solve)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
@@ -98,7 +99,7 @@ class TransferSettings(BaseModel):
     payee: Literal["retailer", "each"] = "retailer"
     share: float = Field(0.5, ge=0, le=1)
     prior: PriorSettings | None = None
-    continuation: Literal["paths", "forecast"] = "paths"
+    continuation: Literal["paths", "forecast", "paths-whole"] = "paths"
 
     @field_validator("share", mode="before")
     @classmethod
@@ -167,7 +168,7 @@ def _problem(e: Mapping[str, Any]) -> str:
     if e["type"] == "literal_error" and loc == "rule":
         return f"transfer.rule: unknown rule {e.get('input')!r} (rules: {', '.join(RULES)})"
     if e["type"] == "literal_error" and loc == "continuation":
-        return f"transfer.continuation: unknown valuation {e.get('input')!r} (one of: paths, forecast)"
+        return f"transfer.continuation: unknown valuation {e.get('input')!r} (one of: paths, forecast, paths-whole)"
     msg = str(e["msg"]).removeprefix("Value error, ")
     return f"{name}: {msg} (got {e.get('input')!r})" if loc else f"transfer.{msg}"
 

@@ -4,7 +4,8 @@
 the forecast (as the plan is chosen): the vendor's round cost is then the social cost minus a term it
 cannot influence, on random instances with uncertain demand (where ``paths`` is not), the clamp never
 binds, several vendors' pivots equal their hand computation, and the price does not depend on which of the
-retailer's optimal plans the solver returns (``paths`` does). Bad settings exit 2 naming the field."""
+retailer's optimal plans the solver returns (``paths`` does; ``paths-whole``, each path priced as a whole,
+does not either). Bad settings exit 2 naming the field."""
 
 from __future__ import annotations
 
@@ -109,15 +110,15 @@ def _least_first_week(orig):
 def test_forecast_continuation_does_not_depend_on_the_optimal_vertex(uncertain, monkeypatch):
     """The retailer's LP has optimal plans that differ only in which week a cost falls in. Priced as a whole
     (``forecast``), the CBT is a difference of two optimal values, the same whichever plan the solver
-    returns; the split pricing (``paths``: the first week from one solve, the later weeks from others)
-    changes with it."""
+    returns (``paths-whole``: on each path too); the split pricing (``paths``: the first week from one solve,
+    the later weeks from others) changes with it."""
     ctx = planning_context(uncertain, week=0)
     plan, jit = joint_plan(ctx.retailer, ctx.vendors).plan, ctx.retailer.preferred_plan().plan
 
     def prices():
         ctx.retailer._models = {}  # the week's LPs solved afresh
         out = {}
-        for continuation in ("paths", "forecast"):
+        for continuation in ("paths", "forecast", "paths-whole"):
             pricer = TransferPricer(replace(ctx, rng=np.random.default_rng(5)), jit, scenarios=4, two_way=True,
                                     continuation=continuation)
             out[continuation] = pricer.price(plan)
@@ -129,6 +130,8 @@ def test_forecast_continuation_does_not_depend_on_the_optimal_vertex(uncertain, 
     assert abs(cold["forecast"].immediate - least["forecast"].immediate) > 1.0  # another optimal vertex
     assert least["forecast"].raw == pytest.approx(cold["forecast"].raw, abs=1e-7 * abs(cold["forecast"].raw) + 1e-6)
     assert abs(least["paths"].raw - cold["paths"].raw) > 1.0  # the split pricing moves with it
+    # each path priced as a whole: a certainty equivalent of optimal values, vertex-free too
+    assert least["paths-whole"].raw == pytest.approx(cold["paths-whole"].raw, abs=1e-7 * abs(cold["paths-whole"].raw) + 1e-6)
 
 
 def test_several_vendors_forecast_pivot_is_the_joint_least_cost_difference():
@@ -157,7 +160,7 @@ def test_menu_prices_items_at_the_forecast_deviation_cost(uncertain):
     hand = r.cost_with_first_week(d.po).total - r.preferred_plan().total
     assert d.transfers["vendor"] == pytest.approx(hand, abs=1e-6 * scale)
     on_paths = TransferPricer(replace(ctx, rng=np.random.default_rng(3)), r.preferred_plan().plan,
-                              scenarios=menu.cbt["scenarios"], two_way=True).price(d.plan)
+                              scenarios=menu.cbt["scenarios"], two_way=True, continuation="paths-whole").price(d.plan)
     expected = d.transfers["vendor"] - (on_paths.immediate + on_paths.future_mean)
     assert d.diagnostics["ex_ante_margin_retailer"] == pytest.approx(expected, abs=1e-6 * scale)
     assert abs(d.diagnostics["ex_ante_margin_retailer"]) > 1e-3  # not the forecast's identity 0
@@ -181,3 +184,17 @@ def test_bad_continuation_names_the_field(policy, settings, field, tmp_path, cap
     assert field in err and "Traceback" not in err
     with pytest.raises(FlosimError, match="transfer.continuation"):
         make_policy(policy, load_scenario("default"), **settings)
+
+
+def test_paths_whole_makes_the_retailer_whole_in_expectation(uncertain):
+    """``paths-whole`` with two-way and ``gamma = 0``: the transfer is the retailer's expected extra cost
+    over the paths (each path's cost from one solve), so its ex-ante margin is zero; ``gamma > 0`` asks more."""
+    ctx = planning_context(uncertain, week=1)
+    margins = []
+    for gamma in (0.0, 0.01):
+        d = make_policy("cpp-vcg", uncertain, solver="central", scenarios=4, risk_aversion=gamma,
+                        transfer={"rule": "two-way", "continuation": "paths-whole"}).decide(
+            replace(ctx, rng=np.random.default_rng(2)))
+        margins.append(d.diagnostics["ex_ante_margin_retailer"])
+    assert margins[0] == pytest.approx(0.0, abs=1e-9 * d.diagnostics["planned_social"])
+    assert margins[1] > 1e-6
