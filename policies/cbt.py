@@ -33,6 +33,11 @@ Valuation of the retailer's continuation (``continuation``, the ``transfer.conti
   one-way's clamp never binds. What it gives up: the retailer is paid its extra cost on the forecast,
   not its expected extra cost over demand paths (the ex-ante margin, measured on the paths, can be
   negative), and ``risk_aversion`` has nothing to act on (one path; a policy refuses ``gamma > 0``).
+* ``paths-whole``: each path priced as a whole, ``CE_gamma(R_w(x*_t) - R_w(x^J_t))`` with ``R_w`` the
+  retailer's least cost with the PO fixed on path ``w`` (its week ``t`` and continuation from one
+  solve): free of the split (vertex-independent) and the retailer made whole in expectation over the
+  paths, but still valued on paths while the plan is chosen on the forecast, so the vendor's payoff
+  keeps the term ``R(x_t) - E_w R_w(x_t)`` a lie can move.
 
 What a user may do: :func:`certainty_equivalent` on any sample of costs; :func:`cost_benefit_transfer`
 given the context and the two plans; :class:`CBTBreakdown` records every term for the ledger.
@@ -52,8 +57,8 @@ from sim.model.decision import PlanningContext
 from sim.model.errors import FlosimError
 from policies.transfers import clarke_pivot_payment
 
-#: How the retailer's continuation is valued (module docstring): over sampled demand paths (default)
-#: or, with the week's cost from the same solve, on the forecast the plan is chosen on.
+#: How the retailer's continuation is valued (module docstring): over sampled demand paths (default),
+#: on the forecast the plan is chosen on with the week's cost from the same solve, or each path as a whole.
 CONTINUATIONS = ("paths", "forecast", "paths-whole")
 
 

@@ -34,7 +34,9 @@ audit shows lies that pay.
 Parameters (scenario ``policies: {cpp-vcg: {...}}`` or keyword arguments): ``discount`` (delta),
 ``risk_aversion`` (gamma, 0 = expectation), ``scenarios`` (demand paths for the certainty equivalent),
 ``transfer`` (the transfer rule and its options, :mod:`policies.transfer_rules`: ``{rule: one-way}``
-by default; ``two-way``, ``vcg-both``, ``expected-externality`` with a ``prior``, ``split-savings``),
+by default; ``two-way``, ``vcg-both``, ``expected-externality`` with a ``prior``, ``split-savings``; and
+``continuation``, how a pivot values the retailer's continuation, :mod:`policies.cbt`: ``paths`` by
+default, ``forecast`` (the exact pivot of the forecast plan) or ``paths-whole``),
 ``two_way`` (an alias of ``transfer: {rule: two-way}``), ``payee`` (``retailer`` or ``each``; an alias
 of ``transfer.payee``), ``counterfactual`` (``coordinated`` or ``jit-orders``: each vendor's pivot
 counterfactual, :data:`COUNTERFACTUALS`), ``remedy`` (``none``, ``refund`` or ``damages``: what a PO

@@ -112,7 +112,9 @@ and ``receiving_scaled``.
 
 Parameters: ``size`` (items including ``x^J``, a whole number >= 1; per vendor), ``method``, ``preference``, ``disclosure``,
 ``volume_step``, ``levels``, ``commitment``, ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
-CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`).
+CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`)
+and ``transfer.continuation`` (how a price values the retailer's continuation, :mod:`policies.cbt`: ``paths``
+by default, ``forecast``, ``paths-whole``; the retailer's ex-ante margin is measured over the demand paths whichever).
 """
 
 from __future__ import annotations

@@ -28,6 +28,11 @@ table):
 * ``split-savings``: the manipulable comparator: the binding week's reported saving over JIT is split
   (the retailer keeps ``share``), each vendor paying in proportion to how much the plan changes its costs.
 
+Every rule that charges a vendor's pivot prices it as :mod:`policies.cbt` says; ``continuation``
+(``paths`` by default, ``forecast``, ``paths-whole``) chooses how that pivot values the retailer's
+continuation (with ``forecast`` the pivot is the exact Clarke pivot of the plan chosen on the forecast,
+never negative, so one-way's clamp does not bind).
+
 The rules are pure functions of numbers (:func:`settle` on a :class:`WeekInputs`), so a transfer can be
 recomputed for another purchase order (a delivered PO, a remedy) by re-pricing the inputs at that PO
 and settling again. :func:`transfer_settings` validates a settings block (bad input: a
