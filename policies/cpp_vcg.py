@@ -34,7 +34,9 @@ audit shows lies that pay.
 Parameters (scenario ``policies: {cpp-vcg: {...}}`` or keyword arguments): ``discount`` (delta),
 ``risk_aversion`` (gamma, 0 = expectation), ``scenarios`` (demand paths for the certainty equivalent),
 ``transfer`` (the transfer rule and its options, :mod:`policies.transfer_rules`: ``{rule: one-way}``
-by default; ``two-way``, ``vcg-both``, ``expected-externality`` with a ``prior``, ``split-savings``),
+by default; ``two-way``, ``vcg-both``, ``expected-externality`` with a ``prior``, ``split-savings``; and
+``continuation``, how a pivot values the retailer's continuation, :mod:`policies.cbt`: ``paths`` by
+default, ``forecast`` (the exact pivot of the forecast plan) or ``paths-whole``),
 ``two_way`` (an alias of ``transfer: {rule: two-way}``), ``payee`` (``retailer`` or ``each``; an alias
 of ``transfer.payee``), ``counterfactual`` (``coordinated`` or ``jit-orders``: each vendor's pivot
 counterfactual, :data:`COUNTERFACTUALS`), ``remedy`` (``none``, ``refund`` or ``damages``: what a PO
@@ -57,7 +59,7 @@ import numpy as np
 
 from sim.model.commitment import CommitmentSettings, commitment_settings
 from sim.model.decision import Decision, PlanningContext, check_remedy
-from policies.cbt import CBTBreakdown, TransferPricer, cost_benefit_transfer, demand_scenarios
+from policies.cbt import CBTBreakdown, TransferPricer, check_continuation, cost_benefit_transfer, demand_scenarios
 from policies.cpp import NegotiationState, evaluate_blocks
 from policies.jit import jit_outcome
 from policies.privacy import ViewRecorder, privacy_options
@@ -190,16 +192,18 @@ class Pivot:
 def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfactual: np.ndarray, *,
                  discount: float, risk_aversion: float, scenarios: int, two_way: bool,
                  joint_at_plan: np.ndarray | None = None, paths: np.ndarray | None = None,
-                 commit: CommitmentSettings | None = None) -> Pivot:
+                 commit: CommitmentSettings | None = None, continuation: str = "paths") -> Pivot:
     """``T_v`` of ``vendor`` for moving from ``counterfactual`` (``x^{-v}``) to ``plan`` (``x*``); see the
     module docstring. ``joint_at_plan``: with other vendors, the plan the retailer and the other
     vendors agree on with this week's PO fixed at ``plan``'s (the later weeks re-planned without
     ``vendor``); None with one vendor (the retailer alone re-plans: the CBT). ``paths``: the week's
     demand scenarios (:func:`policies.cbt.demand_scenarios`; default: drawn now). ``commit``: the
     mechanism's mutual commitment: the retailer's continuation after ``plan`` stays inside what agreeing
-    it commits (:class:`policies.cbt.TransferPricer`)."""
+    it commits (:class:`policies.cbt.TransferPricer`). ``continuation``: how the retailer's continuation
+    is valued (:data:`policies.cbt.CONTINUATIONS`; with ``forecast`` and ``discount`` 1,
+    ``T_v = S_-v(x*_t) - S_-v(x^{-v}_t)`` with every term on the forecast)."""
     pricer = TransferPricer(ctx, counterfactual, discount=discount, risk_aversion=risk_aversion, scenarios=scenarios,
-                            two_way=True, paths=paths, commit=commit)
+                            two_way=True, paths=paths, commit=commit, continuation=continuation)
     cbt = pricer.price(plan)
     terms = {"retailer": cbt.raw}
     if joint_at_plan is not None:
@@ -256,6 +260,7 @@ class CPPVCGPolicy:
         self.transfer = transfer_settings(transfer, two_way=two_way, payee=payee, where=f"policy '{self.name}'")
         self.two_way, self.solver, self.payee = self.transfer.rule != "one-way", solver, self.transfer.payee
         self.counterfactual = counterfactual
+        check_continuation(self.name, self.transfer.continuation, risk_aversion)
         if self.remedy != "none" and self.transfer.rule not in ("one-way", "two-way"):
             # a remedy re-prices the vendors' pivots on the delivered PO (:meth:`repriced`); the other rules'
             # terms (the retailer's pivot, expected externalities, split savings) are not re-priced
@@ -337,17 +342,20 @@ class CPPVCGPolicy:
             counterfactuals[name] = counterfactual
             pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint, paths=paths, commit=self.commit))
+                                       joint_at_plan=joint, paths=paths, commit=self.commit,
+                                       continuation=self.transfer.continuation))
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = evaluate_blocks(ctx, plan)
         savings, retailer_extra = binding_week_savings(ctx, jit, r_eff, v_eff)
         settled, rule_diag = self.settlement(ctx, plan, pivots, savings, retailer_extra)
         transfers = settled.transfers
         diag.update(rule_diag)
-        # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation)
-        vs_jit = pivots[0].cbt if len(pivots) == 1 else cost_benefit_transfer(
+        # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation) over the
+        # demand paths, whatever the transfer's valuation (under ``forecast``: each path's cost from one solve)
+        measure = "paths" if self.transfer.continuation == "paths" else "paths-whole"
+        vs_jit = pivots[0].cbt if len(pivots) == 1 and self.transfer.continuation == measure else cost_benefit_transfer(
             ctx, plan, jit.plan, discount=self.discount, risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=True,
-            paths=paths, commit=self.commit)
+            paths=paths, commit=self.commit, continuation=measure)
         paid_total = float(sum(settled.paid.values()))
         self.privacy.keep(ctx.week, result, plan, paid_total)
         if len(pivots) == 1:  # the one-vendor names of earlier versions
@@ -405,7 +413,8 @@ class CPPVCGPolicy:
                 joint = efficient_plan(ctx, "central", admm, self.answers, vendors=others, first_week=at[:, 0])[0]
             pivots.append(vendor_pivot(ctx, name, at, counterfactuals[name], discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint, paths=paths, commit=self.commit))
+                                       joint_at_plan=joint, paths=paths, commit=self.commit,
+                                       continuation=self.transfer.continuation))
         return pivot_transfers(pivots, self.payee)
 
 

@@ -122,7 +122,9 @@ and ``receiving_scaled``.
 Parameters: ``size`` (items including ``x^J``, a whole number >= 1; per vendor), ``method``, ``preference``, ``disclosure``,
 ``volume_step``, ``levels``, ``items`` (``week`` or ``plan``), ``commitment`` (``{weeks, band}``; or a
 string, an alias of ``items``), ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
-CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`).
+CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`)
+and ``transfer.continuation`` (how a price values the retailer's continuation, :mod:`policies.cbt`: ``paths``
+by default, ``forecast``, ``paths-whole``; the retailer's ex-ante margin is measured over the demand paths whichever).
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from policies.cbt import CBTBreakdown, TransferPricer
+from policies.cbt import CBTBreakdown, TransferPricer, check_continuation
 from policies.jit import jit_outcome
 from policies.transfer_rules import transfer_settings
 from sim.model.commitment import CommitmentSettings, commitment_settings
@@ -536,6 +538,7 @@ class MenuPolicy:
             raise FlosimError(f"policy 'menu': transfer.payee {self.transfer.payee!r} is not implemented by the menu "
                               "(its prices are the retailer's CBTs, paid to the retailer: payee retailer)")
         two_way = self.transfer.rule == "two-way"
+        check_continuation("menu", self.transfer.continuation, risk_aversion)
         if disclosure not in ("volume", "names"):
             raise FlosimError(f"policy 'menu': disclosure must be 'volume' or 'names', got {disclosure!r}")
         if not _positive_number(volume_step):
@@ -545,6 +548,8 @@ class MenuPolicy:
         self.size, self.method, self.preference, self.levels = size, method, preference, tuple(sorted(levels))
         self.pricing = pricing
         self.cbt: dict[str, Any] = {"discount": discount, "risk_aversion": risk_aversion, "scenarios": scenarios, "two_way": two_way}
+        #: how an item's price values the retailer's continuation (``transfer.continuation``, :mod:`policies.cbt`)
+        self.continuation = self.transfer.continuation
 
     @property
     def commitment(self) -> str:
@@ -562,7 +567,8 @@ class MenuPolicy:
         commitment: Any = self.items if self.commit is None else self.commit.model_dump()
         return {"size": self.size, "method": self.method, "preference": self.preference, "disclosure": self.disclosure,
                 "volume_step": self.volume_step, "levels": list(self.levels), "pricing": self.pricing,
-                "items": self.items, "commitment": commitment, **self.cbt, "decline": self.decline, "remedy": self.remedy}
+                "items": self.items, "commitment": commitment, **self.cbt, "transfer": {"continuation": self.continuation},
+                "decline": self.decline, "remedy": self.remedy}
 
     def preferred(self, ctx: PlanningContext, vendor: str | None = None) -> list[str] | dict[str, float | None] | None:
         """The coarse preference vendor ``vendor``'s menu is tailored to (default: the only vendor): as
@@ -581,7 +587,15 @@ class MenuPolicy:
     def pricer(self, ctx: PlanningContext, jit_plan: np.ndarray) -> TransferPricer:
         """The week's pricer against ``x^J``: one for every vendor's menu (the same JIT counterfactual,
         the same demand paths)."""
-        return TransferPricer(ctx, jit_plan, **self.cbt, commit=self.commit)
+        return TransferPricer(ctx, jit_plan, **self.cbt, commit=self.commit, continuation=self.continuation)
+
+    def measure(self, ctx: PlanningContext, jit_plan: np.ndarray, pricer: TransferPricer) -> TransferPricer:
+        """The pricer the retailer's ex-ante margin is measured with: its expected extra cost over the
+        demand paths, whatever the prices' valuation (``pricer`` itself unless the prices are on the
+        forecast; then each path's cost from one solve, ``paths-whole``)."""
+        if self.continuation != "forecast":
+            return pricer
+        return TransferPricer(ctx, jit_plan, **self.cbt, commit=self.commit, continuation="paths-whole")
 
     def offer(
         self, ctx: PlanningContext, vendor: str | None = None, *, own: PlanCost | None = None,
@@ -659,7 +673,11 @@ class MenuPolicy:
                                     f"cbt_future_ce_{name}": p.quote.future_ce})
             diagnostics["receiving_scaled"] = scaled
         # the retailer: what it receives less its expected cost of the combined plan against x^J, in
-        # which a vendor that declined ships what it ships under JIT in both (like for like)
+        # which a vendor that declined ships what it ships under JIT in both (like for like); expected
+        # over the demand paths whatever the prices' valuation
+        measure = self.measure(ctx, jit.plan, pricer)
+        if measure is not pricer:
+            combined = measure.price_plan(plan) if self._whole_plan_price else measure.price(plan)
         extra = combined.immediate + combined.future_mean
         declined = [p for p in picks.values() if p.declined]
         jit_retailer = jit.retailer.total
@@ -667,7 +685,7 @@ class MenuPolicy:
             reference = np.array(jit.plan, dtype=float, copy=True)
             for p in declined:
                 reference[p.v] = p.item.plan[p.v]
-            ref = pricer.price_plan(reference) if self._whole_plan_price else pricer.price(reference)
+            ref = measure.price_plan(reference) if self._whole_plan_price else measure.price(reference)
             extra -= ref.immediate + ref.future_mean
             jit_retailer = ctx.retailer.evaluate(reference).total
         diagnostics["ex_ante_margin_retailer"] = received - extra

@@ -28,6 +28,11 @@ table):
 * ``split-savings``: the manipulable comparator: the binding week's reported saving over JIT is split
   (the retailer keeps ``share``), each vendor paying in proportion to how much the plan changes its costs.
 
+Every rule that charges a vendor's pivot prices it as :mod:`policies.cbt` says; ``continuation``
+(``paths`` by default, ``forecast``, ``paths-whole``) chooses how that pivot values the retailer's
+continuation (with ``forecast`` the pivot is the exact Clarke pivot of the plan chosen on the forecast,
+never negative, so one-way's clamp does not bind).
+
 The rules are pure functions of numbers (:func:`settle` on a :class:`WeekInputs`), so a transfer can be
 recomputed for another purchase order (a delivered PO, a remedy) by re-pricing the inputs at that PO
 and settling again. :func:`transfer_settings` validates a settings block (bad input: a
@@ -88,7 +93,10 @@ class PriorSettings(BaseModel):
 class TransferSettings(BaseModel):
     """A mechanism's transfer rule and its options: ``rule`` (one of :data:`RULES`), ``payee`` (one-way
     and two-way: who receives a vendor's pivot), ``share`` (split-savings: the retailer's share of the
-    saving), ``prior`` (expected-externality: required)."""
+    saving), ``prior`` (expected-externality: required), ``continuation`` (how a pivot values the
+    retailer's continuation, :data:`policies.cbt.CONTINUATIONS`: ``paths``, the default, over sampled
+    demand paths; ``forecast``, with the week's cost from one solve on the forecast the plan is chosen on;
+    ``paths-whole``, on the paths, each path's week and continuation from one solve)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
@@ -96,6 +104,7 @@ class TransferSettings(BaseModel):
     payee: Literal["retailer", "each"] = "retailer"
     share: float = Field(0.5, ge=0, le=1)
     prior: PriorSettings | None = None
+    continuation: Literal["paths", "forecast", "paths-whole"] = "paths"
 
     @field_validator("share", mode="before")
     @classmethod
@@ -160,9 +169,11 @@ def _problem(e: Mapping[str, Any]) -> str:
     loc = ".".join(str(p) for p in e["loc"])
     name = f"transfer.{loc}" if loc else "transfer"
     if e["type"] == "extra_forbidden":
-        return f"{name}: unknown option (options: rule, payee, share, prior{{draws, spread}})"
+        return f"{name}: unknown option (options: rule, payee, share, prior{{draws, spread}}, continuation)"
     if e["type"] == "literal_error" and loc == "rule":
         return f"transfer.rule: unknown rule {e.get('input')!r} (rules: {', '.join(RULES)})"
+    if e["type"] == "literal_error" and loc == "continuation":
+        return f"transfer.continuation: unknown valuation {e.get('input')!r} (one of: paths, forecast, paths-whole)"
     msg = str(e["msg"]).removeprefix("Value error, ")
     return f"{name}: {msg} (got {e.get('input')!r})" if loc else f"transfer.{msg}"
 
