@@ -395,3 +395,65 @@ def test_a_sweep_may_vary_a_commitment_the_scenario_does_not_write(tmp_path):
         path.write_text(yaml.safe_dump({**spec, "grid": bad}))
         with pytest.raises(SpecError, match=needle):
             load_spec(path)
+
+
+# -- the transfer's two worlds (second read) ------------------------------------------------------------------
+def test_an_agreement_leaves_held_weeks_in_their_first_band_and_binds_only_new_weeks_to_its_plan():
+    """``agreed_box`` (what pricing and the audit bind a priced plan's continuation to): a week already
+    committed keeps the band of its first commitment (the world's record never re-anchors it: a band around
+    the new plan would let the continuation leave the band the world enforces); the weeks ``1 .. k - 1``
+    not yet committed get the plan's band; later weeks stay free; the held box is not modified."""
+    from sim.model.commitment import agreed_box
+
+    held = PlanBounds.free((1, 5, 1, 1))
+    held.lower[0, 1], held.upper[0, 1] = 90.0, 110.0  # week 1: committed at 100 with b = 0.1
+    plan = np.array([50.0, 105.0, 200.0, 300.0, 400.0]).reshape(1, 5, 1, 1)
+    box = agreed_box(held, plan, CommitmentSettings(weeks=3, band=0.2))
+    assert box.lower[0, 1, 0, 0] == pytest.approx(90.0) and box.upper[0, 1, 0, 0] == pytest.approx(110.0)
+    assert box.lower[0, 2, 0, 0] == pytest.approx(160.0) and box.upper[0, 2, 0, 0] == pytest.approx(240.0)
+    assert (box.lower[0, 3:] == 0).all() and np.isinf(box.upper[0, 3:]).all()
+    assert box.lower[0, 0, 0, 0] == 0 and np.isinf(box.upper[0, 0, 0, 0])  # the PO is fixed elsewhere
+    assert held.lower[0, 2, 0, 0] == 0 and np.isinf(held.upper[0, 2, 0, 0])  # a copy
+    assert agreed_box(held, plan, CommitmentSettings(weeks=1, band=0.2)) is held  # weekly: nothing new
+
+
+@pytest.fixture(scope="module")
+def committed_week():
+    """A planning context of week 2 of a run of cpp-vcg with ``k = 3, b = 0.1`` (central solves): earlier
+    agreements' commitments are held in it."""
+    from experiments.audit import committed_contexts
+
+    s = _default(3)
+    overrides = {"solver": "central", "commitment": {"weeks": 3, "band": 0.1}}
+    ctx = committed_contexts(s, "cpp-vcg", overrides, [2], s.seed)[2]
+    assert ctx.bounds is not None and ctx.bounds.active
+    return ctx
+
+
+def test_the_transfers_jit_world_inherits_only_the_commitments_already_held(committed_week):
+    """The CBT's counterfactual is the JIT world, which commits nothing: its continuation on each demand
+    path plans inside the commitments already held (the retailer's state) and no others. The plan it is
+    compared with commits its next ``k - 1`` weeks, and its continuation is priced inside them, so even
+    the retailer's own plan ``x^J`` carries a positive price once agreed: what the new obligations cost the
+    retailer when demand moves (zero without the option)."""
+    from policies.cbt import TransferPricer
+    from policies.jit import jit_outcome
+    from sim.model.commitment import agreed_box
+
+    ctx = committed_week
+    commit = CommitmentSettings(weeks=3, band=0.1)
+    jit = jit_outcome(ctx)
+    assert ctx.bounds.contains(jit.plan)  # the JIT plan itself respects what is held
+    pricer = TransferPricer(ctx, jit.plan, scenarios=6, commit=commit, two_way=True)
+    po = jit.plan[:, 0]
+    held_only = [float(ctx.retailer.cost_with_first_week(po, path).by_week[1:].sum()) for path in pricer.paths]
+    assert pricer.v_jit == pytest.approx(held_only, rel=1e-9, abs=1e-6)
+    bound = agreed_box(ctx.bounds, jit.plan, commit)
+    tied = [float(ctx.retailer.cost_with_first_week(po, path, bounds=bound).by_week[1:].sum()) for path in pricer.paths]
+    assert all(t >= h - 1e-6 * (1 + abs(h)) for t, h in zip(tied, held_only))
+    assert any(t > h + 1e-3 for t, h in zip(tied, held_only)), "the new commitments never bind: the test tells nothing"
+    price = pricer.price(jit.plan)
+    assert price.future_mean == pytest.approx(np.mean(tied) - np.mean(held_only), rel=1e-6, abs=1e-6)
+    assert price.raw == pytest.approx(price.immediate + price.future_ce) and price.raw > 1e-3
+    free = TransferPricer(ctx, jit.plan, scenarios=6, two_way=True, paths=pricer.paths).price(jit.plan)
+    assert free.raw == pytest.approx(0.0, abs=1e-6)
