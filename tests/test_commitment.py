@@ -457,3 +457,16 @@ def test_the_transfers_jit_world_inherits_only_the_commitments_already_held(comm
     assert price.raw == pytest.approx(price.immediate + price.future_ce) and price.raw > 1e-3
     free = TransferPricer(ctx, jit.plan, scenarios=6, two_way=True, paths=pricer.paths).price(jit.plan)
     assert free.raw == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_week_whose_commitment_cost_is_unknown_leaves_the_total_unknown():
+    """A week where the parties cannot plan inside the box together has no commitment cost (NaN); the run's
+    total is then unknown too (null in JSON), not the sum of the other weeks."""
+    from sim.metrics import commitment_totals
+
+    d = pd.DataFrame({"week": [0, 1, 2], "phase": ["measured"] * 3, "committed_units": [5.0, 3.0, 0.0],
+                      "commitment_bound": [False, True, True], "commitment_released": [0.0, 0.0, 1.5],
+                      "commitment_cost_retailer": [0.0, 2.0, float("nan")], "commitment_cost_vendor": [0.0, 1.0, 4.0]})
+    got = commitment_totals(d)
+    assert got["committed_units"] == 8.0 and got["commitment_released_units"] == 1.5
+    assert np.isnan(got["commitment_cost"]["retailer"]) and got["commitment_cost"]["vendor"] == 5.0
