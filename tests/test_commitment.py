@@ -470,3 +470,42 @@ def test_a_week_whose_commitment_cost_is_unknown_leaves_the_total_unknown():
     got = commitment_totals(d)
     assert got["committed_units"] == 8.0 and got["commitment_released_units"] == 1.5
     assert np.isnan(got["commitment_cost"]["retailer"]) and got["commitment_cost"]["vendor"] == 5.0
+
+
+# -- a vendor on JIT terms commits nothing (second read) ---------------------------------------------------------
+def test_the_record_binds_only_the_committing_vendors_blocks():
+    rec = CommitmentRecord((2, 3, 1, 1))
+    k2 = CommitmentSettings(weeks=2, band=0.0)
+    plan = np.array([[10.0, 20.0, 30.0], [1.0, 2.0, 3.0]]).reshape(2, 3, 1, 1)
+    assert rec.commit(0, plan, k2, vendors=[0]) == pytest.approx(20.0)  # vendor 1 stayed on JIT terms
+    box = rec.bounds(1)
+    assert box.lower[0, 0, 0, 0] == box.upper[0, 0, 0, 0] == pytest.approx(20.0)
+    assert box.lower[1, 0, 0, 0] == 0 and np.isinf(box.upper[1, 0, 0, 0])  # vendor 1's week 1 is free
+    assert rec.floor(1)[:, 0, 0].tolist() == pytest.approx([20.0, 0.0])
+    # a later agreement of both: vendor 1's week 1 is committed now, vendor 0's keeps its first reference
+    assert rec.commit(1, plan * 2, k2) == pytest.approx(40.0 + 4.0)  # week 2 of both blocks (its week 1)
+    assert rec.bounds(1).lower[:, 0, 0, 0].tolist() == pytest.approx([20.0, 2.0])
+
+
+def test_a_menu_a_vendor_declines_commits_nothing_of_its_block():
+    """``decline: any`` on ``two-vendors``: a vendor that declines its menu stays on JIT terms, so no week
+    of its block is committed (and the retailer is free to re-plan it); the vendor that picks an item is
+    held to its commitments."""
+    from sim.model.scenario import load_scenario
+
+    s = load_scenario("two-vendors").with_overrides({"policies.menu.commitment": {"weeks": 3, "band": 0.1},
+                                                     "policies.menu.decline": "any", "weeks": 1})
+    policy = _Recording(make_policy("menu", s))
+    world = World(s, policy, draw_inputs(s))
+    record = world.run(1)
+    d = pd.DataFrame(record.decisions)
+    pub = world.public
+    declined = {name for name in pub.vendors if (d[f"menu_item_{name}"] == "declined: JIT terms").all()}
+    accepted = {name for name in pub.vendors if not (d[f"menu_item_{name}"] == "declined: JIT terms").any()}
+    assert declined and accepted, d[[f"menu_item_{n}" for n in pub.vendors]]  # the test needs one of each
+    for tau, ref in world.commitments.reference.items():
+        for name in declined:
+            assert np.isnan(ref[pub.vendor_index(name)]).all(), (tau, name)
+        for name in accepted:
+            assert np.isfinite(ref[pub.vendor_index(name)]).all(), (tau, name)
+    assert sorted(world.commitments.reference) == [0, 1, 2]
