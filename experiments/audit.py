@@ -343,7 +343,8 @@ def _round_audit(
                 # fixed-PO valuation cannot short: an order beyond a vendor's capacity would be valued infeasible)
                 po = done.delivered if short(done.executed) else decision.po
                 # the continuation stays inside what the agreement commits (a lie may shape it)
-                box = agreed_box(ctx.bounds, decision.plan, decision.commit) if decision.committed else ctx.bounds
+                box = agreed_box(ctx.bounds, decision.plan, decision.commit, None if decision.commit_vendors is None else
+                                 [ctx.public.vendor_index(n) for n in decision.commit_vendors]) if decision.committed else ctx.bounds
                 box = None if box is ctx.bounds else box  # the states already hold the earlier commitments
                 s_ = fixed_first_week_cost(ctx.retailer, ctx.vendors, po, box)
                 share = {name: s_ - fixed_first_week_cost(ctx.retailer, {u: a for u, a in ctx.vendors.items() if u != name}, po, box)

@@ -51,13 +51,14 @@ coordinator, a record of what the retailer was shown; :mod:`policies.privacy`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from sim.model.commitment import CommitmentSettings, commitment_settings
+from sim.model.commitment import CommitmentSettings, PlanBounds, agreed_box, commitment_settings
 from sim.model.decision import Decision, PlanningContext, check_remedy
 from policies.cbt import CBTBreakdown, TransferPricer, check_continuation, cost_benefit_transfer, demand_scenarios
 from policies.cpp import NegotiationState, evaluate_blocks
@@ -161,6 +162,31 @@ def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray
         i = ctx.public.vendor_index(vendor)
         held[i] = jit_plan[i, 0]
     return efficient_plan(ctx, solver, admm, answers, vendors=others, start=start, first_week=held)
+
+
+@contextmanager
+def planning_within(ctx: PlanningContext, box: PlanBounds | None) -> Iterator[None]:
+    """Within the block, the agents of ``ctx`` plan inside ``box`` (``[V, H, F, K]``; what agreeing a plan
+    would commit, :func:`sim.model.commitment.agreed_box`) instead of the commitments their states hold;
+    their states are restored after it. ``box`` None, or an agent without a state it can re-observe
+    (an outside agent), changes nothing for that agent."""
+    if box is None or box is ctx.bounds:
+        yield
+        return
+    kept: list[tuple[Any, Any]] = []
+    retailer = ctx.retailer
+    try:
+        if hasattr(retailer, "observe") and getattr(retailer, "_state", None) is not None:
+            kept.append((retailer, (retailer.state, retailer.forecast)))
+            retailer.observe(replace(retailer.state, bounds=box), retailer.forecast)
+        for agent in ctx.vendors.values():
+            if hasattr(agent, "observe") and getattr(agent, "_state", None) is not None:
+                kept.append((agent, (agent.state,)))
+                agent.observe(replace(agent.state, bounds=box.block(agent.index)))
+        yield
+    finally:
+        for agent, args in kept:
+            agent.observe(*args)
 
 
 def pivot_options(admm: ADMMOptions, main: Any) -> ADMMOptions:
@@ -332,8 +358,11 @@ class CPPVCGPolicy:
             # without the other vendors the counterfactual is the retailer alone: its JIT plan
             counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, pivot_admm,
                                                          self.answers)  # (cold: see pivot_counterfactual)
-            joint, jdiag = (None, {}) if not others or counterfactual is None else efficient_plan(
-                ctx, self.solver, pivot_admm, self.answers, vendors=others, start=start, first_week=plan[:, 0])
+            # S_-v(x*_t): the later weeks re-planned without v inside what agreeing x* commits (as the
+            # retailer's own continuation is priced), so v pays for the obligations its influence adds
+            with planning_within(ctx, self._agreed(ctx, plan)):
+                joint, jdiag = (None, {}) if not others or counterfactual is None else efficient_plan(
+                    ctx, self.solver, pivot_admm, self.answers, vendors=others, start=start, first_week=plan[:, 0])
             if counterfactual is None or (others and joint is None):  # a pivot's negotiation failed: no transfer
                 self.privacy.keep(ctx.week, result, jit.plan, 0.0)
                 failed = cdiag if counterfactual is None else jdiag
@@ -385,6 +414,10 @@ class CPPVCGPolicy:
                         reprice=lambda delivered: self.repriced(ctx, plan, counterfactuals, paths, delivered,
                                                                 agreed=agreed, admm=pivot_admm, start=start))
 
+    def _agreed(self, ctx: PlanningContext, plan: np.ndarray) -> PlanBounds | None:
+        """The box agreeing ``plan`` leaves this week's continuations (the commitments held, and the new ones)."""
+        return agreed_box(ctx.bounds, plan, self.commit)
+
     def repriced(self, ctx: PlanningContext, plan: np.ndarray, counterfactuals: dict[str, np.ndarray],
                  paths: np.ndarray, delivered: np.ndarray, *, agreed: dict[str, Pivot] | None = None,
                  admm: ADMMOptions | None = None, start: Any = None) -> dict[str, float]:
@@ -407,10 +440,11 @@ class CPPVCGPolicy:
             at = np.array(plan, dtype=float, copy=True)
             at[v, 0] = delivered[v]
             others = [u for u in ctx.vendors if u != name]
-            joint = None if not others else efficient_plan(ctx, self.solver, admm, self.answers, vendors=others,
-                                                           start=start, first_week=at[:, 0])[0]
-            if others and joint is None:  # the re-pricing negotiation did not converge: solve it centrally
-                joint = efficient_plan(ctx, "central", admm, self.answers, vendors=others, first_week=at[:, 0])[0]
+            with planning_within(ctx, self._agreed(ctx, plan)):
+                joint = None if not others else efficient_plan(ctx, self.solver, admm, self.answers, vendors=others,
+                                                               start=start, first_week=at[:, 0])[0]
+                if others and joint is None:  # the re-pricing negotiation did not converge: solve it centrally
+                    joint = efficient_plan(ctx, "central", admm, self.answers, vendors=others, first_week=at[:, 0])[0]
             pivots.append(vendor_pivot(ctx, name, at, counterfactuals[name], discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
                                        joint_at_plan=joint, paths=paths, commit=self.commit,

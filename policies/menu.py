@@ -27,7 +27,8 @@ the first ``k`` weeks of the plan the vendors pick bind both parties within ``±
 as for ``cpp-vcg``. Every item then lies inside the commitments already agreed: the retailer's own
 plans (``x^J``, discount and steer items, completions) are planned inside them, and a shift item is
 moved into the box entry by entry; the JIT counterfactual and the prices' continuations plan inside
-them too. A declined vendor's JIT block is raised to the floor it agreed earlier.
+them too. A declined vendor's JIT block is raised to the floor it agreed earlier; a vendor that
+declines stays on JIT terms and commits nothing new (nor the retailer towards it).
 
 Candidates (``method``):
 
@@ -702,6 +703,9 @@ class MenuPolicy:
         # ships what it ships under JIT (and the retailer's cost is of that plan)
         diagnostics["jit_planned_social"] = jit_retailer + sum(
             p.costs[0] if np.isfinite(p.costs[0]) else jit.vendors[name].total for name, p in picks.items())
+        # a vendor that declined stays on JIT terms: it commits nothing beyond the PO, nor the retailer
+        # towards it (nothing at all when every vendor declined)
+        accepted = tuple(name for name, p in picks.items() if not p.declined)
         return Decision(
             plan=plan,
             transfers={"retailer": -received, **paid},
@@ -710,7 +714,8 @@ class MenuPolicy:
             diagnostics=diagnostics,
             remedy=self.remedy,
             reprice=lambda delivered: self.repriced(pricer, picks, delivered, po=plan[:, 0]),
-            commit=self.commit,
+            commit=self.commit if accepted else None,
+            commit_vendors=None if len(accepted) == len(picks) else accepted,
         )
 
     def repriced(self, pricer: TransferPricer, picks: Mapping[str, "Pick"], delivered: np.ndarray,

@@ -133,8 +133,8 @@ def commitment_totals(decisions: pd.DataFrame) -> dict[str, Any]:
     without a ``commitment`` option): ``committed_units``, the units its agreements committed beyond
     their binding weeks; ``commitment_cost``, by party, what the commitment bands cost it (each week's
     ``commitment_cost_<party>``: the party's planned cost at the week's first-best plan inside the
-    box less without it; docs/model.md, "Mutual commitment"); ``commitment_released_units``, the
-    committed floors eased because a vendor could no longer ship them."""
+    box less without it; docs/model.md, "Mutual commitment"; NaN if a week has none);
+    ``commitment_released_units``, the committed floors eased because a vendor could no longer ship them."""
     d = measured(decisions)
     if "committed_units" not in d or not d["committed_units"].notna().any():
         return {}
@@ -142,7 +142,9 @@ def commitment_totals(decisions: pd.DataFrame) -> dict[str, Any]:
     prefix = "commitment_cost_"
     return {
         "committed_units": float(d["committed_units"].sum()),
-        "commitment_cost": {c[len(prefix):]: float(d[c].astype(float).sum()) for c in d.columns if c.startswith(prefix)},
+        # a week with no figure (NaN: the parties could not plan inside the box) leaves the total unknown
+        "commitment_cost": {c[len(prefix):]: float(d[c].astype(float).sum(skipna=False)) for c in d.columns
+                            if c.startswith(prefix)},
         "commitment_released_units": float(d["commitment_released"].astype(float).sum()) if "commitment_released" in d else 0.0,
     }
 

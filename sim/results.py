@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.metrics import BY_PARTY
 from sim.model.errors import FlosimError
 from sim.model.files import publish_mode
 from sim.model.scenario import Scenario, dump_scenario, load_scenario
@@ -240,7 +241,7 @@ def load_results(folder: str | Path) -> LoadedResults:
     if summary and not (isinstance(summary["policies"], dict) and all(isinstance(v, dict) for v in summary["policies"].values())):
         raise FlosimError(f"{folder / 'summary.json'}: damaged ('policies' is not a mapping of policy: totals)")
     if summary and not all(_is_number(v) for totals in summary["policies"].values() for k, v in totals.items()
-                           if k not in ("parties", "commitment_cost")):
+                           if k not in BY_PARTY):
         raise FlosimError(f"{folder / 'summary.json'}: damaged (a policy's totals are not all numbers)")
     if summary and not all(isinstance(totals.get("commitment_cost", {}), dict) and
                            all(_is_number(v) for v in totals.get("commitment_cost", {}).values())

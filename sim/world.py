@@ -256,7 +256,8 @@ class World:
         each party (:func:`commitment_costs`)."""
         info: dict[str, float] = {}
         if decision.commit is not None and decision.committed and self.phase != SETTLE:
-            info["committed_units"] = self.commitments.commit(t, decision.plan, decision.commit)
+            vendors = None if decision.commit_vendors is None else [self.public.vendor_index(n) for n in decision.commit_vendors]
+            info["committed_units"] = self.commitments.commit(t, decision.plan, decision.commit, vendors)
         if self.phase != SETTLE and (decision.commit is not None or ctx.bounds is not None):
             info.setdefault("committed_units", 0.0)
             info["commitment_bound"] = ctx.bounds is not None
@@ -436,6 +437,9 @@ def _check_decision(d: Decision, public: Any, name: str, bounds: PlanBounds | No
                          f"{bounds.violation(plan):.6g} units): a committed week may move only within its band")
     if not isinstance(d.transfers, dict) or not all(np.isfinite(float(v)) for v in d.transfers.values()):
         raise ValueError(f"policy {name!r} returned transfers that are not a mapping of party -> finite amount")
+    if d.commit_vendors is not None and not set(d.commit_vendors) <= set(public.vendors):
+        raise ValueError(f"policy {name!r} commits vendors {sorted(set(d.commit_vendors) - set(public.vendors))} "
+                         f"that are not in the scenario ({', '.join(public.vendors)})")
     unknown = set(d.transfers) - {RETAILER, MECHANISM, *public.vendors}
     if unknown:
         raise ValueError(f"policy {name!r} returned transfers for unknown parties {sorted(unknown)}")

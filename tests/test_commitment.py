@@ -395,3 +395,134 @@ def test_a_sweep_may_vary_a_commitment_the_scenario_does_not_write(tmp_path):
         path.write_text(yaml.safe_dump({**spec, "grid": bad}))
         with pytest.raises(SpecError, match=needle):
             load_spec(path)
+
+
+# -- the transfer's two worlds (second read) ------------------------------------------------------------------
+def test_an_agreement_leaves_held_weeks_in_their_first_band_and_binds_only_new_weeks_to_its_plan():
+    """``agreed_box`` (what pricing and the audit bind a priced plan's continuation to): a week already
+    committed keeps the band of its first commitment (the world's record never re-anchors it: a band around
+    the new plan would let the continuation leave the band the world enforces); the weeks ``1 .. k - 1``
+    not yet committed get the plan's band; later weeks stay free; the held box is not modified."""
+    from sim.model.commitment import agreed_box
+
+    held = PlanBounds.free((1, 5, 1, 1))
+    held.lower[0, 1], held.upper[0, 1] = 90.0, 110.0  # week 1: committed at 100 with b = 0.1
+    plan = np.array([50.0, 105.0, 200.0, 300.0, 400.0]).reshape(1, 5, 1, 1)
+    box = agreed_box(held, plan, CommitmentSettings(weeks=3, band=0.2))
+    assert box.lower[0, 1, 0, 0] == pytest.approx(90.0) and box.upper[0, 1, 0, 0] == pytest.approx(110.0)
+    assert box.lower[0, 2, 0, 0] == pytest.approx(160.0) and box.upper[0, 2, 0, 0] == pytest.approx(240.0)
+    assert (box.lower[0, 3:] == 0).all() and np.isinf(box.upper[0, 3:]).all()
+    assert box.lower[0, 0, 0, 0] == 0 and np.isinf(box.upper[0, 0, 0, 0])  # the PO is fixed elsewhere
+    assert held.lower[0, 2, 0, 0] == 0 and np.isinf(held.upper[0, 2, 0, 0])  # a copy
+    assert agreed_box(held, plan, CommitmentSettings(weeks=1, band=0.2)) is held  # weekly: nothing new
+
+
+@pytest.fixture(scope="module")
+def committed_week():
+    """A planning context of week 2 of a run of cpp-vcg with ``k = 3, b = 0.1`` (central solves): earlier
+    agreements' commitments are held in it."""
+    from experiments.audit import committed_contexts
+
+    s = _default(3)
+    overrides = {"solver": "central", "commitment": {"weeks": 3, "band": 0.1}}
+    ctx = committed_contexts(s, "cpp-vcg", overrides, [2], s.seed)[2]
+    assert ctx.bounds is not None and ctx.bounds.active
+    return ctx
+
+
+def test_the_transfers_jit_world_inherits_only_the_commitments_already_held(committed_week):
+    """The CBT's counterfactual is the JIT world, which commits nothing: its continuation on each demand
+    path plans inside the commitments already held (the retailer's state) and no others. The plan it is
+    compared with commits its next ``k - 1`` weeks, and its continuation is priced inside them, so even
+    the retailer's own plan ``x^J`` carries a positive price once agreed: what the new obligations cost the
+    retailer when demand moves (zero without the option)."""
+    from policies.cbt import TransferPricer
+    from policies.jit import jit_outcome
+    from sim.model.commitment import agreed_box
+
+    ctx = committed_week
+    commit = CommitmentSettings(weeks=3, band=0.1)
+    jit = jit_outcome(ctx)
+    assert ctx.bounds.contains(jit.plan)  # the JIT plan itself respects what is held
+    pricer = TransferPricer(ctx, jit.plan, scenarios=6, commit=commit, two_way=True)
+    po = jit.plan[:, 0]
+    held_only = [float(ctx.retailer.cost_with_first_week(po, path).by_week[1:].sum()) for path in pricer.paths]
+    assert pricer.v_jit == pytest.approx(held_only, rel=1e-9, abs=1e-6)
+    bound = agreed_box(ctx.bounds, jit.plan, commit)
+    tied = [float(ctx.retailer.cost_with_first_week(po, path, bounds=bound).by_week[1:].sum()) for path in pricer.paths]
+    assert all(t >= h - 1e-6 * (1 + abs(h)) for t, h in zip(tied, held_only))
+    assert any(t > h + 1e-3 for t, h in zip(tied, held_only)), "the new commitments never bind: the test tells nothing"
+    price = pricer.price(jit.plan)
+    assert price.future_mean == pytest.approx(np.mean(tied) - np.mean(held_only), rel=1e-6, abs=1e-6)
+    assert price.raw == pytest.approx(price.immediate + price.future_ce) and price.raw > 1e-3
+    free = TransferPricer(ctx, jit.plan, scenarios=6, two_way=True, paths=pricer.paths).price(jit.plan)
+    assert free.raw == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_week_whose_commitment_cost_is_unknown_leaves_the_total_unknown():
+    """A week where the parties cannot plan inside the box together has no commitment cost (NaN); the run's
+    total is then unknown too (null in JSON), not the sum of the other weeks."""
+    from sim.metrics import commitment_totals
+
+    d = pd.DataFrame({"week": [0, 1, 2], "phase": ["measured"] * 3, "committed_units": [5.0, 3.0, 0.0],
+                      "commitment_bound": [False, True, True], "commitment_released": [0.0, 0.0, 1.5],
+                      "commitment_cost_retailer": [0.0, 2.0, float("nan")], "commitment_cost_vendor": [0.0, 1.0, 4.0]})
+    got = commitment_totals(d)
+    assert got["committed_units"] == 8.0 and got["commitment_released_units"] == 1.5
+    assert np.isnan(got["commitment_cost"]["retailer"]) and got["commitment_cost"]["vendor"] == 5.0
+
+
+# -- a vendor on JIT terms commits nothing (second read) ---------------------------------------------------------
+def test_the_record_binds_only_the_committing_vendors_blocks():
+    rec = CommitmentRecord((2, 3, 1, 1))
+    k2 = CommitmentSettings(weeks=2, band=0.0)
+    plan = np.array([[10.0, 20.0, 30.0], [1.0, 2.0, 3.0]]).reshape(2, 3, 1, 1)
+    assert rec.commit(0, plan, k2, vendors=[0]) == pytest.approx(20.0)  # vendor 1 stayed on JIT terms
+    box = rec.bounds(1)
+    assert box.lower[0, 0, 0, 0] == box.upper[0, 0, 0, 0] == pytest.approx(20.0)
+    assert box.lower[1, 0, 0, 0] == 0 and np.isinf(box.upper[1, 0, 0, 0])  # vendor 1's week 1 is free
+    assert rec.floor(1)[:, 0, 0].tolist() == pytest.approx([20.0, 0.0])
+    # a later agreement of both: vendor 1's week 1 is committed now, vendor 0's keeps its first reference
+    assert rec.commit(1, plan * 2, k2) == pytest.approx(40.0 + 4.0)  # week 2 of both blocks (its week 1)
+    assert rec.bounds(1).lower[:, 0, 0, 0].tolist() == pytest.approx([20.0, 2.0])
+
+
+def test_a_menu_a_vendor_declines_commits_nothing_of_its_block():
+    """``decline: any`` on ``two-vendors``: a vendor that declines its menu stays on JIT terms, so no week
+    of its block is committed (and the retailer is free to re-plan it); the vendor that picks an item is
+    held to its commitments."""
+    from sim.model.scenario import load_scenario
+
+    s = load_scenario("two-vendors").with_overrides({"policies.menu.commitment": {"weeks": 3, "band": 0.1},
+                                                     "policies.menu.decline": "any", "weeks": 1})
+    policy = _Recording(make_policy("menu", s))
+    world = World(s, policy, draw_inputs(s))
+    record = world.run(1)
+    d = pd.DataFrame(record.decisions)
+    pub = world.public
+    declined = {name for name in pub.vendors if (d[f"menu_item_{name}"] == "declined: JIT terms").all()}
+    accepted = {name for name in pub.vendors if not (d[f"menu_item_{name}"] == "declined: JIT terms").any()}
+    assert declined and accepted, d[[f"menu_item_{n}" for n in pub.vendors]]  # the test needs one of each
+    for tau, ref in world.commitments.reference.items():
+        for name in declined:
+            assert np.isnan(ref[pub.vendor_index(name)]).all(), (tau, name)
+        for name in accepted:
+            assert np.isfinite(ref[pub.vendor_index(name)]).all(), (tau, name)
+    assert sorted(world.commitments.reference) == [0, 1, 2]
+
+
+def test_no_vendor_lie_pays_under_a_commitment_with_several_vendors():
+    """``two-vendors``, ``k = 3, b = 0.1``, known demand, exact solves, two-way: each vendor's pivot re-plans
+    the others' later weeks inside what agreeing ``x*`` commits (as the retailer's own continuation is
+    priced), so a vendor pays for the obligations its influence adds and no lie pays. (Re-planned without
+    them, understating costs by half gained a vendor 5% of the social cost.)"""
+    from experiments.audit import run_audit
+    from sim.model.scenario import load_scenario
+
+    s = load_scenario("two-vendors").with_overrides({"demand.deterministic": True})
+    overrides = {"cpp-vcg": {"solver": "central", "scenarios": 1, "transfer": {"rule": "two-way"},
+                             "commitment": {"weeks": 3, "band": 0.1}}}
+    t = run_audit(s, ["cpp-vcg"], weeks=2, parties=["acme", "sonora"], policy_overrides=overrides)
+    assert (t["lie"] != "truthful").sum() >= 10
+    assert (t["relative_gain"] <= 1e-7).all(), t[["party", "lie", "gain"]]
+    assert (t["relative_gain"] < -1e-4).any()  # the lies are not all harmless: the audit measures something

@@ -24,7 +24,7 @@ into a week's :class:`PlanBounds` and into the vendors' execution floors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
@@ -123,28 +123,32 @@ class PlanBounds:
         return bool(np.all(plan >= self.lower - slack) and np.all(plan <= np.where(np.isfinite(self.upper), self.upper + slack, np.inf)))
 
 
-def agreed_box(bounds: PlanBounds | None, plan: np.ndarray, settings: CommitmentSettings | None) -> PlanBounds | None:
+def agreed_box(bounds: PlanBounds | None, plan: np.ndarray, settings: CommitmentSettings | None,
+               vendors: Sequence[int] | None = None) -> PlanBounds | None:
     """The box on a plan made this week once ``plan`` ``[V, H, F, K]`` is agreed under ``settings``:
     ``bounds`` (the commitments already held, week ``j`` of the plan being absolute week ``t + j``) with
-    the weeks ``1 .. k - 1`` that held no commitment yet bound to ``plan``'s band. What the agreement
+    the weeks ``1 .. k - 1`` of each committing vendor's block (``vendors``, positions on the plan's
+    vendor axis; default all) that held no commitment yet bound to ``plan``'s band. What the agreement
     leaves the continuation (the round audit values a decision with it); None when nothing is bound."""
     plan = np.asarray(plan, dtype=float)
     if settings is None or settings.weeks <= 1:
         return bounds
     out = PlanBounds.free(plan.shape) if bounds is None else PlanBounds(bounds.lower.copy(), bounds.upper.copy())
     for j in range(1, min(settings.weeks, plan.shape[1])):
-        if np.all(np.isfinite(out.upper[:, j])):
-            continue  # anchored on an earlier agreement
-        c = np.maximum(plan[:, j], 0.0)
-        out.lower[:, j] = (1.0 - settings.band) * c
-        out.upper[:, j] = (1.0 + settings.band) * c
+        for v in range(plan.shape[0]) if vendors is None else vendors:
+            if np.all(np.isfinite(out.upper[v, j])):
+                continue  # anchored on an earlier agreement
+            c = np.maximum(plan[v, j], 0.0)
+            out.lower[v, j] = (1.0 - settings.band) * c
+            out.upper[v, j] = (1.0 + settings.band) * c
     return out
 
 
 @dataclass
 class CommitmentRecord:
-    """The commitments the world holds: each committed week's reference quantities ``[V, F, K]`` and
-    the band agreed with them, by absolute week. Public: both parties agreed it."""
+    """The commitments the world holds: each committed week's reference quantities ``[V, F, K]`` (NaN in
+    the block of a vendor that has not committed that week: one that stayed on JIT terms) and the band
+    agreed with them, by absolute week. Public: both parties agreed it."""
 
     shape: tuple[int, int, int, int]  # the plan's (V, H, F, K)
     reference: dict[int, np.ndarray] = field(default_factory=dict)
@@ -160,28 +164,37 @@ class CommitmentRecord:
         out = PlanBounds.free(self.shape)
         for tau in held:
             c, b = self.reference[tau], self.band[tau]
-            out.lower[:, tau - week] = (1.0 - b) * c
-            out.upper[:, tau - week] = (1.0 + b) * c
+            on = np.isfinite(c)
+            out.lower[:, tau - week] = np.where(on, (1.0 - b) * np.nan_to_num(c), 0.0)
+            out.upper[:, tau - week] = np.where(on, (1.0 + b) * np.nan_to_num(c), np.inf)
         return out
 
-    def commit(self, week: int, plan: np.ndarray, settings: CommitmentSettings) -> float:
-        """Record the commitments of a plan agreed at ``week`` under ``settings``: weeks
+    def commit(self, week: int, plan: np.ndarray, settings: CommitmentSettings,
+               vendors: Sequence[int] | None = None) -> float:
+        """Record the commitments of a plan agreed at ``week`` under ``settings``: in the blocks of the
+        committing vendors (``vendors``, positions on the plan's vendor axis; default all), weeks
         ``week .. week + k - 1`` that hold no reference yet get the plan's quantities. Returns the units
         newly committed beyond the binding week (``committed_units``)."""
         plan = np.asarray(plan, dtype=float)
         beyond = 0.0
         for j in range(min(settings.weeks, plan.shape[1])):
             tau = week + j
-            if tau in self.reference:
+            ref = self.reference.get(tau)
+            ref = np.full(plan[:, j].shape, np.nan) if ref is None else ref
+            new = [v for v in (range(plan.shape[0]) if vendors is None else vendors) if np.all(np.isnan(ref[v]))]
+            if not new:
                 continue  # anchored on its first commitment
-            self.reference[tau] = np.maximum(plan[:, j], 0.0).copy()
-            self.band[tau] = float(settings.band)
+            for v in new:
+                ref[v] = np.maximum(plan[v, j], 0.0)
+            self.reference[tau] = ref
+            self.band.setdefault(tau, float(settings.band))
             if j > 0:
-                beyond += float(self.reference[tau].sum())
+                beyond += float(sum(ref[v].sum() for v in new))
         return beyond
 
     def floor(self, week: int) -> np.ndarray | None:
-        """What the vendors must ship at least in ``week`` (``[V, F, K]``, ``(1 - b) c``), or None."""
+        """What the vendors must ship at least in ``week`` (``[V, F, K]``, ``(1 - b) c``; zero in a block
+        that holds no commitment), or None."""
         if week not in self.reference:
             return None
-        return (1.0 - self.band[week]) * self.reference[week]
+        return (1.0 - self.band[week]) * np.nan_to_num(self.reference[week])

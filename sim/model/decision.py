@@ -139,6 +139,9 @@ class Decision:
     #: what the decision commits beyond its PO (:mod:`sim.model.commitment`): its plan's first ``weeks``
     #: weeks become commitments with ``band``; None: nothing beyond the PO (a JIT or uncommitted week)
     commit: CommitmentSettings | None = None
+    #: the vendors whose blocks ``commit`` binds (None: every vendor's). A vendor that stayed on JIT terms
+    #: (a menu it declined) commits nothing beyond the PO, and the retailer nothing towards it
+    commit_vendors: tuple[str, ...] | None = None
 
     @property
     def po(self) -> np.ndarray:
