@@ -113,25 +113,35 @@ def _ledger(record, party: str, component: str) -> float:
 
 @pytest.mark.parametrize("remedy", ["none", "refund", "damages"])
 def test_refund_and_damages_equal_hand_computations_with_known_demand(remedy):
-    _, record, ctx = _one_week(remedy)
+    scenario, record, ctx = _one_week(remedy)
     rows = record.shortfalls
     assert sum(r["shortfall"] for r in rows) > 100
     ordered, delivered = _po(ctx, rows, "ordered"), _po(ctx, rows, "shipped")
-    retailer = ctx.retailer
+    retailer, vendor = ctx.retailer, ctx.vendor
     # by hand: the retailer's cost of a first week with its own best continuation, on the (known) demand
     cost = lambda po: retailer.cost_with_first_week(po).total  # noqa: E731
     jit = retailer.preferred_plan().plan[:, 0]
+    # the JIT vendor meets the same shock (week 0: no origin makes anything): what it ships of x^J at
+    # nominal and at the realised capacity; the counterfactual loses what the shock took
+    nominal = vendor.fulfil(jit[0], committed=False, capacity=vendor.nominal_capacity).shipped
+    shocked = vendor.fulfil(jit[0], committed=False, capacity=0.0 * vendor.nominal_capacity).shipped
+    c = jit.copy()
+    c[0] = jit[0] - np.maximum(np.minimum(nominal, jit[0]) - np.minimum(shocked, jit[0]), 0.0)
+    assert (jit - c).sum() > 50  # the shock shorts the JIT vendor too
     agreed = max(cost(ordered) - cost(jit), 0.0)  # the CBT of the agreed PO (one-way, delta 1, gamma 0)
-    refund = max(cost(delivered) - cost(jit), 0.0)  # ... recomputed on the delivered PO
+    refund = max(cost(delivered) - cost(c), 0.0)  # ... recomputed on the delivered PO, against c
+    as_ordered = max(cost(delivered) - cost(jit), 0.0)  # the earlier refund, against x^J as if shipped
     missing = cost(delivered) - cost(ordered)  # the shortfall's cost to the retailer
-    assert missing > 0 and refund > agreed
+    jit_missing = cost(c) - cost(jit)  # the JIT vendor's shortfall's cost to it
+    assert missing > 0 and jit_missing > 0 and refund < as_ordered
     assert sum(r["cost"] for r in rows) == pytest.approx(missing, rel=1e-9)
     assert record.flows[0]["shortfall_cost"] == pytest.approx(missing, rel=1e-9)
     paid = _ledger(record, "vendor", "transfer")
     assert paid == pytest.approx({"none": agreed, "refund": refund, "damages": refund}[remedy], rel=1e-6, abs=1e-6)
     assert _ledger(record, "retailer", "transfer") == pytest.approx(-paid, rel=1e-12)
     damages = _ledger(record, "vendor", "damages")
-    assert damages == pytest.approx(missing if remedy == "damages" else 0.0, rel=1e-9)
+    # damages: the shortfall's cost beyond what the JIT vendor's shortfall would have cost
+    assert damages == pytest.approx(max(missing - jit_missing, 0.0) if remedy == "damages" else 0.0, rel=1e-9, abs=1e-9)
     assert _ledger(record, "retailer", "damages") == -damages
     decision = record.decisions[0]
     assert decision["transfer"] == pytest.approx(paid)
