@@ -91,6 +91,56 @@ def test_rationing_rules_short_whom_they_say():
     assert by_fc[ranked[0]] > by_fc[ranked[-1]]
 
 
+def test_the_tie_break_chooses_the_same_shipment_whatever_vertex_the_solver_reaches():
+    # shortage's six products cost the vendor the same at each FC, so with Cincinnati at 40% many
+    # shipments of the PO are equally cheap; the first stage's answer moves with the LP's column order,
+    # the second stage's (rationing_tie_break) does not
+    from sim.model.lp import LinearProgram, solve_lp
+    import sim.parties.vendor as vendor_module
+
+    ctx = planning_context(load_scenario("shortage"), week=1)
+    vendor = ctx.vendor
+    plan = ctx.retailer.preferred_plan().plan[0]
+    capacity = vendor.nominal_capacity * np.array([0.4, 1.0, 1.0])
+    solved = []
+    real = vendor_module.solve_lp
+
+    def recording(lp, **options):
+        solved.append(lp)
+        return real(lp, **options)
+
+    vendor_module.solve_lp = recording
+    try:
+        ful = vendor.fulfil(plan[0], committed=True, later=plan[1:], capacity=capacity)
+    finally:
+        vendor_module.solve_lp = real
+    assert len(solved) == 2 and (plan[0] - ful.shipped).sum() > 100  # short: the second stage ran
+    lines = np.arange(plan[0].size)  # this week's shipment: the first variables of the LP
+
+    def shipped(lp, order):
+        permuted = LinearProgram(lp.c[order], lp.A_eq[:, order].tocsr(), lp.b_eq, lp.A_ub[:, order].tocsr(), lp.b_ub,
+                                 lp.lb[order], lp.ub[order])
+        out = np.empty(lp.n)
+        out[order] = solve_lp(permuted).x
+        return out[lines]
+
+    rng = np.random.default_rng(0)
+    orders = [rng.permutation(solved[0].n) for _ in range(3)]
+    first = [shipped(solved[0], o) for o in orders]
+    assert max(np.abs(f - first[0]).max() for f in first) > 1.0  # the rule alone: ties the solver breaks
+    for o in orders:
+        second = shipped(solved[1], np.concatenate([o, np.arange(solved[0].n, solved[1].n)]))
+        assert np.allclose(second, ful.shipped.ravel(), atol=1e-6)
+    assert ful.shipped.sum() == pytest.approx(sum(f.sum() for f in first) / len(first), abs=1e-4)  # as many units
+    # tied lines (the same FC, products of the same cost) are short by about the same share
+    short = 1.0 - ful.shipped / np.where(plan[0] > 0, plan[0], 1.0)
+    for f in range(short.shape[0]):
+        ordered = plan[0][f] > 0
+        partly = short[f][ordered & (short[f] > 1e-6) & (short[f] < 1 - 1e-6)]
+        if partly.size > 1:
+            assert partly.max() - partly.min() <= 1.0 / vendor_module.TIE_PIECES + 1e-9
+
+
 # -- the shortfall cost, refund and damages by hand (known demand) ---------------------------------------
 def _one_week(remedy: str):
     scenario = _scenario(1, remedy=remedy, demand={**DEFAULT["demand"], "deterministic": True})
@@ -149,6 +199,52 @@ def test_refund_and_damages_equal_hand_computations_with_known_demand(remedy):
         assert "transfer_agreed" not in decision
     else:
         assert decision["transfer_agreed"] == pytest.approx(agreed, rel=1e-6, abs=1e-6)
+
+
+def test_a_vendor_that_delivers_what_the_jit_vendor_could_not_is_repriced_too():
+    # disclosed shocks: the agreed PO respects this week's capacity and is delivered in full, but the
+    # JIT vendor would have met the same shock with the retailer's own PO: the refund prices the PO
+    # against that, so the vendor does not pay for the shock's effect on the retailer
+    shocks = {**DEEP, "disclosure": "disclosed"}
+    scenario = _scenario(1, shocks=shocks, remedy="refund", demand={**DEFAULT["demand"], "deterministic": True})
+    record = World(scenario, make_policy("cpp-vcg", scenario), run_id="r").run(1)
+    assert record.flows[0]["shortfall"] < 1e-6
+    ctx = planning_context(scenario, 0)
+    retailer, vendor = ctx.retailer, ctx.vendor
+    cost = lambda po: retailer.cost_with_first_week(po).total  # noqa: E731
+    jit = retailer.preferred_plan().plan[:, 0]
+    c = jit.copy()
+    c[0] = np.minimum(jit[0], vendor.fulfil(jit[0], committed=False, capacity=0.0 * vendor.nominal_capacity).shipped)
+    assert (jit - c).sum() > 50
+    ordered = np.zeros_like(jit)
+    for r in record.shortfalls:
+        ordered[0, ctx.public.fcs.index(r["fc"]), ctx.public.products.index(r["product"])] = r["ordered"]
+    paid = _ledger(record, "vendor", "transfer")
+    agreed = record.decisions[0]["transfer_agreed"]
+    assert agreed == pytest.approx(max(cost(ordered) - cost(jit), 0.0), rel=1e-6, abs=1e-6)
+    assert paid == pytest.approx(max(cost(ordered) - cost(c), 0.0), rel=1e-6, abs=1e-6)
+    assert paid < agreed
+
+
+def test_over_promising_capacity_does_not_pay_under_the_refund():
+    # the audit's over-promising lies on shortage (known demand, exact solves, Cincinnati down in
+    # rounds 1 and 2): under the refund the vendor's cost plus payment is the social cost of what it
+    # delivered less a term it cannot move, so over-promising gains nothing; keeping the agreed
+    # transfer (none) pays it for the units it promised and did not ship
+    from experiments.audit import run_audit
+
+    data = load_scenario("shortage").model_dump(mode="json")
+    data["demand"]["deterministic"] = True
+    scenario = scenario_from_dict(data, "<test>")
+    gains = {}
+    for remedy in ("refund", "none"):
+        audit = run_audit(scenario, ["cpp-vcg"], parties=["vendor"],
+                          policy_overrides={"cpp-vcg": {"remedy": remedy, "solver": "central"}})
+        gains[remedy] = audit.set_index("lie")["relative_gain"]
+    over = ["overstate_capacity_x1.5", "overstate_capacity_CIN_x2"]
+    assert (gains["refund"][over] <= 1e-4).all(), gains["refund"][over]
+    assert gains["none"]["overstate_capacity_x1.5"] > 1e-3  # the audit sees over-promising where it pays
+    assert gains["refund"].max() <= 1e-3, gains["refund"]
 
 
 def test_remedies_move_money_only():
