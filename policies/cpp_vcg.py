@@ -378,11 +378,12 @@ class CPPVCGPolicy:
         answers for its own shortfall only), against its counterfactual under the same shock: its block
         of ``x^{-v}``'s first week less ``shocked[v]`` ``[F, K]``, what the shock would have made it short
         on JIT terms (with other vendors, their later weeks re-planned with that first week). With one
-        vendor, known demand and one-way or two-way transfers, a vendor then pays
-        ``R(d) - R(c)`` and bears ``S(d) - R(c)``: the social cost of what was delivered less a term
-        none of its reports moves (``c`` is the retailer's JIT PO less the JIT vendor's shortfall under
-        the realised capacity), so truthful reports stay optimal, and the shock's own effect on the
-        retailer is the retailer's, as under JIT. ``agreed``: the pivots the decision priced; a vendor
+        vendor, known demand and two-way transfers, a vendor then pays ``R(d) - R(c)`` and bears
+        ``S(d) - R(c)``: the social cost of what was delivered less a term none of its reports moves
+        (``c`` is the retailer's JIT PO less the JIT vendor's shortfall under the realised capacity),
+        so truthful reports stay optimal, and the shock's own effect on the retailer is the
+        retailer's, as under JIT (one-way: where ``R(d) < R(c)`` the vendor pays nothing and bears
+        its own cost; the argument holds where that clamp does not bind). ``agreed``: the pivots the decision priced; a vendor
         that delivered its block in full and whose counterfactual the shock left whole keeps its own
         (re-solving it would move its transfer by the negotiation's tolerance alone). ``admm``,
         ``start``: the pivot negotiations' options and starting state, as the decision's (default the

@@ -46,9 +46,9 @@ vendor shorts at nominal capacity anyway is not counted (the agreed transfer doe
 the vendor reports: the realised capacity is taken as verifiable after the week.
 
 Why this keeps truthful capacity reports optimal (one vendor, known demand, ``delta = 1``,
-``gamma = 0``; ``R(y)``: the retailer's least cost with the week's PO ``y``, ``S(y)`` the least social
-cost): the refund charges ``T(d) = R(d) - R(c)`` for the delivered PO ``d``, so the vendor's cost plus
-payment is ``S(d) - R(c)``. ``c`` depends on the retailer's own plan, the realised capacity and the
+``gamma = 0``, two-way transfers; ``R(y)``: the retailer's least cost with the week's PO ``y``, ``S(y)``
+the least social cost): the refund charges ``T(d) = R(d) - R(c)`` for the delivered PO ``d``, so the
+vendor's cost plus payment is ``S(d) - R(c)``. ``c`` depends on the retailer's own plan, the realised capacity and the
 vendor's true JIT shipments, none of which its reports move, so the vendor's payoff is the social cost of
 what was delivered less a term it cannot influence: it gains only by making the delivered plan cheaper
 for the supply chain, which a truthful report does as well as the plan can (with disclosed shocks
@@ -56,7 +56,12 @@ exactly; with shocks learned at execution up to what planning without the shock 
 The retailer ends the week at ``R(d) - T(d) = R(c)``, its cost under JIT with the same shock; the vendor
 keeps the saving ``S(c) - S(d)`` over JIT's under the shock (less the JIT vendor's own cost difference),
 instead of paying for the shock's effect on the retailer as a refund against ``x^J`` as ordered made it
-do. Damages on top charge the excess shortfall a second time: they reward a smaller promise.
+do. (For incentives that earlier refund was the same: the two differ by ``R(c) - R(x^J)``, which no
+report moves; they differ in who carries the shock.) Under one-way transfers the vendor is never
+paid: where the delivered PO is worth more to the retailer than JIT's under the shock (``R(d) <
+R(c)``) it pays nothing, its payoff there is its own cost, and the argument holds only where that
+clamp does not bind. Damages on top charge the excess shortfall a second time: they reward a smaller
+promise.
 
 What a user may do: :func:`execute` with the vendors' agents, a :class:`~sim.model.decision.Decision`
 and a week's capacity shares over all origins (the scenario's origin order) returns one
