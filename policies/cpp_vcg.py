@@ -411,45 +411,74 @@ class CPPVCGPolicy:
                    **{name: c.total + transfers.get(name, 0.0) for name, c in v_eff.items()}}
         agreed = {p.vendor: p for p in pivots}
         return Decision(plan, transfers, True, planned, diag, remedy=self.remedy, commit=self.commit,
-                        reprice=lambda delivered: self.repriced(ctx, plan, counterfactuals, paths, delivered,
-                                                                agreed=agreed, admm=pivot_admm, start=start))
+                        reprice=lambda delivered, shocked=None: self.repriced(
+                            ctx, plan, counterfactuals, paths, delivered, shocked, agreed=agreed, admm=pivot_admm,
+                            start=start),
+                        counterfactual={name: cf[:, 0].copy() for name, cf in counterfactuals.items()})
 
     def _agreed(self, ctx: PlanningContext, plan: np.ndarray) -> PlanBounds | None:
         """The box agreeing ``plan`` leaves this week's continuations (the commitments held, and the new ones)."""
         return agreed_box(ctx.bounds, plan, self.commit)
 
     def repriced(self, ctx: PlanningContext, plan: np.ndarray, counterfactuals: dict[str, np.ndarray],
-                 paths: np.ndarray, delivered: np.ndarray, *, agreed: dict[str, Pivot] | None = None,
-                 admm: ADMMOptions | None = None, start: Any = None) -> dict[str, float]:
+                 paths: np.ndarray, delivered: np.ndarray, shocked: dict[str, np.ndarray] | None = None, *,
+                 agreed: dict[str, Pivot] | None = None, admm: ADMMOptions | None = None,
+                 start: Any = None) -> dict[str, float]:
         """The week's transfers recomputed on the delivered PO ``delivered`` ``[V, F, K]`` (remedies
-        ``refund`` and ``damages``): each vendor's pivot against the same counterfactual and demand
-        scenarios, with its own block of the PO as it delivered it and the others' as ordered (a
-        vendor answers for its own shortfall only). ``agreed``: the pivots the decision priced; a vendor
-        that delivered its block in full keeps its own (re-solving it would move its transfer by the
-        negotiation's tolerance alone). ``admm``, ``start``: the pivot negotiations' options and
-        starting state, as the decision's (default the policy's options, a cold start)."""
+        ``refund`` and ``damages``, :mod:`sim.execution`): each vendor's pivot on the same demand
+        scenarios, with its own block of the PO as it delivered it and the others' as ordered (a vendor
+        answers for its own shortfall only), against its counterfactual under the same shock: its block
+        of ``x^{-v}``'s first week less ``shocked[v]`` ``[F, K]``, what the shock would have made it short
+        on JIT terms (with other vendors, their later weeks re-planned with that first week). With one
+        vendor, known demand and two-way transfers, a vendor then pays ``R(d) - R(c)`` and bears
+        ``S(d) - R(c)``: the social cost of what was delivered less a term none of its reports moves
+        (``c`` is the retailer's JIT PO less the JIT vendor's shortfall under the realised capacity),
+        so truthful reports stay optimal, and the shock's own effect on the retailer is the
+        retailer's, as under JIT (one-way: where ``R(d) < R(c)`` the vendor pays nothing and bears
+        its own cost; the argument holds where that clamp does not bind). ``agreed``: the pivots the decision priced; a vendor
+        that delivered its block in full and whose counterfactual the shock left whole keeps its own
+        (re-solving it would move its transfer by the negotiation's tolerance alone). ``admm``,
+        ``start``: the pivot negotiations' options and starting state, as the decision's (default the
+        policy's options, a cold start)."""
         admm = self.admm if admm is None else admm
+        shocked = shocked or {}
         pivots = []
         for name in ctx.vendors:
             v = ctx.public.vendor_index(name)
             ordered = np.maximum(np.asarray(plan[v, 0], dtype=float), 0.0)
-            if agreed is not None and name in agreed and \
-                    float(np.maximum(ordered - np.asarray(delivered[v], dtype=float), 0.0).sum()) <= FULL_UNITS:
+            missing = float(np.maximum(ordered - np.asarray(delivered[v], dtype=float), 0.0).sum())
+            jit_short = np.asarray(shocked.get(name, 0.0), dtype=float)
+            if agreed is not None and name in agreed and missing <= FULL_UNITS and float(jit_short.sum()) <= FULL_UNITS:
                 pivots.append(agreed[name])
                 continue
             at = np.array(plan, dtype=float, copy=True)
             at[v, 0] = delivered[v]
             others = [u for u in ctx.vendors if u != name]
             with planning_within(ctx, self._agreed(ctx, plan)):
-                joint = None if not others else efficient_plan(ctx, self.solver, admm, self.answers, vendors=others,
-                                                               start=start, first_week=at[:, 0])[0]
-                if others and joint is None:  # the re-pricing negotiation did not converge: solve it centrally
-                    joint = efficient_plan(ctx, "central", admm, self.answers, vendors=others, first_week=at[:, 0])[0]
-            pivots.append(vendor_pivot(ctx, name, at, counterfactuals[name], discount=self.discount,
+                joint = None if not others else self._replan(ctx, others, at[:, 0], admm, start)
+            counterfactual = counterfactuals[name]
+            if float(jit_short.sum()) > FULL_UNITS:
+                first = np.array(counterfactual[:, 0], dtype=float, copy=True)
+                first[v] = np.maximum(first[v] - jit_short, 0.0)
+                if others:  # the retailer and the others re-plan the later weeks with that first week
+                    counterfactual = self._replan(ctx, others, first, admm, None)
+                else:  # the retailer alone: only the first week is priced (its own continuation)
+                    counterfactual = np.array(counterfactual, dtype=float, copy=True)
+                    counterfactual[:, 0] = first
+            pivots.append(vendor_pivot(ctx, name, at, counterfactual, discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
                                        joint_at_plan=joint, paths=paths, commit=self.commit,
                                        continuation=self.transfer.continuation))
         return pivot_transfers(pivots, self.payee)
+
+    def _replan(self, ctx: PlanningContext, others: list[str], first_week: np.ndarray, admm: ADMMOptions,
+                start: Any) -> np.ndarray:
+        """The plan of the retailer and ``others`` with this week's PO ``first_week`` ``[V, F, K]`` fixed
+        (the policy's solver; centrally if that negotiation does not converge)."""
+        joint = efficient_plan(ctx, self.solver, admm, self.answers, vendors=others, start=start, first_week=first_week)[0]
+        if joint is None:
+            joint = efficient_plan(ctx, "central", admm, self.answers, vendors=others, first_week=first_week)[0]
+        return joint
 
 
 def binding_week_savings(ctx: PlanningContext, jit: Any, r_eff: Any, v_eff: dict[str, Any]) -> tuple[dict[str, float], float]:

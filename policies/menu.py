@@ -713,28 +713,45 @@ class MenuPolicy:
             planned={"retailer": r_plan - received, **{name: own_cost[name] + paid[name] for name in picks}},
             diagnostics=diagnostics,
             remedy=self.remedy,
-            reprice=lambda delivered: self.repriced(pricer, picks, delivered, po=plan[:, 0]),
+            reprice=lambda delivered, shocked=None: self.repriced(pricer, picks, delivered, po=plan[:, 0],
+                                                                  shocked=shocked, ctx=ctx),
             commit=self.commit if accepted else None,
             commit_vendors=None if len(accepted) == len(picks) else accepted,
+            counterfactual={name: jit.plan[:, 0].copy() for name, p in picks.items() if not p.declined},
         )
 
     def repriced(self, pricer: TransferPricer, picks: Mapping[str, "Pick"], delivered: np.ndarray,
-                 po: np.ndarray | None = None) -> dict[str, float]:
+                 po: np.ndarray | None = None, shocked: Mapping[str, np.ndarray] | None = None,
+                 ctx: PlanningContext | None = None) -> dict[str, float]:
         """The week's prices recomputed on the delivered PO ``delivered`` ``[V, F, K]`` (remedies
-        ``refund`` and ``damages``): each vendor's picked item priced as before with its block's first
-        week less what it left unshipped of the PO ``po`` (default: its item's first week; the PO sent
-        may be the items scaled to the FCs' receiving capacity); a vendor that shipped its block of
-        ``po`` in full keeps its agreed price, and one on JIT terms (declined) still pays nothing."""
+        ``refund`` and ``damages``, :mod:`sim.execution`): each vendor's picked item priced as before
+        with its block's first week less what it left unshipped of the PO ``po`` (default: its item's
+        first week; the PO sent may be the items scaled to the FCs' receiving capacity), against ``x^J``
+        with that vendor's block less ``shocked[v]`` ``[F, K]``, what the week's shock would have made it
+        short on JIT terms (the counterfactual under the same shock, priced on the same demand paths;
+        ``ctx``: the week's context, needed then). A vendor that shipped its block of ``po`` in full and
+        whose JIT block the shock left whole keeps its agreed price, and one on JIT terms (declined)
+        still pays nothing."""
+        shocked = shocked or {}
         paid = {}
         for name, p in picks.items():
             ordered = np.maximum(np.asarray(p.item.plan[p.v, 0] if po is None else po[p.v], dtype=float), 0.0)
             missing = np.maximum(ordered - np.asarray(delivered[p.v], dtype=float), 0.0)
-            if p.declined or float(missing.sum()) <= FULL_UNITS:
+            jit_short = np.asarray(shocked.get(name, 0.0), dtype=float)
+            if p.declined or (float(missing.sum()) <= FULL_UNITS and float(jit_short.sum()) <= FULL_UNITS):
                 paid[name] = p.quote.paid
                 continue
             item = np.array(p.item.plan, dtype=float, copy=True)
             item[p.v, 0] = np.maximum(item[p.v, 0] - missing, 0.0)
-            paid[name] = (pricer.price_plan(item) if self._whole_plan_price else pricer.price(item)).paid
+            against = pricer
+            if float(jit_short.sum()) > FULL_UNITS:
+                if ctx is None:
+                    raise ValueError("menu repriced: a counterfactual shortfall needs the week's context (ctx)")
+                jit = np.array(pricer.jit_plan, dtype=float, copy=True)
+                jit[p.v, 0] = np.maximum(jit[p.v, 0] - jit_short, 0.0)
+                against = TransferPricer(ctx, jit, discount=pricer.discount, risk_aversion=pricer.risk_aversion,
+                                         two_way=pricer.two_way, paths=pricer.paths)
+            paid[name] = (against.price_plan(item) if self._whole_plan_price else against.price(item)).paid
         return {"retailer": -sum(paid.values()), **paid}
 
     @property

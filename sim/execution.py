@@ -26,20 +26,54 @@ it is a figure about the week, not a cash flow: the ledger's lost sales, holding
 already hold what the shortfall did, so the ledger charges it to nobody (it would count those costs
 twice), except as damages (below).
 
-**Remedies** (:func:`remedied_transfers`), for a committed decision that was not delivered in full:
+**Remedies** (:func:`remedied_transfers`), for a committed decision in a week the shock touched (a
+vendor left part of its PO unshipped, or the JIT vendor of the transfer's counterfactual would have):
 ``none`` the agreed transfers stand; ``refund`` the policy's :attr:`~sim.model.decision.Decision.reprice`
-recomputes them on the delivered PO; ``damages`` the refund, and each short vendor also pays the
-retailer its shortfall cost (when positive), a ``damages`` ledger row of each.
+recomputes them on the delivered PO *against the counterfactual under the same shock*; ``damages`` the
+refund, and each short vendor also pays the retailer the cost of its missing units beyond what the JIT
+vendor's shortfall would have cost it (when positive), a ``damages`` ledger row of each.
+
+The counterfactual under the shock (:func:`counterfactual_shortfall`). A vendor's transfer compares the
+agreed PO with its pivot counterfactual :attr:`~sim.model.decision.Decision.counterfactual` (with one
+vendor, the retailer's JIT PO ``x^J``), priced as if shipped in full. Under JIT the vendor meets the same
+shock: it ships what is worth shipping of ``x^J`` within the realised capacity (:meth:`fulfil`,
+uncommitted). The refund's counterfactual is ``x^J`` less what the shock takes from that JIT shipment,
+``c = x^J - max(n - s, 0)`` line by line, with ``n`` and ``s`` the JIT vendor's shipment of its block at
+nominal and at realised capacity: with no shock ``c = x^J`` exactly (so nothing changes, and a PO shipped
+short at nominal capacity, an over-promise, is priced against the agreed counterfactual), and what the JIT
+vendor shorts at nominal capacity anyway is not counted (the agreed transfer does not count it either).
+``n`` and ``s`` are the true vendor's (the world's agent, like execution itself) and depend on nothing
+the vendor reports: the realised capacity is taken as verifiable after the week.
+
+Why this keeps truthful capacity reports optimal (one vendor, known demand, ``delta = 1``,
+``gamma = 0``, two-way transfers; ``R(y)``: the retailer's least cost with the week's PO ``y``, ``S(y)``
+the least social cost): the refund charges ``T(d) = R(d) - R(c)`` for the delivered PO ``d``, so the
+vendor's cost plus payment is ``S(d) - R(c)``. ``c`` depends on the retailer's own plan, the realised capacity and the
+vendor's true JIT shipments, none of which its reports move, so the vendor's payoff is the social cost of
+what was delivered less a term it cannot influence: it gains only by making the delivered plan cheaper
+for the supply chain, which a truthful report does as well as the plan can (with disclosed shocks
+exactly; with shocks learned at execution up to what planning without the shock leaves on the table).
+The retailer ends the week at ``R(d) - T(d) = R(c)``, its cost under JIT with the same shock; the vendor
+keeps the saving ``S(c) - S(d)`` over JIT's under the shock (less the JIT vendor's own cost difference),
+instead of paying for the shock's effect on the retailer as a refund against ``x^J`` as ordered made it
+do. (For incentives that earlier refund was the same: the two differ by ``R(c) - R(x^J)``, which no
+report moves; they differ in who carries the shock.) Under one-way transfers the vendor is never
+paid: where the delivered PO is worth more to the retailer than JIT's under the shock (``R(d) <
+R(c)``) it pays nothing, its payoff there is its own cost, and the argument holds only where that
+clamp does not bind. Damages on top charge the excess shortfall a second time: they reward a smaller
+promise.
 
 What a user may do: :func:`execute` with the vendors' agents, a :class:`~sim.model.decision.Decision`
 and a week's capacity shares over all origins (the scenario's origin order) returns one
 :class:`Execution` per vendor; :func:`vendor_shares` cuts a vendor's origins out of that row;
-:func:`shortfall_costs` and :func:`remedied_transfers` price what was not delivered.
+:func:`counterfactual_shortfall` executes the counterfactual under the same shares;
+:func:`shortfall_costs` and :func:`remedied_transfers` price what was not delivered; :func:`settle`
+does all of it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -139,21 +173,69 @@ def shortfall_costs(retailer: RetailerAgent, po: np.ndarray, executed: Mapping[s
     return out
 
 
+def counterfactual_shortfall(vendors: Mapping[str, VendorAgent], decision: Decision,
+                             shares: np.ndarray) -> dict[str, np.ndarray]:
+    """What this week's shock would have made each vendor leave unshipped of its block of the
+    decision's counterfactual PO on JIT terms (module docstring): ``max(n - s, 0)`` ``[F, K]`` with ``n``
+    and ``s`` its uncommitted shipment at nominal and at realised capacity (``shares``, over all
+    origins). Only vendors whose origins the shock touched and that have a counterfactual are listed
+    (no LP is solved for the others)."""
+    if not decision.committed or not decision.counterfactual:
+        return {}
+    split = vendor_shares(shares, {name: len(agent.nominal_capacity) for name, agent in vendors.items()})
+    out: dict[str, np.ndarray] = {}
+    for name, agent in vendors.items():
+        if name not in decision.counterfactual or not np.any(split[name] < 1.0):
+            continue
+        block = np.maximum(np.asarray(decision.counterfactual[name][agent.index], dtype=float), 0.0)
+        nominal = agent.fulfil(block, committed=False, capacity=agent.nominal_capacity).shipped
+        shocked = agent.fulfil(block, committed=False, capacity=split[name] * agent.nominal_capacity).shipped
+        out[name] = np.maximum(np.minimum(nominal, block) - np.minimum(shocked, block), 0.0)
+    return out
+
+
+def counterfactual_costs(retailer: RetailerAgent, decision: Decision, shocked: Mapping[str, np.ndarray],
+                         vendors: Mapping[str, VendorAgent]) -> dict[str, float]:
+    """What each vendor's JIT shortfall under the shock (``shocked``, :func:`counterfactual_shortfall`)
+    would have cost the retailer: its cost of the vendor's counterfactual PO with that vendor's block
+    less ``shocked`` less its cost of the counterfactual PO in full (as :func:`shortfall_costs`)."""
+    out: dict[str, float] = {}
+    for name, missing in shocked.items():
+        if float(missing.sum()) <= SHORT_UNITS:
+            continue
+        po = np.maximum(np.asarray(decision.counterfactual[name], dtype=float), 0.0)
+        short_po = po.copy()
+        v = vendors[name].index
+        short_po[v] = np.maximum(po[v] - missing, 0.0)
+        out[name] = float(retailer.cost_with_first_week(short_po).total) - float(retailer.cost_with_first_week(po).total)
+    return out
+
+
 def remedied_transfers(decision: Decision, executed: Mapping[str, Execution], vendors: Mapping[str, VendorAgent],
-                       costs: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+                       costs: Mapping[str, float], shocked: Mapping[str, np.ndarray] | None = None,
+                       jit_costs: Mapping[str, float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """The week's transfers after the decision's remedy, and the damages each vendor pays the retailer
-    (``{vendor: amount}``, empty unless ``damages``). A decision that is not committed, was delivered
-    in full, or whose remedy is ``none`` keeps its transfers exactly."""
+    (``{vendor: amount}``, empty unless ``damages``). ``shocked``: each vendor's JIT shortfall of its
+    counterfactual block under the shock (:func:`counterfactual_shortfall`); ``jit_costs``: what that
+    shortfall would have cost the retailer (:func:`counterfactual_costs`; damages charge only the excess
+    of ``costs`` over it). A decision that is not committed, whose remedy is ``none``, or in a week the
+    shock touched neither its delivery nor its counterfactual keeps its transfers exactly."""
     transfers = dict(decision.transfers)
-    if not decision.committed or decision.remedy == "none" or not short(executed):
+    shocked = {name: m for name, m in (shocked or {}).items() if float(m.sum()) > SHORT_UNITS}
+    if not decision.committed or decision.remedy == "none" or not (short(executed) or shocked):
         return transfers, {}
     if decision.reprice is None:
         raise ValueError(f"remedy {decision.remedy!r} needs the decision's reprice (the policy did not set it)")
-    transfers = {p: float(v) for p, v in decision.reprice(delivered_po(decision.po, executed, vendors)).items()}
+    delivered = delivered_po(decision.po, executed, vendors)
+    repriced = decision.reprice(delivered, shocked) if shocked else decision.reprice(delivered)
+    transfers = {p: float(v) for p, v in repriced.items()}
     damages: dict[str, float] = {}
     if decision.remedy == "damages":
-        damages = {name: max(float(costs.get(name, 0.0)), 0.0) for name in executed
-                   if float(executed[name].shortfall.sum()) > SHORT_UNITS and costs.get(name, 0.0) > 0}
+        jit_costs = jit_costs or {}
+        for name in executed:
+            excess = float(costs.get(name, 0.0)) - float(jit_costs.get(name, 0.0))
+            if float(executed[name].shortfall.sum()) > SHORT_UNITS and excess > 0:
+                damages[name] = excess
     return transfers, damages
 
 
@@ -166,15 +248,22 @@ class Outcome:
     costs: dict[str, float]  # each vendor's shortfall cost to the retailer
     transfers: dict[str, float]  # after the remedy
     damages: dict[str, float]  # what each short vendor pays the retailer on top (remedy ``damages``)
+    #: each vendor's JIT shortfall of its counterfactual block under the week's shock ``[F, K]`` (only
+    #: vendors of a committed decision with a remedy whose origins the shock touched)
+    shocked: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def settle(retailer: RetailerAgent, vendors: Mapping[str, VendorAgent], decision: Decision, shares: np.ndarray, *,
            rationing: str = "cheapest", ranking: Sequence[int] | None = None, floor: np.ndarray | None = None) -> Outcome:
     """Execute ``decision`` with this week's capacity ``shares`` (:func:`execute`), price the
-    shortfalls (:func:`shortfall_costs`) and apply the decision's remedy (:func:`remedied_transfers`).
-    ``retailer`` and ``vendors``: the parties' true agents, observing this week's state. ``floor``:
-    the vendors' committed floor of this week (:func:`execute`)."""
+    shortfalls (:func:`shortfall_costs`), execute the counterfactual under the same shares
+    (:func:`counterfactual_shortfall`, for a remedy other than ``none``) and apply the decision's remedy
+    (:func:`remedied_transfers`). ``retailer`` and ``vendors``: the parties' true agents, observing this
+    week's state. ``floor``: the vendors' committed floor of this week (:func:`execute`)."""
     executed = execute(vendors, decision, shares, rationing=rationing, ranking=ranking, floor=floor)
     costs = shortfall_costs(retailer, decision.po, executed, vendors)
-    transfers, damages = remedied_transfers(decision, executed, vendors, costs)
-    return Outcome(executed, delivered_po(decision.po, executed, vendors), costs, transfers, damages)
+    shocked = counterfactual_shortfall(vendors, decision, shares) if decision.remedy != "none" else {}
+    jit_costs = counterfactual_costs(retailer, decision, shocked, vendors) \
+        if decision.remedy == "damages" and short(executed) else {}
+    transfers, damages = remedied_transfers(decision, executed, vendors, costs, shocked, jit_costs)
+    return Outcome(executed, delivered_po(decision.po, executed, vendors), costs, transfers, damages, shocked)

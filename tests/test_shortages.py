@@ -91,6 +91,56 @@ def test_rationing_rules_short_whom_they_say():
     assert by_fc[ranked[0]] > by_fc[ranked[-1]]
 
 
+def test_the_tie_break_chooses_the_same_shipment_whatever_vertex_the_solver_reaches():
+    # shortage's six products cost the vendor the same at each FC, so with Cincinnati at 40% many
+    # shipments of the PO are equally cheap; the first stage's answer moves with the LP's column order,
+    # the second stage's (rationing_tie_break) does not
+    from sim.model.lp import LinearProgram, solve_lp
+    import sim.parties.vendor as vendor_module
+
+    ctx = planning_context(load_scenario("shortage"), week=1)
+    vendor = ctx.vendor
+    plan = ctx.retailer.preferred_plan().plan[0]
+    capacity = vendor.nominal_capacity * np.array([0.4, 1.0, 1.0])
+    solved = []
+    real = vendor_module.solve_lp
+
+    def recording(lp, **options):
+        solved.append(lp)
+        return real(lp, **options)
+
+    vendor_module.solve_lp = recording
+    try:
+        ful = vendor.fulfil(plan[0], committed=True, later=plan[1:], capacity=capacity)
+    finally:
+        vendor_module.solve_lp = real
+    assert len(solved) == 2 and (plan[0] - ful.shipped).sum() > 100  # short: the second stage ran
+    lines = np.arange(plan[0].size)  # this week's shipment: the first variables of the LP
+
+    def shipped(lp, order):
+        permuted = LinearProgram(lp.c[order], lp.A_eq[:, order].tocsr(), lp.b_eq, lp.A_ub[:, order].tocsr(), lp.b_ub,
+                                 lp.lb[order], lp.ub[order])
+        out = np.empty(lp.n)
+        out[order] = solve_lp(permuted).x
+        return out[lines]
+
+    rng = np.random.default_rng(0)
+    orders = [rng.permutation(solved[0].n) for _ in range(3)]
+    first = [shipped(solved[0], o) for o in orders]
+    assert max(np.abs(f - first[0]).max() for f in first) > 1.0  # the rule alone: ties the solver breaks
+    for o in orders:
+        second = shipped(solved[1], np.concatenate([o, np.arange(solved[0].n, solved[1].n)]))
+        assert np.allclose(second, ful.shipped.ravel(), atol=1e-6)
+    assert ful.shipped.sum() == pytest.approx(sum(f.sum() for f in first) / len(first), abs=1e-4)  # as many units
+    # tied lines (the same FC, products of the same cost) are short by about the same share
+    short = 1.0 - ful.shipped / np.where(plan[0] > 0, plan[0], 1.0)
+    for f in range(short.shape[0]):
+        ordered = plan[0][f] > 0
+        partly = short[f][ordered & (short[f] > 1e-6) & (short[f] < 1 - 1e-6)]
+        if partly.size > 1:
+            assert partly.max() - partly.min() <= 1.0 / vendor_module.TIE_PIECES + 1e-9
+
+
 # -- the shortfall cost, refund and damages by hand (known demand) ---------------------------------------
 def _one_week(remedy: str):
     scenario = _scenario(1, remedy=remedy, demand={**DEFAULT["demand"], "deterministic": True})
@@ -113,25 +163,35 @@ def _ledger(record, party: str, component: str) -> float:
 
 @pytest.mark.parametrize("remedy", ["none", "refund", "damages"])
 def test_refund_and_damages_equal_hand_computations_with_known_demand(remedy):
-    _, record, ctx = _one_week(remedy)
+    scenario, record, ctx = _one_week(remedy)
     rows = record.shortfalls
     assert sum(r["shortfall"] for r in rows) > 100
     ordered, delivered = _po(ctx, rows, "ordered"), _po(ctx, rows, "shipped")
-    retailer = ctx.retailer
+    retailer, vendor = ctx.retailer, ctx.vendor
     # by hand: the retailer's cost of a first week with its own best continuation, on the (known) demand
     cost = lambda po: retailer.cost_with_first_week(po).total  # noqa: E731
     jit = retailer.preferred_plan().plan[:, 0]
+    # the JIT vendor meets the same shock (week 0: no origin makes anything): what it ships of x^J at
+    # nominal and at the realised capacity; the counterfactual loses what the shock took
+    nominal = vendor.fulfil(jit[0], committed=False, capacity=vendor.nominal_capacity).shipped
+    shocked = vendor.fulfil(jit[0], committed=False, capacity=0.0 * vendor.nominal_capacity).shipped
+    c = jit.copy()
+    c[0] = jit[0] - np.maximum(np.minimum(nominal, jit[0]) - np.minimum(shocked, jit[0]), 0.0)
+    assert (jit - c).sum() > 50  # the shock shorts the JIT vendor too
     agreed = max(cost(ordered) - cost(jit), 0.0)  # the CBT of the agreed PO (one-way, delta 1, gamma 0)
-    refund = max(cost(delivered) - cost(jit), 0.0)  # ... recomputed on the delivered PO
+    refund = max(cost(delivered) - cost(c), 0.0)  # ... recomputed on the delivered PO, against c
+    as_ordered = max(cost(delivered) - cost(jit), 0.0)  # the earlier refund, against x^J as if shipped
     missing = cost(delivered) - cost(ordered)  # the shortfall's cost to the retailer
-    assert missing > 0 and refund > agreed
+    jit_missing = cost(c) - cost(jit)  # the JIT vendor's shortfall's cost to it
+    assert missing > 0 and jit_missing > 0 and refund < as_ordered
     assert sum(r["cost"] for r in rows) == pytest.approx(missing, rel=1e-9)
     assert record.flows[0]["shortfall_cost"] == pytest.approx(missing, rel=1e-9)
     paid = _ledger(record, "vendor", "transfer")
     assert paid == pytest.approx({"none": agreed, "refund": refund, "damages": refund}[remedy], rel=1e-6, abs=1e-6)
     assert _ledger(record, "retailer", "transfer") == pytest.approx(-paid, rel=1e-12)
     damages = _ledger(record, "vendor", "damages")
-    assert damages == pytest.approx(missing if remedy == "damages" else 0.0, rel=1e-9)
+    # damages: the shortfall's cost beyond what the JIT vendor's shortfall would have cost
+    assert damages == pytest.approx(max(missing - jit_missing, 0.0) if remedy == "damages" else 0.0, rel=1e-9, abs=1e-9)
     assert _ledger(record, "retailer", "damages") == -damages
     decision = record.decisions[0]
     assert decision["transfer"] == pytest.approx(paid)
@@ -139,6 +199,53 @@ def test_refund_and_damages_equal_hand_computations_with_known_demand(remedy):
         assert "transfer_agreed" not in decision
     else:
         assert decision["transfer_agreed"] == pytest.approx(agreed, rel=1e-6, abs=1e-6)
+
+
+def test_a_vendor_that_delivers_what_the_jit_vendor_could_not_is_repriced_too():
+    # disclosed shocks: the agreed PO respects this week's capacity and is delivered in full, but the
+    # JIT vendor would have met the same shock with the retailer's own PO: the refund prices the PO
+    # against that, so the vendor does not pay for the shock's effect on the retailer
+    shocks = {**DEEP, "disclosure": "disclosed"}
+    scenario = _scenario(1, shocks=shocks, remedy="refund", demand={**DEFAULT["demand"], "deterministic": True})
+    record = World(scenario, make_policy("cpp-vcg", scenario), run_id="r").run(1)
+    assert record.flows[0]["shortfall"] < 1e-6
+    ctx = planning_context(scenario, 0)
+    retailer, vendor = ctx.retailer, ctx.vendor
+    cost = lambda po: retailer.cost_with_first_week(po).total  # noqa: E731
+    jit = retailer.preferred_plan().plan[:, 0]
+    c = jit.copy()
+    c[0] = np.minimum(jit[0], vendor.fulfil(jit[0], committed=False, capacity=0.0 * vendor.nominal_capacity).shipped)
+    assert (jit - c).sum() > 50
+    ordered = np.zeros_like(jit)
+    for r in record.shortfalls:
+        ordered[0, ctx.public.fcs.index(r["fc"]), ctx.public.products.index(r["product"])] = r["ordered"]
+    paid = _ledger(record, "vendor", "transfer")
+    agreed = record.decisions[0]["transfer_agreed"]
+    assert agreed == pytest.approx(max(cost(ordered) - cost(jit), 0.0), rel=1e-6, abs=1e-6)
+    assert paid == pytest.approx(max(cost(ordered) - cost(c), 0.0), rel=1e-6, abs=1e-6)
+    assert paid < agreed
+
+
+def test_over_promising_capacity_does_not_pay_under_the_refund():
+    # the audit's over-promising lies on shortage (known demand, exact solves, two-way transfers as the
+    # scenario has them, Cincinnati down in rounds 1 and 2): under the refund the vendor's cost plus
+    # payment is the social cost of what it delivered less a term it cannot move, so over-promising
+    # gains nothing; keeping the agreed transfer (none) pays it for the units it promised and did not ship
+    from experiments.audit import run_audit
+
+    data = load_scenario("shortage").model_dump(mode="json")
+    data["demand"]["deterministic"] = True
+    scenario = scenario_from_dict(data, "<test>")
+    gains = {}
+    for remedy in ("refund", "none"):
+        audit = run_audit(scenario, ["cpp-vcg"], parties=["vendor"],
+                          policy_overrides={"cpp-vcg": {"remedy": remedy, "solver": "central",
+                                                        "transfer": {"rule": "two-way"}}})
+        gains[remedy] = audit.set_index("lie")["relative_gain"]
+    over = ["overstate_capacity_x1.5", "overstate_capacity_CIN_x2"]
+    assert (gains["refund"][over] <= 1e-4).all(), gains["refund"][over]
+    assert gains["none"]["overstate_capacity_x1.5"] > 1e-3  # the audit sees over-promising where it pays
+    assert gains["refund"].max() <= 1e-3, gains["refund"]
 
 
 def test_remedies_move_money_only():
@@ -225,6 +332,8 @@ def test_the_shortage_scenario_binds_sometimes():
     s = load_scenario("shortage")
     assert s.shocks is not None and s.shocks.disruptions[0].origin == "CIN"
     assert s.policies["cpp-vcg"]["remedy"] == "refund"
+    # the refund's property needs two-way transfers (docs/open-questions.md)
+    assert s.policies["cpp-vcg"]["transfer"] == {"rule": "two-way"} == s.policies["menu"]["transfer"]
 
 
 # -- bad input -------------------------------------------------------------------------------------------

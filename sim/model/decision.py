@@ -36,10 +36,12 @@ RETAILER = "retailer"
 MECHANISM = "mechanism"
 #: Transfers summing to less than this share of the amounts they move are budget balanced (rounding).
 BALANCE_ROUNDING = 1e-12
-#: What a committed mechanism does when a vendor does not deliver its PO in full (docs/model.md,
-#: "Shortfalls and remedies"): ``none`` the agreed transfers stand; ``refund`` they are recomputed on the
-#: delivered PO (:attr:`Decision.reprice`); ``damages`` refund, and each vendor also pays the retailer
-#: the cost its missing units put on the retailer (the world's shortfall cost).
+#: What a committed mechanism does when a capacity shock touches a week (docs/model.md, "Shortfalls and
+#: remedies"): ``none`` the agreed transfers stand; ``refund`` they are recomputed on the delivered PO
+#: against the counterfactual as the JIT vendor would have shipped it under the same shock
+#: (:attr:`Decision.reprice`, :attr:`Decision.counterfactual`); ``damages`` refund, and each short vendor
+#: also pays the retailer the cost of its missing units beyond what the JIT vendor's shortfall would
+#: have cost it (:mod:`sim.execution`).
 REMEDIES = ("none", "refund", "damages")
 
 
@@ -134,8 +136,14 @@ class Decision:
     #: what the mechanism does if a committed PO is not delivered in full (one of :data:`REMEDIES`)
     remedy: str = "none"
     #: the transfers recomputed for a delivered PO ``[V, F, K]`` (``refund`` and ``damages`` need it; a
-    #: policy sets it with the week's counterfactual captured, so the world can call it after execution)
-    reprice: Callable[[np.ndarray], dict[str, float]] | None = None
+    #: policy sets it with the week's counterfactual captured, so the world can call it after execution);
+    #: its second argument, ``shocked`` ``{vendor: [F, K]}``, is what the shock would have made each
+    #: vendor leave unshipped of its block of :attr:`counterfactual` on JIT terms (None: nothing)
+    reprice: Callable[..., dict[str, float]] | None = None
+    #: each vendor's pivot counterfactual PO ``{vendor: [V, F, K]}`` (the PO the retailer would send
+    #: with that vendor's preferences ignored: with one vendor its JIT PO), for the remedies to execute
+    #: under the week's realised capacity; None: the policy prices no counterfactual
+    counterfactual: dict[str, np.ndarray] | None = None
     #: what the decision commits beyond its PO (:mod:`sim.model.commitment`): its plan's first ``weeks``
     #: weeks become commitments with ``band``; None: nothing beyond the PO (a JIT or uncommitted week)
     commit: CommitmentSettings | None = None

@@ -17,12 +17,62 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from sim.model.commitment import PlanBounds
 from sim.model.data import PublicData, VendorData
-from sim.model.lp import LPBuilder, solve_lp
+from sim.model.lp import LinearProgram, LPBuilder, solve_lp
 from sim.model.plan_cost import PlanCost
 from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
+
+#: Units of a committed PO below which it counts as shipped in full (LP rounding): no tie-break is solved.
+FULL_UNITS = 1e-6
+#: Pieces of the tie-break's convex penalty on each line's short share (:func:`rationing_tie_break`).
+TIE_PIECES = 10
+#: The tie-break keeps the rule's optimum to this relative tolerance (the first stage's objective).
+TIE_TOL = 1e-9
+
+
+def rationing_tie_break(lp: LinearProgram, objective: float, shipped: np.ndarray, po: np.ndarray) -> LinearProgram:
+    """The second stage of a committed vendor's rationing: among the shipments optimal under the rule
+    (``lp``'s objective at most ``objective``, the first stage's optimum, to :data:`TIE_TOL`), the one
+    that spreads this week's shortfall most evenly over the ordered lines.
+
+    Under ``cheapest`` rationing many shipments are often equally cheap to the vendor (products with
+    the same cost at one FC, lanes at the same rate), and the first stage's answer is whichever vertex
+    the solver stops at: which lines go short then moves with any change of the PO, of the LP's
+    layout or of the solver. The second stage replaces that arbitrary choice with a fixed one: it
+    minimises ``sum_l po_l * phi(short_l / po_l)`` over the ordered lines ``l`` (FC, product), with
+    ``phi`` the piecewise-linear interpolation of ``s**2`` on :data:`TIE_PIECES` equal pieces (a
+    least-squares pro-rata: equal short shares among tied lines, to a piece), and, to make the answer
+    unique, each line's slopes raised by ``rank / (pieces * lines)`` (rank: the line's position in the
+    FC-major, product-minor order; less than the gap between two pieces, so the spread comes first and
+    ties within a piece short the earlier lines first). ``shipped``: the variables of this week's
+    shipment ``[F, K]``; ``po``: the PO ``[F, K]``. The returned LP has the same labelled cost terms,
+    so its solution's ``cost_breakdown`` is the vendor's cost of the chosen shipment."""
+    po = np.asarray(po, dtype=float)
+    lines = np.argwhere(po > 0)
+    n, m = len(lines), TIE_PIECES
+    n0 = lp.n
+    cols = shipped[lines[:, 0], lines[:, 1]]  # the shipment's variable of each ordered line
+    z = n0 + np.arange(n * m).reshape(n, m)  # line l's shortfall in piece j, at most po_l / m
+    width = po[lines[:, 0], lines[:, 1]] / m
+    slopes = (2 * np.arange(1, m + 1) - 1)[None, :] / m + np.arange(n)[:, None] / (m * n)
+    # shipped + sum of pieces = ordered, line by line
+    rows = np.repeat(np.arange(n), m + 1)
+    cells = np.column_stack([cols, z]).ravel()
+    eq = sp.csr_matrix((np.ones(n * (m + 1)), (rows, cells)), shape=(n, n0 + n * m))
+    A_eq = sp.vstack([sp.hstack([lp.A_eq, sp.csr_matrix((lp.A_eq.shape[0], n * m))]), eq], format="csr")
+    b_eq = np.concatenate([lp.b_eq, po[lines[:, 0], lines[:, 1]]])
+    # the rule's objective stays at its optimum
+    keep = sp.csr_matrix(np.concatenate([lp.c, np.zeros(n * m)])[None, :])
+    A_ub = sp.vstack([sp.hstack([lp.A_ub, sp.csr_matrix((lp.A_ub.shape[0], n * m))]), keep], format="csr")
+    const = sum(value for _, value in lp.const_terms)
+    b_ub = np.concatenate([lp.b_ub, [objective - const + TIE_TOL * (1.0 + abs(objective))]])
+    c = np.concatenate([np.zeros(n0), slopes.ravel()])
+    lb = np.concatenate([lp.lb, np.zeros(n * m)])
+    ub = np.concatenate([lp.ub, np.repeat(width, m)])
+    return LinearProgram(c, A_eq, b_eq, A_ub, b_ub, lb, ub, lp.terms, lp.const_terms)
 
 
 @dataclass(frozen=True)
@@ -228,7 +278,11 @@ class VendorAgent:
         ``rationing`` (committed only: which of this week's units it shorts when it cannot ship them
         all): ``cheapest`` (as many as it can, the ones cheapest to it), ``pro-rata`` (the largest
         share of every ordered FC and product first, then as many more as it can), ``priority`` (FCs in
-        ``ranking`` order, FC indices most important first; unranked FCs last).
+        ``ranking`` order, FC indices most important first; unranked FCs last). When a committed PO is
+        short, the shipments the rule finds equally good are tied, and a second stage chooses among
+        them by a fixed criterion, the shortfall spread evenly over the ordered lines
+        (:func:`rationing_tie_break`), so which lines go short does not depend on the solver's vertex.
+        A PO shipped in full is the first stage's answer as it stands.
 
         ``floor`` ``[F, K]`` (uncommitted only): units of the PO an earlier agreement committed it to ship
         (``(1 - b) c``, :mod:`sim.model.commitment`); it ships them as far as its capacity allows, and
@@ -270,7 +324,10 @@ class VendorAgent:
             b.add_cost(x[0], -reward, contract)
             if plan.shape[0] > 1:
                 b.add_cost(x[1:], -big, contract)
-        sol = solve_lp(b.build())
+        lp = b.build()
+        sol = solve_lp(lp)
+        if committed and float(np.maximum(po - sol.values(x)[0], 0.0).sum()) > FULL_UNITS:
+            sol = solve_lp(rationing_tie_break(lp, sol.objective, x[0], po))
         costs = {
             comp: v
             for (party, comp, week), v in sol.cost_breakdown().items()
