@@ -125,9 +125,9 @@ string, an alias of ``items``), ``pricing``, ``decline`` (``infeasible`` or ``an
 CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`)
 and ``transfer.continuation`` (how a price values the retailer's continuation, :mod:`policies.cbt`: ``paths``
 by default (:data:`DEFAULT_CONTINUATION`), ``forecast``, ``paths-whole``; the retailer's ex-ante margin is measured
-over the demand paths whichever). The menu keeps ``paths`` where ``cpp-vcg`` defaults to ``forecast``: its
-prices are not what makes it truthful (the vendor picks from a list), and measured on the pilot its saving
-over JIT and the vendor's margin are worse under forecast prices (docs/mechanisms.md).
+over the demand paths whichever). The menu keeps ``paths`` where ``cpp-vcg`` defaults to ``forecast``:
+measured on the pilot, its saving over JIT and the vendor's margin are worse under forecast prices
+(docs/mechanisms.md, "Valuing the retailer's continuation").
 """
 
 from __future__ import annotations
