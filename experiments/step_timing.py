@@ -46,6 +46,7 @@ STEPS: tuple[tuple[str, str, str, str], ...] = (
     ("steps", "CBT pricing", "policies.cbt", "TransferPricer.__init__"),
     ("steps", "CBT: the retailer's plan on the forecast", "policies.cbt", "TransferPricer.completed"),
     ("steps", "CBT: one LP per demand path", "policies.cbt", "TransferPricer._future"),
+    ("steps", "CBT: one LP per demand path", "policies.cbt", "TransferPricer._weeks_of_po"),
     ("steps", "menu items", "policies.menu", "build_menu"),
     ("steps", "menu offers", "policies.menu", "MenuPolicy.offer"),
     ("steps", "plan evaluations", "sim.parties.retailer", "RetailerAgent.evaluate"),

@@ -15,14 +15,16 @@ the dynamic pivot mechanism: the vendor pays the externality its presence impose
 
 Valuation of the retailer's continuation (``continuation``, the ``transfer.continuation`` setting):
 
-* ``paths`` (default; the rule above): ``c^R_t`` from the LP on the forecast, ``V^R_{t+1}`` from one
-  LP per sampled demand path. Two things make the vendor's payoff differ from the planning objective
-  (the least social cost on the forecast with the PO fixed, ``S(x_t)``, which CPP minimises): the
-  continuation is a certainty equivalent over paths with per-path recourse while the plan is chosen on
-  the forecast, so the vendor's payoff is ``S(x_t)`` minus ``V_F(x_t) - CE(V_w(x_t))``, a term that
-  depends on the PO and that a lie can move; and the week-``t`` cost is taken from one LP and the
-  continuation from others, so where the retailer's LP has several optimal plans that differ only in
-  which week a cost falls in (it has many), the transfer depends on the vertex the solver returns.
+* ``paths`` (the rule above; the default of :class:`TransferPricer` and :func:`cost_benefit_transfer`,
+  and the menu's; ``cpp-vcg`` defaults to ``forecast``, :func:`policies.cpp_vcg.default_continuation`):
+  ``c^R_t`` from the LP on the forecast, ``V^R_{t+1}`` from one LP per sampled demand path. Two things
+  make the vendor's payoff differ from the planning objective (the least social cost on the forecast
+  with the PO fixed, ``S(x_t)``, which CPP minimises): the continuation is a certainty equivalent over
+  paths with per-path recourse while the plan is chosen on the forecast, so the vendor's payoff is
+  ``S(x_t)`` minus ``V_F(x_t) - CE(V_w(x_t))``, a term that depends on the PO and that a lie can move;
+  and the week-``t`` cost is taken from one LP and the continuation from others, so where the retailer's
+  LP has several optimal plans that differ only in which week a cost falls in (it has many), the
+  transfer depends on the vertex the solver returns.
 * ``forecast``: the retailer's least cost over the horizon with the PO fixed, ``R(x_t)``, from one LP
   on the forecast, immediate and continuation together: ``CBT_t = c^R_t(x*_t) + delta V^R_{t+1}(x*_t)
   - (same at x^J_t)`` with both terms from the same solve, so with ``delta = 1`` it is
@@ -58,7 +60,7 @@ from sim.model.decision import PlanningContext
 from sim.model.errors import FlosimError
 from policies.transfers import clarke_pivot_payment
 
-#: How the retailer's continuation is valued (module docstring): over sampled demand paths (default),
+#: How the retailer's continuation is valued (module docstring): over sampled demand paths,
 #: on the forecast the plan is chosen on with the week's cost from the same solve, or each path as a whole.
 CONTINUATIONS = ("paths", "forecast", "paths-whole")
 

@@ -35,8 +35,8 @@ Parameters (scenario ``policies: {cpp-vcg: {...}}`` or keyword arguments): ``dis
 ``risk_aversion`` (gamma, 0 = expectation), ``scenarios`` (demand paths for the certainty equivalent),
 ``transfer`` (the transfer rule and its options, :mod:`policies.transfer_rules`: ``{rule: one-way}``
 by default; ``two-way``, ``vcg-both``, ``expected-externality`` with a ``prior``, ``split-savings``; and
-``continuation``, how a pivot values the retailer's continuation, :mod:`policies.cbt`: ``paths`` by
-default, ``forecast`` (the exact pivot of the forecast plan) or ``paths-whole``),
+``continuation``, how a pivot values the retailer's continuation, :mod:`policies.cbt`: ``forecast`` by
+default (:func:`default_continuation`), ``paths`` or ``paths-whole``),
 ``two_way`` (an alias of ``transfer: {rule: two-way}``), ``payee`` (``retailer`` or ``each``; an alias
 of ``transfer.payee``), ``counterfactual`` (``coordinated`` or ``jit-orders``: each vendor's pivot
 counterfactual, :data:`COUNTERFACTUALS`), ``remedy`` (``none``, ``refund`` or ``damages``: what a PO
@@ -71,6 +71,18 @@ from sim.parties.oracle import joint_plan
 from sim.negotiation.best_response import BestResponseOptions
 from sim.negotiation.coordinator import ADMMOptions
 from sim.model.errors import FlosimError
+
+
+def default_continuation(risk_aversion: float) -> str:
+    """The valuation of the retailer's continuation ``cpp-vcg`` uses when ``transfer.continuation`` is
+    left out: ``forecast``, under which each vendor's payoff is the planning objective (the social cost
+    of the plan chosen on the forecast) up to a term it cannot move, so truthfulness, the mechanism's
+    promise, holds exactly (up to the negotiation's tolerance) and one-way's clamp never binds; the
+    retailer is then made whole on the forecast rather than in expectation over the demand paths, and
+    the vendor pays more (docs/model.md, "Valuing the continuation"). With ``risk_aversion > 0``:
+    ``paths``, since a certainty equivalent needs the paths (``forecast`` given explicitly with a risk
+    aversion is an error naming ``transfer.continuation``)."""
+    return "paths" if risk_aversion > 0 else "forecast"
 
 
 def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
@@ -283,7 +295,8 @@ class CPPVCGPolicy:
         self.remedy = check_remedy(f"policy '{self.name}'", remedy)
         self.discount, self.risk_aversion, self.scenarios = discount, risk_aversion, scenarios
         #: the transfer rule and its options (``transfer``; ``two_way`` and ``payee`` are aliases)
-        self.transfer = transfer_settings(transfer, two_way=two_way, payee=payee, where=f"policy '{self.name}'")
+        self.transfer = transfer_settings(transfer, two_way=two_way, payee=payee, where=f"policy '{self.name}'").resolved(
+            default_continuation(risk_aversion))
         self.two_way, self.solver, self.payee = self.transfer.rule != "one-way", solver, self.transfer.payee
         self.counterfactual = counterfactual
         check_continuation(self.name, self.transfer.continuation, risk_aversion)
@@ -297,6 +310,21 @@ class CPPVCGPolicy:
         self.privacy = ViewRecorder(privacy_options(privacy, f"policy '{self.name}'"))
         if self.privacy.admm_update():
             self.admm = self.admm.model_copy(update=self.privacy.admm_update())
+
+    @property
+    def continuation(self) -> str:
+        """How the pivots value the retailer's continuation, as in effect (``transfer.continuation``, or
+        the default :func:`default_continuation` when it was left out)."""
+        return str(self.transfer.continuation)
+
+    def parameters(self) -> dict[str, Any]:
+        """The pricing parameters as checked and in effect (defaults resolved), keyed as in the scenario's
+        ``policies.cpp-vcg``: what a run records to say which transfer ran (``transfer.continuation``
+        is the valuation used, whether given or the default)."""
+        return {"discount": self.discount, "risk_aversion": self.risk_aversion, "scenarios": self.scenarios,
+                "solver": self.solver, "counterfactual": self.counterfactual, "remedy": self.remedy,
+                "transfer": self.transfer.model_dump(exclude_none=True),
+                "commitment": None if self.commit is None else self.commit.model_dump()}
 
     @property
     def shown(self) -> list[Any]:
@@ -335,7 +363,8 @@ class CPPVCGPolicy:
             inputs = replace(inputs, externalities=xi)
             diag.update({f"expected_externality_{p}": v for p, v in xi.items()})
         done = settle(self.transfer, inputs)
-        diag.update(transfer_rule=rule, transfer_balance=done.balance, transfer_clamped=len(done.clamped))
+        diag.update(transfer_rule=rule, transfer_continuation=self.continuation, transfer_balance=done.balance,
+                    transfer_clamped=len(done.clamped))
         return done, diag
 
     def decide(self, ctx: PlanningContext) -> Decision:

@@ -125,7 +125,10 @@ Parameters: ``size`` (items including ``x^J``, a whole number >= 1; per vendor),
 string, an alias of ``items``), ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
 CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`)
 and ``transfer.continuation`` (how a price values the retailer's continuation, :mod:`policies.cbt`: ``paths``
-by default, ``forecast``, ``paths-whole``; the retailer's ex-ante margin is measured over the demand paths whichever).
+by default (:data:`DEFAULT_CONTINUATION`), ``forecast``, ``paths-whole``; the retailer's ex-ante margin is measured
+over the demand paths whichever). The menu keeps ``paths`` where ``cpp-vcg`` defaults to ``forecast``:
+measured on the pilot, its saving over JIT and the vendor's margin are worse under forecast prices
+(docs/mechanisms.md, "Valuing the retailer's continuation").
 """
 
 from __future__ import annotations
@@ -157,6 +160,9 @@ DECLINED = "declined: JIT terms"  # the pick of a vendor that can ship no item o
 #: The transfer rules a menu implements: its prices are CBTs, clamped at zero or not (the vendor's pick is
 #: its own; the retailer chooses nothing, so it has no pivot of its own to pay).
 MENU_RULES = ("one-way", "two-way")
+#: How an item's price values the retailer's continuation when ``transfer.continuation`` is left out (see the
+#: module docstring; ``cpp-vcg``'s default is ``forecast``, :func:`policies.cpp_vcg.default_continuation`).
+DEFAULT_CONTINUATION = "paths"
 #: Units of its block below which a vendor counts as having shipped its PO in full (as the execution does)
 FULL_UNITS = 1e-6
 
@@ -534,7 +540,8 @@ class MenuPolicy:
         if not isinstance(two_way, bool):
             raise FlosimError(f"policy 'menu': two_way must be true or false, got {two_way!r}")
         # the transfer rule (policies.transfer_rules): an item's price is its CBT, one-way or two-way
-        self.transfer = transfer_settings(transfer, two_way=two_way, allowed=MENU_RULES, where="policy 'menu'")
+        self.transfer = transfer_settings(transfer, two_way=two_way, allowed=MENU_RULES,
+                                          where="policy 'menu'").resolved(DEFAULT_CONTINUATION)
         if self.transfer.payee != "retailer":  # an item's price is paid to the retailer, whose CBT it is
             raise FlosimError(f"policy 'menu': transfer.payee {self.transfer.payee!r} is not implemented by the menu "
                               "(its prices are the retailer's CBTs, paid to the retailer: payee retailer)")
@@ -549,8 +556,9 @@ class MenuPolicy:
         self.size, self.method, self.preference, self.levels = size, method, preference, tuple(sorted(levels))
         self.pricing = pricing
         self.cbt: dict[str, Any] = {"discount": discount, "risk_aversion": risk_aversion, "scenarios": scenarios, "two_way": two_way}
-        #: how an item's price values the retailer's continuation (``transfer.continuation``, :mod:`policies.cbt`)
-        self.continuation = self.transfer.continuation
+        #: how an item's price values the retailer's continuation (``transfer.continuation``, :mod:`policies.cbt`;
+        #: :data:`DEFAULT_CONTINUATION` when left out)
+        self.continuation = str(self.transfer.continuation)
 
     @property
     def commitment(self) -> str:
@@ -662,6 +670,7 @@ class MenuPolicy:
         received = sum(paid.values())
         diagnostics: dict[str, Any] = {
             "contract": "plan" if self._whole_plan_price and self.items == "plan" else "first-week",
+            "transfer_continuation": self.continuation,
         }
         if one:
             (name, p), = picks.items()

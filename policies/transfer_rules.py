@@ -29,9 +29,13 @@ table):
   (the retailer keeps ``share``), each vendor paying in proportion to how much the plan changes its costs.
 
 Every rule that charges a vendor's pivot prices it as :mod:`policies.cbt` says; ``continuation``
-(``paths`` by default, ``forecast``, ``paths-whole``) chooses how that pivot values the retailer's
-continuation (with ``forecast`` the pivot is the exact Clarke pivot of the plan chosen on the forecast,
-never negative, so one-way's clamp does not bind).
+(``paths``, ``forecast``, ``paths-whole``) chooses how that pivot values the retailer's continuation
+(with ``forecast`` the pivot is the exact Clarke pivot of the plan chosen on the forecast, never
+negative, so one-way's clamp does not bind). Left out, it is the mechanism's own default
+(:meth:`TransferSettings.resolved`): ``forecast`` for ``cpp-vcg`` (whose promise is truthfulness:
+the vendor's payoff is then the planning objective), ``paths`` for ``cpp-vcg`` with
+``risk_aversion > 0`` (a certainty equivalent needs the paths) and for the ``menu`` (whose saving is
+worse under forecast prices); each mechanism records the valuation it used.
 
 The rules are pure functions of numbers (:func:`settle` on a :class:`WeekInputs`), so a transfer can be
 recomputed for another purchase order (a delivered PO, a remedy) by re-pricing the inputs at that PO
@@ -94,9 +98,10 @@ class TransferSettings(BaseModel):
     """A mechanism's transfer rule and its options: ``rule`` (one of :data:`RULES`), ``payee`` (one-way
     and two-way: who receives a vendor's pivot), ``share`` (split-savings: the retailer's share of the
     saving), ``prior`` (expected-externality: required), ``continuation`` (how a pivot values the
-    retailer's continuation, :data:`policies.cbt.CONTINUATIONS`: ``paths``, the default, over sampled
-    demand paths; ``forecast``, with the week's cost from one solve on the forecast the plan is chosen on;
-    ``paths-whole``, on the paths, each path's week and continuation from one solve)."""
+    retailer's continuation, :data:`policies.cbt.CONTINUATIONS`: ``paths``, over sampled demand paths;
+    ``forecast``, with the week's cost from one solve on the forecast the plan is chosen on;
+    ``paths-whole``, on the paths, each path's week and continuation from one solve; ``None``, the
+    default: the mechanism's own default, which it fills in with :meth:`resolved`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
@@ -104,7 +109,7 @@ class TransferSettings(BaseModel):
     payee: Literal["retailer", "each"] = "retailer"
     share: float = Field(0.5, ge=0, le=1)
     prior: PriorSettings | None = None
-    continuation: Literal["paths", "forecast", "paths-whole"] = "paths"
+    continuation: Literal["paths", "forecast", "paths-whole"] | None = None
 
     @field_validator("share", mode="before")
     @classmethod
@@ -117,6 +122,14 @@ class TransferSettings(BaseModel):
             raise ValueError("prior: expected-externality needs a prior over the parties' private parameters, "
                              "e.g. prior: {draws: 4, spread: 0.2}")
         return self
+
+    def resolved(self, default: str) -> "TransferSettings":
+        """These settings with ``continuation`` set to ``default`` (the mechanism's own) if it was left
+        out; as given otherwise. A mechanism keeps the resolved settings, so what it records (its
+        ``parameters()``, its ``transfer_continuation`` diagnostic) names the valuation it used."""
+        if self.continuation is not None:
+            return self
+        return self.model_copy(update={"continuation": default})
 
     @property
     def clamps(self) -> bool:

@@ -118,11 +118,13 @@ def test_payee_each_pays_every_party_its_own_term():
     assert each.transfers["retailer"] != pytest.approx(to_retailer.transfers["retailer"])
 
 
-def test_with_one_vendor_the_pivot_is_the_cbt_exactly(default_scenario):
-    decision = CPPVCGPolicy(solver="central").decide(planning_context(default_scenario, 1))
+@pytest.mark.parametrize("transfer", [None, {"continuation": "paths"}], ids=["default", "paths"])
+def test_with_one_vendor_the_pivot_is_the_cbt_exactly(default_scenario, transfer):
+    policy = CPPVCGPolicy(solver="central", transfer=transfer)
+    decision = policy.decide(planning_context(default_scenario, 1))
     ctx = planning_context(default_scenario, 1)  # a fresh context: the same demand scenarios are drawn
     jit = jit_outcome(ctx)
-    cbt = cost_benefit_transfer(ctx, decision.plan, jit.plan)
+    cbt = cost_benefit_transfer(ctx, decision.plan, jit.plan, continuation=policy.continuation)
     assert decision.transfers["vendor"] == cbt.paid
     assert decision.transfers["retailer"] == -cbt.paid
     assert decision.diagnostics["cbt_raw"] == cbt.raw
@@ -227,7 +229,8 @@ def test_a_negotiation_with_the_first_week_fixed_reaches_the_joint_optimum_of_th
 
 def test_every_vendors_pivot_is_priced_on_the_same_demand_scenarios(two_vendors, monkeypatch):
     """Common random numbers within a week: the pivots of all vendors (and the comparison with JIT)
-    use one draw of demand scenarios, not one draw per vendor."""
+    use one draw of demand scenarios, not one draw per vendor (the pivots value the continuation on the
+    paths: ``continuation: paths``; at the default, ``forecast``, they use none)."""
     import policies.cbt as cbt
 
     seen = []
@@ -238,6 +241,6 @@ def test_every_vendors_pivot_is_priced_on_the_same_demand_scenarios(two_vendors,
         seen.append(self.paths)
 
     monkeypatch.setattr(cbt.TransferPricer, "__init__", spy)
-    CPPVCGPolicy(solver="central", scenarios=4).decide(planning_context(two_vendors, 0))
+    CPPVCGPolicy(solver="central", scenarios=4, transfer={"continuation": "paths"}).decide(planning_context(two_vendors, 0))
     assert len(seen) >= 3 and seen[0].shape[0] == 4  # two pivots and the JIT comparison
     assert all(np.array_equal(p, seen[0]) for p in seen)
