@@ -1,0 +1,123 @@
+"""The mutual-commitment study's inputs: the built-in ``seasonal`` scenario (a V-ADK seasonal peak with
+capacity that binds before it), the named revision speeds (``demand.revision.profile``) its sweep
+varies, and the sweep specs (experiments/specs/commitment*.yaml)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from experiments.cli import main
+from forecasts.demand import VADK_SEASONAL, mean_demand
+from forecasts.evolution import REVISION_PROFILES, revision_shares
+from forecasts.inputs import draw_inputs
+from sim.model.scenario import Revision, load_scenario
+
+SEASONAL = load_scenario("seasonal")
+
+
+# -- the scenario ------------------------------------------------------------------------------------
+def test_the_peak_falls_inside_the_run_and_capacity_binds_before_it():
+    s = SEASONAL
+    mults = list(s.demand.multipliers)
+    # the V-ADK seasonal profile, whole, inside the measured weeks
+    start = next(i for i in range(len(mults)) if tuple(mults[i:i + len(VADK_SEASONAL)]) == VADK_SEASONAL)
+    peak = start + int(np.argmax(VADK_SEASONAL))
+    assert peak < s.weeks - 1, "the peak and a week after it are measured"
+    assert peak >= s.horizon - 3, "the peak is not visible at the first planning round: stock must be built on purpose"
+    total = mean_demand(s, s.weeks).sum(axis=(1, 2))  # [weeks]
+    capacity = sum(o.capacity for o in s.origins)
+    assert total[peak] > 1.5 * capacity, "the peak week cannot be made in the peak week"
+    # ... but it can be made ahead: the slack of the weeks before it (minus the lead time) covers the excess
+    slack = sum(capacity - total[w] for w in range(start, peak))
+    assert total[peak] - capacity < slack
+    assert np.all(total[:start] < capacity), "capacity does not bind in the calm weeks"
+
+
+def test_jit_loses_the_peak_and_the_first_best_builds_ahead(tmp_path, capsys):
+    """With known demand (`deterministic`), the first best produces ahead and serves the peak week in
+    full; JIT's vendor, which sees one week's PO, ships its capacity and the peak's excess is lost."""
+    data = yaml.safe_load(open(_builtin_path("seasonal")))
+    data["demand"]["deterministic"] = True
+    path = tmp_path / "seasonal-known.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "run"
+    assert main(["run", "--scenario", str(path), "--policy", "jit", "--policy", "first-best", "--json", "--out", str(out)]) == 0
+    capsys.readouterr()
+    flows = pd.read_parquet(out / "flows.parquet").set_index(["policy", "week"])
+    peak = 7
+    capacity = sum(o["capacity"] for o in data["origins"])
+    jit, fb = flows.loc["jit"], flows.loc["first-best"]
+    assert jit.loc[peak - 1, "shortfall"] > 1000  # the PO for the peak exceeds what one week makes
+    assert jit.loc[peak, "unmet"] > 1000
+    assert fb.loc[peak, "unmet"] < 1.0
+    # built ahead: produced at (near) capacity before the peak, and the FCs hold more than a week's demand
+    assert fb.loc[peak - 2, "produced"] > 0.95 * capacity
+    assert fb.loc[peak - 1, "fc_stock_end"] > 0.4 * jit.loc[peak, "demand"]
+    summary = pd.read_parquet(out / "flows.parquet").groupby("policy").unmet.sum()
+    assert summary["first-best"] < summary["jit"] - 1000
+
+
+def _builtin_path(name: str):
+    from importlib import resources
+
+    return resources.files("sim") / "scenarios" / f"{name}.yaml"
+
+
+# -- revision speed --------------------------------------------------------------------------------
+def test_the_scenario_schema_names_every_profile():
+    assert set(Revision.model_fields["profile"].annotation.__args__[0].__args__) == set(REVISION_PROFILES)
+
+
+@pytest.mark.parametrize("profile, shares", [("equal", [1] * 6), ("fast", [1, 2, 4, 8, 16, 32]), ("slow", [32, 16, 8, 4, 2, 1])])
+def test_a_profile_draws_what_its_shares_would(profile, shares):
+    s = SEASONAL
+    named = draw_inputs(s.with_overrides({"demand.revision.profile": profile}), weeks=4)
+    listed = draw_inputs(s.with_overrides({"demand.revision.shares": shares}), weeks=4)
+    for name in ("demand", "forecasts", "forecast_sd"):
+        np.testing.assert_array_equal(named[name], listed[name])
+
+
+def test_equal_profile_is_the_default_exactly():
+    a = draw_inputs(SEASONAL, weeks=4)
+    b = draw_inputs(SEASONAL.with_overrides({"demand.revision.profile": "equal"}), weeks=4)
+    for name in ("demand", "forecasts", "forecast_sd"):
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_fast_revision_resolves_early_and_slow_late():
+    H = 6
+    left = {p: np.sqrt(np.cumsum(revision_shares(H, profile=p))) for p in REVISION_PROFILES}  # sd left j weeks out
+    assert left["fast"][2] < left["equal"][2] < left["slow"][2]
+    assert left["fast"][2] == pytest.approx(np.sqrt(7 / 63)) and left["slow"][2] == pytest.approx(np.sqrt(56 / 63))
+    # as the forecasts say: the unresolved sd two weeks out of the peak, fast against slow
+    sd = {p: draw_inputs(SEASONAL.with_overrides({"demand.revision.profile": p}), weeks=6).forecast_sd[5, 2] for p in ("fast", "slow")}
+    np.testing.assert_allclose(sd["fast"] / sd["slow"], np.sqrt(7 / 56), rtol=1e-12)
+
+
+BAD_REVISION = [
+    ({"profile": "medium"}, ["demand.revision.profile", "medium"]),
+    ({"profile": 3}, ["demand.revision.profile", "3"]),
+    ({"profile": "fast", "shares": [1, 1, 1, 1, 1, 1]}, ["demand.revision.profile", "not both"]),
+    ({"speed": "fast"}, ["demand.revision.speed"]),
+]
+
+
+@pytest.mark.parametrize("revision, needles", BAD_REVISION, ids=[str(i) for i in range(len(BAD_REVISION))])
+def test_bad_revision_settings_exit_2_naming_the_field(revision, needles, tmp_path, capsys):
+    data = copy.deepcopy(yaml.safe_load(open(_builtin_path("seasonal"))))
+    data["demand"]["revision"] = revision
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "results"
+    code = main(["run", "--scenario", str(path), "--policy", "jit", "--weeks", "1", "--json", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2 and "Traceback" not in captured.err, captured.err
+    assert captured.err.startswith("flosim: error: ")
+    for needle in needles:
+        assert needle in captured.err, (needle, captured.err)
+    assert not out.exists()
