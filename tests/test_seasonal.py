@@ -121,3 +121,75 @@ def test_bad_revision_settings_exit_2_naming_the_field(revision, needles, tmp_pa
     for needle in needles:
         assert needle in captured.err, (needle, captured.err)
     assert not out.exists()
+
+
+# -- the study's table and figure (experiments/plots/commitment.py) ------------------------------------
+def _fake_summary() -> pd.DataFrame:
+    """Two uncertainty cells x k in {1, 2} x b in {0, 0.25} x 3 replications, with known changes."""
+    from experiments.plots.commitment import BAND, CV, SPEED, WEEKS
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for cv in (0.15, 0.6):
+        base = {r: 1000.0 * (1 + cv) + 10 * r for r in range(3)}  # replication effects, common to every cell
+        for k in (1, 2):
+            for b in (0.0, 0.25):
+                for r in range(3):
+                    shift = 0.0 if k == 1 else (50.0 if b == 0 else -20.0) * (1 + cv) + r  # known paired changes
+                    for policy in ("jit", "cpp-vcg"):
+                        rows.append({"run_id": f"{cv}-{k}-{b}-r{r}", "replication": r, "seed": 100 + r, "policy": policy,
+                                     CV: cv, SPEED: "fast", WEEKS: k, BAND: b,
+                                     "settled_social_cost": base[r] + (shift if policy == "cpp-vcg" else 0) + rng.normal(0, 1e-9),
+                                     "settled_net_cost_retailer": base[r] / 2 + (2 * shift if policy == "cpp-vcg" else 0),
+                                     "settled_net_cost_vendor": base[r] / 2 - (shift if policy == "cpp-vcg" else 0),
+                                     "lost_units": 5.0 * k})
+    return pd.DataFrame(rows)
+
+
+def test_the_commitment_table_pairs_each_cell_with_the_weekly_commitment():
+    from experiments.intervals import mean_ci
+    from experiments.plots.commitment import commitment_changes, markdown
+
+    table = commitment_changes(_fake_summary())
+    assert len(table) == 8 and set(table.n) == {3}
+    weekly = table[(table.k == 1)]
+    assert np.allclose(weekly[["social", "retailer", "vendor", "lost units"]].to_numpy(), 0.0, atol=1e-6)
+    row = table[(table["demand.cv"] == 0.6) & (table.k == 2) & (table.b == 0.0)].iloc[0]
+    diffs = [50.0 * 1.6 + r for r in range(3)]
+    m, h, _ = mean_ci(diffs)
+    assert row.social == pytest.approx(m) and row.social_lo == pytest.approx(m - h) and row.social_hi == pytest.approx(m + h)
+    assert row.retailer == pytest.approx(2 * m) and row.vendor == pytest.approx(-m)
+    assert row["lost units"] == pytest.approx(5.0)
+    assert row.reference == pytest.approx(np.mean([1600.0 + 10 * r for r in range(3)]))
+    text = markdown(table)
+    assert text.count("\n") == 1 + len(table) and "+81 [" in text
+
+
+def test_a_cell_is_paired_only_on_the_same_random_numbers():
+    from experiments.plots.commitment import commitment_changes
+
+    s = _fake_summary()
+    s.loc[(s["policies.cpp-vcg.commitment.weeks"] == 2) & (s.replication == 0), "seed"] = 999  # not the same world
+    table = commitment_changes(s)
+    assert set(table[table.k == 2].n) == {2} and set(table[table.k == 1].n) == {3}
+
+
+def test_the_commitment_figure_is_written(tmp_path):
+    from experiments.plots.commitment import commitment_changes, plot_commitment
+
+    path = plot_commitment(commitment_changes(_fake_summary()), tmp_path / "fig.pdf")
+    assert path.exists() and path.stat().st_size > 1000
+
+
+def test_the_commitment_tables_refuse_what_is_not_a_commitment_sweep(tmp_path, capsys):
+    from experiments.plots.commitment import commitment_changes, main
+    from sim.model.errors import FlosimError
+
+    with pytest.raises(FlosimError, match="does not vary 'policies.cpp-vcg.commitment.weeks'"):
+        commitment_changes(_fake_summary().drop(columns=["policies.cpp-vcg.commitment.weeks"]))
+    s = _fake_summary()
+    with pytest.raises(FlosimError, match="no weekly-commitment cell"):
+        commitment_changes(s[s["policies.cpp-vcg.commitment.weeks"] == 2])
+    assert main([str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "not a finished sweep folder" in err and "Traceback" not in err
