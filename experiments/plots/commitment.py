@@ -13,6 +13,8 @@ What a user may do:
 * ``component_changes(ledger, summary)``: the same change split by ledger component (lost sales,
   holding, production ...), which says *why* a cell costs more or less;
 * ``weeks_around(flows, summary, weeks)``: mean units by week (produced, stock, lost ...) per cell;
+* ``markdown(table)``, ``pivot_markdown(table, label)``: the table as Markdown, one line per cell or
+  one line per forecast uncertainty;
 * ``plot_commitment(table, path)``: the figure (rows: demand CV, columns: revision speed; x: ``k``,
   one line per band), saved with :func:`experiments.plots.style.save_to`;
 * ``python -m experiments.plots.commitment SWEEP_FOLDER [--out FIGURE] [--policy P]`` prints the tables
@@ -79,7 +81,8 @@ def _paired(cell: pd.DataFrame, ref: pd.DataFrame, keys: list[str], column: str)
 
 def commitment_changes(summary: pd.DataFrame, policy: str = "cpp-vcg") -> pd.DataFrame:
     """One row per cell: ``k``, ``b``, the uncertainty, ``n`` (paired replications), the weekly
-    commitment's mean settled social cost (``reference``), and for the settled social cost
+    commitment's mean settled social cost (``reference``), the units the cell's agreements committed
+    beyond their binding week (``committed``, a mean, when the sweep recorded it), and for the settled social cost
     (``social``), each party's settled net cost (``<party>``) and the lost units (``lost units``) the
     change's mean, ``_lo`` and ``_hi`` (95% interval). Negative: the commitment lowers the cost."""
     rows = _cells(summary, policy)
@@ -92,6 +95,8 @@ def commitment_changes(summary: pd.DataFrame, policy: str = "cpp-vcg") -> pd.Dat
         row = dict(zip([*keys, "k", "b"], cell_key))
         at = ref.xs(tuple(cell_key[: len(keys)]), level=list(range(len(keys)))) if keys else ref
         row["reference"] = float(at["settled_social_cost"].mean())
+        if "committed_units" in cell:  # what the cell's agreements committed beyond the binding week (mean)
+            row["committed"] = float(cell["committed_units"].fillna(0.0).mean())
         for column, label in figures:
             m, lo, hi, n = _paired(cell, ref, keys, column)
             row.update({label: m, f"{label}_lo": lo, f"{label}_hi": hi})
@@ -199,17 +204,35 @@ def _fmt(m: float, lo: float, hi: float) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     """The table of changes as Markdown: one line per cell."""
-    parties = [c for c in table.columns if c not in ("k", "b", "n", "reference", CV, SPEED, "social", "lost units")
+    parties = [c for c in table.columns if c not in ("k", "b", "n", "reference", "committed", CV, SPEED, "social", "lost units")
                and not c.endswith(("_lo", "_hi"))]
     head = [c for c in (CV, SPEED) if c in table] + ["k", "b", "n", "social cost change"] + \
-        [f"{p} change" for p in parties] + ["lost units change"]
+        [f"{p} change" for p in parties] + ["lost units change"] + (["units committed"] if "committed" in table else [])
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for _, r in table.iterrows():
         cells = [f"{r[c]:g}" if c == CV else str(r[c]) for c in (CV, SPEED) if c in table]
         cells += [f"{int(r.k)}", f"{r.b:g}", f"{int(r.n)}", _fmt(r.social, r.social_lo, r.social_hi)]
         cells += [_fmt(r[p], r[f"{p}_lo"], r[f"{p}_hi"]) for p in parties]
         cells += [_fmt(r["lost units"], r["lost units_lo"], r["lost units_hi"])]
+        cells += [f"{r.committed:,.0f}"] if "committed" in table else []
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pivot_markdown(table: pd.DataFrame, label: str = "social") -> str:
+    """One figure of the table as Markdown, one line per forecast uncertainty and one column per
+    commitment ``(k, b)`` with ``k >= 2`` (every ``k = 1`` cell binds nothing beyond the PO)."""
+    keys = [c for c in (CV, SPEED) if c in table]
+    cells = [(k, b) for k, b in sorted(set(zip(table.k, table.b))) if k >= 2]
+    head = [{CV: "CV", SPEED: "revision"}[c] for c in keys] + [f"k={k}, b={b:g}" for k, b in cells]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for key, g in table.groupby(keys, sort=False) if keys else [((), table)]:
+        key = key if isinstance(key, tuple) else (key,)
+        row = [f"{v:g}" if isinstance(v, float) else str(v) for v in key]
+        for k, b in cells:
+            r = g[(g.k == k) & (g.b == b)]
+            row.append(_fmt(*(float(r.iloc[0][c]) for c in (label, f"{label}_lo", f"{label}_hi"))) if len(r) else "")
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -235,6 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = commitment_changes(summary, args.policy)
         print(f"Change against k = 1, b = 0 ({args.policy}, settled, paired by replication; mean [95% interval])\n")
         print(markdown(table))
+        for label in [c for c in table.columns if c not in ("k", "b", "n", "reference", "committed", CV, SPEED)
+                      and not c.endswith(("_lo", "_hi"))]:
+            what = {"social": "settled social cost", "lost units": "lost units (measured weeks)"}.get(label, f"the {label}'s settled net cost")
+            print(f"\nChange in {what} against k = 1, b = 0, by forecast uncertainty and commitment\n")
+            print(pivot_markdown(table, label))
         if "ledger" in tables and not tables["ledger"].empty:
             comp = component_changes(tables["ledger"], summary, args.policy)
             print("\nChange by ledger component (all parties, settled; mean over replications)\n")
