@@ -193,3 +193,12 @@ def test_the_commitment_tables_refuse_what_is_not_a_commitment_sweep(tmp_path, c
     assert main([str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "nowhere" in err and "not a finished sweep folder" in err and "Traceback" not in err
+
+
+def test_the_one_line_per_uncertainty_table_has_every_committed_cell():
+    from experiments.plots.commitment import commitment_changes, pivot_markdown
+
+    text = pivot_markdown(commitment_changes(_fake_summary()), "vendor")
+    lines = text.splitlines()
+    assert lines[0] == "| CV | revision | k=2, b=0 | k=2, b=0.25 |" and len(lines) == 4  # k = 1 binds nothing: left out
+    assert lines[3].startswith("| 0.6 | fast | -81 [")  # the vendor's paired change at CV 0.6, k = 2, b = 0
