@@ -75,6 +75,7 @@ from experiments.lies import ALPHAS, TRUTHFUL, Lie, liar_agent, lie_rng, pick_li
 from sim.model.data import RetailerData, VendorData, split_scenario
 from sim.model.decision import MECHANISM, RETAILER
 from sim.model.errors import FlosimError
+from sim.model.commitment import PlanBounds, agreed_box
 from sim.model.lp import LPBuilder, solve_lp
 from sim.model.scenario import Scenario
 from sim.execution import settle, short
@@ -229,13 +230,17 @@ def audit_steps(scenario: Scenario, mechanisms: Sequence[str], parties: Sequence
     return len(mechanisms) * (1 + n) * (weeks if mode == "round" else 1)
 
 
-def fixed_first_week_cost(retailer: RetailerAgent, vendor: Any, po: np.ndarray) -> float:
+def fixed_first_week_cost(retailer: RetailerAgent, vendor: Any, po: np.ndarray, box: PlanBounds | None = None) -> float:
     """Least true cost over the horizon with week 0 of the plan fixed to ``po`` ``[V, F, K]``: the
     retailer's alone (``vendor`` None) or the social cost with ``vendor`` (one vendor's agent, or the
-    vendors' agents by name: each adds its own block)."""
+    vendors' agents by name: each adds its own block). The later weeks stay inside the commitments
+    the agents' states hold and, if given, inside ``box`` (what this round's agreement commits:
+    :func:`sim.model.commitment.agreed_box`)."""
     agents = [] if vendor is None else list(vendor.values()) if isinstance(vendor, Mapping) else [vendor]
     b = LPBuilder()
     x = b.add_var(retailer.public.shape)
+    if box is not None:
+        b.tighten(x, box.lower, box.upper)
     retailer.add_block(b, x)
     for agent in agents:
         agent.add_block(b, x[agent.index])
@@ -244,6 +249,35 @@ def fixed_first_week_cost(retailer: RetailerAgent, vendor: Any, po: np.ndarray) 
     if not sol.ok:
         return float("inf")
     return sol.objective
+
+
+def committed_contexts(scenario: Scenario, mechanism: str, overrides: Mapping[str, Any], weeks: Sequence[int],
+                       seed: int) -> dict[int, Any]:
+    """The planning contexts of ``weeks`` reached under the truthful ``mechanism`` itself (not under JIT):
+    a mechanism with a mutual commitment plans inside the commitments its earlier agreements made, and
+    a round of the audit must face them. Each context is a copy taken before the week's decision."""
+    import copy
+
+    inputs = draw_inputs(scenario, weeks=max(weeks) + 1, seed=seed)
+    policy = make_policy(mechanism, scenario, **overrides)
+    kept: dict[int, Any] = {}
+
+    class _Keep:
+        name = policy.name
+
+        def decide(self, ctx: Any) -> Any:
+            if ctx.week in weeks:
+                kept[ctx.week] = copy.deepcopy(ctx)
+            return policy.decide(ctx)
+
+    World(scenario, _Keep(), inputs).run(max(weeks) + 1)
+    return kept
+
+
+def _commits(policy: Any) -> Any:
+    """The mutual commitment a built policy makes beyond its PO (None: the weekly commitment)."""
+    commit = getattr(policy, "commit", None)
+    return commit if commit is not None and getattr(commit, "weeks", 1) > 1 else None
 
 
 def _round_audit(
@@ -262,7 +296,8 @@ def _round_audit(
     public = split_scenario(scenario)[0]
     lies, retailer_data, vendor_data = _lies(scenario, parties, lies, seed)
     parameter = {(lie.party, lie.name): lie.parameter for lie in lies}
-    contexts = [planning_context(scenario, week=w) for w in range(first_week, first_week + weeks)]
+    audited = list(range(first_week, first_week + weeks))
+    contexts = [planning_context(scenario, week=w) for w in audited]
     # each round's PO is executed with that week's realised capacity and the scenario's rationing, by
     # the true vendors (an over-promise is shipped short and settled under the mechanism's remedy)
     shares = draw_inputs(scenario, weeks=max(first_week + weeks, 1), seed=seed).get("capacity")
@@ -270,7 +305,9 @@ def _round_audit(
     ranking = [public.fcs.index(f) for f in (execution.ranking or [])] if execution is not None else []
     # the least true social cost of each round, nothing fixed: the truthful plan's distance from it
     # bounds what any lie can gain where the mechanism is a Clarke pivot (a vendor's net cost = S + const)
+    jit_contexts = contexts
     first_best = [joint_plan(ctx.retailer, ctx.vendors).social_cost for ctx in contexts]
+    jit_first_best = first_best
     acc: dict[tuple[str, str, str], list[float]] = {}
     rules: dict[str, str] = {}
     balance: dict[str, float] = {}  # the mechanism's balance B of the truthful decisions (+ deficit, - surplus)
@@ -278,6 +315,12 @@ def _round_audit(
     slack: dict[str, float] = {}
     for mech in mechanisms:
         overrides = (policy_overrides or {}).get(mech, {})
+        commit = _commits(make_policy(mech, scenario, **overrides))
+        contexts, first_best = jit_contexts, jit_first_best
+        if commit is not None:  # rounds in the states the mechanism itself reaches, inside its commitments
+            kept = committed_contexts(scenario, mech, overrides, audited, seed)
+            contexts = [kept[w] for w in audited]
+            first_best = [joint_plan(ctx.retailer, ctx.vendors).social_cost for ctx in contexts]
         for w, ctx in enumerate(contexts):
             # every decision of a round sees the same demand scenarios: a fresh generator per call
             fresh = lambda c: replace(c, rng=policy_rng(seed, c.week))  # noqa: E731
@@ -299,8 +342,11 @@ def _round_audit(
                 # the PO as shipped: a committed one short of capacity, or JIT orders a vendor shorts (the
                 # fixed-PO valuation cannot short: an order beyond a vendor's capacity would be valued infeasible)
                 po = done.delivered if short(done.executed) else decision.po
-                s_ = fixed_first_week_cost(ctx.retailer, ctx.vendors, po)
-                share = {name: s_ - fixed_first_week_cost(ctx.retailer, {u: a for u, a in ctx.vendors.items() if u != name}, po)
+                # the continuation stays inside what the agreement commits (a lie may shape it)
+                box = agreed_box(ctx.bounds, decision.plan, decision.commit) if decision.committed else ctx.bounds
+                box = None if box is ctx.bounds else box  # the states already hold the earlier commitments
+                s_ = fixed_first_week_cost(ctx.retailer, ctx.vendors, po, box)
+                share = {name: s_ - fixed_first_week_cost(ctx.retailer, {u: a for u, a in ctx.vendors.items() if u != name}, po, box)
                          for name in ctx.vendors}  # vendor v's continuation under the pivot: S - S_-v
                 out = {name: share[name] + paid[name] for name in ctx.vendors}
                 out[RETAILER] = s_ - sum(share.values()) + paid[RETAILER]

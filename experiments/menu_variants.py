@@ -11,7 +11,7 @@ Run them beside ``menu`` on the same worlds, e.g.::
   models, so it is **not implementable**: it bounds what better item generation could give. If the
   vendor does not pick that item, the loss is in what the vendor's criterion sees, not in the items.
 * :class:`MenuWholePlan` (``menu-plan``) is the menu with whole plans as items, priced as whole plans
-  (``commitment: plan``, ``pricing: plan``): the vendor's criterion is then the social cost of the whole
+  (``items: plan``, ``pricing: plan``): the vendor's criterion is then the social cost of the whole
   plan, but the vendor pays for the plan's later weeks again every week on the rolling horizon.
 
 Diagnostics: ``menu_item`` in the decisions table names each week's pick (``first-best item`` for the
@@ -40,8 +40,8 @@ class MenuWithFirstBestItem(MenuPolicy):
         self, ctx: PlanningContext, vendor: str | None = None, *, own: PlanCost | None = None,
         pricer: TransferPricer | None = None,
     ) -> tuple[list[MenuItem], list[CBTBreakdown], Any]:
-        if self.commitment != "week":
-            raise ValueError("menu-fb-item compares weekly-commitment menus; use commitment: week")
+        if self.items != "week":
+            raise ValueError("menu-fb-item compares weekly-commitment menus; use items: week")
         name = vendor if vendor is not None else ctx.public.vendors[0]
         v = ctx.public.vendor_index(name)
         own = ctx.retailer.preferred_plan() if own is None else own
@@ -63,4 +63,6 @@ class MenuWholePlan(MenuPolicy):
     name = "menu-plan"
 
     def __init__(self, **params: Any) -> None:
-        super().__init__(**{**params, "commitment": "plan", "pricing": "plan"})
+        if isinstance(params.get("commitment"), str):  # the item contract's earlier name: set here
+            params = {k: v for k, v in params.items() if k != "commitment"}
+        super().__init__(**{**params, "items": "plan", "pricing": "plan"})

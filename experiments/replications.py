@@ -44,7 +44,7 @@ LEVEL = 0.95
 POLICY_FIGURES = (
     "settled_social_cost", "social_cost", "settled_retailer_net_cost", "settled_vendor_net_cost",
     "retailer_net_cost", "vendor_net_cost", "transfers", "fill_rate", "settled_saving_vs_jit", "saving_vs_jit",
-    "shortfall_units", "shortfall_cost",
+    "shortfall_units", "shortfall_cost", "committed_units", "commitment_released_units",
 )
 PARTY_FIGURES = ("settled_ex_post_margin", "cumulative_margin")
 
@@ -183,6 +183,9 @@ def replicated_summary(per_run: list[dict[str, Any]], policies: list[str]) -> di
                         f"{name}: first best's {basis} saving over JIT is not distinguishable from 0 "
                         f"(mean {_num(m['mean'])}, 95% CI [{_num(m['lo'])}, {_num(m['hi'])}]), so the shares of it "
                         "have no bounded interval: lo and hi are null; compare the savings instead")
+        if done and all("commitment_cost" in r["policies"][p] for r in done):
+            entry["commitment_cost"] = {party: interval([r["policies"][p]["commitment_cost"].get(party, np.nan) for r in done])
+                                        for party in _party_names(r["policies"][p]["commitment_cost"] for r in done)}
         names = _party_names(r["policies"][p].get("parties") or {} for r in done)
         if names:
             entry["parties"] = {

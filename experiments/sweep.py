@@ -62,7 +62,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from experiments.replications import replication_seeds  # noqa: F401 - one seed rule for sweeps and runs
-from sim.metrics import party_columns
+from sim.metrics import BY_PARTY, party_columns
 from sim.model.errors import FlosimError, SpecError
 from sim.model.scenario import Scenario, builtin_scenarios, dump_scenario, load_scenario, scenario_from_dict
 from sim.model.validation import Number, Whole, format_validation_error, read_yaml
@@ -173,6 +173,22 @@ def _check_path(base: dict[str, Any], path: str) -> str | None:
     return None
 
 
+def _policy_parameter(path: str) -> bool:
+    """Whether ``path`` is ``policies.<built-in policy>.<one of its parameters>[...]``: a parameter the
+    scenario may leave unwritten (``policies.cpp-vcg.commitment.weeks``); the policy checks the value
+    when each design point is loaded."""
+    parts = path.split(".")
+    if len(parts) < 3 or parts[0] != "policies":
+        return False
+    import inspect
+
+    from policies.registry import BUILTIN, _load, available_policies
+
+    if parts[1] not in BUILTIN or parts[1] not in available_policies():
+        return False
+    return parts[2] in inspect.signature(_load(BUILTIN[parts[1]], parts[1]).__init__).parameters
+
+
 def _resolve_scenario(name: str, spec_dir: Path | None) -> Scenario:
     path = Path(name).expanduser()
     if spec_dir is not None and not path.is_absolute() and (spec_dir / path).exists():
@@ -193,7 +209,7 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>", spec_dir: Path | None
     base = scenario.model_dump(mode="json")
     for where, keys in (("fixed", spec.fixed), ("grid", spec.grid), ("lhs.parameters", spec.lhs.parameters if spec.lhs else {})):
         for key in keys:
-            why = _check_path(base, key)
+            why = None if _policy_parameter(key) else _check_path(base, key)
             if why:
                 raise SpecError(f"{source}: field '{where}.{key}': {key!r} is not a scenario parameter: {why}")
     available = available_policies()
@@ -672,7 +688,7 @@ def gather(out: str | Path, loaded: LoadedSpec, tasks: list[RunTask] | None = No
             try:
                 res = load_results(folder)
                 summaries = [{**row, "policy": policy, "weeks": res.summary["weeks"],
-                              **{k: v for k, v in totals.items() if k != "parties"}, **party_columns(totals),
+                              **{k: v for k, v in totals.items() if k not in BY_PARTY}, **party_columns(totals),
                               **_participation_columns(res.summary.get("participation") or {}, policy)}
                              for policy, totals in res.summary["policies"].items()]
             except (FlosimError, TypeError, AttributeError) as exc:  # damaged: reported, not gathered

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from forecasts.sampling import sample_demand_paths
+from sim.model.commitment import CommitmentSettings, PlanBounds, agreed_box
 from sim.model.decision import PlanningContext
 from policies.transfers import clarke_pivot_payment
 
@@ -61,6 +62,12 @@ class TransferPricer:
     The JIT side (its immediate cost and its cost on every demand scenario) is computed once, so
     pricing many candidate plans (a menu) costs one LP per scenario and plan, plus one on the
     forecast that also completes the plan (:meth:`completed`). Queries only the retailer's agent.
+
+    Mutual commitment (``commit``, :mod:`sim.model.commitment`): every continuation stays inside the
+    commitments already agreed (the retailer's state holds them: the JIT counterfactual inherits them),
+    and a priced plan's continuation also inside what agreeing that plan would commit (its weeks
+    ``1 .. k - 1`` within the band): the price then includes what the new obligations cost the retailer,
+    so the pivot stays the cost of the vendor's influence. With ``k = 1`` (or None) nothing changes.
     """
 
     def __init__(
@@ -73,8 +80,10 @@ class TransferPricer:
         scenarios: int = 16,
         two_way: bool = False,
         paths: np.ndarray | None = None,
+        commit: CommitmentSettings | None = None,
     ) -> None:
         self.retailer = ctx.retailer
+        self.commit, self.bounds = commit, ctx.bounds
         self.discount, self.risk_aversion, self.two_way = discount, risk_aversion, two_way
         self.jit_plan = np.asarray(jit_plan, dtype=float)
         self.jit_po = self.jit_plan[:, 0]  # [V, F, K]
@@ -85,30 +94,50 @@ class TransferPricer:
         self._later: dict[tuple[bytes, int], float] = {}
         self.v_jit = np.array([self._future(self.jit_po, i) for i in range(len(self.paths))])
 
-    def completed(self, po: np.ndarray) -> Any:
+    def agreed(self, plan: np.ndarray | None) -> PlanBounds | None:
+        """What agreeing ``plan`` would leave its continuation bound to, beyond the commitments already
+        held (None: nothing new: no plan, a weekly commitment, or nothing left to bind)."""
+        if plan is None or self.commit is None or self.commit.weeks <= 1:
+            return None
+        return agreed_box(self.bounds, plan, self.commit)
+
+    def _cost(self, po: np.ndarray, demand: np.ndarray | None, box: PlanBounds | None) -> Any:
+        extra = {} if box is None else {"bounds": box}
+        return self.retailer.cost_with_first_week(po, demand, **extra) if demand is not None else \
+            self.retailer.cost_with_first_week(po, **extra)
+
+    @staticmethod
+    def _key(po: np.ndarray, box: PlanBounds | None) -> bytes:
+        key = np.ascontiguousarray(po, dtype=float).tobytes()
+        return key if box is None else key + box.lower.tobytes() + box.upper.tobytes()
+
+    def completed(self, po: np.ndarray, plan: np.ndarray | None = None) -> Any:
         """The retailer's cost by week (a ``PlanCost``, plan included) with this week's PO ``po`` and
         its own optimal continuation, on the forecast; computed once per PO (the menu completes an item
-        and prices it from the same solve)."""
+        and prices it from the same solve). ``plan``: the plan whose agreement the continuation follows
+        (under a mutual commitment its committed weeks bind the continuation; see the class docstring)."""
         po = np.ascontiguousarray(po, dtype=float)
-        key = po.tobytes()
+        box = self.agreed(plan)
+        key = self._key(po, box)
         if key not in self._on_forecast:
-            self._on_forecast[key] = self.retailer.cost_with_first_week(po)
+            self._on_forecast[key] = self._cost(po, None, box)
         return self._on_forecast[key]
 
-    def _future(self, po: np.ndarray, i: int) -> float:
+    def _future(self, po: np.ndarray, i: int, box: PlanBounds | None = None) -> float:
         # V^R_{t+1}: the retailer's JIT cost of weeks t+1.. from the state `po` leads to, on path i:
         # the later weeks of the fixed-PO problem, so week t's outbound is planned with them in view
         # (once per PO and path: the JIT item of a menu is priced from the JIT side's own solves)
-        key = (np.ascontiguousarray(po, dtype=float).tobytes(), i)
+        key = (self._key(po, box), i)
         if key not in self._later:
-            self._later[key] = float(self.retailer.cost_with_first_week(po, self.paths[i]).by_week[1:].sum())
+            self._later[key] = float(self._cost(po, self.paths[i], box).by_week[1:].sum())
         return self._later[key]
 
     def price(self, plan: np.ndarray) -> CBTBreakdown:
         """The CBT of ``plan``'s first week (the CPP-VCG rule)."""
-        po = np.asarray(plan)[:, 0]
-        c_eff = float(self.completed(po).by_week[0])
-        dv = self.discount * (np.array([self._future(po, i) for i in range(len(self.paths))]) - self.v_jit)
+        plan = np.asarray(plan)
+        po, box = plan[:, 0], self.agreed(plan)
+        c_eff = float(self.completed(po, plan).by_week[0])
+        dv = self.discount * (np.array([self._future(po, i, box) for i in range(len(self.paths))]) - self.v_jit)
         return self._breakdown(c_eff, dv)
 
     def price_plan(self, plan: np.ndarray) -> CBTBreakdown:
@@ -163,10 +192,12 @@ def cost_benefit_transfer(
     scenarios: int = 16,
     two_way: bool = False,
     paths: np.ndarray | None = None,
+    commit: CommitmentSettings | None = None,
 ) -> CBTBreakdown:
     """The week's CBT for moving from ``jit_plan`` to ``efficient_plan``; see the module docstring.
     ``paths``: the demand scenarios to use (:func:`demand_scenarios`; default: drawn now), so that
-    several transfers of one week can be priced on the same scenarios."""
+    several transfers of one week can be priced on the same scenarios. ``commit``: the mechanism's
+    mutual commitment (:class:`TransferPricer`)."""
     pricer = TransferPricer(ctx, jit_plan, discount=discount, risk_aversion=risk_aversion, scenarios=scenarios,
-                            two_way=two_way, paths=paths)
+                            two_way=two_way, paths=paths, commit=commit)
     return pricer.price(efficient_plan)

@@ -103,6 +103,8 @@ def plan_from_answer(answer: np.ndarray, ctx: PlanningContext, vendors: Sequence
     plan = np.maximum(np.asarray(answer, dtype=float), 0.0)
     plan = plan * ctx.public.supplies[:, None, None, :]  # nothing from a vendor that does not supply it (public)
     plan = ctx.public.within_receiving_capacity(plan)
+    if ctx.bounds is not None:  # the answers are in the agents' commitment box to a tolerance: exactly in it
+        plan = ctx.bounds.clip(plan)
     for v, vendor in enumerate(vendors or ()):
         confirm = getattr(vendor, "confirm", None)  # an outside agent may not offer it
         if confirm is not None:

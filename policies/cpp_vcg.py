@@ -39,7 +39,10 @@ by default; ``two-way``, ``vcg-both``, ``expected-externality`` with a ``prior``
 of ``transfer.payee``), ``counterfactual`` (``coordinated`` or ``jit-orders``: each vendor's pivot
 counterfactual, :data:`COUNTERFACTUALS`), ``remedy`` (``none``, ``refund`` or ``damages``: what a PO
 delivered short does to the transfer, :mod:`sim.execution`), ``solver`` (``cpp`` or
-``central``), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
+``central``), ``commitment`` (``{weeks: k, band: b}``: the first ``k`` weeks of every agreed plan
+bind both parties within ``±b``, :mod:`sim.model.commitment`; default none, the weekly commitment of
+``k = 1``; the negotiation, the JIT counterfactual and the transfer's continuations all plan inside
+the commitments already agreed), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
 when the policy is built), ``privacy`` (``cpp-vcg`` only: noisy vendor answers, a neutral
 coordinator, a record of what the retailer was shown; :mod:`policies.privacy`).
 """
@@ -52,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.model.commitment import CommitmentSettings, commitment_settings
 from sim.model.decision import Decision, PlanningContext, check_remedy
 from policies.cbt import CBTBreakdown, TransferPricer, cost_benefit_transfer, demand_scenarios
 from policies.cpp import NegotiationState, evaluate_blocks
@@ -185,14 +189,17 @@ class Pivot:
 
 def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfactual: np.ndarray, *,
                  discount: float, risk_aversion: float, scenarios: int, two_way: bool,
-                 joint_at_plan: np.ndarray | None = None, paths: np.ndarray | None = None) -> Pivot:
+                 joint_at_plan: np.ndarray | None = None, paths: np.ndarray | None = None,
+                 commit: CommitmentSettings | None = None) -> Pivot:
     """``T_v`` of ``vendor`` for moving from ``counterfactual`` (``x^{-v}``) to ``plan`` (``x*``); see the
     module docstring. ``joint_at_plan``: with other vendors, the plan the retailer and the other
     vendors agree on with this week's PO fixed at ``plan``'s (the later weeks re-planned without
     ``vendor``); None with one vendor (the retailer alone re-plans: the CBT). ``paths``: the week's
-    demand scenarios (:func:`policies.cbt.demand_scenarios`; default: drawn now)."""
+    demand scenarios (:func:`policies.cbt.demand_scenarios`; default: drawn now). ``commit``: the
+    mechanism's mutual commitment: the retailer's continuation after ``plan`` stays inside what agreeing
+    it commits (:class:`policies.cbt.TransferPricer`)."""
     pricer = TransferPricer(ctx, counterfactual, discount=discount, risk_aversion=risk_aversion, scenarios=scenarios,
-                            two_way=True, paths=paths)
+                            two_way=True, paths=paths, commit=commit)
     cbt = pricer.price(plan)
     terms = {"retailer": cbt.raw}
     if joint_at_plan is not None:
@@ -201,7 +208,7 @@ def vendor_pivot(ctx: PlanningContext, vendor: str, plan: np.ndarray, counterfac
         # joint continuation adds the difference, on the forecast (zero with one vendor). The retailer's
         # own continuation of each PO is the pricer's, already solved (``completed`` caches it)
         r = ctx.retailer
-        terms["retailer"] += ((r.evaluate(joint_at_plan).total - pricer.completed(plan[:, 0]).total)
+        terms["retailer"] += ((r.evaluate(joint_at_plan).total - pricer.completed(plan[:, 0], plan).total)
                               - (r.evaluate(counterfactual).total - pricer.completed(counterfactual[:, 0]).total))
         for name, agent in ctx.vendors.items():
             if name != vendor:
@@ -235,7 +242,10 @@ class CPPVCGPolicy:
         counterfactual: str = "coordinated",
         remedy: str = "none",
         transfer: dict[str, Any] | TransferSettings | None = None,
+        commitment: dict[str, Any] | CommitmentSettings | None = None,
     ) -> None:
+        #: what an agreed plan commits beyond its PO (None: the weekly commitment; :mod:`sim.model.commitment`)
+        self.commit = commitment_settings(commitment, f"policies.{self.name}.commitment")
         _check_params(self.name, discount, risk_aversion, scenarios, solver, "retailer" if payee is None else payee)
         if counterfactual not in COUNTERFACTUALS:
             raise FlosimError(f"policy '{self.name}': counterfactual must be one of {', '.join(COUNTERFACTUALS)}, "
@@ -265,6 +275,7 @@ class CPPVCGPolicy:
     def bind_scenario(self, scenario: Any) -> None:
         """Called by :func:`policies.registry.make_policy`: the scenario's parameters are the centre of the
         ``expected-externality`` rule's prior (public in the simulator; the parties report through their agents)."""
+        self.commit = commitment_settings(self.commit, f"policies.{self.name}.commitment", scenario.horizon)
         if self.transfer.rule == "expected-externality":
             from sim.model.data import split_scenario
 
@@ -326,7 +337,7 @@ class CPPVCGPolicy:
             counterfactuals[name] = counterfactual
             pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint, paths=paths))
+                                       joint_at_plan=joint, paths=paths, commit=self.commit))
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = evaluate_blocks(ctx, plan)
         savings, retailer_extra = binding_week_savings(ctx, jit, r_eff, v_eff)
@@ -336,7 +347,7 @@ class CPPVCGPolicy:
         # the retailer's expected extra cost of x* over JIT (immediate + mean of the continuation)
         vs_jit = pivots[0].cbt if len(pivots) == 1 else cost_benefit_transfer(
             ctx, plan, jit.plan, discount=self.discount, risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=True,
-            paths=paths)
+            paths=paths, commit=self.commit)
         paid_total = float(sum(settled.paid.values()))
         self.privacy.keep(ctx.week, result, plan, paid_total)
         if len(pivots) == 1:  # the one-vendor names of earlier versions
@@ -362,7 +373,7 @@ class CPPVCGPolicy:
         planned = {"retailer": r_eff.total + transfers.get("retailer", 0.0),
                    **{name: c.total + transfers.get(name, 0.0) for name, c in v_eff.items()}}
         agreed = {p.vendor: p for p in pivots}
-        return Decision(plan, transfers, True, planned, diag, remedy=self.remedy,
+        return Decision(plan, transfers, True, planned, diag, remedy=self.remedy, commit=self.commit,
                         reprice=lambda delivered: self.repriced(ctx, plan, counterfactuals, paths, delivered,
                                                                 agreed=agreed, admm=pivot_admm, start=start))
 
@@ -394,7 +405,7 @@ class CPPVCGPolicy:
                 joint = efficient_plan(ctx, "central", admm, self.answers, vendors=others, first_week=at[:, 0])[0]
             pivots.append(vendor_pivot(ctx, name, at, counterfactuals[name], discount=self.discount,
                                        risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint, paths=paths))
+                                       joint_at_plan=joint, paths=paths, commit=self.commit))
         return pivot_transfers(pivots, self.payee)
 
 

@@ -2,6 +2,11 @@
 (``x^J = argmin C_R``) and sends the first week as its PO; the vendors are not committed and each ships
 only what is worth shipping to it of its own block (docs/model.md, "Policies").
 
+Commitments outstanding from an earlier agreement (a mechanism run with ``commitment: {weeks, band}``:
+a JIT fallback week, or the cool-down after a run) still bind a JIT week: the retailer's plan stays
+inside the week's commitment box (its agent's state holds it), and each vendor ships the committed
+floor of this week as far as its capacity allows (:mod:`sim.execution`). JIT itself commits nothing.
+
 :func:`jit_outcome` is the JIT counterfactual every mechanism compares itself with (ex-ante
 participation, split savings, menus): the retailer's plan and cost, and what each vendor would do
 with its block of that PO and what it would cost it (shorting what is not worth shipping). It lives

@@ -6,19 +6,28 @@ offers the menu. The vendor picks the item minimising its own cost plus price; t
 first week. No cost model is revealed: the retailer sees only which item was picked, the vendor only
 plans and prices.
 
-Commitment and pricing. ``commitment: week`` (default): only the first week of an item binds, as
+Items and pricing. ``items: week`` (default): only the first week of an item binds, as
 with CPP-VCG; each candidate is cut to its first week and completed with the retailer's own optimal
 continuation, and priced at the CBT its first week carries (the CPP-VCG rule). For such items that
 price equals the retailer's deviation cost over the whole completed plan, so the vendor's cost plus
 price is the social cost of the completed item up to a constant: the vendor picks the item best for
 the supply chain *if the later weeks follow the retailer's continuation* (not quite the binding
-week's value; see below), and pays only for what binds. ``commitment: plan``: items are whole six-week plans priced as
+week's value; see below), and pays only for what binds. ``items: plan``: items are whole six-week plans priced as
 whole plans (``pricing: plan``: the retailer's deviation cost over the plan, first week on the
 forecast, later weeks as a certainty equivalent); the pick is aligned too, but re-priced every week
 on a rolling horizon the vendor pays for the same later weeks again and again (on ``pilot`` it ends
-worse off than under JIT). ``commitment: plan`` with ``pricing: first-week`` prices whole plans at
+worse off than under JIT). ``items: plan`` with ``pricing: first-week`` prices whole plans at
 their first week only: a vendor then prefers items whose unpriced later weeks suit it, and the
-menu can do worse than JIT; it is kept to show that.
+menu can do worse than JIT; it is kept to show that. (``items`` was called ``commitment`` before
+mutual commitment existed: ``commitment: week`` and ``commitment: plan`` still mean ``items: week`` and
+``items: plan``.)
+
+Mutual commitment. ``commitment: {weeks: k, band: b}`` (a mapping; :mod:`sim.model.commitment`):
+the first ``k`` weeks of the plan the vendors pick bind both parties within ``±b`` on later re-plans,
+as for ``cpp-vcg``. Every item then lies inside the commitments already agreed: the retailer's own
+plans (``x^J``, discount and steer items, completions) are planned inside them, and a shift item is
+moved into the box entry by entry; the JIT counterfactual and the prices' continuations plan inside
+them too. A declined vendor's JIT block is raised to the floor it agreed earlier.
 
 Candidates (``method``):
 
@@ -111,7 +120,8 @@ Diagnostics. One vendor: as before (``menu_size``, ``menu_pick``, ``menu_item``,
 and ``receiving_scaled``.
 
 Parameters: ``size`` (items including ``x^J``, a whole number >= 1; per vendor), ``method``, ``preference``, ``disclosure``,
-``volume_step``, ``levels``, ``commitment``, ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
+``volume_step``, ``levels``, ``items`` (``week`` or ``plan``), ``commitment`` (``{weeks, band}``; or a
+string, an alias of ``items``), ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
 CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`).
 """
 
@@ -126,6 +136,7 @@ import numpy as np
 from policies.cbt import CBTBreakdown, TransferPricer
 from policies.jit import jit_outcome
 from policies.transfer_rules import transfer_settings
+from sim.model.commitment import CommitmentSettings, commitment_settings
 from sim.model.decision import Decision, PlanningContext, check_remedy
 from sim.model.errors import FlosimError
 from sim.model.plan_cost import PlanCost
@@ -138,6 +149,7 @@ ROOM_SURCHARGES = (0.3, 0.2, 0.5)
 STEER_DISCOUNT = 0.1
 METHODS = ("discount", "shift", "mixed")
 DECLINE = ("infeasible", "any")
+ITEMS = ("week", "plan")  # what a menu item is: its first week, or the whole plan (``items``)
 DECLINED = "declined: JIT terms"  # the pick of a vendor that can ship no item of its menu
 #: The transfer rules a menu implements: its prices are CBTs, clamped at zero or not (the vendor's pick is
 #: its own; the retailer chooses nothing, so it has no pivot of its own to pay).
@@ -418,6 +430,8 @@ def build_menu(
     for item in chain(first, (i for batch in zip_longest(*gens) for i in batch)):
         if len(items) >= size:
             break
+        if item is not None and ctx.bounds is not None:  # inside the commitments agreed earlier
+            item = MenuItem(ctx.bounds.clip(item.plan), item.kind)
         if item is not None and not any(np.allclose(key(item.plan), key(o.plan), atol=1e-6) for o in items):
             items.append(item)
     return items
@@ -472,7 +486,8 @@ class MenuPolicy:
         volume_step: float = 100.0,
         levels: Sequence[float] = DEFAULT_LEVELS,
         pricing: str = "plan",
-        commitment: str = "week",
+        commitment: str | dict[str, Any] | CommitmentSettings | None = None,
+        items: str | None = None,
         discount: float = 1.0,
         risk_aversion: float = 0.0,
         scenarios: int = 8,
@@ -488,9 +503,20 @@ class MenuPolicy:
         self.decline = decline
         scenarios = _whole("scenarios", scenarios, 1)
         _check_method(method)
-        if commitment not in ("plan", "week"):
-            raise FlosimError(f"policy 'menu': commitment must be 'plan' or 'week', got {commitment!r}")
-        self.commitment = commitment
+        if isinstance(commitment, str):  # the earlier name of ``items``
+            if commitment not in ITEMS:
+                raise FlosimError(f"policy 'menu': commitment must be a mapping {{weeks: k, band: b}} or (an alias of "
+                                  f"items) 'plan' or 'week', got {commitment!r}")
+            if items is not None and items != commitment:
+                raise FlosimError(f"policy 'menu': commitment {commitment!r} (an alias of items) contradicts items {items!r}")
+            items, commitment = commitment, None
+        items = "week" if items is None else items
+        if items not in ITEMS:
+            raise FlosimError(f"policy 'menu': items must be 'plan' or 'week', got {items!r}")
+        #: what an item is: its first week (``week``) or the whole plan (``plan``)
+        self.items = items
+        #: what the picked plan commits beyond its PO (:mod:`sim.model.commitment`; None: the weekly commitment)
+        self.commit = commitment_settings(commitment, f"policies.{self.name}.commitment")
         if pricing not in ("plan", "first-week"):
             raise FlosimError(f"policy 'menu': pricing must be 'plan' or 'first-week', got {pricing!r}")
         if isinstance(levels, (str, bytes)) or not isinstance(levels, Iterable):
@@ -520,12 +546,23 @@ class MenuPolicy:
         self.pricing = pricing
         self.cbt: dict[str, Any] = {"discount": discount, "risk_aversion": risk_aversion, "scenarios": scenarios, "two_way": two_way}
 
+    @property
+    def commitment(self) -> str:
+        """The item contract, ``week`` or ``plan`` (:attr:`items`; its name before mutual commitment)."""
+        return self.items
+
+    def bind_scenario(self, scenario: Any) -> None:
+        """Called by :func:`policies.registry.make_policy`: a commitment may not reach beyond the horizon."""
+        self.commit = commitment_settings(self.commit, f"policies.{self.name}.commitment", scenario.horizon)
+
     def parameters(self) -> dict[str, Any]:
         """Every parameter as checked and in effect (defaults included), keyed as in the scenario's
-        ``policies.menu``: what a results file records to say which menu ran."""
+        ``policies.menu``: what a results file records to say which menu ran. ``commitment`` is the
+        mutual commitment's mapping when one is set, else (as before ``items`` existed) the item contract."""
+        commitment: Any = self.items if self.commit is None else self.commit.model_dump()
         return {"size": self.size, "method": self.method, "preference": self.preference, "disclosure": self.disclosure,
                 "volume_step": self.volume_step, "levels": list(self.levels), "pricing": self.pricing,
-                "commitment": self.commitment, **self.cbt, "decline": self.decline, "remedy": self.remedy}
+                "items": self.items, "commitment": commitment, **self.cbt, "decline": self.decline, "remedy": self.remedy}
 
     def preferred(self, ctx: PlanningContext, vendor: str | None = None) -> list[str] | dict[str, float | None] | None:
         """The coarse preference vendor ``vendor``'s menu is tailored to (default: the only vendor): as
@@ -544,7 +581,7 @@ class MenuPolicy:
     def pricer(self, ctx: PlanningContext, jit_plan: np.ndarray) -> TransferPricer:
         """The week's pricer against ``x^J``: one for every vendor's menu (the same JIT counterfactual,
         the same demand paths)."""
-        return TransferPricer(ctx, jit_plan, **self.cbt)
+        return TransferPricer(ctx, jit_plan, **self.cbt, commit=self.commit)
 
     def offer(
         self, ctx: PlanningContext, vendor: str | None = None, *, own: PlanCost | None = None,
@@ -560,10 +597,10 @@ class MenuPolicy:
         v = ctx.public.vendor_index(name)
         own = ctx.retailer.preferred_plan() if own is None else own
         items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx, name),
-                           levels=self.levels, first_week=self.commitment == "week", vendor=v)
+                           levels=self.levels, first_week=self.items == "week", vendor=v)
         pricer = self.pricer(ctx, own.plan) if pricer is None else pricer
         quote = pricer.price_plan if self.pricing == "plan" else pricer.price
-        if self.commitment == "week":
+        if self.items == "week":
             # an item is its first week; the rest is the retailer's own optimal continuation, and the
             # price is the first week's CBT (what binds), which then equals the plan's price. The
             # completion is the pricing's own first solve (one LP per item, not two)
@@ -609,7 +646,7 @@ class MenuPolicy:
                     else ctx.vendors[name].evaluate(plan[p.v]).total for name, p in picks.items()}
         received = sum(paid.values())
         diagnostics: dict[str, Any] = {
-            "contract": "plan" if self._whole_plan_price and self.commitment == "plan" else "first-week",
+            "contract": "plan" if self._whole_plan_price and self.items == "plan" else "first-week",
         }
         if one:
             (name, p), = picks.items()
@@ -655,6 +692,7 @@ class MenuPolicy:
             diagnostics=diagnostics,
             remedy=self.remedy,
             reprice=lambda delivered: self.repriced(pricer, picks, delivered, po=plan[:, 0]),
+            commit=self.commit,
         )
 
     def repriced(self, pricer: TransferPricer, picks: Mapping[str, "Pick"], delivered: np.ndarray,
@@ -678,7 +716,7 @@ class MenuPolicy:
 
     @property
     def _whole_plan_price(self) -> bool:
-        return self.pricing == "plan" and self.commitment == "plan"
+        return self.pricing == "plan" and self.items == "plan"
 
     def _combine(self, ctx: PlanningContext, picks: Mapping[str, "Pick"]) -> tuple[np.ndarray, bool]:
         """The plan the retailer sends: each vendor's block from its pick (under weekly commitment the
@@ -691,7 +729,10 @@ class MenuPolicy:
             plan[p.v] = p.item.plan[p.v]
         fitted = ctx.public.within_receiving_capacity(plan)
         scaled = not np.array_equal(fitted, plan)
-        return (fitted if scaled else plan), scaled
+        plan = fitted if scaled else plan
+        if ctx.bounds is not None:  # inside the commitments agreed earlier (a declined vendor: up to its floor)
+            plan = ctx.bounds.clip(plan)
+        return plan, scaled
 
 
 @dataclass(frozen=True)

@@ -85,18 +85,23 @@ def vendor_shares(shares: np.ndarray, origin_counts: Mapping[str, int]) -> dict[
 
 
 def execute(vendors: Mapping[str, VendorAgent], decision: Decision, shares: np.ndarray, *,
-            rationing: str = "cheapest", ranking: Sequence[int] | None = None) -> dict[str, Execution]:
+            rationing: str = "cheapest", ranking: Sequence[int] | None = None,
+            floor: np.ndarray | None = None) -> dict[str, Execution]:
     """What each vendor ships this week: its block of ``decision.po`` fulfilled with this week's
     capacity ``shares[o] * P[o]`` (``shares`` over all origins; ones reproduce planning's capacity).
-    ``rationing``/``ranking`` (FC indices, most important first): how a committed vendor shorts."""
+    ``rationing``/``ranking`` (FC indices, most important first): how a committed vendor shorts.
+    ``floor`` ``[V, F, K]``: what earlier agreements committed the vendors to ship this week
+    (``(1 - b) c``, :mod:`sim.model.commitment`); an uncommitted vendor ships it as far as its capacity
+    allows (a committed one ships all it can of the PO anyway)."""
     split = vendor_shares(shares, {name: len(agent.nominal_capacity) for name, agent in vendors.items()})
     out: dict[str, Execution] = {}
     for name, agent in vendors.items():
         v = agent.index
         capacity = split[name] * agent.nominal_capacity
         later = decision.plan[v, 1:] if decision.committed else None
+        owed = {} if floor is None or decision.committed else {"floor": np.asarray(floor, dtype=float)[v]}
         ful = agent.fulfil(decision.po[v], committed=decision.committed, later=later, capacity=capacity,
-                           rationing=rationing, ranking=ranking)
+                           rationing=rationing, ranking=ranking, **owed)
         out[name] = Execution(ordered=np.maximum(np.asarray(decision.po[v], dtype=float), 0.0), fulfilment=ful, capacity=capacity)
     return out
 
@@ -164,11 +169,12 @@ class Outcome:
 
 
 def settle(retailer: RetailerAgent, vendors: Mapping[str, VendorAgent], decision: Decision, shares: np.ndarray, *,
-           rationing: str = "cheapest", ranking: Sequence[int] | None = None) -> Outcome:
+           rationing: str = "cheapest", ranking: Sequence[int] | None = None, floor: np.ndarray | None = None) -> Outcome:
     """Execute ``decision`` with this week's capacity ``shares`` (:func:`execute`), price the
     shortfalls (:func:`shortfall_costs`) and apply the decision's remedy (:func:`remedied_transfers`).
-    ``retailer`` and ``vendors``: the parties' true agents, observing this week's state."""
-    executed = execute(vendors, decision, shares, rationing=rationing, ranking=ranking)
+    ``retailer`` and ``vendors``: the parties' true agents, observing this week's state. ``floor``:
+    the vendors' committed floor of this week (:func:`execute`)."""
+    executed = execute(vendors, decision, shares, rationing=rationing, ranking=ranking, floor=floor)
     costs = shortfall_costs(retailer, decision.po, executed, vendors)
     transfers, damages = remedied_transfers(decision, executed, vendors, costs)
     return Outcome(executed, delivered_po(decision.po, executed, vendors), costs, transfers, damages)

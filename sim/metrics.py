@@ -114,13 +114,37 @@ def policy_totals(ledger: pd.DataFrame, flows: pd.DataFrame) -> dict[str, dict[s
 
 #: A party's figures in a policy's ``parties`` entry (:func:`policy_totals`).
 PARTY_TOTALS = ("net_cost", "settled_net_cost", "transfers")
+#: A policy's totals that are mappings by party rather than numbers (:func:`party_columns` flattens them).
+BY_PARTY = ("parties", "commitment_cost")
 
 
 def party_columns(totals: dict[str, Any]) -> dict[str, Any]:
     """A policy's ``parties`` entry as flat columns ``<figure>_<party>`` (``net_cost_acme``,
-    ``settled_net_cost_retailer`` ...), for tables with one row per policy (sweep summaries, plots)."""
-    return {f"{figure}_{party}": value for party, entry in (totals.get("parties") or {}).items()
-            for figure, value in entry.items()}
+    ``settled_net_cost_retailer`` ...), and its ``commitment_cost`` (when it ran with a commitment) as
+    ``commitment_cost_<party>``, for tables with one row per policy (sweep summaries, plots)."""
+    out = {f"{figure}_{party}": value for party, entry in (totals.get("parties") or {}).items()
+           for figure, value in entry.items()}
+    out.update({f"commitment_cost_{party}": value for party, value in (totals.get("commitment_cost") or {}).items()})
+    return out
+
+
+def commitment_totals(decisions: pd.DataFrame) -> dict[str, Any]:
+    """A committed mechanism's commitment figures over the measured weeks (empty for a policy that ran
+    without a ``commitment`` option): ``committed_units``, the units its agreements committed beyond
+    their binding weeks; ``commitment_cost``, by party, what the commitment bands cost it (each week's
+    ``commitment_cost_<party>``: the party's planned cost at the week's first-best plan inside the
+    box less without it; docs/model.md, "Mutual commitment"); ``commitment_released_units``, the
+    committed floors eased because a vendor could no longer ship them."""
+    d = measured(decisions)
+    if "committed_units" not in d or not d["committed_units"].notna().any():
+        return {}
+    d = d[d["committed_units"].notna()]
+    prefix = "commitment_cost_"
+    return {
+        "committed_units": float(d["committed_units"].sum()),
+        "commitment_cost": {c[len(prefix):]: float(d[c].astype(float).sum()) for c in d.columns if c.startswith(prefix)},
+        "commitment_released_units": float(d["commitment_released"].astype(float).sum()) if "commitment_released" in d else 0.0,
+    }
 
 
 def _unserved_units(f: pd.DataFrame) -> float:
@@ -173,6 +197,7 @@ def summarize(ledger: pd.DataFrame, flows: pd.DataFrame, decisions: pd.DataFrame
                     t[f"mean_{col}" if col != "converged" else "weeks_converged"] = float(
                         d[col].sum() if col == "converged" else d[col].mean()
                     )
+            t.update(commitment_totals(d))
     return {k: {kk: _clean(vv) for kk, vv in v.items()} for k, v in totals.items()}
 
 

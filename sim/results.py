@@ -239,8 +239,13 @@ def load_results(folder: str | Path) -> LoadedResults:
     summary = read_json(folder / "summary.json", SUMMARY_KEYS) if (folder / "summary.json").exists() else {}
     if summary and not (isinstance(summary["policies"], dict) and all(isinstance(v, dict) for v in summary["policies"].values())):
         raise FlosimError(f"{folder / 'summary.json'}: damaged ('policies' is not a mapping of policy: totals)")
-    if summary and not all(_is_number(v) for totals in summary["policies"].values() for k, v in totals.items() if k != "parties"):
+    if summary and not all(_is_number(v) for totals in summary["policies"].values() for k, v in totals.items()
+                           if k not in ("parties", "commitment_cost")):
         raise FlosimError(f"{folder / 'summary.json'}: damaged (a policy's totals are not all numbers)")
+    if summary and not all(isinstance(totals.get("commitment_cost", {}), dict) and
+                           all(_is_number(v) for v in totals.get("commitment_cost", {}).values())
+                           for totals in summary["policies"].values()):
+        raise FlosimError(f"{folder / 'summary.json'}: damaged (a policy's 'commitment_cost' is not a mapping of party: number)")
     if summary and not all(_is_party_totals(totals.get("parties", {})) for totals in summary["policies"].values()):
         raise FlosimError(f"{folder / 'summary.json'}: damaged (a policy's 'parties' is not a mapping of party: figures)")
     part = summary.get("participation") or {}

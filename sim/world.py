@@ -6,10 +6,13 @@ explicit rather than an accident of event creation order:
 ======== ========================================================================================
 t + 0.0  arrivals: shipments due this week are received at their FC (one SimPy process a shipment)
 t + 0.1  forecast update: the retailer sees this week's forecast for weeks t .. t+H-1
-t + 0.2  planning: the policy returns a :class:`~sim.model.decision.Decision`
+t + 0.2  planning: the policy returns a :class:`~sim.model.decision.Decision`, inside the commitment
+         box earlier agreements left on this week's plan (:mod:`sim.model.commitment`; refused
+         otherwise); a decision that commits beyond its PO adds its frozen weeks to the record
 t + 0.3  execution (:mod:`sim.execution`): each vendor fulfils its block of the PO with the week's
          realised capacity (rationing a committed PO it cannot ship in full by the scenario's rule);
-         what it does not ship is its shortfall, priced at its cost to the retailer; a committed
+         what it does not ship is its shortfall, priced at its cost to the retailer (an uncommitted
+         vendor ships the week's committed floor first, as far as its capacity allows); a committed
          decision's remedy settles the transfers; each lane's shipment leaves with its random delay
 t + 0.4  demand: regional demand is served from FC stock at least cost; the rest is lost or backlogged
 t + 0.5  accounting: the week's costs, revenues and transfers go into the ledger
@@ -34,6 +37,7 @@ import simpy
 
 from forecasts.inputs import WorldInputs, draw_inputs, policy_rng, settle_inputs
 from sim.execution import settle, vendor_shares
+from sim.model.commitment import CommitmentRecord, PlanBounds
 from sim.model.decision import MECHANISM, RETAILER, Decision, PlanningContext, Policy
 from sim.model.data import PublicData, split_scenario
 from sim.parties.retailer import RetailerAgent, RetailerState
@@ -42,6 +46,8 @@ from sim.metrics import MEASURED, SETTLE
 from sim.model.scenario import Scenario
 
 ARRIVALS, FORECAST, PLANNING, EXECUTION, DEMAND, ACCOUNTING = 0.0, 0.1, 0.2, 0.3, 0.4, 0.5
+#: a committed floor a vendor says it can no longer ship by less than this share is kept (LP rounding)
+RELEASE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -119,6 +125,8 @@ class World:
         self.backlog = np.zeros((self.public.R, self.public.K))
         self.in_transit: list[Shipment] = []
         self.record = WorldRecord()
+        #: the commitments agreed so far (public: both parties see them; :mod:`sim.model.commitment`)
+        self.commitments = CommitmentRecord(self.public.shape)
         self._week: dict[str, Any] = {}
         self.phase = MEASURED
 
@@ -151,7 +159,8 @@ class World:
             started = time.perf_counter()
             decision = active.decide(ctx)
             wall = time.perf_counter() - started
-            _check_decision(decision, self.public, getattr(active, "name", type(active).__name__))
+            _check_decision(decision, self.public, getattr(active, "name", type(active).__name__), ctx.bounds)
+            self._commit(t, ctx, decision)
             yield self.env.timeout(t + EXECUTION - self.env.now)
             self._execute(t, decision)
             yield self.env.timeout(t + DEMAND - self.env.now)
@@ -171,12 +180,29 @@ class World:
             expected = max(s.nominal_arrival, t + 1)  # overdue trucks are expected next week
             if expected - t < H:
                 pipeline[expected - t, s.fc] += s.units
-        for agent in {id(a): a for a in (self.retailer, self.retailer_report)}.values():
-            agent.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy()), self.inputs.forecasts[t])
         disclosed = self._disclosed(t)
+        # the public commitment box on this week's plan (None: free), eased where a vendor says it can no
+        # longer ship a commitment's floor (its stock and capacity short of it: commitments bind subject
+        # to capacity); the record's reference quantities stay as agreed
+        bounds = self.commitments.bounds(t)
         for name, agent in self.vendors.items():
+            state = VendorState(self.vendor_stock[name].copy(), capacity_share=disclosed.get(name))
             for a in {id(a): a for a in (agent, self.vendor_reports[name])}.values():
-                a.observe(VendorState(self.vendor_stock[name].copy(), capacity_share=disclosed.get(name)))
+                a.observe(state)
+            if bounds is not None:
+                lower = bounds.lower[agent.index]
+                can = self.vendor_reports[name].committed_floor(lower)
+                eased = lower - can > RELEASE_TOLERANCE * (1.0 + lower)  # beyond LP rounding
+                if np.any(eased):
+                    self._week["released"] = self._week.get("released", 0.0) + float(np.sum((lower - can)[eased]))
+                    bounds.lower[agent.index] = np.where(eased, can, lower)
+        for name, agent in self.vendors.items():
+            own = None if bounds is None else bounds.block(agent.index)
+            for a in {id(a): a for a in (agent, self.vendor_reports[name])}.values():
+                a.observe(VendorState(self.vendor_stock[name].copy(), capacity_share=disclosed.get(name), bounds=own))
+        for agent in {id(a): a for a in (self.retailer, self.retailer_report)}.values():
+            agent.observe(RetailerState(self.fc_stock.copy(), pipeline, self.backlog.copy(), bounds=bounds),
+                          self.inputs.forecasts[t])
         return PlanningContext(
             week=t,
             public=self.public,
@@ -184,6 +210,7 @@ class World:
             vendors=dict(self.vendor_reports),
             rng=policy_rng(self.scenario.seed, t),
             forecast_sd=self.inputs.forecast_sd[t],
+            bounds=bounds,
         )
 
     def _disclosed(self, t: int) -> dict[str, np.ndarray]:
@@ -201,7 +228,8 @@ class World:
         shares = np.ones(len(self.scenario.all_origins)) if shares is None else shares[t]
         # what each vendor ships; what the missing units cost the retailer, by its own cost model (its
         # state is still this week's); the transfers after the decision's remedy
-        outcome = settle(self.retailer, self.vendors, decision, shares, rationing=self.rationing, ranking=self.ranking)
+        outcome = settle(self.retailer, self.vendors, decision, shares, rationing=self.rationing, ranking=self.ranking,
+                         floor=self.commitments.floor(t))
         executed, costs, transfers, damages = outcome.executed, outcome.costs, outcome.transfers, outcome.damages
         fulfilments: dict[str, Fulfilment] = {}
         for name, ex in executed.items():
@@ -221,6 +249,21 @@ class World:
                 self.env.process(self._deliver(ship))
         self._week.update(fulfilments=fulfilments, executed=executed, po=decision.po.copy(), shortfall_costs=costs,
                           transfers=transfers, damages=damages)
+
+    def _commit(self, t: int, ctx: PlanningContext, decision: Decision) -> None:
+        """Record what a committed decision commits (:mod:`sim.model.commitment`) and, for the decisions
+        table, the units committed beyond the binding week and what this week's commitment box costs
+        each party (:func:`commitment_costs`)."""
+        info: dict[str, float] = {}
+        if decision.commit is not None and decision.committed and self.phase != SETTLE:
+            info["committed_units"] = self.commitments.commit(t, decision.plan, decision.commit)
+        if self.phase != SETTLE and (decision.commit is not None or ctx.bounds is not None):
+            info.setdefault("committed_units", 0.0)
+            info["commitment_bound"] = ctx.bounds is not None
+            info["commitment_released"] = float(self._week.get("released", 0.0))
+            costs = commitment_costs(self.retailer, self.vendors, ctx.bounds)
+            info.update({f"commitment_cost_{p}": v for p, v in costs.items()})
+        self._week["commitment"] = info
 
     def _vendor_stock_total(self) -> float:
         return float(sum(stock.sum() for stock in self.vendor_stock.values()))
@@ -283,6 +326,7 @@ class World:
             row["damages"] = float(sum(self._week["damages"].values()))
         row.update({f"planned_{k}": float(v) for k, v in decision.planned.items()})
         row.update({k: v for k, v in decision.diagnostics.items() if isinstance(v, (int, float, str, bool, np.number))})
+        row.update(self._week.get("commitment", {}))
         self.record.decisions.append(row)
 
     def _record_shortfalls(self, t: int) -> None:
@@ -359,13 +403,37 @@ class World:
         return self.record
 
 
-def _check_decision(d: Decision, public: Any, name: str) -> None:
+def commitment_costs(retailer: RetailerAgent, vendors: dict[str, VendorAgent], bounds: PlanBounds | None) -> dict[str, float]:
+    """What a week's commitment box costs each party: its planned cost (over the horizon, no transfers)
+    at the week's first-best plan inside the box less at the first-best plan without it, both solved
+    centrally on the parties' true models (a measurement, as first best is; docs/model.md, "Mutual
+    commitment"). Zero for every party when no bound is active (nothing is solved); NaN if the parties
+    together cannot plan inside the box (a figure, so the run goes on)."""
+    parties = [retailer.party, *vendors]
+    if bounds is None or not bounds.active:
+        return {p: 0.0 for p in parties}
+    from sim.model.lp import InfeasibleError
+    from sim.parties.oracle import joint_plan
+
+    try:
+        held, free = joint_plan(retailer, vendors), joint_plan(retailer, vendors, commitments=False)
+    except InfeasibleError:
+        return {p: float("nan") for p in parties}
+    out = {retailer.party: held.retailer.total - free.retailer.total}
+    out.update({name: held.vendors[name].total - free.vendors[name].total for name in vendors})
+    return out
+
+
+def _check_decision(d: Decision, public: Any, name: str, bounds: PlanBounds | None = None) -> None:
     plan = np.asarray(d.plan)
     shape = public.shape
     if plan.shape != shape:
         raise ValueError(f"policy {name!r} returned a plan of shape {plan.shape}, expected {shape} (vendors, H, FCs, products)")
     if not np.all(np.isfinite(plan)) or np.any(plan < -1e-6):
         raise ValueError(f"policy {name!r} returned a plan with negative or non-finite entries")
+    if bounds is not None and not bounds.contains(plan):
+        raise ValueError(f"policy {name!r} returned a plan outside the commitment bands agreed earlier (by up to "
+                         f"{bounds.violation(plan):.6g} units): a committed week may move only within its band")
     if not isinstance(d.transfers, dict) or not all(np.isfinite(float(v)) for v in d.transfers.values()):
         raise ValueError(f"policy {name!r} returned transfers that are not a mapping of party -> finite amount")
     unknown = set(d.transfers) - {RETAILER, MECHANISM, *public.vendors}

@@ -15,7 +15,7 @@ vendor discloses) and menu size, the vendor picks from the menu once. Shares of 
 * ``share_plan`` (completed plan): the picked six-week plan's social cost on the forecast.
 
 The menu is the scenario's own (``policies.menu`` in its file: ``levels``, ``volume_step``,
-``commitment``, ``pricing``, ``discount``, ``risk_aversion``, ``scenarios``, ``two_way``, ``method``,
+``items`` (or its alias ``commitment: week|plan``), ``pricing``, ``discount``, ``risk_aversion``, ``scenarios``, ``two_way``, ``method``,
 ``disclosure``), as ``flosim run`` would build it; the command sets only the size and the preference
 (untailored: none; tailored: the scenario's if it names FCs or regions, else the vendor's disclosure)
 and, if given, ``--method`` and ``--disclosure``. Prices average over the policy's demand paths
@@ -27,7 +27,7 @@ design points (``grid`` x ``lhs``) of a sweep spec (``docs/sweeps.md``), one row
 ``default[lanes.0.spare_volume=0]``; the spec's policies, replications and weeks are not used (one
 planning context per point, at the scenario's seed). ``--set PATH=VALUE`` (repeatable) overrides a
 scenario parameter in every scenario, with the dotted paths of sweep specs (``--set demand.cv=0.4``,
-``--set policies.menu.commitment=plan``); a path the spec already sets in ``fixed``, ``grid`` or
+``--set policies.menu.items=plan``); a path the spec already sets in ``fixed``, ``grid`` or
 ``lhs`` (or inside one, or containing one) is an error rather than a silent override, and so is
 ``--deterministic`` where the spec sets ``demand.deterministic``.
 
@@ -250,7 +250,7 @@ def main(args: argparse.Namespace) -> int:
         print("share_vendor = the same on the vendor's criterion (its cost + price; never falls as the menu grows);")
         print("gap = binding week's social cost relative to first-best")
         for label, menu in zip([e["label"] for e in entries], menus):
-            contract = "weekly commitment" if menu["commitment"] == "week" else f"whole-plan commitment, {menu['pricing']} pricing"
+            contract = "weekly commitment" if menu["items"] == "week" else f"whole-plan commitment, {menu['pricing']} pricing"
             print(f"menu on {label}: method {menu['method']}, disclosure {menu['disclosure']}, {contract}, "
                   f"{menu['scenarios']} price paths")
         print(summary.to_string(float_format=lambda v: f"{v:.4f}"))

@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from sim.model.commitment import CommitmentSettings, PlanBounds
 from sim.model.data import PublicData
 from sim.model.errors import FlosimError
 from sim.model.plan_cost import PlanCost
@@ -63,7 +64,8 @@ class RetailerPlanner(Protocol):
 
     def evaluate(self, plan: np.ndarray, state: Any = None, demand: np.ndarray | None = None) -> PlanCost: ...
 
-    def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: Any = None) -> PlanCost: ...
+    def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: Any = None,
+                             bounds: PlanBounds | None = None) -> PlanCost: ...
 
     def fcs_serving(self, region: str) -> list[str]: ...
 
@@ -98,6 +100,11 @@ class PlanningContext:
     #: Standard deviation of each forecast week's remaining demand uncertainty, ``[H, R, K]``:
     #: public knowledge of the forecast model, used to sample demand scenarios.
     forecast_sd: np.ndarray | None = None
+    #: The week's commitment box on the plan ``[V, H, F, K]`` (:mod:`sim.model.commitment`): earlier
+    #: agreements' frozen weeks with their bands; None when no committed week lies in the horizon. The
+    #: agents see the same box in their states, so their plans stay inside it; a decision outside it is
+    #: refused by the world.
+    bounds: PlanBounds | None = None
 
     @property
     def vendor(self) -> VendorPlanner:
@@ -129,6 +136,9 @@ class Decision:
     #: the transfers recomputed for a delivered PO ``[V, F, K]`` (``refund`` and ``damages`` need it; a
     #: policy sets it with the week's counterfactual captured, so the world can call it after execution)
     reprice: Callable[[np.ndarray], dict[str, float]] | None = None
+    #: what the decision commits beyond its PO (:mod:`sim.model.commitment`): its plan's first ``weeks``
+    #: weeks become commitments with ``band``; None: nothing beyond the PO (a JIT or uncommitted week)
+    commit: CommitmentSettings | None = None
 
     @property
     def po(self) -> np.ndarray:

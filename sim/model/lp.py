@@ -120,6 +120,7 @@ class LPBuilder:
         default_factory=lambda: {"eq": [], "ub": []}
     )
     _rhs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=lambda: {"eq": [], "ub": []})
+    _tight: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def add_var(self, shape: tuple[int, ...], lb: float | np.ndarray = 0.0, ub: float | np.ndarray = np.inf) -> np.ndarray:
         """A new block of variables; returns their indices, shaped ``shape``."""
@@ -129,6 +130,12 @@ class LPBuilder:
         self._lb.append(np.broadcast_to(np.asarray(lb, dtype=float), shape).ravel())
         self._ub.append(np.broadcast_to(np.asarray(ub, dtype=float), shape).ravel())
         return idx
+
+    def tighten(self, idx: np.ndarray, lb: float | np.ndarray = 0.0, ub: float | np.ndarray = np.inf) -> None:
+        """Intersect the bounds of variables ``idx`` with ``[lb, ub]`` (broadcast), applied at :meth:`build`
+        (a plan's commitment box, :mod:`sim.model.commitment`)."""
+        i, lo, hi = np.broadcast_arrays(np.asarray(idx), np.asarray(lb, dtype=float), np.asarray(ub, dtype=float))
+        self._tight.append((i.ravel().copy(), lo.ravel().copy(), hi.ravel().copy()))
 
     def add_cost(self, idx: np.ndarray, coef: float | np.ndarray, label: CostLabel) -> None:
         """Add ``coef * v[idx]`` (broadcast) to the objective under ``label``."""
@@ -178,6 +185,9 @@ class LPBuilder:
         A_ub, b_ub = self._matrix("ub")
         lb = np.concatenate(self._lb) if self._lb else np.zeros(0)
         ub = np.concatenate(self._ub) if self._ub else np.zeros(0)
+        for idx, lo, hi in self._tight:
+            np.maximum.at(lb, idx, lo)
+            np.minimum.at(ub, idx, hi)
         return LinearProgram(c, A_eq, b_eq, A_ub, b_ub, lb, ub, tuple(self._terms), tuple(self._const))
 
 

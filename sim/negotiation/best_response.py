@@ -309,11 +309,12 @@ class LPBestResponse:
     def confirm(self, x: np.ndarray) -> np.ndarray:
         """The largest plan ``x' <= x`` (componentwise, most units in total) the agent can carry out
         exactly. Iterative solvers answer within a tolerance; an agent confirms a plan before it is
-        executed. Not part of the protocol: the coordinator never calls it."""
+        executed. Not part of the protocol: the coordinator never calls it. A plan entry keeps its
+        lower bound (a commitment band's) as far as ``x`` reaches it."""
         cap = np.maximum(np.asarray(x, dtype=float).ravel(), 0.0)
         c = np.zeros(self._lp.n)
         c[self._x] = -1.0
-        lp = replace(self._lp, c=c, terms=(), const_terms=()).with_bounds(self._x, 0.0, cap)
+        lp = replace(self._lp, c=c, terms=(), const_terms=()).with_bounds(self._x, np.minimum(self._lp.lb[self._x], cap), cap)
         sol = solve_lp(lp, raise_on_fail=False)
         if not sol.ok:
             raise BestResponseError(f"cannot confirm any plan below the answer: {sol.status}")
@@ -373,11 +374,13 @@ def negotiator_for(agent: Any, options: BestResponseOptions | None = None,
 
 def fix_first_week(lp: Any, x: np.ndarray, first_week: np.ndarray) -> Any:
     """``lp`` with the first week of the plan variables ``x`` ``(..., H, F, K)`` fixed to ``first_week``;
-    NaN entries stay free (bounds ``[0, inf)``, as every plan component's)."""
+    NaN entries keep the bounds they have (``[0, inf)``, or the week's commitment band when the
+    agent's state holds one: :mod:`sim.model.commitment`). Later weeks keep theirs too: a fixed first
+    week is one more bound on the plan, on top of any commitments."""
     first = x[..., 0, :, :]
     given = np.broadcast_to(np.asarray(first_week, dtype=float), first.shape)
     free = np.isnan(given)
-    return lp.with_bounds(first, np.where(free, 0.0, given), np.where(free, np.inf, given))
+    return lp.with_bounds(first, np.where(free, lp.lb[first], given), np.where(free, lp.ub[first], given))
 
 
 def _plan_shape(agent: Any) -> tuple[int, ...]:

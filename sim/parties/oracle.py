@@ -34,18 +34,19 @@ class JointPlan:
 
 
 def joint_plan(retailer: RetailerAgent, vendors: Mapping[str, VendorAgent] | VendorAgent,
-               first_week: np.ndarray | None = None) -> JointPlan:
+               first_week: np.ndarray | None = None, *, commitments: bool = True) -> JointPlan:
     """First-best oracle: ``argmin C_R + sum_v C_v`` with all private models in one LP (HiGHS).
     ``vendors``: the vendors' agents by name (or one vendor's agent); a vendor left out has no say in
     its block (the retailer decides it). ``first_week`` ``[V, F, K]``: this week's PO given (NaN
-    entries free: part of the week given)."""
+    entries free: part of the week given). The plan stays inside the commitment box the agents' states
+    hold (:mod:`sim.model.commitment`); ``commitments=False`` ignores it (what the box costs)."""
     if isinstance(vendors, VendorAgent):
         vendors = {vendors.party: vendors}
     b = LPBuilder()
     x = b.add_var(retailer.public.shape)
-    retailer.add_block(b, x)
+    retailer.add_block(b, x, commitments=commitments)
     for agent in vendors.values():
-        agent.add_block(b, x[agent.index])
+        agent.add_block(b, x[agent.index], commitments=commitments)
     lp = b.build()
     if first_week is not None:
         lp = fix_first_week(lp, x, first_week)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from sim.model.commitment import PlanBounds
 from sim.model.data import PublicData, RetailerData
 from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
@@ -45,6 +46,9 @@ class RetailerState:
     stock: np.ndarray  # [F, K] on hand after this week's arrivals
     pipeline: np.ndarray  # [H, F, K] in-transit units expected to arrive in week t+tau (tau=0 is zero)
     backlog: np.ndarray  # [R, K] unmet demand carried over (zeros under lost sales)
+    #: the public commitment box on this week's plan ``[V, H, F, K]`` (None: no committed week in the
+    #: horizon); every plan the agent computes stays inside it (:mod:`sim.model.commitment`)
+    bounds: PlanBounds | None = None
 
 
 class RetailerAgent:
@@ -121,8 +125,10 @@ class RetailerAgent:
         *,
         terminal: bool = True,
         demand_rows: dict[str, np.ndarray] | None = None,
+        commitments: bool = True,
     ) -> dict[str, np.ndarray]:
         """Write ``C_R`` over plan variables ``x[V,H,F,K]`` into ``b``; returns the private variable blocks.
+        The plan stays inside the state's commitment box (``commitments=False``: ignore it).
         ``demand_rows``: if given, filled with the rows whose right-hand sides are demand (``"eq"``, the
         demand balances) and its last week (``"ub"``, the cap on the terminal credit), for
         :func:`demand_rhs`."""
@@ -132,6 +138,9 @@ class RetailerAgent:
         V, H, F, K = x.shape
         R = pub.R
         beta = 1.0 if pub.backlog else 0.0
+        if commitments and state.bounds is not None:
+            box = state.bounds.weeks(H)
+            b.tighten(x, box.lower, box.upper)
         arc = np.isfinite(d.outbound)  # [F, R]
         inv = b.add_var((H, F, K))
         y = b.add_var((H, F, R, K), ub=np.where(arc, np.inf, 0.0)[None, :, :, None] * np.ones((H, 1, 1, K)))
@@ -214,25 +223,31 @@ class RetailerAgent:
             model = self._models[horizon] = _WeekModel(LPModel(b.build(), warm=False), x, rows, 1.0 if self.public.backlog else 0.0)
         return model
 
-    def _solve_on(self, demand: np.ndarray | None, state: RetailerState | None, idx_of: Any, values: np.ndarray) -> tuple[Any, np.ndarray]:
-        """Solve this week's LP on ``demand`` with variables ``idx_of(x)`` fixed to ``values``."""
+    def _solve_on(self, demand: np.ndarray | None, state: RetailerState | None, idx_of: Any, values: np.ndarray,
+                  bounds: PlanBounds | None = None) -> tuple[Any, np.ndarray]:
+        """Solve this week's LP on ``demand`` with variables ``idx_of(x)`` fixed to ``values`` (and the plan
+        inside ``bounds`` as well as its state's commitments)."""
         week = self._week_model(state, demand)
         if week is None:
             lp, x = self._lp(state, demand)
-            return solve_lp(lp.with_bounds(idx_of(x), values, values)), x
-        lp = week.on(self.forecast if demand is None else demand, self.state.backlog).with_bounds(idx_of(week.x), values, values)
+            return solve_lp(_within(lp, x, bounds).with_bounds(idx_of(x), values, values)), x
+        lp = week.on(self.forecast if demand is None else demand, self.state.backlog)
+        lp = _within(lp, week.x, bounds).with_bounds(idx_of(week.x), values, values)
         if demand is None or not WARM_START_LPS:
             return week.model.solve(lp), week.x
         return week.least_first_week(lp), week.x
 
-    def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: RetailerState | None = None) -> PlanCost:
+    def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: RetailerState | None = None,
+                             bounds: PlanBounds | None = None) -> PlanCost:
         """The retailer's cost by week when this week's PO is ``po`` ``[V, F, K]`` and it follows its own
         (JIT) plan afterwards, on ``demand`` ``[H, R, K]`` (default: its forecast). Week 0 of the result
-        is ``c^R_t``; the later weeks sum to ``V^R_{t+1}`` from the state that ``po`` leads to.
+        is ``c^R_t``; the later weeks sum to ``V^R_{t+1}`` from the state that ``po`` leads to. The later
+        weeks stay inside the commitments its state holds and, if given, inside ``bounds`` ``[V, H, F, K]``
+        (what an agreement would commit them to: :func:`sim.model.commitment.agreed_box`).
         The CBT asks this once per PO and demand path: each query re-solves this week's LP, kept in HiGHS,
         with only the first week's bounds and the demand changed (from scratch unless
         :data:`WARM_START_LPS`)."""
-        sol, x = self._solve_on(demand, state, lambda x: x[:, 0], po)
+        sol, x = self._solve_on(demand, state, lambda x: x[:, 0], po, bounds)
         return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
 
     # -- queries ----------------------------------------------------------------------------------
@@ -316,6 +331,14 @@ class RetailerAgent:
             "outbound": float(np.sum(np.where(np.isfinite(d.outbound), d.outbound, 0.0)[:, :, None] * outbound)),
             "lost_sales": float(np.sum(d.penalty[None, :] * unmet)),
         }
+
+
+def _within(lp: LinearProgram, x: np.ndarray, bounds: PlanBounds | None) -> LinearProgram:
+    """``lp`` with the plan variables ``x`` ``[V, h, F, K]`` also inside ``bounds`` (None: ``lp`` itself)."""
+    if bounds is None:
+        return lp
+    box = bounds.weeks(x.shape[1])
+    return lp.with_bounds(x, np.maximum(lp.lb[x], box.lower), np.minimum(lp.ub[x], box.upper))
 
 
 def demand_rhs(demand: np.ndarray, backlog: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:

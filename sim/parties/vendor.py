@@ -13,11 +13,12 @@ and the first-best oracle (:mod:`sim.parties.oracle`) use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
 
+from sim.model.commitment import PlanBounds
 from sim.model.data import PublicData, VendorData
 from sim.model.lp import LPBuilder, solve_lp
 from sim.model.plan_cost import PlanCost
@@ -30,6 +31,8 @@ class VendorState:
     #: ``[O]`` the share of each origin's capacity available this week, when the vendor learns it before
     #: planning (disclosed capacity shocks); None: it plans with its nominal capacity
     capacity_share: np.ndarray | None = None
+    #: the public commitment box on its block ``[H, F, K]`` this week (None: none); its plans stay inside
+    bounds: PlanBounds | None = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,10 @@ class VendorAgent:
         return ProcessNegotiator(self, options, first_week) if process else negotiator_for(self, options, first_week)
 
     def add_block(self, b: LPBuilder, x: np.ndarray, state: VendorState | None = None,
-                  capacity: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                  capacity: np.ndarray | None = None, *, commitments: bool = True) -> dict[str, np.ndarray]:
         """Write ``C_v`` over its block's plan variables ``x[H,F,K]`` into ``b``; returns the private variable blocks.
+        The block stays inside the state's commitment box (``commitments=False``: ignore it, as at
+        execution, where what it ships is limited by the week's realised capacity).
 
         ``capacity`` ``[O]``: the first week's production capacity if it is not the nominal one (at
         execution, after a capacity shock); later weeks keep the nominal capacity. Without it, a state
@@ -95,6 +100,9 @@ class VendorAgent:
         party = self.party
         H, F, K = x.shape
         O, L = d.O, d.L
+        if commitments and state.bounds is not None:
+            box = state.bounds.weeks(H)
+            b.tighten(x, box.lower, box.upper)
         q = b.add_var((H, L, K))
         made = np.where(d.supplies, np.inf, 0.0)[None, None, :]  # it makes only the products it supplies
         p = b.add_var((H, O, K), ub=np.broadcast_to(made, (H, O, K)))
@@ -146,6 +154,21 @@ class VendorAgent:
                                        np.broadcast_to(first_week, self.plan_shape).copy(), self.public.horizon)
         return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), self.party, self.public.horizon)
 
+    def committed_floor(self, lower: np.ndarray) -> np.ndarray:
+        """The most of the commitments' lower bounds ``lower`` ``[H, F, K]`` it can still ship, by its
+        (reported) model this week: the plan ``x <= lower`` with the most units in total that its stock and
+        capacity allow. Equal to ``lower`` unless a capacity shock, or a week it did not build the stock a
+        commitment needed, leaves it short; the world then eases this week's box to it (a commitment
+        binds subject to capacity, :mod:`sim.model.commitment`)."""
+        lower = np.maximum(np.asarray(lower, dtype=float), 0.0)
+        b = LPBuilder()
+        x = b.add_var(self.plan_shape, ub=lower)
+        self.add_block(b, x, commitments=False)
+        lp = b.build()
+        sol = solve_lp(replace(lp, c=np.where(np.isin(np.arange(lp.n), x.ravel()), -1.0, 0.0), terms=(), const_terms=()),
+                       raise_on_fail=False)
+        return np.minimum(sol.values(x), lower) if sol.ok else np.zeros_like(lower)
+
     def evaluate(self, plan: np.ndarray, state: VendorState | None = None, *, allow_short: bool = False) -> PlanCost:
         """The vendor's cost of shipping its block ``plan`` ``[H, F, K]`` (net of wholesale revenue);
         infinite if it cannot.
@@ -192,7 +215,7 @@ class VendorAgent:
 
     def fulfil(self, po: np.ndarray, *, committed: bool, later: np.ndarray | None = None,
                capacity: np.ndarray | None = None, rationing: str = "cheapest",
-               ranking: Sequence[int] | None = None) -> Fulfilment:
+               ranking: Sequence[int] | None = None, floor: np.ndarray | None = None) -> Fulfilment:
         """Ship this week's PO ``[F, K]`` (its block's first week) from the origins at least cost.
 
         Uncommitted (JIT): the vendor knows only this PO; it ships the units whose wholesale price covers
@@ -206,16 +229,27 @@ class VendorAgent:
         all): ``cheapest`` (as many as it can, the ones cheapest to it), ``pro-rata`` (the largest
         share of every ordered FC and product first, then as many more as it can), ``priority`` (FCs in
         ``ranking`` order, FC indices most important first; unranked FCs last).
+
+        ``floor`` ``[F, K]`` (uncommitted only): units of the PO an earlier agreement committed it to ship
+        (``(1 - b) c``, :mod:`sim.model.commitment`); it ships them as far as its capacity allows, and
+        of the rest what is worth shipping to it.
         """
         pub, d = self.public, self._data
         po = np.maximum(np.asarray(po, dtype=float), 0.0)
         plan = po[None] if later is None or not committed else np.concatenate([po[None], np.maximum(later, 0.0)])
         b = LPBuilder()
         x = b.add_var(plan.shape, ub=plan)
-        blocks = self.add_block(b, x, capacity=capacity)
+        blocks = self.add_block(b, x, capacity=capacity, commitments=False)
+        big = 1e3 * (1.0 + float(np.max(d.production, initial=0)) + float(np.max(d.truckload_cost, initial=0))
+                      * float(np.max(pub.volume)) + float(np.max(self.wholesale, initial=0)))
+        if not committed and floor is not None and np.any(np.asarray(floor) > 0):
+            # the committed floor first (a reward that dominates every real cost; not a cash flow)
+            owed = b.add_var(po.shape, ub=np.minimum(np.maximum(np.asarray(floor, dtype=float), 0.0), po))
+            rows = b.new_rows("ub", po.shape)
+            b.add_terms("ub", rows, owed, 1.0)
+            b.add_terms("ub", rows, x[0], -1.0)
+            b.add_cost(owed, -2 * big, (self.party, "_contract", 0))
         if committed:
-            big = 1e3 * (1.0 + float(np.max(d.production, initial=0)) + float(np.max(d.truckload_cost, initial=0))
-                          * float(np.max(pub.volume)) + float(np.max(self.wholesale, initial=0)))
             # this week's PO first, then the later weeks of the agreed plan
             contract = (self.party, "_contract", 0)  # a reward that dominates every real cost; not a cash flow
             reward = np.full(po.shape, 2 * big)
