@@ -5,6 +5,7 @@ varies, and the sweep specs (experiments/specs/commitment*.yaml)."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -202,3 +203,52 @@ def test_the_one_line_per_uncertainty_table_has_every_committed_cell():
     lines = text.splitlines()
     assert lines[0] == "| CV | revision | k=2, b=0 | k=2, b=0.25 |" and len(lines) == 4  # k = 1 binds nothing: left out
     assert lines[3].startswith("| 0.6 | fast | -81 [")  # the vendor's paired change at CV 0.6, k = 2, b = 0
+
+
+# -- the sweep specs (experiments/specs/commitment*.yaml) ---------------------------------------------
+SPECS = Path(__file__).resolve().parents[1] / "experiments" / "specs"
+
+
+def test_seasonal_commits_weekly_unless_told():
+    assert SEASONAL.policies["cpp-vcg"]["commitment"] == {"weeks": 1, "band": 0.0}
+
+
+@pytest.mark.parametrize("name, points, replications", [("commitment", 81, 10), ("commitment-smoke", 36, 5)])
+def test_the_commitment_specs_load_with_every_design_point(name, points, replications):
+    from experiments.sweep import design_points, load_spec
+
+    loaded = load_spec(SPECS / f"{name}.yaml")
+    pts = design_points(loaded.spec)
+    assert len(pts) == points and loaded.spec.replications == replications
+    assert {p["policies.cpp-vcg.commitment.weeks"] for p in pts} == {1, 2, 3}
+    assert {p["policies.cpp-vcg.commitment.band"] for p in pts} == {0.0, 0.1, 0.25}
+    assert {p["demand.revision.profile"] for p in pts} <= set(REVISION_PROFILES)
+    assert loaded.scenario.name == "seasonal" and loaded.scenario.policies["cpp-vcg"]["solver"] == "central"
+
+
+def test_the_smoke_sweeps_runs_are_runs_of_the_full_sweep(tmp_path):
+    from experiments.sweep import load_spec, plan_runs
+
+    full = {t.run_id for t in plan_runs(load_spec(SPECS / "commitment.yaml"), tmp_path)}
+    smoke = {t.run_id for t in plan_runs(load_spec(SPECS / "commitment-smoke.yaml"), tmp_path)}
+    assert len(full) == 810 and len(smoke) == 180 and smoke < full
+
+
+BAD_SPEC = [
+    ("policies.cpp-vcg.commitment.weeks: [0]", ["grid.policies.cpp-vcg.commitment.weeks.0", "weeks"]),
+    ("policies.cpp-vcg.commitment.band: [0.1, 1.5]", ["grid.policies.cpp-vcg.commitment.band.1", "1.5"]),
+    ("demand.revision.profile: [fast, sudden]", ["grid.demand.revision.profile.1", "sudden"]),
+]
+
+
+@pytest.mark.parametrize("grid, needles", BAD_SPEC, ids=[str(i) for i in range(len(BAD_SPEC))])
+def test_bad_commitment_sweep_values_exit_2_naming_the_field(grid, needles, tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"name: bad\nscenario: seasonal\npolicies: [jit, cpp-vcg]\nreplications: 1\ngrid:\n  {grid}\n")
+    out = tmp_path / "out"
+    code = main(["sweep", str(spec), "--out", str(out), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert not (out / "runs").exists()
