@@ -55,7 +55,7 @@ def draw_demand(s, weeks: int, rng: np.random.Generator) -> dict[str, np.ndarray
     H = s.horizon
     mean = mean_demand(s, weeks + H)
     cv = demand_cv(s)
-    shares = revision_shares(H, s.demand.revision.shares)
+    shares = revision_shares(H, s.demand.revision.shares, s.demand.revision.profile)
     if s.demand.deterministic:
         eps = np.zeros((mean.shape[0], H, *mean.shape[1:]))
         sd = np.zeros((weeks, H, *mean.shape[1:]))

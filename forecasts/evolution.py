@@ -6,8 +6,10 @@ revealed when week ``s`` is ``m - 1`` weeks ahead, i.e. at the forecast update o
 (``m = 0`` is revealed by the realisation itself). So the forecast made in week ``t`` for week
 ``s = t + j`` is ``F_t(s) = max(0, mu_s + sum_{m > j} eps[s, m])``: revisions are mean-zero, the forecast
 sharpens as the week approaches (remaining variance ``(cv mu_s)^2 sum_{m <= j} share_m``), and the
-realised demand is the end of the martingale. Clipping at zero keeps quantities physical and
-breaks the martingale property only where the forecast is near zero.
+realised demand is the end of the martingale. How fast it sharpens is the split of the variance over
+the revisions: given shares, or a named profile (:data:`REVISION_PROFILES`: equal, fast, slow).
+Clipping at zero keeps quantities physical and breaks the martingale property only where the
+forecast is near zero.
 """
 
 from __future__ import annotations
@@ -15,10 +17,24 @@ from __future__ import annotations
 import numpy as np
 
 
-def revision_shares(horizon: int, shares: list[float] | None = None) -> np.ndarray:
-    """Fractions of the demand variance revealed at each lead (``[H]``, summing to one)."""
+#: Named revision speeds (``demand.revision.profile``): the weight of revision ``m`` before normalising.
+#: ``fast`` doubles with the distance (most of a week's uncertainty resolves early, far ahead),
+#: ``slow`` halves with it (most resolves late, the largest share with the realisation itself).
+REVISION_PROFILES = {
+    "equal": lambda m, H: np.ones_like(m, dtype=float),
+    "fast": lambda m, H: 2.0 ** m,
+    "slow": lambda m, H: 2.0 ** (H - 1 - m),
+}
+
+
+def revision_shares(horizon: int, shares: list[float] | None = None, profile: str | None = None) -> np.ndarray:
+    """Fractions of the demand variance revealed at each lead (``[H]``, summing to one): the given
+    ``shares`` normalised, else the named ``profile`` (:data:`REVISION_PROFILES`), else equal shares."""
     if shares is None:
-        return np.full(horizon, 1.0 / horizon)
+        if profile is None:
+            return np.full(horizon, 1.0 / horizon)
+        w = REVISION_PROFILES[profile](np.arange(horizon), horizon)
+        return w / w.sum()
     a = np.asarray(shares, dtype=float)
     total = a.sum()
     return a / total if total > 0 else np.full(horizon, 1.0 / horizon)

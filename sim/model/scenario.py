@@ -198,10 +198,25 @@ RESERVED_PARTIES = ("retailer", "mechanism")
 
 class Revision(_Strict):
     """Martingale model of forecast evolution: the variance of a week's demand is revealed in
-    ``horizon`` revisions; ``shares[j]`` is the fraction revealed when the week is ``j`` weeks away
-    (j = 0 is the realisation itself). Default: equal shares."""
+    ``horizon`` revisions; ``shares[m]`` is the fraction revealed at the forecast update when the week
+    comes ``m - 1`` weeks away (``m = 0``: by the realisation itself), normalised to sum to one.
+    Default: equal shares.
+
+    ``profile`` names a revision speed instead of listing shares, for sweeps: ``equal`` (the
+    default), ``fast`` (shares doubling with the distance, ``2^m``: most of the uncertainty about a
+    week is gone two or three weeks ahead) or ``slow`` (halving, ``2^(H-1-m)``: most of it is left
+    until the week itself). Give ``shares`` or ``profile``, not both."""
 
     shares: list[NonNeg] | None = None
+    profile: Literal["equal", "fast", "slow"] | None = Field(
+        None, description="named revision speed (equal, fast, slow) instead of shares"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "Revision":
+        if self.shares is not None and self.profile is not None:
+            raise _FieldError("profile", self.profile, "give shares or profile, not both")
+        return self
 
 
 class Demand(_Strict):
