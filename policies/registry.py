@@ -79,11 +79,12 @@ def _non_finite(value: Any, where: str) -> tuple[str, Any] | None:
 _OWN_CHECKS = ("privacy",)
 
 
-def check_policy_parameters(name: str, params: Any) -> None:
+def check_policy_parameters(name: str, params: Any, scenario: Scenario | None = None) -> None:
     """Check a scenario's parameters for the built-in policy ``name`` against that policy's settings,
     when the scenario is loaded (not at the run's first decision): a mapping, every name one the policy
     takes, numbers finite and not true/false where the setting is a number, and the policy accepts the
-    values (it is built once and thrown away). A problem raises :class:`FlosimError` naming the
+    values (it is built once and thrown away) for ``scenario`` (e.g. a commitment no longer than its
+    horizon), when given. A problem raises :class:`FlosimError` naming the
     parameter (the caller adds file and field). Names that are not built-in policies are a user's own
     policies' parameters and are checked when that policy is built."""
     if name not in BUILTIN or name not in available_policies():
@@ -109,7 +110,10 @@ def check_policy_parameters(name: str, params: Any) -> None:
             # the policy uses it as a count (``scenarios: 4.0`` failed at the first week: a float is no count)
             raise FlosimError(f"'{key}' = {value!r}: a whole number is needed (written without a decimal point)")
     try:
-        cls(**params)
+        policy = cls(**params)
+        bind = getattr(policy, "bind_scenario", None)
+        if scenario is not None and bind is not None:
+            bind(scenario)
     except FlosimError as exc:
         raise FlosimError(str(exc).removeprefix(f"policy '{name}': ")) from None
     except (TypeError, ValueError, ArithmeticError) as exc:

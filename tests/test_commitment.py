@@ -258,6 +258,21 @@ def test_bad_commitment_settings_exit_2_naming_the_field(value, needles, capsys,
         assert needle in err, (needle, err)
 
 
+def test_a_commitment_beyond_the_horizon_is_refused_when_the_scenario_is_checked(capsys, tmp_path):
+    """``flosim scenario check`` (loading the file) refuses ``weeks`` above the horizon, naming the file and
+    field, as ``flosim run`` does: the check builds the policy for that scenario."""
+    for policy in ("cpp-vcg", "menu"):
+        data = copy.deepcopy(DEFAULT)
+        data["policies"][policy] = {"commitment": {"weeks": 9, "band": 0.1}}
+        path = tmp_path / f"{policy}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        code = main(["scenario", "check", str(path)])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err, err
+        for needle in (str(path), f"policies.{policy}.commitment.weeks = 9", "horizon"):
+            assert needle in err, (needle, err)
+
+
 def test_commitment_settings_accept_good_input():
     assert commitment_settings(None, "x") is None
     got = commitment_settings({"weeks": 3, "band": 0.25}, "x", horizon=6)

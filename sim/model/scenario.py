@@ -761,7 +761,7 @@ def scenario_from_dict(data: Any, source: str = "<scenario>") -> Scenario:
 #: policy registry, which does, adds its check here when it is imported (``policies.registry``;
 #: every command line imports it): a bad parameter of a built-in policy is refused at load, not at
 #: the run's first decision.
-POLICY_PARAMETER_CHECKS: list[Callable[[str, Any], None]] = []
+POLICY_PARAMETER_CHECKS: list[Callable[[str, Any, "Scenario"], None]] = []
 
 
 def _check_policies(scenario: Scenario, source: str) -> None:
@@ -769,7 +769,7 @@ def _check_policies(scenario: Scenario, source: str) -> None:
     for name, params in scenario.policies.items():
         try:
             for check in POLICY_PARAMETER_CHECKS:
-                check(name, params)
+                check(name, params, scenario)
         except FlosimError as exc:
             raise ScenarioError(f"{source}: field 'policies.{name}': {exc}") from None
 
