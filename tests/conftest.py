@@ -543,3 +543,22 @@ def holders_weighted_mean(agents: Any, blocks: Any, shape: tuple[int, ...]) -> n
         num[b] += g.a * g.b
         den[b] += g.a
     return num / den
+
+
+def assert_run_refuses(data: dict, policy: str, needles: Any, tmp_path: Any, capsys: Any) -> None:
+    """``flosim run`` on the scenario ``data`` (written to a file) exits 2 with a one-line error (no
+    traceback) holding every needle, and writes no results folder."""
+    import yaml
+
+    from experiments.cli import main
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "results"
+    code = main(["run", "--scenario", str(path), "--policy", policy, "--weeks", "1", "--json", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2 and "Traceback" not in captured.err, captured.err
+    assert captured.err.startswith("flosim: error: ")
+    for needle in needles:
+        assert needle in captured.err, (needle, captured.err)
+    assert not out.exists()

@@ -17,6 +17,7 @@ from forecasts.demand import VADK_SEASONAL, mean_demand
 from forecasts.evolution import REVISION_PROFILES, revision_shares
 from forecasts.inputs import draw_inputs
 from sim.model.scenario import Revision, load_scenario
+from conftest import assert_run_refuses
 
 SEASONAL = load_scenario("seasonal")
 
@@ -112,16 +113,7 @@ BAD_REVISION = [
 def test_bad_revision_settings_exit_2_naming_the_field(revision, needles, tmp_path, capsys):
     data = copy.deepcopy(yaml.safe_load(open(_builtin_path("seasonal"))))
     data["demand"]["revision"] = revision
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    out = tmp_path / "results"
-    code = main(["run", "--scenario", str(path), "--policy", "jit", "--weeks", "1", "--json", "--out", str(out)])
-    captured = capsys.readouterr()
-    assert code == 2 and "Traceback" not in captured.err, captured.err
-    assert captured.err.startswith("flosim: error: ")
-    for needle in needles:
-        assert needle in captured.err, (needle, captured.err)
-    assert not out.exists()
+    assert_run_refuses(data, "jit", needles, tmp_path, capsys)
 
 
 # -- the study's table and figure (experiments/plots/commitment.py) ------------------------------------

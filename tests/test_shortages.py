@@ -21,6 +21,7 @@ from sim.results import load_results
 from sim.runner import run_policies
 from sim.world import World, planning_context
 from policies.registry import make_policy
+from conftest import assert_run_refuses
 
 DEFAULT = yaml.safe_load((resources.files("sim") / "scenarios" / "default.yaml").read_text())
 #: no origin makes anything in week 0 (only Cincinnati's stock can be shipped), Cincinnati has 10% of its
@@ -357,16 +358,7 @@ def test_bad_shortage_settings_exit_2_naming_the_field(change, needles, policy, 
                 data["policies"].setdefault(name, {}).update(params)
         else:
             data[key] = value
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    out = tmp_path / "results"
-    code = main(["run", "--scenario", str(path), "--policy", policy, "--weeks", "1", "--json", "--out", str(out)])
-    captured = capsys.readouterr()
-    assert code == 2 and "Traceback" not in captured.err, captured.err
-    assert captured.err.startswith("flosim: error: ")
-    for needle in needles:
-        assert needle in captured.err, (needle, captured.err)
-    assert not out.exists()
+    assert_run_refuses(data, policy, needles, tmp_path, capsys)
 
 
 def test_the_shortage_sweep_spec_loads_with_every_design_point():
