@@ -158,9 +158,8 @@ class TransferPricer:
         return agreed_box(self.bounds, plan, self.commit)
 
     def _cost(self, po: np.ndarray, demand: np.ndarray | None, box: PlanBounds | None) -> Any:
-        extra = {} if box is None else {"bounds": box}
-        return self.retailer.cost_with_first_week(po, demand, **extra) if demand is not None else \
-            self.retailer.cost_with_first_week(po, **extra)
+        extra = {} if box is None else {"bounds": box}  # outside retailer agents may not take bounds
+        return self.retailer.cost_with_first_week(po, demand, **extra)
 
     @staticmethod
     def _key(po: np.ndarray, box: PlanBounds | None) -> bytes:

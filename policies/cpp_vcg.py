@@ -398,10 +398,8 @@ class CPPVCGPolicy:
                 return Decision(jit.plan, {}, False, jit.planned(),
                                 {**diag, "fallback": "jit", "pivot_failed": name, "pivot_status": failed.get("status", "")})
             counterfactuals[name] = counterfactual
-            pivots.append(vendor_pivot(ctx, name, plan, counterfactual, discount=self.discount,
-                                       risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint, paths=paths, commit=self.commit,
-                                       continuation=self.transfer.continuation))
+            pivots.append(vendor_pivot(ctx, name, plan, counterfactual, two_way=self.two_way, joint_at_plan=joint,
+                                       paths=paths, continuation=self.transfer.continuation, **self.pricing))
         r_eff = ctx.retailer.evaluate(plan)
         v_eff = evaluate_blocks(ctx, plan)
         savings, retailer_extra = binding_week_savings(ctx, jit, r_eff, v_eff)
@@ -412,8 +410,7 @@ class CPPVCGPolicy:
         # demand paths, whatever the transfer's valuation (under ``forecast``: each path's cost from one solve)
         measure = "paths" if self.transfer.continuation == "paths" else "paths-whole"
         vs_jit = pivots[0].cbt if len(pivots) == 1 and self.transfer.continuation == measure else cost_benefit_transfer(
-            ctx, plan, jit.plan, discount=self.discount, risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=True,
-            paths=paths, commit=self.commit, continuation=measure)
+            ctx, plan, jit.plan, two_way=True, paths=paths, continuation=measure, **self.pricing)
         paid_total = float(sum(settled.paid.values()))
         self.privacy.keep(ctx.week, result, plan, paid_total)
         if len(pivots) == 1:  # the one-vendor names of earlier versions
@@ -444,6 +441,13 @@ class CPPVCGPolicy:
                             ctx, plan, counterfactuals, paths, delivered, shocked, agreed=agreed, admm=pivot_admm,
                             start=start),
                         counterfactual={name: cf[:, 0].copy() for name, cf in counterfactuals.items()})
+
+    @property
+    def pricing(self) -> dict[str, Any]:
+        """The CBT settings every transfer of this policy is priced with (its pivots, their re-pricing and
+        the retailer's ex-ante comparison); the valuation and the clamp are chosen per call."""
+        return {"discount": self.discount, "risk_aversion": self.risk_aversion, "scenarios": self.scenarios,
+                "commit": self.commit}
 
     def _agreed(self, ctx: PlanningContext, plan: np.ndarray) -> PlanBounds | None:
         """The box agreeing ``plan`` leaves this week's continuations (the commitments held, and the new ones)."""
@@ -494,10 +498,8 @@ class CPPVCGPolicy:
                 else:  # the retailer alone: only the first week is priced (its own continuation)
                     counterfactual = np.array(counterfactual, dtype=float, copy=True)
                     counterfactual[:, 0] = first
-            pivots.append(vendor_pivot(ctx, name, at, counterfactual, discount=self.discount,
-                                       risk_aversion=self.risk_aversion, scenarios=self.scenarios, two_way=self.two_way,
-                                       joint_at_plan=joint, paths=paths, commit=self.commit,
-                                       continuation=self.transfer.continuation))
+            pivots.append(vendor_pivot(ctx, name, at, counterfactual, two_way=self.two_way, joint_at_plan=joint,
+                                       paths=paths, continuation=self.transfer.continuation, **self.pricing))
         return pivot_transfers(pivots, self.payee)
 
     def _replan(self, ctx: PlanningContext, others: list[str], first_week: np.ndarray, admm: ADMMOptions,
