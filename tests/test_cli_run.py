@@ -111,3 +111,47 @@ def test_a_closed_pipe_ends_the_command_quietly() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_set_overrides_the_scenario_as_a_file_would(tmp_path, capsys):
+    """``--set PATH=VALUE`` runs the scenario with that field changed: the same figures as a file with
+    the field written in, the folder's scenario.yaml is the scenario as run, the summary lists it."""
+    import yaml
+
+    data = load_scenario("default").model_dump(mode="json")
+    data["demand"]["cv"] = 0.45
+    path = tmp_path / "cv.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    args = ["run", "--policy", "first-best", "--weeks", "2", "--json"]
+    assert main([*args, "--set", "demand.cv=0.45", "--out", str(tmp_path / "set")]) == 0
+    by_flag = json.loads(capsys.readouterr().out)
+    assert main([*args, "--scenario", str(path), "--out", str(tmp_path / "file")]) == 0
+    by_file = json.loads(capsys.readouterr().out)
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert by_flag["overrides"] == {"demand.cv": 0.45} and "overrides" not in by_file
+    for p in ("jit", "first-best"):
+        assert by_flag["policies"][p]["social_cost"] == by_file["policies"][p]["social_cost"]
+    assert by_flag["policies"]["jit"]["social_cost"] != plain["policies"]["jit"]["social_cost"]
+    assert load_scenario(str(tmp_path / "set" / "scenario.yaml")).demand.cv == 0.45
+
+
+@pytest.mark.parametrize("option, needle", [
+    ("policies.menu.size=0", "size must be a whole number >= 1, got 0"),
+    ("demand.bogus=1", "demand.bogus"),
+    ("weeks=-3", "weeks"),
+])
+def test_set_bad_value_exits_2_naming_the_field(option, needle, tmp_path, capsys):
+    out = tmp_path / "results"
+    code = main(["run", "--policy", "first-best", "--weeks", "1", "--set", option, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.startswith("flosim: error: --set")
+    assert needle in err, err
+    assert not out.exists()
+
+
+def test_set_without_equals_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--set", "demand.cv"])
+    assert exc.value.code == 2
+    assert "expected PATH=VALUE" in capsys.readouterr().err

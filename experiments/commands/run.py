@@ -8,7 +8,9 @@ retailer and every vendor; one-vendor scenarios keep ``retailer_net_cost``/``ven
 seed, and the summary gives each figure as ``{mean, lo, hi}`` (95% confidence interval), savings and
 margins as paired differences per replication (:mod:`experiments.replications`); the results folder
 holds every replication's rows (a ``replication`` column) and ``flosim plot``/``flosim report`` draw
-the intervals.
+the intervals. ``--set PATH=VALUE`` (repeatable) overrides a scenario parameter by its dotted path,
+as sweep specs do (``--set demand.cv=0.4``, ``--set policies.menu.size=24``), validated like a file;
+the results folder's ``scenario.yaml`` is the scenario as run and the summary lists the ``overrides``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import time
 from typing import Any
 
+from experiments.commands._args import name_value
 from policies.registry import available_policies
 from sim.model.errors import FlosimError
 from sim.metrics import component_table, participation, party_columns, summarize
@@ -67,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replications", type=_positive_int("--replications"), default=1, metavar="N",
                    help="run every policy on N worlds (seeds spawned from --seed) and report means with 95%% "
                    "confidence intervals, savings as paired differences (default 1: one world)")
+    p.add_argument("--set", dest="overrides", action="append", type=name_value("PATH=VALUE", "demand.cv=0.4"), default=[],
+                   metavar="PATH=VALUE", help="override a scenario parameter by its dotted path, as in sweep specs "
+                   "(demand.cv=0.4, policies.menu.size=24, policies.cpp-vcg.transfer.continuation=paths); repeatable")
     p.add_argument("--out", help="results folder (default: results/run-<timestamp>); must be new or empty")
     p.add_argument("--force", action="store_true", help="replace --out if it already holds a results folder")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
@@ -89,6 +95,9 @@ def run_summary(result: RunResult, results_dir: str, scenario_label: str) -> dic
 
 def main(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
+    overrides = dict(getattr(args, "overrides", None) or [])
+    if overrides:  # validated like a file; the results folder keeps the scenario as run
+        scenario = scenario.with_overrides(overrides, source="--set")
     policies = args.policy or [p for p in DEFAULT_POLICIES if p in available_policies()]
     if "jit" not in policies:  # the reference world for savings and ex post participation
         policies = ["jit", *policies]
@@ -111,6 +120,8 @@ def main(args: argparse.Namespace) -> int:
         raise FlosimError(f"{result.error}; nothing was written")
     result.timings["total_s"] = time.perf_counter() - started
     summary = run_summary(result, str(out), scenario.name)
+    if overrides:
+        summary["overrides"] = overrides
     write_run_folder(out, result, summary)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
@@ -183,6 +194,7 @@ def _main_replicated(args: argparse.Namespace, scenario, policies: list[str], ou
         "replications": args.replications,
         "seeds": rep.seeds[: len(rep.results)],
         "results_dir": str(out),
+        **({"overrides": dict(args.overrides)} if getattr(args, "overrides", None) else {}),
         **replicated_summary(per_run, names),
         "per_replication": [{"replication": i, "seed": s, **fig} for i, (s, fig) in enumerate(zip(rep.seeds, per_run))],
         **({"error": rep.error} if rep.error else {}),
