@@ -132,15 +132,18 @@ def replicate(
     weeks: int | None = None,
     progress: bool | None = None,
     on_error: Callable[[str, BaseException], None] | None = None,
+    workers: int = 1,
 ) -> Replicated:
-    """Run ``policies`` on ``n`` replications (see the module docstring); stops at a failed one."""
+    """Run ``policies`` on ``n`` replications (see the module docstring); stops at a failed one.
+    ``workers``: policies of a replication simulated at once (:func:`sim.runner.run_policies`)."""
     if n < 1:
         raise ValueError(f"replications must be >= 1, got {n}")
     seed = scenario.seed if seed is None else seed
     rep = Replicated(scenario, seed, replication_seeds(seed, n))
     show = sys.stderr.isatty() if progress is None else progress
     for i, s in enumerate(tqdm(rep.seeds, desc="replications", unit="world", file=sys.stderr, disable=not show)):
-        r = run_policies(scenario, policies, weeks=weeks, seed=s, run_id=f"rep-{i}", progress=False, on_error=on_error)
+        r = run_policies(scenario, policies, weeks=weeks, seed=s, run_id=f"rep-{i}", progress=False, on_error=on_error,
+                          workers=workers)
         rep.results.append(r)
         if r.error:
             rep.error = f"replication {i} (seed {s}): {r.error}"

@@ -11,6 +11,8 @@ holds every replication's rows (a ``replication`` column) and ``flosim plot``/``
 the intervals. ``--set PATH=VALUE`` (repeatable) overrides a scenario parameter by its dotted path,
 as sweep specs do (``--set demand.cv=0.4``, ``--set policies.menu.size=24``), validated like a file;
 the results folder's ``scenario.yaml`` is the scenario as run and the summary lists the ``overrides``.
+``--workers N`` simulates N policies at once, each in its own process (:func:`sim.runner.run_policies`):
+the same numbers as one after the other.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replications", type=_positive_int("--replications"), default=1, metavar="N",
                    help="run every policy on N worlds (seeds spawned from --seed) and report means with 95%% "
                    "confidence intervals, savings as paired differences (default 1: one world)")
+    p.add_argument("--workers", type=_positive_int("--workers"), default=1, metavar="N",
+                   help="simulate N policies at once, each in its own process (default 1: one after the other); "
+                   "the same numbers either way")
     p.add_argument("--set", dest="overrides", action="append", type=name_value("PATH=VALUE", "demand.cv=0.4"), default=[],
                    metavar="PATH=VALUE", help="override a scenario parameter by its dotted path, as in sweep specs "
                    "(demand.cv=0.4, policies.menu.size=24, policies.cpp-vcg.transfer.continuation=paths); repeatable")
@@ -115,6 +120,7 @@ def main(args: argparse.Namespace) -> int:
         weeks=args.weeks,
         seed=args.seed,
         on_error=lambda name, exc: failures.append(f"{name}: {type(exc).__name__}: {exc}"),
+        workers=getattr(args, "workers", 1),
     )
     if not result.policies:  # the first policy failed: nothing to show or keep
         raise FlosimError(f"{result.error}; nothing was written")
@@ -180,7 +186,8 @@ def _main_replicated(args: argparse.Namespace, scenario, policies: list[str], ou
     started = time.perf_counter()
     failures: list[str] = []
     rep = replicate(scenario, policies, args.replications, seed=args.seed, weeks=args.weeks,
-                    on_error=lambda name, exc: failures.append(f"{name}: {type(exc).__name__}: {exc}"))
+                    on_error=lambda name, exc: failures.append(f"{name}: {type(exc).__name__}: {exc}"),
+                    workers=getattr(args, "workers", 1))
     if not rep.results:
         raise FlosimError(rep.error or "no replication ran")
     first = rep.results[0]
