@@ -176,5 +176,18 @@ def _simulate_in_processes(scenario: Scenario, built: Sequence[Policy], inputs: 
                 bar.set_postfix_str(built[i].name)
                 bar.update(weeks + settle)
         return [results[i] for i in range(len(built))]
+    except BaseException:  # interrupted (Ctrl-C): stop the policies still running, do not wait for them
+        _terminate(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's worker processes now (``terminate_workers`` from Python 3.14, else each process)."""
+    stop = getattr(pool, "terminate_workers", None)
+    if callable(stop):
+        stop()
+        return
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
