@@ -41,7 +41,9 @@ default (:func:`default_continuation`), ``paths`` or ``paths-whole``),
 of ``transfer.payee``), ``counterfactual`` (``coordinated`` or ``jit-orders``: each vendor's pivot
 counterfactual, :data:`COUNTERFACTUALS`), ``remedy`` (``none``, ``refund`` or ``damages``: what a PO
 delivered short does to the transfer, :mod:`sim.execution`), ``solver`` (``cpp`` or
-``central``), ``commitment`` (``{weeks: k, band: b}``: the first ``k`` weeks of every agreed plan
+``central``), ``warm_start`` (default true: each week's negotiation of ``x*`` starts from last week's
+agreement shifted a week, as ``cpp``'s does, and each vendor's counterfactual from last week's
+counterfactual; false: every negotiation starts cold), ``commitment`` (``{weeks: k, band: b}``: the first ``k`` weeks of every agreed plan
 bind both parties within ``±b``, :mod:`sim.model.commitment`; default none, the weekly commitment of
 ``k = 1``; the negotiation, the JIT counterfactual and the transfer's continuations all plan inside
 the commitments already agreed), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
@@ -89,14 +91,16 @@ def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
                    answers: BestResponseOptions | None = None, *, wrap_vendor: Callable[[str, Any], Any] | None = None,
                    on_result: Callable[[Any], None] | None = None,
                    vendors: Sequence[str] | None = None, start: Any = None,
-                   first_week: np.ndarray | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+                   first_week: np.ndarray | None = None, warm: Any = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x*`` by CPP negotiation (default) or the central oracle; ``None`` if CPP did not converge.
     ``admm``, ``answers``: the negotiation's and the agents' settings (see :func:`cpp_settings`);
     ``wrap_vendor(name, negotiator)``: wraps a vendor's negotiator (noisy answers); ``on_result``:
     called with the negotiation's result (its transcript, prices). ``vendors``: the vendors whose
     preferences count (default all; the others' blocks are the retailer's alone to decide: a pivot's
     counterfactual). ``start``: a :class:`policies.cpp.NegotiationState` of the same week to start from.
-    ``first_week`` ``[V, F, K]``: this week's PO given, the later weeks planned."""
+    ``first_week`` ``[V, F, K]``: this week's PO given, the later weeks planned. ``warm``: last week's
+    result of the same negotiation (its plan and prices shifted a week, and its ``rho``, start this one:
+    :func:`policies.cpp.negotiate_efficient_plan`); ignored by a central solve."""
     names = list(ctx.vendors) if vendors is None else list(vendors)
     if not names:  # the retailer alone: its own plan, no negotiation needed
         if first_week is not None:
@@ -107,7 +111,7 @@ def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
     from policies.cpp import negotiate_efficient_plan
 
     plan, result = negotiate_efficient_plan(ctx, admm, answers=answers, wrap_vendor=wrap_vendor, vendors=names, start=start,
-                                            first_week=first_week)
+                                            first_week=first_week, warm=warm)
     if on_result is not None:
         on_result(result)
     diag = {"solver": "cpp", "iterations": result.iterations, "converged": result.status == "converged", "status": result.status}
@@ -158,13 +162,17 @@ COUNTERFACTUALS = ("coordinated", "jit-orders")
 
 def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray, kind: str, solver: str,
                          admm: ADMMOptions, answers: BestResponseOptions | None = None,
-                         start: Any = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+                         start: Any = None, warm: Any = None,
+                         on_result: Callable[[Any], None] | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x^{-v}`` of ``vendor`` (``kind``: one of :data:`COUNTERFACTUALS`): the plan of the retailer and the
     other vendors with ``vendor``'s preferences ignored; ``None`` if the negotiation did not converge.
     Without other vendors it is the retailer's own plan ``jit_plan``. ``start``: a state to start the
     negotiation from; never one that carries ``vendor``'s reports (the main negotiation's): ``x^{-v}``
     would then depend on them, and where many counterfactual POs are nearly equally cheap (as for
-    ``two-vendors``' sonora) a lie could choose among them (:class:`CPPVCGPolicy` starts it cold)."""
+    ``two-vendors``' sonora) a lie could choose among them (:class:`CPPVCGPolicy` starts it cold).
+    ``warm``: last week's result of the same counterfactual's negotiation, shifted a week (it was
+    negotiated without ``v``, before this week's reports); ``on_result``: called with the negotiation's
+    result."""
     others = [u for u in ctx.vendors if u != vendor]
     if not others:
         return jit_plan, {}
@@ -173,7 +181,8 @@ def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray
         held = np.full(jit_plan[:, 0].shape, np.nan)
         i = ctx.public.vendor_index(vendor)
         held[i] = jit_plan[i, 0]
-    return efficient_plan(ctx, solver, admm, answers, vendors=others, start=start, first_week=held)
+    return efficient_plan(ctx, solver, admm, answers, vendors=others, start=start, first_week=held, warm=warm,
+                          on_result=on_result)
 
 
 @contextmanager
@@ -285,6 +294,7 @@ class CPPVCGPolicy:
         remedy: str = "none",
         transfer: dict[str, Any] | TransferSettings | None = None,
         commitment: dict[str, Any] | CommitmentSettings | None = None,
+        warm_start: bool = True,
     ) -> None:
         #: what an agreed plan commits beyond its PO (None: the weekly commitment; :mod:`sim.model.commitment`)
         self.commit = commitment_settings(commitment, f"policies.{self.name}.commitment")
@@ -310,6 +320,12 @@ class CPPVCGPolicy:
         self.privacy = ViewRecorder(privacy_options(privacy, f"policy '{self.name}'"))
         if self.privacy.admm_update():
             self.admm = self.admm.model_copy(update=self.privacy.admm_update())
+        if not isinstance(warm_start, bool):
+            raise FlosimError(f"policy '{self.name}': warm_start must be true or false, got {warm_start!r}")
+        #: start each week's main negotiation from last week's agreement (:meth:`warm`)
+        self.warm_start = warm_start
+        self._last: tuple[int, Any] | None = None  # (week, result) of the last converged main negotiation
+        self._last_cf: dict[str, tuple[int, Any]] = {}  # each vendor's last counterfactual negotiation
 
     @property
     def continuation(self) -> str:
@@ -367,12 +383,34 @@ class CPPVCGPolicy:
                     transfer_clamped=len(done.clamped))
         return done, diag
 
+    def warm(self, ctx: PlanningContext) -> Any:
+        """The result this week's main negotiation starts from: last week's converged main negotiation
+        (its plan and prices shifted a week, and its ``rho``: a rolling horizon changes little from week
+        to week), when ``warm_start`` is on and it was the week just before ``ctx.week``; else None (a
+        cold start). A vendor's counterfactual ``x^{-v}`` never starts from the main negotiation (it
+        carries ``v``'s reports, :func:`pivot_counterfactual`), but from last week's ``x^{-v}``, which
+        was negotiated without ``v``, under the same rule."""
+        return self._previous(self._last, ctx)
+
+    def _previous(self, last: tuple[int, Any] | None, ctx: PlanningContext) -> Any:
+        """``last`` (week, result) if warm starts are on and it is of the week before ``ctx.week``."""
+        if not self.warm_start or last is None or self.solver != "cpp":
+            return None
+        week, result = last
+        return result if week == ctx.week - 1 and result.converged else None
+
     def decide(self, ctx: PlanningContext) -> Decision:
         jit = jit_outcome(ctx)
         negotiated: list[Any] = []
+        warm = self.warm(ctx)
+        self._last = None
         plan, diag = efficient_plan(ctx, self.solver, self.admm, self.answers,
-                                    wrap_vendor=self.privacy.vendor_wrapper(ctx), on_result=negotiated.append)
+                                    wrap_vendor=self.privacy.vendor_wrapper(ctx), on_result=negotiated.append, warm=warm)
         result = negotiated[0] if negotiated else None
+        if result is not None and result.converged:
+            self._last = (ctx.week, result)
+        if self.solver == "cpp":
+            diag["warm_start"] = warm is not None
         if plan is None:  # never a silent wrong answer: flag the week and fall back to JIT
             self.privacy.keep(ctx.week, result, jit.plan, 0.0)
             return Decision(jit.plan, {}, False, jit.planned(), {**diag, "fallback": "jit"})
@@ -382,11 +420,18 @@ class CPPVCGPolicy:
         pivot_admm = pivot_options(self.admm, result)  # each pivot's error within the main plan's
         # the joint re-plan at x*_t starts from the main agreement (it depends on x* anyway)
         start = NegotiationState.of(result, list(ctx.vendors)) if result is not None else None
+        last_cf, self._last_cf = self._last_cf, {}
         for name in ctx.vendors:
             others = [u for u in ctx.vendors if u != name]
-            # without the other vendors the counterfactual is the retailer alone: its JIT plan
+            # without the other vendors the counterfactual is the retailer alone: its JIT plan. Never
+            # from this week's main agreement (it carries v's reports: see pivot_counterfactual); from
+            # last week's counterfactual, negotiated without v, when warm starts are on
+            kept: list[Any] = []
             counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, pivot_admm,
-                                                         self.answers)  # (cold: see pivot_counterfactual)
+                                                         self.answers, warm=self._previous(last_cf.get(name), ctx),
+                                                         on_result=kept.append)
+            if kept and kept[0].converged:
+                self._last_cf[name] = (ctx.week, kept[0])
             # S_-v(x*_t): the later weeks re-planned without v inside what agreeing x* commits (as the
             # retailer's own continuation is priced), so v pays for the obligations its influence adds
             with planning_within(ctx, self._agreed(ctx, plan)):
