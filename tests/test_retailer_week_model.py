@@ -19,7 +19,9 @@ def _fresh_cost_with_first_week(retailer, po, demand):
     return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), "retailer", x.shape[1])
 
 
-def test_queries_on_the_kept_model_equal_fresh_solves(default_scenario) -> None:
+def test_queries_on_the_kept_model_equal_fresh_solves(default_scenario, monkeypatch) -> None:
+    """With ``LP_STARTS = "scratch"`` every query is solved from scratch: bit for bit a fresh LP's answer."""
+    monkeypatch.setattr(retailer_module, "LP_STARTS", "scratch")
     retailer, _ = one_vendor_round(default_scenario)
     rng = np.random.default_rng(7)
     plan = retailer.preferred_plan().plan
@@ -36,6 +38,48 @@ def test_queries_on_the_kept_model_equal_fresh_solves(default_scenario) -> None:
             plan, fresh, "retailer", x.shape[1]).by_week.sum()
     (model,) = retailer._models.values()
     assert model.model.solves == 4 * 3  # one model for the week: every query re-solved it
+
+
+def _queries(retailer, rng, count):
+    plan = retailer.preferred_plan().plan
+    demands = [None] + [retailer.forecast * rng.uniform(0.7, 1.3, size=retailer.forecast.shape) for _ in range(2)]
+    return [(plan[:, 0] * rng.uniform(0.5, 1.5, size=plan[:, 0].shape), demands[i % 3]) for i in range(count)], plan
+
+
+def test_reference_starts_answer_the_same_whatever_the_order(default_scenario) -> None:
+    """The default (``LP_STARTS = "reference"``): every query starts from the week's reference basis for
+    its demand, so the same queries asked in another order (after other queries, on a fresh week model)
+    give bit-identical answers, plans included; and the same optimal values as solves from scratch."""
+    assert retailer_module.LP_STARTS == "reference"
+    retailer, _ = one_vendor_round(default_scenario)
+    queries, plan = _queries(retailer, np.random.default_rng(11), 9)
+    forward = [retailer.cost_with_first_week(po, d) for po, d in queries]
+    forward_eval = [retailer.evaluate(plan, demand=d) for _, d in queries[:3]]
+    for got, (po, d) in zip(forward, queries, strict=True):
+        want = _fresh_cost_with_first_week(retailer, po, retailer.forecast if d is None else d)
+        assert np.isclose(got.total, want.total, rtol=1e-9, atol=1e-7)
+    (model,) = retailer._models.values()
+    assert len(model._refs) == 3  # one reference per demand: the forecast and two paths
+    retailer.observe(retailer.state, retailer.forecast)  # a new week model, asked in another order
+    assert retailer._models == {}
+    order = [4, 7, 0, 8, 2, 5, 1, 6, 3]
+    retailer.cost_with_first_week(queries[0][0] * 0.9, queries[1][1])  # an unrelated query first
+    backward_eval = [retailer.evaluate(plan, demand=d) for _, d in reversed(queries[:3])][::-1]
+    backward = {i: retailer.cost_with_first_week(*queries[i]) for i in order}
+    for i, a in enumerate(forward):
+        b = backward[i]
+        assert np.array_equal(a.by_week, b.by_week) and np.array_equal(a.plan, b.plan)
+    for a, b in zip(forward_eval, backward_eval, strict=True):
+        assert np.array_equal(a.by_week, b.by_week)
+
+
+def test_an_unknown_start_mode_is_refused(default_scenario, monkeypatch) -> None:
+    monkeypatch.setattr(retailer_module, "LP_STARTS", "warmish")
+    retailer, _ = one_vendor_round(default_scenario)
+    import pytest
+
+    with pytest.raises(ValueError, match="LP_STARTS"):
+        retailer.cost_with_first_week(retailer.preferred_plan().plan[:, 0])
 
 
 def test_a_new_week_builds_a_new_model_and_pickles_carry_none(default_scenario) -> None:
@@ -71,6 +115,10 @@ def test_warm_start_switch_gives_the_same_totals_and_an_order_free_split(default
     for a, b in zip(forward, backward, strict=True):  # what the CBT uses: week 0, and the later weeks' sum
         assert np.isclose(a.by_week[0], b.by_week[0], rtol=1e-9, atol=1e-6)
         assert np.isclose(a.by_week[1:].sum(), b.by_week[1:].sum(), rtol=1e-9, atol=1e-6)
-    # on the forecast the plan matters (the menu completes items with it): still solved from scratch
+    # on the forecast the plan matters (the menu completes items with it): answered as without the
+    # switch (from the week's reference basis, LP_STARTS), not by the second LP
     po = queries[0][0]
-    assert np.array_equal(retailer.cost_with_first_week(po).plan, _fresh_cost_with_first_week(retailer, po, retailer.forecast).plan)
+    with_switch = retailer.cost_with_first_week(po)
+    monkeypatch.setattr(retailer_module, "WARM_START_LPS", False)
+    retailer.observe(retailer.state, retailer.forecast)
+    assert np.array_equal(with_switch.plan, retailer.cost_with_first_week(po).plan)

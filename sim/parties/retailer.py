@@ -14,7 +14,7 @@ and the first-best oracle (:mod:`sim.parties.oracle`) use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,9 +34,21 @@ RETAILER = "retailer"
 #: uses that split. So with the switch on, a query on a demand path is answered in two warm-started
 #: solves: the optimum, then, among the optimal plans, one with the least first-week cost (a defined
 #: split, the same whichever way the solver gets there, but not the one today's goldens record).
-#: Queries on the forecast (whose plans the menu uses) are still solved from scratch. See
+#: Queries on the forecast (whose plans the menu uses) are answered as :data:`LP_STARTS` says. See
 #: docs/performance.md.
 WARM_START_LPS = False
+
+#: How the week's kept LP is re-solved for a query (when :data:`WARM_START_LPS` is off):
+#: ``"reference"`` (default): warm-started from a *reference* basis fixed per week and demand, the
+#: basis of the retailer's own optimal plan on that demand (from scratch on the forecast; on another
+#: demand path warm-started from the forecast's). Each answer is then a function of the query and the
+#: week alone, whatever was asked before it and in whichever order (a menu's items priced in any order,
+#: or a larger menu, get the same prices), and about ten times cheaper than from scratch on the pilot.
+#: Where the LP has several optimal plans the one returned is the one nearest the reference, not the
+#: one a solve from scratch stops at (both arbitrary among equally cheap plans; totals agree to solver
+#: tolerance). ``"scratch"``: every query from scratch (the answers of earlier versions; slower).
+LP_STARTS = "reference"
+LP_START_MODES = ("reference", "scratch")
 
 
 @dataclass(frozen=True)
@@ -231,11 +243,16 @@ class RetailerAgent:
         if week is None:
             lp, x = self._lp(state, demand)
             return solve_lp(_within(lp, x, bounds).with_bounds(idx_of(x), values, values)), x
-        lp = week.on(self.forecast if demand is None else demand, self.state.backlog)
-        lp = _within(lp, week.x, bounds).with_bounds(idx_of(week.x), values, values)
-        if demand is None or not WARM_START_LPS:
+        on = week.on(self.forecast if demand is None else demand, self.state.backlog)
+        lp = _within(on, week.x, bounds).with_bounds(idx_of(week.x), values, values)
+        if demand is not None and WARM_START_LPS:
+            return week.least_first_week(lp), week.x
+        if LP_STARTS not in LP_START_MODES:
+            raise ValueError(f"sim.parties.retailer.LP_STARTS must be one of {', '.join(LP_START_MODES)}, got {LP_STARTS!r}")
+        if LP_STARTS == "scratch":
             return week.model.solve(lp), week.x
-        return week.least_first_week(lp), week.x
+        forecast = week.on(self.forecast, self.state.backlog)
+        return week.model.solve(lp, start=week.reference(on, forecast)), week.x
 
     def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: RetailerState | None = None,
                              bounds: PlanBounds | None = None) -> PlanCost:
@@ -245,8 +262,8 @@ class RetailerAgent:
         weeks stay inside the commitments its state holds and, if given, inside ``bounds`` ``[V, H, F, K]``
         (what an agreement would commit them to: :func:`sim.model.commitment.agreed_box`).
         The CBT asks this once per PO and demand path: each query re-solves this week's LP, kept in HiGHS,
-        with only the first week's bounds and the demand changed (from scratch unless
-        :data:`WARM_START_LPS`)."""
+        with only the first week's bounds and the demand changed, from the week's reference basis for
+        that demand (:data:`LP_STARTS`), so the answer does not depend on the queries asked before it."""
         sol, x = self._solve_on(demand, state, lambda x: x[:, 0], po, bounds)
         return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
 
@@ -361,6 +378,22 @@ class _WeekModel:
 
     _warm: LPModel | None = None
     _second: LPModel | None = None
+    #: reference bases by demand (the right-hand sides' bytes): where every query on that demand starts
+    _refs: dict[bytes, Any] = field(default_factory=dict)
+
+    def reference(self, on: LinearProgram, forecast: LinearProgram) -> Any:
+        """The reference basis of the LP ``on`` (the model's LP on one demand, nothing fixed): the basis
+        of its optimum, solved once per week and demand; on the forecast (``forecast``) from scratch,
+        on another demand warm-started from the forecast's reference. A function of the week and the
+        demand only, whichever query asks for it first."""
+        key = _rhs_key(on)
+        if key not in self._refs:
+            fkey = _rhs_key(forecast)
+            if fkey not in self._refs:
+                self._refs[fkey] = self.model.solve(forecast, keep_basis=True).basis
+            if key != fkey:
+                self._refs[key] = self.model.solve(on, start=self._refs[fkey], keep_basis=True).basis
+        return self._refs[key]
 
     def least_first_week(self, lp: LinearProgram) -> LPSolution:
         """``lp`` (the model's LP with other bounds and right-hand sides) solved warm-started, then among
@@ -397,6 +430,10 @@ class _WeekModel:
             b_ub = b_ub.copy()
             b_ub[self.rows["ub"].ravel()] = ub.ravel()
         return replace(lp, b_eq=b_eq, b_ub=b_ub)
+
+
+def _rhs_key(lp: LinearProgram) -> bytes:
+    return lp.b_eq.tobytes() + lp.b_ub.tobytes()
 
 
 def replacement_price(public: PublicData) -> np.ndarray:
