@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 
 import sim.parties.retailer as retailer_module
 from conftest import one_vendor_round
@@ -76,8 +77,6 @@ def test_reference_starts_answer_the_same_whatever_the_order(default_scenario) -
 def test_an_unknown_start_mode_is_refused(default_scenario, monkeypatch) -> None:
     monkeypatch.setattr(retailer_module, "LP_STARTS", "warmish")
     retailer, _ = one_vendor_round(default_scenario)
-    import pytest
-
     with pytest.raises(ValueError, match="LP_STARTS"):
         retailer.cost_with_first_week(retailer.preferred_plan().plan[:, 0])
 
@@ -122,3 +121,51 @@ def test_warm_start_switch_gives_the_same_totals_and_an_order_free_split(default
     monkeypatch.setattr(retailer_module, "WARM_START_LPS", False)
     retailer.observe(retailer.state, retailer.forecast)
     assert np.array_equal(with_switch.plan, retailer.cost_with_first_week(po).plan)
+
+
+def test_plans_under_a_virtual_discount_are_kept_order_free_and_optimal(default_scenario, monkeypatch) -> None:
+    """``preferred_plan(inbound_discount=...)`` (the menu's discount and steer items) re-solves one kept
+    LP per week from its reference basis: the same plans whatever the order of the queries, the same
+    optimal values as from scratch (``LP_STARTS = "scratch"``)."""
+    retailer, _ = one_vendor_round(default_scenario)
+    F = retailer.public.F
+    queries = []
+    for level, f in [(0.05, 0), (0.2, 1), (0.5, 2), (0.35, 0)]:
+        d = np.zeros(F)
+        d[f] = level
+        queries.append((d, None))
+    d = np.full(F, -0.2)
+    d[1] = 0.1
+    cap = np.full(F, np.inf)
+    cap[1] = 300.0
+    queries.append((d, cap))
+    forward = [retailer.preferred_plan(inbound_discount=d, discount_cap=c) for d, c in queries]
+    assert set(retailer._models) == {"discount"}
+    retailer.observe(retailer.state, retailer.forecast)
+    backward = [retailer.preferred_plan(inbound_discount=d, discount_cap=c) for d, c in reversed(queries)][::-1]
+    monkeypatch.setattr(retailer_module, "LP_STARTS", "scratch")
+    retailer.observe(retailer.state, retailer.forecast)
+    scratch = [retailer.preferred_plan(inbound_discount=d, discount_cap=c) for d, c in queries]
+    for a, b, s, (disc, c) in zip(forward, backward, scratch, queries, strict=True):
+        assert np.array_equal(a.plan, b.plan) and np.array_equal(a.by_week, b.by_week)
+        # the objective the plans minimise: the true cost less the discount on the discounted units
+        assert np.isclose(_discounted(retailer, a, disc, c), _discounted(retailer, s, disc, c), rtol=1e-9)
+    assert any(not np.array_equal(a.plan, forward[0].plan) for a in forward)  # the discounts move the plans
+
+
+def _discounted(retailer, cost, disc, cap):
+    """``cost``'s plan valued as ``preferred_plan`` optimises it: true cost, the surcharge on every unit, less
+    the discount on the units it may discount (the least cost of that choice: an LP of its own)."""
+    from sim.model.lp import LPBuilder, solve_lp
+    pub = retailer.public
+    w = pub.wholesale[:, None, None, :]
+    x = cost.plan
+    surcharge = float((np.minimum(disc, 0.0)[None, None, :, None] * -w * x).sum())
+    b = LPBuilder()
+    e = b.add_var(x.shape, ub=x)
+    b.add_cost(e, -np.maximum(disc, 0.0)[None, None, :, None] * w, ("r", "d", 0))
+    if cap is not None:
+        capped = np.flatnonzero(np.isfinite(cap))
+        rows = b.new_rows("ub", (x.shape[1], capped.size), cap[capped][None, :])
+        b.add_terms("ub", rows[None, :, :, None], e[:, :, capped, :], pub.volume[None, None, None, :])
+    return cost.total + surcharge + solve_lp(b.build()).objective

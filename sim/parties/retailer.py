@@ -78,7 +78,9 @@ class RetailerAgent:
         self._data = data
         self._state: RetailerState | None = None
         self._forecast: np.ndarray | None = None
-        self._models: dict[int, _WeekModel] = {}  # this week's LP by horizon, kept in HiGHS between queries
+        # this week's LP by horizon (and "discount": the LP of plans under a virtual discount), kept in
+        # HiGHS between queries
+        self._models: dict[Any, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -286,33 +288,36 @@ class RetailerAgent:
         vendors the discount applies to (default all). The returned cost is the true ``C_R`` of the plan."""
         if inbound_discount is None:
             lp, x = self._lp(state, demand)
-        else:
-            disc = np.asarray(inbound_discount, dtype=float)
-            if np.any(np.abs(disc) >= 1):
-                raise ValueError(f"inbound_discount fractions must be in (-1, 1), got {disc}")
-            pub = self.public
-            which = np.ones(pub.V, dtype=bool) if only is None else np.asarray(only, dtype=bool)
-            b = LPBuilder()
-            horizon = pub.horizon if demand is None else int(np.shape(demand)[0])
-            shape = (pub.V, horizon, pub.F, pub.K)
-            w = np.where(which[:, None], pub.wholesale, 0.0)[:, None, None, :]
-            x = b.add_var(shape)
-            self.add_block(b, x, state, demand)
-            b.add_cost(x, np.minimum(disc, 0.0)[None, None, :, None] * -w, (RETAILER, "_incentive", 0))
-            # e: discounted units, at most the units shipped; their volume at most the cap per week
-            e = b.add_var(shape)
-            b.add_cost(e, -np.maximum(disc, 0.0)[None, None, :, None] * w, (RETAILER, "_incentive", 0))
-            own = b.new_rows("ub", shape)
-            b.add_terms("ub", own, e, 1.0)
-            b.add_terms("ub", own, x, -1.0)
-            if discount_cap is not None:
-                cap = np.asarray(discount_cap, dtype=float)
-                capped = np.flatnonzero(np.isfinite(cap))
-                rows = b.new_rows("ub", (horizon, capped.size), cap[capped][None, :])
-                b.add_terms("ub", rows[None, :, :, None], e[:, :, capped, :], pub.volume[None, None, None, :])
-            lp = b.build()
-        sol = solve_lp(lp)
+            sol = solve_lp(lp)
+            return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
+        disc = np.asarray(inbound_discount, dtype=float)
+        if np.any(np.abs(disc) >= 1):
+            raise ValueError(f"inbound_discount fractions must be in (-1, 1), got {disc}")
+        pub = self.public
+        which = np.ones(pub.V, dtype=bool) if only is None else np.asarray(only, dtype=bool)
+        w = np.where(which[:, None], pub.wholesale, 0.0)[:, None, None, :]
+        cap = np.full(pub.F, np.inf) if discount_cap is None else np.asarray(discount_cap, dtype=float)
+        kept = self._discount_model() if (state is None or state is self._state) and demand is None else None
+        base = kept if kept is not None else _DiscountModel.build(self, state, demand)
+        lp, x, e = base.lp, base.x, base.e
+        # the surcharge (negative entries) on every unit x; the discount (positive) on the units e, whose
+        # volume is capped per week at each FC with a finite cap (the other FCs' cap rows are free)
+        c = lp.c.copy()
+        c[x.ravel()] += (np.minimum(disc, 0.0)[None, None, :, None] * -w * np.ones(x.shape)).ravel()
+        c[e.ravel()] = (-np.maximum(disc, 0.0)[None, None, :, None] * w * np.ones(e.shape)).ravel()
+        b_ub = lp.b_ub.copy()
+        b_ub[base.cap_rows.ravel()] = np.broadcast_to(cap[None, :], base.cap_rows.shape).ravel()
+        lp = replace(lp, c=c, b_ub=b_ub)  # its labelled terms are the true C_R's (the incentive is a device)
+        sol = base.solve(lp)
         return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
+
+    def _discount_model(self) -> "_DiscountModel":
+        """This week's LP of the plans under a virtual discount (:meth:`preferred_plan`), kept in HiGHS
+        with its reference basis (the plan without discount) like :meth:`_week_model`'s."""
+        model = self._models.get("discount")
+        if model is None:
+            model = self._models["discount"] = _DiscountModel.build(self, None, None, keep=True)
+        return model
 
     def evaluate(self, plan: np.ndarray, state: RetailerState | None = None, demand: np.ndarray | None = None) -> PlanCost:
         """The retailer's cost if the vendors ship ``plan`` ``[V, H, F, K]`` (it still routes outbound optimally)."""
@@ -430,6 +435,46 @@ class _WeekModel:
             b_ub = b_ub.copy()
             b_ub[self.rows["ub"].ravel()] = ub.ravel()
         return replace(lp, b_eq=b_eq, b_ub=b_ub)
+
+
+@dataclass
+class _DiscountModel:
+    """The retailer's LP with discounted units ``e`` (at most the units shipped ``x``) and a weekly cap
+    row on their volume at every FC, all at no discount and no cap: :meth:`RetailerAgent.preferred_plan`
+    sets the costs and caps of a query. Kept (``model``): re-solved from the reference basis, the
+    optimum without discount (from scratch, once a week), as :data:`LP_STARTS` says."""
+
+    lp: LinearProgram
+    x: np.ndarray
+    e: np.ndarray
+    cap_rows: np.ndarray  # [H, F]
+    model: LPModel | None = None
+    _ref: Any = None
+
+    @classmethod
+    def build(cls, agent: "RetailerAgent", state: RetailerState | None, demand: np.ndarray | None,
+              keep: bool = False) -> "_DiscountModel":
+        pub = agent.public
+        horizon = pub.horizon if demand is None else int(np.shape(demand)[0])
+        shape = (pub.V, horizon, pub.F, pub.K)
+        b = LPBuilder()
+        x = b.add_var(shape)
+        agent.add_block(b, x, state, demand)
+        e = b.add_var(shape)
+        own = b.new_rows("ub", shape)
+        b.add_terms("ub", own, e, 1.0)
+        b.add_terms("ub", own, x, -1.0)
+        rows = b.new_rows("ub", (horizon, pub.F), np.inf)
+        b.add_terms("ub", rows[None, :, :, None], e, pub.volume[None, None, None, :])
+        lp = b.build()
+        return cls(lp, x, e, rows, LPModel(lp, warm=False) if keep else None)
+
+    def solve(self, lp: LinearProgram) -> LPSolution:
+        if self.model is None or LP_STARTS == "scratch":
+            return solve_lp(lp) if self.model is None else self.model.solve(lp)
+        if self._ref is None:
+            self._ref = self.model.solve(keep_basis=True).basis
+        return self.model.solve(lp, start=self._ref)
 
 
 def _rhs_key(lp: LinearProgram) -> bytes:
