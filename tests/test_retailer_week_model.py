@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
+import sim.model.lp as lp_module
 import sim.parties.retailer as retailer_module
 from conftest import one_vendor_round
 from sim.model.lp import solve_lp
@@ -22,7 +23,7 @@ def _fresh_cost_with_first_week(retailer, po, demand):
 
 def test_queries_on_the_kept_model_equal_fresh_solves(default_scenario, monkeypatch) -> None:
     """With ``LP_STARTS = "scratch"`` every query is solved from scratch: bit for bit a fresh LP's answer."""
-    monkeypatch.setattr(retailer_module, "LP_STARTS", "scratch")
+    monkeypatch.setattr(lp_module, "LP_STARTS", "scratch")
     retailer, _ = one_vendor_round(default_scenario)
     rng = np.random.default_rng(7)
     plan = retailer.preferred_plan().plan
@@ -51,7 +52,7 @@ def test_reference_starts_answer_the_same_whatever_the_order(default_scenario) -
     """The default (``LP_STARTS = "reference"``): every query starts from the week's reference basis for
     its demand, so the same queries asked in another order (after other queries, on a fresh week model)
     give bit-identical answers, plans included; and the same optimal values as solves from scratch."""
-    assert retailer_module.LP_STARTS == "reference"
+    assert lp_module.LP_STARTS == "reference"
     retailer, _ = one_vendor_round(default_scenario)
     queries, plan = _queries(retailer, np.random.default_rng(11), 9)
     forward = [retailer.cost_with_first_week(po, d) for po, d in queries]
@@ -75,7 +76,7 @@ def test_reference_starts_answer_the_same_whatever_the_order(default_scenario) -
 
 
 def test_an_unknown_start_mode_is_refused(default_scenario, monkeypatch) -> None:
-    monkeypatch.setattr(retailer_module, "LP_STARTS", "warmish")
+    monkeypatch.setattr(lp_module, "LP_STARTS", "warmish")
     retailer, _ = one_vendor_round(default_scenario)
     with pytest.raises(ValueError, match="LP_STARTS"):
         retailer.cost_with_first_week(retailer.preferred_plan().plan[:, 0])
@@ -143,7 +144,7 @@ def test_plans_under_a_virtual_discount_are_kept_order_free_and_optimal(default_
     assert set(retailer._models) == {"discount"}
     retailer.observe(retailer.state, retailer.forecast)
     backward = [retailer.preferred_plan(inbound_discount=d, discount_cap=c) for d, c in reversed(queries)][::-1]
-    monkeypatch.setattr(retailer_module, "LP_STARTS", "scratch")
+    monkeypatch.setattr(lp_module, "LP_STARTS", "scratch")
     retailer.observe(retailer.state, retailer.forecast)
     scratch = [retailer.preferred_plan(inbound_discount=d, discount_cap=c) for d, c in queries]
     for a, b, s, (disc, c) in zip(forward, backward, scratch, queries, strict=True):
@@ -169,3 +170,29 @@ def _discounted(retailer, cost, disc, cap):
         rows = b.new_rows("ub", (x.shape[1], capped.size), cap[capped][None, :])
         b.add_terms("ub", rows[None, :, :, None], e[:, :, capped, :], pub.volume[None, None, None, :])
     return cost.total + surcharge + solve_lp(b.build()).objective
+
+
+def test_a_vendors_evaluations_are_kept_order_free_and_equal_fresh_values(default_scenario, monkeypatch) -> None:
+    """``VendorAgent.evaluate`` re-solves one kept LP per week from its reference basis: the same cost by
+    week whatever the order, the same totals as from scratch, infeasible plans still infinite; what it
+    would ship (``allow_short``) bit for bit as from scratch."""
+    retailer, vendor = one_vendor_round(default_scenario)
+    rng = np.random.default_rng(12)
+    block = retailer.preferred_plan().plan[vendor.index]
+    plans = [block * rng.uniform(0.5, 1.5, size=block.shape) for _ in range(4)] + [block * 1e4]
+    forward = [vendor.evaluate(p) for p in plans]
+    assert vendor._kept is not None and pickle.loads(pickle.dumps(vendor))._kept is None
+    vendor.observe(vendor.state)
+    assert vendor._kept is None
+    backward = [vendor.evaluate(p) for p in reversed(plans)][::-1]
+    short = [vendor.evaluate(p, allow_short=True) for p in plans]
+    monkeypatch.setattr(lp_module, "LP_STARTS", "scratch")
+    vendor.observe(vendor.state)
+    scratch = [vendor.evaluate(p) for p in plans]
+    for a, b, s in zip(forward, backward, scratch, strict=True):
+        assert np.array_equal(a.by_week, b.by_week)
+        assert a.total == s.total or np.isclose(a.total, s.total, rtol=1e-9, atol=1e-7)
+    assert not np.isfinite(forward[-1].total) and not np.isfinite(scratch[-1].total)
+    for p, got in zip(plans, short, strict=True):
+        want = vendor.evaluate(p, allow_short=True)
+        assert np.array_equal(got.plan, want.plan) and got.total == want.total

@@ -423,6 +423,26 @@ class LPModel:
             one(r, lo, up)
 
 
+#: How the agents' kept LPs (the retailer's week model, a vendor's evaluations) are re-solved for a query:
+#: ``"reference"`` (default): warm-started (``LPModel.solve(start=...)``) from a *reference* basis fixed
+#: per week (and demand), the basis of the agent's own optimal plan on it. Each answer is then a function
+#: of the query and the week alone, whatever was asked before it and in whichever order (a menu's items
+#: priced in any order, or a larger menu, get the same prices), and several times cheaper than from
+#: scratch on the pilot. Where an LP has several optimal solutions the one returned is the one the
+#: simplex reaches from the reference, not the one a solve from scratch stops at (both arbitrary among
+#: equally cheap plans; optimal values agree to solver tolerance). ``"scratch"``: every query from
+#: scratch (the answers of earlier versions; slower). docs/performance.md has the figures.
+LP_STARTS = "reference"
+LP_START_MODES = ("reference", "scratch")
+
+
+def reference_starts() -> bool:
+    """Whether kept LPs are re-solved from their reference basis (:data:`LP_STARTS`)."""
+    if LP_STARTS not in LP_START_MODES:
+        raise ValueError(f"sim.model.lp.LP_STARTS must be one of {', '.join(LP_START_MODES)}, got {LP_STARTS!r}")
+    return LP_STARTS == "reference"
+
+
 #: ``solve_lp(method="auto")`` uses the interior-point path from this many variables on
 IPM_THRESHOLD = 1_000_000
 

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from sim.model.commitment import PlanBounds
 from sim.model.data import PublicData, RetailerData
+import sim.model.lp as lp_module
 from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
 from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
@@ -34,21 +35,10 @@ RETAILER = "retailer"
 #: uses that split. So with the switch on, a query on a demand path is answered in two warm-started
 #: solves: the optimum, then, among the optimal plans, one with the least first-week cost (a defined
 #: split, the same whichever way the solver gets there, but not the one today's goldens record).
-#: Queries on the forecast (whose plans the menu uses) are answered as :data:`LP_STARTS` says. See
+#: Queries on the forecast (whose plans the menu uses) are answered as :data:`sim.model.lp.LP_STARTS` says. See
 #: docs/performance.md.
 WARM_START_LPS = False
 
-#: How the week's kept LP is re-solved for a query (when :data:`WARM_START_LPS` is off):
-#: ``"reference"`` (default): warm-started from a *reference* basis fixed per week and demand, the
-#: basis of the retailer's own optimal plan on that demand (from scratch on the forecast; on another
-#: demand path warm-started from the forecast's). Each answer is then a function of the query and the
-#: week alone, whatever was asked before it and in whichever order (a menu's items priced in any order,
-#: or a larger menu, get the same prices), and about ten times cheaper than from scratch on the pilot.
-#: Where the LP has several optimal plans the one returned is the one nearest the reference, not the
-#: one a solve from scratch stops at (both arbitrary among equally cheap plans; totals agree to solver
-#: tolerance). ``"scratch"``: every query from scratch (the answers of earlier versions; slower).
-LP_STARTS = "reference"
-LP_START_MODES = ("reference", "scratch")
 
 
 @dataclass(frozen=True)
@@ -249,9 +239,7 @@ class RetailerAgent:
         lp = _within(on, week.x, bounds).with_bounds(idx_of(week.x), values, values)
         if demand is not None and WARM_START_LPS:
             return week.least_first_week(lp), week.x
-        if LP_STARTS not in LP_START_MODES:
-            raise ValueError(f"sim.parties.retailer.LP_STARTS must be one of {', '.join(LP_START_MODES)}, got {LP_STARTS!r}")
-        if LP_STARTS == "scratch":
+        if not lp_module.reference_starts():
             return week.model.solve(lp), week.x
         forecast = week.on(self.forecast, self.state.backlog)
         return week.model.solve(lp, start=week.reference(on, forecast)), week.x
@@ -265,7 +253,7 @@ class RetailerAgent:
         (what an agreement would commit them to: :func:`sim.model.commitment.agreed_box`).
         The CBT asks this once per PO and demand path: each query re-solves this week's LP, kept in HiGHS,
         with only the first week's bounds and the demand changed, from the week's reference basis for
-        that demand (:data:`LP_STARTS`), so the answer does not depend on the queries asked before it."""
+        that demand (:data:`sim.model.lp.LP_STARTS`), so the answer does not depend on the queries asked before it."""
         sol, x = self._solve_on(demand, state, lambda x: x[:, 0], po, bounds)
         return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
 
@@ -442,7 +430,7 @@ class _DiscountModel:
     """The retailer's LP with discounted units ``e`` (at most the units shipped ``x``) and a weekly cap
     row on their volume at every FC, all at no discount and no cap: :meth:`RetailerAgent.preferred_plan`
     sets the costs and caps of a query. Kept (``model``): re-solved from the reference basis, the
-    optimum without discount (from scratch, once a week), as :data:`LP_STARTS` says."""
+    optimum without discount (from scratch, once a week), as :data:`sim.model.lp.LP_STARTS` says."""
 
     lp: LinearProgram
     x: np.ndarray
@@ -470,7 +458,7 @@ class _DiscountModel:
         return cls(lp, x, e, rows, LPModel(lp, warm=False) if keep else None)
 
     def solve(self, lp: LinearProgram) -> LPSolution:
-        if self.model is None or LP_STARTS == "scratch":
+        if self.model is None or not lp_module.reference_starts():
             return solve_lp(lp) if self.model is None else self.model.solve(lp)
         if self._ref is None:
             self._ref = self.model.solve(keep_basis=True).basis

@@ -21,7 +21,8 @@ import scipy.sparse as sp
 
 from sim.model.commitment import PlanBounds
 from sim.model.data import PublicData, VendorData
-from sim.model.lp import LinearProgram, LPBuilder, solve_lp
+import sim.model.lp as lp_module
+from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
 from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
 
@@ -103,6 +104,7 @@ class VendorAgent:
         self.public = public
         self._data = data
         self._state: VendorState | None = None
+        self._kept: _EvaluationModel | None = None
         self.party = data.name
         self.index = public.vendor_index(data.name)
         #: this vendor's wholesale price of each product ``[K]`` (public)
@@ -120,6 +122,22 @@ class VendorAgent:
 
     def observe(self, state: VendorState) -> None:
         self._state = state
+        self._kept = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_kept"] = None  # a solver's memory does not travel (the agent is pickled to its own process)
+        return state
+
+    def _evaluation_model(self) -> "_EvaluationModel":
+        """This week's LP of :meth:`evaluate` (its block's bounds set per query), kept in HiGHS until the
+        next :meth:`observe`."""
+        if self._kept is None:
+            b = LPBuilder()
+            x = b.add_var(self.plan_shape)
+            self.add_block(b, x)
+            self._kept = _EvaluationModel(LPModel(b.build(), warm=False), x)
+        return self._kept
 
     @property
     def state(self) -> VendorState:
@@ -225,11 +243,16 @@ class VendorAgent:
 
         ``allow_short=True``: the vendor may ship less than planned, as under JIT, and ships what is
         worth shipping to it; always feasible. ``PlanCost.plan`` is then what it would ship."""
-        b = LPBuilder()
-        x = b.add_var(self.plan_shape)
-        self.add_block(b, x, state)
-        lp = b.build().with_bounds(x, 0.0 if allow_short else plan, plan)
-        sol = solve_lp(lp, raise_on_fail=False)
+        kept = self._evaluation_model() if state is None or state is self._state else None
+        if kept is None:
+            b = LPBuilder()
+            x = b.add_var(self.plan_shape)
+            self.add_block(b, x, state)
+            sol = solve_lp(b.build().with_bounds(x, 0.0 if allow_short else plan, plan), raise_on_fail=False)
+        else:
+            # what it ships (allow_short) is a plan, so that stays a solve from scratch, as before
+            x = kept.x
+            sol = kept.solve(kept.model.lp.with_bounds(x, 0.0 if allow_short else plan, plan), reference=not allow_short)
         if not sol.ok:
             return PlanCost.infeasible(np.asarray(plan, dtype=float), self.public.horizon)
         shipped = sol.values(x) if allow_short else np.asarray(plan, dtype=float)
@@ -340,3 +363,24 @@ class VendorAgent:
             end_stock=sol.values(blocks["stock"])[0],
             costs=costs,
         )
+
+
+@dataclass
+class _EvaluationModel:
+    """A vendor's LP of one week with its block ``x`` free, kept in HiGHS for :meth:`VendorAgent.evaluate`.
+    A query fixes (or bounds) the block and is solved from the reference basis, the vendor's own
+    preferred block's (from scratch, once a week), as :data:`sim.model.lp.LP_STARTS` says; from scratch
+    if that LP has no optimum."""
+
+    model: LPModel
+    x: np.ndarray
+    _ref: Any = None
+    _ref_done: bool = False
+
+    def solve(self, lp: LinearProgram, *, reference: bool = True) -> LPSolution:
+        if not reference or not lp_module.reference_starts():
+            return self.model.solve(lp, raise_on_fail=False)
+        if not self._ref_done:
+            first = self.model.solve(raise_on_fail=False, keep_basis=True)
+            self._ref, self._ref_done = first.basis, True
+        return self.model.solve(lp, raise_on_fail=False, start=self._ref)
