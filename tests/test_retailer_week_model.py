@@ -172,27 +172,29 @@ def _discounted(retailer, cost, disc, cap):
     return cost.total + surcharge + solve_lp(b.build()).objective
 
 
-def test_a_vendors_evaluations_are_kept_order_free_and_equal_fresh_values(default_scenario, monkeypatch) -> None:
-    """``VendorAgent.evaluate`` re-solves one kept LP per week from its reference basis: the same cost by
-    week whatever the order, the same totals as from scratch, infeasible plans still infinite; what it
-    would ship (``allow_short``) bit for bit as from scratch."""
+def test_a_vendors_evaluations_are_kept_and_equal_fresh_solves(default_scenario) -> None:
+    """``VendorAgent.evaluate`` re-solves one kept LP per week (from scratch): bit for bit a fresh LP's
+    answer, infeasible plans still infinite, what it would ship (``allow_short``) included."""
+    from sim.model.lp import LPBuilder
+
     retailer, vendor = one_vendor_round(default_scenario)
     rng = np.random.default_rng(12)
     block = retailer.preferred_plan().plan[vendor.index]
     plans = [block * rng.uniform(0.5, 1.5, size=block.shape) for _ in range(4)] + [block * 1e4]
-    forward = [vendor.evaluate(p) for p in plans]
-    assert vendor._kept is not None and pickle.loads(pickle.dumps(vendor))._kept is None
+    for short in (False, True):
+        for p in plans:
+            got = vendor.evaluate(p, allow_short=short)
+            b = LPBuilder()
+            x = b.add_var(vendor.plan_shape)
+            vendor.add_block(b, x)
+            sol = solve_lp(b.build().with_bounds(x, 0.0 if short else p, p), raise_on_fail=False)
+            if not sol.ok:
+                assert not short and not np.isfinite(got.total)
+                continue
+            want = PlanCost.from_breakdown(sol.values(x) if short else p, sol.cost_breakdown(), vendor.party, x.shape[0])
+            assert np.array_equal(got.by_week, want.by_week) and np.array_equal(got.plan, want.plan)
+    assert not np.isfinite(vendor.evaluate(plans[-1]).total)
+    assert vendor._kept is not None and vendor._kept.model.solves == 11
+    assert pickle.loads(pickle.dumps(vendor))._kept is None
     vendor.observe(vendor.state)
     assert vendor._kept is None
-    backward = [vendor.evaluate(p) for p in reversed(plans)][::-1]
-    short = [vendor.evaluate(p, allow_short=True) for p in plans]
-    monkeypatch.setattr(lp_module, "LP_STARTS", "scratch")
-    vendor.observe(vendor.state)
-    scratch = [vendor.evaluate(p) for p in plans]
-    for a, b, s in zip(forward, backward, scratch, strict=True):
-        assert np.array_equal(a.by_week, b.by_week)
-        assert a.total == s.total or np.isclose(a.total, s.total, rtol=1e-9, atol=1e-7)
-    assert not np.isfinite(forward[-1].total) and not np.isfinite(scratch[-1].total)
-    for p, got in zip(plans, short, strict=True):
-        want = vendor.evaluate(p, allow_short=True)
-        assert np.array_equal(got.plan, want.plan) and got.total == want.total

@@ -21,7 +21,6 @@ import scipy.sparse as sp
 
 from sim.model.commitment import PlanBounds
 from sim.model.data import PublicData, VendorData
-import sim.model.lp as lp_module
 from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
 from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
@@ -250,9 +249,8 @@ class VendorAgent:
             self.add_block(b, x, state)
             sol = solve_lp(b.build().with_bounds(x, 0.0 if allow_short else plan, plan), raise_on_fail=False)
         else:
-            # what it ships (allow_short) is a plan, so that stays a solve from scratch, as before
             x = kept.x
-            sol = kept.solve(kept.model.lp.with_bounds(x, 0.0 if allow_short else plan, plan), reference=not allow_short)
+            sol = kept.solve(kept.model.lp.with_bounds(x, 0.0 if allow_short else plan, plan))
         if not sol.ok:
             return PlanCost.infeasible(np.asarray(plan, dtype=float), self.public.horizon)
         shipped = sol.values(x) if allow_short else np.asarray(plan, dtype=float)
@@ -367,20 +365,14 @@ class VendorAgent:
 
 @dataclass
 class _EvaluationModel:
-    """A vendor's LP of one week with its block ``x`` free, kept in HiGHS for :meth:`VendorAgent.evaluate`.
-    A query fixes (or bounds) the block and is solved from the reference basis, the vendor's own
-    preferred block's (from scratch, once a week), as :data:`sim.model.lp.LP_STARTS` says; from scratch
-    if that LP has no optimum."""
+    """A vendor's LP of one week with its block ``x`` free, kept in HiGHS for :meth:`VendorAgent.evaluate`:
+    a query fixes (or bounds) the block and is solved from scratch, bit for bit as a fresh LP (what the
+    kept model saves is building the LP). Not from a reference basis: with the whole block fixed,
+    HiGHS's presolve leaves a small LP, and on the pilot a solve from scratch took fewer iterations
+    (889 on average, 7.5 ms) than one started from the vendor's own preferred block (1,017, 13.9 ms)."""
 
     model: LPModel
     x: np.ndarray
-    _ref: Any = None
-    _ref_done: bool = False
 
-    def solve(self, lp: LinearProgram, *, reference: bool = True) -> LPSolution:
-        if not reference or not lp_module.reference_starts():
-            return self.model.solve(lp, raise_on_fail=False)
-        if not self._ref_done:
-            first = self.model.solve(raise_on_fail=False, keep_basis=True)
-            self._ref, self._ref_done = first.basis, True
-        return self.model.solve(lp, raise_on_fail=False, start=self._ref)
+    def solve(self, lp: LinearProgram) -> LPSolution:
+        return self.model.solve(lp, raise_on_fail=False)
