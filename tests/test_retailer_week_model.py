@@ -198,3 +198,20 @@ def test_a_vendors_evaluations_are_kept_and_equal_fresh_solves(default_scenario)
     assert pickle.loads(pickle.dumps(vendor))._kept is None
     vendor.observe(vendor.state)
     assert vendor._kept is None
+
+
+def test_the_own_plan_is_the_week_models_first_solve_bit_for_bit(default_scenario) -> None:
+    """``preferred_plan()`` (JIT) is the week model's solve on the forecast with nothing fixed, from scratch:
+    bit for bit a fresh LP's answer, and its basis is the forecast queries' reference."""
+    retailer, _ = one_vendor_round(default_scenario)
+    lp, x = retailer._lp()
+    fresh = solve_lp(lp)
+    want = PlanCost.from_breakdown(fresh.values(x), fresh.cost_breakdown(), "retailer", x.shape[1])
+    for _ in range(2):  # asked again: the same solve, not another
+        got = retailer.preferred_plan()
+        assert np.array_equal(got.plan, want.plan) and np.array_equal(got.by_week, want.by_week)
+    (week,) = retailer._models.values()
+    assert len(week._refs) == 1 and sum(m.solves for m in week._on.values()) == 1
+    other = retailer.preferred_plan(demand=retailer.forecast * 1.1)  # another demand: a fresh LP, as before
+    lp2, x2 = retailer._lp(None, retailer.forecast * 1.1)
+    assert np.array_equal(other.plan, solve_lp(lp2).values(x2))

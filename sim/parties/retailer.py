@@ -274,8 +274,12 @@ class RetailerAgent:
         volume per week; a negative entry is a surcharge on every unit. ``only`` ``[V]`` bool: the
         vendors the discount applies to (default all). The returned cost is the true ``C_R`` of the plan."""
         if inbound_discount is None:
-            lp, x = self._lp(state, demand)
-            sol = solve_lp(lp)
+            week = self._week_model(state, demand) if demand is None else None
+            if week is None:
+                lp, x = self._lp(state, demand)
+                sol = solve_lp(lp)
+            else:  # this week's own plan on the forecast: the week model's first solve (from scratch)
+                sol, x = week.own(week.on(self.forecast, self.state.backlog)), week.x
             return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
         disc = np.asarray(inbound_discount, dtype=float)
         if np.any(np.abs(disc) >= 1):
@@ -374,6 +378,7 @@ class _WeekModel:
     _refs: dict[bytes, Any] = field(default_factory=dict)
     #: one HiGHS model per demand (its right-hand sides set once): a query changes only bounds
     _on: dict[bytes, LPModel] = field(default_factory=dict)
+    _own: LPSolution | None = None
 
     def _model_on(self, on: LinearProgram) -> LPModel:
         key = _rhs_key(on)
@@ -390,10 +395,19 @@ class _WeekModel:
         if key not in self._refs:
             fkey = _rhs_key(forecast)
             if fkey not in self._refs:
-                self._refs[fkey] = self._model_on(forecast).solve(forecast, keep_basis=True).basis
+                self.own(forecast)
             if key != fkey:
                 self._refs[key] = self._model_on(on).solve(on, start=self._refs[fkey], keep_basis=True).basis
         return self._refs[key]
+
+    def own(self, forecast: LinearProgram) -> LPSolution:
+        """The retailer's own optimal plan on the forecast (``forecast``: the model's LP on it, nothing
+        fixed), solved once a week from scratch, bit for bit as a fresh LP; its basis is the forecast's
+        reference."""
+        if self._own is None:
+            self._own = self._model_on(forecast).solve(forecast, keep_basis=True)
+            self._refs[_rhs_key(forecast)] = self._own.basis
+        return self._own
 
     def from_reference(self, lp: LinearProgram, on: LinearProgram, forecast: LinearProgram) -> LPSolution:
         """``lp`` (the LP ``on`` of one demand with the query's bounds on the plan) solved warm-started
