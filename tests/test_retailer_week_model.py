@@ -215,3 +215,24 @@ def test_the_own_plan_is_the_week_models_first_solve_bit_for_bit(default_scenari
     other = retailer.preferred_plan(demand=retailer.forecast * 1.1)  # another demand: a fresh LP, as before
     lp2, x2 = retailer._lp(None, retailer.forecast * 1.1)
     assert np.array_equal(other.plan, solve_lp(lp2).values(x2))
+
+
+def test_a_vendors_evaluation_near_a_plan_is_order_free_with_the_same_totals(default_scenario, monkeypatch) -> None:
+    """``evaluate(plan, near=reference)`` starts from the basis of the reference plan's evaluation: the
+    same answers in any order, the totals of solves from scratch, infeasible plans still infinite."""
+    retailer, vendor = one_vendor_round(default_scenario)
+    rng = np.random.default_rng(13)
+    near = retailer.preferred_plan().plan[vendor.index]
+    plans = [near * rng.uniform(0.8, 1.2, size=near.shape) for _ in range(5)] + [near * 1e4]
+    forward = [vendor.evaluate(p, near=near) for p in plans]
+    vendor.observe(vendor.state)
+    vendor.evaluate(plans[2])  # another query first
+    backward = [vendor.evaluate(p, near=near) for p in reversed(plans)][::-1]
+    scratch = [vendor.evaluate(p) for p in plans]
+    for a, b, s in zip(forward, backward, scratch, strict=True):
+        assert np.array_equal(a.by_week, b.by_week) and a.total == b.total
+        assert a.total == s.total or np.isclose(a.total, s.total, rtol=1e-9, atol=1e-7)
+    assert not np.isfinite(forward[-1].total)
+    assert len(vendor._kept._refs) == 1  # one reference evaluation for the week
+    monkeypatch.setattr(lp_module, "LP_STARTS", "scratch")  # then ``near`` changes nothing
+    assert vendor.evaluate(plans[0], near=near).total == scratch[0].total

@@ -425,7 +425,8 @@ class LPModel:
 
 #: How the agents' kept LPs (the retailer's week model, a vendor's evaluations) are re-solved for a query:
 #: ``"reference"`` (default): warm-started (``LPModel.solve(start=...)``) from a *reference* basis fixed
-#: per week (and demand), the basis of the agent's own optimal plan on it. Each answer is then a function
+#: per week (and demand), the basis of a solve near the queries (the retailer's: its own optimal plan on
+#: the forecast; on a demand path, that path with this week's PO fixed at its own plan's). Each answer is then a function
 #: of the query and the week alone, whatever was asked before it and in whichever order (a menu's items
 #: priced in any order, or a larger menu, get the same prices), and several times cheaper than from
 #: scratch on the pilot. Where an LP has several optimal solutions the one returned is the one the
