@@ -48,7 +48,7 @@ def _queries(retailer, rng, count):
     return [(plan[:, 0] * rng.uniform(0.5, 1.5, size=plan[:, 0].shape), demands[i % 3]) for i in range(count)], plan
 
 
-def test_reference_starts_answer_the_same_whatever_the_order(default_scenario) -> None:
+def test_reference_starts_answer_the_same_whatever_the_order(default_scenario, monkeypatch) -> None:
     """The default (``LP_STARTS = "reference"``): every query starts from the week's reference basis for
     its demand, so the same queries asked in another order (after other queries, on a fresh week model)
     give bit-identical answers, plans included; and the same optimal values as solves from scratch."""
@@ -73,6 +73,13 @@ def test_reference_starts_answer_the_same_whatever_the_order(default_scenario) -
         assert np.array_equal(a.by_week, b.by_week) and np.array_equal(a.plan, b.plan)
     for a, b in zip(forward_eval, backward_eval, strict=True):
         assert np.array_equal(a.by_week, b.by_week)
+    # with room for one kept model only, the other demands share the week's model: the same answers
+    monkeypatch.setattr(retailer_module, "KEPT_COLUMNS", retailer._models[retailer.public.horizon].model.lp.n)
+    retailer.observe(retailer.state, retailer.forecast)
+    shared = {i: retailer.cost_with_first_week(*queries[i]) for i in reversed(order)}
+    assert len(retailer._models[retailer.public.horizon]._on) == 1
+    for i, a in enumerate(forward):
+        assert np.array_equal(a.by_week, shared[i].by_week) and np.array_equal(a.plan, shared[i].plan)
 
 
 def test_an_unknown_start_mode_is_refused(default_scenario, monkeypatch) -> None:

@@ -363,6 +363,13 @@ def demand_rhs(demand: np.ndarray, backlog: np.ndarray, beta: float) -> tuple[np
     return d, np.asarray(demand[-1], dtype=float).sum(axis=0)
 
 
+#: How many LP columns the retailer keeps in HiGHS models per demand (one model per demand it is asked
+#: about, up to this many columns in all; the queries on other demands share one model). Memory: about
+#: 2.3 MB a model on the pilot (4,900 columns), 35 MB on pilot-full (81,000: nine models, the forecast
+#: and eight demand paths, about 320 MB until the next week's ``observe``).
+KEPT_COLUMNS = 750_000
+
+
 @dataclass
 class _WeekModel:
     """The retailer's LP of one week and horizon, held in HiGHS, with the rows demand sets."""
@@ -381,8 +388,12 @@ class _WeekModel:
     _own: LPSolution | None = None
 
     def _model_on(self, on: LinearProgram) -> LPModel:
+        """The HiGHS model kept for ``on``'s demand; past :data:`KEPT_COLUMNS`, the week's shared model
+        (its right-hand sides then changed per query: slower, the same answers)."""
         key = _rhs_key(on)
         if key not in self._on:
+            if (len(self._on) + 1) * on.n > KEPT_COLUMNS:
+                return self.model
             self._on[key] = LPModel(on, warm=False)
         return self._on[key]
 
