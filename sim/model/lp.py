@@ -12,7 +12,9 @@ turns a solution into the costs the ledger and the transfers need, without re-de
 What a user may do: build an LP with :class:`LPBuilder`, solve it with :func:`solve_lp` (HiGHS through
 ``scipy.optimize.linprog``; ``method="ipm"`` runs HiGHS's interior-point solver without crossover
 through ``highspy``, which is what finishes on millions of variables), fix or bound some variables
-with :meth:`LinearProgram.with_bounds`.
+with :meth:`LinearProgram.with_bounds`; keep one LP in HiGHS with :class:`LPModel` and re-solve it with
+other bounds, costs or right-hand sides, from scratch or from a fixed reference basis (an order-free
+warm start: :data:`LP_STARTS`).
 """
 
 from __future__ import annotations
