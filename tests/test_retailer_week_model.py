@@ -243,3 +243,35 @@ def test_a_vendors_evaluation_near_a_plan_is_order_free_with_the_same_totals(def
     assert len(vendor._kept._refs) == 1  # one reference evaluation for the week
     monkeypatch.setattr(lp_module, "LP_STARTS", "scratch")  # then ``near`` changes nothing
     assert vendor.evaluate(plans[0], near=near).total == scratch[0].total
+
+
+def test_cbt_prices_do_not_depend_on_the_order_items_are_priced(default_scenario) -> None:
+    """What the menu relies on for nested menus: the CBT of each candidate plan (``paths`` continuation, whose
+    split by week depends on the optimal plan the solver returns) is the same, bit for bit, whether the
+    plans are priced in one order or another, or after other plans."""
+    from dataclasses import replace
+
+    from policies.cbt import TransferPricer
+    from sim.world import planning_context
+
+    ctx = planning_context(default_scenario, week=1)
+    jit = ctx.retailer.preferred_plan().plan
+    rng = np.random.default_rng(14)
+    plans = []
+    for _ in range(5):
+        plan = np.array(jit, copy=True)
+        plan[:, 0] *= rng.uniform(0.6, 1.4, size=plan[:, 0].shape)
+        plans.append(plan)
+
+    def prices(order, before=()):
+        ctx.retailer.observe(ctx.retailer.state, ctx.retailer.forecast)  # a fresh week model
+        pricer = TransferPricer(replace(ctx, rng=np.random.default_rng(5)), jit, scenarios=4, two_way=True)
+        for p in before:
+            pricer.price(p)
+        return {i: pricer.price(plans[i]) for i in order}
+
+    forward = prices(range(5))
+    backward = prices(reversed(range(5)), before=[jit * 1.1])
+    for i in range(5):
+        assert forward[i] == backward[i]  # every field of the breakdown, exactly
+    assert len({round(forward[i].raw, 6) for i in range(5)}) > 1
