@@ -21,8 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from sim.model.commitment import PlanBounds
-from sim.model.data import PublicData, RetailerData
 import sim.model.lp as lp_module
+from sim.model.data import PublicData, RetailerData
 from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
 from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
@@ -38,7 +38,6 @@ RETAILER = "retailer"
 #: Queries on the forecast (whose plans the menu uses) are answered as :data:`sim.model.lp.LP_STARTS` says. See
 #: docs/performance.md.
 WARM_START_LPS = False
-
 
 
 @dataclass(frozen=True)
@@ -416,7 +415,8 @@ class _WeekModel:
                 model = self._model_on(on)
                 free = model.solve(on, start=self._refs[fkey], keep_basis=True).basis
                 po = self.own(forecast).x[self.x[:, 0].ravel()].reshape(self.x[:, 0].shape)
-                self._refs[key] = model.solve(on.with_bounds(self.x[:, 0], po, po), start=free, keep_basis=True).basis
+                near = model.solve(on.with_bounds(self.x[:, 0], po, po), start=free, keep_basis=True, raise_on_fail=False)
+                self._refs[key] = near.basis if near.ok else free
         return self._refs[key]
 
     def own(self, forecast: LinearProgram) -> LPSolution:
