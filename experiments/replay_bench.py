@@ -57,7 +57,7 @@ class ReplayBench:
     policies: list[PolicyTiming]
     cpus: int | None
     load_average: list[float] | None  # 1, 5, 15 minutes, when the bench started
-    warm_lp: bool = False  # the retailer's weekly LP re-solved from its last basis
+    warm_lp: bool = False  # the retailer's path queries pinned to the least first-week cost (WARM_START_LPS)
 
     def as_dict(self) -> dict[str, Any]:
         return {"trace": self.trace, "scenario": self.scenario, "weeks": self.weeks, "settle_weeks": self.settle_weeks,
@@ -71,8 +71,9 @@ def bench_replay(trace: str, policies: Sequence[str] = DEFAULT_POLICIES, *, week
     """Time each of ``policies`` on the replay of ``trace`` (a folder or a shipped trace's name); see
     the module docstring. ``weeks``: replay only the first ``weeks`` weeks. ``profile_dir``: also
     write ``<policy>.pstats`` there (cProfile; it slows the replay, so the times then include its
-    overhead). ``on_policy(timing)``: called as each policy finishes. ``warm_lp``: the retailer re-solves
-    its weekly LP from the last basis (:data:`sim.parties.retailer.WARM_START_LPS`, restored afterwards)."""
+    overhead). ``on_policy(timing)``: called as each policy finishes. ``warm_lp``: the retailer answers
+    its demand-path queries with the least first-week cost among its optimal plans
+    (:data:`sim.parties.retailer.WARM_START_LPS`, restored afterwards)."""
     if weeks is not None and weeks < 1:
         raise FlosimError(f"--weeks must be >= 1, got {weeks}")
     if not policies:

@@ -644,7 +644,7 @@ class MenuPolicy:
             v = public.vendor_index(name)
             items, quotes, _ = self.offer(ctx, name, own=jit.retailer, pricer=pricer)
             # the vendor's choice: its own cost of its block plus the price; it never shows its costs
-            costs = [agent.evaluate(item.plan[v]).total for item in items]
+            costs = [_own_cost(agent, item.plan[v], jit.plan[v]) for item in items]
             totals = [c + q.paid for c, q in zip(costs, quotes)]
             pick = int(np.argmin(totals))
             if not np.isfinite(totals[pick]) or (self.decline == "any" and jit.vendors[name].total < totals[pick]):
@@ -807,6 +807,15 @@ class Pick:
     @property
     def quote(self) -> CBTBreakdown:
         return self.quotes[self.pick]
+
+
+def _own_cost(agent: Any, block: np.ndarray, jit_block: np.ndarray) -> float:
+    """A vendor's cost of shipping ``block``, its evaluation started near its block of ``x^J`` (``jit_block``) where
+    its agent takes that (:meth:`sim.parties.vendor.VendorAgent.evaluate`; an outside agent is asked the
+    protocol's query alone): the same total within solver tolerance, whatever order the items come in."""
+    if getattr(agent, "evaluates_near", False):
+        return float(agent.evaluate(block, near=jit_block).total)
+    return float(agent.evaluate(block).total)
 
 
 def _no_price(pricer: TransferPricer) -> CBTBreakdown:

@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+import sim.model.lp as lp_module
 from experiments.audit import fixed_first_week_cost
 from experiments.cli import main
 from policies.cbt import TransferPricer
@@ -124,6 +125,7 @@ def test_forecast_continuation_does_not_depend_on_the_optimal_vertex(uncertain, 
             out[continuation] = pricer.price(plan)
         return out
 
+    monkeypatch.setattr(lp_module, "LP_STARTS", "scratch")  # "cold": every query from scratch
     cold = prices()
     monkeypatch.setattr(RetailerAgent, "_solve_on", _least_first_week(RetailerAgent._solve_on))
     least = prices()

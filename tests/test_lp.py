@@ -129,3 +129,33 @@ def test_a_warm_started_model_finds_the_same_optimum(default_scenario) -> None:
         assert np.allclose(kept.x[x[:, 0].ravel()], v.lb[x[:, 0].ravel()])
     with pytest.raises(ValueError, match="matrices"):
         model.solve(_joint_lp(default_scenario))
+
+
+def test_solves_from_a_reference_basis_do_not_depend_on_their_order(default_scenario) -> None:
+    """``solve(start=reference)``: each answer is a function of the LP and the reference alone (bit for
+    bit, in any order, on a model with any history), and the same optimum as a solve from scratch."""
+    lp, x = _retailer_lp(default_scenario)
+    variants = _variants(lp, x, np.random.default_rng(5), count=6)
+    model = LPModel(lp, warm=False)
+    reference = model.solve(keep_basis=True).basis
+    assert reference is not None and reference.valid
+    assert model.basis().valid
+    forward = [model.solve(v, start=reference) for v in variants]
+    other = LPModel(lp)  # a warm model with another history: the reversed queries after unrelated ones
+    other.solve(variants[3])
+    backward = [other.solve(v, start=reference) for v in reversed(variants)][::-1]
+    for v, a, b in zip(variants, forward, backward, strict=True):
+        assert np.array_equal(a.x, b.x) and a.objective == b.objective
+        fresh = solve_lp(v)
+        assert a.objective == pytest.approx(fresh.objective, rel=1e-9, abs=1e-7)
+        assert np.abs(v.A_eq @ a.x - v.b_eq).max() <= 1e-6 * max(1.0, np.abs(v.b_eq).max())
+        assert np.all(v.A_ub @ a.x <= v.b_ub + 1e-6 * max(1.0, np.abs(v.b_ub[np.isfinite(v.b_ub)]).max(initial=1.0)))
+    # the reference itself is not changed by the solves started from it
+    again = model.solve(variants[0], start=reference)
+    assert np.array_equal(again.x, forward[0].x)
+
+
+def test_a_basis_is_refused_before_any_solve(default_scenario) -> None:
+    lp, _ = _retailer_lp(default_scenario)
+    with pytest.raises(ValueError, match="no valid basis"):
+        LPModel(lp).basis()

@@ -25,9 +25,10 @@ policy's own planning (``decide_s``), and the shares of its main steps (negotiat
 certificate checks, CBT pricing, demand paths, menu items, plan evaluations, the world's bookkeeping)
 and of the work underneath (LP builds, HiGHS solves, OSQP best responses); see
 :mod:`experiments.replay_bench` and ``docs/performance.md``. ``--profile DIR`` also writes a cProfile
-of each policy (``DIR/<policy>.pstats``; its overhead is then in the times). ``--warm-lp`` re-solves
-the retailer's weekly LP from the previous query's basis (:data:`sim.parties.retailer.WARM_START_LPS`;
-faster, but the CBT's prices then differ: see ``docs/performance.md``). ``--json`` prints
+of each policy (``DIR/<policy>.pstats``; its overhead is then in the times). ``--warm-lp`` answers
+the retailer's demand-path queries with two LPs, the second pinning the least first-week cost among the
+optimal plans (:data:`sim.parties.retailer.WARM_START_LPS`; the CBT's prices then differ, and it is
+slower than the default order-free warm starts, :data:`sim.model.lp.LP_STARTS`: see ``docs/performance.md``). ``--json`` prints
 ``{trace, scenario, weeks, settle_weeks, read_trace_s, cpus, load_average, policies}``, each policy
 ``{policy, seconds, decide_s, ratio_to_first_best, steps, work}`` and each step or kind of work
 ``{seconds, calls, share}`` (share of the policy's ``seconds``).
@@ -55,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with --replay: a policy to time; repeatable (default: jit, first-best, cpp-vcg, menu)")
     p.add_argument("--profile", default=None, metavar="DIR", help="with --replay: also write a cProfile of each policy to DIR/<policy>.pstats")
     p.add_argument("--warm-lp", action="store_true",
-                   help="with --replay: re-solve the retailer's weekly LP from its last basis (faster; other CBT prices, see docs/performance.md)")
+                   help="with --replay: answer the retailer's demand-path queries with the least first-week cost among its optimal plans "
+                        "(two LPs; other CBT prices, see docs/performance.md)")
     p.add_argument("--sizes", default=None, help="comma-separated sizes: small, pilot, large, or PxFxRxO[xV] (products x FCs x regions x origins [x vendors], "
                    "the benchmark network at another size; default small,pilot)")
     p.add_argument("--set", dest="admm", action="append", type=name_value("NAME=VALUE", "eps_rel=3e-3"), default=[], metavar="NAME=VALUE",

@@ -12,7 +12,9 @@ turns a solution into the costs the ledger and the transfers need, without re-de
 What a user may do: build an LP with :class:`LPBuilder`, solve it with :func:`solve_lp` (HiGHS through
 ``scipy.optimize.linprog``; ``method="ipm"`` runs HiGHS's interior-point solver without crossover
 through ``highspy``, which is what finishes on millions of variables), fix or bound some variables
-with :meth:`LinearProgram.with_bounds`.
+with :meth:`LinearProgram.with_bounds`; keep one LP in HiGHS with :class:`LPModel` and re-solve it with
+other bounds, costs or right-hand sides, from scratch or from a fixed reference basis (an order-free
+warm start: :data:`LP_STARTS`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 CostLabel = tuple[str, str, int]  # (party, component, week)
+#: A simplex basis of an :class:`LPModel` (HiGHS's ``HighsBasis``: each column's and row's status)
+Basis = Any
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class LPSolution:
     objective: float
     lp: LinearProgram
     method: str = "highs"  # the HiGHS path that ran: "highs" (simplex / HiGHS's choice) or "ipm"
+    basis: Any = None  # the basis the solve ended at, when asked for (``LPModel.solve(keep_basis=True)``)
 
     @property
     def ok(self) -> bool:
@@ -321,8 +326,12 @@ class LPModel:
     last solve's basis (dual simplex, no presolve) instead of from scratch. The first solve is exactly
     :func:`solve_lp`'s. A later one finds an optimum of the same LP, but where the LP has several
     optimal vertices (a cost moved between weeks at no total cost) it may stop at another one than a
-    solve from scratch would. What a user may do: hold one per LP that is re-solved often (a week's
-    retailer model over demand scenarios and fixed POs); solve from one thread at a time."""
+    solve from scratch would, and which one depends on the solves before it. ``solve(start=basis)``
+    removes that dependence: every such solve starts from the given basis (:meth:`basis`, kept from
+    an earlier solve: a *reference*), with the solver's memory cleared, so its answer depends only on
+    the LP and the reference, not on the order of the queries. What a user may do: hold one per LP
+    that is re-solved often (a week's retailer model over demand scenarios and fixed POs); solve from
+    one thread at a time."""
 
     def __init__(self, lp: LinearProgram, *, warm: bool = True) -> None:
         self.warm = warm
@@ -340,26 +349,51 @@ class LPModel:
         """The LP the model was made from."""
         return self._base
 
-    def solve(self, lp: LinearProgram | None = None, *, raise_on_fail: bool = True) -> LPSolution:
-        """Solve ``lp`` (default: the LP the model was made from); see the class docstring."""
+    def solve(self, lp: LinearProgram | None = None, *, raise_on_fail: bool = True, start: Basis | None = None,
+              keep_basis: bool = False) -> LPSolution:
+        """Solve ``lp`` (default: the LP the model was made from); see the class docstring.
+
+        ``start``: a basis of this model (:meth:`basis`, taken after an earlier solve) to start from
+        instead of the last solve's (or from scratch). The solver's memory of earlier solves is
+        cleared first, so the answer is a function of ``lp`` and ``start`` alone, bit for bit,
+        whatever was solved before (an order-free warm start); an optimum of ``lp`` like a solve
+        from scratch, possibly at another optimal vertex. If the warm-started run does not end
+        optimal, ``lp`` is solved again from scratch. ``keep_basis``: the solution carries the basis
+        it ended at (``LPSolution.basis``), to start other solves from."""
         lp = self._base if lp is None else lp
         if lp.A_eq is not self._base.A_eq or lp.A_ub is not self._base.A_ub:
             raise ValueError("LPModel.solve: the LP's matrices are not the model's (make it with "
                              "with_bounds or dataclasses.replace from LPModel.lp)")
         with self._lock:
             self._update(lp)
-            if not self.warm:
+            if start is not None or not self.warm:
                 self._h.clearSolver()
+            if start is not None:
+                self._h.setBasis(start)
             self._h.run()
             self.solves += 1
             status = _status(self._h)
+            if start is not None and status != "Optimal":  # a start that did not work out: from scratch
+                self._h.clearSolver()
+                self._h.run()
+                status = _status(self._h)
             x = np.asarray(self._h.getSolution().col_value, dtype=float) if status == "Optimal" else None
+            basis = self._h.getBasis() if keep_basis and x is not None else None
         if x is None:
             if raise_on_fail:
                 raise InfeasibleError(f"HiGHS: {status}")
             return LPSolution(status, np.full(lp.n, np.nan), np.nan, lp)
         x = np.clip(x, lp.lb, lp.ub)
-        return LPSolution("optimal", x, lp.objective(x), lp)
+        return LPSolution("optimal", x, lp.objective(x), lp, basis=basis)
+
+    def basis(self) -> Basis:
+        """The basis the last solve ended at (a copy; HiGHS's ``HighsBasis``), to start later solves
+        of this model from (``solve(start=...)``)."""
+        with self._lock:
+            basis = self._h.getBasis()
+        if not basis.valid:
+            raise ValueError("LPModel.basis: no valid basis (solve the model first)")
+        return basis
 
     def _update(self, lp: LinearProgram) -> None:
         h, m_ub = self._h, self._b_ub.size
@@ -389,6 +423,27 @@ class LPModel:
         one = self._h.changeRowBounds
         for r, lo, up in zip(rows.tolist(), lower.tolist(), upper.tolist()):
             one(r, lo, up)
+
+
+#: How the agents' kept LPs (the retailer's week model, a vendor's evaluations) are re-solved for a query:
+#: ``"reference"`` (default): warm-started (``LPModel.solve(start=...)``) from a *reference* basis fixed
+#: per week (and demand), the basis of a solve near the queries (the retailer's: its own optimal plan on
+#: the forecast; on a demand path, that path with this week's PO fixed at its own plan's). Each answer is then a function
+#: of the query and the week alone, whatever was asked before it and in whichever order (a menu's items
+#: priced in any order, or a larger menu, get the same prices), and several times cheaper than from
+#: scratch on the pilot. Where an LP has several optimal solutions the one returned is the one the
+#: simplex reaches from the reference, not the one a solve from scratch stops at (both arbitrary among
+#: equally cheap plans; optimal values agree to solver tolerance). ``"scratch"``: every query from
+#: scratch (the answers of earlier versions; slower). docs/performance.md has the figures.
+LP_STARTS = "reference"
+LP_START_MODES = ("reference", "scratch")
+
+
+def reference_starts() -> bool:
+    """Whether kept LPs are re-solved from their reference basis (:data:`LP_STARTS`)."""
+    if LP_STARTS not in LP_START_MODES:
+        raise ValueError(f"sim.model.lp.LP_STARTS must be one of {', '.join(LP_START_MODES)}, got {LP_STARTS!r}")
+    return LP_STARTS == "reference"
 
 
 #: ``solve_lp(method="auto")`` uses the interior-point path from this many variables on

@@ -14,13 +14,14 @@ and the first-best oracle (:mod:`sim.parties.oracle`) use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from sim.model.commitment import PlanBounds
+import sim.model.lp as lp_module
 from sim.model.data import PublicData, RetailerData
 from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
@@ -34,7 +35,7 @@ RETAILER = "retailer"
 #: uses that split. So with the switch on, a query on a demand path is answered in two warm-started
 #: solves: the optimum, then, among the optimal plans, one with the least first-week cost (a defined
 #: split, the same whichever way the solver gets there, but not the one today's goldens record).
-#: Queries on the forecast (whose plans the menu uses) are still solved from scratch. See
+#: Queries on the forecast (whose plans the menu uses) are answered as :data:`sim.model.lp.LP_STARTS` says. See
 #: docs/performance.md.
 WARM_START_LPS = False
 
@@ -66,7 +67,9 @@ class RetailerAgent:
         self._data = data
         self._state: RetailerState | None = None
         self._forecast: np.ndarray | None = None
-        self._models: dict[int, _WeekModel] = {}  # this week's LP by horizon, kept in HiGHS between queries
+        # this week's LP by horizon (and "discount": the LP of plans under a virtual discount), kept in
+        # HiGHS between queries
+        self._models: dict[Any, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -231,11 +234,13 @@ class RetailerAgent:
         if week is None:
             lp, x = self._lp(state, demand)
             return solve_lp(_within(lp, x, bounds).with_bounds(idx_of(x), values, values)), x
-        lp = week.on(self.forecast if demand is None else demand, self.state.backlog)
-        lp = _within(lp, week.x, bounds).with_bounds(idx_of(week.x), values, values)
-        if demand is None or not WARM_START_LPS:
+        on = week.on(self.forecast if demand is None else demand, self.state.backlog)
+        lp = _within(on, week.x, bounds).with_bounds(idx_of(week.x), values, values)
+        if demand is not None and WARM_START_LPS:
+            return week.least_first_week(lp), week.x
+        if not lp_module.reference_starts():
             return week.model.solve(lp), week.x
-        return week.least_first_week(lp), week.x
+        return week.from_reference(lp, on, week.on(self.forecast, self.state.backlog)), week.x
 
     def cost_with_first_week(self, po: np.ndarray, demand: np.ndarray | None = None, state: RetailerState | None = None,
                              bounds: PlanBounds | None = None) -> PlanCost:
@@ -245,8 +250,8 @@ class RetailerAgent:
         weeks stay inside the commitments its state holds and, if given, inside ``bounds`` ``[V, H, F, K]``
         (what an agreement would commit them to: :func:`sim.model.commitment.agreed_box`).
         The CBT asks this once per PO and demand path: each query re-solves this week's LP, kept in HiGHS,
-        with only the first week's bounds and the demand changed (from scratch unless
-        :data:`WARM_START_LPS`)."""
+        with only the first week's bounds and the demand changed, from the week's reference basis for
+        that demand (:data:`sim.model.lp.LP_STARTS`), so the answer does not depend on the queries asked before it."""
         sol, x = self._solve_on(demand, state, lambda x: x[:, 0], po, bounds)
         return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
 
@@ -268,34 +273,41 @@ class RetailerAgent:
         volume per week; a negative entry is a surcharge on every unit. ``only`` ``[V]`` bool: the
         vendors the discount applies to (default all). The returned cost is the true ``C_R`` of the plan."""
         if inbound_discount is None:
-            lp, x = self._lp(state, demand)
-        else:
-            disc = np.asarray(inbound_discount, dtype=float)
-            if np.any(np.abs(disc) >= 1):
-                raise ValueError(f"inbound_discount fractions must be in (-1, 1), got {disc}")
-            pub = self.public
-            which = np.ones(pub.V, dtype=bool) if only is None else np.asarray(only, dtype=bool)
-            b = LPBuilder()
-            horizon = pub.horizon if demand is None else int(np.shape(demand)[0])
-            shape = (pub.V, horizon, pub.F, pub.K)
-            w = np.where(which[:, None], pub.wholesale, 0.0)[:, None, None, :]
-            x = b.add_var(shape)
-            self.add_block(b, x, state, demand)
-            b.add_cost(x, np.minimum(disc, 0.0)[None, None, :, None] * -w, (RETAILER, "_incentive", 0))
-            # e: discounted units, at most the units shipped; their volume at most the cap per week
-            e = b.add_var(shape)
-            b.add_cost(e, -np.maximum(disc, 0.0)[None, None, :, None] * w, (RETAILER, "_incentive", 0))
-            own = b.new_rows("ub", shape)
-            b.add_terms("ub", own, e, 1.0)
-            b.add_terms("ub", own, x, -1.0)
-            if discount_cap is not None:
-                cap = np.asarray(discount_cap, dtype=float)
-                capped = np.flatnonzero(np.isfinite(cap))
-                rows = b.new_rows("ub", (horizon, capped.size), cap[capped][None, :])
-                b.add_terms("ub", rows[None, :, :, None], e[:, :, capped, :], pub.volume[None, None, None, :])
-            lp = b.build()
-        sol = solve_lp(lp)
+            week = self._week_model(state, demand) if demand is None else None
+            if week is None:
+                lp, x = self._lp(state, demand)
+                sol = solve_lp(lp)
+            else:  # this week's own plan on the forecast: the week model's first solve (from scratch)
+                sol, x = week.own(week.on(self.forecast, self.state.backlog)), week.x
+            return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
+        disc = np.asarray(inbound_discount, dtype=float)
+        if np.any(np.abs(disc) >= 1):
+            raise ValueError(f"inbound_discount fractions must be in (-1, 1), got {disc}")
+        pub = self.public
+        which = np.ones(pub.V, dtype=bool) if only is None else np.asarray(only, dtype=bool)
+        w = np.where(which[:, None], pub.wholesale, 0.0)[:, None, None, :]
+        cap = np.full(pub.F, np.inf) if discount_cap is None else np.asarray(discount_cap, dtype=float)
+        kept = self._discount_model() if (state is None or state is self._state) and demand is None else None
+        base = kept if kept is not None else _DiscountModel.build(self, state, demand)
+        lp, x, e = base.lp, base.x, base.e
+        # the surcharge (negative entries) on every unit x; the discount (positive) on the units e, whose
+        # volume is capped per week at each FC with a finite cap (the other FCs' cap rows are free)
+        c = lp.c.copy()
+        c[x.ravel()] += (np.minimum(disc, 0.0)[None, None, :, None] * -w * np.ones(x.shape)).ravel()
+        c[e.ravel()] = (-np.maximum(disc, 0.0)[None, None, :, None] * w * np.ones(e.shape)).ravel()
+        b_ub = lp.b_ub.copy()
+        b_ub[base.cap_rows.ravel()] = np.broadcast_to(cap[None, :], base.cap_rows.shape).ravel()
+        lp = replace(lp, c=c, b_ub=b_ub)  # its labelled terms are the true C_R's (the incentive is a device)
+        sol = base.solve(lp)
         return PlanCost.from_breakdown(sol.values(x), sol.cost_breakdown(), RETAILER, x.shape[1])
+
+    def _discount_model(self) -> "_DiscountModel":
+        """This week's LP of the plans under a virtual discount (:meth:`preferred_plan`), kept in HiGHS
+        with its reference basis (the plan without discount) like :meth:`_week_model`'s."""
+        model = self._models.get("discount")
+        if model is None:
+            model = self._models["discount"] = _DiscountModel.build(self, None, None, keep=True)
+        return model
 
     def evaluate(self, plan: np.ndarray, state: RetailerState | None = None, demand: np.ndarray | None = None) -> PlanCost:
         """The retailer's cost if the vendors ship ``plan`` ``[V, H, F, K]`` (it still routes outbound optimally)."""
@@ -350,6 +362,13 @@ def demand_rhs(demand: np.ndarray, backlog: np.ndarray, beta: float) -> tuple[np
     return d, np.asarray(demand[-1], dtype=float).sum(axis=0)
 
 
+#: How many LP columns the retailer keeps in HiGHS models per demand (one model per demand it is asked
+#: about, up to this many columns in all; the queries on other demands share one model). Memory: about
+#: 2.3 MB a model on the pilot (4,900 columns), 35 MB on pilot-full (81,000: nine models, the forecast
+#: and eight demand paths, about 320 MB until the next week's ``observe``).
+KEPT_COLUMNS = 750_000
+
+
 @dataclass
 class _WeekModel:
     """The retailer's LP of one week and horizon, held in HiGHS, with the rows demand sets."""
@@ -361,6 +380,61 @@ class _WeekModel:
 
     _warm: LPModel | None = None
     _second: LPModel | None = None
+    #: reference bases by demand (the right-hand sides' bytes): where the queries on that demand start
+    _refs: dict[bytes, Any] = field(default_factory=dict)
+    #: one HiGHS model per demand (its right-hand sides set once): a query changes only bounds
+    _on: dict[bytes, LPModel] = field(default_factory=dict)
+    _own: LPSolution | None = None
+
+    def _model_on(self, on: LinearProgram) -> LPModel:
+        """The HiGHS model kept for ``on``'s demand; past :data:`KEPT_COLUMNS`, the week's shared model
+        (its right-hand sides then changed per query: slower, the same answers)."""
+        key = _rhs_key(on)
+        if key not in self._on:
+            if (len(self._on) + 1) * on.n > KEPT_COLUMNS:
+                return self.model
+            self._on[key] = LPModel(on, warm=False)
+        return self._on[key]
+
+    def reference(self, on: LinearProgram, forecast: LinearProgram) -> Any:
+        """The reference basis of the LP ``on`` (the model's LP on one demand, nothing fixed), solved once
+        per week and demand: on the forecast (``forecast``), the basis of the retailer's own optimal plan
+        (from scratch: :meth:`own`); on another demand, the basis of the optimum on it with this week's
+        PO fixed at the own plan's (the JIT PO; warm-started from the forecast's reference), near the
+        POs the CBT prices (on the pilot 22 simplex iterations a query on average instead of 122 from
+        the free optimum on the path). A function of the week and the demand only, whichever query
+        asks for it first."""
+        key = _rhs_key(on)
+        if key not in self._refs:
+            fkey = _rhs_key(forecast)
+            if fkey not in self._refs:
+                self.own(forecast)
+            if key != fkey:
+                # the own plan's PO on this demand: the optimum on it (from the forecast's reference),
+                # then with the first week fixed at the own plan's (the PO every query is near)
+                model = self._model_on(on)
+                free = model.solve(on, start=self._refs[fkey], keep_basis=True).basis
+                po = self.own(forecast).x[self.x[:, 0].ravel()].reshape(self.x[:, 0].shape)
+                near = model.solve(on.with_bounds(self.x[:, 0], po, po), start=free, keep_basis=True, raise_on_fail=False)
+                self._refs[key] = near.basis if near.ok else free
+        return self._refs[key]
+
+    def own(self, forecast: LinearProgram) -> LPSolution:
+        """The retailer's own optimal plan on the forecast (``forecast``: the model's LP on it, nothing
+        fixed), solved once a week from scratch, bit for bit as a fresh LP; its basis is the forecast's
+        reference."""
+        if self._own is None:
+            self._own = self._model_on(forecast).solve(forecast, keep_basis=True)
+            self._refs[_rhs_key(forecast)] = self._own.basis
+        return self._own
+
+    def from_reference(self, lp: LinearProgram, on: LinearProgram, forecast: LinearProgram) -> LPSolution:
+        """``lp`` (the LP ``on`` of one demand with the query's bounds on the plan) solved warm-started
+        from that demand's reference basis (:meth:`reference`), in a HiGHS model kept for that demand
+        (so a query changes only bounds): a function of the query and the week alone. (Starting a
+        path's query from the basis the same query on the forecast ends at was tried: as many simplex
+        iterations on the pilot, 132 against 122, and an extra solve where the forecast is not asked.)"""
+        return self._model_on(on).solve(lp, start=self.reference(on, forecast))
 
     def least_first_week(self, lp: LinearProgram) -> LPSolution:
         """``lp`` (the model's LP with other bounds and right-hand sides) solved warm-started, then among
@@ -397,6 +471,50 @@ class _WeekModel:
             b_ub = b_ub.copy()
             b_ub[self.rows["ub"].ravel()] = ub.ravel()
         return replace(lp, b_eq=b_eq, b_ub=b_ub)
+
+
+@dataclass
+class _DiscountModel:
+    """The retailer's LP with discounted units ``e`` (at most the units shipped ``x``) and a weekly cap
+    row on their volume at every FC, all at no discount and no cap: :meth:`RetailerAgent.preferred_plan`
+    sets the costs and caps of a query. Kept (``model``): re-solved from the reference basis, the
+    optimum without discount (from scratch, once a week), as :data:`sim.model.lp.LP_STARTS` says."""
+
+    lp: LinearProgram
+    x: np.ndarray
+    e: np.ndarray
+    cap_rows: np.ndarray  # [H, F]
+    model: LPModel | None = None
+    _ref: Any = None
+
+    @classmethod
+    def build(cls, agent: "RetailerAgent", state: RetailerState | None, demand: np.ndarray | None,
+              keep: bool = False) -> "_DiscountModel":
+        pub = agent.public
+        horizon = pub.horizon if demand is None else int(np.shape(demand)[0])
+        shape = (pub.V, horizon, pub.F, pub.K)
+        b = LPBuilder()
+        x = b.add_var(shape)
+        agent.add_block(b, x, state, demand)
+        e = b.add_var(shape)
+        own = b.new_rows("ub", shape)
+        b.add_terms("ub", own, e, 1.0)
+        b.add_terms("ub", own, x, -1.0)
+        rows = b.new_rows("ub", (horizon, pub.F), np.inf)
+        b.add_terms("ub", rows[None, :, :, None], e, pub.volume[None, None, None, :])
+        lp = b.build()
+        return cls(lp, x, e, rows, LPModel(lp, warm=False) if keep else None)
+
+    def solve(self, lp: LinearProgram) -> LPSolution:
+        if self.model is None or not lp_module.reference_starts():
+            return solve_lp(lp) if self.model is None else self.model.solve(lp)
+        if self._ref is None:
+            self._ref = self.model.solve(keep_basis=True).basis
+        return self.model.solve(lp, start=self._ref)
+
+
+def _rhs_key(lp: LinearProgram) -> bytes:
+    return lp.b_eq.tobytes() + lp.b_ub.tobytes()
 
 
 def replacement_price(public: PublicData) -> np.ndarray:

@@ -13,7 +13,7 @@ and the first-best oracle (:mod:`sim.parties.oracle`) use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,7 +21,8 @@ import scipy.sparse as sp
 
 from sim.model.commitment import PlanBounds
 from sim.model.data import PublicData, VendorData
-from sim.model.lp import LinearProgram, LPBuilder, solve_lp
+import sim.model.lp as lp_module
+from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
 from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
 
@@ -103,6 +104,7 @@ class VendorAgent:
         self.public = public
         self._data = data
         self._state: VendorState | None = None
+        self._kept: _EvaluationModel | None = None
         self.party = data.name
         self.index = public.vendor_index(data.name)
         #: this vendor's wholesale price of each product ``[K]`` (public)
@@ -120,6 +122,22 @@ class VendorAgent:
 
     def observe(self, state: VendorState) -> None:
         self._state = state
+        self._kept = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_kept"] = None  # a solver's memory does not travel (the agent is pickled to its own process)
+        return state
+
+    def _evaluation_model(self) -> "_EvaluationModel":
+        """This week's LP of :meth:`evaluate` (its block's bounds set per query), kept in HiGHS until the
+        next :meth:`observe`."""
+        if self._kept is None:
+            b = LPBuilder()
+            x = b.add_var(self.plan_shape)
+            self.add_block(b, x)
+            self._kept = _EvaluationModel(LPModel(b.build(), warm=False), x)
+        return self._kept
 
     @property
     def state(self) -> VendorState:
@@ -219,17 +237,35 @@ class VendorAgent:
                        raise_on_fail=False)
         return np.minimum(sol.values(x), lower) if sol.ok else np.zeros_like(lower)
 
-    def evaluate(self, plan: np.ndarray, state: VendorState | None = None, *, allow_short: bool = False) -> PlanCost:
+    #: :meth:`evaluate` takes ``near`` (a policy passes it only to agents that say so: an outside agent
+    #: exposing only the protocol need not)
+    evaluates_near = True
+
+    def evaluate(self, plan: np.ndarray, state: VendorState | None = None, *, allow_short: bool = False,
+                 near: np.ndarray | None = None) -> PlanCost:
         """The vendor's cost of shipping its block ``plan`` ``[H, F, K]`` (net of wholesale revenue);
         infinite if it cannot.
 
         ``allow_short=True``: the vendor may ship less than planned, as under JIT, and ships what is
-        worth shipping to it; always feasible. ``PlanCost.plan`` is then what it would ship."""
-        b = LPBuilder()
-        x = b.add_var(self.plan_shape)
-        self.add_block(b, x, state)
-        lp = b.build().with_bounds(x, 0.0 if allow_short else plan, plan)
-        sol = solve_lp(lp, raise_on_fail=False)
+        worth shipping to it; always feasible. ``PlanCost.plan`` is then what it would ship.
+
+        ``near`` ``[H, F, K]``: a plan close to the ones being evaluated (a menu's JIT item): the solve
+        starts from the basis of ``near``'s evaluation (solved once a week, from scratch) instead of
+        from scratch, several times cheaper on the pilot (1.4 ms instead of 6). The answer depends on
+        ``plan`` and ``near`` alone, not on the queries before it; its total equals the one from
+        scratch within solver tolerance, its split by week may differ where the vendor's LP has several
+        optimal plans. Ignored with ``allow_short`` or another ``state``, or where ``near`` cannot be
+        shipped."""
+        kept = self._evaluation_model() if state is None or state is self._state else None
+        if kept is None:
+            b = LPBuilder()
+            x = b.add_var(self.plan_shape)
+            self.add_block(b, x, state)
+            sol = solve_lp(b.build().with_bounds(x, 0.0 if allow_short else plan, plan), raise_on_fail=False)
+        else:
+            x = kept.x
+            start = None if allow_short or near is None or not lp_module.reference_starts() else kept.reference(near)
+            sol = kept.solve(kept.model.lp.with_bounds(x, 0.0 if allow_short else plan, plan), start)
         if not sol.ok:
             return PlanCost.infeasible(np.asarray(plan, dtype=float), self.public.horizon)
         shipped = sol.values(x) if allow_short else np.asarray(plan, dtype=float)
@@ -340,3 +376,29 @@ class VendorAgent:
             end_stock=sol.values(blocks["stock"])[0],
             costs=costs,
         )
+
+
+@dataclass
+class _EvaluationModel:
+    """A vendor's LP of one week with its block ``x`` free, kept in HiGHS for :meth:`VendorAgent.evaluate`:
+    a query fixes (or bounds) the block and is solved from scratch, bit for bit as a fresh LP (what the
+    kept model saves is building the LP), or from the basis of a reference plan's evaluation (``near``).
+    Not from the vendor's own preferred block: with the whole block fixed, HiGHS's presolve leaves a
+    small LP, and on the pilot a solve from scratch took fewer iterations (435 on average, 6 ms) than
+    one started from the preferred block's basis (1,147, 19 ms); from the JIT block's evaluation, 8."""
+
+    model: LPModel
+    x: np.ndarray
+    _refs: dict[bytes, Any] = field(default_factory=dict)
+
+    def reference(self, near: np.ndarray) -> Any:
+        """The basis of ``near``'s evaluation (None if it cannot be shipped), solved once a week from scratch."""
+        near = np.ascontiguousarray(near, dtype=float)
+        key = near.tobytes()
+        if key not in self._refs:
+            sol = self.model.solve(self.model.lp.with_bounds(self.x, near, near), raise_on_fail=False, keep_basis=True)
+            self._refs[key] = sol.basis if sol.ok else None
+        return self._refs[key]
+
+    def solve(self, lp: LinearProgram, start: Any = None) -> LPSolution:
+        return self.model.solve(lp, raise_on_fail=False, start=start)
