@@ -153,6 +153,9 @@ CAP_MULTIPLES = (1.25, 1.4, 1.1, 1.55, 1.7, 1.85, 2.0)
 STEER_SURCHARGES = (0.2, 0.1)
 ROOM_SURCHARGES = (0.3, 0.2, 0.5)
 STEER_DISCOUNT = 0.1
+#: Fractions of next week's units a tailored menu also offers to ship this week, with each item aimed at a
+#: disclosed volume (``pulls``; see the module docstring, "Items shipped a week early")
+PULLS = (0.25,)
 METHODS = ("discount", "shift", "mixed")
 DECLINE = ("infeasible", "any")
 ITEMS = ("week", "plan")  # what a menu item is: its first week, or the whole plan (``items``)
@@ -292,6 +295,29 @@ def _steer_items(ctx: PlanningContext, full: np.ndarray, v: int, targets: Sequen
                         yield MenuItem(_steer_plan(ctx, full, v, a, b, surcharge, cap), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
 
 
+def _pulled(item: MenuItem, jit: np.ndarray, v: int, frac: float) -> MenuItem:
+    """``item`` with ``frac`` of next week's units shipped this week instead, at every FC whose first
+    week the item leaves as in ``x^J`` (vendor ``v``'s block): the item's own moves, plus stock that
+    waits at the FCs a week longer."""
+    plan = np.array(item.plan, dtype=float, copy=True)
+    block = plan[v]
+    if block.shape[0] < 2:
+        return item
+    same = np.all(np.isclose(block[0], jit[v, 0], atol=1e-9), axis=-1)  # [F] FCs the item leaves alone
+    moved = frac * block[1, same]
+    block[0, same] += moved
+    block[1, same] -= moved
+    return MenuItem(plan, f"{item.kind}, {frac:g} of next week earlier")
+
+
+def _with_pulls(items: Iterable[MenuItem], jit: np.ndarray, v: int, pulls: Sequence[float]) -> Iterator[MenuItem]:
+    """Each item, then its :func:`_pulled` versions."""
+    for item in items:
+        yield item
+        for frac in pulls:
+            yield _pulled(item, jit, v, frac)
+
+
 def _room_items(
     ctx: PlanningContext, full: np.ndarray, v: int, rooms: dict[int, float], *, steer: bool, shift: bool, first_week: bool
 ) -> Iterator[MenuItem]:
@@ -407,6 +433,7 @@ def build_menu(
     levels: Sequence[float] = DEFAULT_LEVELS,
     first_week: bool = False,
     vendor: int = 0,
+    pulls: Sequence[float] = (),
 ) -> list[MenuItem]:
     """Up to ``size`` distinct candidate plans, ``x^J`` first; see the module docstring.
 
@@ -426,6 +453,8 @@ def build_menu(
         rooms = {f: v for f, v in pref.items() if v is not None}
         if rooms:
             first = _room_items(ctx, jit_plan, v, rooms, steer=method != "shift", shift=method != "discount", first_week=first_week)
+            if pulls:
+                first = _with_pulls(first, jit_plan, v, pulls)
         if method in ("shift", "mixed"):
             gens.append(_capped_shift_items(ctx, jit_plan, v, fcs))
         if method in ("discount", "mixed"):
@@ -494,6 +523,7 @@ class MenuPolicy:
         disclosure: str = "volume",
         volume_step: float = 100.0,
         levels: Sequence[float] = DEFAULT_LEVELS,
+        pulls: Sequence[float] = PULLS,
         pricing: str = "plan",
         commitment: str | dict[str, Any] | CommitmentSettings | None = None,
         items: str | None = None,
@@ -533,6 +563,13 @@ class MenuPolicy:
         levels = list(levels)
         if any(not _number(lv) or not 0 < lv < 1 for lv in levels):
             raise FlosimError(f"policy 'menu': levels must be a list of fractions in (0, 1), got {levels}")
+        if isinstance(pulls, (str, bytes)) or not isinstance(pulls, Iterable):
+            raise FlosimError(f"policy 'menu': pulls must be a list of fractions in (0, 1], got {pulls!r}")
+        pulls = list(pulls)
+        if any(not _number(p) or not 0 < p <= 1 for p in pulls):
+            raise FlosimError(f"policy 'menu': pulls must be a list of fractions in (0, 1], got {pulls}")
+        #: fractions of next week's units that items aimed at a disclosed volume also ship this week
+        self.pulls = tuple(float(p) for p in pulls)
         if not _number(discount) or not 0 < discount <= 1:
             raise FlosimError(f"policy 'menu': discount must be a number in (0, 1], got {discount!r}")
         if not _number(risk_aversion) or risk_aversion < 0:
@@ -575,7 +612,7 @@ class MenuPolicy:
         mutual commitment's mapping when one is set, else (as before ``items`` existed) the item contract."""
         commitment: Any = self.items if self.commit is None else self.commit.model_dump()
         return {"size": self.size, "method": self.method, "preference": self.preference, "disclosure": self.disclosure,
-                "volume_step": self.volume_step, "levels": list(self.levels), "pricing": self.pricing,
+                "volume_step": self.volume_step, "levels": list(self.levels), "pulls": list(self.pulls), "pricing": self.pricing,
                 "items": self.items, "commitment": commitment, **self.cbt, "transfer": {"continuation": self.continuation},
                 "decline": self.decline, "remedy": self.remedy}
 
@@ -620,7 +657,7 @@ class MenuPolicy:
         v = ctx.public.vendor_index(name)
         own = ctx.retailer.preferred_plan() if own is None else own
         items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx, name),
-                           levels=self.levels, first_week=self.items == "week", vendor=v)
+                           levels=self.levels, first_week=self.items == "week", vendor=v, pulls=self.pulls)
         pricer = self.pricer(ctx, own.plan) if pricer is None else pricer
         quote = pricer.price_plan if self.pricing == "plan" else pricer.price
         if self.items == "week":
