@@ -56,7 +56,9 @@ FCs and regions. Items, in this order:
    another FC and a discount at the preferred one that applies only up to the disclosed volume), one
    per surcharge in ``ROOM_SURCHARGES`` and source FC, then shifts of ``x^J`` filling the preferred
    FC up to that volume (same-week only under weekly commitment: a re-timed shift's first week is
-   only a cut);
+   only a cut); each followed by its "early" versions (``pulls``, default ``[0.25]``): the same item
+   with that fraction of next week's units shipped this week at every FC whose first week the item
+   leaves as in ``x^J`` (see "Items shipped a week early" below);
 2. steer items and capped shifts on a grid of caps (``CAP_MULTIPLES`` of the preferred FC's largest
    weekly JIT volume), then plain discounts and shifts towards the preferred FCs.
 
@@ -84,6 +86,20 @@ so no generation rule guarantees monotonicity. The vendor's criterion (``share_v
 the same demand paths, with uncertain demand too.
 Letting the vendor value an item by its own best cost given the first week (free continuation) or
 by its first week alone was tried and aligned worse (``docs/mechanisms.md``).
+
+Items shipped a week early (``pulls``). On ``pilot`` almost all of what first best saves against
+JIT in a realised run is lost sales (first best plans more stock at the FCs: the joint LP is flat
+along "ship earlier", and the vertex it returns ships ahead), while the items above only move
+``x^J``'s volume between FCs and weeks without adding stock. An early version of an item ships a
+quarter of next week's units this week wherever the item leaves the first week alone. Its price (the
+retailer's deviation cost, its continuation valued on demand paths) falls by what that stock saves
+the retailer in lost sales over the paths, down to zero under the one-way rule, so a vendor that
+likes the item also likes its early version as long as the extra units cost it little; the vendor's
+own cost of the item is not touched except for producing earlier. Measured (``docs/settled.md``,
+"The menu of contracts on settled figures"): the realised share of the first-best saving rises on
+``pilot`` and on ``default`` and the vendor gains more; with known demand the early units are worth
+nothing to the retailer and the binding-week results above are unchanged. ``pulls: []`` turns them
+off. Without a disclosed volume (untailored, or names only) nothing changes.
 
 Incentives. The prices are CBTs computed from the retailer's reported costs, so the menu is truthful
 for the vendor only: no vendor lie pays (audited), but the retailer gains by overstating its holding
@@ -121,7 +137,7 @@ Diagnostics. One vendor: as before (``menu_size``, ``menu_pick``, ``menu_item``,
 and ``receiving_scaled``.
 
 Parameters: ``size`` (items including ``x^J``, a whole number >= 1; per vendor), ``method``, ``preference``, ``disclosure``,
-``volume_step``, ``levels``, ``items`` (``week`` or ``plan``), ``commitment`` (``{weeks, band}``; or a
+``volume_step``, ``levels``, ``pulls`` (fractions in (0, 1]; ``[]`` for none), ``items`` (``week`` or ``plan``), ``commitment`` (``{weeks, band}``; or a
 string, an alias of ``items``), ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
 CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`)
 and ``transfer.continuation`` (how a price values the retailer's continuation, :mod:`policies.cbt`: ``paths``
