@@ -56,7 +56,7 @@ FCs and regions. Items, in this order:
    another FC and a discount at the preferred one that applies only up to the disclosed volume), one
    per surcharge in ``ROOM_SURCHARGES`` and source FC, then shifts of ``x^J`` filling the preferred
    FC up to that volume (same-week only under weekly commitment: a re-timed shift's first week is
-   only a cut); each followed by its "early" versions (``pulls``, default ``[0.25]``): the same item
+   only a cut); each followed by its "early" versions (``pulls``, default ``[0.25, 0.5]``): the same item
    with that fraction of next week's units shipped this week at every FC whose first week the item
    leaves as in ``x^J`` (see "Items shipped a week early" below);
 2. steer items and capped shifts on a grid of caps (``CAP_MULTIPLES`` of the preferred FC's largest
@@ -91,7 +91,7 @@ Items shipped a week early (``pulls``). On ``pilot`` almost all of what first be
 JIT in a realised run is lost sales (first best plans more stock at the FCs: the joint LP is flat
 along "ship earlier", and the vertex it returns ships ahead), while the items above only move
 ``x^J``'s volume between FCs and weeks without adding stock. An early version of an item ships a
-quarter of next week's units this week wherever the item leaves the first week alone. Its price (the
+quarter (and another half) of next week's units this week wherever the item leaves the first week alone. Its price (the
 retailer's deviation cost, its continuation valued on demand paths) falls by what that stock saves
 the retailer in lost sales over the paths, down to zero under the one-way rule, so a vendor that
 likes the item also likes its early version as long as the extra units cost it little; the vendor's
@@ -170,8 +170,9 @@ STEER_SURCHARGES = (0.2, 0.1)
 ROOM_SURCHARGES = (0.3, 0.2, 0.5)
 STEER_DISCOUNT = 0.1
 #: Fractions of next week's units a tailored menu also offers to ship this week, with each item aimed at a
-#: disclosed volume (``pulls``; see the module docstring, "Items shipped a week early")
-PULLS = (0.25,)
+#: disclosed volume (``pulls``; see the module docstring, "Items shipped a week early"). Measured against
+#: ``[0.25]``, ``[0.5]`` and ``[0.1]`` on three worlds of ``default`` and ``pilot`` (docs/settled.md)
+PULLS = (0.25, 0.5)
 METHODS = ("discount", "shift", "mixed")
 DECLINE = ("infeasible", "any")
 ITEMS = ("week", "plan")  # what a menu item is: its first week, or the whole plan (``items``)
@@ -327,9 +328,12 @@ def _pulled(item: MenuItem, jit: np.ndarray, v: int, frac: float) -> MenuItem:
 
 
 def _with_pulls(items: Iterable[MenuItem], jit: np.ndarray, v: int, pulls: Sequence[float]) -> Iterator[MenuItem]:
-    """Each item, then its :func:`_pulled` versions."""
+    """Each item, then its :func:`_pulled` versions (none for an item whose first week is ``x^J``'s: it
+    moves nothing towards the disclosed volume this week, e.g. where the FC's JIT volume already fills it)."""
     for item in items:
         yield item
+        if np.allclose(item.plan[v, 0], jit[v, 0], atol=1e-6):
+            continue
         for frac in pulls:
             yield _pulled(item, jit, v, frac)
 
