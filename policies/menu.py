@@ -91,15 +91,16 @@ Items shipped a week early (``pulls``). On ``pilot`` almost all of what first be
 JIT in a realised run is lost sales (first best plans more stock at the FCs: the joint LP is flat
 along "ship earlier", and the vertex it returns ships ahead), while the items above only move
 ``x^J``'s volume between FCs and weeks without adding stock. An early version of an item ships a
-quarter (and another half) of next week's units this week wherever the item leaves the first week alone. Its price (the
-retailer's deviation cost, its continuation valued on demand paths) falls by what that stock saves
-the retailer in lost sales over the paths, down to zero under the one-way rule, so a vendor that
-likes the item also likes its early version as long as the extra units cost it little; the vendor's
-own cost of the item is not touched except for producing earlier. Measured (``docs/settled.md``,
-"The menu of contracts on settled figures"): the realised share of the first-best saving rises on
-``pilot`` and on ``default`` and the vendor gains more; with known demand the early units are worth
-nothing to the retailer and the binding-week results above are unchanged. ``pulls: []`` turns them
-off. Without a disclosed volume (untailored, or names only) nothing changes.
+quarter (and one a half) of next week's units this week wherever the item leaves the first week
+alone; an item that leaves the whole first week as in ``x^J`` gets none. Its price (the retailer's
+deviation cost, its continuation valued on demand paths) falls by what that stock saves the retailer
+in lost sales over the paths, down to zero under the one-way rule, so a vendor that likes the item
+also likes its early version as long as the extra units cost it little (it produces earlier).
+Measured (``docs/settled.md``, "Why the menu saved nothing on ``pilot``, and what changed"): the
+realised share of the first-best saving rises on ``pilot`` and on ``default`` and the vendor gains
+more; with known demand the early units are worth nothing to the retailer and the 12-item picks and
+binding gaps above are unchanged. ``pulls: []`` turns them off. Without a disclosed volume
+(untailored, or names only) nothing changes.
 
 Incentives. The prices are CBTs computed from the retailer's reported costs, so the menu is truthful
 for the vendor only: no vendor lie pays (audited), but the retailer gains by overstating its holding
@@ -137,7 +138,8 @@ Diagnostics. One vendor: as before (``menu_size``, ``menu_pick``, ``menu_item``,
 and ``receiving_scaled``.
 
 Parameters: ``size`` (items including ``x^J``, a whole number >= 1; per vendor), ``method``, ``preference``, ``disclosure``,
-``volume_step``, ``levels``, ``pulls`` (fractions in (0, 1]; ``[]`` for none), ``items`` (``week`` or ``plan``), ``commitment`` (``{weeks, band}``; or a
+``volume_step``, ``levels``, ``pulls`` (fractions in (0, 1]; ``[]`` for none),
+``items`` (``week`` or ``plan``), ``commitment`` (``{weeks, band}``; or a
 string, an alias of ``items``), ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
 CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`)
 and ``transfer.continuation`` (how a price values the retailer's continuation, :mod:`policies.cbt`: ``paths``
