@@ -46,7 +46,7 @@ class MenuWithFirstBestItem(MenuPolicy):
         v = ctx.public.vendor_index(name)
         own = ctx.retailer.preferred_plan() if own is None else own
         items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx, vendor),
-                           levels=self.levels, first_week=True, vendor=v)
+                           levels=self.levels, first_week=True, vendor=v, pulls=self.pulls)
         # the first-best plan's first week in this vendor's block, the other vendors' as in x^J
         fb = np.array(own.plan, dtype=float, copy=True)
         fb[v] = joint_plan(ctx.retailer, ctx.vendors).plan[v]

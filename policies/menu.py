@@ -56,7 +56,9 @@ FCs and regions. Items, in this order:
    another FC and a discount at the preferred one that applies only up to the disclosed volume), one
    per surcharge in ``ROOM_SURCHARGES`` and source FC, then shifts of ``x^J`` filling the preferred
    FC up to that volume (same-week only under weekly commitment: a re-timed shift's first week is
-   only a cut);
+   only a cut); each followed by its "early" versions (``pulls``, default ``[0.25, 0.5]``): the same item
+   with that fraction of next week's units shipped this week at every FC whose first week the item
+   leaves as in ``x^J`` (see "Items shipped a week early" below);
 2. steer items and capped shifts on a grid of caps (``CAP_MULTIPLES`` of the preferred FC's largest
    weekly JIT volume), then plain discounts and shifts towards the preferred FCs.
 
@@ -84,6 +86,21 @@ so no generation rule guarantees monotonicity. The vendor's criterion (``share_v
 the same demand paths, with uncertain demand too.
 Letting the vendor value an item by its own best cost given the first week (free continuation) or
 by its first week alone was tried and aligned worse (``docs/mechanisms.md``).
+
+Items shipped a week early (``pulls``). On ``pilot`` almost all of what first best saves against
+JIT in a realised run is lost sales (first best plans more stock at the FCs: the joint LP is flat
+along "ship earlier", and the vertex it returns ships ahead), while the items above only move
+``x^J``'s volume between FCs and weeks without adding stock. An early version of an item ships a
+quarter (and one a half) of next week's units this week wherever the item leaves the first week
+alone; an item that leaves the whole first week as in ``x^J`` gets none. Its price (the retailer's
+deviation cost, its continuation valued on demand paths) falls by what that stock saves the retailer
+in lost sales over the paths, down to zero under the one-way rule, so a vendor that likes the item
+also likes its early version as long as the extra units cost it little (it produces earlier).
+Measured (``docs/settled.md``, "Why the menu saved nothing on ``pilot``, and what changed"): the
+realised share of the first-best saving rises on ``pilot`` and on ``default`` and the vendor gains
+more; with known demand the early units are worth nothing to the retailer and the 12-item picks and
+binding gaps above are unchanged. ``pulls: []`` turns them off. Without a disclosed volume
+(untailored, or names only) nothing changes.
 
 Incentives. The prices are CBTs computed from the retailer's reported costs, so the menu is truthful
 for the vendor only: no vendor lie pays (audited), but the retailer gains by overstating its holding
@@ -121,7 +138,8 @@ Diagnostics. One vendor: as before (``menu_size``, ``menu_pick``, ``menu_item``,
 and ``receiving_scaled``.
 
 Parameters: ``size`` (items including ``x^J``, a whole number >= 1; per vendor), ``method``, ``preference``, ``disclosure``,
-``volume_step``, ``levels``, ``items`` (``week`` or ``plan``), ``commitment`` (``{weeks, band}``; or a
+``volume_step``, ``levels``, ``pulls`` (fractions in (0, 1]; ``[]`` for none),
+``items`` (``week`` or ``plan``), ``commitment`` (``{weeks, band}``; or a
 string, an alias of ``items``), ``pricing``, ``decline`` (``infeasible`` or ``any``), and the
 CBT parameters ``discount``, ``risk_aversion``, ``scenarios``, ``two_way`` (an alias of ``transfer: {rule: two-way}``; the menu implements the rules ``one-way`` and ``two-way`` of :mod:`policies.transfer_rules`)
 and ``transfer.continuation`` (how a price values the retailer's continuation, :mod:`policies.cbt`: ``paths``
@@ -153,6 +171,10 @@ CAP_MULTIPLES = (1.25, 1.4, 1.1, 1.55, 1.7, 1.85, 2.0)
 STEER_SURCHARGES = (0.2, 0.1)
 ROOM_SURCHARGES = (0.3, 0.2, 0.5)
 STEER_DISCOUNT = 0.1
+#: Fractions of next week's units a tailored menu also offers to ship this week, with each item aimed at a
+#: disclosed volume (``pulls``; see the module docstring, "Items shipped a week early"). Measured against
+#: ``[0.25]``, ``[0.5]`` and ``[0.1]`` on three worlds of ``default`` and ``pilot`` (docs/settled.md)
+PULLS = (0.25, 0.5)
 METHODS = ("discount", "shift", "mixed")
 DECLINE = ("infeasible", "any")
 ITEMS = ("week", "plan")  # what a menu item is: its first week, or the whole plan (``items``)
@@ -292,6 +314,32 @@ def _steer_items(ctx: PlanningContext, full: np.ndarray, v: int, targets: Sequen
                         yield MenuItem(_steer_plan(ctx, full, v, a, b, surcharge, cap), f"steer {fcs[a]}->{fcs[b]} surcharge {surcharge:g} up to {mult:g}x volume")
 
 
+def _pulled(item: MenuItem, jit: np.ndarray, v: int, frac: float) -> MenuItem:
+    """``item`` with ``frac`` of next week's units shipped this week instead, at every FC whose first
+    week the item leaves as in ``x^J`` (vendor ``v``'s block): the item's own moves, plus stock that
+    waits at the FCs a week longer."""
+    plan = np.array(item.plan, dtype=float, copy=True)
+    block = plan[v]
+    if block.shape[0] < 2:
+        return item
+    same = np.all(np.isclose(block[0], jit[v, 0], atol=1e-9), axis=-1)  # [F] FCs the item leaves alone
+    moved = frac * block[1, same]
+    block[0, same] += moved
+    block[1, same] -= moved
+    return MenuItem(plan, f"{item.kind}, {frac:g} of next week earlier")
+
+
+def _with_pulls(items: Iterable[MenuItem], jit: np.ndarray, v: int, pulls: Sequence[float]) -> Iterator[MenuItem]:
+    """Each item, then its :func:`_pulled` versions (none for an item whose first week is ``x^J``'s: it
+    moves nothing towards the disclosed volume this week, e.g. where the FC's JIT volume already fills it)."""
+    for item in items:
+        yield item
+        if np.allclose(item.plan[v, 0], jit[v, 0], atol=1e-6):
+            continue
+        for frac in pulls:
+            yield _pulled(item, jit, v, frac)
+
+
 def _room_items(
     ctx: PlanningContext, full: np.ndarray, v: int, rooms: dict[int, float], *, steer: bool, shift: bool, first_week: bool
 ) -> Iterator[MenuItem]:
@@ -407,6 +455,7 @@ def build_menu(
     levels: Sequence[float] = DEFAULT_LEVELS,
     first_week: bool = False,
     vendor: int = 0,
+    pulls: Sequence[float] = (),
 ) -> list[MenuItem]:
     """Up to ``size`` distinct candidate plans, ``x^J`` first; see the module docstring.
 
@@ -426,6 +475,8 @@ def build_menu(
         rooms = {f: v for f, v in pref.items() if v is not None}
         if rooms:
             first = _room_items(ctx, jit_plan, v, rooms, steer=method != "shift", shift=method != "discount", first_week=first_week)
+            if pulls:
+                first = _with_pulls(first, jit_plan, v, pulls)
         if method in ("shift", "mixed"):
             gens.append(_capped_shift_items(ctx, jit_plan, v, fcs))
         if method in ("discount", "mixed"):
@@ -494,6 +545,7 @@ class MenuPolicy:
         disclosure: str = "volume",
         volume_step: float = 100.0,
         levels: Sequence[float] = DEFAULT_LEVELS,
+        pulls: Sequence[float] = PULLS,
         pricing: str = "plan",
         commitment: str | dict[str, Any] | CommitmentSettings | None = None,
         items: str | None = None,
@@ -533,6 +585,13 @@ class MenuPolicy:
         levels = list(levels)
         if any(not _number(lv) or not 0 < lv < 1 for lv in levels):
             raise FlosimError(f"policy 'menu': levels must be a list of fractions in (0, 1), got {levels}")
+        if isinstance(pulls, (str, bytes)) or not isinstance(pulls, Iterable):
+            raise FlosimError(f"policy 'menu': pulls must be a list of fractions in (0, 1], got {pulls!r}")
+        pulls = list(pulls)
+        if any(not _number(p) or not 0 < p <= 1 for p in pulls):
+            raise FlosimError(f"policy 'menu': pulls must be a list of fractions in (0, 1], got {pulls}")
+        #: fractions of next week's units that items aimed at a disclosed volume also ship this week
+        self.pulls = tuple(float(p) for p in pulls)
         if not _number(discount) or not 0 < discount <= 1:
             raise FlosimError(f"policy 'menu': discount must be a number in (0, 1], got {discount!r}")
         if not _number(risk_aversion) or risk_aversion < 0:
@@ -575,7 +634,7 @@ class MenuPolicy:
         mutual commitment's mapping when one is set, else (as before ``items`` existed) the item contract."""
         commitment: Any = self.items if self.commit is None else self.commit.model_dump()
         return {"size": self.size, "method": self.method, "preference": self.preference, "disclosure": self.disclosure,
-                "volume_step": self.volume_step, "levels": list(self.levels), "pricing": self.pricing,
+                "volume_step": self.volume_step, "levels": list(self.levels), "pulls": list(self.pulls), "pricing": self.pricing,
                 "items": self.items, "commitment": commitment, **self.cbt, "transfer": {"continuation": self.continuation},
                 "decline": self.decline, "remedy": self.remedy}
 
@@ -620,7 +679,7 @@ class MenuPolicy:
         v = ctx.public.vendor_index(name)
         own = ctx.retailer.preferred_plan() if own is None else own
         items = build_menu(ctx, own.plan, self.size, method=self.method, preferred=self.preferred(ctx, name),
-                           levels=self.levels, first_week=self.items == "week", vendor=v)
+                           levels=self.levels, first_week=self.items == "week", vendor=v, pulls=self.pulls)
         pricer = self.pricer(ctx, own.plan) if pricer is None else pricer
         quote = pricer.price_plan if self.pricing == "plan" else pricer.price
         if self.items == "week":
