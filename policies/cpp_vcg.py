@@ -43,7 +43,9 @@ counterfactual, :data:`COUNTERFACTUALS`), ``remedy`` (``none``, ``refund`` or ``
 delivered short does to the transfer, :mod:`sim.execution`), ``solver`` (``cpp`` or
 ``central``), ``warm_start`` (default true: each week's negotiation of ``x*`` starts from last week's
 agreement shifted a week, as ``cpp``'s does, and each vendor's counterfactual from last week's
-counterfactual; false: every negotiation starts cold), ``commitment`` (``{weeks: k, band: b}``: the first ``k`` weeks of every agreed plan
+counterfactual; false: every negotiation starts cold), ``warm_tail`` (the horizon's last weeks whose
+plan and prices keep their place in a warm start instead of shifting; default half the horizon,
+:func:`policies.cpp.shift_week`), ``commitment`` (``{weeks: k, band: b}``: the first ``k`` weeks of every agreed plan
 bind both parties within ``±b``, :mod:`sim.model.commitment`; default none, the weekly commitment of
 ``k = 1``; the negotiation, the JIT counterfactual and the transfer's continuations all plan inside
 the commitments already agreed), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
