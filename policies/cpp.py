@@ -112,13 +112,23 @@ def plan_from_answer(answer: np.ndarray, ctx: PlanningContext, vendors: Sequence
     return plan
 
 
-def shift_week(a: np.ndarray, axis: int = 0) -> np.ndarray:
+def shift_week(a: np.ndarray, axis: int = 0, tail: int = 1) -> np.ndarray:
     """A plan-shaped array one week on along its week ``axis``: week ``tau + 1`` becomes week ``tau``,
-    the last week repeats."""
+    except in the horizon's last ``tail`` weeks, which keep their place (``tail = 1``: the last week
+    repeats; ``tail`` at least 1, at most the horizon: then nothing moves).
+
+    Why a tail: a rolling plan's early weeks follow the calendar (this week's orders for next week are
+    last week's for the week after), but its last weeks are shaped by the horizon's end (no orders
+    that would arrive after it, the terminal value of stock), which moves with the horizon. On the
+    ``pilot`` and ``two-vendors`` replays (horizon 6) a week's agreed plan and prices are closest to
+    last week's shifted in the first half of the horizon and to last week's in place in the second
+    half (docs/performance.md)."""
     a = np.asarray(a, dtype=float)
-    if a.shape[axis] <= 1:
+    H = a.shape[axis]
+    if H <= 1:
         return a.copy()
-    return np.concatenate([np.delete(a, 0, axis=axis), np.take(a, [-1], axis=axis)], axis=axis)
+    t = int(min(max(tail, 1), H))
+    return np.take(a, list(range(1, H - t + 1)) + list(range(H - t, H)), axis=axis)
 
 
 #: Plans with at least this many components are negotiated with each agent in its own process.
@@ -137,6 +147,7 @@ def negotiate_efficient_plan(
     vendors: Sequence[str] | None = None,
     start: "NegotiationState | None" = None,
     first_week: np.ndarray | None = None,
+    warm_tail: int = 1,
 ) -> tuple[np.ndarray, NegotiationResult]:
     """Negotiate ``argmin C_R + sum_v C_v`` between the context's agents; returns the executable plan
     and the negotiation result (check ``result.converged`` before treating the plan as agreed).
@@ -144,7 +155,8 @@ def negotiate_efficient_plan(
     ``processes``: run each agent's negotiator in its own process, so the agents answer each round in
     parallel (``None``: when a vendor's block has at least :data:`PROCESS_THRESHOLD` components).
     ``warm``: last week's result; its consensus plan and prices, shifted one week (the last week
-    repeated), and its ``rho`` start this negotiation (see :func:`shift_week`). ``on_round``: called
+    repeated; ``warm_tail``: the horizon's last weeks that keep their place instead), and its ``rho``
+    start this negotiation (see :func:`shift_week`). ``on_round``: called
     with each round's history entry (see :meth:`sim.negotiation.coordinator.ConsensusADMM.negotiate`).
     ``certify``: after the negotiation, each agent states its cost of the executable plan and its
     dual value at its final prices, which bound the plan's gap to first best
@@ -169,8 +181,8 @@ def negotiate_efficient_plan(
     blocks: list[Any] = [None] + [pub.vendor_index(name) for name in names]
     z0 = prices0 = None
     if warm is not None and warm.converged and warm.z.shape == tuple(pub.shape) and len(warm.prices) == len(blocks):
-        z0 = shift_week(warm.z, axis=1)
-        prices0 = [shift_week(p, axis=1 if i == 0 else 0) for i, p in enumerate(warm.prices)]
+        z0 = shift_week(warm.z, axis=1, tail=warm_tail)
+        prices0 = [shift_week(p, axis=1 if i == 0 else 0, tail=warm_tail) for i, p in enumerate(warm.prices)]
         if opts.rho is None:
             opts = opts.model_copy(update={"rho": warm.rho})
     if start is not None and z0 is None:

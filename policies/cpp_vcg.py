@@ -43,7 +43,9 @@ counterfactual, :data:`COUNTERFACTUALS`), ``remedy`` (``none``, ``refund`` or ``
 delivered short does to the transfer, :mod:`sim.execution`), ``solver`` (``cpp`` or
 ``central``), ``warm_start`` (default true: each week's negotiation of ``x*`` starts from last week's
 agreement shifted a week, as ``cpp``'s does, and each vendor's counterfactual from last week's
-counterfactual; false: every negotiation starts cold), ``commitment`` (``{weeks: k, band: b}``: the first ``k`` weeks of every agreed plan
+counterfactual; false: every negotiation starts cold), ``warm_tail`` (the horizon's last weeks whose
+plan and prices keep their place in a warm start instead of shifting; default half the horizon,
+:func:`policies.cpp.shift_week`), ``commitment`` (``{weeks: k, band: b}``: the first ``k`` weeks of every agreed plan
 bind both parties within ``±b``, :mod:`sim.model.commitment`; default none, the weekly commitment of
 ``k = 1``; the negotiation, the JIT counterfactual and the transfer's continuations all plan inside
 the commitments already agreed), ``cpp`` (ADMM options, and ``answers``, the agents' best-response settings; validated
@@ -91,7 +93,8 @@ def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
                    answers: BestResponseOptions | None = None, *, wrap_vendor: Callable[[str, Any], Any] | None = None,
                    on_result: Callable[[Any], None] | None = None,
                    vendors: Sequence[str] | None = None, start: Any = None,
-                   first_week: np.ndarray | None = None, warm: Any = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+                   first_week: np.ndarray | None = None, warm: Any = None,
+                   warm_tail: int = 1) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x*`` by CPP negotiation (default) or the central oracle; ``None`` if CPP did not converge.
     ``admm``, ``answers``: the negotiation's and the agents' settings (see :func:`cpp_settings`);
     ``wrap_vendor(name, negotiator)``: wraps a vendor's negotiator (noisy answers); ``on_result``:
@@ -100,7 +103,8 @@ def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
     counterfactual). ``start``: a :class:`policies.cpp.NegotiationState` of the same week to start from.
     ``first_week`` ``[V, F, K]``: this week's PO given, the later weeks planned. ``warm``: last week's
     result of the same negotiation (its plan and prices shifted a week, and its ``rho``, start this one:
-    :func:`policies.cpp.negotiate_efficient_plan`); ignored by a central solve."""
+    :func:`policies.cpp.negotiate_efficient_plan`; ``warm_tail``: the horizon's last weeks that keep
+    their place, :func:`policies.cpp.shift_week`); ignored by a central solve."""
     names = list(ctx.vendors) if vendors is None else list(vendors)
     if not names:  # the retailer alone: its own plan, no negotiation needed
         if first_week is not None:
@@ -111,7 +115,7 @@ def efficient_plan(ctx: PlanningContext, solver: str, admm: ADMMOptions,
     from policies.cpp import negotiate_efficient_plan
 
     plan, result = negotiate_efficient_plan(ctx, admm, answers=answers, wrap_vendor=wrap_vendor, vendors=names, start=start,
-                                            first_week=first_week, warm=warm)
+                                            first_week=first_week, warm=warm, warm_tail=warm_tail)
     if on_result is not None:
         on_result(result)
     diag = {"solver": "cpp", "iterations": result.iterations, "converged": result.status == "converged", "status": result.status}
@@ -163,7 +167,8 @@ COUNTERFACTUALS = ("coordinated", "jit-orders")
 def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray, kind: str, solver: str,
                          admm: ADMMOptions, answers: BestResponseOptions | None = None,
                          start: Any = None, warm: Any = None,
-                         on_result: Callable[[Any], None] | None = None) -> tuple[np.ndarray | None, dict[str, Any]]:
+                         on_result: Callable[[Any], None] | None = None,
+                         warm_tail: int = 1) -> tuple[np.ndarray | None, dict[str, Any]]:
     """``x^{-v}`` of ``vendor`` (``kind``: one of :data:`COUNTERFACTUALS`): the plan of the retailer and the
     other vendors with ``vendor``'s preferences ignored; ``None`` if the negotiation did not converge.
     Without other vendors it is the retailer's own plan ``jit_plan``. ``start``: a state to start the
@@ -171,8 +176,8 @@ def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray
     would then depend on them, and where many counterfactual POs are nearly equally cheap (as for
     ``two-vendors``' sonora) a lie could choose among them (:class:`CPPVCGPolicy` starts it cold).
     ``warm``: last week's result of the same counterfactual's negotiation, shifted a week (it was
-    negotiated without ``v``, before this week's reports); ``on_result``: called with the negotiation's
-    result."""
+    negotiated without ``v``, before this week's reports; ``warm_tail`` as for :func:`efficient_plan`);
+    ``on_result``: called with the negotiation's result."""
     others = [u for u in ctx.vendors if u != vendor]
     if not others:
         return jit_plan, {}
@@ -182,7 +187,7 @@ def pivot_counterfactual(ctx: PlanningContext, vendor: str, jit_plan: np.ndarray
         i = ctx.public.vendor_index(vendor)
         held[i] = jit_plan[i, 0]
     return efficient_plan(ctx, solver, admm, answers, vendors=others, start=start, first_week=held, warm=warm,
-                          on_result=on_result)
+                          on_result=on_result, warm_tail=warm_tail)
 
 
 @contextmanager
@@ -295,6 +300,7 @@ class CPPVCGPolicy:
         transfer: dict[str, Any] | TransferSettings | None = None,
         commitment: dict[str, Any] | CommitmentSettings | None = None,
         warm_start: bool = True,
+        warm_tail: int | None = None,
     ) -> None:
         #: what an agreed plan commits beyond its PO (None: the weekly commitment; :mod:`sim.model.commitment`)
         self.commit = commitment_settings(commitment, f"policies.{self.name}.commitment")
@@ -324,6 +330,12 @@ class CPPVCGPolicy:
             raise FlosimError(f"policy '{self.name}': warm_start must be true or false, got {warm_start!r}")
         #: start each week's main negotiation from last week's agreement (:meth:`warm`)
         self.warm_start = warm_start
+        if warm_tail is not None and (isinstance(warm_tail, bool) or not isinstance(warm_tail, int) or warm_tail < 1):
+            raise FlosimError(f"policy '{self.name}': warm_tail must be a whole number of weeks, at least 1, "
+                              f"or left out (half the horizon), got {warm_tail!r}")
+        #: the horizon's last weeks whose plan and prices keep their place in a warm start (None: half the
+        #: horizon; :func:`policies.cpp.shift_week`)
+        self.warm_tail = warm_tail
         self._last: tuple[int, Any] | None = None  # (week, result) of the last converged main negotiation
         self._last_cf: dict[str, tuple[int, Any]] = {}  # each vendor's last counterfactual negotiation
 
@@ -392,6 +404,13 @@ class CPPVCGPolicy:
         was negotiated without ``v``, under the same rule."""
         return self._previous(self._last, ctx)
 
+    def tail(self, ctx: PlanningContext) -> int:
+        """The horizon's last weeks whose plan and prices keep their place when a negotiation starts
+        from last week's (``warm_tail``, or half the horizon: :func:`policies.cpp.shift_week`)."""
+        if self.warm_tail is not None:
+            return self.warm_tail
+        return max(1, int(ctx.public.shape[1]) // 2)
+
     def _previous(self, last: tuple[int, Any] | None, ctx: PlanningContext) -> Any:
         """``last`` (week, result) if warm starts are on and it is of the week before ``ctx.week``."""
         if not self.warm_start or last is None or self.solver != "cpp":
@@ -404,8 +423,10 @@ class CPPVCGPolicy:
         negotiated: list[Any] = []
         warm = self.warm(ctx)
         self._last = None
+        tail = self.tail(ctx)
         plan, diag = efficient_plan(ctx, self.solver, self.admm, self.answers,
-                                    wrap_vendor=self.privacy.vendor_wrapper(ctx), on_result=negotiated.append, warm=warm)
+                                    wrap_vendor=self.privacy.vendor_wrapper(ctx), on_result=negotiated.append, warm=warm,
+                                    warm_tail=tail)
         result = negotiated[0] if negotiated else None
         if result is not None and result.converged:
             self._last = (ctx.week, result)
@@ -429,7 +450,7 @@ class CPPVCGPolicy:
             kept: list[Any] = []
             counterfactual, cdiag = pivot_counterfactual(ctx, name, jit.plan, self.counterfactual, self.solver, pivot_admm,
                                                          self.answers, warm=self._previous(last_cf.get(name), ctx),
-                                                         on_result=kept.append)
+                                                         on_result=kept.append, warm_tail=tail)
             if kept and kept[0].converged:
                 self._last_cf[name] = (ctx.week, kept[0])
             # S_-v(x*_t): the later weeks re-planned without v inside what agreeing x* commits (as the

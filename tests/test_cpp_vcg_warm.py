@@ -36,6 +36,20 @@ def _logging(monkeypatch):
     return calls
 
 
+def _tails(monkeypatch):
+    """Whether each negotiation has its first week given (a joint re-plan, which starts from this week's
+    agreement, not warm) and its ``warm_tail`` (wraps whatever ``negotiate_efficient_plan`` is now)."""
+    tails = []
+    original = cpp.negotiate_efficient_plan
+
+    def logged(c, options=None, *args, **kwargs):
+        tails.append((kwargs.get("first_week") is not None, kwargs.get("warm_tail", 1)))
+        return original(c, options, *args, **kwargs)
+
+    monkeypatch.setattr(cpp, "negotiate_efficient_plan", logged)
+    return tails
+
+
 def _decide(policy, scenario, week):
     ctx = planning_context(scenario, week=week)
     return ctx, policy.decide(replace(ctx, rng=policy_rng(scenario.seed, week)))
@@ -81,6 +95,7 @@ def test_warm_start_is_a_boolean(default_scenario) -> None:
 def test_counterfactuals_start_from_their_own_last_week_never_from_the_main_agreement(monkeypatch) -> None:
     scenario = load_scenario("two-vendors")
     calls = _logging(monkeypatch)
+    tails = _tails(monkeypatch)
     policy = make_policy("cpp-vcg", scenario)
     _decide(policy, scenario, 0)
     week0 = list(calls)
@@ -100,6 +115,51 @@ def test_counterfactuals_start_from_their_own_last_week_never_from_the_main_agre
     for _, _, warm, start, result in joints:  # the joint re-plan at x*_t starts from this week's agreement
         assert warm is None and start is not None and np.array_equal(start.z, main1.z)
         assert result.converged
+    # the main negotiation and the counterfactuals keep the horizon's second half in place (horizon 6)
+    assert scenario.horizon == 6 and {tail for joint, tail in tails if not joint} == {3}
+
+
+def test_shift_week_moves_the_calendar_weeks_and_keeps_the_tail_in_place() -> None:
+    weeks = np.arange(6.0)[None, :, None] * np.ones((2, 6, 3))  # [V, H, K], each entry its week
+    shifted = lambda tail: cpp.shift_week(weeks, axis=1, tail=tail)[0, :, 0].tolist()
+    assert shifted(1) == [1, 2, 3, 4, 5, 5]  # the last week repeats (the shift before warm_tail)
+    assert cpp.shift_week(weeks, axis=1)[0, :, 0].tolist() == [1, 2, 3, 4, 5, 5]
+    assert shifted(3) == [1, 2, 3, 3, 4, 5]  # weeks 3-5 keep their place
+    assert shifted(6) == shifted(60) == [0, 1, 2, 3, 4, 5]  # nothing moves
+    assert shifted(0) == shifted(1)  # at least the last week stays
+    assert cpp.shift_week(weeks[:, :1], axis=1, tail=3).shape == (2, 1, 3)
+    assert np.array_equal(cpp.shift_week(weeks, axis=1, tail=2)[1], cpp.shift_week(weeks, axis=1, tail=2)[0])
+
+
+def test_a_warm_start_shifts_plan_and_prices_with_the_tail(monkeypatch, default_scenario) -> None:
+    ctx0 = planning_context(default_scenario, week=0)
+    _, last = cpp.negotiate_efficient_plan(ctx0)
+    seen = []
+
+    def negotiate(self, negotiators, shape, z0=None, prices0=None, **kwargs):
+        seen.append((z0, prices0))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(cpp.ConsensusADMM, "negotiate", negotiate)
+    ctx1 = planning_context(default_scenario, week=1)
+    for tail in (1, 3):
+        with pytest.raises(RuntimeError, match="stop"):
+            cpp.negotiate_efficient_plan(ctx1, warm=last, warm_tail=tail)
+        z0, prices0 = seen[-1]
+        assert np.array_equal(z0, cpp.shift_week(last.z, axis=1, tail=tail))
+        assert np.array_equal(prices0[0], cpp.shift_week(last.prices[0], axis=1, tail=tail))
+        assert np.array_equal(prices0[1], cpp.shift_week(last.prices[1], axis=0, tail=tail))  # a vendor's block [H, F, K]
+    assert not np.array_equal(seen[0][0], seen[1][0])
+
+
+def test_warm_tail_defaults_to_half_the_horizon_and_is_checked(default_scenario) -> None:
+    ctx = planning_context(default_scenario, week=0)
+    H = ctx.public.shape[1]
+    assert make_policy("cpp-vcg", default_scenario).tail(ctx) == max(1, H // 2)
+    assert make_policy("cpp-vcg", default_scenario, warm_tail=1).tail(ctx) == 1
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(FlosimError, match="warm_tail must be a whole number"):
+            make_policy("cpp-vcg", default_scenario, warm_tail=bad)
 
 
 def test_workers_report_their_start_up_cpu_which_the_bench_leaves_out() -> None:
