@@ -12,7 +12,8 @@ raw figures sum the measured rows and settled figures all of them (:mod:`sim.met
 ``workers=N`` simulates the policies in ``N`` processes at once. The results are the same numbers
 as one after the other: every world reads the same drawn inputs, and a policy's own randomness comes
 from :func:`forecasts.inputs.policy_rng` (the scenario's seed and the week), never from a generator
-another policy has used.
+another policy has used; the module switches that change answers (:data:`SWITCHES`, e.g.
+``sim.model.lp.LP_STARTS``) are carried to the worker processes as set in this one.
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ def _simulate_in_processes(scenario: Scenario, built: Sequence[Policy], inputs: 
     ctx = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
     if sys.platform.startswith("linux"):
         ctx.set_forkserver_preload(["sim.runner"])
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(built)), mp_context=ctx)
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(built)), mp_context=ctx, initializer=_set_switches,
+                               initargs=(_switches(),))
     try:
         futures = {pool.submit(_simulate, scenario, policy, inputs, run_id, weeks, settle): i for i, policy in enumerate(built)}
         results: dict[int, Outcome] = {}
@@ -181,6 +183,33 @@ def _simulate_in_processes(scenario: Scenario, built: Sequence[Policy], inputs: 
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: Module-level switches that change the answers (or how they are computed) and that a user or a test may
+#: set before a run: a worker process imports these modules afresh, so :func:`run_policies` carries their
+#: values to it (else a run in processes could give other numbers than the same run in this process).
+SWITCHES: tuple[tuple[str, str], ...] = (
+    ("sim.model.lp", "LP_STARTS"),
+    ("sim.model.lp", "IPM_THRESHOLD"),
+    ("sim.parties.retailer", "WARM_START_LPS"),
+    ("sim.parties.retailer", "KEPT_COLUMNS"),
+    ("policies.cpp", "PROCESS_THRESHOLD"),
+)
+
+
+def _switches() -> dict[tuple[str, str], Any]:
+    """The values of :data:`SWITCHES` in this process."""
+    import importlib
+
+    return {(module, name): getattr(importlib.import_module(module), name) for module, name in SWITCHES}
+
+
+def _set_switches(values: dict[tuple[str, str], Any]) -> None:
+    """Set :data:`SWITCHES` in a worker process to the parent's values (the pool's initializer)."""
+    import importlib
+
+    for (module, name), value in values.items():
+        setattr(importlib.import_module(module), name, value)
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:

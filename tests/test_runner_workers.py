@@ -64,3 +64,39 @@ def test_cli_workers_zero_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["run", "--workers", "0", "--out", str(tmp_path / "r")])
     assert exc.value.code == 2 and "--workers must be >= 1" in capsys.readouterr().err
+
+
+class ChecksSwitches(JITPolicy):
+    """JIT that fails unless the module switches that change answers are what the test set them to."""
+
+    name = "checks-switches"
+
+    def decide(self, ctx):
+        import policies.cpp as cpp_module
+        import sim.model.lp as lp_module
+        import sim.parties.retailer as retailer_module
+
+        seen = (lp_module.LP_STARTS, retailer_module.WARM_START_LPS, retailer_module.KEPT_COLUMNS,
+                lp_module.IPM_THRESHOLD, cpp_module.PROCESS_THRESHOLD)
+        if seen != ("scratch", True, 1234, 5678, 91011):
+            raise RuntimeError(f"switches not carried to the process: {seen}")
+        return super().decide(ctx)
+
+
+def test_the_answer_switches_set_in_this_process_hold_in_the_workers(monkeypatch):
+    """``sim.model.lp.LP_STARTS`` and the other module switches a user sets before a run change the
+    answers: a run in processes must use them too (a forkserver child imports the modules afresh)."""
+    import policies.cpp as cpp_module
+    import sim.model.lp as lp_module
+    import sim.parties.retailer as retailer_module
+
+    monkeypatch.setattr(lp_module, "LP_STARTS", "scratch")
+    monkeypatch.setattr(retailer_module, "WARM_START_LPS", True)
+    monkeypatch.setattr(retailer_module, "KEPT_COLUMNS", 1234)
+    monkeypatch.setattr(lp_module, "IPM_THRESHOLD", 5678)
+    monkeypatch.setattr(cpp_module, "PROCESS_THRESHOLD", 91011)
+    reported = []
+    result = run_policies(load_scenario("default"), ["jit", ChecksSwitches()], weeks=1, workers=2,
+                          on_error=lambda name, exc: reported.append(str(exc)))
+    assert reported == [] and result.error is None
+    assert result.policies == ["jit", "checks-switches"]
