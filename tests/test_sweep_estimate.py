@@ -41,6 +41,7 @@ def test_estimate_refuses_sweep_options(extra, capsys):
     assert main(["sweep", SMOKE, "--estimate", "1", *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("flosim: error: --estimate") and "Traceback" not in err
+    assert f"(given: {extra[0]})" in err  # names the option that was given
 
 
 def test_estimate_json_from_the_command_line(capsys):

@@ -62,9 +62,11 @@ def _estimate(loaded, args: argparse.Namespace) -> int:
 def main(args: argparse.Namespace) -> int:
     loaded = load_spec(args.spec)
     if getattr(args, "estimate", None):
-        if args.resume or args.out or args.scheduler or args.executor != "local" or args.workers:
-            raise FlosimError("--estimate measures runs one after the other in this process: it takes no --out, "
-                              "--resume, --executor, --workers or --scheduler")
+        given = [flag for flag, on in (("--out", args.out), ("--resume", args.resume), ("--executor", args.executor != "local"),
+                                       ("--workers", args.workers), ("--scheduler", args.scheduler)) if on]
+        if given:
+            raise FlosimError(f"--estimate measures runs one after the other in this process: it takes no --out, "
+                              f"--resume, --executor, --workers or --scheduler (given: {', '.join(given)})")
         return _estimate(loaded, args)
     executor = make_executor(args.executor, args.workers, args.scheduler)
     out = Path(args.out or f"results/sweep-{loaded.spec.name}")
