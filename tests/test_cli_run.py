@@ -155,3 +155,13 @@ def test_set_without_equals_is_a_usage_error(capsys):
         main(["run", "--set", "demand.cv"])
     assert exc.value.code == 2
     assert "expected PATH=VALUE" in capsys.readouterr().err
+
+
+def test_set_on_an_unknown_policy_exits_2_naming_it(tmp_path, capsys):
+    """``--set policies.cpp_vcg.warm_start=false`` (a typo for ``cpp-vcg``) would change nothing: refused."""
+    out = tmp_path / "results"
+    code = main(["run", "--policy", "first-best", "--weeks", "1", "--set", "policies.cpp_vcg.warm_start=false",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "no policy named 'cpp_vcg'" in err and "cpp-vcg" in err, err
+    assert not out.exists()
