@@ -1,7 +1,7 @@
 """Executors: where a sweep's runs execute. Results never depend on the choice.
 
 * :class:`LocalExecutor` runs on this machine: in-process when ``workers == 1`` (easiest to debug),
-  else in a pool of ``workers`` processes (``concurrent.futures.ProcessPoolExecutor``).
+  else in a pool of ``workers`` processes (:func:`sim.process_pool.run_in_processes`).
 * :class:`DaskExecutor` runs on a Dask cluster: a ``distributed.LocalCluster`` it starts (``workers``
   single-threaded worker processes) or an existing scheduler at ``scheduler`` (``tcp://host:8786``), for
   example one started on a SLURM cluster with dask-jobqueue (``docs/sweeps.md``). Workers write their run
@@ -11,16 +11,13 @@
 Both yield ``(task, outcome)`` pairs as runs finish; if the executor itself loses a run (a worker
 dies), the outcome is the exception and the sweep records it as a failed run. Worker processes an
 executor starts on this machine exit when the sweep process is gone, even after ``kill -9``
-(:mod:`experiments.watchdog`).
+(:mod:`sim.watchdog`).
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import sys
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from sim.model.errors import FlosimError
@@ -47,25 +44,11 @@ class LocalExecutor:
             for task in tasks:
                 yield task, fn(task)
             return
-        if sys.platform.startswith("linux"):
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["experiments.sweep"])  # workers fork with flosim already imported
-        else:
-            ctx = multiprocessing.get_context("spawn")
-        from experiments.watchdog import parent_identity, watch_parent
+        from sim.process_pool import run_in_processes
 
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
-                                   initializer=watch_parent, initargs=parent_identity())
-        try:
-            pending: dict[Future, T] = {pool.submit(fn, task): task for task in tasks}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    task = pending.pop(fut)
-                    exc = fut.exception()
-                    yield task, (exc if exc is not None else fut.result())
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        # workers fork with flosim already imported
+        for i, outcome in run_in_processes(fn, tasks, self.workers, preload=["experiments.sweep"]):
+            yield tasks[i], outcome
 
 
 class DaskExecutor:
@@ -110,7 +93,7 @@ class DaskExecutor:
         client, cluster = self._client()
         try:
             if cluster is not None:  # workers on this machine leave when the sweep is killed
-                from experiments.watchdog import WatchParentPlugin, parent_identity
+                from sim.watchdog import WatchParentPlugin, parent_identity
 
                 client.register_plugin(WatchParentPlugin(*parent_identity()), name="flosim-watch-parent")
             token = os.urandom(4).hex()

@@ -18,10 +18,8 @@ another policy has used; the module switches that change answers (:data:`SWITCHE
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -32,6 +30,7 @@ from forecasts.inputs import WorldInputs, draw_inputs
 from sim.model.decision import Policy
 from policies.registry import build_policies
 from sim.model.scenario import Scenario
+from sim.process_pool import run_in_processes
 from sim.world import World, WorldRecord
 
 
@@ -156,33 +155,22 @@ def _simulate_here(scenario: Scenario, built: Sequence[Policy], inputs: WorldInp
 
 def _simulate_in_processes(scenario: Scenario, built: Sequence[Policy], inputs: WorldInputs, run_id: str, weeks: int,
                            settle: int, workers: int, bar: Any) -> list[Outcome]:
-    """The policies in a pool of ``workers`` processes (forkserver on Linux, flosim imported once);
-    the bar advances by a policy's weeks when it finishes. Results in the order of ``built``."""
-    ctx = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-    if sys.platform.startswith("linux"):
-        ctx.set_forkserver_preload(["sim.runner"])
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(built)), mp_context=ctx, initializer=_set_switches,
-                               initargs=(_switches(),))
-    try:
-        futures = {pool.submit(_simulate, scenario, policy, inputs, run_id, weeks, settle): i for i, policy in enumerate(built)}
-        results: dict[int, Outcome] = {}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                i = futures[future]
-                try:
-                    results[i] = future.result()
-                except Exception as exc:  # noqa: BLE001 - the process itself failed (killed, unpicklable)
-                    results[i] = (exc, 0.0)
-                bar.set_postfix_str(built[i].name)
-                bar.update(weeks + settle)
-        return [results[i] for i in range(len(built))]
-    except BaseException:  # interrupted (Ctrl-C): stop the policies still running, do not wait for them
-        _terminate(pool)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    """The policies in a pool of ``workers`` processes (:func:`sim.process_pool.run_in_processes`, with
+    :data:`SWITCHES` as set here); the bar advances by a policy's weeks when it finishes. Results in the
+    order of ``built``; an interrupt stops the policies still running."""
+    results: dict[int, Outcome] = {}
+    tasks = [(scenario, policy, inputs, run_id, weeks, settle) for policy in built]
+    for i, outcome in run_in_processes(_simulate_task, tasks, workers, preload=["sim.runner"], initializer=_set_switches,
+                                       initargs=(_switches(),), on_interrupt="stop"):
+        # a process that failed itself (killed, unpicklable) gives an exception instead of an Outcome
+        results[i] = (outcome, 0.0) if isinstance(outcome, BaseException) else outcome
+        bar.set_postfix_str(built[i].name)
+        bar.update(weeks + settle)
+    return [results[i] for i in range(len(built))]
+
+
+def _simulate_task(task: tuple[Scenario, Policy, WorldInputs, str, int, int]) -> Outcome:
+    return _simulate(*task)
 
 
 #: Module-level switches that change the answers (or how they are computed) and that a user or a test may
@@ -210,13 +198,3 @@ def _set_switches(values: dict[tuple[str, str], Any]) -> None:
 
     for (module, name), value in values.items():
         setattr(importlib.import_module(module), name, value)
-
-
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool's worker processes now (``terminate_workers`` from Python 3.14, else each process)."""
-    stop = getattr(pool, "terminate_workers", None)
-    if callable(stop):
-        stop()
-        return
-    for process in list(getattr(pool, "_processes", {}).values()):
-        process.terminate()
