@@ -63,6 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from experiments.replications import replication_seeds  # noqa: F401 - one seed rule for sweeps and runs
 from sim.metrics import BY_PARTY, party_columns
+from experiments.overrides import override_problem
 from sim.model.errors import FlosimError, SpecError
 from sim.model.scenario import Scenario, builtin_scenarios, dump_scenario, load_scenario, scenario_from_dict
 from sim.model.validation import Number, Whole, format_validation_error, read_yaml
@@ -148,47 +149,6 @@ class LoadedSpec:
     source: str  # the spec file, for messages
 
 
-def _check_path(base: dict[str, Any], path: str) -> str | None:
-    """Why ``path`` does not name a field of the scenario, or None if it does."""
-    node: Any = base
-    for i, part in enumerate(path.split(".")):
-        if node is None:  # an optional mapping left empty (e.g. demand.region_weights): any key may be set
-            return None
-        if isinstance(node, list):
-            names = [item.get("name") for item in node if isinstance(item, dict)]
-            if part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
-                node = node[int(part)]
-            elif part in names:
-                node = node[names.index(part)]
-            else:
-                known = [n for n in names if n] or [str(j) for j in range(len(node))]
-                return f"no item {part!r} in {'.'.join(path.split('.')[:i]) or 'scenario'} (items: {known[:10]})"
-        elif isinstance(node, dict):
-            if part not in node:
-                where = ".".join(path.split(".")[:i]) or "the scenario"
-                return f"{where} has no field {part!r} (fields: {sorted(node)[:12]})"
-            node = node[part]
-        else:
-            return f"{'.'.join(path.split('.')[:i])} is a value, not a mapping or list"
-    return None
-
-
-def _policy_parameter(path: str) -> bool:
-    """Whether ``path`` is ``policies.<built-in policy>.<one of its parameters>[...]``: a parameter the
-    scenario may leave unwritten (``policies.cpp-vcg.commitment.weeks``); the policy checks the value
-    when each design point is loaded."""
-    parts = path.split(".")
-    if len(parts) < 3 or parts[0] != "policies":
-        return False
-    import inspect
-
-    from policies.registry import BUILTIN, _load, available_policies
-
-    if parts[1] not in BUILTIN or parts[1] not in available_policies():
-        return False
-    return parts[2] in inspect.signature(_load(BUILTIN[parts[1]], parts[1]).__init__).parameters
-
-
 def _resolve_scenario(name: str, spec_dir: Path | None) -> Scenario:
     path = Path(name).expanduser()
     if spec_dir is not None and not path.is_absolute() and (spec_dir / path).exists():
@@ -209,7 +169,7 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>", spec_dir: Path | None
     base = scenario.model_dump(mode="json")
     for where, keys in (("fixed", spec.fixed), ("grid", spec.grid), ("lhs.parameters", spec.lhs.parameters if spec.lhs else {})):
         for key in keys:
-            why = None if _policy_parameter(key) else _check_path(base, key)
+            why = override_problem(base, key)
             if why:
                 raise SpecError(f"{source}: field '{where}.{key}': {key!r} is not a scenario parameter: {why}")
     available = available_policies()

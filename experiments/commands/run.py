@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from experiments.commands._args import name_value
+from experiments.overrides import override_problem
 from policies.registry import available_policies
 from sim.model.errors import FlosimError
 from sim.metrics import component_table, participation, party_columns, summarize
@@ -98,26 +99,24 @@ def run_summary(result: RunResult, results_dir: str, scenario_label: str) -> dic
     }
 
 
-def _check_policy_overrides(overrides: dict[str, Any], scenario: Any, requested: list[str]) -> None:
-    """Refuse ``--set policies.NAME....`` for a NAME no policy of this run can have (a typo such as
-    ``cpp_vcg`` for ``cpp-vcg``): a scenario file may hold parameters of policies it does not run, but
-    an override on the command line that nothing reads would be silently ignored. Known names: the
-    built-in policies, those the scenario already has parameters for, and the ``--policy`` names (a
-    ``module:Class`` policy's own name is only known once it is built, so its run skips the check)."""
-    if any(":" in p for p in requested):
-        return
-    known = {*available_policies(), *scenario.policies, *requested}
+def _check_overrides(overrides: dict[str, Any], scenario: Any, requested: list[str]) -> None:
+    """Refuse ``--set PATH`` when PATH names nothing the scenario can set (:func:`experiments.overrides.
+    override_problem`, the check sweep specs get), e.g. ``policies.cpp_vcg`` for ``cpp-vcg``. A
+    ``module:Class`` policy's own name is only known once it is built, so with one in the run paths
+    under ``policies.`` are left to the scenario's own validation."""
+    base = scenario.model_dump(mode="json")
+    custom = any(":" in p for p in requested)
     for path in overrides:
-        parts = path.split(".")
-        if parts[0] == "policies" and len(parts) > 1 and parts[1] not in known:
-            raise FlosimError(f"--set {path}: no policy named {parts[1]!r} (known: {', '.join(sorted(known))})")
+        why = None if custom and path.startswith("policies.") else override_problem(base, path)
+        if why:
+            raise FlosimError(f"--set {path}: {why}")
 
 
 def main(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     overrides = dict(getattr(args, "overrides", None) or [])
     if overrides:  # validated like a file; the results folder keeps the scenario as run
-        _check_policy_overrides(overrides, scenario, args.policy or [])
+        _check_overrides(overrides, scenario, args.policy or [])
         scenario = scenario.with_overrides(overrides, source="--set")
     policies = args.policy or [p for p in DEFAULT_POLICIES if p in available_policies()]
     if "jit" not in policies:  # the reference world for savings and ex post participation
