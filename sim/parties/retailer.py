@@ -385,6 +385,8 @@ class _WeekModel:
     #: one HiGHS model per demand (its right-hand sides set once): a query changes only bounds
     _on: dict[bytes, LPModel] = field(default_factory=dict)
     _own: LPSolution | None = None
+    #: the LP on each demand asked about (:meth:`on`), by the demand's and backlog's bytes
+    _ons: dict[bytes, LinearProgram] = field(default_factory=dict)
 
     def _model_on(self, on: LinearProgram) -> LPModel:
         """The HiGHS model kept for ``on``'s demand; past :data:`KEPT_COLUMNS`, the week's shared model
@@ -461,16 +463,21 @@ class _WeekModel:
         return LPSolution("optimal", x, lp.objective(x), lp)
 
     def on(self, demand: np.ndarray, backlog: np.ndarray) -> LinearProgram:
-        """The LP with ``demand``'s right-hand sides (same matrices as the model's)."""
-        lp = self.model.lp
-        eq, ub = demand_rhs(np.asarray(demand)[: self.x.shape[1]], backlog, self.beta)
-        b_eq = lp.b_eq.copy()
-        b_eq[self.rows["eq"].ravel()] = eq.ravel()
-        b_ub = lp.b_ub
-        if "ub" in self.rows:
-            b_ub = b_ub.copy()
-            b_ub[self.rows["ub"].ravel()] = ub.ravel()
-        return replace(lp, b_eq=b_eq, b_ub=b_ub)
+        """The LP with ``demand``'s right-hand sides (same matrices as the model's); made once per
+        demand and week (the CBT asks about the same few demands for every PO it prices)."""
+        demand = np.ascontiguousarray(np.asarray(demand, dtype=float)[: self.x.shape[1]])
+        key = demand.tobytes() + np.ascontiguousarray(backlog, dtype=float).tobytes()
+        if key not in self._ons:
+            lp = self.model.lp
+            eq, ub = demand_rhs(demand, backlog, self.beta)
+            b_eq = lp.b_eq.copy()
+            b_eq[self.rows["eq"].ravel()] = eq.ravel()
+            b_ub = lp.b_ub
+            if "ub" in self.rows:
+                b_ub = b_ub.copy()
+                b_ub[self.rows["ub"].ravel()] = ub.ravel()
+            self._ons[key] = replace(lp, b_eq=b_eq, b_ub=b_ub)
+        return self._ons[key]
 
 
 @dataclass
