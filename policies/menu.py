@@ -506,6 +506,17 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v))
 
 
+def _fractions(field: str, value: Any, *, one: bool) -> list[float]:
+    """``value`` as a list of fractions in (0, 1) (``one``: in (0, 1]), else a user error naming ``field``."""
+    interval = "(0, 1]" if one else "(0, 1)"
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise FlosimError(f"policy 'menu': {field} must be a list of fractions in {interval}, got {value!r}")
+    value = list(value)
+    if any(not _number(f) or not (0 < f <= 1 if one else 0 < f < 1) for f in value):
+        raise FlosimError(f"policy 'menu': {field} must be a list of fractions in {interval}, got {value}")
+    return value
+
+
 def _whole(field: str, value: Any, minimum: int) -> int:
     """``value`` as a whole number >= ``minimum`` (``4`` or ``4.0``), else a user error naming it."""
     if not _number(value) or float(value) != int(value) or value < minimum:
@@ -580,16 +591,8 @@ class MenuPolicy:
         self.commit = commitment_settings(commitment, f"policies.{self.name}.commitment")
         if pricing not in ("plan", "first-week"):
             raise FlosimError(f"policy 'menu': pricing must be 'plan' or 'first-week', got {pricing!r}")
-        if isinstance(levels, (str, bytes)) or not isinstance(levels, Iterable):
-            raise FlosimError(f"policy 'menu': levels must be a list of fractions in (0, 1), got {levels!r}")
-        levels = list(levels)
-        if any(not _number(lv) or not 0 < lv < 1 for lv in levels):
-            raise FlosimError(f"policy 'menu': levels must be a list of fractions in (0, 1), got {levels}")
-        if isinstance(pulls, (str, bytes)) or not isinstance(pulls, Iterable):
-            raise FlosimError(f"policy 'menu': pulls must be a list of fractions in (0, 1], got {pulls!r}")
-        pulls = list(pulls)
-        if any(not _number(p) or not 0 < p <= 1 for p in pulls):
-            raise FlosimError(f"policy 'menu': pulls must be a list of fractions in (0, 1], got {pulls}")
+        levels = _fractions("levels", levels, one=False)
+        pulls = _fractions("pulls", pulls, one=True)
         #: fractions of next week's units that items aimed at a disclosed volume also ship this week
         self.pulls = tuple(float(p) for p in pulls)
         if not _number(discount) or not 0 < discount <= 1:
