@@ -23,7 +23,13 @@ def override_problem(base: dict[str, Any], path: str) -> str | None:
         known = {*available_policies(), *(base.get("policies") or {})}
         if parts[1] not in known:
             return f"no policy named {parts[1]!r} (known: {', '.join(sorted(known))})"
-    return None if _policy_parameter(path) else _check_path(base, path)
+    if _policy_parameter(path):
+        return None
+    problem = _check_path(base, path)
+    parameters = _policy_parameters(parts[1]) if problem and parts[0] == "policies" and len(parts) == 3 else None
+    if parameters:  # a built-in policy's parameter misspelt: name what it takes, not what the file happens to set
+        return f"policy {parts[1]!r} has no parameter {parts[2]!r} (parameters: {', '.join(sorted(parameters))})"
+    return problem
 
 
 def _check_path(base: dict[str, Any], path: str) -> str | None:
@@ -51,17 +57,23 @@ def _check_path(base: dict[str, Any], path: str) -> str | None:
     return None
 
 
+def _policy_parameters(name: str) -> list[str]:
+    """The parameters of built-in policy ``name`` (empty for an unknown policy or one that takes any)."""
+    import inspect
+
+    from policies.registry import BUILTIN, _load, available_policies
+
+    if name not in BUILTIN or name not in available_policies():
+        return []
+    signature = inspect.signature(_load(BUILTIN[name], name).__init__).parameters.values()
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature):
+        return []
+    return [p.name for p in signature if p.name != "self"]
+
+
 def _policy_parameter(path: str) -> bool:
     """Whether ``path`` is ``policies.<built-in policy>.<one of its parameters>[...]``: a parameter the
     scenario may leave unwritten (``policies.cpp-vcg.commitment.weeks``); the policy checks the value
     when each design point is loaded."""
     parts = path.split(".")
-    if len(parts) < 3 or parts[0] != "policies":
-        return False
-    import inspect
-
-    from policies.registry import BUILTIN, _load, available_policies
-
-    if parts[1] not in BUILTIN or parts[1] not in available_policies():
-        return False
-    return parts[2] in inspect.signature(_load(BUILTIN[parts[1]], parts[1]).__init__).parameters
+    return len(parts) >= 3 and parts[0] == "policies" and parts[2] in _policy_parameters(parts[1])

@@ -165,3 +165,15 @@ def test_set_on_an_unknown_policy_exits_2_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "no policy named 'cpp_vcg'" in err and "cpp-vcg" in err, err
     assert not out.exists()
+
+
+def test_set_on_a_misspelt_policy_parameter_lists_the_policys_parameters(tmp_path, capsys):
+    """A parameter a built-in policy does not take is refused with that policy's parameters listed (not
+    only the few the scenario file happens to set, which read as if they were all there is)."""
+    out = tmp_path / "results"
+    code = main(["run", "--policy", "first-best", "--weeks", "1", "--set", "policies.cpp-vcg.gap_tol=1e-4",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert "policy 'cpp-vcg' has no parameter 'gap_tol'" in err and "warm_tail" in err and "counterfactual" in err, err
+    assert not out.exists()
