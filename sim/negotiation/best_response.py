@@ -50,7 +50,8 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from sim.model.lp import LinearProgram, LPBuilder, LPModel, solve_lp
+from sim.model.lp import LinearProgram, LPBuilder, solve_lp
+from sim.model.separable import SeparableLP
 from sim.negotiation.protocol import can_certify
 from sim.model.validation import number_from_text
 
@@ -157,7 +158,7 @@ class LPBestResponse:
         #: own_cost re-solves the LP of the last dual_value from its basis (HiGHS warm start) instead of
         #: from scratch; the optimal value is the same to HiGHS's tolerance, so only the time differs
         self.warm_checks = bool(warm_checks)
-        self._check: LPModel | None = None
+        self._check: SeparableLP | None = None
         self.shape = tuple(np.shape(x_idx))
         self._x = np.asarray(x_idx, dtype=np.int64).ravel()
         self._rho: np.ndarray | None = None
@@ -340,12 +341,12 @@ class LPBestResponse:
         y = np.asarray(prices, dtype=float).ravel()
         c = self._lp.c.copy()
         np.add.at(c, self._x, y)
-        if self.warm_checks:  # the same solve as solve_lp's (a model's first solve), kept for own_cost
-            model = LPModel(self._lp, warm=True)
-            sol = model.solve(replace(self._lp, c=c), raise_on_fail=False)
-            self._check = model if sol.ok else None
-        else:
-            sol = solve_lp(replace(self._lp, c=c), raise_on_fail=False)
+        # solve_lp's solve, or, for an LP that falls apart (the retailer's, by product), one per group of
+        # pieces (sim.model.separable); kept for own_cost, which then starts from its bases, where the
+        # agent asks for that (warm_checks)
+        model = SeparableLP(self._lp, warm=True)
+        sol = model.solve(replace(self._lp, c=c), raise_on_fail=False)
+        self._check = model if sol.ok and self.warm_checks else None
         if sol.ok:
             return sol.objective
         if "nbounded" in sol.status and "nfeasible" not in sol.status:
