@@ -83,8 +83,9 @@ class SeparableLP:
         n_groups = int(min(max_groups, piece.max(initial=0) + 1))
         self.solves = 0  # solves asked of this model (each is one solve per group)
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, LPModel]] = []
-        self._whole: LPModel | None = LPModel(lp, warm=warm) if n_groups <= 1 else None
-        if self._whole is not None:
+        self._warm = warm
+        self._whole: LPModel | None = None  # made at the first solve of an LP solved whole
+        if n_groups <= 1:
             return
         group = _groups(piece, n_groups)
         A_eq, A_ub = lp.A_eq.tocsr(), lp.A_ub.tocsr()
@@ -110,7 +111,9 @@ class SeparableLP:
             raise ValueError("SeparableLP.solve: the LP's matrices are not the model's (make it with "
                              "with_bounds or dataclasses.replace from SeparableLP.lp)")
         self.solves += 1
-        if self._whole is not None:
+        if not self._parts:
+            if self._whole is None:
+                self._whole = LPModel(self.lp, warm=self._warm)
             return self._whole.solve(lp, raise_on_fail=raise_on_fail)
         x = np.empty(lp.n)
         for cols, eq, ub, model in self._parts:

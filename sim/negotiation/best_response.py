@@ -341,12 +341,16 @@ class LPBestResponse:
         y = np.asarray(prices, dtype=float).ravel()
         c = self._lp.c.copy()
         np.add.at(c, self._x, y)
-        # solve_lp's solve, or, for an LP that falls apart (the retailer's, by product), one per group of
-        # pieces (sim.model.separable); kept for own_cost, which then starts from its bases, where the
-        # agent asks for that (warm_checks)
+        # an LP that falls apart (the retailer's, by product) is solved per group of pieces
+        # (sim.model.separable); kept for own_cost, which then starts from its bases, where the agent
+        # asks for that (warm_checks). An LP in one piece is solved as before: solve_lp's solve (its
+        # interior-point path from a million variables on), or a kept model's first solve, the same
         model = SeparableLP(self._lp, warm=True)
-        sol = model.solve(replace(self._lp, c=c), raise_on_fail=False)
-        self._check = model if sol.ok and self.warm_checks else None
+        if model.groups > 1 or self.warm_checks:
+            sol = model.solve(replace(self._lp, c=c), raise_on_fail=False)
+            self._check = model if sol.ok and self.warm_checks else None
+        else:
+            sol = solve_lp(replace(self._lp, c=c), raise_on_fail=False)
         if sol.ok:
             return sol.objective
         if "nbounded" in sol.status and "nfeasible" not in sol.status:
