@@ -313,6 +313,38 @@ def _lp_instance(seed: int):
     return negs, sol.objective, sol.x[X]
 
 
+class WithoutConfirm:
+    """An LP negotiator that offers everything but ``confirm``."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "confirm":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_a_plan_over_a_capacity_by_the_answers_tolerance_is_certified_as_confirmed() -> None:
+    """The consensus plan and every answer a hair over an agent's capacity (as OSQP's answers can be):
+    each has an infinite stated cost, so without ``confirm`` no check can certify; with it, the plan
+    cut to what every agent can carry out is certified, within a hair of the optimum."""
+    from sim.negotiation.blocks import BlockLayout
+    from sim.negotiation.certificate import Certifier
+
+    negs, optimum, best = _lp_instance(5)
+    layout = BlockLayout.of(BLOCK_SHAPE, len(negs), BLOCKS)
+    over = best * (1 + 1e-4) + 1e-4  # the optimum uses a capacity fully: a hair more exceeds it
+    assert not all(np.isfinite(n.own_cost(layout.take(over, i))) for i, n in enumerate(negs))
+    answers = [layout.take(over, i) for i in range(len(negs))]
+    prices = [np.zeros_like(a) for a in answers]
+    bare = Certifier([WithoutConfirm(n) for n in negs], blocks=BLOCKS)(over, answers, prices)
+    assert not np.isfinite(bare.upper) and not bare.bounded
+    cert = Certifier(negs, blocks=BLOCKS)(over, answers, prices)
+    assert np.isfinite(cert.upper) and cert.upper == pytest.approx(optimum, rel=1e-3)
+    assert cert.upper >= optimum * (1 - 1e-9)  # the confirmed plan's cost cannot beat the optimum
+
+
 @pytest.mark.parametrize("seed", [0, 3, 5])
 def test_agents_with_overlapping_blocks_reach_the_central_optimum(seed: int) -> None:
     negs, optimum, _ = _lp_instance(seed)

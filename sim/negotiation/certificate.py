@@ -269,13 +269,24 @@ def answer_prices_of(layout: BlockLayout, stacked: np.ndarray, absorber: str = "
 PlanRule = Callable[[np.ndarray, Sequence[np.ndarray]], np.ndarray]
 
 
+def _write_block(plan: np.ndarray, layout: BlockLayout, i: int, values: np.ndarray) -> np.ndarray:
+    """``plan`` with agent ``i``'s block set to ``values`` (a copy)."""
+    out = np.array(plan, dtype=float)
+    if layout.full:
+        return np.asarray(values, dtype=float).reshape(out.shape).copy()
+    out.reshape(-1)[layout.flat[i]] = np.asarray(values, dtype=float).ravel()
+    return out
+
+
 class Certifier:
     """Certifies a negotiation's plan at its checks, keeping the best lower bound seen.
 
     ``plan(z, answers)`` says which (global) plan would be executed if the negotiation stopped now,
     from the global consensus plan ``z`` and the agents' answers (each in its block's shape); default:
     the cheapest, by the agents' stated costs, of ``z`` and, for each agent, ``z`` with its block
-    replaced by its answer (without blocks: the answer itself). The certificate bounds that plan.
+    replaced by its answer (without blocks: the answer itself), and where no agent can carry out all
+    of those (answers within a solver's tolerance can cross a capacity by a hair), ``z`` cut to what
+    each agent offering ``confirm`` confirms. The certificate bounds that plan.
     ``blocks``: the agents' blocks of the plan, as given to the negotiation (None: the whole plan).
     The lower bound on first best holds for any prices that sum to zero, so each check keeps the
     largest one seen so far: the bound the stopping rule uses only improves. ``at``: which prices the
@@ -356,6 +367,12 @@ class Certifier:
                 upper = float(sum(neg.own_cost(layout.take(a, j)) for j, neg in enumerate(self.negotiators)))
                 if upper < c.upper or not np.isfinite(c.upper):
                     c, plan = Certificate.of(upper, c.lower), a
+            if np.isfinite(c.lower) and not np.isfinite(c.upper):  # no candidate every agent can carry out
+                a = self._confirmed(z, layout)
+                if a is not None:
+                    upper = float(sum(neg.own_cost(layout.take(a, j)) for j, neg in enumerate(self.negotiators)))
+                    if np.isfinite(upper):
+                        c, plan = Certificate.of(upper, c.lower), a
         self.last_plan = plan
         if np.isfinite(c.lower) and c.lower > self.best_lower:
             self.best_lower = c.lower
@@ -372,3 +389,20 @@ class Certifier:
         if np.isnan(c.upper):
             message = c.message
         return Certificate.of(c.upper, lower, time.perf_counter() - t0, message)
+
+    def _confirmed(self, z: np.ndarray, layout: BlockLayout) -> np.ndarray | None:
+        """The consensus plan reduced, agent by agent, to what each agent that offers ``confirm`` says it
+        can carry out exactly (:meth:`~sim.negotiation.best_response.LPBestResponse.confirm`: the most of
+        its block at or below the plan; not part of the protocol): a candidate for a check at which the
+        consensus plan and every answer exceed some agent's constraints, if only by the answers'
+        tolerance (a capacity crossed by 1e-4 makes a plan's stated cost infinite, and without this no
+        check certifies). None when no agent offers it."""
+        plan, any_confirmed = np.array(z, dtype=float), False
+        for i, neg in enumerate(self.negotiators):
+            confirm = getattr(neg, "confirm", None)
+            if not callable(confirm):
+                continue
+            mine = layout.take(plan, i)
+            plan = _write_block(plan, layout, i, np.minimum(mine, np.asarray(confirm(mine), dtype=float).reshape(np.shape(mine))))
+            any_confirmed = True
+        return plan if any_confirmed else None
