@@ -26,9 +26,10 @@ def override_problem(base: dict[str, Any], path: str) -> str | None:
     if _policy_parameter(path):
         return None
     problem = _check_path(base, path)
-    parameters = _policy_parameters(parts[1]) if problem and parts[0] == "policies" and len(parts) == 3 else None
-    if parameters:  # a built-in policy's parameter misspelt: name what it takes, not what the file happens to set
-        return f"policy {parts[1]!r} has no parameter {parts[2]!r} (parameters: {', '.join(sorted(parameters))})"
+    if problem and parts[0] == "policies" and len(parts) == 3:
+        parameters, takes_any = _policy_parameters(parts[1])
+        if parameters and not takes_any:  # a parameter misspelt: name what the policy takes, not what the file sets
+            return f"policy {parts[1]!r} has no parameter {parts[2]!r} (parameters: {', '.join(sorted(parameters))})"
     return problem
 
 
@@ -57,18 +58,18 @@ def _check_path(base: dict[str, Any], path: str) -> str | None:
     return None
 
 
-def _policy_parameters(name: str) -> list[str]:
-    """The parameters of built-in policy ``name`` (empty for an unknown policy or one that takes any)."""
+def _policy_parameters(name: str) -> tuple[list[str], bool]:
+    """The named parameters of built-in policy ``name`` (empty for an unknown policy), and whether it
+    takes other keywords too (``**options``: ``cpp``'s ADMM options)."""
     import inspect
 
     from policies.registry import BUILTIN, _load, available_policies
 
     if name not in BUILTIN or name not in available_policies():
-        return []
+        return [], False
     signature = inspect.signature(_load(BUILTIN[name], name).__init__).parameters.values()
-    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature):
-        return []
-    return [p.name for p in signature if p.name != "self"]
+    named = [p.name for p in signature if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return named, any(p.kind == p.VAR_KEYWORD for p in signature)
 
 
 def _policy_parameter(path: str) -> bool:
@@ -76,4 +77,7 @@ def _policy_parameter(path: str) -> bool:
     scenario may leave unwritten (``policies.cpp-vcg.commitment.weeks``); the policy checks the value
     when each design point is loaded."""
     parts = path.split(".")
-    return len(parts) >= 3 and parts[0] == "policies" and parts[2] in _policy_parameters(parts[1])
+    if len(parts) < 3 or parts[0] != "policies":
+        return False
+    named, takes_any = _policy_parameters(parts[1])
+    return parts[2] in named or takes_any  # (a policy taking any keyword checks the name itself when loaded)

@@ -177,3 +177,23 @@ def test_set_on_a_misspelt_policy_parameter_lists_the_policys_parameters(tmp_pat
     assert code == 2 and "Traceback" not in err, err
     assert "policy 'cpp-vcg' has no parameter 'gap_tol'" in err and "warm_tail" in err and "counterfactual" in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("path", ["policies.cpp.answers.early_max_iter=60", "policies.cpp.gap_tol=1e-4"])
+def test_set_reaches_a_policy_that_takes_keywords(tmp_path, capsys, path):
+    """``cpp`` takes its ADMM options as keywords (``**admm``) and ``answers`` by name; neither needs
+    to be written in the scenario to be set (both were refused as "no field" before)."""
+    out = tmp_path / "results"
+    code = main(["run", "--policy", "cpp", "--weeks", "1", "--set", path, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    key, value = path.split("=")
+    assert f"{key.split('.')[-1]}: {value}" in (out / "scenario.yaml").read_text()  # the run's scenario carries it
+
+
+def test_set_with_a_keyword_a_policy_does_not_know_is_refused_by_the_policy(tmp_path, capsys):
+    out = tmp_path / "results"
+    code = main(["run", "--policy", "cpp", "--weeks", "1", "--set", "policies.cpp.gap_toll=1e-4", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "gap_toll" in err, err
+    assert not out.exists()
