@@ -97,3 +97,32 @@ def test_other_matrices_are_refused(default_scenario) -> None:
     other, _ = _retailer_lp(default_scenario)
     with pytest.raises(ValueError, match="matrices are not the model's"):
         SeparableLP(lp).solve(other)
+
+
+def test_an_infeasible_group_decides_over_an_unbounded_one(monkeypatch) -> None:
+    """An LP with one piece unbounded and another infeasible is infeasible, as a solve of the whole LP
+    says, whichever group is solved first (here the unbounded piece, the larger, is group 0); the
+    certificate's dual value then raises instead of returning -inf."""
+    import scipy.sparse as sp
+
+    from sim.model.lp import InfeasibleError, LinearProgram
+    from sim.negotiation.best_response import BestResponseError, LPBestResponse
+
+    monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
+    # piece 0 (x0, x1): min -x0 - x1 s.t. x0 - x1 <= 1, unbounded; piece 1 (x2): x2 <= -1, x2 >= 0, infeasible
+    lp = LinearProgram(c=np.array([-1.0, -1.0, 0.0]), A_eq=sp.csr_matrix((0, 3)), b_eq=np.zeros(0),
+                       A_ub=sp.csr_matrix(np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]])), b_ub=np.array([1.0, -1.0]),
+                       lb=np.zeros(3), ub=np.full(3, np.inf))
+    assert solve_lp(lp, raise_on_fail=False).status == "Infeasible"
+    model = SeparableLP(lp)
+    assert model.groups == 2
+    assert model.solve(raise_on_fail=False).status == "Infeasible"
+    with pytest.raises(InfeasibleError, match="Infeasible"):
+        SeparableLP(lp).solve()
+    for warm in (False, True):
+        with pytest.raises(BestResponseError, match="Infeasible"):
+            LPBestResponse(lp, np.array([0, 1]), None, warm_checks=warm).dual_value(np.zeros(2))
+    # an unbounded piece beside feasible ones: the whole LP is unbounded, the dual value -inf
+    bounded = replace(lp, b_ub=np.array([1.0, 1.0]))
+    assert model.solve(bounded, raise_on_fail=False).status == "Unbounded"
+    assert LPBestResponse(bounded, np.array([0, 1]), None).dual_value(np.zeros(2)) == -np.inf
