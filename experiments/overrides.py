@@ -26,9 +26,10 @@ def override_problem(base: dict[str, Any], path: str) -> str | None:
     if _policy_parameter(path):
         return None
     problem = _check_path(base, path)
-    parameters = _policy_parameters(parts[1]) if problem and parts[0] == "policies" and len(parts) == 3 else None
-    if parameters:  # a built-in policy's parameter misspelt: name what it takes, not what the file happens to set
-        return f"policy {parts[1]!r} has no parameter {parts[2]!r} (parameters: {', '.join(sorted(parameters))})"
+    if problem and parts[0] == "policies" and len(parts) >= 3:
+        named, closed = _policy_parameters(parts[1])
+        if named and closed:  # a built-in policy's parameter misspelt: name what it takes, not what the file sets
+            return f"policy {parts[1]!r} has no parameter {parts[2]!r} (parameters: {', '.join(sorted(named))})"
     return problem
 
 
@@ -57,18 +58,19 @@ def _check_path(base: dict[str, Any], path: str) -> str | None:
     return None
 
 
-def _policy_parameters(name: str) -> list[str]:
-    """The parameters of built-in policy ``name`` (empty for an unknown policy or one that takes any)."""
+def _policy_parameters(name: str) -> tuple[list[str], bool]:
+    """The named parameters of built-in policy ``name``, and whether they are all it takes (False
+    when it also takes ``**kwargs``, as ``cpp`` does its ADMM settings); ``([], False)`` for a name
+    that is not a built-in policy's."""
     import inspect
 
     from policies.registry import BUILTIN, _load, available_policies
 
     if name not in BUILTIN or name not in available_policies():
-        return []
+        return [], False
     signature = inspect.signature(_load(BUILTIN[name], name).__init__).parameters.values()
-    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature):
-        return []
-    return [p.name for p in signature if p.name != "self"]
+    named = [p.name for p in signature if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return named, not any(p.kind is p.VAR_KEYWORD for p in signature)
 
 
 def _policy_parameter(path: str) -> bool:
@@ -76,4 +78,4 @@ def _policy_parameter(path: str) -> bool:
     scenario may leave unwritten (``policies.cpp-vcg.commitment.weeks``); the policy checks the value
     when each design point is loaded."""
     parts = path.split(".")
-    return len(parts) >= 3 and parts[0] == "policies" and parts[2] in _policy_parameters(parts[1])
+    return len(parts) >= 3 and parts[0] == "policies" and parts[2] in _policy_parameters(parts[1])[0]

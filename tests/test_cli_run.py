@@ -177,3 +177,22 @@ def test_set_on_a_misspelt_policy_parameter_lists_the_policys_parameters(tmp_pat
     assert code == 2 and "Traceback" not in err, err
     assert "policy 'cpp-vcg' has no parameter 'gap_tol'" in err and "warm_tail" in err and "counterfactual" in err, err
     assert not out.exists()
+
+
+def test_parameters_of_a_policy_that_also_takes_keywords_are_still_accepted(default_scenario):
+    """``cpp`` takes named parameters and ``**admm``: its named ones (``certify``, ``answers``) may be set
+    when the scenario file leaves them unwritten, as before; a deeper misspelt path under a policy
+    with a closed parameter list names that policy's parameters too."""
+    from experiments.overrides import override_problem
+
+    base = default_scenario.model_dump(mode="json")
+    assert "certify" not in base["policies"]["cpp"]
+    assert override_problem(base, "policies.cpp.certify") is None
+    assert override_problem(base, "policies.cpp.answers.early_max_iter") is None
+    assert override_problem(base, "policies.cpp.self") is not None
+    scenario = default_scenario.with_overrides({"policies.cpp.certify": True}, source="--set")
+    assert scenario.policies["cpp"]["certify"] is True
+    why = override_problem(base, "policies.cpp-vcg.comitment.weeks")
+    assert why and "policy 'cpp-vcg' has no parameter 'comitment'" in why and "commitment" in why, why
+    # a policy that takes any keyword (jit) gets the scenario's own message, as before
+    assert "policies has no field 'jit'" in override_problem(base, "policies.jit.foo")
