@@ -8,18 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import one_vendor_round
+from conftest import one_vendor_round, retailer_lp
 from sim.model import separable
 from sim.model.lp import LPBuilder, LPModel, solve_lp
 from sim.model.separable import SeparableLP, pieces
-
-
-def _retailer_lp(scenario):
-    retailer, _ = one_vendor_round(scenario)
-    b = LPBuilder()
-    x = b.add_var(retailer.public.shape)
-    retailer.add_block(b, x)
-    return b.build(), x
 
 
 def _vendor_lp(scenario):
@@ -31,7 +23,7 @@ def _vendor_lp(scenario):
 
 
 def test_pieces_are_the_connected_parts_of_the_rows_and_columns(default_scenario) -> None:
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     piece = pieces(lp)
     assert piece.shape == (lp.n,) and piece.min() == 0
     # no row links two pieces
@@ -53,7 +45,7 @@ def test_split_solve_has_the_whole_lps_optimum(default_scenario, monkeypatch, se
     of the whole LP, a solution feasible for the whole LP, and a second solve (other prices, warm
     from each group's basis) that agrees too."""
     monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     model = SeparableLP(lp, max_groups=4)
     assert model.groups == 4
     rng = np.random.default_rng(seed)
@@ -74,7 +66,7 @@ def test_split_solve_has_the_whole_lps_optimum(default_scenario, monkeypatch, se
 
 def test_split_solve_reports_an_infeasible_group(default_scenario, monkeypatch) -> None:
     monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     model = SeparableLP(lp, max_groups=3)
     bad = lp.with_bounds(np.arange(lp.n), lp.lb, np.where(np.isfinite(lp.lb), lp.lb - 1.0, lp.ub))
     sol = model.solve(bad, raise_on_fail=False)
@@ -83,7 +75,7 @@ def test_split_solve_reports_an_infeasible_group(default_scenario, monkeypatch) 
 
 def test_small_or_connected_lps_are_solved_whole_as_before(default_scenario) -> None:
     """Below the size threshold (the default scenario's LPs are small), answers are LPModel's bit for bit."""
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     model = SeparableLP(lp)
     assert model.groups == 1
     c = lp.c.copy()
@@ -93,8 +85,8 @@ def test_small_or_connected_lps_are_solved_whole_as_before(default_scenario) -> 
 
 
 def test_other_matrices_are_refused(default_scenario) -> None:
-    lp, _ = _retailer_lp(default_scenario)
-    other, _ = _retailer_lp(default_scenario)
+    lp, _ = retailer_lp(default_scenario)
+    other, _ = retailer_lp(default_scenario)
     with pytest.raises(ValueError, match="matrices are not the model's"):
         SeparableLP(lp).solve(other)
 
