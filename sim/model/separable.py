@@ -3,7 +3,7 @@
 The retailer's cost separates by product: no constraint of its LP links two products, so its LP is
 many small LPs side by side (2,640 connected pieces on the ``pilot`` benchmark). HiGHS's simplex on
 the whole LP costs more than the sum of its pieces solved one by one (the retailer's dual LP of a
-``pilot`` benchmark check: 0.77 s whole, 0.38 s as 16 LPs), because the work of a simplex iteration
+``pilot`` benchmark check, measured: 0.77 s whole, 0.38 s as 16 LPs), because the work of a simplex iteration
 grows with the size of the basis. :class:`SeparableLP` finds the pieces once (the connected
 components of the constraint matrix's rows and columns), deals them into a few groups of about equal
 size, and holds one :class:`sim.model.lp.LPModel` per group: a solve is one solve per group, the same
