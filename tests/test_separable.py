@@ -7,11 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from conftest import one_vendor_round, retailer_lp
 from sim.model import separable
-from sim.model.lp import LPBuilder, LPModel, solve_lp
+from sim.model.lp import InfeasibleError, LinearProgram, LPBuilder, LPModel, solve_lp
 from sim.model.separable import SeparableLP, pieces
+from sim.negotiation.best_response import BestResponseError, LPBestResponse
 
 
 def _vendor_lp(scenario):
@@ -95,11 +97,6 @@ def test_an_infeasible_group_decides_over_an_unbounded_one(monkeypatch) -> None:
     """An LP with one piece unbounded and another infeasible is infeasible, as a solve of the whole LP
     says, whichever group is solved first (here the unbounded piece, the larger, is group 0); the
     certificate's dual value then raises instead of returning -inf."""
-    import scipy.sparse as sp
-
-    from sim.model.lp import InfeasibleError, LinearProgram
-    from sim.negotiation.best_response import BestResponseError, LPBestResponse
-
     monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
     # piece 0 (x0, x1): min -x0 - x1 s.t. x0 - x1 <= 1, unbounded; piece 1 (x2): x2 <= -1, x2 >= 0, infeasible
     lp = LinearProgram(c=np.array([-1.0, -1.0, 0.0]), A_eq=sp.csr_matrix((0, 3)), b_eq=np.zeros(0),
