@@ -26,10 +26,10 @@ def override_problem(base: dict[str, Any], path: str) -> str | None:
     if _policy_parameter(path):
         return None
     problem = _check_path(base, path)
-    if problem and parts[0] == "policies" and len(parts) == 3:
-        parameters, takes_any = _policy_parameters(parts[1])
-        if parameters and not takes_any:  # a parameter misspelt: name what the policy takes, not what the file sets
-            return f"policy {parts[1]!r} has no parameter {parts[2]!r} (parameters: {', '.join(sorted(parameters))})"
+    if problem and parts[0] == "policies" and len(parts) >= 3:
+        named, closed = _policy_parameters(parts[1])
+        if named and closed:  # a built-in policy's parameter misspelt: name what it takes, not what the file sets
+            return f"policy {parts[1]!r} has no parameter {parts[2]!r} (parameters: {', '.join(sorted(named))})"
     return problem
 
 
@@ -59,8 +59,9 @@ def _check_path(base: dict[str, Any], path: str) -> str | None:
 
 
 def _policy_parameters(name: str) -> tuple[list[str], bool]:
-    """The named parameters of built-in policy ``name`` (empty for an unknown policy), and whether it
-    takes other keywords too (``**options``: ``cpp``'s ADMM options)."""
+    """The named parameters of built-in policy ``name``, and whether they are all it takes (False
+    when it also takes ``**kwargs``, as ``cpp`` does its ADMM settings); ``([], False)`` for a name
+    that is not a built-in policy's."""
     import inspect
 
     from policies.registry import BUILTIN, _load, available_policies
@@ -68,16 +69,18 @@ def _policy_parameters(name: str) -> tuple[list[str], bool]:
     if name not in BUILTIN or name not in available_policies():
         return [], False
     signature = inspect.signature(_load(BUILTIN[name], name).__init__).parameters.values()
-    named = [p.name for p in signature if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    return named, any(p.kind == p.VAR_KEYWORD for p in signature)
+    named = [p.name for p in signature if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return named, not any(p.kind is p.VAR_KEYWORD for p in signature)
 
 
 def _policy_parameter(path: str) -> bool:
     """Whether ``path`` is ``policies.<built-in policy>.<one of its parameters>[...]``: a parameter the
-    scenario may leave unwritten (``policies.cpp-vcg.commitment.weeks``); the policy checks the value
-    when each design point is loaded."""
+    scenario may leave unwritten (``policies.cpp-vcg.commitment.weeks``), or any name under a policy
+    that takes other keywords too (``policies.cpp.gap_tol``, one of cpp's ADMM options); the policy
+    checks the name and the value when each design point is loaded."""
     parts = path.split(".")
     if len(parts) < 3 or parts[0] != "policies":
         return False
-    named, takes_any = _policy_parameters(parts[1])
-    return parts[2] in named or takes_any  # (a policy taking any keyword checks the name itself when loaded)
+    named, closed = _policy_parameters(parts[1])
+    # a policy that takes other keywords checks the name itself when it is loaded
+    return parts[2] in named or (bool(named) and not closed and parts[2] != "self")

@@ -531,6 +531,17 @@ def one_vendor_round(scenario: Scenario) -> tuple[Any, Any]:
     return retailer, vendor
 
 
+def retailer_lp(scenario: Scenario) -> tuple[Any, np.ndarray]:
+    """The retailer's LP of a one-vendor scenario's first planning round and its plan variables."""
+    from sim.model.lp import LPBuilder
+
+    retailer, _ = one_vendor_round(scenario)
+    b = LPBuilder()
+    x = b.add_var(retailer.public.shape)
+    retailer.add_block(b, x)
+    return b.build(), x
+
+
 #: Which part of the plan each of (retailer, vendor) answers for in a one-vendor negotiation.
 ONE_VENDOR_BLOCKS = [None, 0]
 

@@ -197,3 +197,22 @@ def test_set_with_a_keyword_a_policy_does_not_know_is_refused_by_the_policy(tmp_
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "gap_toll" in err, err
     assert not out.exists()
+
+
+def test_parameters_of_a_policy_that_also_takes_keywords_are_still_accepted(default_scenario):
+    """``cpp`` takes named parameters and ``**admm``: its named ones (``certify``, ``answers``) may be set
+    when the scenario file leaves them unwritten, as before; a deeper misspelt path under a policy
+    with a closed parameter list names that policy's parameters too."""
+    from experiments.overrides import override_problem
+
+    base = default_scenario.model_dump(mode="json")
+    assert "certify" not in base["policies"]["cpp"]
+    assert override_problem(base, "policies.cpp.certify") is None
+    assert override_problem(base, "policies.cpp.answers.early_max_iter") is None
+    assert override_problem(base, "policies.cpp.self") is not None
+    scenario = default_scenario.with_overrides({"policies.cpp.certify": True}, source="--set")
+    assert scenario.policies["cpp"]["certify"] is True
+    why = override_problem(base, "policies.cpp-vcg.comitment.weeks")
+    assert why and "policy 'cpp-vcg' has no parameter 'comitment'" in why and "commitment" in why, why
+    # a policy that takes any keyword (jit) gets the scenario's own message, as before
+    assert "policies has no field 'jit'" in override_problem(base, "policies.jit.foo")

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import one_vendor_round
+from conftest import one_vendor_round, retailer_lp
 from dataclasses import replace
 
 from sim.model.lp import InfeasibleError, LPBuilder, LPModel, solve_lp
@@ -101,17 +101,8 @@ def _variants(lp, x, rng, count=6):
     return out
 
 
-def _retailer_lp(scenario):
-    """The default week's retailer LP and its plan variable: what the kept-model tests re-solve."""
-    retailer, _ = one_vendor_round(scenario)
-    b = LPBuilder()
-    x = b.add_var(retailer.public.shape)
-    retailer.add_block(b, x)
-    return b.build(), x
-
-
 def test_a_kept_model_solved_from_scratch_gives_solve_lps_answers(default_scenario) -> None:
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     model = LPModel(lp, warm=False)
     for v in _variants(lp, x, np.random.default_rng(3)):
         kept, fresh = model.solve(v), solve_lp(v)
@@ -120,7 +111,7 @@ def test_a_kept_model_solved_from_scratch_gives_solve_lps_answers(default_scenar
 
 
 def test_a_warm_started_model_finds_the_same_optimum(default_scenario) -> None:
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     model = LPModel(lp)
     for v in _variants(lp, x, np.random.default_rng(4)):
         kept, fresh = model.solve(v), solve_lp(v)
@@ -134,7 +125,7 @@ def test_a_warm_started_model_finds_the_same_optimum(default_scenario) -> None:
 def test_solves_from_a_reference_basis_do_not_depend_on_their_order(default_scenario) -> None:
     """``solve(start=reference)``: each answer is a function of the LP and the reference alone (bit for
     bit, in any order, on a model with any history), and the same optimum as a solve from scratch."""
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     variants = _variants(lp, x, np.random.default_rng(5), count=6)
     model = LPModel(lp, warm=False)
     reference = model.solve(keep_basis=True).basis
@@ -156,6 +147,6 @@ def test_solves_from_a_reference_basis_do_not_depend_on_their_order(default_scen
 
 
 def test_a_basis_is_refused_before_any_solve(default_scenario) -> None:
-    lp, _ = _retailer_lp(default_scenario)
+    lp, _ = retailer_lp(default_scenario)
     with pytest.raises(ValueError, match="no valid basis"):
         LPModel(lp).basis()

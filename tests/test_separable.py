@@ -7,19 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from conftest import one_vendor_round
+from conftest import one_vendor_round, retailer_lp
 from sim.model import separable
-from sim.model.lp import LPBuilder, LPModel, solve_lp
+from sim.model.lp import InfeasibleError, LinearProgram, LPBuilder, LPModel, solve_lp
 from sim.model.separable import SeparableLP, pieces
-
-
-def _retailer_lp(scenario):
-    retailer, _ = one_vendor_round(scenario)
-    b = LPBuilder()
-    x = b.add_var(retailer.public.shape)
-    retailer.add_block(b, x)
-    return b.build(), x
+from sim.negotiation.best_response import BestResponseError, LPBestResponse
 
 
 def _vendor_lp(scenario):
@@ -31,7 +25,7 @@ def _vendor_lp(scenario):
 
 
 def test_pieces_are_the_connected_parts_of_the_rows_and_columns(default_scenario) -> None:
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     piece = pieces(lp)
     assert piece.shape == (lp.n,) and piece.min() == 0
     # no row links two pieces
@@ -53,7 +47,7 @@ def test_split_solve_has_the_whole_lps_optimum(default_scenario, monkeypatch, se
     of the whole LP, a solution feasible for the whole LP, and a second solve (other prices, warm
     from each group's basis) that agrees too."""
     monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     model = SeparableLP(lp, max_groups=4)
     assert model.groups == 4
     rng = np.random.default_rng(seed)
@@ -74,7 +68,7 @@ def test_split_solve_has_the_whole_lps_optimum(default_scenario, monkeypatch, se
 
 def test_split_solve_reports_an_infeasible_group(default_scenario, monkeypatch) -> None:
     monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     model = SeparableLP(lp, max_groups=3)
     bad = lp.with_bounds(np.arange(lp.n), lp.lb, np.where(np.isfinite(lp.lb), lp.lb - 1.0, lp.ub))
     sol = model.solve(bad, raise_on_fail=False)
@@ -83,7 +77,7 @@ def test_split_solve_reports_an_infeasible_group(default_scenario, monkeypatch) 
 
 def test_small_or_connected_lps_are_solved_whole_as_before(default_scenario) -> None:
     """Below the size threshold (the default scenario's LPs are small), answers are LPModel's bit for bit."""
-    lp, x = _retailer_lp(default_scenario)
+    lp, x = retailer_lp(default_scenario)
     model = SeparableLP(lp)
     assert model.groups == 1
     c = lp.c.copy()
@@ -93,7 +87,31 @@ def test_small_or_connected_lps_are_solved_whole_as_before(default_scenario) -> 
 
 
 def test_other_matrices_are_refused(default_scenario) -> None:
-    lp, _ = _retailer_lp(default_scenario)
-    other, _ = _retailer_lp(default_scenario)
+    lp, _ = retailer_lp(default_scenario)
+    other, _ = retailer_lp(default_scenario)
     with pytest.raises(ValueError, match="matrices are not the model's"):
         SeparableLP(lp).solve(other)
+
+
+def test_an_infeasible_group_decides_over_an_unbounded_one(monkeypatch) -> None:
+    """An LP with one piece unbounded and another infeasible is infeasible, as a solve of the whole LP
+    says, whichever group is solved first (here the unbounded piece, the larger, is group 0); the
+    certificate's dual value then raises instead of returning -inf."""
+    monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
+    # piece 0 (x0, x1): min -x0 - x1 s.t. x0 - x1 <= 1, unbounded; piece 1 (x2): x2 <= -1, x2 >= 0, infeasible
+    lp = LinearProgram(c=np.array([-1.0, -1.0, 0.0]), A_eq=sp.csr_matrix((0, 3)), b_eq=np.zeros(0),
+                       A_ub=sp.csr_matrix(np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]])), b_ub=np.array([1.0, -1.0]),
+                       lb=np.zeros(3), ub=np.full(3, np.inf))
+    assert solve_lp(lp, raise_on_fail=False).status == "Infeasible"
+    model = SeparableLP(lp)
+    assert model.groups == 2
+    assert model.solve(raise_on_fail=False).status == "Infeasible"
+    with pytest.raises(InfeasibleError, match="Infeasible"):
+        SeparableLP(lp).solve()
+    for warm in (False, True):
+        with pytest.raises(BestResponseError, match="Infeasible"):
+            LPBestResponse(lp, np.array([0, 1]), None, warm_checks=warm).dual_value(np.zeros(2))
+    # an unbounded piece beside feasible ones: the whole LP is unbounded, the dual value -inf
+    bounded = replace(lp, b_ub=np.array([1.0, 1.0]))
+    assert model.solve(bounded, raise_on_fail=False).status == "Unbounded"
+    assert LPBestResponse(bounded, np.array([0, 1]), None).dual_value(np.zeros(2)) == -np.inf

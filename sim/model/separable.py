@@ -3,7 +3,7 @@
 The retailer's cost separates by product: no constraint of its LP links two products, so its LP is
 many small LPs side by side (2,640 connected pieces on the ``pilot`` benchmark). HiGHS's simplex on
 the whole LP costs more than the sum of its pieces solved one by one (the retailer's dual LP of a
-``pilot`` benchmark check: 0.77 s whole, 0.38 s as 16 LPs), because the work of a simplex iteration
+``pilot`` benchmark check, measured: 0.77 s whole, 0.38 s as 16 LPs), because the work of a simplex iteration
 grows with the size of the basis. :class:`SeparableLP` finds the pieces once (the connected
 components of the constraint matrix's rows and columns), deals them into a few groups of about equal
 size, and holds one :class:`sim.model.lp.LPModel` per group: a solve is one solve per group, the same
@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from sim.model.lp import LinearProgram, LPModel, LPSolution
+from sim.model.lp import InfeasibleError, LinearProgram, LPModel, LPSolution
 
 #: LPs with fewer variables are solved whole: below this the per-solve overhead of several models
 #: outweighs the gain (the pilot replay's retailer LP, about 5,000 variables, stays whole)
@@ -104,8 +104,10 @@ class SeparableLP:
 
     def solve(self, lp: LinearProgram | None = None, *, raise_on_fail: bool = True) -> LPSolution:
         """Solve ``lp`` (default :attr:`lp`), made from :attr:`lp` with other costs, bounds or
-        right-hand sides. The status is the first group's that is not optimal (``"optimal"`` when all
-        are), the objective the whole LP's at the combined solution (constant terms included)."""
+        right-hand sides. The status is ``"optimal"`` when every group is; else the first group's
+        that is not optimal, where an infeasible group decides over an unbounded one (the whole LP is
+        unbounded only if every group is feasible); the objective the whole LP's at the combined
+        solution (constant terms included)."""
         lp = self.lp if lp is None else lp
         if lp.A_eq is not self.lp.A_eq or lp.A_ub is not self.lp.A_ub:
             raise ValueError("SeparableLP.solve: the LP's matrices are not the model's (make it with "
@@ -116,10 +118,24 @@ class SeparableLP:
                 self._whole = LPModel(self.lp, warm=self._warm)
             return self._whole.solve(lp, raise_on_fail=raise_on_fail)
         x = np.empty(lp.n)
+        failed: list[str] = []
         for cols, eq, ub, model in self._parts:
             part = replace(model.lp, c=lp.c[cols], lb=lp.lb[cols], ub=lp.ub[cols], b_eq=lp.b_eq[eq], b_ub=lp.b_ub[ub])
-            sol = model.solve(part, raise_on_fail=raise_on_fail)
+            sol = model.solve(part, raise_on_fail=False)
             if not sol.ok:
-                return LPSolution(sol.status, np.full(lp.n, np.nan), np.nan, lp)
+                failed.append(sol.status)
+                if not _unbounded(sol.status):  # infeasible (or undecided) in one group: so is the whole LP
+                    break
+                continue  # unbounded in one group: the whole LP too, unless a later group is infeasible
             x[cols] = sol.x
+        if failed:
+            status = next((s for s in failed if not _unbounded(s)), failed[0])
+            if raise_on_fail:
+                raise InfeasibleError(f"HiGHS: {status}")
+            return LPSolution(status, np.full(lp.n, np.nan), np.nan, lp)
         return LPSolution("optimal", x, lp.objective(x), lp)
+
+
+def _unbounded(status: str) -> bool:
+    """Whether HiGHS's status says feasible and unbounded (not "infeasible or unbounded")."""
+    return "nbounded" in status and "nfeasible" not in status
