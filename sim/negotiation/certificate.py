@@ -356,23 +356,21 @@ class Certifier:
             z = np.asarray(z, dtype=float)
             layout = BlockLayout.of(z.shape, len(self.negotiators), blocks)
             c, plan = certify(self.negotiators, prices, z, parallel=self.parallel, blocks=blocks), z
+
+            def stated(a: np.ndarray) -> float:  # the social cost of plan a, as the agents state it
+                return float(sum(neg.own_cost(layout.take(a, j)) for j, neg in enumerate(self.negotiators)))
+
             for i, a in enumerate(answers):
                 if not np.isfinite(c.lower):
                     break
-                if layout.full:
-                    a = np.asarray(a, dtype=float).reshape(z.shape)
-                else:  # z with agent i's block replaced by its answer
-                    a, ans = z.copy(), np.asarray(a, dtype=float)
-                    a.reshape(-1)[layout.flat[i]] = ans.ravel()
-                upper = float(sum(neg.own_cost(layout.take(a, j)) for j, neg in enumerate(self.negotiators)))
+                a = _write_block(z, layout, i, a)  # z with agent i's block replaced by its answer
+                upper = stated(a)
                 if upper < c.upper or not np.isfinite(c.upper):
                     c, plan = Certificate.of(upper, c.lower), a
             if np.isfinite(c.lower) and not np.isfinite(c.upper):  # no candidate every agent can carry out
                 a = self._confirmed(z, layout)
-                if a is not None:
-                    upper = float(sum(neg.own_cost(layout.take(a, j)) for j, neg in enumerate(self.negotiators)))
-                    if np.isfinite(upper):
-                        c, plan = Certificate.of(upper, c.lower), a
+                if a is not None and np.isfinite(upper := stated(a)):
+                    c, plan = Certificate.of(upper, c.lower), a
         self.last_plan = plan
         if np.isfinite(c.lower) and c.lower > self.best_lower:
             self.best_lower = c.lower
