@@ -115,3 +115,26 @@ def test_an_infeasible_group_decides_over_an_unbounded_one(monkeypatch) -> None:
     bounded = replace(lp, b_ub=np.array([1.0, 1.0]))
     assert model.solve(bounded, raise_on_fail=False).status == "Unbounded"
     assert LPBestResponse(bounded, np.array([0, 1]), None).dual_value(np.zeros(2)) == -np.inf
+
+
+def test_a_split_made_once_serves_every_model_of_the_lp(default_scenario, monkeypatch) -> None:
+    """A :class:`Split` handed in gives the answers of one made inside; a negotiator makes its split at
+    its first check and keeps it (the pieces of its LP do not change between checks)."""
+    from sim.model.separable import Split
+    from sim.negotiation.best_response import negotiator_for
+
+    monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
+    lp, x = retailer_lp(default_scenario)
+    split = Split.of(lp, max_groups=4)
+    assert len(split.parts) == 4
+    c = lp.c.copy()
+    c[x.ravel()] += 1.5
+    given, made = SeparableLP(lp, split=split).solve(replace(lp, c=c)), SeparableLP(lp, max_groups=4).solve(replace(lp, c=c))
+    assert np.array_equal(given.x, made.x) and given.objective == made.objective
+    retailer, _ = one_vendor_round(default_scenario)
+    neg = negotiator_for(retailer)
+    prices = np.full(neg.shape, 0.3)
+    first = neg.dual_value(prices)
+    kept = neg._split
+    assert kept is not None and len(kept.parts) > 1
+    assert neg.dual_value(prices) == first and neg._split is kept

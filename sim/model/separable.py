@@ -19,7 +19,7 @@ the same matrices; ``pieces(lp)`` to see how an LP falls apart.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -72,30 +72,48 @@ def _row_groups(A: sp.csr_matrix, group: np.ndarray) -> np.ndarray:
     return out
 
 
-class SeparableLP:
-    """One LP held as independent groups of pieces (see the module docstring); solve it with other
-    costs, bounds or right-hand sides, the matrices unchanged (``dataclasses.replace`` or
-    ``with_bounds`` of :attr:`lp`). Not for use from two threads at once."""
+@dataclass(frozen=True)
+class Split:
+    """How an LP falls into groups: each group's variables, equality and inequality rows, and its LP
+    (the matrices restricted to them). A function of the LP's matrices and sizes alone, so one split
+    serves every solve of the same matrices (:meth:`of` it once, hand it to each :class:`SeparableLP`)."""
 
-    def __init__(self, lp: LinearProgram, *, warm: bool = True, max_groups: int = MAX_GROUPS) -> None:
-        self.lp = lp
+    parts: tuple[tuple[np.ndarray, np.ndarray, np.ndarray, LinearProgram], ...]
+
+    @staticmethod
+    def of(lp: LinearProgram, max_groups: int = MAX_GROUPS) -> "Split":
+        """The groups of ``lp`` (none, for an LP solved whole: small, or in one piece)."""
         piece = pieces(lp) if lp.n >= SPLIT_MIN_VARIABLES else np.zeros(lp.n, dtype=np.int64)
         n_groups = int(min(max_groups, piece.max(initial=0) + 1))
-        self.solves = 0  # solves asked of this model (each is one solve per group)
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, LPModel]] = []
-        self._warm = warm
-        self._whole: LPModel | None = None  # made at the first solve of an LP solved whole
         if n_groups <= 1:
-            return
+            return Split(())
         group = _groups(piece, n_groups)
         A_eq, A_ub = lp.A_eq.tocsr(), lp.A_ub.tocsr()
         eq_group, ub_group = _row_groups(A_eq, group), _row_groups(A_ub, group)
+        parts = []
         for g in range(n_groups):
             cols = np.flatnonzero(group == g)
             eq, ub = np.flatnonzero(eq_group == g), np.flatnonzero(ub_group == g)
             part = LinearProgram(c=lp.c[cols], A_eq=A_eq[eq][:, cols], b_eq=lp.b_eq[eq], A_ub=A_ub[ub][:, cols],
                                  b_ub=lp.b_ub[ub], lb=lp.lb[cols], ub=lp.ub[cols])
-            self._parts.append((cols, eq, ub, LPModel(part, warm=warm)))
+            parts.append((cols, eq, ub, part))
+        return Split(tuple(parts))
+
+
+class SeparableLP:
+    """One LP held as independent groups of pieces (see the module docstring); solve it with other
+    costs, bounds or right-hand sides, the matrices unchanged (``dataclasses.replace`` or
+    ``with_bounds`` of :attr:`lp`). ``split``: :meth:`Split.of` of ``lp``, made once for many models
+    of the same LP (default: made here). Not for use from two threads at once."""
+
+    def __init__(self, lp: LinearProgram, *, warm: bool = True, max_groups: int = MAX_GROUPS,
+                 split: Split | None = None) -> None:
+        self.lp = lp
+        split = Split.of(lp, max_groups) if split is None else split
+        self.solves = 0  # solves asked of this model (each is one solve per group)
+        self._parts = [(cols, eq, ub, LPModel(part, warm=warm)) for cols, eq, ub, part in split.parts]
+        self._warm = warm
+        self._whole: LPModel | None = None  # made at the first solve of an LP solved whole
 
     @property
     def groups(self) -> int:

@@ -51,7 +51,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from sim.model.lp import LinearProgram, LPBuilder, solve_lp
-from sim.model.separable import SeparableLP
+from sim.model.separable import SeparableLP, Split
 from sim.negotiation.protocol import can_certify
 from sim.model.validation import number_from_text
 
@@ -159,6 +159,7 @@ class LPBestResponse:
         #: from scratch; the optimal value is the same to HiGHS's tolerance, so only the time differs
         self.warm_checks = bool(warm_checks)
         self._check: SeparableLP | None = None
+        self._split: Split | None = None  # how the LP falls apart, for the checks' dual LPs
         self.shape = tuple(np.shape(x_idx))
         self._x = np.asarray(x_idx, dtype=np.int64).ravel()
         self._rho: np.ndarray | None = None
@@ -345,7 +346,9 @@ class LPBestResponse:
         # (sim.model.separable); kept for own_cost, which then starts from its bases, where the agent
         # asks for that (warm_checks). An LP in one piece is solved as before: solve_lp's solve (its
         # interior-point path from a million variables on), or a kept model's first solve, the same
-        model = SeparableLP(self._lp, warm=True)
+        if self._split is None:  # (the LP's groups do not change: made at the first check)
+            self._split = Split.of(self._lp)
+        model = SeparableLP(self._lp, warm=True, split=self._split)
         if model.groups > 1 or self.warm_checks:
             sol = model.solve(replace(self._lp, c=c), raise_on_fail=False)
             self._check = model if sol.ok and self.warm_checks else None
