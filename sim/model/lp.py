@@ -107,6 +107,11 @@ class LPSolution:
         return self.lp.cost_breakdown(self.x)
 
 
+def unbounded_status(status: str) -> bool:
+    """Whether a failed solve's status says feasible and unbounded (not "infeasible or unbounded")."""
+    return "nbounded" in status and "nfeasible" not in status
+
+
 class InfeasibleError(RuntimeError):
     """An LP that should always be feasible was not; a modelling bug, not a user error."""
 

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from sim.model.lp import InfeasibleError, LinearProgram, LPModel, LPSolution
+from sim.model.lp import InfeasibleError, LinearProgram, LPModel, LPSolution, unbounded_status
 
 #: LPs with fewer variables are solved whole: below this the per-solve overhead of several models
 #: outweighs the gain (the pilot replay's retailer LP, about 5,000 variables, stays whole)
@@ -142,18 +142,13 @@ class SeparableLP:
             sol = model.solve(part, raise_on_fail=False)
             if not sol.ok:
                 failed.append(sol.status)
-                if not _unbounded(sol.status):  # infeasible (or undecided) in one group: so is the whole LP
+                if not unbounded_status(sol.status):  # infeasible (or undecided) in one group: so is the whole LP
                     break
                 continue  # unbounded in one group: the whole LP too, unless a later group is infeasible
             x[cols] = sol.x
         if failed:
-            status = next((s for s in failed if not _unbounded(s)), failed[0])
+            status = next((s for s in failed if not unbounded_status(s)), failed[0])
             if raise_on_fail:
                 raise InfeasibleError(f"HiGHS: {status}")
             return LPSolution(status, np.full(lp.n, np.nan), np.nan, lp)
         return LPSolution("optimal", x, lp.objective(x), lp)
-
-
-def _unbounded(status: str) -> bool:
-    """Whether HiGHS's status says feasible and unbounded (not "infeasible or unbounded")."""
-    return "nbounded" in status and "nfeasible" not in status

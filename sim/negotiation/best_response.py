@@ -50,7 +50,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from sim.model.lp import LinearProgram, LPBuilder, solve_lp
+from sim.model.lp import LinearProgram, LPBuilder, solve_lp, unbounded_status
 from sim.model.separable import SeparableLP, Split
 from sim.negotiation.protocol import can_certify
 from sim.model.validation import number_from_text
@@ -356,7 +356,7 @@ class LPBestResponse:
             sol = solve_lp(replace(self._lp, c=c), raise_on_fail=False)
         if sol.ok:
             return sol.objective
-        if "nbounded" in sol.status and "nfeasible" not in sol.status:
+        if unbounded_status(sol.status):
             return float("-inf")
         raise BestResponseError(f"dual value: {sol.status}")
 
