@@ -253,12 +253,13 @@ class ScaledCosts:
         self.plan_shape = agent.plan_shape
         self.index = getattr(agent, "index", None)
         self.warm_checks = getattr(agent, "warm_checks", False)
+        self.separable = getattr(agent, "separable", False)
 
     def negotiator(self, options: Any = None, *, process: bool = False) -> Any:
         """The scaled agent's negotiator, built from its scaled cost model."""
-        from sim.negotiation.best_response import ProcessNegotiator, negotiator_for
+        from sim.negotiation.best_response import negotiator_for, process_negotiator
 
-        return ProcessNegotiator(self, options) if process else negotiator_for(self, options)
+        return process_negotiator(self, options) if process else negotiator_for(self, options)
 
     def add_block(self, b: Any, x: np.ndarray, *args: Any, **kwargs: Any) -> Any:
         return self.agent.add_block(_ScaledBuilder(b, self.scale), x, *args, **kwargs)
@@ -318,7 +319,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     options (:class:`sim.negotiation.coordinator.ADMMOptions`); ``answers``: the agents' best-response settings
     (:func:`policies.cpp.answer_options`)."""
     from policies.cpp import PROCESS_THRESHOLD, admm_options, answer_options
-    from sim.negotiation.best_response import idle_startup_cpu, prestart_workers, stop_idle_workers
+    from sim.negotiation.best_response import idle_startup_cpu, prestart_workers, stop_idle_workers, workers_for
 
     opts = admm_options(options, "flosim bench")  # bad options fail before the central solve
     answer_opts = answer_options(answers, "flosim bench")
@@ -336,7 +337,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
         agents = [retailer, *vendors.values()]
         modules = sorted({type(a).__module__ for a in agents} | {type(a.agent).__module__ for a in agents if hasattr(a, "agent")})
         t = time.perf_counter()
-        prestart_workers(len(agents), preload=tuple(modules))
+        prestart_workers(sum(workers_for(a, answer_opts) for a in agents), preload=tuple(modules))
         startup_s = time.perf_counter() - t
         startup_cpu = idle_startup_cpu()
     try:

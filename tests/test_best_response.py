@@ -179,3 +179,58 @@ def test_osqp_settings_may_override_flosims_own(small_scenario) -> None:
     own = negotiator_for(vendor, BestResponseOptions(**exact, osqp=(("scaling", 0), ("check_termination", 5))))
     np.testing.assert_allclose(own.best_response(z, y, 0.3), ref, atol=1e-3)
     assert (own._solver.settings.scaling, own._solver.settings.check_termination) == (0, 5)
+
+
+def test_slacks_leave_the_qp_and_the_answer_stays(small_scenario) -> None:
+    """The retailer's lost sales are the slack of its demand rows: eliminated, the QP has that many
+    fewer variables, and the answer is the full QP's (the Clarabel reference)."""
+    retailer, _ = one_vendor_round(small_scenario)
+    solved = BestResponseOptions(early_max_iter=20000, abs_tol=1e-6, rel_tol=1e-8, adaptive=0.0)
+    kept = negotiator_for(retailer, solved.model_copy(update={"slacks": False}))
+    cut = negotiator_for(retailer, solved)
+    H, R, K = retailer.public.horizon, retailer.public.R, retailer.public.K
+    assert kept._n - cut._n == H * R * K
+    rng = np.random.default_rng(3)
+    z, y = rng.uniform(0, 60, retailer.plan_shape), rng.normal(0, 1.0, retailer.plan_shape)
+    ref, _ = _qp_reference(cut, z, y, 0.05)
+    np.testing.assert_allclose(cut.best_response(z, y, 0.05), ref, atol=1e-3 * max(1.0, float(np.abs(ref).max())))
+
+
+def test_a_bounded_slack_becomes_a_range_row() -> None:
+    """A slack with bounds ``[1, 3]`` on a row ``x + s - v = 5``: the row becomes ``2 <= x - v <= 4``, and
+    its cost moves onto ``x`` and ``v``; the answer is the reference's."""
+    from sim.model.lp import LPBuilder
+    from sim.negotiation.best_response import LPBestResponse
+
+    b = LPBuilder()
+    x = b.add_var((2,))
+    s = b.add_var((2,), lb=np.array([1.0, 0.0]), ub=np.array([3.0, np.inf]))
+    v = b.add_var((2,), ub=np.array([4.0, 4.0]))
+    b.add_cost(s, np.array([2.0, -1.0]), ("t", "s", 0))
+    b.add_cost(v, np.array([1.0, 3.0]), ("t", "v", 0))
+    b.add_cost(x, np.array([-4.0, -2.0]), ("t", "x", 0))
+    row = b.new_rows("eq", (2,), np.array([5.0, 1.0]))
+    b.add_terms("eq", row, x, 1.0)
+    b.add_terms("eq", row, s, np.array([1.0, -1.0]))
+    b.add_terms("eq", row, v, -1.0)
+    lp = b.build()
+    solved = BestResponseOptions(early_max_iter=20000, abs_tol=1e-8, rel_tol=1e-10, adaptive=0.0)
+    cut, kept = LPBestResponse(lp, x, solved), LPBestResponse(lp, x, solved.model_copy(update={"slacks": False}))
+    assert kept._n - cut._n == 2
+    for z, y in ((np.array([0.0, 0.0]), np.zeros(2)), (np.array([9.0, 3.0]), np.array([1.0, -2.0]))):
+        ref, _ = _qp_reference(kept, z, y, 0.5)
+        np.testing.assert_allclose(cut.best_response(z, y, 0.5), ref, atol=1e-5)
+        np.testing.assert_allclose(kept.best_response(z, y, 0.5), ref, atol=1e-5)
+
+
+def test_capped_answers_check_convergence_twice(small_scenario) -> None:
+    """An answer capped early checks OSQP's convergence every ``early_max_iter // 2`` iterations, a
+    solved one every 10 (a check costs about an iteration and a half of the retailer's QP)."""
+    retailer, _ = one_vendor_round(small_scenario)
+    neg = negotiator_for(retailer, BestResponseOptions(early_max_iter=60))
+    z, y = np.full(retailer.plan_shape, 20.0), np.zeros(retailer.plan_shape)
+    neg.best_response(z, y, 0.1)  # the first query is capped
+    assert neg._solver.settings.check_termination == 30 and neg._solver.settings.max_iter == 60
+    for _ in range(3):  # the same query again: no move, so the tolerance is tight and answers are solved
+        neg.best_response(z, y, 0.1)
+    assert neg._solver.settings.max_iter == 20000 and neg._solver.settings.check_termination == 10

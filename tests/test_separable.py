@@ -121,7 +121,7 @@ def test_a_split_made_once_serves_every_model_of_the_lp(default_scenario, monkey
     """A :class:`Split` handed in gives the answers of one made inside; a negotiator makes its split at
     its first check and keeps it (the pieces of its LP do not change between checks)."""
     from sim.model.separable import Split
-    from sim.negotiation.best_response import negotiator_for
+    from sim.negotiation.best_response import BestResponseOptions, negotiator_for
 
     monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
     lp, x = retailer_lp(default_scenario)
@@ -132,7 +132,7 @@ def test_a_split_made_once_serves_every_model_of_the_lp(default_scenario, monkey
     given, made = SeparableLP(lp, split=split).solve(replace(lp, c=c)), SeparableLP(lp, max_groups=4).solve(replace(lp, c=c))
     assert np.array_equal(given.x, made.x) and given.objective == made.objective
     retailer, _ = one_vendor_round(default_scenario)
-    neg = negotiator_for(retailer)
+    neg = negotiator_for(retailer, BestResponseOptions(parts=1))  # one OSQP problem, whose checks split
     prices = np.full(neg.shape, 0.3)
     first = neg.dual_value(prices)
     kept = neg._split

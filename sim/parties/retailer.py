@@ -25,7 +25,7 @@ import sim.model.lp as lp_module
 from sim.model.data import PublicData, RetailerData
 from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
-from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
+from sim.negotiation.best_response import BestResponseOptions, negotiator_for, process_negotiator
 
 RETAILER = "retailer"
 
@@ -61,6 +61,9 @@ class RetailerAgent:
     #: 0.7 s, the same value. (A vendor's LP, whose plan is fixed far from its dual LP's vertex, is
     #: slower that way: 1.1 s instead of 0.15 s, so the vendor's agent does not.)
     warm_checks = True
+    #: its cost falls apart by product: with agents in processes, its negotiator's parts
+    #: (:mod:`sim.negotiation.parts`, answer option ``parts``) each run in a worker of their own
+    separable = True
 
     def __init__(self, public: PublicData, data: RetailerData) -> None:
         self.public = public
@@ -116,7 +119,7 @@ class RetailerAgent:
         """This agent's CPP negotiator, built on its own side from its private LP (in its own process
         with ``process=True``; close it after the negotiation)."""
         # first_week [V, F, K]: this week's PO given; the negotiation is about the later weeks
-        return ProcessNegotiator(self, options, first_week) if process else negotiator_for(self, options, first_week)
+        return process_negotiator(self, options, first_week) if process else negotiator_for(self, options, first_week)
 
     # -- the cost model as an LP block ----------------------------------------------------------
     def add_block(

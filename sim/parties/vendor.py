@@ -24,7 +24,7 @@ from sim.model.data import PublicData, VendorData
 import sim.model.lp as lp_module
 from sim.model.lp import LinearProgram, LPBuilder, LPModel, LPSolution, solve_lp
 from sim.model.plan_cost import PlanCost
-from sim.negotiation.best_response import BestResponseOptions, ProcessNegotiator, negotiator_for
+from sim.negotiation.best_response import BestResponseOptions, negotiator_for, process_negotiator
 
 #: Units of a committed PO below which it counts as shipped in full (LP rounding): no tie-break is solved.
 FULL_UNITS = 1e-6
@@ -149,7 +149,7 @@ class VendorAgent:
         """This agent's CPP negotiator over its own block, built on its own side from its private LP
         (in its own process with ``process=True``; close it after the negotiation)."""
         # first_week [F, K]: this week's PO given; the negotiation is about the later weeks
-        return ProcessNegotiator(self, options, first_week) if process else negotiator_for(self, options, first_week)
+        return process_negotiator(self, options, first_week) if process else negotiator_for(self, options, first_week)
 
     def add_block(self, b: LPBuilder, x: np.ndarray, state: VendorState | None = None,
                   capacity: np.ndarray | None = None, *, commitments: bool = True) -> dict[str, np.ndarray]:

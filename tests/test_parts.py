@@ -1,0 +1,91 @@
+"""A negotiator in parts (sim.negotiation.parts): the retailer's LP falls apart by product, and its
+parts answer for their own plan components. The certificate's numbers add up to the whole LP's, the
+answers solve the whole query, and parts in worker processes answer exactly as parts in this one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import one_vendor_round
+from sim.model import separable
+from sim.negotiation.best_response import (BestResponseOptions, LPBestResponse, ProcessNegotiator, negotiator_for,
+                                           process_negotiator, workers_for)
+from sim.negotiation.parts import PartsNegotiator
+
+SOLVED = BestResponseOptions(early_max_iter=20000, abs_tol=1e-6, rel_tol=1e-8, adaptive=0.0)
+
+
+def _split_always(monkeypatch) -> None:
+    """Let the small test LPs fall apart as a large one does (in this process only)."""
+    monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
+
+
+def test_a_separable_lp_is_answered_in_parts_whose_numbers_add_up(default_scenario, monkeypatch) -> None:
+    _split_always(monkeypatch)
+    retailer, _ = one_vendor_round(default_scenario)
+    parts = negotiator_for(retailer, SOLVED)
+    whole = negotiator_for(retailer, SOLVED.model_copy(update={"parts": 1}))
+    assert isinstance(parts, PartsNegotiator) and parts.parts == 2 and isinstance(whole, LPBestResponse)
+    assert parts.shape == whole.shape and parts.can_certify
+    rng = np.random.default_rng(4)
+    prices = rng.normal(2.0, 1.0, whole.shape)
+    assert parts.dual_value(prices) == pytest.approx(whole.dual_value(prices), rel=1e-9)
+    z = rng.uniform(0, 40, whole.shape)
+    for rho in (0.05, 0.5):
+        x_parts, x_whole = parts.best_response(z, prices, rho), whole.best_response(z, prices, rho)
+        # the query's QP is rho-strongly convex in x, and its parts are independent: one answer
+        np.testing.assert_allclose(x_parts, x_whole, atol=1e-3 * max(1.0, float(np.abs(x_whole).max())))
+    plan = whole.confirm(x_whole)
+    np.testing.assert_allclose(parts.confirm(x_whole), plan, atol=1e-6)
+    assert parts.own_cost(plan) == pytest.approx(whole.own_cost(plan), rel=1e-9)
+    stats = parts.stats
+    assert stats["queries"] == 2 and stats["osqp_iterations"] > 0 and stats["last_exact"] is True
+
+
+def test_parts_must_cover_the_plan_once() -> None:
+    with pytest.raises(ValueError, match="cover the plan exactly once"):
+        PartsNegotiator([object(), object()], [np.array([0, 1]), np.array([1, 2])], (4,))
+    with pytest.raises(ValueError, match="one index per part"):
+        PartsNegotiator([object()], [np.array([0]), np.array([1])], (2,))
+
+
+def test_an_lp_in_one_piece_or_one_part_is_one_negotiator(default_scenario, monkeypatch) -> None:
+    _split_always(monkeypatch)
+    retailer, vendor = one_vendor_round(default_scenario)
+    assert isinstance(negotiator_for(vendor), LPBestResponse)  # capacity rows link its products
+    assert isinstance(negotiator_for(retailer, BestResponseOptions(parts=1)), LPBestResponse)
+    assert workers_for(retailer) == 2 and workers_for(vendor) == 1
+    assert workers_for(retailer, BestResponseOptions(parts=1)) == 1
+
+
+def test_parts_in_workers_answer_as_parts_here() -> None:
+    """Executors agree: the retailer's parts in worker processes give this process's answers bit for
+    bit, query after query (a benchmark network large enough to fall apart in the workers too)."""
+    from experiments.benchmarks import benchmark_scenario, planning_round
+
+    retailer, vendors = planning_round(benchmark_scenario("100x5x5x2"))
+    here = negotiator_for(retailer)
+    assert isinstance(here, PartsNegotiator) and here.parts == 2
+    rng = np.random.default_rng(7)
+    with process_negotiator(retailer) as there:
+        assert isinstance(there, PartsNegotiator) and there.parts == 2 and there.can_certify
+        for _ in range(3):
+            z, y = rng.uniform(0, 30, here.shape), rng.normal(0, 1.0, here.shape)
+            np.testing.assert_array_equal(there.best_response(z, y, 0.1), here.best_response(z, y, 0.1))
+        assert there.dual_value(y) == here.dual_value(y)
+    (vendor,) = vendors.values()
+    with process_negotiator(vendor) as one:
+        assert isinstance(one, ProcessNegotiator)
+
+
+def test_an_lp_that_does_not_fall_apart_keeps_one_worker(small_scenario) -> None:
+    """Below the split's size the retailer's LP is one part: one worker answers, the other stops."""
+    retailer, _ = one_vendor_round(small_scenario)
+    neg = process_negotiator(retailer)
+    try:
+        assert isinstance(neg, ProcessNegotiator) and neg.plan_index.size == int(np.prod(retailer.plan_shape))
+        z, y = np.full(retailer.plan_shape, 20.0), np.zeros(retailer.plan_shape)
+        np.testing.assert_array_equal(neg.best_response(z, y, 0.3), negotiator_for(retailer).best_response(z, y, 0.3))
+    finally:
+        neg.close()
