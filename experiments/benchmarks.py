@@ -319,7 +319,7 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     options (:class:`sim.negotiation.coordinator.ADMMOptions`); ``answers``: the agents' best-response settings
     (:func:`policies.cpp.answer_options`)."""
     from policies.cpp import PROCESS_THRESHOLD, admm_options, answer_options
-    from sim.negotiation.best_response import idle_startup_cpu, prestart_workers, stop_idle_workers, workers_for
+    from sim.negotiation.best_response import prestart_workers, stop_idle_workers, workers_for
 
     opts = admm_options(options, "flosim bench")  # bad options fail before the central solve
     answer_opts = answer_options(answers, "flosim bench")
@@ -332,29 +332,26 @@ def run_benchmark(size: str, options: dict[str, Any] | None = None, on_round: An
     # worker's interpreter start and imports are what an agent service already running does not pay
     # (and the central solve's timer excludes its solver's imports too); the agent's data, its model
     # and every answer stay in cpp_s. Waiting here keeps the workers' imports off the central solve.
-    startup_s = startup_cpu = 0.0
+    startup_s = 0.0
     if int(np.prod(retailer.public.block_shape)) >= PROCESS_THRESHOLD:
         agents = [retailer, *vendors.values()]
         modules = sorted({type(a).__module__ for a in agents} | {type(a.agent).__module__ for a in agents if hasattr(a, "agent")})
         t = time.perf_counter()
         prestart_workers(sum(workers_for(a, answer_opts) for a in agents), preload=tuple(modules))
         startup_s = time.perf_counter() - t
-        startup_cpu = idle_startup_cpu()
     try:
-        return _timed(size, opts, answer_opts, retailer, vendors, options, answers, cost_scale, on_round, startup_s,
-                      startup_cpu)
+        return _timed(size, opts, answer_opts, retailer, vendors, options, answers, cost_scale, on_round, startup_s)
     finally:
         stop_idle_workers()
 
 
 def _timed(size: str, opts: Any, answer_opts: Any, retailer: Any, vendors: dict[str, Any], options: dict[str, Any] | None,
-           answers: dict[str, Any] | None, cost_scale: float, on_round: Any, startup_s: float,
-           startup_cpu: float = 0.0) -> BenchRow:
-    """The timed part of :func:`run_benchmark`. ``startup_cpu``: the CPU the workers started ahead spent
-    starting, left out of the negotiation's CPU time (their CPU is known once they have exited)."""
+           answers: dict[str, Any] | None, cost_scale: float, on_round: Any, startup_s: float) -> BenchRow:
+    """The timed part of :func:`run_benchmark`."""
     from sim.model.decision import PlanningContext
     from policies.cpp import negotiate_efficient_plan
     from sim.model.lp import LPBuilder, solve_lp
+    from sim.negotiation.best_response import workers_cpu
 
     t0 = time.perf_counter()
     b = LPBuilder()
@@ -367,12 +364,12 @@ def _timed(size: str, opts: Any, answer_opts: Any, retailer: Any, vendors: dict[
     central = solve_lp(lp)  # simplex, or interior point from sim.model.lp.IPM_THRESHOLD variables on
     first_best = central.objective
     t2, c2 = time.perf_counter(), time.process_time()
-    kids = _children_cpu()
+    before = workers_cpu()
     ctx = PlanningContext(week=0, public=retailer.public, retailer=retailer, vendors=vendors, rng=np.random.default_rng(0))
     plan, result = negotiate_efficient_plan(ctx, opts, on_round=on_round, certify=True, answers=answer_opts)
     t3, c3 = time.perf_counter(), time.process_time()
-    # the workers have exited (the negotiation closes them): their CPU, less what starting took
-    workers_cpu = max(_children_cpu() - kids - startup_cpu, 0.0)
+    # the negotiation has closed its workers, which reported their CPU (less what starting took)
+    agents_cpu = workers_cpu() - before
     # the stopping rule's checks are part of the negotiation (in cpp_s); a certificate computed after
     # an unconverged negotiation (for the report) is not
     after_s = 0.0 if result.certificate is None or result.checks and result.certified else result.certificate.wall_s
@@ -398,19 +395,9 @@ def _timed(size: str, opts: Any, answer_opts: Any, retailer: Any, vendors: dict[
         cost_scale=float(cost_scale),
         startup_s=startup_s,
         central_cpu_s=c2 - c1,
-        cpp_cpu_s=c3 - c2 + workers_cpu,
-        cpu_ratio=(c3 - c2 + workers_cpu) / max(c2 - c1, 1e-9),
+        cpp_cpu_s=c3 - c2 + agents_cpu,
+        cpu_ratio=(c3 - c2 + agents_cpu) / max(c2 - c1, 1e-9),
     )
-
-
-def _children_cpu() -> float:
-    """CPU seconds (user + system) of this process's children that have exited and been waited for."""
-    try:
-        import resource
-    except ImportError:  # (not on Windows: the negotiation's CPU then counts this process only)
-        return 0.0
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return float(usage.ru_utime + usage.ru_stime)
 
 
 def format_table(rows: list[BenchRow], size_width: int | None = None) -> str:

@@ -17,6 +17,7 @@ from sim.negotiation.certificate import certify
 def test_workers_started_ahead_are_taken_and_answer_like_fresh_ones(small_scenario) -> None:
     retailer, vendor = one_vendor_round(small_scenario)
     z, y = np.full(retailer.plan_shape, 20.0), np.zeros(retailer.plan_shape)
+    stop_idle_workers()  # (workers given back by earlier tests' negotiations)
     try:
         assert prestart_workers(2, preload=("sim.parties.retailer",)) == 2
         ahead = ProcessNegotiator(retailer)
@@ -25,13 +26,14 @@ def test_workers_started_ahead_are_taken_and_answer_like_fresh_ones(small_scenar
             assert not br._IDLE
             np.testing.assert_array_equal(ahead.best_response(z, y, 0.3), negotiator_for(retailer).best_response(z, y, 0.3))
             assert ahead.can_certify and other.can_certify
-        assert not ahead.alive
+        assert not ahead.alive and len(br._IDLE) == 2  # both given back after the negotiation
     finally:
         stop_idle_workers()
     assert not br._IDLE
 
 
 def test_idle_workers_stop_and_a_bad_preload_is_an_error() -> None:
+    stop_idle_workers()
     prestart_workers(1)
     (proc,) = br._IDLE
     stop_idle_workers()
@@ -78,3 +80,64 @@ def test_norm_is_numpys() -> None:
     a = np.random.default_rng(0).normal(size=(2, 12000))
     assert norm(a) == pytest.approx(float(np.linalg.norm(a)), rel=1e-13)
     assert norm(np.zeros(3)) == 0.0
+
+
+def test_workers_report_their_cpu_without_their_start_up(small_scenario) -> None:
+    """A worker started ahead reports the CPU its negotiation used, less what starting took (the bench
+    adds it to its own CPU time), and is given back to wait for the next negotiation."""
+    br.stop_idle_workers()
+    try:
+        assert br.prestart_workers(1, preload=("sim.parties.retailer",)) == 1
+        (proc,) = br._IDLE
+        assert proc.startup_cpu_s > 0  # importing numpy, scipy, OSQP and flosim takes CPU
+        before = br.workers_cpu()
+        retailer, _ = one_vendor_round(small_scenario)
+        with br.ProcessNegotiator(retailer) as neg:
+            neg.best_response(np.full(retailer.plan_shape, 20.0), np.zeros(retailer.plan_shape), 0.3)
+        used = br.workers_cpu() - before
+        assert 0 < used and used == pytest.approx(proc.cpu_s - proc.startup_cpu_s)
+        assert br._IDLE == [proc]
+    finally:
+        br.stop_idle_workers()
+    assert proc.poll() is not None and not br._IDLE
+
+
+def test_a_worker_given_back_serves_the_next_negotiation_as_a_fresh_one(small_scenario) -> None:
+    """Workers serve one negotiation after another: the next agent (another party, another week's
+    model) gets the answers a fresh process gives, bit for bit, also after a call that failed in the
+    worker; one whose answer was never read, or one beyond MAX_IDLE_WORKERS, is not kept."""
+    retailer, vendor = one_vendor_round(small_scenario)
+    z, y = np.full(retailer.plan_shape, 20.0), np.zeros(retailer.plan_shape)
+    stop_idle_workers()
+    try:
+        with ProcessNegotiator(retailer) as first:
+            first.best_response(z, y, 0.3)
+            pid = first._proc.pid
+        assert [p.pid for p in br._IDLE] == [pid]
+        zv, yv = np.full(vendor.plan_shape, 20.0), np.zeros(vendor.plan_shape)
+        for agent, zz, yy in ((vendor, zv, yv), (retailer, z, y)):
+            with ProcessNegotiator(agent) as again:
+                assert again._proc.pid == pid
+                np.testing.assert_array_equal(again.best_response(zz, yy, 0.3), negotiator_for(agent).best_response(zz, yy, 0.3))
+                assert again.dual_value(yy) == negotiator_for(agent).dual_value(yy)
+        with ProcessNegotiator(retailer) as failing:
+            with pytest.raises(br.BestResponseError):
+                failing.best_response(np.zeros(3), np.zeros(3), 0.3)  # the wrong shape fails in the worker
+            failing.best_response(z, y, 0.3)  # and the worker answers the next call
+        assert len(br._IDLE) == 1
+        unread = ProcessNegotiator(retailer)
+        unread.best_response(z, y, 0.3)
+        unread._in_flight = True  # as if a call had been interrupted before its answer was read
+        unread.close()
+        assert unread._proc.poll() is not None and not br._IDLE
+        negs = [ProcessNegotiator(retailer) for _ in range(br.MAX_IDLE_WORKERS + 1)]
+        for neg in negs:
+            neg.best_response(z, y, 0.3)
+        for neg in negs:
+            neg.close()
+        assert len(br._IDLE) == br.MAX_IDLE_WORKERS
+        assert sum(neg._proc.poll() is not None for neg in negs) == 1
+        with pytest.raises(br.BestResponseError, match="closed"):
+            negs[0].best_response(z, y, 0.3)
+    finally:
+        stop_idle_workers()

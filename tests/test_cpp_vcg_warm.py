@@ -162,16 +162,6 @@ def test_warm_tail_defaults_to_half_the_horizon_and_is_checked(default_scenario)
             make_policy("cpp-vcg", default_scenario, warm_tail=bad)
 
 
-def test_workers_report_their_start_up_cpu_which_the_bench_leaves_out() -> None:
-    try:
-        prestart_count = br.prestart_workers(1)
-        assert prestart_count == 1
-        assert br.idle_startup_cpu() > 0  # importing numpy, scipy, OSQP and flosim takes CPU
-    finally:
-        br.stop_idle_workers()
-    assert br.idle_startup_cpu() == 0.0
-
-
 def test_the_bench_reports_cpu_times_and_their_ratio() -> None:
     from experiments.benchmarks import run_benchmark
 

@@ -35,8 +35,10 @@ on the agent's side: it holds the agent's private LP, and hands the coordinator 
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
@@ -591,10 +593,12 @@ def _negotiator_in_worker(agent: Any, options: BestResponseOptions | None, first
 
 
 def _worker_main(preload: tuple[str, ...] | None = None) -> None:
-    """Entry point of a :class:`ProcessNegotiator` worker: read the agent, build its negotiator, answer
-    calls until told to stop. The protocol runs on the original stdin/stdout; anything a library
-    prints goes to stderr. ``preload`` (a worker started ahead, :func:`prestart_workers`): import these
-    modules, then say so (one message) before waiting for an agent."""
+    """Entry point of a :class:`ProcessNegotiator` worker: read an agent, build its negotiator, answer
+    calls until told the negotiation is over, then wait for the next agent (a worker serves one
+    negotiation after another, :data:`MAX_IDLE_WORKERS`), until its input closes. The protocol runs on
+    the original stdin/stdout; anything a library prints goes to stderr. ``preload`` (a worker started
+    ahead, :func:`prestart_workers`): import these modules, then say so (one message) before waiting
+    for an agent."""
     inp = os.fdopen(os.dup(0), "rb")
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
@@ -608,13 +612,25 @@ def _worker_main(preload: tuple[str, ...] | None = None) -> None:
         except Exception as exc:
             _send(out, (False, f"{type(exc).__name__}: {exc}"))
             return
+    while _serve_one(inp, out):
+        pass
+    # leave at once (the interpreter's tear-down of numpy, scipy and OSQP takes a tenth of a second
+    # that the parent's close() would wait for); nothing is pending
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _serve_one(inp: Any, out: Any) -> bool:
+    """One negotiation in a worker: the agent, its negotiator, the calls. True when it ended as asked
+    (the worker may serve another), False when the input closed or the set-up failed."""
     try:
         agent, options, first_week, part = _recv(inp)
-    except EOFError:  # stopped before it was given an agent (an idle worker started ahead)
-        return
+    except EOFError:  # stopped before it was given an agent (an idle worker)
+        return False
     except Exception as exc:  # an agent that cannot be unpickled here
         _send(out, (False, f"{type(exc).__name__}: {exc}"))
-        return
+        return False
     try:
         negotiator = _negotiator_in_worker(agent, options, first_week, part)
         index = None
@@ -625,17 +641,18 @@ def _worker_main(preload: tuple[str, ...] | None = None) -> None:
                            "can_certify": negotiator is not None and can_certify(negotiator), "index": index}))
     except Exception as exc:  # report set-up failures to the parent
         _send(out, (False, f"{type(exc).__name__}: {exc}"))
-        return
+        return False
+    del agent
     while True:
         try:
             msg = _recv(inp)
         except EOFError:
-            msg = None
-        if msg is None:  # done: leave at once (the interpreter's tear-down of numpy, scipy and OSQP
-            # takes a tenth of a second that the parent's close() would wait for); nothing is pending
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
+            return False
+        if msg is None:  # the negotiation is over: drop the agent's model, say so with the CPU used so far
+            del negotiator
+            gc.collect()
+            _send(out, (True, time.process_time()))
+            return True
         method, args = msg
         try:
             _send(out, (True, getattr(negotiator, method)(*args)))
@@ -644,9 +661,16 @@ def _worker_main(preload: tuple[str, ...] | None = None) -> None:
 
 
 _WORKER_CODE = "from sim.negotiation.best_response import _worker_main; _worker_main({})"
-#: workers started ahead by :func:`prestart_workers`, not yet given an agent
+#: workers waiting for an agent: started ahead by :func:`prestart_workers`, or given back by a
+#: :class:`ProcessNegotiator` whose negotiation is over
 _IDLE: list[subprocess.Popen] = []
 _IDLE_LOCK = threading.Lock()
+#: how many workers a negotiation's end gives back to wait for the next one (the rest stop): enough
+#: for a one-vendor negotiation's three (the retailer's two parts and the vendor), few enough that a
+#: sweep's processes do not hold many idle interpreters (about 150 MB each)
+MAX_IDLE_WORKERS = 4
+#: CPU seconds agent workers have reported for the negotiations that ended so far (:func:`workers_cpu`)
+_WORKER_CPU = [0.0]
 
 
 def _spawn_worker(preload: tuple[str, ...] | None = None) -> subprocess.Popen:
@@ -684,6 +708,7 @@ def prestart_workers(n: int, preload: tuple[str, ...] = ()) -> int:
             ok, info = False, "closed its pipe"
         if ok:
             proc.startup_cpu_s = float(info) if isinstance(info, (int, float)) else 0.0  # type: ignore[attr-defined]
+            proc.cpu_s = proc.startup_cpu_s  # type: ignore[attr-defined]  # (workers_cpu leaves it out)
             ready.append(proc)
         else:
             proc.kill()
@@ -694,29 +719,47 @@ def prestart_workers(n: int, preload: tuple[str, ...] = ()) -> int:
         return len(_IDLE)
 
 
-def idle_startup_cpu() -> float:
-    """CPU seconds the idle workers started ahead spent starting (interpreter and imports), summed:
-    what a benchmark that counts its workers' CPU time leaves out, as it leaves out their start-up."""
+def workers_cpu() -> float:
+    """CPU seconds agent workers spent on the negotiations that ended so far (each worker reports
+    its CPU when a negotiation ends; a worker started ahead leaves out what starting took, as a
+    benchmark's wall clock leaves out ``startup_s``). What a benchmark adds to its own CPU time."""
     with _IDLE_LOCK:
-        return float(sum(getattr(p, "startup_cpu_s", 0.0) for p in _IDLE))
+        return _WORKER_CPU[0]
+
+
+def _give_back(proc: subprocess.Popen, cpu_s: float) -> None:
+    """A worker whose negotiation ended (its CPU so far ``cpu_s``): counted, then idle, or stopped
+    when :data:`MAX_IDLE_WORKERS` already wait."""
+    with _IDLE_LOCK:
+        _WORKER_CPU[0] += max(cpu_s - getattr(proc, "cpu_s", 0.0), 0.0)
+        proc.cpu_s = cpu_s  # type: ignore[attr-defined]
+        if len(_IDLE) < MAX_IDLE_WORKERS:
+            _IDLE.append(proc)
+            return
+    _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Close a worker's input (it returns at end of file) and wait for it; kill it if it hangs."""
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            stream.close()
+        except (OSError, ValueError):
+            pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def stop_idle_workers() -> None:
-    """Stop every worker started ahead that no negotiator took."""
+    """Stop every idle worker (started ahead and not taken, or given back after a negotiation)."""
     with _IDLE_LOCK:
         idle = list(_IDLE)
         _IDLE.clear()
     for proc in idle:
-        for stream in (proc.stdin, proc.stdout):
-            try:
-                stream.close()  # the worker reads end of file and returns
-            except (OSError, ValueError):
-                pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 atexit.register(stop_idle_workers)
@@ -733,12 +776,16 @@ class ProcessNegotiator:
     :class:`sim.negotiation.flopro_adapter.FloProNegotiator`), or a picklable factory without arguments that builds
     one there (for agents that cannot be pickled). The object offers ``best_response`` (the protocol)
     plus ``confirm``, ``own_cost`` and ``dual_value`` (agent side) and ``can_certify`` (whether the
-    negotiator in the worker offers the last two). Use it as a context manager or call :meth:`close`.
+    negotiator in the worker offers the last two). Use it as a context manager or call :meth:`close`:
+    the worker then drops the agent's model and waits, idle, for the next negotiation's agent (at most
+    :data:`MAX_IDLE_WORKERS` wait; a sweep's or a run's later weeks do not start a ``python`` each).
     """
 
     def __init__(self, agent: Any, options: BestResponseOptions | None = None, first_week: np.ndarray | None = None,
                  part: int | None = None) -> None:
         self._proc = _take_worker() or _spawn_worker()
+        self._closed = False
+        self._in_flight = False
         self._part = part
         self._lock = threading.Lock()
         # the agent is sent from a thread: a pickle larger than the pipe's buffer blocks until the
@@ -805,10 +852,14 @@ class ProcessNegotiator:
 
     def _call(self, method: str, *args: Any) -> Any:
         with self._lock:
+            if self._closed:
+                raise BestResponseError(f"{method}: this negotiator is closed")
             try:
                 self._start()
+                self._in_flight = True  # (until the answer is read: a worker with an unread answer is not given back)
                 _send(self._proc.stdin, (method, args))
                 ok, value = _recv(self._proc.stdout)
+                self._in_flight = False
             except (EOFError, BrokenPipeError, OSError) as exc:
                 raise BestResponseError(f"agent process died: {exc}") from exc
         if not ok:
@@ -830,28 +881,30 @@ class ProcessNegotiator:
 
     @property
     def alive(self) -> bool:
-        return self._proc.poll() is None
+        """Whether this negotiator's worker still serves it (False once closed)."""
+        return not self._closed and self._proc.poll() is None
 
     def close(self) -> None:
-        """Stop the worker process (idempotent)."""
+        """End this negotiator (idempotent): its worker drops the agent's model and waits for the next
+        negotiation (:data:`MAX_IDLE_WORKERS`), or stops. A worker that failed, or whose last call was
+        not answered, stops."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
         if getattr(self, "_sender", None) is not None and self._sender.is_alive():
             self._sender.join(timeout=10)
-        if self._proc.poll() is None:
+        proc = self._proc
+        if self._ready and not self._in_flight and proc.poll() is None:
             try:
-                _send(self._proc.stdin, None)
-                self._proc.stdin.close()
-            except (BrokenPipeError, OSError, ValueError):
+                _send(proc.stdin, None)
+                if select.select([proc.stdout], [], [], 10.0)[0]:
+                    ok, cpu_s = _recv(proc.stdout)
+                    if ok:
+                        _give_back(proc, float(cpu_s))
+                        return
+            except (EOFError, BrokenPipeError, OSError, ValueError):
                 pass
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        for stream in (self._proc.stdin, self._proc.stdout):
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
+        _stop(proc)
 
     def __enter__(self) -> "ProcessNegotiator":
         return self
