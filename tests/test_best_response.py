@@ -234,3 +234,16 @@ def test_capped_answers_check_convergence_twice(small_scenario) -> None:
     for _ in range(3):  # the same query again: no move, so the tolerance is tight and answers are solved
         neg.best_response(z, y, 0.1)
     assert neg._solver.settings.max_iter == 20000 and neg._solver.settings.check_termination == 10
+
+
+def test_a_users_check_termination_outlasts_the_adaptive_tolerance(small_scenario) -> None:
+    """``osqp=(("check_termination", n),)`` is the user's for every answer: a change of the adaptive
+    tolerance (capped early, then solved) resets flosim's own spacing of the checks, not the user's."""
+    retailer, _ = one_vendor_round(small_scenario)
+    neg = negotiator_for(retailer, BestResponseOptions(early_max_iter=60, osqp=(("check_termination", 7),)))
+    z, y = np.full(retailer.plan_shape, 20.0), np.zeros(retailer.plan_shape)
+    neg.best_response(z, y, 0.1)
+    assert neg._solver.settings.check_termination == 7 and neg._solver.settings.max_iter == 60
+    for _ in range(3):  # no move: the tolerance tightens, and the answers are solved
+        neg.best_response(z, y, 0.1)
+    assert neg._solver.settings.max_iter == 20000 and neg._solver.settings.check_termination == 7

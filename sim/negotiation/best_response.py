@@ -277,7 +277,11 @@ class LPBestResponse:
         """OSQP's convergence checks: every 10 iterations for a solved answer, twice for one capped
         early (``cap // 2``: a capped answer rarely converges, and a check costs about one and a half
         iterations of the retailer's QP; on the ``pilot`` benchmark checking every 10 took a seventh
-        of the capped answers' time)."""
+        of the capped answers' time). A ``check_termination`` among the user's ``osqp`` settings is
+        kept for every answer."""
+        own = dict(self.options.osqp).get("check_termination")
+        if own is not None:
+            return own
         return max(1, cap // 2) if cap < self.options.max_iter else 10
 
     def _iteration_cap(self, tol: float) -> int:
