@@ -89,3 +89,46 @@ def test_an_lp_that_does_not_fall_apart_keeps_one_worker(small_scenario) -> None
         np.testing.assert_array_equal(neg.best_response(z, y, 0.3), negotiator_for(retailer).best_response(z, y, 0.3))
     finally:
         neg.close()
+
+
+class _Part:
+    """A stand-in part over one component: answers after ``delay`` seconds, or raises."""
+
+    def __init__(self, delay: float = 0.0, fail: bool = False, fail_close: bool = False) -> None:
+        self.delay, self.fail, self.fail_close = delay, fail, fail_close
+        self.answered = self.closed = False
+
+    def best_response(self, z, prices, rho):
+        import time
+
+        time.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("this part failed")
+        self.answered = True
+        return np.asarray(z) + 1.0
+
+    def close(self) -> None:
+        self.closed = True
+        if self.fail_close:
+            raise OSError("could not close")
+
+
+def test_a_failing_part_is_reported_once_the_other_parts_are_done() -> None:
+    """An error of one part reaches the caller only after the other parts of the query have answered,
+    so a negotiator closed on that error never closes a part in the middle of a query (a worker's
+    pipe written by two threads); the error is the first failing part's."""
+    slow = _Part(delay=0.3)
+    neg = PartsNegotiator([_Part(fail=True), slow], [np.array([0]), np.array([1])], (2,), parallel=True)
+    with pytest.raises(RuntimeError, match="this part failed"):
+        neg.best_response(np.zeros(2), np.zeros(2), 1.0)
+    assert slow.answered
+    neg.close()
+
+
+def test_closing_closes_every_part_even_if_one_fails_to() -> None:
+    parts = [_Part(fail_close=True), _Part()]
+    neg = PartsNegotiator(parts, [np.array([0]), np.array([1])], (2,), parallel=True)
+    np.testing.assert_array_equal(neg.best_response(np.zeros(2), np.zeros(2), 1.0), [1.0, 1.0])
+    with pytest.raises(OSError, match="could not close"):
+        neg.close()
+    assert all(p.closed for p in parts) and neg._pool is None
