@@ -132,3 +132,50 @@ def test_closing_closes_every_part_even_if_one_fails_to() -> None:
     with pytest.raises(OSError, match="could not close"):
         neg.close()
     assert all(p.closed for p in parts) and neg._pool is None
+
+
+def _recorded_workers(monkeypatch) -> list:
+    """Every ProcessNegotiator that process_negotiator makes, kept to look at afterwards."""
+    from sim.negotiation import best_response as br
+
+    made: list = []
+
+    class Recorded(br.ProcessNegotiator):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(br, "ProcessNegotiator", Recorded)
+    return made
+
+
+def test_a_part_that_fails_to_set_up_stops_every_worker(small_scenario, monkeypatch) -> None:
+    """A bad first week fails in the workers' set-up: the error names it, and no worker is left running."""
+    from sim.negotiation.best_response import BestResponseError
+
+    made = _recorded_workers(monkeypatch)
+    retailer, _ = one_vendor_round(small_scenario)
+    with pytest.raises(BestResponseError, match="failed to start"):
+        process_negotiator(retailer, first_week=np.zeros(7))
+    assert len(made) == 2 and not any(w.alive for w in made)
+
+
+def test_a_worker_that_cannot_start_stops_the_ones_started(small_scenario, monkeypatch) -> None:
+    from sim.negotiation import best_response as br
+
+    made = _recorded_workers(monkeypatch)
+    spawned: list = []
+    real = br._spawn_worker
+
+    def spawn_once(*args, **kwargs):
+        if spawned:
+            raise OSError("no more processes")
+        spawned.append(real(*args, **kwargs))
+        return spawned[-1]
+
+    monkeypatch.setattr(br, "_take_worker", lambda: None)
+    monkeypatch.setattr(br, "_spawn_worker", spawn_once)
+    retailer, _ = one_vendor_round(small_scenario)
+    with pytest.raises(OSError, match="no more processes"):
+        process_negotiator(retailer)
+    assert len(made) == 1 and not made[0].alive

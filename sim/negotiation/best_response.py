@@ -520,10 +520,12 @@ def process_negotiator(agent: Any, options: BestResponseOptions | None = None,
     k = workers_for(agent, options)
     if k == 1:
         return ProcessNegotiator(agent, options, first_week)
-    workers = [ProcessNegotiator(agent, options, first_week, part=i) for i in range(k)]
+    workers: list[ProcessNegotiator] = []
     try:
+        for i in range(k):
+            workers.append(ProcessNegotiator(agent, options, first_week, part=i))
         index = [w.plan_index for w in workers]
-    except BaseException:
+    except BaseException:  # a worker that could not start or set up its part: stop them all
         for w in workers:
             w.close()
         raise
