@@ -27,7 +27,9 @@ coordinators send); a change of ``rho`` updates ``P``'s values and refactorises 
 :class:`ProcessNegotiator` runs a negotiator in its own process (agents answer a round in parallel).
 
 What a user may do: ``negotiator_for(agent)`` for a :class:`~sim.parties.retailer.RetailerAgent` or
-:class:`~sim.parties.vendor.VendorAgent` (or anything with ``plan_shape`` or ``public.shape``, and ``add_block``), or
+:class:`~sim.parties.vendor.VendorAgent` (or anything with ``plan_shape`` or ``public.shape``, and ``add_block``;
+a :class:`~sim.negotiation.parts.PartsNegotiator` of several :class:`LPBestResponse` when the agent's LP
+falls apart, answer option ``parts``), ``process_negotiator(agent)`` for the same in worker processes, or
 ``LPBestResponse(lp, x_idx)`` for any :class:`~sim.model.lp.LinearProgram`. Conceptually this object lives
 on the agent's side: it holds the agent's private LP, and hands the coordinator only answers.
 """
@@ -195,7 +197,14 @@ class BestResponseError(RuntimeError):
 
 
 class LPBestResponse:
-    """A :class:`~sim.negotiation.protocol.Negotiator` for an agent whose cost is ``lp`` over plan variables ``x_idx``."""
+    """A :class:`~sim.negotiation.protocol.Negotiator` for an agent whose cost is ``lp`` over plan variables ``x_idx``.
+
+    The QP it keeps is smaller than the LP, with the same answers: private variables fixed by their
+    bounds leave it; with ``substitute``, a plan defined by equality rows of its own in private
+    variables (the vendor's) leaves it as ``x = M v + m0``; with ``slacks``, a private variable in one
+    equality row and nowhere else (not a plan variable, not in ``M``) leaves it, its row becoming a
+    range on the row's other variables and its cost moving onto them. ``confirm``, ``own_cost`` and
+    ``dual_value`` use the LP as given."""
 
     def __init__(self, lp: LinearProgram, x_idx: np.ndarray, options: BestResponseOptions | None = None,
                  warm_checks: bool = False) -> None:
