@@ -179,3 +179,32 @@ def test_a_worker_that_cannot_start_stops_the_ones_started(small_scenario, monke
     with pytest.raises(OSError, match="no more processes"):
         process_negotiator(retailer)
     assert len(made) == 1 and not made[0].alive
+
+
+class _TwoProducts:
+    """An agent whose LP falls apart into two products and carries a constant cost (5.0)."""
+
+    plan_shape = (2, 2)  # [product, week]
+
+    def add_block(self, b, x) -> None:
+        stock = b.add_var((2, 2), ub=6.0)
+        b.add_cost(stock, np.array([[1.0, 2.0], [0.5, 1.5]]), ("t", "stock", 0))
+        b.add_cost(x, np.array([[3.0, 1.0], [2.0, 4.0]]), ("t", "x", 0))
+        rows = b.new_rows("eq", (2, 2), np.array([[4.0, 3.0], [2.0, 5.0]]))  # x + stock = demand
+        b.add_terms("eq", rows, x, 1.0)
+        b.add_terms("eq", rows, stock, 1.0)
+        b.add_constant(5.0, ("t", "fixed", 0))
+
+
+def test_a_constant_cost_counts_once_over_the_parts(monkeypatch) -> None:
+    _split_always(monkeypatch)
+    agent = _TwoProducts()
+    parts, whole = negotiator_for(agent, SOLVED), negotiator_for(agent, SOLVED.model_copy(update={"parts": 1}))
+    assert isinstance(parts, PartsNegotiator) and parts.parts == 2 and isinstance(whole, LPBestResponse)
+    plan = np.array([[1.0, 2.0], [0.0, 3.0]])
+    # stock = demand - x: 3, 1, 2, 2 at 1, 2, 0.5, 1.5 (9); x: 1, 2, 0, 3 at 3, 1, 2, 4 (17); the constant 5
+    expected = (3 * 1 + 1 * 2 + 2 * 0.5 + 2 * 1.5) + (1 * 3 + 2 * 1 + 0 * 2 + 3 * 4) + 5
+    assert whole.own_cost(plan) == pytest.approx(expected)
+    assert parts.own_cost(plan) == pytest.approx(expected)
+    prices = np.array([[-5.0, 0.0], [0.0, -1.0]])
+    assert parts.dual_value(prices) == pytest.approx(whole.dual_value(prices))
