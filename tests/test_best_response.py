@@ -234,3 +234,52 @@ def test_capped_answers_check_convergence_twice(small_scenario) -> None:
     for _ in range(3):  # the same query again: no move, so the tolerance is tight and answers are solved
         neg.best_response(z, y, 0.1)
     assert neg._solver.settings.max_iter == 20000 and neg._solver.settings.check_termination == 10
+
+
+def test_a_users_check_termination_outlasts_the_adaptive_tolerance(small_scenario) -> None:
+    """``osqp=(("check_termination", n),)`` is the user's for every answer: a change of the adaptive
+    tolerance (capped early, then solved) resets flosim's own spacing of the checks, not the user's."""
+    retailer, _ = one_vendor_round(small_scenario)
+    neg = negotiator_for(retailer, BestResponseOptions(early_max_iter=60, osqp=(("check_termination", 7),)))
+    z, y = np.full(retailer.plan_shape, 20.0), np.zeros(retailer.plan_shape)
+    neg.best_response(z, y, 0.1)
+    assert neg._solver.settings.check_termination == 7 and neg._solver.settings.max_iter == 60
+    for _ in range(3):  # no move: the tolerance tightens, and the answers are solved
+        neg.best_response(z, y, 0.1)
+    assert neg._solver.settings.max_iter == 20000 and neg._solver.settings.check_termination == 7
+
+
+def test_slacks_beside_a_substituted_plan_and_two_slacks_in_a_row() -> None:
+    """The plan substituted out (``x = w1 + w2``) and slacks in rows with the plan's defining
+    variables: a slack free below with coefficient -2, one bounded on both sides, and a row with two
+    candidate slacks (one leaves, the other stays a variable). The answers are the full QP's."""
+    from sim.model.lp import LPBuilder
+    from sim.negotiation.best_response import LPBestResponse
+
+    b = LPBuilder()
+    x = b.add_var((3,))
+    w = b.add_var((6,), ub=np.array([np.inf, 8.0, np.inf, np.inf, 8.0, np.inf]))
+    s = b.add_var((3,), lb=np.array([-np.inf, 1.0, 0.0]), ub=np.array([np.inf, 12.0, np.inf]))
+    o = b.add_var((3,), ub=10.0)
+    b.add_cost(w, np.array([1.0, -0.5, 2.0, 0.3, 1.5, -1.0]), ("t", "w", 0))
+    b.add_cost(s, np.array([0.7, -1.2, 2.5]), ("t", "s", 0))
+    b.add_cost(o, np.array([-0.4, 0.9, 1.1]), ("t", "o", 0))
+    b.add_cost(x, np.array([0.2, -0.3, 0.1]), ("t", "x", 0))
+    d = b.new_rows("eq", (3,), 0.0)  # x = w[:3] + w[3:]
+    b.add_terms("eq", d, x, 1.0)
+    b.add_terms("eq", d, w[:3], -1.0)
+    b.add_terms("eq", d, w[3:], -1.0)
+    r = b.new_rows("eq", (3,), np.array([4.0, 2.5, 5.0]))  # w[:3] + a s - o = r: o is a candidate too
+    b.add_terms("eq", r, w[:3], 1.0)
+    b.add_terms("eq", r, s, np.array([-2.0, 1.0, -1.0]))
+    b.add_terms("eq", r, o, -1.0)
+    lp = b.build()
+    solved = BestResponseOptions(early_max_iter=200000, max_iter=200000, abs_tol=1e-9, rel_tol=1e-11, adaptive=0.0)
+    cut, kept = LPBestResponse(lp, x, solved), LPBestResponse(lp, x, solved.model_copy(update={"slacks": False}))
+    assert cut._M is not None and kept._M is not None and kept._n - cut._n == 3  # one slack per row
+    rng = np.random.default_rng(5)
+    for rho in (0.7, rng.uniform(0.2, 2.0, 3)):
+        z, y = rng.uniform(0, 8, 3), rng.normal(0, 1, 3)
+        ref, _ = _qp_reference(kept, z, y, rho)
+        np.testing.assert_allclose(cut.best_response(z, y, rho), ref, atol=1e-5)
+        np.testing.assert_allclose(kept.best_response(z, y, rho), ref, atol=1e-5)

@@ -89,3 +89,122 @@ def test_an_lp_that_does_not_fall_apart_keeps_one_worker(small_scenario) -> None
         np.testing.assert_array_equal(neg.best_response(z, y, 0.3), negotiator_for(retailer).best_response(z, y, 0.3))
     finally:
         neg.close()
+
+
+class _Part:
+    """A stand-in part over one component: answers after ``delay`` seconds, or raises."""
+
+    def __init__(self, delay: float = 0.0, fail: bool = False, fail_close: bool = False) -> None:
+        self.delay, self.fail, self.fail_close = delay, fail, fail_close
+        self.answered = self.closed = False
+
+    def best_response(self, z, prices, rho):
+        import time
+
+        time.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("this part failed")
+        self.answered = True
+        return np.asarray(z) + 1.0
+
+    def close(self) -> None:
+        self.closed = True
+        if self.fail_close:
+            raise OSError("could not close")
+
+
+def test_a_failing_part_is_reported_once_the_other_parts_are_done() -> None:
+    """An error of one part reaches the caller only after the other parts of the query have answered,
+    so a negotiator closed on that error never closes a part in the middle of a query (a worker's
+    pipe written by two threads); the error is the first failing part's."""
+    slow = _Part(delay=0.3)
+    neg = PartsNegotiator([_Part(fail=True), slow], [np.array([0]), np.array([1])], (2,), parallel=True)
+    with pytest.raises(RuntimeError, match="this part failed"):
+        neg.best_response(np.zeros(2), np.zeros(2), 1.0)
+    assert slow.answered
+    neg.close()
+
+
+def test_closing_closes_every_part_even_if_one_fails_to() -> None:
+    parts = [_Part(fail_close=True), _Part()]
+    neg = PartsNegotiator(parts, [np.array([0]), np.array([1])], (2,), parallel=True)
+    np.testing.assert_array_equal(neg.best_response(np.zeros(2), np.zeros(2), 1.0), [1.0, 1.0])
+    with pytest.raises(OSError, match="could not close"):
+        neg.close()
+    assert all(p.closed for p in parts) and neg._pool is None
+
+
+def _recorded_workers(monkeypatch) -> list:
+    """Every ProcessNegotiator that process_negotiator makes, kept to look at afterwards."""
+    from sim.negotiation import best_response as br
+
+    made: list = []
+
+    class Recorded(br.ProcessNegotiator):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(br, "ProcessNegotiator", Recorded)
+    return made
+
+
+def test_a_part_that_fails_to_set_up_stops_every_worker(small_scenario, monkeypatch) -> None:
+    """A bad first week fails in the workers' set-up: the error names it, and no worker is left running."""
+    from sim.negotiation.best_response import BestResponseError
+
+    made = _recorded_workers(monkeypatch)
+    retailer, _ = one_vendor_round(small_scenario)
+    with pytest.raises(BestResponseError, match="failed to start"):
+        process_negotiator(retailer, first_week=np.zeros(7))
+    assert len(made) == 2 and not any(w.alive for w in made)
+
+
+def test_a_worker_that_cannot_start_stops_the_ones_started(small_scenario, monkeypatch) -> None:
+    from sim.negotiation import best_response as br
+
+    made = _recorded_workers(monkeypatch)
+    spawned: list = []
+    real = br._spawn_worker
+
+    def spawn_once(*args, **kwargs):
+        if spawned:
+            raise OSError("no more processes")
+        spawned.append(real(*args, **kwargs))
+        return spawned[-1]
+
+    monkeypatch.setattr(br, "_take_worker", lambda: None)
+    monkeypatch.setattr(br, "_spawn_worker", spawn_once)
+    retailer, _ = one_vendor_round(small_scenario)
+    with pytest.raises(OSError, match="no more processes"):
+        process_negotiator(retailer)
+    assert len(made) == 1 and not made[0].alive
+
+
+class _TwoProducts:
+    """An agent whose LP falls apart into two products and carries a constant cost (5.0)."""
+
+    plan_shape = (2, 2)  # [product, week]
+
+    def add_block(self, b, x) -> None:
+        stock = b.add_var((2, 2), ub=6.0)
+        b.add_cost(stock, np.array([[1.0, 2.0], [0.5, 1.5]]), ("t", "stock", 0))
+        b.add_cost(x, np.array([[3.0, 1.0], [2.0, 4.0]]), ("t", "x", 0))
+        rows = b.new_rows("eq", (2, 2), np.array([[4.0, 3.0], [2.0, 5.0]]))  # x + stock = demand
+        b.add_terms("eq", rows, x, 1.0)
+        b.add_terms("eq", rows, stock, 1.0)
+        b.add_constant(5.0, ("t", "fixed", 0))
+
+
+def test_a_constant_cost_counts_once_over_the_parts(monkeypatch) -> None:
+    _split_always(monkeypatch)
+    agent = _TwoProducts()
+    parts, whole = negotiator_for(agent, SOLVED), negotiator_for(agent, SOLVED.model_copy(update={"parts": 1}))
+    assert isinstance(parts, PartsNegotiator) and parts.parts == 2 and isinstance(whole, LPBestResponse)
+    plan = np.array([[1.0, 2.0], [0.0, 3.0]])
+    # stock = demand - x: 3, 1, 2, 2 at 1, 2, 0.5, 1.5 (9); x: 1, 2, 0, 3 at 3, 1, 2, 4 (17); the constant 5
+    expected = (3 * 1 + 1 * 2 + 2 * 0.5 + 2 * 1.5) + (1 * 3 + 2 * 1 + 0 * 2 + 3 * 4) + 5
+    assert whole.own_cost(plan) == pytest.approx(expected)
+    assert parts.own_cost(plan) == pytest.approx(expected)
+    prices = np.array([[-5.0, 0.0], [0.0, -1.0]])
+    assert parts.dual_value(prices) == pytest.approx(whole.dual_value(prices))

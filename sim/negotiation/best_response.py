@@ -27,7 +27,9 @@ coordinators send); a change of ``rho`` updates ``P``'s values and refactorises 
 :class:`ProcessNegotiator` runs a negotiator in its own process (agents answer a round in parallel).
 
 What a user may do: ``negotiator_for(agent)`` for a :class:`~sim.parties.retailer.RetailerAgent` or
-:class:`~sim.parties.vendor.VendorAgent` (or anything with ``plan_shape`` or ``public.shape``, and ``add_block``), or
+:class:`~sim.parties.vendor.VendorAgent` (or anything with ``plan_shape`` or ``public.shape``, and ``add_block``;
+a :class:`~sim.negotiation.parts.PartsNegotiator` of several :class:`LPBestResponse` when the agent's LP
+falls apart, answer option ``parts``), ``process_negotiator(agent)`` for the same in worker processes, or
 ``LPBestResponse(lp, x_idx)`` for any :class:`~sim.model.lp.LinearProgram`. Conceptually this object lives
 on the agent's side: it holds the agent's private LP, and hands the coordinator only answers.
 """
@@ -197,7 +199,14 @@ class BestResponseError(RuntimeError):
 
 
 class LPBestResponse:
-    """A :class:`~sim.negotiation.protocol.Negotiator` for an agent whose cost is ``lp`` over plan variables ``x_idx``."""
+    """A :class:`~sim.negotiation.protocol.Negotiator` for an agent whose cost is ``lp`` over plan variables ``x_idx``.
+
+    The QP it keeps is smaller than the LP, with the same answers: private variables fixed by their
+    bounds leave it; with ``substitute``, a plan defined by equality rows of its own in private
+    variables (the vendor's) leaves it as ``x = M v + m0``; with ``slacks``, a private variable in one
+    equality row and nowhere else (not a plan variable, not in ``M``) leaves it, its row becoming a
+    range on the row's other variables and its cost moving onto them. ``confirm``, ``own_cost`` and
+    ``dual_value`` use the LP as given."""
 
     def __init__(self, lp: LinearProgram, x_idx: np.ndarray, options: BestResponseOptions | None = None,
                  warm_checks: bool = False) -> None:
@@ -279,7 +288,11 @@ class LPBestResponse:
         """OSQP's convergence checks: every 10 iterations for a solved answer, twice for one capped
         early (``cap // 2``: a capped answer rarely converges, and a check costs about one and a half
         iterations of the retailer's QP; on the ``pilot`` benchmark checking every 10 took a seventh
-        of the capped answers' time)."""
+        of the capped answers' time). A ``check_termination`` among the user's ``osqp`` settings is
+        kept for every answer."""
+        own = dict(self.options.osqp).get("check_termination")
+        if own is not None:
+            return own
         return max(1, cap // 2) if cap < self.options.max_iter else 10
 
     def _iteration_cap(self, tol: float) -> int:
@@ -518,10 +531,12 @@ def process_negotiator(agent: Any, options: BestResponseOptions | None = None,
     k = workers_for(agent, options)
     if k == 1:
         return ProcessNegotiator(agent, options, first_week)
-    workers = [ProcessNegotiator(agent, options, first_week, part=i) for i in range(k)]
+    workers: list[ProcessNegotiator] = []
     try:
+        for i in range(k):
+            workers.append(ProcessNegotiator(agent, options, first_week, part=i))
         index = [w.plan_index for w in workers]
-    except BaseException:
+    except BaseException:  # a worker that could not start or set up its part: stop them all
         for w in workers:
             w.close()
         raise

@@ -22,7 +22,7 @@ problem). The certificate's numbers add up over the parts: ``own_cost`` and ``du
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -56,9 +56,14 @@ class PartsNegotiator:
         return len(self._parts)
 
     def _each(self, ask: Callable[[int], Any]) -> list[Any]:
+        """``ask(i)`` of every part, in part order. From threads, every part's call ends before an
+        error (the first part's in part order) is raised: a caller that closes the negotiator on
+        that error never closes a part in the middle of a call."""
         if self._pool is None:
             return [ask(i) for i in range(len(self._parts))]
-        return list(self._pool.map(ask, range(len(self._parts))))
+        futures = [self._pool.submit(ask, i) for i in range(len(self._parts))]
+        wait(futures)
+        return [f.result() for f in futures]
 
     def _joined(self, answers: list[Any]) -> np.ndarray:
         out = np.empty(int(np.prod(self.shape)))
@@ -111,14 +116,21 @@ class PartsNegotiator:
                 "last_exact": None if any(s["last_exact"] is None for s in kept) else all(s["last_exact"] for s in kept)}
 
     def close(self) -> None:
-        """Close the parts that have ``close`` (worker processes) and the query threads; idempotent."""
+        """Close the parts that have ``close`` (worker processes) and the query threads; idempotent.
+        Every part is closed even if one fails to (the first such error is raised afterwards)."""
+        error: BaseException | None = None
         for part in self._parts:
             close = getattr(part, "close", None)
             if callable(close):
-                close()
+                try:
+                    close()
+                except BaseException as exc:
+                    error = error or exc
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if error is not None:
+            raise error
 
     def __enter__(self) -> "PartsNegotiator":
         return self
