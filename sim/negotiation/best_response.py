@@ -875,7 +875,11 @@ class ProcessNegotiator:
                 _send(self._proc.stdin, (method, args))
                 ok, value = _recv(self._proc.stdout)
                 self._in_flight = False
-            except (EOFError, BrokenPipeError, OSError) as exc:
+            except (EOFError, BrokenPipeError, OSError, ValueError) as exc:
+                if self._closed:  # close() from another thread stopped the worker (its pipes closed)
+                    raise BestResponseError(f"{method}: this negotiator was closed during the call") from exc
+                if isinstance(exc, ValueError):
+                    raise
                 raise BestResponseError(f"agent process died: {exc}") from exc
         if not ok:
             raise BestResponseError(value)
@@ -901,25 +905,38 @@ class ProcessNegotiator:
 
     def close(self) -> None:
         """End this negotiator (idempotent): its worker drops the agent's model and waits for the next
-        negotiation (:data:`MAX_IDLE_WORKERS`), or stops. A worker that failed, or whose last call was
-        not answered, stops."""
+        negotiation (:data:`MAX_IDLE_WORKERS`), or stops. A worker that failed, whose last call was not
+        answered, or that a call from another thread holds at this moment (that call then fails with
+        :class:`BestResponseError`), stops."""
+        self._end(give_back=True)
+
+    def _end(self, give_back: bool) -> None:
         if getattr(self, "_closed", True):
             return
         self._closed = True
-        if getattr(self, "_sender", None) is not None and self._sender.is_alive():
-            self._sender.join(timeout=10)
-        proc = self._proc
-        if self._ready and not self._in_flight and proc.poll() is None:
-            try:
-                _send(proc.stdin, None)
-                if select.select([proc.stdout], [], [], 10.0)[0]:
-                    ok, cpu_s = _recv(proc.stdout)
-                    if ok:
-                        _give_back(proc, float(cpu_s))
-                        return
-            except (EOFError, BrokenPipeError, OSError, ValueError):
-                pass
-        _stop(proc)
+        # a call in progress in another thread holds the lock: its worker is not given back (the
+        # call's question or answer would reach the next user); waiting for it could wait for ever
+        lock = getattr(self, "_lock", None)
+        held = lock is not None and lock.acquire(blocking=False)
+        try:
+            sender = getattr(self, "_sender", None)
+            if sender is not None and sender.is_alive():
+                sender.join(timeout=10)
+            proc = self._proc
+            if give_back and held and getattr(self, "_ready", False) and not self._in_flight and proc.poll() is None:
+                try:
+                    _send(proc.stdin, None)
+                    if select.select([proc.stdout], [], [], 10.0)[0]:
+                        ok, cpu_s = _recv(proc.stdout)
+                        if ok:
+                            _give_back(proc, float(cpu_s))
+                            return
+                except (EOFError, BrokenPipeError, OSError, ValueError):
+                    pass
+            _stop(proc)
+        finally:
+            if held:
+                lock.release()
 
     def __enter__(self) -> "ProcessNegotiator":
         return self
@@ -928,7 +945,10 @@ class ProcessNegotiator:
         self.close()
 
     def __del__(self) -> None:  # pragma: no cover - best effort
+        # a negotiator never closed: its worker stops. The garbage collector may run here while this
+        # thread holds _IDLE_LOCK (giving the worker back would wait for it for ever), and is no
+        # place for a round trip to the worker
         try:
-            self.close()
+            self._end(give_back=False)
         except Exception:
             pass
