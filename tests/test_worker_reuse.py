@@ -1,16 +1,19 @@
 """Agent workers kept across negotiations: a worker is given back only when nothing of its last
 negotiation can reach the next one. A negotiator closed in the middle of a call, one the garbage
-collector ends never hand a worker to a next user."""
+collector ends, and the idle workers a forked child inherits never hand a worker to a next user."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import one_vendor_round
 from sim.negotiation import best_response as br
@@ -87,3 +90,46 @@ def test_a_negotiator_the_garbage_collector_ends_stops_its_worker() -> None:
                          cwd=str(Path(tests).parent))
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True", "0"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_leaves_its_parents_idle_workers_alone(small_scenario) -> None:
+    """A child forked while workers wait idle (multiprocessing's 'fork' start method) does not
+    take them (they answer its parent), and does not hold their pipes: they still stop as soon
+    as the parent lets them go, not after a 10 s time-out and a kill."""
+    retailer, _ = one_vendor_round(small_scenario)
+    z, y = np.full(retailer.plan_shape, 20.0), np.zeros(retailer.plan_shape)
+    stop_idle_workers()
+    try:
+        with ProcessNegotiator(retailer) as neg:
+            neg.best_response(z, y, 0.3)
+        (proc,) = br._IDLE
+        said_r, said_w = os.pipe()
+        go_r, go_w = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # (fork of a process with threads)
+            pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            try:
+                os.close(said_r)
+                os.close(go_w)
+                ok = not br._IDLE and br._take_worker() is None
+                os.write(said_w, b"1" if ok else b"0")
+                os.read(go_r, 1)  # alive until the parent has stopped its workers
+            finally:
+                os._exit(0)
+        os.close(said_w)
+        os.close(go_r)
+        try:
+            assert os.read(said_r, 1) == b"1", "the forked child saw its parent's idle workers as its own"
+            t = time.perf_counter()
+            stop_idle_workers()
+            assert time.perf_counter() - t < 5.0
+            assert proc.returncode == 0  # it read end of file and left (not killed)
+        finally:
+            os.write(go_w, b"x")
+            os.close(go_w)
+            os.close(said_r)
+            os.waitpid(pid, 0)
+    finally:
+        stop_idle_workers()

@@ -777,7 +777,27 @@ def stop_idle_workers() -> None:
         _stop(proc)
 
 
+def _forget_idle_workers() -> None:
+    """In a child forked from this process (multiprocessing's 'fork' start method): the idle
+    workers it inherited answer its parent. The child drops them without a word to them, closing its
+    copies of their pipes (else they would not read end of file when the parent lets them go), and
+    starts with a lock of its own (the parent's may have been held at the fork)."""
+    global _IDLE_LOCK
+    _IDLE_LOCK = threading.Lock()
+    inherited = list(_IDLE)
+    _IDLE.clear()
+    for proc in inherited:
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()  # (an idle worker's buffers are empty: nothing reaches it)
+            except (OSError, ValueError):
+                pass
+        proc.returncode = 0  # not this process's child: never waited for here
+
+
 atexit.register(stop_idle_workers)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_idle_workers)
 
 
 class ProcessNegotiator:
