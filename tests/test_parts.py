@@ -151,6 +151,7 @@ def _recorded_workers(monkeypatch) -> list:
 
 def test_a_part_that_fails_to_set_up_stops_every_worker(small_scenario, monkeypatch) -> None:
     """A bad first week fails in the workers' set-up: the error names it, and no worker is left running."""
+    from sim.negotiation import best_response as br
     from sim.negotiation.best_response import BestResponseError
 
     made = _recorded_workers(monkeypatch)
@@ -158,6 +159,8 @@ def test_a_part_that_fails_to_set_up_stops_every_worker(small_scenario, monkeypa
     with pytest.raises(BestResponseError, match="failed to start"):
         process_negotiator(retailer, first_week=np.zeros(7))
     assert len(made) == 2 and not any(w.alive for w in made)
+    # (alive is False once closed: the processes themselves have stopped, none waits idle)
+    assert all(w._proc.poll() is not None for w in made) and not any(w._proc in br._IDLE for w in made)
 
 
 def test_a_worker_that_cannot_start_stops_the_ones_started(small_scenario, monkeypatch) -> None:
@@ -179,6 +182,7 @@ def test_a_worker_that_cannot_start_stops_the_ones_started(small_scenario, monke
     with pytest.raises(OSError, match="no more processes"):
         process_negotiator(retailer)
     assert len(made) == 1 and not made[0].alive
+    assert made[0]._proc.poll() is not None and made[0]._proc not in br._IDLE
 
 
 class _TwoProducts:
