@@ -20,6 +20,17 @@ from sim.negotiation import best_response as br
 from sim.negotiation.best_response import ProcessNegotiator, negotiator_for, stop_idle_workers
 
 
+def _given_back(agent):
+    """One negotiation (one answer) on a fresh worker, closed: the query and the worker, now the only
+    idle one."""
+    z, y = np.full(agent.plan_shape, 20.0), np.zeros(agent.plan_shape)
+    stop_idle_workers()
+    with ProcessNegotiator(agent) as neg:
+        neg.best_response(z, y, 0.3)
+    (proc,) = br._IDLE
+    return z, y, proc
+
+
 def test_a_negotiator_closed_during_a_call_stops_its_worker(small_scenario) -> None:
     """close() from another thread while a call holds the negotiator (here between the worker's
     set-up report and the question): the worker is not given back (it would read the question as
@@ -98,12 +109,8 @@ def test_a_forked_child_leaves_its_parents_idle_workers_alone(small_scenario) ->
     take them (they answer its parent), and does not hold their pipes: they still stop as soon
     as the parent lets them go, not after a 10 s time-out and a kill."""
     retailer, _ = one_vendor_round(small_scenario)
-    z, y = np.full(retailer.plan_shape, 20.0), np.zeros(retailer.plan_shape)
-    stop_idle_workers()
     try:
-        with ProcessNegotiator(retailer) as neg:
-            neg.best_response(z, y, 0.3)
-        (proc,) = br._IDLE
+        _, _, proc = _given_back(retailer)
         said_r, said_w = os.pipe()
         go_r, go_w = os.pipe()
         with warnings.catch_warnings():
@@ -131,5 +138,42 @@ def test_a_forked_child_leaves_its_parents_idle_workers_alone(small_scenario) ->
             os.close(go_w)
             os.close(said_r)
             os.waitpid(pid, 0)
+    finally:
+        stop_idle_workers()
+
+
+def test_a_worker_given_back_serves_the_next_negotiation_as_a_fresh_one(small_scenario) -> None:
+    """Workers serve one negotiation after another: the next agent (another party, another week's
+    model) gets the answers a fresh process gives, bit for bit, also after a call that failed in the
+    worker; one whose answer was never read, or one beyond MAX_IDLE_WORKERS, is not kept."""
+    retailer, vendor = one_vendor_round(small_scenario)
+    try:
+        z, y, proc = _given_back(retailer)
+        pid = proc.pid
+        zv, yv = np.full(vendor.plan_shape, 20.0), np.zeros(vendor.plan_shape)
+        for agent, zz, yy in ((vendor, zv, yv), (retailer, z, y)):
+            with ProcessNegotiator(agent) as again:
+                assert again._proc.pid == pid
+                np.testing.assert_array_equal(again.best_response(zz, yy, 0.3), negotiator_for(agent).best_response(zz, yy, 0.3))
+                assert again.dual_value(yy) == negotiator_for(agent).dual_value(yy)
+        with ProcessNegotiator(retailer) as failing:
+            with pytest.raises(br.BestResponseError):
+                failing.best_response(np.zeros(3), np.zeros(3), 0.3)  # the wrong shape fails in the worker
+            failing.best_response(z, y, 0.3)  # and the worker answers the next call
+        assert len(br._IDLE) == 1
+        unread = ProcessNegotiator(retailer)
+        unread.best_response(z, y, 0.3)
+        unread._in_flight = True  # as if a call had been interrupted before its answer was read
+        unread.close()
+        assert unread._proc.poll() is not None and not br._IDLE
+        negs = [ProcessNegotiator(retailer) for _ in range(br.MAX_IDLE_WORKERS + 1)]
+        for neg in negs:
+            neg.best_response(z, y, 0.3)
+        for neg in negs:
+            neg.close()
+        assert len(br._IDLE) == br.MAX_IDLE_WORKERS
+        assert sum(neg._proc.poll() is not None for neg in negs) == 1
+        with pytest.raises(br.BestResponseError, match="closed"):
+            negs[0].best_response(z, y, 0.3)
     finally:
         stop_idle_workers()
