@@ -460,10 +460,7 @@ def negotiator_for(agent: Any, options: BestResponseOptions | None = None,
     An :class:`LPBestResponse`, or a :class:`~sim.negotiation.parts.PartsNegotiator` of them when the
     LP falls apart (options ``parts``).
     """
-    lp, x = _agent_lp(agent, first_week)
-    opts = options or BestResponseOptions()
-    split = Split.of(lp, opts.parts) if opts.parts > 1 else Split(())
-    warm = bool(getattr(agent, "warm_checks", False))
+    lp, x, split, warm = _agent_lp(agent, options, first_week)
     if not split.parts:
         return LPBestResponse(lp, x, options, warm_checks=warm)
     made = [_part(lp, x, options, warm, split, i) for i in range(len(split.parts))]
@@ -476,10 +473,7 @@ def negotiator_part(agent: Any, options: BestResponseOptions | None, first_week:
     for: the whole negotiator (all components) for part 0 of an LP that does not fall apart, ``None``
     (no components) for a part beyond the LP's groups. What one worker of
     :func:`process_negotiator` holds."""
-    lp, x = _agent_lp(agent, first_week)
-    opts = options or BestResponseOptions()
-    split = Split.of(lp, opts.parts) if opts.parts > 1 else Split(())
-    warm = bool(getattr(agent, "warm_checks", False))
+    lp, x, split, warm = _agent_lp(agent, options, first_week)
     if not split.parts:
         if part == 0:
             return LPBestResponse(lp, x, options, warm_checks=warm), np.arange(x.size)
@@ -489,14 +483,19 @@ def negotiator_part(agent: Any, options: BestResponseOptions | None, first_week:
     return _part(lp, x, options, warm, split, part)
 
 
-def _agent_lp(agent: Any, first_week: np.ndarray | None) -> tuple[LinearProgram, np.ndarray]:
+def _agent_lp(agent: Any, options: BestResponseOptions | None, first_week: np.ndarray | None
+              ) -> tuple[LinearProgram, np.ndarray, Split, bool]:
+    """The agent's LP, its plan variables, how it falls into ``parts`` (none: answered whole) and
+    whether its checks start from the dual LP's bases."""
     b = LPBuilder()
     x = b.add_var(_plan_shape(agent))
     agent.add_block(b, x)
     lp = b.build()
     if first_week is not None:
         lp = fix_first_week(lp, x, first_week)
-    return lp, x
+    parts = (options or BestResponseOptions()).parts
+    split = Split.of(lp, parts) if parts > 1 else Split(())
+    return lp, x, split, bool(getattr(agent, "warm_checks", False))
 
 
 def _part(lp: LinearProgram, x: np.ndarray, options: BestResponseOptions | None, warm: bool, split: Split,
