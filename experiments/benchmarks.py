@@ -24,7 +24,7 @@ scenario's initial stock, mean demand as the forecast):
 * the CPP negotiation as the ``cpp`` policy runs it (:func:`policies.cpp.negotiate_efficient_plan`:
   sending each agent its data and building its best-response solver, in its own process from 5,000
   plan components on, the ADMM rounds, the certificate checks and the vendor's confirmation of the
-  plan, up to the agents' processes stopping: ``cpp_s``), its iterations, and
+  plan, up to the agents' workers being released: ``cpp_s``), its iterations, and
   the relative social-cost gap of the plan it returns to the first best; and ``certified_gap``, the
   bound on that gap the two agents certify without any central solve (:mod:`sim.negotiation.certificate`:
   each agent's cost of the plan and its dual value at its final prices), with its time
@@ -36,7 +36,8 @@ numpy, scipy, OSQP and flosim, about 0.6 s on two cores). An agent that negotiat
 service already running on that party's side, and the central solve's timer leaves out its solver's
 imports too; what a negotiation pays each time (the agent's data, its model, every answer and check)
 is in ``cpp_s``. The workers are ready (idle) before the central solve starts, so they take no CPU
-from it.
+from it. ``cpp_cpu_s`` is this process's CPU during the negotiation plus what its workers report
+having used for it (:func:`sim.negotiation.best_response.workers_cpu`, their start-up left out).
 
 What a user may do: ``flosim bench --sizes small,pilot`` (or call :func:`run_benchmark`), and build the
 same scenarios with :func:`benchmark_scenario` for their own experiments.
