@@ -820,7 +820,6 @@ class ProcessNegotiator:
         self._proc = _take_worker() or _spawn_worker()
         self._closed = False
         self._in_flight = False
-        self._part = part
         self._lock = threading.Lock()
         # the agent is sent from a thread: a pickle larger than the pipe's buffer blocks until the
         # worker reads it (after its imports), and the next agent's worker should start meanwhile

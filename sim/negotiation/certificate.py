@@ -271,9 +271,9 @@ PlanRule = Callable[[np.ndarray, Sequence[np.ndarray]], np.ndarray]
 
 def _write_block(plan: np.ndarray, layout: BlockLayout, i: int, values: np.ndarray) -> np.ndarray:
     """``plan`` with agent ``i``'s block set to ``values`` (a copy)."""
-    out = np.array(plan, dtype=float)
     if layout.full:
-        return np.asarray(values, dtype=float).reshape(out.shape).copy()
+        return np.array(values, dtype=float).reshape(np.shape(plan))
+    out = np.array(plan, dtype=float)
     out.reshape(-1)[layout.flat[i]] = np.asarray(values, dtype=float).ravel()
     return out
 
