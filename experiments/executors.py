@@ -90,6 +90,8 @@ class DaskExecutor:
             return
         from distributed import as_completed
 
+        from sim.model.switches import Carried
+
         client, cluster = self._client()
         try:
             if cluster is not None:  # workers on this machine leave when the sweep is killed
@@ -97,7 +99,8 @@ class DaskExecutor:
 
                 client.register_plugin(WatchParentPlugin(*parent_identity()), name="flosim-watch-parent")
             token = os.urandom(4).hex()
-            futures = {client.submit(fn, task, key=f"flosim-{getattr(task, 'run_id', i)}-{token}", pure=False): task
+            carried = Carried(fn)  # the module switches set here hold in the workers too
+            futures = {client.submit(carried, task, key=f"flosim-{getattr(task, 'run_id', i)}-{token}", pure=False): task
                        for i, task in enumerate(tasks)}
             for fut in as_completed(list(futures)):
                 task = futures[fut]

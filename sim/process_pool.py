@@ -7,7 +7,8 @@ elsewhere they are spawned), are not daemonic (a policy may start agent processe
 when the process that started them is gone, even after ``kill -9`` (:mod:`sim.watchdog`). When the
 caller is interrupted (Ctrl-C, or it stops reading), ``on_interrupt`` says what happens to the tasks
 still running: ``"wait"`` lets them finish (a sweep keeps the runs it had started), ``"stop"`` ends the
-workers at once (a ``flosim run`` the user wants stopped).
+workers at once (a ``flosim run`` the user wants stopped). Each worker starts with this process's
+module switches (:mod:`sim.model.switches`), so its answers are the ones this process would give.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
+from sim.model import switches
 from sim.watchdog import parent_identity, watch_parent
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _start_worker(parent: tuple[int, float], initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+def _start_worker(parent: tuple[int, float], values: dict[tuple[str, str], Any], initializer: Callable[..., None] | None,
+                  initargs: tuple[Any, ...]) -> None:
     watch_parent(*parent)
+    switches.apply(values)
     if initializer is not None:
         initializer(*initargs)
 
@@ -43,7 +47,7 @@ def run_in_processes(fn: Callable[[T], R], tasks: Sequence[T], workers: int, *, 
     else:
         ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_start_worker,
-                               initargs=(parent_identity(), initializer, initargs))
+                               initargs=(parent_identity(), switches.current(), initializer, initargs))
     try:
         pending: dict[Future, int] = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
         while pending:

@@ -12,7 +12,7 @@ raw figures sum the measured rows and settled figures all of them (:mod:`sim.met
 ``workers=N`` simulates the policies in ``N`` processes at once. The results are the same numbers
 as one after the other: every world reads the same drawn inputs, and a policy's own randomness comes
 from :func:`forecasts.inputs.policy_rng` (the scenario's seed and the week), never from a generator
-another policy has used; the module switches that change answers (:data:`SWITCHES`, e.g.
+another policy has used; the module switches that change answers (:mod:`sim.model.switches`, e.g.
 ``sim.model.lp.LP_STARTS``) are carried to the worker processes as set in this one.
 """
 
@@ -156,12 +156,11 @@ def _simulate_here(scenario: Scenario, built: Sequence[Policy], inputs: WorldInp
 def _simulate_in_processes(scenario: Scenario, built: Sequence[Policy], inputs: WorldInputs, run_id: str, weeks: int,
                            settle: int, workers: int, bar: Any) -> list[Outcome]:
     """The policies in a pool of ``workers`` processes (:func:`sim.process_pool.run_in_processes`, with
-    :data:`SWITCHES` as set here); the bar advances by a policy's weeks when it finishes. Results in the
+    the module switches as set here); the bar advances by a policy's weeks when it finishes. Results in the
     order of ``built``; an interrupt stops the policies still running."""
     results: dict[int, Outcome] = {}
     tasks = [(scenario, policy, inputs, run_id, weeks, settle) for policy in built]
-    for i, outcome in run_in_processes(_simulate_task, tasks, workers, preload=["sim.runner"], initializer=_set_switches,
-                                       initargs=(_switches(),), on_interrupt="stop"):
+    for i, outcome in run_in_processes(_simulate_task, tasks, workers, preload=["sim.runner"], on_interrupt="stop"):
         # a process that failed itself (killed, unpicklable) gives an exception instead of an Outcome
         results[i] = (outcome, 0.0) if isinstance(outcome, BaseException) else outcome
         bar.set_postfix_str(built[i].name)
@@ -171,30 +170,3 @@ def _simulate_in_processes(scenario: Scenario, built: Sequence[Policy], inputs: 
 
 def _simulate_task(task: tuple[Scenario, Policy, WorldInputs, str, int, int]) -> Outcome:
     return _simulate(*task)
-
-
-#: Module-level switches that change the answers (or how they are computed) and that a user or a test may
-#: set before a run: a worker process imports these modules afresh, so :func:`run_policies` carries their
-#: values to it (else a run in processes could give other numbers than the same run in this process).
-SWITCHES: tuple[tuple[str, str], ...] = (
-    ("sim.model.lp", "LP_STARTS"),
-    ("sim.model.lp", "IPM_THRESHOLD"),
-    ("sim.parties.retailer", "WARM_START_LPS"),
-    ("sim.parties.retailer", "KEPT_COLUMNS"),
-    ("policies.cpp", "PROCESS_THRESHOLD"),
-)
-
-
-def _switches() -> dict[tuple[str, str], Any]:
-    """The values of :data:`SWITCHES` in this process."""
-    import importlib
-
-    return {(module, name): getattr(importlib.import_module(module), name) for module, name in SWITCHES}
-
-
-def _set_switches(values: dict[tuple[str, str], Any]) -> None:
-    """Set :data:`SWITCHES` in a worker process to the parent's values (the pool's initializer)."""
-    import importlib
-
-    for (module, name), value in values.items():
-        setattr(importlib.import_module(module), name, value)

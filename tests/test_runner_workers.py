@@ -76,9 +76,11 @@ class ChecksSwitches(JITPolicy):
         import sim.model.lp as lp_module
         import sim.parties.retailer as retailer_module
 
+        from sim.model import separable
+
         seen = (lp_module.LP_STARTS, retailer_module.WARM_START_LPS, retailer_module.KEPT_COLUMNS,
-                lp_module.IPM_THRESHOLD, cpp_module.PROCESS_THRESHOLD)
-        if seen != ("scratch", True, 1234, 5678, 91011):
+                lp_module.IPM_THRESHOLD, cpp_module.PROCESS_THRESHOLD, separable.SPLIT_MIN_VARIABLES)
+        if seen != ("scratch", True, 1234, 5678, 91011, 4321):
             raise RuntimeError(f"switches not carried to the process: {seen}")
         return super().decide(ctx)
 
@@ -95,6 +97,9 @@ def test_the_answer_switches_set_in_this_process_hold_in_the_workers(monkeypatch
     monkeypatch.setattr(retailer_module, "KEPT_COLUMNS", 1234)
     monkeypatch.setattr(lp_module, "IPM_THRESHOLD", 5678)
     monkeypatch.setattr(cpp_module, "PROCESS_THRESHOLD", 91011)
+    from sim.model import separable
+
+    monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 4321)
     reported = []
     result = run_policies(load_scenario("default"), ["jit", ChecksSwitches()], weeks=1, workers=2,
                           on_error=lambda name, exc: reported.append(str(exc)))

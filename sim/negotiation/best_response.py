@@ -54,6 +54,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from sim.model import switches
 from sim.model.lp import LinearProgram, LPBuilder, solve_lp, unbounded_status
 from sim.model.separable import SeparableLP, Split
 from sim.negotiation.parts import PartsNegotiator
@@ -317,7 +318,6 @@ class LPBestResponse:
             q[self._xr] += y - r_vec * z
         else:  # x = M v + m0: c_x·x + y·x + (rho/2)||x - z||² in v
             q += self._M.T @ (self._c_x + y + r_vec * (self._m0 - z))
-        n = self._n
         if self._solver is None:
             P = self._quadratic(r_vec)
             self._solver = osqp.OSQP()
@@ -639,13 +639,14 @@ def _serve_one(inp: Any, out: Any) -> bool:
     """One negotiation in a worker: the agent, its negotiator, the calls. True when it ended as asked
     (the worker may serve another), False when the input closed or the set-up failed."""
     try:
-        agent, options, first_week, part = _recv(inp)
+        agent, options, first_week, part, values = _recv(inp)
     except EOFError:  # stopped before it was given an agent (an idle worker)
         return False
     except Exception as exc:  # an agent that cannot be unpickled here
         _send(out, (False, f"{type(exc).__name__}: {exc}"))
         return False
     try:
+        switches.apply(values)  # the parent's module switches, which change answers (sim.model.switches)
         negotiator = _negotiator_in_worker(agent, options, first_week, part)
         index = None
         if part is not None:
@@ -704,8 +705,8 @@ def _take_worker() -> subprocess.Popen | None:
 
 def prestart_workers(n: int, preload: tuple[str, ...] = ()) -> int:
     """Start ``n`` agent worker processes ahead of the negotiation, wait until each has imported
-    flosim's negotiation code and the ``preload`` modules (for example the agents' modules, which
-    unpickling them would import), and keep them idle: the next ``n`` :class:`ProcessNegotiator`
+    flosim's negotiation code, the ``preload`` modules (for example the agents' modules, which
+    unpickling them would import) and those of the module switches (set from the agent's payload), and keep them idle: the next ``n`` :class:`ProcessNegotiator`
     objects take them instead of starting a ``python`` each. Returns how many are idle now.
 
     This is what an agent service that is already running saves: the interpreter's start and its
@@ -713,7 +714,9 @@ def prestart_workers(n: int, preload: tuple[str, ...] = ()) -> int:
     when a :class:`ProcessNegotiator` takes a worker). ``flosim bench`` starts the agents' workers this
     way before its timers, as the central solve's timer also excludes its solver's import. Idle workers
     left over are stopped by :func:`stop_idle_workers` (and at exit)."""
-    procs = [_spawn_worker(tuple(preload)) for _ in range(max(0, int(n)))]
+    # the switches' modules too: the first agent brings their values (sim.model.switches)
+    modules = tuple(dict.fromkeys([*preload, *(module for module, _ in switches.SWITCHES)]))
+    procs = [_spawn_worker(modules) for _ in range(max(0, int(n)))]
     ready = []
     for proc in procs:
         try:
@@ -808,7 +811,8 @@ class ProcessNegotiator:
     no re-import of the user's main script); the agent is sent to it pickled. ``agent`` may be a flosim
     agent (its LP negotiator is built there), any negotiator (for example a
     :class:`sim.negotiation.flopro_adapter.FloProNegotiator`), or a picklable factory without arguments that builds
-    one there (for agents that cannot be pickled). The object offers ``best_response`` (the protocol)
+    one there (for agents that cannot be pickled). The module switches set in this process
+    (:mod:`sim.model.switches`) travel with the agent, so the worker answers as this process would. The object offers ``best_response`` (the protocol)
     plus ``confirm``, ``own_cost`` and ``dual_value`` (agent side) and ``can_certify`` (whether the
     negotiator in the worker offers the last two). Use it as a context manager or call :meth:`close`:
     the worker then drops the agent's model and waits, idle, for the next negotiation's agent (at most
@@ -824,7 +828,8 @@ class ProcessNegotiator:
         # the agent is sent from a thread: a pickle larger than the pipe's buffer blocks until the
         # worker reads it (after its imports), and the next agent's worker should start meanwhile
         self._sent: BaseException | None = None
-        self._sender = threading.Thread(target=self._send_agent, args=((agent, options, first_week, part),), daemon=True)
+        self._sender = threading.Thread(target=self._send_agent, args=((agent, options, first_week, part, switches.current()),),
+                                        daemon=True)
         self._sender.start()
         self._ready = False
         self._info: dict[str, Any] = {}
