@@ -79,8 +79,9 @@ class ChecksSwitches(JITPolicy):
         from sim.model import separable
 
         seen = (lp_module.LP_STARTS, retailer_module.WARM_START_LPS, retailer_module.KEPT_COLUMNS,
-                lp_module.IPM_THRESHOLD, cpp_module.PROCESS_THRESHOLD, separable.SPLIT_MIN_VARIABLES)
-        if seen != ("scratch", True, 1234, 5678, 91011, 4321):
+                lp_module.IPM_THRESHOLD, cpp_module.PROCESS_THRESHOLD, separable.SPLIT_MIN_VARIABLES,
+                separable.MAX_GROUPS)
+        if seen != ("scratch", True, 1234, 5678, 91011, 4321, 3):
             raise RuntimeError(f"switches not carried to the process: {seen}")
         return super().decide(ctx)
 
@@ -100,6 +101,7 @@ def test_the_answer_switches_set_in_this_process_hold_in_the_workers(monkeypatch
     from sim.model import separable
 
     monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 4321)
+    monkeypatch.setattr(separable, "MAX_GROUPS", 3)
     reported = []
     result = run_policies(load_scenario("default"), ["jit", ChecksSwitches()], weeks=1, workers=2,
                           on_error=lambda name, exc: reported.append(str(exc)))

@@ -51,3 +51,20 @@ def test_every_switch_names_a_module_global() -> None:
 
     for module, name in switches.SWITCHES:
         assert hasattr(importlib.import_module(module), name), (module, name)
+
+
+def test_max_groups_set_here_decides_the_groups(default_scenario, monkeypatch) -> None:
+    """MAX_GROUPS is read when an LP is split, not bound when the module was imported: setting it
+    (here, or in a worker from the carried values) changes the groups of ``Split.of`` and of a
+    ``SeparableLP`` made without ``max_groups``."""
+    from conftest import retailer_lp
+    from sim.model.separable import SeparableLP, Split, pieces
+
+    monkeypatch.setattr(separable, "SPLIT_MIN_VARIABLES", 0)
+    lp, _ = retailer_lp(default_scenario)
+    assert np.unique(pieces(lp)).size > 3  # the retailer's LP falls apart into more than 3 pieces
+    for groups in (2, 3):
+        monkeypatch.setattr(separable, "MAX_GROUPS", groups)
+        assert len(Split.of(lp).parts) == groups
+        assert SeparableLP(lp).groups == groups
+    assert len(Split.of(lp, 2).parts) == 2  # an explicit max_groups still wins

@@ -81,8 +81,10 @@ class Split:
     parts: tuple[tuple[np.ndarray, np.ndarray, np.ndarray, LinearProgram], ...]
 
     @staticmethod
-    def of(lp: LinearProgram, max_groups: int = MAX_GROUPS) -> "Split":
-        """The groups of ``lp`` (none, for an LP solved whole: small, or in one piece)."""
+    def of(lp: LinearProgram, max_groups: int | None = None) -> "Split":
+        """The groups of ``lp`` (none, for an LP solved whole: small, or in one piece); at most
+        ``max_groups`` (default :data:`MAX_GROUPS`, read at the call, so that setting it takes effect)."""
+        max_groups = MAX_GROUPS if max_groups is None else max_groups
         piece = pieces(lp) if lp.n >= SPLIT_MIN_VARIABLES else np.zeros(lp.n, dtype=np.int64)
         n_groups = int(min(max_groups, piece.max(initial=0) + 1))
         if n_groups <= 1:
@@ -106,7 +108,7 @@ class SeparableLP:
     ``with_bounds`` of :attr:`lp`). ``split``: :meth:`Split.of` of ``lp``, made once for many models
     of the same LP (default: made here). Not for use from two threads at once."""
 
-    def __init__(self, lp: LinearProgram, *, warm: bool = True, max_groups: int = MAX_GROUPS,
+    def __init__(self, lp: LinearProgram, *, warm: bool = True, max_groups: int | None = None,
                  split: Split | None = None) -> None:
         self.lp = lp
         split = Split.of(lp, max_groups) if split is None else split
