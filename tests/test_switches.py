@@ -68,3 +68,22 @@ def test_max_groups_set_here_decides_the_groups(default_scenario, monkeypatch) -
         assert len(Split.of(lp).parts) == groups
         assert SeparableLP(lp).groups == groups
     assert len(Split.of(lp, 2).parts) == 2  # an explicit max_groups still wins
+
+
+def test_a_carried_task_carries_every_switch_even_of_modules_not_imported_here() -> None:
+    """A Dask worker of a long-lived scheduler may hold values an earlier client's task set: a carried
+    task must reset those too, so it carries every switch, also from a process that has not imported
+    the switch's module (a fresh interpreter here; the sweep command has not imported policies.cpp)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from sim.model import switches; c = switches.Carried(print); "
+            "print(sorted(m for m, _ in c.values) == sorted(m for m, _ in switches.SWITCHES), "
+            "c.values[('policies.cpp', 'PROCESS_THRESHOLD')])")
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    from policies import cpp
+
+    assert out.split() == ["True", str(cpp.PROCESS_THRESHOLD)]

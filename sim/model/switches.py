@@ -30,9 +30,15 @@ SWITCHES: tuple[tuple[str, str], ...] = (
 )
 
 
-def current() -> dict[tuple[str, str], Any]:
+def current(every: bool = False) -> dict[tuple[str, str], Any]:
     """The switches of the modules imported in this process, with their values here. A module not
-    imported here holds its default, which a worker has without being told."""
+    imported here holds its default, which a worker of this process has without being told (its
+    modules are imported afresh, and this process's set of modules only grows). ``every``: all the
+    switches, their modules imported here if need be, for a worker that may have served another
+    process before (a Dask worker of a scheduler that outlives its clients), which must be told the
+    defaults too."""
+    if every:
+        return {(module, name): getattr(importlib.import_module(module), name) for module, name in SWITCHES}
     return {(module, name): getattr(sys.modules[module], name) for module, name in SWITCHES if module in sys.modules}
 
 
@@ -43,11 +49,13 @@ def apply(values: dict[tuple[str, str], Any]) -> None:
 
 
 class Carried:
-    """``fn`` with this process's switches: calling it in another process sets them, then calls ``fn``."""
+    """``fn`` with this process's switches: calling it in another process sets them, then calls ``fn``.
+    It carries every switch (``current(every=True)``): the process that calls it may keep values set
+    by an earlier caller's task."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
-        self.values = current()
+        self.values = current(every=True)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         apply(self.values)
