@@ -706,8 +706,9 @@ def _take_worker() -> subprocess.Popen | None:
 def prestart_workers(n: int, preload: tuple[str, ...] = ()) -> int:
     """Start ``n`` agent worker processes ahead of the negotiation, wait until each has imported
     flosim's negotiation code, the ``preload`` modules (for example the agents' modules, which
-    unpickling them would import) and those of the module switches (set from the agent's payload), and keep them idle: the next ``n`` :class:`ProcessNegotiator`
-    objects take them instead of starting a ``python`` each. Returns how many are idle now.
+    unpickling them would import) and those of the module switches (set from the agent's payload),
+    and keep them idle: the next ``n`` :class:`ProcessNegotiator` objects take them instead of
+    starting a ``python`` each. Returns how many are idle now.
 
     This is what an agent service that is already running saves: the interpreter's start and its
     imports, nothing of the negotiation (the agent's data still travels, and its model is still built,
@@ -812,8 +813,8 @@ class ProcessNegotiator:
     agent (its LP negotiator is built there), any negotiator (for example a
     :class:`sim.negotiation.flopro_adapter.FloProNegotiator`), or a picklable factory without arguments that builds
     one there (for agents that cannot be pickled). The module switches set in this process
-    (:mod:`sim.model.switches`) travel with the agent, so the worker answers as this process would. The object offers ``best_response`` (the protocol)
-    plus ``confirm``, ``own_cost`` and ``dual_value`` (agent side) and ``can_certify`` (whether the
+    (:mod:`sim.model.switches`) travel with the agent, so the worker answers as this process would.
+    The object offers ``best_response`` (the protocol) plus ``confirm``, ``own_cost`` and ``dual_value`` (agent side) and ``can_certify`` (whether the
     negotiator in the worker offers the last two). Use it as a context manager or call :meth:`close`:
     the worker then drops the agent's model and waits, idle, for the next negotiation's agent (at most
     :data:`MAX_IDLE_WORKERS` wait; a sweep's or a run's later weeks do not start a ``python`` each).
