@@ -814,8 +814,9 @@ class ProcessNegotiator:
     :class:`sim.negotiation.flopro_adapter.FloProNegotiator`), or a picklable factory without arguments that builds
     one there (for agents that cannot be pickled). The module switches set in this process
     (:mod:`sim.model.switches`) travel with the agent, so the worker answers as this process would.
-    The object offers ``best_response`` (the protocol) plus ``confirm``, ``own_cost`` and ``dual_value`` (agent side) and ``can_certify`` (whether the
-    negotiator in the worker offers the last two). Use it as a context manager or call :meth:`close`:
+    The object offers ``best_response`` (the protocol) plus ``confirm``, ``own_cost`` and
+    ``dual_value`` (agent side) and ``can_certify`` (whether the negotiator in the worker offers the
+    last two). Use it as a context manager or call :meth:`close`:
     the worker then drops the agent's model and waits, idle, for the next negotiation's agent (at most
     :data:`MAX_IDLE_WORKERS` wait; a sweep's or a run's later weeks do not start a ``python`` each).
     """
