@@ -6,9 +6,9 @@ Three sizes, built programmatically (no files needed):
 * ``pilot``: the public Flo Pro V-ADK calibration: 330 products drawn by the V-ADK product generator,
   5 FCs, 5 regions with regional weights [0.247, 0.158, 0.233, 0.131, 0.231], 2 vendor origins,
   lanes from both origins to every FC, some with spare scheduled-truck volume, 6 weeks.
-* ``large``: 2,000 products x 20 FCs (8 regions, 4 origins), 6 weeks. It converges with every answer capped
-  (``--answer exact_below=0 --answer early_max_iter=800``: 101 rounds, about 77 minutes on two cores); at the
-  default answer settings its late answers take minutes each (``docs/cpp.md``).
+* ``large``: 2,000 products x 20 FCs (8 regions, 4 origins), 6 weeks. It converges with late answers capped
+  (``--answer max_iter=800``: 119 rounds, about 37 minutes on two cores); at the default answer settings
+  its late answers take minutes each (``docs/cpp.md``).
 * ``PxFxRxO`` (for example ``1000x5x5x2``): the same synthetic network with ``P`` products, ``F``
   FCs, ``R`` regions (equal weights) and ``O`` origins, seeded by ``P``, for scaling studies.
 * ``PxFxRxOxV`` (for example ``330x5x5x2x3``): ``V`` vendors, each with its own ``O`` origins and lanes
