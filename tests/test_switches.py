@@ -3,6 +3,11 @@ answers as this process would, and a task carried to another process sees the va
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from conftest import one_vendor_round
@@ -47,8 +52,6 @@ def test_a_carried_task_sets_the_switches_of_this_process(monkeypatch) -> None:
 
 
 def test_every_switch_names_a_module_global() -> None:
-    import importlib
-
     for module, name in switches.SWITCHES:
         assert hasattr(importlib.import_module(module), name), (module, name)
 
@@ -74,14 +77,9 @@ def test_a_carried_task_carries_every_switch_even_of_modules_not_imported_here()
     """A Dask worker of a long-lived scheduler may hold values an earlier client's task set: a carried
     task must reset those too, so it carries every switch, also from a process that has not imported
     the switch's module (a fresh interpreter here; the sweep command has not imported policies.cpp)."""
-    import subprocess
-    import sys
-
     code = ("import sys; from sim.model import switches; c = switches.Carried(print); "
             "print(sorted(m for m, _ in c.values) == sorted(m for m, _ in switches.SWITCHES), "
             "c.values[('policies.cpp', 'PROCESS_THRESHOLD')])")
-    from pathlib import Path
-
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout
     from policies import cpp
